@@ -1,0 +1,36 @@
+// Fashion-MNIST with backprop on the ideal digital substrate: 784-256-10, tanh, batch 64,
+// momentum SGD, 10 epochs. Prints test accuracy per epoch (≈ 88–89 % at the end).
+// Usage: fashion_mnist_backprop [epochs] [data dir]
+#include <pnn/pnn.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+using namespace pnn;
+
+using net_t = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,
+                      dense<dynamic, dynamic, physics::digital, noise::none, act::identity>>;
+
+int main(int argc, char** argv) try {
+  const std::size_t epochs = argc > 1 ? std::stoul(argv[1]) : 10;
+  const data::split fm = argc > 2 ? data::fashion_mnist(argv[2]) : data::fashion_mnist();
+
+  net_t net({784, 256, 10}, seed{42});
+  const std::size_t steps = epochs * ((fm.train.size() + 63) / 64);
+  learn::backprop<optim::momentum> rule{{.optimizer = {
+      .learning_rate = 0.02f,
+      .momentum = 0.9f,
+      .lr_schedule = {.type = optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}}}};
+
+  const auto hist = train(net, rule, loss::softmax_cross_entropy{}, fm.train,
+                          {.epochs = epochs, .batch = 64, .seed = 1, .test = &fm.test});
+  for (const auto& m : hist)
+    std::printf("epoch %2zu  train loss %.4f  train acc %.2f %%  test acc %.2f %%  (%.0f samples/s)\n", m.epoch,
+                m.train_loss, 100 * m.train_accuracy, 100 * m.test_accuracy, m.samples_per_second);
+  std::printf("test accuracy: %.2f %%\n", 100 * hist.back().test_accuracy);
+  return 0;
+} catch (const pnn::error& e) {
+  std::fprintf(stderr, "fashion_mnist_backprop: %s\n", e.what());
+  return 1;
+}

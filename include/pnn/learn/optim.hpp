@@ -1,0 +1,190 @@
+/// \file
+/// \brief Digital optimisers (`pnn::optim`): turn a rule's estimate into the update programmed.
+///
+/// A learning rule owns the estimator; its optimiser owns the learning rate and its schedule
+/// (ARCHITECTURE.md). Hyper-parameters sit in a small aggregate, so
+/// `learn::backprop<optim::momentum>{{.optimizer = {.learning_rate = 0.01f, .momentum = 0.9f}}}`
+/// reads like a configuration; the per-network state (velocity, moments) is created for the
+/// concrete network type when optimisation starts (ensmallen's design).
+/// `apply` rewrites the estimate in place into the update the substrate subtracts.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <numbers>
+#include <vector>
+
+#include <pnn/nn/gradients.hpp>
+#include <pnn/physics/concepts.hpp>
+
+namespace pnn::optim {
+
+/// Learning-rate schedule: the factor multiplying η at a given step.
+struct schedule {
+  enum class kind { constant, cosine, exponential };
+  kind type = kind::constant;
+  std::size_t total_steps = 0;  ///< cosine: steps over which η decays to `min_factor`·η
+  double min_factor = 0.0;      ///< cosine floor
+  double gamma = 1.0;           ///< exponential: factor per `step_size` steps
+  std::size_t step_size = 1;
+
+  /// Multiplier of the base learning rate at `step` (0-based).
+  [[nodiscard]] double factor(std::size_t step) const noexcept {
+    switch (type) {
+      case kind::cosine: {
+        if (total_steps == 0) return 1.0;
+        const double p = step >= total_steps ? 1.0 : double(step) / double(total_steps);
+        return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + std::cos(std::numbers::pi * p));
+      }
+      case kind::exponential:
+        return std::pow(gamma, double(step / (step_size == 0 ? 1 : step_size)));
+      case kind::constant:
+      default:
+        return 1.0;
+    }
+  }
+};
+
+namespace detail {
+/// Base learning rate of layer `i`: a per-layer value when given, else the global one.
+inline double layer_rate(float global, const std::vector<float>& per_layer, std::size_t i) {
+  return i < per_layer.size() ? double(per_layer[i]) : double(global);
+}
+
+template <class Net>
+void add_weight_decay(gradients<Net>& g, const Net& net, float decay) {
+  if (decay == 0.0f) return;
+  using T = typename Net::value_type;
+  net.for_each_layer([&](const auto& l, std::size_t i) {
+    if constexpr (dense_tile<typename std::remove_cvref_t<decltype(l)>::tile_type>)
+      simd::axpy<T>(g[i].weight.size(), static_cast<T>(decay), l.tile.weight_data(), g[i].weight.data());
+    g[i].factored = false;
+  });
+}
+}  // namespace detail
+
+/// Plain stochastic gradient descent: update `= η_l · s(k) · ĝ`. Keeps the factored form, so a
+/// crossbar can realise it with stochastic pulse trains.
+struct sgd {
+  static constexpr const char* name = "sgd";
+  float learning_rate = 0.01f;
+  float weight_decay = 0.0f;
+  schedule lr_schedule{};
+  std::vector<float> layer_learning_rates{};  ///< optional η per layer (EP uses one per layer)
+
+  template <class Net>
+  struct state {
+    std::size_t step = 0;
+  };
+
+  /// Rewrites the estimate `g` into the update to subtract.
+  template <class Net>
+  void apply(gradients<Net>& g, state<Net>& s, const Net& net) const {
+    using T = typename Net::value_type;
+    detail::add_weight_decay(g, net, weight_decay);
+    const double f = lr_schedule.factor(s.step++);
+    for (std::size_t i = 0; i < Net::num_layers; ++i)
+      g[i].scale(static_cast<T>(f * detail::layer_rate(learning_rate, layer_learning_rates, i)));
+  }
+};
+
+/// Heavy-ball momentum: `v ← μ v + ĝ`, update `= η v` (Nesterov: `η (ĝ + μ v)`).
+struct momentum {
+  static constexpr const char* name = "momentum";
+  float learning_rate = 0.01f;
+  float momentum = 0.9f;
+  bool nesterov = false;
+  float weight_decay = 0.0f;
+  schedule lr_schedule{};
+  std::vector<float> layer_learning_rates{};
+
+  template <class Net>
+  struct state {
+    std::size_t step = 0;
+    gradients<Net> velocity{};
+    bool ready = false;
+  };
+
+  template <class Net>
+  void apply(gradients<Net>& g, state<Net>& s, const Net& net) const {
+    using T = typename Net::value_type;
+    detail::add_weight_decay(g, net, weight_decay);
+    if (!s.ready) {
+      s.velocity.reshape(net);
+      s.ready = true;
+    }
+    const double f = lr_schedule.factor(s.step++);
+    const T mu = static_cast<T>(momentum);
+    for (std::size_t i = 0; i < Net::num_layers; ++i) {
+      const T eta = static_cast<T>(f * detail::layer_rate(learning_rate, layer_learning_rates, i));
+      auto update = [&](T* gv, T* vv, std::size_t n) {
+        for (std::size_t k = 0; k < n; ++k) {
+          vv[k] = mu * vv[k] + gv[k];
+          gv[k] = eta * (nesterov ? gv[k] + mu * vv[k] : vv[k]);
+        }
+      };
+      update(g[i].weight.data(), s.velocity[i].weight.data(), g[i].weight.size());
+      update(g[i].bias.data(), s.velocity[i].bias.data(), g[i].bias.size());
+      g[i].factored = false;
+    }
+  }
+};
+
+/// Adam (Kingma & Ba 2015) with bias correction: update `= η m̂/(√v̂ + ε)`.
+struct adam {
+  static constexpr const char* name = "adam";
+  float learning_rate = 0.001f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float epsilon = 1e-8f;
+  float weight_decay = 0.0f;
+  schedule lr_schedule{};
+  std::vector<float> layer_learning_rates{};
+
+  template <class Net>
+  struct state {
+    std::size_t step = 0;
+    gradients<Net> m{}, v{};
+    bool ready = false;
+  };
+
+  template <class Net>
+  void apply(gradients<Net>& g, state<Net>& s, const Net& net) const {
+    using T = typename Net::value_type;
+    detail::add_weight_decay(g, net, weight_decay);
+    if (!s.ready) {
+      s.m.reshape(net);
+      s.v.reshape(net);
+      s.ready = true;
+    }
+    const double f = lr_schedule.factor(s.step);
+    ++s.step;
+    const double c1 = 1.0 - std::pow(double(beta1), double(s.step));
+    const double c2 = 1.0 - std::pow(double(beta2), double(s.step));
+    const T b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2), eps = static_cast<T>(epsilon);
+    for (std::size_t i = 0; i < Net::num_layers; ++i) {
+      const T step_size = static_cast<T>(f * detail::layer_rate(learning_rate, layer_learning_rates, i) / c1);
+      const T root_c2 = static_cast<T>(std::sqrt(c2));
+      auto update = [&](T* gv, T* mv, T* vv, std::size_t n) {
+        for (std::size_t k = 0; k < n; ++k) {
+          mv[k] = b1 * mv[k] + (T(1) - b1) * gv[k];
+          vv[k] = b2 * vv[k] + (T(1) - b2) * gv[k] * gv[k];
+          gv[k] = step_size * mv[k] / (std::sqrt(vv[k]) / root_c2 + eps);
+        }
+      };
+      update(g[i].weight.data(), s.m[i].weight.data(), s.v[i].weight.data(), g[i].weight.size());
+      update(g[i].bias.data(), s.m[i].bias.data(), s.v[i].bias.data(), g[i].bias.size());
+      g[i].factored = false;
+    }
+  }
+};
+
+}  // namespace pnn::optim
+
+namespace pnn {
+/// An optimiser: typed per-network state and `apply(estimate, state, net)`.
+template <class O, class Net>
+concept optimizer = requires(const O& o, gradients<Net>& g, typename O::template state<Net>& s, const Net& net) {
+  o.apply(g, s, net);
+};
+}  // namespace pnn

@@ -1,0 +1,147 @@
+/// \file
+/// \brief What every learning rule shares: the rule concept, batch checks, per-network cached
+/// state, and programming an update onto the substrates.
+///
+/// A learning rule computes an update estimate (`estimate`), and `step` shapes it with the
+/// rule's optimiser and hands it to each layer's substrate (`program`), which applies what the
+/// device physics allows (ARCHITECTURE.md, "Separation that keeps the house simple").
+#pragma once
+
+#include <any>
+#include <cstddef>
+#include <string>
+
+#include <xtensor/xtensor.hpp>
+
+#include <pnn/core/rng.hpp>
+#include <pnn/nn/forward.hpp>
+#include <pnn/nn/gradients.hpp>
+#include <pnn/nn/loss.hpp>
+#include <pnn/simd/gemm.hpp>
+
+namespace pnn {
+
+/// What `step` reports about the batch it trained on (measured before the update).
+struct step_result {
+  double loss = 0;          ///< batch-mean loss
+  std::size_t correct = 0;  ///< samples whose output argmax equals the target's argmax
+  std::size_t count = 0;    ///< batch size
+};
+
+/// Programs `update` (to subtract) onto every layer's substrate; layer `i` draws write noise
+/// from `g.split(i)`.
+template <class Net>
+void program(Net& net, const gradients<Net>& update, rng& g) {
+  net.for_each_layer([&](auto& l, std::size_t i) {
+    rng gl = g.split(i);
+    l.tile.program(update[i], gl);
+  });
+}
+
+namespace detail {
+
+/// A batch and its targets as contiguous row-major matrices, checked against the network's
+/// extents and for finiteness. A batch that already is an `xt::xtensor<T, 2>` is used in place.
+template <class T>
+struct checked_batch {
+  const T* x = nullptr;
+  const T* target = nullptr;
+  std::size_t n = 0;
+  xt::xtensor<T, 2> x_copy{}, target_copy{};
+};
+
+template <class T, class E>
+const T* batch_pointer(const xt::xexpression<E>& e, std::size_t cols, const char* what, xt::xtensor<T, 2>& copy,
+                       std::size_t& rows) {
+  if constexpr (std::is_same_v<E, xt::xtensor<T, 2>>) {
+    const auto& m = e.derived_cast();
+    if (m.shape()[1] != cols)
+      throw_error(std::string(what) + ": expected rows of " + std::to_string(cols) + " values, got " +
+                  std::to_string(m.shape()[1]));
+    require_finite(m.data(), m.size(), what);
+    rows = m.shape()[0];
+    return m.data();
+  } else {
+    copy = as_batch<T>(e, cols, what);
+    rows = copy.shape()[0];
+    return copy.data();
+  }
+}
+
+template <class Net, class X, class Y>
+checked_batch<typename Net::value_type> check_batch(const Net& net, const xt::xexpression<X>& x,
+                                                    const xt::xexpression<Y>& target, const char* rule) {
+  using T = typename Net::value_type;
+  checked_batch<T> b;
+  std::size_t tn = 0;
+  b.x = batch_pointer<T>(x, net.input_size(), (std::string(rule) + ": x").c_str(), b.x_copy, b.n);
+  b.target = batch_pointer<T>(target, net.output_size(), (std::string(rule) + ": target").c_str(), b.target_copy, tn);
+  if (tn != b.n)
+    throw_error(std::string(rule) + ": x has " + std::to_string(b.n) + " rows but target has " + std::to_string(tn));
+  if (b.n == 0) throw_error(std::string(rule) + ": empty batch");
+  return b;
+}
+
+/// Number of rows whose argmax agrees between `y` and `t` (both n × k).
+template <class T>
+std::size_t count_correct(const T* y, const T* t, std::size_t n, std::size_t k) {
+  std::size_t c = 0;
+  for (std::size_t r = 0; r < n; ++r) {
+    std::size_t ay = 0, at = 0;
+    for (std::size_t j = 1; j < k; ++j) {
+      if (y[r * k + j] > y[r * k + ay]) ay = j;
+      if (t[r * k + j] > t[r * k + at]) at = j;
+    }
+    c += (ay == at) ? 1U : 0U;
+  }
+  return c;
+}
+
+/// Typed per-network state kept by a rule across steps (buffers, optimiser state). Rules are
+/// not templated on the network, so the state is created for the concrete type on first use.
+template <class State>
+State& cached(std::any& slot) {
+  if (auto* s = std::any_cast<State>(&slot)) return *s;
+  slot = State{};
+  return *std::any_cast<State>(&slot);
+}
+
+/// Rejects a non-finite update before it reaches the substrate (a diverging rule is reported,
+/// not propagated into the weights).
+template <class Net>
+void require_finite_update(const gradients<Net>& g, const char* rule) {
+  for (std::size_t i = 0; i < Net::num_layers; ++i)
+    if (!all_finite(g[i].weight.data(), g[i].weight.size()) || !all_finite(g[i].bias.data(), g[i].bias.size()))
+      throw_error(std::string(rule) + ": update of layer " + std::to_string(i) +
+                  " is not finite (the rule diverged); the network was left unchanged");
+}
+
+/// `ĝ_W = scale · δᵀ h` and `ĝ_b = scale · Σ_n δ_n` for one layer, keeping the factors when the
+/// layer's substrate can use them.
+template <class Layer, class T>
+void outer_product_update(const Layer&, const T* h, const T* delta, std::size_t n, std::size_t in,
+                          std::size_t out, T scale, layer_gradient<T>& g) {
+  simd::gemm_tn<T>(out, in, n, scale, delta, out, h, in, T(0), g.weight.data(), in);
+  for (std::size_t j = 0; j < out; ++j) g.bias.data()[j] = T(0);
+  for (std::size_t r = 0; r < n; ++r) simd::axpy<T>(out, scale, delta + r * out, g.bias.data());
+  g.factored = false;
+  if constexpr (requires { Layer::tile_type::uses_update_factors; }) {
+    if constexpr (Layer::tile_type::uses_update_factors) {
+      if (g.input.shape()[0] != n || g.input.shape()[1] != in) g.input.resize({n, in});
+      if (g.delta.shape()[0] != n || g.delta.shape()[1] != out) g.delta.resize({n, out});
+      std::copy(h, h + n * in, g.input.data());
+      std::copy(delta, delta + n * out, g.delta.data());
+      g.factor_scale = scale;
+      g.factored = true;
+    }
+  }
+}
+
+/// `δ = dy ⊙ f′(a, h)` for a layer's activation.
+template <class Layer, class T>
+void times_derivative(const Layer& l, const T* dy, const T* a, const T* h, std::size_t count, T* delta) {
+  for (std::size_t k = 0; k < count; ++k) delta[k] = dy[k] * l.activation.derivative(a[k], h[k]);
+}
+
+}  // namespace detail
+}  // namespace pnn

@@ -1,0 +1,119 @@
+/// \file
+/// \brief `pnn::dense<In, Out, Substrate, Noise, Activation>`: one physical layer.
+///
+/// A layer is a substrate tile (the physics computing `W x` and holding the parameters), a noise
+/// policy (how the read deviates from ideal) and an activation (the nonlinearity after it):
+/// `a = noise_out(tile.read(noise_in(x))) + b`, `h = f(a)`. Extents are template values;
+/// `std::dynamic_extent` (`pnn::dynamic`) gives run-time sizes.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+
+#include <pnn/core/extents.hpp>
+#include <pnn/core/rng.hpp>
+#include <pnn/nn/activation.hpp>
+#include <pnn/noise/none.hpp>
+#include <pnn/physics/concepts.hpp>
+#include <pnn/simd/blas.hpp>
+
+namespace pnn {
+
+/// A fully connected physical layer with `In` inputs and `Out` outputs.
+/// \tparam Substrate  physics computing the weighted sum (`physics::digital`, `crossbar<D>`, …)
+/// \tparam Noise      deviation of the read from ideal (`noise::none`, `noise::chain<…>`, …)
+/// \tparam Activation nonlinearity after the read (`act::tanh`, …)
+template <std::size_t In, std::size_t Out, substrate Substrate, noise_policy Noise = noise::none,
+          class Activation = act::identity>
+class dense {
+ public:
+  using substrate_type = Substrate;
+  using noise_type = Noise;
+  using activation_type = Activation;
+  using value_type = typename Substrate::value_type;
+  using tile_type = typename Substrate::template tile<In, Out>;
+  static_assert(activation<Activation, value_type>,
+                "pnn::dense: Activation must provide f(x) and f.derivative(a, h) (see pnn::activation)");
+
+  static constexpr std::size_t in_extent = In;
+  static constexpr std::size_t out_extent = Out;
+  static constexpr bool is_static = (In != dynamic && Out != dynamic);
+  static constexpr bool has_input_noise = has_input_stage<Noise, value_type>;
+  static constexpr bool has_output_noise = has_output_stage<Noise, value_type>;
+
+  tile_type tile{};
+  Noise noise{};
+  Activation activation{};
+
+  [[nodiscard]] constexpr std::size_t in_size() const noexcept { return tile.in_size(); }
+  [[nodiscard]] constexpr std::size_t out_size() const noexcept { return tile.out_size(); }
+
+  /// Shapes the layer and draws its initial parameters: Glorot-uniform weights (He-uniform for
+  /// ReLU), zero bias; then lets the substrate and noise draw their per-device state.
+  /// \pre `in`, `out` > 0 and equal to the static extents where those are fixed.
+  void initialize(std::size_t in, std::size_t out, rng& g) {
+    PNN_EXPECTS(in > 0 && out > 0, "pnn::dense: extents must be positive");
+    tile.resize(in, out);
+    if constexpr (dense_tile<tile_type>) {
+      using T = value_type;
+      const double fan = std::is_same_v<Activation, act::relu> ? double(in) : 0.5 * double(in + out);
+      const T limit = static_cast<T>(std::sqrt(3.0 / fan));
+      T* w = tile.weight_data();
+      for (std::size_t i = 0; i < in * out; ++i) w[i] = static_cast<T>((2 * g.uniform_double() - 1)) * limit;
+      T* b = tile.bias_data();
+      for (std::size_t j = 0; j < out; ++j) b[j] = T(0);
+    }
+    if constexpr (requires { tile.prepare(g); }) tile.prepare(g);
+    if constexpr (requires { noise.prepare(in, out, g); }) noise.prepare(in, out, g);
+  }
+
+  /// Forward read of a batch: `x` (n × In) → pre-activation `a` and output `h` (n × Out).
+  /// `a` may alias `h` (inference: bias and activation fused in one pass). `input_scratch`
+  /// (n × In values) is needed only when the noise policy perturbs inputs.
+  void forward(const value_type* x, std::size_t n, value_type* a, value_type* h, rng& g,
+               value_type* input_scratch = nullptr) const {
+    const value_type* drive = x;
+    if constexpr (has_input_noise) {
+      PNN_EXPECTS(input_scratch != nullptr, "pnn::dense: input noise needs a scratch buffer");
+      for (std::size_t i = 0; i < n * in_size(); ++i) input_scratch[i] = x[i];
+      rng gi = g.split(0);
+      noise.input(input_scratch, n * in_size(), gi);
+      drive = input_scratch;
+    }
+    rng gr = g.split(1);
+    tile.read(drive, n, a, gr);
+    if constexpr (has_output_noise) {
+      rng go = g.split(2);
+      noise.output(a, n * out_size(), go);
+    }
+    if (a == h) {
+      simd::bias_map<value_type>(n, out_size(), a, out_size(), bias_or_null(), activation);
+    } else {
+      simd::bias_map<value_type>(n, out_size(), a, out_size(), bias_or_null(), act::identity{});
+      simd::map<value_type>(n * out_size(), a, h, activation);
+    }
+  }
+
+  /// Transposed read through the same physics: `dx` (n × In) = `dy` (n × Out) W.
+  void backward_read(const value_type* dy, std::size_t n, value_type* dx, rng& g) const
+    requires transposable_tile<tile_type>
+  {
+    rng gr = g.split(3);
+    tile.read_transposed(dy, n, dx, gr);
+  }
+
+ private:
+  const value_type* bias_or_null() const noexcept {
+    if constexpr (requires { tile.bias_data(); }) return tile.bias_data();
+    else return nullptr;
+  }
+};
+
+/// True for instantiations of `pnn::dense`.
+template <class L>
+inline constexpr bool is_dense_v = false;
+template <std::size_t I, std::size_t O, class S, class N, class A>
+inline constexpr bool is_dense_v<dense<I, O, S, N, A>> = true;
+
+}  // namespace pnn

@@ -1,0 +1,158 @@
+/// \file
+/// \brief `pnn::gradients<Net>`: a learning rule's per-layer update estimate, with alignment.
+///
+/// A rule's `estimate` fills one `layer_gradient` per layer: the dense weight update `ĝ_W`
+/// (Out × In) and bias update `ĝ_b`. Where the estimate is a batch of outer products
+/// (`ĝ_W = s · Σ_n δ_n h_nᵀ`, as for backprop, FA, DFA, EP) it also carries the factors
+/// `(h, δ, s)`, because a crossbar's stochastic pulse trains are driven by the factors, not by
+/// their product (ARCHITECTURE.md). `cosine(a, b)` gives the alignment between two estimates.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <numbers>
+
+#include <xtensor/xtensor.hpp>
+
+#include <pnn/core/error.hpp>
+#include <pnn/nn/network.hpp>
+#include <pnn/simd/blas.hpp>
+
+namespace pnn {
+
+/// One layer's update estimate.
+template <class T>
+struct layer_gradient {
+  xt::xtensor<T, 2> weight{};  ///< ĝ_W, Out × In (row-major, like the tile's W)
+  xt::xtensor<T, 1> bias{};    ///< ĝ_b, Out
+  /// Factored form, valid when `factored`: `weight == factor_scale · deltaᵀ · input`.
+  xt::xtensor<T, 2> input{};  ///< h_{l−1}, n × In
+  xt::xtensor<T, 2> delta{};  ///< δ_l, n × Out
+  T factor_scale = T(0);
+  bool factored = false;
+
+  T* weight_data() noexcept { return weight.data(); }
+  const T* weight_data() const noexcept { return weight.data(); }
+  T* bias_data() noexcept { return bias.data(); }
+  const T* bias_data() const noexcept { return bias.data(); }
+
+  /// Multiplies the update by `s` (the factored form follows).
+  void scale(T s) {
+    simd::scale<T>(weight.size(), s, weight.data());
+    simd::scale<T>(bias.size(), s, bias.data());
+    factor_scale *= s;
+  }
+};
+
+/// Per-layer update estimates of a network `Net`, with vector-space arithmetic.
+template <class Net>
+class gradients {
+ public:
+  using value_type = typename Net::value_type;
+  static constexpr std::size_t num_layers = Net::num_layers;
+
+  gradients() = default;
+  /// Zero estimates shaped like `net`'s parameters.
+  explicit gradients(const Net& net) { reshape(net); }
+
+  /// Shapes every layer like `net` without clearing values that are about to be overwritten
+  /// (the hot path of every rule).
+  void ensure_shape(const Net& net) {
+    net.for_each_layer([&](const auto& l, std::size_t i) {
+      auto& g = layers[i];
+      if (g.weight.shape()[0] != l.out_size() || g.weight.shape()[1] != l.in_size())
+        g.weight.resize({l.out_size(), l.in_size()});
+      if (g.bias.size() != l.out_size()) g.bias.resize({l.out_size()});
+      g.factored = false;
+    });
+  }
+
+  /// Shapes every layer like `net` (weights Out × In, bias Out) and zeroes it.
+  void reshape(const Net& net) {
+    net.for_each_layer([&](const auto& l, std::size_t i) {
+      auto& g = layers[i];
+      if (g.weight.shape()[0] != l.out_size() || g.weight.shape()[1] != l.in_size())
+        g.weight.resize({l.out_size(), l.in_size()});
+      if (g.bias.size() != l.out_size()) g.bias.resize({l.out_size()});
+      g.weight.fill(value_type(0));
+      g.bias.fill(value_type(0));
+      g.factored = false;
+    });
+  }
+
+  layer_gradient<value_type>& operator[](std::size_t i) noexcept { return layers[i]; }
+  const layer_gradient<value_type>& operator[](std::size_t i) const noexcept { return layers[i]; }
+
+  gradients& operator+=(const gradients& o) { return combine(o, value_type(1)); }
+  gradients& operator-=(const gradients& o) { return combine(o, value_type(-1)); }
+  gradients& operator*=(value_type s) {
+    for (auto& g : layers) g.scale(s);
+    return *this;
+  }
+  friend gradients operator+(gradients a, const gradients& b) { return a += b; }
+  friend gradients operator-(gradients a, const gradients& b) { return a -= b; }
+  friend gradients operator*(gradients a, value_type s) { return a *= s; }
+  friend gradients operator*(value_type s, gradients a) { return a *= s; }
+
+  /// Inner product over all layers' weights and biases (accumulated in double).
+  [[nodiscard]] double dot(const gradients& o) const {
+    double s = 0;
+    for (std::size_t i = 0; i < num_layers; ++i) s += layer_dot(o, i);
+    return s;
+  }
+  /// Inner product of layer `i`'s weights and bias with `o`'s.
+  [[nodiscard]] double layer_dot(const gradients& o, std::size_t i) const {
+    check_same_shape(o, i);
+    double s = 0;
+    const auto& a = layers[i];
+    const auto& b = o.layers[i];
+    for (std::size_t k = 0; k < a.weight.size(); ++k) s += double(a.weight.data()[k]) * double(b.weight.data()[k]);
+    for (std::size_t k = 0; k < a.bias.size(); ++k) s += double(a.bias.data()[k]) * double(b.bias.data()[k]);
+    return s;
+  }
+  /// Euclidean norm over all layers.
+  [[nodiscard]] double norm() const { return std::sqrt(dot(*this)); }
+
+  std::array<layer_gradient<value_type>, num_layers> layers{};
+
+ private:
+  void check_same_shape(const gradients& o, std::size_t i) const {
+    PNN_EXPECTS(layers[i].weight.size() == o.layers[i].weight.size() && layers[i].bias.size() == o.layers[i].bias.size(),
+                "pnn::gradients: estimates of different shapes");
+  }
+  gradients& combine(const gradients& o, value_type s) {
+    for (std::size_t i = 0; i < num_layers; ++i) {
+      check_same_shape(o, i);
+      simd::axpy<value_type>(layers[i].weight.size(), s, o.layers[i].weight.data(), layers[i].weight.data());
+      simd::axpy<value_type>(layers[i].bias.size(), s, o.layers[i].bias.data(), layers[i].bias.data());
+      layers[i].factored = false;  // a sum of two factored updates is no longer one product
+    }
+    return *this;
+  }
+};
+
+/// Cosine of the angle between two estimates over all layers (1: same direction). Zero when
+/// either is zero.
+template <class Net>
+[[nodiscard]] double cosine(const gradients<Net>& a, const gradients<Net>& b) {
+  const double na = a.norm(), nb = b.norm();
+  return (na == 0 || nb == 0) ? 0.0 : a.dot(b) / (na * nb);
+}
+
+/// Cosine between layer `i` of two estimates.
+template <class Net>
+[[nodiscard]] double cosine(const gradients<Net>& a, const gradients<Net>& b, std::size_t i) {
+  const double na = std::sqrt(a.layer_dot(a, i)), nb = std::sqrt(b.layer_dot(b, i));
+  return (na == 0 || nb == 0) ? 0.0 : a.layer_dot(b, i) / (na * nb);
+}
+
+/// Angle in degrees between layer `i` of two estimates (the alignment angle of FA/DFA papers).
+template <class Net>
+[[nodiscard]] double angle_degrees(const gradients<Net>& a, const gradients<Net>& b, std::size_t i) {
+  double c = cosine(a, b, i);
+  c = c > 1 ? 1 : (c < -1 ? -1 : c);
+  return std::acos(c) * 180.0 / std::numbers::pi;
+}
+
+}  // namespace pnn

@@ -1,0 +1,85 @@
+/// \file
+/// \brief `physics::digital`: the ideal reference substrate, `y = W x` computed exactly.
+///
+/// The substrate every other one is compared against and the default digital twin (PHYSICS.md
+/// §1). Its tile owns the weights `W` (Out × In, row-major) and the bias `b`; a read is one GEMM
+/// through our kernels and programming subtracts the update exactly.
+#pragma once
+
+#include <cstddef>
+
+#include <pnn/core/extents.hpp>
+#include <pnn/core/rng.hpp>
+#include <pnn/simd/blas.hpp>
+#include <pnn/simd/gemm.hpp>
+
+namespace pnn::physics {
+
+/// Ideal digital substrate with value type `T` (`float` for speed, `double` for checks).
+template <class T>
+struct basic_digital {
+  using value_type = T;
+  static constexpr const char* name = "digital";
+
+  /// The digital substrate has no physical parameters.
+  struct params {};
+
+  /// One layer's worth of digital weights: `W` (Out × In) and `b` (Out).
+  template <std::size_t In, std::size_t Out>
+  class tile {
+   public:
+    using value_type = T;
+    static constexpr std::size_t in_extent = In;
+    static constexpr std::size_t out_extent = Out;
+
+    /// Sets the shape (dynamic extents) and zeroes the parameters.
+    void resize(std::size_t in, std::size_t out) {
+      weight_.resize(out, in);
+      bias_.resize(1, out);
+    }
+    [[nodiscard]] constexpr std::size_t in_size() const noexcept { return weight_.cols(); }
+    [[nodiscard]] constexpr std::size_t out_size() const noexcept { return weight_.rows(); }
+
+    /// `y(n × Out) = x(n × In) Wᵀ`, exact. The bias is added by the layer.
+    void read(const T* x, std::size_t n, T* y, rng&) const {
+      simd::gemm_nt<T>(n, out_size(), in_size(), T(1), x, in_size(), weight_.data(), in_size(), T(0), y,
+                       out_size());
+    }
+    /// Transposed read `dx(n × In) = dy(n × Out) W`, exact.
+    void read_transposed(const T* dy, std::size_t n, T* dx, rng&) const {
+      simd::gemm_nn<T>(n, in_size(), out_size(), T(1), dy, out_size(), weight_.data(), in_size(), T(0), dx,
+                       in_size());
+    }
+
+    /// Programs an update: `W ← W − ΔW`, `b ← b − Δb` exactly. `U` is a layer update with
+    /// `weight_data()`/`bias_data()` of this tile's shape.
+    template <class U>
+    void program(const U& update, rng&) {
+      simd::axpy<T>(weight_.size(), T(-1), update.weight_data(), weight_.data());
+      simd::axpy<T>(out_size(), T(-1), update.bias_data(), bias_.data());
+    }
+    /// Writes target weights and bias directly (in-silico deployment onto an ideal substrate).
+    void set_weights(const T* w, const T* b, rng&) {
+      for (std::size_t i = 0; i < weight_.size(); ++i) weight_.data()[i] = w[i];
+      for (std::size_t j = 0; j < out_size(); ++j) bias_.data()[j] = b[j];
+    }
+    /// The weights the tile computes with (for the digital substrate: exactly `W`).
+    void effective_weights(T* w) const {
+      for (std::size_t i = 0; i < weight_.size(); ++i) w[i] = weight_.data()[i];
+    }
+
+    [[nodiscard]] constexpr T* weight_data() noexcept { return weight_.data(); }
+    [[nodiscard]] constexpr const T* weight_data() const noexcept { return weight_.data(); }
+    [[nodiscard]] constexpr T* bias_data() noexcept { return bias_.data(); }
+    [[nodiscard]] constexpr const T* bias_data() const noexcept { return bias_.data(); }
+
+   private:
+    matrix_storage<T, Out, In> weight_{};
+    matrix_storage<T, 1, Out> bias_{};
+  };
+};
+
+/// The ideal digital substrate in single precision (the usual twin and reference).
+using digital = basic_digital<float>;
+
+}  // namespace pnn::physics

@@ -1,0 +1,21 @@
+/// \file
+/// \brief Everything pnn offers: substrates, noise, layers, learning rules, training, data, I/O.
+#pragma once
+
+#include <pnn/embedded.hpp>
+
+#include <pnn/data/dataset.hpp>
+#include <pnn/data/fashion_mnist.hpp>
+#include <pnn/data/idx.hpp>
+#include <pnn/data/synthetic.hpp>
+#include <pnn/learn/backprop.hpp>
+#include <pnn/learn/in_silico.hpp>
+#include <pnn/learn/optim.hpp>
+#include <pnn/learn/rule.hpp>
+#include <pnn/nn/check_gradients.hpp>
+#include <pnn/nn/dynamic_storage.hpp>
+#include <pnn/nn/forward.hpp>
+#include <pnn/nn/gradients.hpp>
+#include <pnn/simd/random.hpp>
+#include <pnn/train/callbacks.hpp>
+#include <pnn/train/train.hpp>

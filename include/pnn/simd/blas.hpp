@@ -1,0 +1,289 @@
+/// \file
+/// \brief Vector and matrix-vector kernels (BLAS levels 1 and 2) and fused element-wise maps.
+///
+/// What a layer needs besides GEMM: single-sample products (`gemv`, `gemv_t`), the rank-1
+/// update of an online weight change (`ger`), reductions for norms and losses, and a fused
+/// bias-add-and-activation pass over a batch (`bias_map`) that touches each output once. All are
+/// written once over `pack<T, Arch>`, so they run on every xsimd architecture and on our `scalar`
+/// one. Element-wise functors vectorise when they offer a pack call (`pack_function`); otherwise
+/// their scalar call runs per element.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <type_traits>
+
+#include <pnn/core/config.hpp>
+#include <pnn/core/error.hpp>
+#include <pnn/simd/arch.hpp>
+
+namespace pnn::simd {
+
+/// An element-wise function with a scalar call `T f(T) const`.
+template <class F, class T>
+concept scalar_function = requires(const F& f, T x) {
+  { f(x) } -> std::convertible_to<T>;
+};
+
+/// An element-wise function that also maps a whole register: `pack<T, Arch> f(pack<T, Arch>) const`.
+template <class F, class T, class Arch>
+concept pack_function = requires(const F& f, pack<T, Arch> p) {
+  { f(p) } -> std::same_as<pack<T, Arch>>;
+};
+
+/// True when `map`/`bias_map` run `F` a register at a time on `Arch`. The scalar arch always
+/// uses the scalar call: a one-lane pack call would only add a wrapper around it.
+template <class F, class T, class Arch>
+concept vectorised_function = (!is_scalar_arch<Arch>) && pack_function<F, T, Arch>;
+
+/// Σ x(i)·y(i).
+/// \pre x, y are not null when n > 0.
+template <class T, class Arch = default_arch>
+T dot(std::size_t n, const T* x, const T* y) {
+  PNN_EXPECTS(n == 0 || (x != nullptr && y != nullptr), "dot: null vector");
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  // Four accumulators hide the FMA latency; one would make the loop latency-bound.
+  P s0(T(0)), s1(T(0)), s2(T(0)), s3(T(0));
+  std::size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    s0 = simd::fma(P::load_unaligned(x + i), P::load_unaligned(y + i), s0);
+    s1 = simd::fma(P::load_unaligned(x + i + W), P::load_unaligned(y + i + W), s1);
+    s2 = simd::fma(P::load_unaligned(x + i + 2 * W), P::load_unaligned(y + i + 2 * W), s2);
+    s3 = simd::fma(P::load_unaligned(x + i + 3 * W), P::load_unaligned(y + i + 3 * W), s3);
+  }
+  for (; i + W <= n; i += W) s0 = simd::fma(P::load_unaligned(x + i), P::load_unaligned(y + i), s0);
+  T s = simd::reduce_add((s0 + s1) + (s2 + s3));
+  for (; i < n; ++i) s += x[i] * y[i];
+  return s;
+}
+
+/// Σ x(i).
+/// \pre x is not null when n > 0.
+template <class T, class Arch = default_arch>
+T sum(std::size_t n, const T* x) {
+  PNN_EXPECTS(n == 0 || x != nullptr, "sum: null vector");
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  P s0(T(0)), s1(T(0)), s2(T(0)), s3(T(0));
+  std::size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    s0 += P::load_unaligned(x + i);
+    s1 += P::load_unaligned(x + i + W);
+    s2 += P::load_unaligned(x + i + 2 * W);
+    s3 += P::load_unaligned(x + i + 3 * W);
+  }
+  for (; i + W <= n; i += W) s0 += P::load_unaligned(x + i);
+  T s = simd::reduce_add((s0 + s1) + (s2 + s3));
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+/// Σ x(i)², the squared Euclidean norm.
+/// \pre x is not null when n > 0.
+template <class T, class Arch = default_arch>
+T sum_squares(std::size_t n, const T* x) {
+  PNN_EXPECTS(n == 0 || x != nullptr, "sum_squares: null vector");
+  return dot<T, Arch>(n, x, x);
+}
+
+/// max |x(i)|, the infinity norm; 0 for an empty vector.
+/// \pre x is not null when n > 0.
+template <class T, class Arch = default_arch>
+T abs_max(std::size_t n, const T* x) {
+  PNN_EXPECTS(n == 0 || x != nullptr, "abs_max: null vector");
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  P m0(T(0)), m1(T(0));
+  std::size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    m0 = simd::max(m0, simd::abs(P::load_unaligned(x + i)));
+    m1 = simd::max(m1, simd::abs(P::load_unaligned(x + i + W)));
+  }
+  for (; i + W <= n; i += W) m0 = simd::max(m0, simd::abs(P::load_unaligned(x + i)));
+  T m = simd::reduce_max(simd::max(m0, m1));
+  for (; i < n; ++i) {
+    const T a = x[i] < T(0) ? -x[i] : x[i];
+    m = a > m ? a : m;
+  }
+  return m;
+}
+
+/// y += alpha·x.
+/// \pre x, y are not null when n > 0; they do not overlap unless equal.
+template <class T, class Arch = default_arch>
+void axpy(std::size_t n, std::type_identity_t<T> alpha, const T* x, T* y) {
+  PNN_EXPECTS(n == 0 || (x != nullptr && y != nullptr), "axpy: null vector");
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  const P va(alpha);
+  std::size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const P r0 = simd::fma(va, P::load_unaligned(x + i), P::load_unaligned(y + i));
+    const P r1 = simd::fma(va, P::load_unaligned(x + i + W), P::load_unaligned(y + i + W));
+    r0.store_unaligned(y + i);
+    r1.store_unaligned(y + i + W);
+  }
+  for (; i + W <= n; i += W) simd::fma(va, P::load_unaligned(x + i), P::load_unaligned(y + i)).store_unaligned(y + i);
+  for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
+/// x *= alpha. alpha == 0 writes zeros without reading x (x may hold NaN).
+/// \pre x is not null when n > 0.
+template <class T, class Arch = default_arch>
+void scale(std::size_t n, std::type_identity_t<T> alpha, T* x) {
+  PNN_EXPECTS(n == 0 || x != nullptr, "scale: null vector");
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  std::size_t i = 0;
+  if (alpha == T(0)) {
+    const P zero(T(0));
+    for (; i + W <= n; i += W) zero.store_unaligned(x + i);
+    for (; i < n; ++i) x[i] = T(0);
+    return;
+  }
+  const P va(alpha);
+  for (; i + W <= n; i += W) (va * P::load_unaligned(x + i)).store_unaligned(x + i);
+  for (; i < n; ++i) x[i] *= alpha;
+}
+
+/// y(M) = alpha·A·x + beta·y, A row-major M×N with row stride `lda`, x of length N. With
+/// beta == 0, y is overwritten and never read.
+/// \pre A, x, y are not null where the sizes make them read or written; lda ≥ N.
+/// \pre y does not overlap A or x.
+template <class T, class Arch = default_arch>
+void gemv(std::size_t M, std::size_t N, std::type_identity_t<T> alpha, const T* A, std::size_t lda, const T* x,
+          std::type_identity_t<T> beta, T* y) {
+  PNN_EXPECTS(M == 0 || y != nullptr, "gemv: y is null");
+  PNN_EXPECTS(M == 0 || N == 0 || (A != nullptr && x != nullptr), "gemv: A or x is null");
+  PNN_EXPECTS(M == 0 || lda >= N, "gemv: lda is smaller than a row of A");
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  auto finish = [&](std::size_t i, T s) { y[i] = beta == T(0) ? alpha * s : alpha * s + beta * y[i]; };
+  if (N == 0) {
+    for (std::size_t i = 0; i < M; ++i) finish(i, T(0));
+    return;
+  }
+  std::size_t i = 0;
+  // Four rows at a time share each load of x.
+  for (; i + 4 <= M; i += 4) {
+    const T* a0 = A + i * lda;
+    const T* a1 = a0 + lda;
+    const T* a2 = a1 + lda;
+    const T* a3 = a2 + lda;
+    P s0(T(0)), s1(T(0)), s2(T(0)), s3(T(0));
+    std::size_t j = 0;
+    for (; j + W <= N; j += W) {
+      const P xv = P::load_unaligned(x + j);
+      s0 = simd::fma(P::load_unaligned(a0 + j), xv, s0);
+      s1 = simd::fma(P::load_unaligned(a1 + j), xv, s1);
+      s2 = simd::fma(P::load_unaligned(a2 + j), xv, s2);
+      s3 = simd::fma(P::load_unaligned(a3 + j), xv, s3);
+    }
+    T r0 = simd::reduce_add(s0), r1 = simd::reduce_add(s1), r2 = simd::reduce_add(s2), r3 = simd::reduce_add(s3);
+    for (; j < N; ++j) {
+      r0 += a0[j] * x[j];
+      r1 += a1[j] * x[j];
+      r2 += a2[j] * x[j];
+      r3 += a3[j] * x[j];
+    }
+    finish(i, r0);
+    finish(i + 1, r1);
+    finish(i + 2, r2);
+    finish(i + 3, r3);
+  }
+  for (; i < M; ++i) finish(i, dot<T, Arch>(N, A + i * lda, x));
+}
+
+/// y(N) = alpha·Aᵀ·x + beta·y, A row-major M×N with row stride `lda`, x of length M: the
+/// backward pass of one sample through a layer. With beta == 0, y is overwritten and never read.
+/// \pre A, x, y are not null where the sizes make them read or written; lda ≥ N.
+/// \pre y does not overlap A or x.
+template <class T, class Arch = default_arch>
+void gemv_t(std::size_t M, std::size_t N, std::type_identity_t<T> alpha, const T* A, std::size_t lda, const T* x,
+            std::type_identity_t<T> beta, T* y) {
+  PNN_EXPECTS(N == 0 || y != nullptr, "gemv_t: y is null");
+  PNN_EXPECTS(M == 0 || N == 0 || (A != nullptr && x != nullptr), "gemv_t: A or x is null");
+  PNN_EXPECTS(M == 0 || lda >= N, "gemv_t: lda is smaller than a row of A");
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  if (beta != T(1)) scale<T, Arch>(N, beta, y);
+  if (N == 0) return;
+  std::size_t i = 0;
+  // Four rows per pass over y: a quarter of the loads and stores of y that one row would cost.
+  for (; i + 4 <= M; i += 4) {
+    const T* a0 = A + i * lda;
+    const T* a1 = a0 + lda;
+    const T* a2 = a1 + lda;
+    const T* a3 = a2 + lda;
+    const T c0 = alpha * x[i], c1 = alpha * x[i + 1], c2 = alpha * x[i + 2], c3 = alpha * x[i + 3];
+    const P v0(c0), v1(c1), v2(c2), v3(c3);
+    std::size_t j = 0;
+    for (; j + W <= N; j += W) {
+      P acc = P::load_unaligned(y + j);
+      acc = simd::fma(v0, P::load_unaligned(a0 + j), acc);
+      acc = simd::fma(v1, P::load_unaligned(a1 + j), acc);
+      acc = simd::fma(v2, P::load_unaligned(a2 + j), acc);
+      acc = simd::fma(v3, P::load_unaligned(a3 + j), acc);
+      acc.store_unaligned(y + j);
+    }
+    for (; j < N; ++j) y[j] += c0 * a0[j] + c1 * a1[j] + c2 * a2[j] + c3 * a3[j];
+  }
+  for (; i < M; ++i) axpy<T, Arch>(N, alpha * x[i], A + i * lda, y);
+}
+
+/// A(M×N) += alpha·x·yᵀ, the rank-1 (outer-product) update of one sample's weight change.
+/// \pre A, x, y are not null where the sizes make them read or written; lda ≥ N.
+/// \pre A does not overlap x or y.
+template <class T, class Arch = default_arch>
+void ger(std::size_t M, std::size_t N, std::type_identity_t<T> alpha, const T* x, const T* y, T* A,
+         std::size_t lda) {
+  PNN_EXPECTS(M == 0 || N == 0 || (A != nullptr && x != nullptr && y != nullptr), "ger: null operand");
+  PNN_EXPECTS(M == 0 || lda >= N, "ger: lda is smaller than a row of A");
+  if (N == 0) return;
+  for (std::size_t i = 0; i < M; ++i) axpy<T, Arch>(N, alpha * x[i], y, A + i * lda);
+}
+
+/// y(i) = f(x(i)). y may equal x (in place); otherwise they do not overlap.
+/// \pre x, y are not null when n > 0.
+template <class T, class Arch = default_arch, scalar_function<T> F>
+void map(std::size_t n, const T* x, T* y, const F& f) {
+  PNN_EXPECTS(n == 0 || (x != nullptr && y != nullptr), "map: null vector");
+  std::size_t i = 0;
+  if constexpr (vectorised_function<F, T, Arch>) {
+    using P = pack<T, Arch>;
+    constexpr std::size_t W = P::size;
+    for (; i + W <= n; i += W) f(P::load_unaligned(x + i)).store_unaligned(y + i);
+  }
+  for (; i < n; ++i) y[i] = static_cast<T>(f(x[i]));
+}
+
+/// C(i, j) = f(C(i, j) + bias(j)) over an M×N row-major block with row stride `ldc`: the fused
+/// bias and activation after a layer's GEMM, one pass over the outputs instead of two. A null
+/// `bias` means no bias.
+/// \pre C is not null when M·N > 0; ldc ≥ N.
+template <class T, class Arch = default_arch, scalar_function<T> F>
+void bias_map(std::size_t M, std::size_t N, T* C, std::size_t ldc, const T* bias, const F& f) {
+  PNN_EXPECTS(M == 0 || N == 0 || C != nullptr, "bias_map: C is null");
+  PNN_EXPECTS(M == 0 || ldc >= N, "bias_map: ldc is smaller than a row of C");
+  for (std::size_t i = 0; i < M; ++i) {
+    T* ci = C + i * ldc;
+    std::size_t j = 0;
+    if constexpr (vectorised_function<F, T, Arch>) {
+      using P = pack<T, Arch>;
+      constexpr std::size_t W = P::size;
+      if (bias != nullptr) {
+        for (; j + W <= N; j += W) f(P::load_unaligned(ci + j) + P::load_unaligned(bias + j)).store_unaligned(ci + j);
+      } else {
+        for (; j + W <= N; j += W) f(P::load_unaligned(ci + j)).store_unaligned(ci + j);
+      }
+    }
+    if (bias != nullptr) {
+      for (; j < N; ++j) ci[j] = static_cast<T>(f(ci[j] + bias[j]));
+    } else {
+      for (; j < N; ++j) ci[j] = static_cast<T>(f(ci[j]));
+    }
+  }
+}
+
+}  // namespace pnn::simd

@@ -1,0 +1,473 @@
+/// \file
+/// \brief Row-major matrix products (GEMM), packed and register-blocked, for any `Arch`.
+///
+/// Dense layers spend nearly all their time in three products: the forward pass `A·B` (`gemm_nn`),
+/// a forward pass against weights stored output-major `A·Bᵀ` (`gemm_nt`), and the weight gradient
+/// `δᵀ·h` (`gemm_tn`). They share one driver written once over `pack<T, Arch>`: blocks of the
+/// operands are copied ("packed") into contiguous, aligned panels sized for the caches, and a
+/// micro-kernel keeps an `mr × nr` tile of C in registers while it streams those panels. The
+/// transposition only changes how a block is packed, so the micro-kernel is the same for all three.
+///
+/// Packing buffers are `static thread_local` arrays, never the heap; they exist only where the
+/// target has an operating system (`PNN_GEMM_PACKING`). Elsewhere (firmware, freestanding
+/// builds), and for shapes where packing cannot pay off (a single row of A; `A·Bᵀ` with fewer
+/// columns than lanes), an unpacked direct path runs instead.
+#pragma once
+
+#include <cstddef>
+#include <type_traits>
+
+#include <pnn/core/config.hpp>
+#include <pnn/core/error.hpp>
+#include <pnn/simd/arch.hpp>
+
+/// \def PNN_GEMM_PACKING
+/// 1 when GEMM may use its packed path, whose `static thread_local` buffers take about 0.75 MiB
+/// per element type and thread. Defaults to 1 on hosted targets with an operating system; a
+/// microcontroller (newlib is "hosted" too) gets 0, and with it no large static buffers.
+#ifndef PNN_GEMM_PACKING
+#if PNN_HOSTED && (defined(__linux__) || defined(_WIN32) || defined(__APPLE__) || defined(__unix__))
+#define PNN_GEMM_PACKING 1
+#else
+#define PNN_GEMM_PACKING 0
+#endif
+#endif
+
+// The micro-kernel's tile must live in registers, which needs its fixed-count loops fully
+// unrolled at every optimisation level, not only at -O3.
+#ifndef PNN_DETAIL_UNROLL
+#if defined(__GNUC__) && !defined(__clang__)
+#define PNN_DETAIL_UNROLL _Pragma("GCC unroll 16")
+#elif defined(__clang__)
+#define PNN_DETAIL_UNROLL _Pragma("unroll")
+#else
+#define PNN_DETAIL_UNROLL
+#endif
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PNN_DETAIL_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
+#else
+#define PNN_DETAIL_PREFETCH_W(p) ((void)0)
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#define PNN_DETAIL_UNROLL_K _Pragma("GCC unroll 4")
+#elif defined(__clang__)
+#define PNN_DETAIL_UNROLL_K _Pragma("unroll 4")
+#else
+#define PNN_DETAIL_UNROLL_K
+#endif
+
+namespace pnn::simd {
+
+namespace detail::gemm {
+
+/// Which operand is read transposed; a property of the public entry point.
+enum class layout { nn, nt, tn };
+
+/// Which algorithm runs: chosen by size (`automatic`), or forced (tests cover both everywhere).
+enum class path { automatic, direct, packed };
+
+/// Register and cache blocking for `T` on `Arch`.
+template <class T, class Arch>
+struct blocking {
+  static constexpr std::size_t lanes = pack<T, Arch>::size;
+  static constexpr bool vector = lanes > 1;
+  // 6 rows × 2 registers = 12 accumulators, leaving 4 of AVX2's 16 registers for the two B
+  // loads and the A broadcast; the scalar arch gets a 4×4 tile of plain values.
+  static constexpr std::size_t mr = vector ? 6 : 4;
+  static constexpr std::size_t nv = vector ? 2 : 4;
+  static constexpr std::size_t nr = nv * lanes;
+  // A kc×nr panel of B (16 KiB for float) stays in the 32 KiB L1d while mr×kc panels of A stream
+  // past it from L2; an mc×kc block of A takes half of the 512 KiB L2; a kc×nc block of B
+  // takes a fraction of L3, so that other threads' blocks fit beside it.
+  static constexpr std::size_t kc = 256;
+  static constexpr std::size_t mc = (256 * 1024 / (kc * sizeof(T))) / mr * mr;
+  static constexpr std::size_t nc = (512 * 1024 / (kc * sizeof(T))) / nr * nr;
+};
+
+template <layout L>
+inline constexpr bool a_transposed = (L == layout::tn);
+template <layout L>
+inline constexpr bool b_transposed = (L == layout::nt);
+
+/// Element (i, k) of the logical M×K operand A.
+template <bool Trans, class T>
+PNN_ALWAYS_INLINE const T& at(const T* a, std::size_t lda, std::size_t i, std::size_t k) noexcept {
+  if constexpr (Trans) {
+    return a[k * lda + i];
+  } else {
+    return a[i * lda + k];
+  }
+}
+
+/// C(m×n) = beta·C, where beta == 0 overwrites without reading (C may hold NaN).
+template <class T, class Arch>
+void scale_c(std::size_t m, std::size_t n, T beta, T* c, std::size_t ldc) noexcept {
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  if (beta == T(1)) return;
+  const P vb(beta);
+  for (std::size_t i = 0; i < m; ++i) {
+    T* ci = c + i * ldc;
+    std::size_t j = 0;
+    if (beta == T(0)) {
+      const P zero(T(0));
+      for (; j + W <= n; j += W) zero.store_unaligned(ci + j);
+      for (; j < n; ++j) ci[j] = T(0);
+    } else {
+      for (; j + W <= n; j += W) (vb * P::load_unaligned(ci + j)).store_unaligned(ci + j);
+      for (; j < n; ++j) ci[j] *= beta;
+    }
+  }
+}
+
+/// y(n) += a·x(n), vectorised; the direct path's inner loop.
+template <class T, class Arch>
+PNN_ALWAYS_INLINE void axpy_row(std::size_t n, T a, const T* PNN_RESTRICT x, T* PNN_RESTRICT y) noexcept {
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  const P va(a);
+  std::size_t j = 0;
+  for (; j + 2 * W <= n; j += 2 * W) {
+    simd::fma(va, P::load_unaligned(x + j), P::load_unaligned(y + j)).store_unaligned(y + j);
+    simd::fma(va, P::load_unaligned(x + j + W), P::load_unaligned(y + j + W)).store_unaligned(y + j + W);
+  }
+  for (; j + W <= n; j += W) simd::fma(va, P::load_unaligned(x + j), P::load_unaligned(y + j)).store_unaligned(y + j);
+  for (; j < n; ++j) y[j] += a * x[j];
+}
+
+/// Σ x(k)·y(k), vectorised with two accumulators to hide the FMA latency.
+template <class T, class Arch>
+PNN_ALWAYS_INLINE T dot_row(std::size_t n, const T* x, const T* y) noexcept {
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  P s0(T(0)), s1(T(0));
+  std::size_t k = 0;
+  for (; k + 2 * W <= n; k += 2 * W) {
+    s0 = simd::fma(P::load_unaligned(x + k), P::load_unaligned(y + k), s0);
+    s1 = simd::fma(P::load_unaligned(x + k + W), P::load_unaligned(y + k + W), s1);
+  }
+  for (; k + W <= n; k += W) s0 = simd::fma(P::load_unaligned(x + k), P::load_unaligned(y + k), s0);
+  T s = simd::reduce_add(s0 + s1);
+  for (; k < n; ++k) s += x[k] * y[k];
+  return s;
+}
+
+/// The unpacked path: row-wise updates of C (nn, tn) or dot products (nt). No buffers at all.
+template <layout Lay, class T, class Arch>
+void direct(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
+            std::size_t ldb, T beta, T* c, std::size_t ldc) noexcept {
+  if constexpr (Lay == layout::nt) {
+    for (std::size_t i = 0; i < m; ++i) {
+      const T* ai = a + i * lda;
+      T* ci = c + i * ldc;
+      for (std::size_t j = 0; j < n; ++j) {
+        const T s = alpha * dot_row<T, Arch>(k, ai, b + j * ldb);
+        ci[j] = beta == T(0) ? s : s + beta * ci[j];
+      }
+    }
+  } else {
+    scale_c<T, Arch>(m, n, beta, c, ldc);
+    for (std::size_t i = 0; i < m; ++i) {
+      T* ci = c + i * ldc;
+      for (std::size_t p = 0; p < k; ++p) {
+        axpy_row<T, Arch>(n, alpha * at<a_transposed<Lay>>(a, lda, i, p), b + p * ldb, ci);
+      }
+    }
+  }
+}
+
+#if PNN_GEMM_PACKING
+
+/// The per-thread packing buffers of one element type and architecture.
+template <class T, class Arch>
+struct buffers {
+  using blk = blocking<T, Arch>;
+  static T* a() noexcept {
+    alignas(PNN_ALIGNMENT) static thread_local T buf[blk::mc * blk::kc];
+    return buf;
+  }
+  static T* b() noexcept {
+    alignas(PNN_ALIGNMENT) static thread_local T buf[blk::kc * blk::nc];
+    return buf;
+  }
+};
+
+/// Copies the mc×kc block of logical A starting at `a` into mr-row panels, k-major inside a
+/// panel, zero-padding the last panel so that the micro-kernel never needs a row count.
+template <bool Trans, class T, class Arch>
+void pack_a(std::size_t mc, std::size_t kc, const T* a, std::size_t lda, T* PNN_RESTRICT buf) noexcept {
+  constexpr std::size_t MR = blocking<T, Arch>::mr;
+  for (std::size_t i0 = 0; i0 < mc; i0 += MR) {
+    const std::size_t rows = mc - i0 < MR ? mc - i0 : MR;
+    if (rows == MR) {
+      if constexpr (Trans) {
+        for (std::size_t p = 0; p < kc; ++p) {
+          const T* src = a + p * lda + i0;
+          PNN_DETAIL_UNROLL
+          for (std::size_t i = 0; i < MR; ++i) buf[i] = src[i];
+          buf += MR;
+        }
+      } else {
+        const T* src = a + i0 * lda;
+        for (std::size_t p = 0; p < kc; ++p) {
+          PNN_DETAIL_UNROLL
+          for (std::size_t i = 0; i < MR; ++i) buf[i] = src[i * lda + p];
+          buf += MR;
+        }
+      }
+    } else {
+      for (std::size_t p = 0; p < kc; ++p) {
+        for (std::size_t i = 0; i < MR; ++i) buf[i] = i < rows ? at<Trans>(a, lda, i0 + i, p) : T(0);
+        buf += MR;
+      }
+    }
+  }
+}
+
+/// Copies the kc×nc block of logical B into nr-column panels, k-major inside a panel,
+/// zero-padding the last panel.
+template <bool Trans, class T, class Arch>
+void pack_b(std::size_t kc, std::size_t nc, const T* b, std::size_t ldb, T* PNN_RESTRICT buf) noexcept {
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  constexpr std::size_t NR = blocking<T, Arch>::nr;
+  for (std::size_t j0 = 0; j0 < nc; j0 += NR) {
+    const std::size_t cols = nc - j0 < NR ? nc - j0 : NR;
+    if (cols == NR) {
+      if constexpr (Trans) {
+        // B is stored N×K: each packed row gathers one element from nr stored rows.
+        const T* src = b + j0 * ldb;
+        for (std::size_t p = 0; p < kc; ++p) {
+          PNN_DETAIL_UNROLL
+          for (std::size_t j = 0; j < NR; ++j) buf[j] = src[j * ldb + p];
+          buf += NR;
+        }
+      } else {
+        const T* src = b + j0;
+        for (std::size_t p = 0; p < kc; ++p) {
+          PNN_DETAIL_UNROLL
+          for (std::size_t v = 0; v < NR; v += W) P::load_unaligned(src + v).store_aligned(buf + v);
+          src += ldb;
+          buf += NR;
+        }
+      }
+    } else {
+      for (std::size_t p = 0; p < kc; ++p) {
+        for (std::size_t j = 0; j < NR; ++j) {
+          buf[j] = j < cols ? (Trans ? b[(j0 + j) * ldb + p] : b[p * ldb + j0 + j]) : T(0);
+        }
+        buf += NR;
+      }
+    }
+  }
+}
+
+/// C(m×n) = alpha·(packed A panel · packed B panel) + beta·C for one mr×nr tile, m ≤ mr,
+/// n ≤ nr. beta == 0 writes C without reading it.
+template <class T, class Arch>
+void micro_kernel(std::size_t kc, const T* PNN_RESTRICT ap, const T* PNN_RESTRICT bp, T alpha, T beta, T* c,
+                  std::size_t ldc, std::size_t m, std::size_t n) noexcept {
+  using P = pack<T, Arch>;
+  using blk = blocking<T, Arch>;
+  constexpr std::size_t W = P::size;
+  constexpr std::size_t MR = blk::mr;
+  constexpr std::size_t NV = blk::nv;
+  constexpr std::size_t NR = blk::nr;
+
+  P acc[MR][NV];
+  PNN_DETAIL_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) {
+    PNN_DETAIL_UNROLL
+    for (std::size_t v = 0; v < NV; ++v) acc[i][v] = P(T(0));
+  }
+  // C's tile is needed only at the end; asking for it now hides its miss behind the k loop.
+  for (std::size_t i = 0; i < m; ++i) PNN_DETAIL_PREFETCH_W(c + i * ldc);
+  PNN_DETAIL_UNROLL_K
+  for (std::size_t p = 0; p < kc; ++p) {
+    P bv[NV];
+    PNN_DETAIL_UNROLL
+    for (std::size_t v = 0; v < NV; ++v) bv[v] = P::load_aligned(bp + v * W);
+    PNN_DETAIL_UNROLL
+    for (std::size_t i = 0; i < MR; ++i) {
+      const P ai(ap[i]);
+      PNN_DETAIL_UNROLL
+      for (std::size_t v = 0; v < NV; ++v) acc[i][v] = simd::fma(ai, bv[v], acc[i][v]);
+    }
+    ap += MR;
+    bp += NR;
+  }
+
+  const P va(alpha);
+  if (m == MR && n == NR) {
+    if (beta == T(0)) {
+      PNN_DETAIL_UNROLL
+      for (std::size_t i = 0; i < MR; ++i) {
+        PNN_DETAIL_UNROLL
+        for (std::size_t v = 0; v < NV; ++v) (va * acc[i][v]).store_unaligned(c + i * ldc + v * W);
+      }
+    } else if (beta == T(1)) {
+      PNN_DETAIL_UNROLL
+      for (std::size_t i = 0; i < MR; ++i) {
+        PNN_DETAIL_UNROLL
+        for (std::size_t v = 0; v < NV; ++v) {
+          T* cij = c + i * ldc + v * W;
+          simd::fma(va, acc[i][v], P::load_unaligned(cij)).store_unaligned(cij);
+        }
+      }
+    } else {
+      const P vb(beta);
+      PNN_DETAIL_UNROLL
+      for (std::size_t i = 0; i < MR; ++i) {
+        PNN_DETAIL_UNROLL
+        for (std::size_t v = 0; v < NV; ++v) {
+          T* cij = c + i * ldc + v * W;
+          simd::fma(va, acc[i][v], vb * P::load_unaligned(cij)).store_unaligned(cij);
+        }
+      }
+    }
+    return;
+  }
+  // An edge tile goes through a scratch tile so that C is touched only inside its bounds.
+  alignas(PNN_ALIGNMENT) T tile[MR * NR];
+  PNN_DETAIL_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) {
+    PNN_DETAIL_UNROLL
+    for (std::size_t v = 0; v < NV; ++v) (va * acc[i][v]).store_aligned(tile + i * NR + v * W);
+  }
+  for (std::size_t i = 0; i < m; ++i) {
+    T* ci = c + i * ldc;
+    const T* ti = tile + i * NR;
+    if (beta == T(0)) {
+      for (std::size_t j = 0; j < n; ++j) ci[j] = ti[j];
+    } else {
+      for (std::size_t j = 0; j < n; ++j) ci[j] = ti[j] + beta * ci[j];
+    }
+  }
+}
+
+/// Splits `total` into the fewest blocks of at most `cap`, of nearly equal size rounded up to a
+/// multiple of `unit`: 256 rows with mc = 252 become 132 + 124, not 252 + 4.
+constexpr std::size_t balanced_block(std::size_t total, std::size_t cap, std::size_t unit) noexcept {
+  const std::size_t count = (total + cap - 1) / cap;
+  const std::size_t even = (total + count - 1) / count;
+  const std::size_t rounded = (even + unit - 1) / unit * unit;
+  return rounded < cap ? rounded : cap;
+}
+
+/// The packed path: loops over cache blocks of B (nc×kc, in L3), of A (mc×kc, in L2), then
+/// register tiles.
+template <layout Lay, class T, class Arch>
+void packed(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
+            std::size_t ldb, T beta, T* c, std::size_t ldc) noexcept {
+  using blk = blocking<T, Arch>;
+  constexpr bool TA = a_transposed<Lay>;
+  constexpr bool TB = b_transposed<Lay>;
+  constexpr std::size_t MR = blk::mr;
+  constexpr std::size_t NR = blk::nr;
+  const std::size_t kcb = balanced_block(k, blk::kc, 1);
+  const std::size_t mcb = balanced_block(m, blk::mc, MR);
+  const std::size_t ncb = balanced_block(n, blk::nc, NR);
+  T* const abuf = buffers<T, Arch>::a();
+  T* const bbuf = buffers<T, Arch>::b();
+
+  for (std::size_t jc = 0; jc < n; jc += ncb) {
+    const std::size_t nc = n - jc < ncb ? n - jc : ncb;
+    for (std::size_t pc = 0; pc < k; pc += kcb) {
+      const std::size_t kc = k - pc < kcb ? k - pc : kcb;
+      // Only the first pass over k applies the caller's beta; later ones accumulate.
+      const T beta_k = pc == 0 ? beta : T(1);
+      pack_b<TB, T, Arch>(kc, nc, TB ? b + jc * ldb + pc : b + pc * ldb + jc, ldb, bbuf);
+      for (std::size_t ic = 0; ic < m; ic += mcb) {
+        const std::size_t mc = m - ic < mcb ? m - ic : mcb;
+        pack_a<TA, T, Arch>(mc, kc, TA ? a + pc * lda + ic : a + ic * lda + pc, lda, abuf);
+        for (std::size_t jr = 0; jr < nc; jr += NR) {
+          const std::size_t nn = nc - jr < NR ? nc - jr : NR;
+          const T* bp = bbuf + jr * kc;
+          for (std::size_t ir = 0; ir < mc; ir += MR) {
+            const std::size_t mm = mc - ir < MR ? mc - ir : MR;
+            micro_kernel<T, Arch>(kc, abuf + ir * kc, bp, alpha, beta_k, c + (ic + ir) * ldc + jc + jr, ldc, mm,
+                                  nn);
+          }
+        }
+      }
+    }
+  }
+}
+
+#endif  // PNN_GEMM_PACKING
+
+/// Checks the preconditions shared by the three entry points and dispatches.
+template <layout Lay, class T, class Arch>
+void run(path how, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
+         std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  PNN_EXPECTS(m == 0 || n == 0 || c != nullptr, "gemm: C is null");
+  PNN_EXPECTS(m == 0 || k == 0 || a != nullptr, "gemm: A is null");
+  PNN_EXPECTS(n == 0 || k == 0 || b != nullptr, "gemm: B is null");
+  PNN_EXPECTS(m == 0 || lda >= (a_transposed<Lay> ? m : k), "gemm: lda is smaller than a row of A");
+  PNN_EXPECTS(n == 0 || ldb >= (b_transposed<Lay> ? k : n), "gemm: ldb is smaller than a row of B");
+  PNN_EXPECTS(m == 0 || ldc >= n, "gemm: ldc is smaller than a row of C");
+  if (m == 0 || n == 0) return;
+  // BLAS semantics: with nothing to add, A and B are not read (NaN in them does not leak).
+  if (k == 0 || alpha == T(0)) {
+    scale_c<T, Arch>(m, n, beta, c, ldc);
+    return;
+  }
+#if PNN_GEMM_PACKING
+  using blk = blocking<T, Arch>;
+  if (how == path::automatic) {
+    // Measured on AVX2: packing pays off from 8×8×8 up, except for a single row (a GEMV) and
+    // for A·Bᵀ with fewer columns than lanes (a few long dot products).
+    const bool small = m == 1 || (Lay == layout::nt && n < blk::lanes);
+    how = small ? path::direct : path::packed;
+  }
+  if (how == path::packed) {
+    packed<Lay, T, Arch>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+#else
+  (void)how;
+#endif
+  direct<Lay, T, Arch>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace detail::gemm
+
+/// C(M×N) = alpha·A·B + beta·C, all row-major: A is M×K with row stride `lda`, B is K×N with
+/// row stride `ldb`, C has row stride `ldc`. With beta == 0, C is overwritten and never read.
+/// \pre A, B, C are not null where the sizes make them read or written.
+/// \pre lda ≥ K, ldb ≥ N, ldc ≥ N.
+/// \pre C does not overlap A or B.
+template <class T, class Arch = default_arch>
+void gemm_nn(std::size_t M, std::size_t N, std::size_t K, std::type_identity_t<T> alpha, const T* A,
+             std::size_t lda, const T* B, std::size_t ldb, std::type_identity_t<T> beta, T* C, std::size_t ldc) {
+  detail::gemm::run<detail::gemm::layout::nn, T, Arch>(detail::gemm::path::automatic, M, N, K, alpha, A, lda, B,
+                                                        ldb, beta, C, ldc);
+}
+
+/// C(M×N) = alpha·A·Bᵀ + beta·C, row-major: A is M×K (`lda`), B is N×K (`ldb`). This is a
+/// forward pass against weights stored one output per row.
+/// \pre A, B, C are not null where the sizes make them read or written.
+/// \pre lda ≥ K, ldb ≥ K, ldc ≥ N.
+/// \pre C does not overlap A or B.
+template <class T, class Arch = default_arch>
+void gemm_nt(std::size_t M, std::size_t N, std::size_t K, std::type_identity_t<T> alpha, const T* A,
+             std::size_t lda, const T* B, std::size_t ldb, std::type_identity_t<T> beta, T* C, std::size_t ldc) {
+  detail::gemm::run<detail::gemm::layout::nt, T, Arch>(detail::gemm::path::automatic, M, N, K, alpha, A, lda, B,
+                                                        ldb, beta, C, ldc);
+}
+
+/// C(M×N) = alpha·Aᵀ·B + beta·C, row-major: A is K×M (`lda`), B is K×N (`ldb`). This is the
+/// rank-K update of a weight gradient, ΔW = δᵀ·h summed over a batch of K samples.
+/// \pre A, B, C are not null where the sizes make them read or written.
+/// \pre lda ≥ M, ldb ≥ N, ldc ≥ N.
+/// \pre C does not overlap A or B.
+template <class T, class Arch = default_arch>
+void gemm_tn(std::size_t M, std::size_t N, std::size_t K, std::type_identity_t<T> alpha, const T* A,
+             std::size_t lda, const T* B, std::size_t ldb, std::type_identity_t<T> beta, T* C, std::size_t ldc) {
+  detail::gemm::run<detail::gemm::layout::tn, T, Arch>(detail::gemm::path::automatic, M, N, K, alpha, A, lda, B,
+                                                        ldb, beta, C, ldc);
+}
+
+}  // namespace pnn::simd

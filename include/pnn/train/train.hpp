@@ -1,0 +1,194 @@
+/// \file
+/// \brief `pnn::train` and `pnn::evaluate`: the training loop, metrics and callbacks.
+///
+/// `train` shuffles with the counter-based RNG, cuts mini-batches, calls the rule's `step`, and
+/// reports per-epoch metrics. Every random draw (shuffle order, forward noise, write noise)
+/// comes from a stream addressed by (seed, epoch, batch): the same seed gives bitwise-identical
+/// weights, whatever else runs.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <xtensor/xtensor.hpp>
+
+#include <pnn/data/dataset.hpp>
+#include <pnn/learn/rule.hpp>
+#include <pnn/nn/forward.hpp>
+
+namespace pnn {
+
+/// Metrics of one epoch. `extra` holds named values added by callbacks (alignment angles, …).
+struct epoch_metrics {
+  std::size_t epoch = 0;  ///< 1-based
+  double train_loss = 0;
+  double train_accuracy = 0;
+  double test_loss = std::nan("");
+  double test_accuracy = std::nan("");
+  double seconds = 0;  ///< training time of the epoch (evaluation excluded)
+  double samples_per_second = 0;
+  std::map<std::string, double> extra{};
+};
+
+/// Per-epoch metrics of a training run.
+using history = std::vector<epoch_metrics>;
+
+/// Called after every epoch with its metrics (which it may extend); returning `false` stops.
+using epoch_callback = std::function<bool(epoch_metrics&)>;
+
+/// When to draw a progress bar on stderr.
+enum class progress_mode { automatic, always, never };
+
+/// Settings of `train`.
+struct train_options {
+  std::size_t epochs = 10;
+  std::size_t batch = 64;
+  std::uint64_t seed = 0;
+  bool shuffle = true;
+  const data::dataset* test = nullptr;  ///< evaluated after each epoch when set
+  std::size_t eval_batch = 1000;
+  progress_mode progress = progress_mode::automatic;  ///< automatic: a bar only on a terminal
+  bool log = false;                                   ///< a line per epoch on stderr
+  std::vector<epoch_callback> callbacks{};
+};
+
+/// Loss and accuracy of a network on a data set.
+struct evaluation {
+  double loss = 0;
+  double accuracy = 0;
+};
+
+namespace detail {
+template <class T>
+void gather_rows(const xt::xtensor<float, 2>& src, const std::vector<std::size_t>& order, std::size_t first,
+                 std::size_t count, xt::xtensor<T, 2>& dst) {
+  const std::size_t cols = src.shape()[1];
+  if (dst.shape()[0] != count || dst.shape()[1] != cols) dst.resize({count, cols});
+  for (std::size_t r = 0; r < count; ++r) {
+    const float* s = src.data() + order[first + r] * cols;
+    T* d = dst.data() + r * cols;
+    for (std::size_t c = 0; c < cols; ++c) d[c] = static_cast<T>(s[c]);
+  }
+}
+
+inline void draw_progress(std::size_t epoch, std::size_t epochs, std::size_t done, std::size_t total, double loss) {
+  const int width = 30;
+  const int filled = total == 0 ? width : static_cast<int>(double(width) * double(done) / double(total));
+  std::fprintf(stderr, "\repoch %zu/%zu [", epoch, epochs);
+  for (int i = 0; i < width; ++i) std::fputc(i < filled ? '=' : ' ', stderr);
+  std::fprintf(stderr, "] %zu/%zu loss %.4f", done, total, loss);
+  std::fflush(stderr);
+}
+}  // namespace detail
+
+/// Loss and accuracy of `net` on `set`, in batches of `batch`; forward noise from `g`.
+template <class Net, class Loss>
+evaluation evaluate(const Net& net, const Loss& loss, const data::dataset& set, rng& g, std::size_t batch = 1000) {
+  using T = typename Net::value_type;
+  PNN_EXPECTS(batch > 0, "pnn::evaluate: batch must be positive");
+  if (set.features() != net.input_size() || set.outputs() != net.output_size())
+    throw_error("pnn::evaluate: data set '" + set.name + "' has " + std::to_string(set.features()) + " inputs and " +
+                std::to_string(set.outputs()) + " outputs; the network has " + std::to_string(net.input_size()) +
+                " and " + std::to_string(net.output_size()));
+  evaluation e;
+  if (set.size() == 0) return e;
+  double total = 0;
+  std::size_t correct = 0;
+  std::vector<std::size_t> order(set.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  xt::xtensor<T, 2> xb, tb;
+  for (std::size_t first = 0, k = 0; first < set.size(); first += batch, ++k) {
+    const std::size_t count = std::min(batch, set.size() - first);
+    detail::gather_rows(set.inputs, order, first, count, xb);
+    detail::gather_rows(set.targets, order, first, count, tb);
+    rng gb = g.split(k);
+    auto y = forward(net, xb, gb);
+    total += double(loss.value(y.data(), tb.data(), count, net.output_size())) * double(count);
+    correct += detail::count_correct<T>(y.data(), tb.data(), count, net.output_size());
+  }
+  e.loss = total / double(set.size());
+  e.accuracy = double(correct) / double(set.size());
+  return e;
+}
+
+/// `evaluate` with noise drawn from the network's own seed.
+template <class Net, class Loss>
+evaluation evaluate(const Net& net, const Loss& loss, const data::dataset& set, std::size_t batch = 1000) {
+  rng g(net.initial_seed().value, 0xe7a1);
+  return evaluate(net, loss, set, g, batch);
+}
+
+/// Trains `net` with `rule` on `set` for `opt.epochs` epochs of mini-batches.
+/// \pre `set` matches the network's input and output sizes; `opt.batch > 0`.
+template <class Net, class Rule, class Loss>
+history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, const train_options& opt = {}) {
+  using T = typename Net::value_type;
+  if (opt.batch == 0) throw_error("pnn::train: batch must be positive");
+  if (set.size() == 0) throw_error("pnn::train: empty training set '" + set.name + "'");
+  if (set.features() != net.input_size() || set.outputs() != net.output_size())
+    throw_error("pnn::train: data set '" + set.name + "' has " + std::to_string(set.features()) + " inputs and " +
+                std::to_string(set.outputs()) + " outputs; the network has " + std::to_string(net.input_size()) +
+                " and " + std::to_string(net.output_size()));
+  const bool bar = opt.progress == progress_mode::always ||
+                   (opt.progress == progress_mode::automatic && ::isatty(STDERR_FILENO) == 1);
+  history h;
+  std::vector<std::size_t> order(set.size());
+  xt::xtensor<T, 2> xb, tb;
+  const rng root(opt.seed, 0x7a1);
+  for (std::size_t epoch = 1; epoch <= opt.epochs; ++epoch) {
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    if (opt.shuffle) {
+      rng gs = root.split(epoch).split(0);
+      for (std::size_t i = order.size() - 1; i > 0; --i)
+        std::swap(order[i], order[gs.uniform_int(static_cast<std::uint32_t>(i + 1))]);
+    }
+    epoch_metrics m;
+    m.epoch = epoch;
+    double loss_sum = 0;
+    std::size_t correct = 0, seen = 0;
+    const std::size_t batches = (set.size() + opt.batch - 1) / opt.batch;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t b = 0; b < batches; ++b) {
+      const std::size_t first = b * opt.batch;
+      const std::size_t count = std::min(opt.batch, set.size() - first);
+      detail::gather_rows(set.inputs, order, first, count, xb);
+      detail::gather_rows(set.targets, order, first, count, tb);
+      rng gb = root.split(epoch).split(b + 1);
+      const step_result r = rule.step(net, xb, tb, loss, gb);
+      loss_sum += r.loss * double(r.count);
+      correct += r.correct;
+      seen += r.count;
+      if (bar && (b % 16 == 0 || b + 1 == batches))
+        detail::draw_progress(epoch, opt.epochs, seen, set.size(), loss_sum / double(seen));
+    }
+    m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    m.samples_per_second = m.seconds > 0 ? double(seen) / m.seconds : 0;
+    m.train_loss = loss_sum / double(seen);
+    m.train_accuracy = double(correct) / double(seen);
+    if (opt.test != nullptr) {
+      rng ge = root.split(epoch).split(0xe7a1);
+      const evaluation e = evaluate(net, loss, *opt.test, ge, opt.eval_batch);
+      m.test_loss = e.loss;
+      m.test_accuracy = e.accuracy;
+    }
+    if (bar) std::fputc('\n', stderr);
+    bool go_on = true;
+    for (const auto& cb : opt.callbacks) go_on = cb(m) && go_on;
+    if (opt.log || (!bar && opt.progress == progress_mode::always))
+      std::fprintf(stderr, "epoch %zu: train loss %.4f acc %.4f test acc %.4f (%.1f s, %.0f samples/s)\n", epoch,
+                   m.train_loss, m.train_accuracy, m.test_accuracy, m.seconds, m.samples_per_second);
+    h.push_back(std::move(m));
+    if (!go_on) break;
+  }
+  return h;
+}
+
+}  // namespace pnn

@@ -1,0 +1,239 @@
+// Level-1/2 kernels and element-wise maps against naive double-accumulated loops, over lengths
+// around the register widths.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include <pnn/simd/blas.hpp>
+
+namespace {
+
+namespace s = pnn::simd;
+
+constexpr std::size_t lengths[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100};
+
+struct lcg {
+  std::uint64_t state;
+  double next() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<double>(state >> 11) * (1.0 / 9007199254740992.0) - 0.5;
+  }
+};
+
+template <class T>
+std::vector<T> random_vector(std::size_t n, lcg& rng) {
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(rng.next());
+  return v;
+}
+
+template <class T>
+double tolerance(std::size_t n, double magnitude) {
+  return 2.0 * static_cast<double>(std::numeric_limits<T>::epsilon()) * static_cast<double>(n + 4) * magnitude +
+         1e-30;
+}
+
+/// Rectified linear unit with a scalar and a pack call: `map` vectorises it.
+struct relu_both {
+  float operator()(float x) const { return x > 0.0f ? x : 0.0f; }
+  double operator()(double x) const { return x > 0.0 ? x : 0.0; }
+  template <class P>
+    requires(!std::is_arithmetic_v<P>)
+  P operator()(const P& p) const {
+    return s::max(p, P(typename P::value_type(0)));
+  }
+};
+
+/// A scalar-only function: `map` calls it per element.
+struct cube_scalar {
+  float operator()(float x) const { return x * x * x; }
+  double operator()(double x) const { return x * x * x; }
+};
+
+static_assert(s::scalar_function<relu_both, float>);
+static_assert(s::pack_function<relu_both, float, s::default_arch>);
+static_assert(s::pack_function<relu_both, double, s::scalar>);
+static_assert(!s::vectorised_function<relu_both, double, s::scalar>);
+static_assert(s::scalar_function<cube_scalar, double>);
+static_assert(!s::pack_function<cube_scalar, float, s::default_arch>);
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("reductions match naive loops", "[simd][blas]", float, double) {
+  using T = TestType;
+  lcg rng{1};
+  for (std::size_t n : lengths) {
+    const auto x = random_vector<T>(n, rng);
+    const auto y = random_vector<T>(n, rng);
+    double d = 0, dm = 0, sm = 0, sa = 0, ss = 0, am = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double xi = static_cast<double>(x[i]), yi = static_cast<double>(y[i]);
+      d += xi * yi;
+      dm += std::abs(xi * yi);
+      sm += xi;
+      sa += std::abs(xi);
+      ss += xi * xi;
+      am = std::max(am, std::abs(xi));
+    }
+    INFO("n=" << n);
+    CHECK(std::abs(static_cast<double>(s::dot(n, x.data(), y.data())) - d) <= tolerance<T>(n, dm));
+    CHECK(std::abs(static_cast<double>(s::sum(n, x.data())) - sm) <= tolerance<T>(n, sa));
+    CHECK(std::abs(static_cast<double>(s::sum_squares(n, x.data())) - ss) <= tolerance<T>(n, ss));
+    CHECK(static_cast<double>(s::abs_max(n, x.data())) == am);
+    CHECK(std::abs(static_cast<double>(s::dot<T, s::scalar>(n, x.data(), y.data())) - d) <= tolerance<T>(n, dm));
+  }
+}
+
+TEMPLATE_TEST_CASE("axpy and scale match naive loops", "[simd][blas]", float, double) {
+  using T = TestType;
+  lcg rng{2};
+  for (std::size_t n : lengths) {
+    const auto x = random_vector<T>(n, rng);
+    auto y = random_vector<T>(n, rng);
+    const auto y0 = y;
+    s::axpy(n, T(-1.5), x.data(), y.data());
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double ref = static_cast<double>(y0[i]) - 1.5 * static_cast<double>(x[i]);
+      if (!(std::abs(static_cast<double>(y[i]) - ref) <= tolerance<T>(1, std::abs(ref) + 1.0))) ++bad;
+    }
+    s::scale(n, T(0.5), y.data());
+    auto z = y;
+    for (auto& v : z) v = std::numeric_limits<T>::quiet_NaN();
+    s::scale(n, T(0), z.data());
+    for (std::size_t i = 0; i < n; ++i) {
+      const double ref = 0.5 * (static_cast<double>(y0[i]) - 1.5 * static_cast<double>(x[i]));
+      if (!(std::abs(static_cast<double>(y[i]) - ref) <= tolerance<T>(2, std::abs(ref) + 1.0))) ++bad;
+      if (z[i] != T(0)) ++bad;
+    }
+    INFO("n=" << n);
+    CHECK(bad == 0);
+  }
+}
+
+TEMPLATE_TEST_CASE("gemv, gemv_t and ger match naive loops", "[simd][blas]", float, double) {
+  using T = TestType;
+  lcg rng{3};
+  const std::size_t dims[] = {0, 1, 3, 4, 5, 8, 9, 16, 17, 33};
+  std::size_t variant = 0;
+  for (std::size_t m : dims) {
+    for (std::size_t n : dims) {
+      const std::size_t lda = n + variant % 3;
+      const T alpha = variant % 2 ? T(1) : T(-0.75);
+      const T beta = variant % 3 == 0 ? T(0) : T(0.5);
+      ++variant;
+      const auto a = random_vector<T>(m * lda + 1, rng);
+      const auto xn = random_vector<T>(n, rng);
+      const auto xm = random_vector<T>(m, rng);
+      auto ym = random_vector<T>(m, rng);
+      auto yn = random_vector<T>(n, rng);
+      const auto ym0 = ym, yn0 = yn;
+      if (beta == T(0)) {
+        for (auto& v : ym) v = std::numeric_limits<T>::quiet_NaN();
+        for (auto& v : yn) v = std::numeric_limits<T>::quiet_NaN();
+      }
+      s::gemv(m, n, alpha, a.data(), lda, xn.data(), beta, ym.data());
+      s::gemv_t(m, n, alpha, a.data(), lda, xm.data(), beta, yn.data());
+      std::size_t bad = 0;
+      for (std::size_t i = 0; i < m; ++i) {
+        double r = 0, g = 0;
+        for (std::size_t j = 0; j < n; ++j) {
+          r += static_cast<double>(a[i * lda + j]) * static_cast<double>(xn[j]);
+          g += std::abs(static_cast<double>(a[i * lda + j]) * static_cast<double>(xn[j]));
+        }
+        r = static_cast<double>(alpha) * r + (beta == T(0) ? 0.0 : static_cast<double>(beta * ym0[i]));
+        if (!(std::abs(static_cast<double>(ym[i]) - r) <= tolerance<T>(n, g + 1.0))) ++bad;
+      }
+      for (std::size_t j = 0; j < n; ++j) {
+        double r = 0, g = 0;
+        for (std::size_t i = 0; i < m; ++i) {
+          r += static_cast<double>(a[i * lda + j]) * static_cast<double>(xm[i]);
+          g += std::abs(static_cast<double>(a[i * lda + j]) * static_cast<double>(xm[i]));
+        }
+        r = static_cast<double>(alpha) * r + (beta == T(0) ? 0.0 : static_cast<double>(beta * yn0[j]));
+        if (!(std::abs(static_cast<double>(yn[j]) - r) <= tolerance<T>(m, g + 1.0))) ++bad;
+      }
+      auto w = a;
+      s::ger(m, n, alpha, xm.data(), xn.data(), w.data(), lda);
+      for (std::size_t i = 0; i < m; ++i) {
+        for (std::size_t j = 0; j < lda; ++j) {
+          const double r = j < n ? static_cast<double>(a[i * lda + j]) +
+                                       static_cast<double>(alpha) * static_cast<double>(xm[i]) *
+                                           static_cast<double>(xn[j])
+                                 : static_cast<double>(a[i * lda + j]);
+          if (!(std::abs(static_cast<double>(w[i * lda + j]) - r) <= tolerance<T>(2, 1.0))) ++bad;
+        }
+      }
+      if (w.back() != a.back()) ++bad;
+      INFO("M=" << m << " N=" << n << " lda=" << lda);
+      CHECK(bad == 0);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("map and bias_map apply pack and scalar functions alike", "[simd][blas]", float, double) {
+  using T = TestType;
+  lcg rng{4};
+  for (std::size_t n : lengths) {
+    const auto x = random_vector<T>(n, rng);
+    std::vector<T> y(n), z(n);
+    s::map(n, x.data(), y.data(), relu_both{});
+    s::map(n, x.data(), z.data(), cube_scalar{});
+    auto w = x;
+    s::map(n, w.data(), w.data(), relu_both{});  // in place
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (y[i] != (x[i] > T(0) ? x[i] : T(0))) ++bad;
+      if (w[i] != y[i]) ++bad;
+      if (z[i] != x[i] * x[i] * x[i]) ++bad;
+    }
+    INFO("n=" << n);
+    CHECK(bad == 0);
+  }
+  for (std::size_t m : {std::size_t{1}, std::size_t{3}}) {
+    for (std::size_t n : lengths) {
+      const std::size_t ldc = n + 2;
+      const auto c0 = random_vector<T>(m * ldc, rng);
+      const auto bias = random_vector<T>(n, rng);
+      auto c1 = c0, c2 = c0, c3 = c0;
+      s::bias_map(m, n, c1.data(), ldc, bias.data(), relu_both{});
+      s::bias_map(m, n, c2.data(), ldc, bias.data(), cube_scalar{});
+      s::bias_map<T, s::scalar>(m, n, c3.data(), ldc, nullptr, relu_both{});
+      std::size_t bad = 0;
+      for (std::size_t i = 0; i < m; ++i) {
+        for (std::size_t j = 0; j < ldc; ++j) {
+          const std::size_t k = i * ldc + j;
+          if (j >= n) {
+            if (c1[k] != c0[k] || c2[k] != c0[k] || c3[k] != c0[k]) ++bad;
+            continue;
+          }
+          const T v = c0[k] + bias[j];
+          if (c1[k] != (v > T(0) ? v : T(0))) ++bad;
+          if (c2[k] != v * v * v) ++bad;
+          if (c3[k] != (c0[k] > T(0) ? c0[k] : T(0))) ++bad;
+        }
+      }
+      INFO("M=" << m << " N=" << n);
+      CHECK(bad == 0);
+    }
+  }
+}
+
+#if PNN_HAS_EXCEPTIONS
+TEST_CASE("blas kernels reject null operands with non-zero sizes", "[simd][blas]") {
+  std::vector<float> v(8, 1.0f);
+  CHECK_THROWS_AS(s::dot<float>(3, nullptr, v.data()), pnn::error);
+  CHECK_THROWS_AS(s::axpy<float>(3, 1.0f, v.data(), nullptr), pnn::error);
+  CHECK_THROWS_AS(s::gemv<float>(2, 2, 1.0f, nullptr, 2, v.data(), 0.0f, v.data()), pnn::error);
+  CHECK_THROWS_AS(s::gemv_t<float>(2, 3, 1.0f, v.data(), 2, v.data(), 0.0f, v.data()), pnn::error);
+  CHECK_THROWS_AS(s::ger<float>(2, 2, 1.0f, v.data(), nullptr, v.data(), 2), pnn::error);
+  CHECK_THROWS_AS(s::bias_map<float>(2, 2, nullptr, 2, nullptr, cube_scalar{}), pnn::error);
+  CHECK(s::sum<float>(0, nullptr) == 0.0f);
+}
+#endif

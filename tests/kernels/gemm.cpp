@@ -1,0 +1,239 @@
+// GEMM against a naive double-accumulated loop, on both paths (direct and packed), over shapes
+// around the register widths and cache blocks, with padded leading dimensions and NaN-filled C
+// for beta == 0.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <thread>
+#include <vector>
+
+#include <pnn/simd/gemm.hpp>
+
+namespace {
+
+namespace g = pnn::simd::detail::gemm;
+using g::layout;
+using g::path;
+
+struct lcg {
+  std::uint64_t s;
+  double next() {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<double>(s >> 11) * (1.0 / 9007199254740992.0) - 0.5;
+  }
+};
+
+template <class T>
+std::vector<T> random_matrix(std::size_t rows, std::size_t ld, lcg& rng) {
+  std::vector<T> v(rows * ld + 1);
+  for (auto& x : v) x = static_cast<T>(rng.next());
+  return v;
+}
+
+struct shape {
+  std::size_t m, n, k;
+};
+
+/// Runs one product on `how` and checks each element against the naive result, with a bound
+/// proportional to K and to the magnitudes involved.
+template <class T, class Arch = pnn::simd::default_arch>
+void check(layout lay, path how, shape s, T alpha, T beta, std::size_t pad, lcg& rng) {
+  const auto [m, n, k] = s;
+  const bool ta = lay == layout::tn, tb = lay == layout::nt;
+  const std::size_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+  const std::vector<T> a = random_matrix<T>(ta ? k : m, lda, rng);
+  const std::vector<T> b = random_matrix<T>(tb ? n : k, ldb, rng);
+  std::vector<T> c = random_matrix<T>(m, ldc, rng);
+  if (beta == T(0)) {
+    for (auto& x : c) x = std::numeric_limits<T>::quiet_NaN();
+  }
+  const std::vector<T> c0 = c;
+
+  switch (lay) {
+    case layout::nn:
+      g::run<layout::nn, T, Arch>(how, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+      break;
+    case layout::nt:
+      g::run<layout::nt, T, Arch>(how, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+      break;
+    case layout::tn:
+      g::run<layout::tn, T, Arch>(how, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+      break;
+  }
+
+  // Reference in i-p-j order over dense double copies: fast enough unoptimised, too.
+  std::vector<double> ad(m * k), bd(k * n), ref(m * n, 0.0), mag(m * n, 0.0);
+  for (std::size_t i = 0; i < m; ++i) {
+    for (std::size_t p = 0; p < k; ++p) ad[i * k + p] = static_cast<double>(ta ? a[p * lda + i] : a[i * lda + p]);
+  }
+  for (std::size_t p = 0; p < k; ++p) {
+    for (std::size_t j = 0; j < n; ++j) bd[p * n + j] = static_cast<double>(tb ? b[j * ldb + p] : b[p * ldb + j]);
+  }
+  for (std::size_t i = 0; i < m; ++i) {
+    double* r = ref.data() + i * n;
+    double* g = mag.data() + i * n;
+    for (std::size_t p = 0; p < k; ++p) {
+      const double aip = ad[i * k + p];
+      const double* bp = bd.data() + p * n;
+      for (std::size_t j = 0; j < n; ++j) {
+        r[j] += aip * bp[j];
+        g[j] += std::abs(aip * bp[j]);
+      }
+    }
+  }
+
+  const double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < m; ++i) {
+    for (std::size_t j = 0; j < ldc; ++j) {
+      const double got = static_cast<double>(c[i * ldc + j]);
+      if (j >= n) {
+        // Padding between rows must be left alone (NaN compares unequal, so compare bits).
+        if (!(c[i * ldc + j] == c0[i * ldc + j] || (std::isnan(got) && std::isnan(c0[i * ldc + j])))) ++bad;
+        continue;
+      }
+      double r = static_cast<double>(alpha) * ref[i * n + j];
+      double bound = std::abs(static_cast<double>(alpha)) * mag[i * n + j];
+      if (beta != T(0)) {
+        const double cb = static_cast<double>(beta) * static_cast<double>(c0[i * ldc + j]);
+        r += cb;
+        bound += std::abs(cb);
+      }
+      const double tol = 2.0 * eps * static_cast<double>(k + 4) * bound + 1e-30;
+      if (!(std::abs(got - r) <= tol)) ++bad;
+    }
+  }
+  // Trailing element past the last row: never touched.
+  if (!(c.back() == c0.back() || (std::isnan(c.back()) && std::isnan(c0.back())))) ++bad;
+  INFO("layout " << static_cast<int>(lay) << " path " << static_cast<int>(how) << " M=" << m << " N=" << n
+                 << " K=" << k << " alpha=" << alpha << " beta=" << beta << " pad=" << pad);
+  CHECK(bad == 0);
+}
+
+struct scalars {
+  double alpha, beta;
+};
+constexpr scalars coefficients[] = {{1.0, 0.0}, {-0.5, 0.0}, {2.0, 1.0}, {0.75, -1.25}};
+constexpr std::size_t pads[] = {0, 1, 5};
+
+template <class T>
+void sweep(layout lay) {
+  const std::size_t ms[] = {1, 3, 7, 8, 9, 17, 33};
+  const std::size_t ns[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33};
+  const std::size_t ks[] = {1, 3, 17, 33};
+  lcg rng{42};
+  std::size_t variant = 0;
+  for (std::size_t m : ms) {
+    for (std::size_t n : ns) {
+      for (std::size_t k : ks) {
+        const scalars ab = coefficients[variant % 4];
+        const std::size_t pad = pads[variant % 3];
+        ++variant;
+        for (path how : {path::direct, path::packed, path::automatic}) {
+          check<T>(lay, how, {m, n, k}, static_cast<T>(ab.alpha), static_cast<T>(ab.beta), pad, rng);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("gemm matches a naive product on small shapes", "[simd][gemm]", float, double) {
+  SECTION("nn") { sweep<TestType>(layout::nn); }
+  SECTION("nt") { sweep<TestType>(layout::nt); }
+  SECTION("tn") { sweep<TestType>(layout::tn); }
+}
+
+TEMPLATE_TEST_CASE("gemm matches a naive product on a dense-layer shape", "[simd][gemm]", float, double) {
+  lcg rng{7};
+  // The double run covers one layout only, to keep unoptimised builds fast.
+  for (layout lay : {layout::nn, layout::nt, layout::tn}) {
+    if (sizeof(TestType) == sizeof(double) && lay != layout::nn) continue;
+    check<TestType>(lay, path::automatic, {64, 256, 784}, TestType(1), TestType(0), 0, rng);
+  }
+  check<TestType>(layout::tn, path::automatic, {256, 784, 64}, TestType(-0.01), TestType(1), 3, rng);
+}
+
+TEST_CASE("gemm spans several cache blocks in every dimension", "[simd][gemm]") {
+  lcg rng{11};
+  // Larger than mc, nc and kc for double (the smallest blocks; the loops do not depend on the
+  // type), and not multiples of the register tile.
+  check<double>(layout::nn, path::packed, {130, 262, 259}, 0.5, 0.25, 2, rng);
+  check<double>(layout::nt, path::packed, {131, 259, 262}, 1.0, 0.0, 1, rng);
+  check<double>(layout::tn, path::packed, {127, 263, 257}, -1.0, 1.0, 0, rng);
+}
+
+TEST_CASE("gemm on the scalar architecture runs the same code with one lane", "[simd][gemm]") {
+  lcg rng{3};
+  for (layout lay : {layout::nn, layout::nt, layout::tn}) {
+    for (path how : {path::direct, path::packed}) {
+      check<float, pnn::simd::scalar>(lay, how, {9, 17, 33}, 1.5f, 0.0f, 1, rng);
+      check<double, pnn::simd::scalar>(lay, how, {5, 3, 17}, -1.0, 0.5, 0, rng);
+    }
+  }
+  std::vector<float> a(6, 1.0f), b(6, 2.0f), c(4, 0.0f);
+  pnn::simd::gemm_nn<float, pnn::simd::scalar>(2, 2, 3, 1.0f, a.data(), 3, b.data(), 2, 0.0f, c.data(), 2);
+  CHECK(c == std::vector<float>{6.0f, 6.0f, 6.0f, 6.0f});
+}
+
+TEST_CASE("gemm edge cases: empty sizes, alpha == 0, K == 0", "[simd][gemm]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> a(12, nan), b(12, nan), c(4, nan);
+  // alpha == 0 reads neither A nor B; beta == 0 overwrites NaN.
+  pnn::simd::gemm_nn<float>(2, 2, 3, 0.0f, a.data(), 3, b.data(), 2, 0.0f, c.data(), 2);
+  CHECK(c == std::vector<float>(4, 0.0f));
+  // K == 0 only scales C.
+  c.assign(4, 2.0f);
+  pnn::simd::gemm_tn<float>(2, 2, 0, 1.0f, nullptr, 2, nullptr, 2, 3.0f, c.data(), 2);
+  CHECK(c == std::vector<float>(4, 6.0f));
+  // Nothing to do: no pointer is touched.
+  pnn::simd::gemm_nt<double>(0, 0, 5, 1.0, nullptr, 0, nullptr, 0, 0.0, nullptr, 0);
+}
+
+TEST_CASE("gemm's per-thread packing buffers keep concurrent products apart", "[simd][gemm]") {
+  lcg rng{5};
+  const std::size_t n = 70;
+  const auto a = random_matrix<float>(n, n, rng);
+  const auto b = random_matrix<float>(n, n, rng);
+  std::vector<float> serial(n * n), c1(n * n), c2(n * n);
+  pnn::simd::gemm_nn<float>(n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, serial.data(), n);
+  auto work = [&](std::vector<float>* c, bool transposed) {
+    for (int rep = 0; rep < 20; ++rep) {
+      if (transposed) {
+        // A different product at the same time: a shared buffer would corrupt c1.
+        pnn::simd::gemm_tn<float>(n, n, n, 1.0f, b.data(), n, a.data(), n, 0.0f, c->data(), n);
+      } else {
+        pnn::simd::gemm_nn<float>(n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c->data(), n);
+      }
+    }
+  };
+  std::thread t1(work, &c1, false);
+  std::thread t2(work, &c2, true);
+  t1.join();
+  t2.join();
+  CHECK(c1 == serial);  // same blocking, same order of operations: bitwise equal
+}
+
+#if PNN_HAS_EXCEPTIONS
+TEST_CASE("gemm rejects violated preconditions", "[simd][gemm]") {
+  std::vector<float> a(12, 1.0f), b(12, 1.0f), c(4, 0.0f);
+  CHECK_THROWS_AS(pnn::simd::gemm_nn<float>(2, 2, 3, 1.0f, nullptr, 3, b.data(), 2, 0.0f, c.data(), 2),
+                  pnn::error);
+  CHECK_THROWS_AS(pnn::simd::gemm_nt<float>(2, 2, 3, 1.0f, a.data(), 3, nullptr, 3, 0.0f, c.data(), 2),
+                  pnn::error);
+  CHECK_THROWS_AS(pnn::simd::gemm_tn<float>(2, 2, 3, 1.0f, a.data(), 2, b.data(), 2, 0.0f, nullptr, 2),
+                  pnn::error);
+  CHECK_THROWS_AS(pnn::simd::gemm_nn<float>(2, 2, 3, 1.0f, a.data(), 2, b.data(), 2, 0.0f, c.data(), 2),
+                  pnn::error);
+  CHECK_THROWS_AS(pnn::simd::gemm_nt<float>(2, 2, 3, 1.0f, a.data(), 3, b.data(), 2, 0.0f, c.data(), 2),
+                  pnn::error);
+  CHECK_THROWS_AS(pnn::simd::gemm_tn<float>(2, 2, 3, 1.0f, a.data(), 1, b.data(), 2, 0.0f, c.data(), 2),
+                  pnn::error);
+  CHECK_THROWS_AS(pnn::simd::gemm_nn<float>(2, 2, 3, 1.0f, a.data(), 3, b.data(), 2, 0.0f, c.data(), 1),
+                  pnn::error);
+}
+#endif

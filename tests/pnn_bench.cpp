@@ -1,0 +1,102 @@
+// pnn-bench, the main job: a tiny run of every landed rule produces JSON that follows the
+// documented schema, and bad input gives one clear line, a non-zero exit and no output files.
+#include <catch2/catch.hpp>
+
+#ifdef PNN_BENCH_EXE
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+struct run_result {
+  int status;
+  std::string err;
+};
+
+run_result run_bench(const std::string& args, const std::filesystem::path& dir) {
+  const auto err = dir / "stderr.txt";
+  const std::string cmd = std::string(PNN_BENCH_EXE) + " " + args + " > " + (dir / "stdout.txt").string() + " 2> " + err.string();
+  const int status = std::system(cmd.c_str());
+  std::ifstream f(err);
+  return {status, std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>())};
+}
+
+std::filesystem::path fresh_dir(const char* name) {
+  const auto d = std::filesystem::temp_directory_path() / name;
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+bool is_number(const nlohmann::json& j) { return j.is_number(); }
+}  // namespace
+
+TEST_CASE("pnn-bench --rules all writes JSON that follows the schema", "[pnn-bench][slow]") {
+  const auto dir = fresh_dir("pnn_bench_schema");
+  const auto out = dir / "out.json";
+  const auto r = run_bench("--rules all --substrates digital --epochs 1 --train-limit 1000 --hidden 32 --json " +
+                               out.string() + " --csv " + (dir / "out.csv").string(),
+                           dir);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  std::ifstream f(out);
+  const auto j = nlohmann::json::parse(f);
+  REQUIRE(j.at("dataset").is_string());
+  const auto& results = j.at("results");
+  REQUIRE(results.is_array());
+  REQUIRE(!results.empty());
+  std::size_t trained = 0;
+  for (const auto& row : results) {
+    REQUIRE(row.at("rule").is_string());
+    REQUIRE(row.at("substrate").is_string());
+    if (row.contains("skipped")) {
+      CHECK(row.at("skipped").is_string());
+      CHECK(row.size() == 3);
+      continue;
+    }
+    ++trained;
+    CHECK(row.at("noise").is_string());
+    CHECK(row.at("epochs").get<int>() == 1);
+    const double acc = row.at("test_accuracy").get<double>();
+    CHECK(acc >= 0.0);
+    CHECK(acc <= 1.0);
+    CHECK(is_number(row.at("train_seconds")));
+    CHECK(is_number(row.at("samples_per_second")));
+    CHECK((row.at("alignment_angle_deg").is_null() || is_number(row.at("alignment_angle_deg"))));
+    CHECK(row.at("settings").is_object());
+    CHECK(row.at("sweep").is_null());
+    const auto& h = row.at("history");
+    REQUIRE(h.is_array());
+    REQUIRE(h.size() == 1);
+    CHECK(h[0].at("epoch").get<int>() == 1);
+    CHECK(is_number(h[0].at("train_loss")));
+    CHECK(is_number(h[0].at("test_accuracy")));
+  }
+  // every landed rule ran (none may be skipped on the digital substrate)
+  CHECK(trained == results.size());
+  CHECK(std::filesystem::exists(dir / "out.csv"));
+}
+
+TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", "[pnn-bench][errors]") {
+  const auto dir = fresh_dir("pnn_bench_errors");
+  const auto out = (dir / "out.json").string();
+  auto check = [&](const std::string& args, const std::string& expect) {
+    const auto r = run_bench(args + " --json " + out, dir);
+    INFO(args << " -> " << r.err);
+    CHECK(r.status != 0);
+    CHECK(r.err.find(expect) != std::string::npos);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(!std::filesystem::exists(out));
+  };
+  check("--rules nosuchrule", "unknown rule 'nosuchrule'");
+  check("--substrates graphene", "unknown substrate 'graphene'");
+  check("--epochs three", "--epochs: 'three' is not a number");
+  check("--sweep read_noise=a,b", "not a number");
+  check("--sweep temperature=1,2", "unknown parameter 'temperature'");
+  check("--rules backprop --data-dir /nonexistent/fashion", "/nonexistent/fashion");
+}
+#endif

@@ -1,0 +1,81 @@
+// pnn-bench internals: the run configuration, one result row, the registry of rule runners, and
+// the substrate/network dispatch every rule shares.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <pnn/pnn.hpp>
+
+namespace pnn_bench {
+
+/// One swept parameter value (`--sweep PARAM=v1,v2,...`).
+struct sweep_point {
+  std::string param;
+  double value = 0;
+};
+
+/// Everything the command line sets.
+struct config {
+  std::vector<std::string> rules;
+  std::vector<std::string> substrates;
+  std::size_t epochs = 3;
+  std::size_t batch = 64;
+  std::vector<std::size_t> hidden{256};
+  std::size_t train_limit = 0;
+  std::uint64_t seed = 1;
+  std::size_t threads = 1;
+  std::string fa_feedback = "random";
+  std::string ep_estimator = "centered";
+  std::string fg_mode = "activity";
+  std::string ff_goodness = "energy";
+  std::string perturbation = "spsa";
+};
+
+/// One row of the table / one object of the JSON `results` array.
+struct result {
+  std::string rule, substrate, noise;
+  std::size_t epochs = 0;
+  double test_accuracy = 0, train_seconds = 0, samples_per_second = 0;
+  std::optional<double> alignment_angle_deg;
+  nlohmann::json settings = nlohmann::json::object();
+  std::optional<sweep_point> sweep;
+  nlohmann::json history = nlohmann::json::array();
+  std::optional<std::string> skipped;  ///< set when the pair cannot run: then only rule/substrate/skipped count
+};
+
+/// A rule's runner: trains the benchmark architecture on one substrate and reports.
+using runner = std::function<result(const config&, const std::string& substrate, const pnn::data::split&,
+                                    const std::optional<sweep_point>&)>;
+
+/// Rule name → runner. Rules register from their own translation units.
+std::map<std::string, runner>& registry();
+/// Registers `r` under `name` (used at static-initialisation time).
+bool add_rule(const std::string& name, runner r);
+
+/// The substrates pnn-bench knows, in table order.
+const std::vector<std::string>& known_substrates();
+/// The rules pnn-bench knows (the order), landed or not.
+const std::vector<std::string>& known_rules();
+
+/// Signals a (rule, substrate) pair that cannot run; the runner turns it into a `skipped` row.
+struct skip : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// A result that only says the pair was skipped and why.
+inline result skipped(const std::string& rule, const std::string& substrate, const std::string& why) {
+  result r;
+  r.rule = rule;
+  r.substrate = substrate;
+  r.skipped = why;
+  return r;
+}
+
+}  // namespace pnn_bench

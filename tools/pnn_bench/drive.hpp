@@ -1,0 +1,103 @@
+// The shared machinery of every rule runner: build the benchmark network on the chosen
+// substrate (1 or 2 hidden layers), train it with `pnn::train`, and turn the history into a row.
+#pragma once
+
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include <xtensor/xview.hpp>
+
+#include "bench.hpp"
+
+namespace pnn_bench {
+
+using pnn::dynamic;
+
+/// The benchmark architecture on substrate `S` with noise `N`, hidden activation `A`.
+template <class S, class N, class A>
+struct mlp {
+  using one_hidden = pnn::network<pnn::dense<dynamic, dynamic, S, N, A>, pnn::dense<dynamic, dynamic, S, N, pnn::act::identity>>;
+  using two_hidden = pnn::network<pnn::dense<dynamic, dynamic, S, N, A>, pnn::dense<dynamic, dynamic, S, N, A>,
+                                  pnn::dense<dynamic, dynamic, S, N, pnn::act::identity>>;
+};
+
+/// Builds the network for `cfg.hidden` and calls `f(net)`.
+template <class S, class N, class A, class F, class... Configs>
+result with_depth(const config& cfg, std::size_t inputs, std::size_t outputs, F&& f, const Configs&... configs) {
+  const pnn::seed s{cfg.seed};
+  if (cfg.hidden.size() == 1) {
+    typename mlp<S, N, A>::one_hidden net({inputs, cfg.hidden[0], outputs}, s, configs...);
+    return f(net);
+  }
+  if (cfg.hidden.size() == 2) {
+    typename mlp<S, N, A>::two_hidden net({inputs, cfg.hidden[0], cfg.hidden[1], outputs}, s, configs...);
+    return f(net);
+  }
+  throw skip("--hidden supports one or two hidden layers");
+}
+
+/// Dispatches on the substrate name: `f(net)` gets the network built on it; `noise` receives
+/// the name of the substrate's noise configuration for the table.
+template <class A, class F>
+result with_network(const config& cfg, const std::string& substrate, const pnn::data::split& d,
+                    const std::optional<sweep_point>& sweep, std::string& noise, F&& f) {
+  const std::size_t in = d.train.features(), out = d.train.outputs();
+  if (substrate == "digital") {
+    if (sweep) throw skip("sweeping '" + sweep->param + "' needs a physical substrate (crossbar, crossbar_variation)");
+    noise = "none";
+    return with_depth<pnn::physics::digital, pnn::noise::none, A>(cfg, in, out, f);
+  }
+  throw skip("substrate '" + substrate + "' has not landed in this build");
+}
+
+/// Mean over hidden layers of the angle (degrees) between `rule`'s estimate and backprop's on a
+/// probe batch of the same network.
+template <class Net, class Rule>
+double alignment_angle(Net& net, Rule& rule, const xt::xtensor<float, 2>& x, const xt::xtensor<float, 2>& t) {
+  pnn::learn::backprop<> bp;
+  pnn::rng g(0xa11);
+  const auto ref = bp.estimate(net, x, t, pnn::loss::softmax_cross_entropy{}, g);
+  pnn::rng g2(0xa12);
+  const auto est = rule.estimate(net, x, t, pnn::loss::softmax_cross_entropy{}, g2);
+  double s = 0;
+  for (std::size_t i = 0; i + 1 < Net::num_layers; ++i) s += pnn::angle_degrees(est, ref, i);
+  return s / double(Net::num_layers - 1);
+}
+
+/// Trains `net` with `rule` and fills `r`'s measurements; `align` adds the alignment angle.
+template <class Net, class Rule>
+result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net, Rule& rule, result r, bool align) {
+  const std::size_t probe = std::min<std::size_t>(256, d.train.size());
+  const xt::xtensor<float, 2> px = xt::view(d.train.inputs, xt::range(0, probe), xt::all());
+  const xt::xtensor<float, 2> pt = xt::view(d.train.targets, xt::range(0, probe), xt::all());
+  pnn::train_options opt{.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed, .test = &d.test,
+                         .progress = pnn::progress_mode::never};
+  if (align)
+    opt.callbacks.push_back([&](pnn::epoch_metrics& m) {
+      m.extra["alignment_angle_deg"] = alignment_angle(net, rule, px, pt);
+      return true;
+    });
+  const auto h = pnn::train(net, rule, pnn::loss::softmax_cross_entropy{}, d.train, opt);
+  r.epochs = h.size();
+  for (const auto& m : h) {
+    r.train_seconds += m.seconds;
+    nlohmann::json row{{"epoch", m.epoch}, {"train_loss", m.train_loss}, {"test_accuracy", m.test_accuracy},
+                       {"seconds", m.seconds}};
+    if (auto it = m.extra.find("alignment_angle_deg"); it != m.extra.end()) row["alignment_angle_deg"] = it->second;
+    r.history.push_back(row);
+  }
+  r.test_accuracy = h.back().test_accuracy;
+  r.samples_per_second = r.train_seconds > 0 ? double(d.train.size() * h.size()) / r.train_seconds : 0;
+  if (align) r.alignment_angle_deg = h.back().extra.at("alignment_angle_deg");
+  return r;
+}
+
+/// The optimiser settings every runner records.
+inline nlohmann::json optimizer_settings(const char* name, double lr, double momentum = 0) {
+  nlohmann::json j{{"optimizer", name}, {"learning_rate", lr}};
+  if (momentum != 0) j["momentum"] = momentum;
+  return j;
+}
+
+}  // namespace pnn_bench

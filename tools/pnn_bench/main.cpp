@@ -1,0 +1,336 @@
+// pnn-bench: trains the same architecture under each selected learning rule and substrate on
+// Fashion-MNIST and prints a Markdown table (optionally JSON, CSV and gnuplot figures).
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "bench.hpp"
+
+namespace pnn_bench {
+
+std::map<std::string, runner>& registry() {
+  static std::map<std::string, runner> r;
+  return r;
+}
+bool add_rule(const std::string& name, runner r) {
+  registry()[name] = std::move(r);
+  return true;
+}
+const std::vector<std::string>& known_substrates() {
+  static const std::vector<std::string> s{"digital", "crossbar", "crossbar_variation", "mzi"};
+  return s;
+}
+const std::vector<std::string>& known_rules() {
+  static const std::vector<std::string> r{"in_silico",          "backprop",          "physics_aware",
+                                          "feedback_alignment", "direct_feedback_alignment",
+                                          "equilibrium_propagation", "coupled_learning", "forward_gradient",
+                                          "weight_perturbation", "node_perturbation", "spsa", "forward_forward"};
+  return r;
+}
+
+namespace {
+
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+double parse_number(const std::string& s, const std::string& what) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != s.size() || s.empty() || !std::isfinite(v)) throw usage_error(what + ": '" + s + "' is not a number");
+  return v;
+}
+
+nlohmann::json to_json(const result& r) {
+  if (r.skipped) return {{"rule", r.rule}, {"substrate", r.substrate}, {"skipped", *r.skipped}};
+  nlohmann::json j{{"rule", r.rule},
+                   {"substrate", r.substrate},
+                   {"noise", r.noise},
+                   {"epochs", r.epochs},
+                   {"test_accuracy", r.test_accuracy},
+                   {"train_seconds", r.train_seconds},
+                   {"samples_per_second", r.samples_per_second},
+                   {"alignment_angle_deg", nullptr},
+                   {"settings", r.settings},
+                   {"sweep", nullptr},
+                   {"history", r.history}};
+  if (r.alignment_angle_deg) j["alignment_angle_deg"] = *r.alignment_angle_deg;
+  if (r.sweep) j["sweep"] = {{"param", r.sweep->param}, {"value", r.sweep->value}};
+  return j;
+}
+
+void write_file_atomically(const std::filesystem::path& p, const std::string& text) {
+  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
+  const auto tmp = std::filesystem::path(p.string() + ".tmp");
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << text;
+    if (!f.flush()) throw std::runtime_error("cannot write '" + p.string() + "'");
+  }
+  std::filesystem::rename(tmp, p);
+}
+
+std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+std::string markdown_table(const std::vector<result>& rows) {
+  std::string s =
+      "| rule | substrate | noise | epochs | test accuracy | train time | samples/s | alignment angle |\n"
+      "|---|---|---|---:|---:|---:|---:|---:|\n";
+  for (const auto& r : rows) {
+    std::string rule = r.rule + (r.sweep ? " (" + r.sweep->param + "=" + fmt("%g", r.sweep->value) + ")" : "");
+    if (r.skipped) {
+      s += "| " + rule + " | " + r.substrate + " | — | — | skipped: " + *r.skipped + " | | | |\n";
+      continue;
+    }
+    s += "| " + rule + " | " + r.substrate + " | " + r.noise + " | " + std::to_string(r.epochs) + " | " +
+         fmt("%.2f %%", 100 * r.test_accuracy) + " | " + fmt("%.1f s", r.train_seconds) + " | " +
+         fmt("%.0f", r.samples_per_second) + " | " +
+         (r.alignment_angle_deg ? fmt("%.1f°", *r.alignment_angle_deg) : std::string("—")) + " |\n";
+  }
+  return s;
+}
+
+std::string csv(const std::vector<result>& rows) {
+  std::string s = "rule,substrate,noise,epochs,test_accuracy,train_seconds,samples_per_second,alignment_angle_deg,"
+                  "sweep_param,sweep_value,skipped\n";
+  for (const auto& r : rows)
+    s += r.rule + "," + r.substrate + "," + r.noise + "," + std::to_string(r.epochs) + "," +
+         fmt("%.6f", r.test_accuracy) + "," + fmt("%.3f", r.train_seconds) + "," + fmt("%.1f", r.samples_per_second) +
+         "," + (r.alignment_angle_deg ? fmt("%.3f", *r.alignment_angle_deg) : "") + "," +
+         (r.sweep ? r.sweep->param : "") + "," + (r.sweep ? fmt("%g", r.sweep->value) : "") + "," +
+         (r.skipped ? "\"" + *r.skipped + "\"" : "") + "\n";
+  return s;
+}
+
+// Learning curves, time per epoch and (with --sweep) accuracy against the swept parameter, as
+// PNG through gnuplot. Data and scripts stay beside the figures so they can be re-plotted.
+void plots(const std::vector<result>& rows, const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  std::string curves = "set terminal pngcairo size 900,600\nset output '" + (dir / "learning_curves.png").string() +
+                       "'\nset xlabel 'epoch'\nset ylabel 'test accuracy (%)'\nset key bottom right\nset grid\nplot ";
+  std::string times;
+  std::map<std::string, std::string> sweep_data;
+  bool first = true;
+  int k = 0;
+  for (const auto& r : rows) {
+    if (r.skipped) continue;
+    const std::string label = r.rule + " / " + r.substrate;
+    if (!r.sweep) {
+      const auto f = dir / ("curve_" + std::to_string(k++) + ".dat");
+      std::string d;
+      for (const auto& h : r.history)
+        d += std::to_string(h["epoch"].get<std::size_t>()) + " " + fmt("%.4f", 100 * h["test_accuracy"].get<double>()) + "\n";
+      write_file_atomically(f, d);
+      curves += std::string(first ? "" : ", ") + "'" + f.string() + "' using 1:2 with linespoints title '" + label + "'";
+      first = false;
+      times += "\"" + label + "\" " + fmt("%.3f", r.train_seconds / double(std::max<std::size_t>(1, r.epochs))) + "\n";
+    } else {
+      sweep_data[label] += fmt("%g", r.sweep->value) + " " + fmt("%.4f", 100 * r.test_accuracy) + "\n";
+    }
+  }
+  std::string script;
+  if (!first) {
+    write_file_atomically(dir / "epoch_time.dat", times);
+    script += curves + "\n";
+    script += "set output '" + (dir / "epoch_time.png").string() +
+              "'\nset style data histograms\nset style fill solid 0.8\nset boxwidth 0.8\nset xtics rotate by -40\n"
+              "set ylabel 'seconds per epoch'\nunset xlabel\nset key off\nplot '" +
+              (dir / "epoch_time.dat").string() + "' using 2:xtic(1)\nunset style\nset xtics norotate\nset key bottom left\n";
+  }
+  if (!sweep_data.empty()) {
+    std::string p = "set output '" + (dir / "noise_sweep.png").string() + "'\nset xlabel '" + rows.front().sweep->param +
+                    "'\nset ylabel 'test accuracy (%)'\nset style data linespoints\nplot ";
+    int j = 0;
+    for (const auto& [label, d] : sweep_data) {
+      const auto f = dir / ("sweep_" + std::to_string(j) + ".dat");
+      write_file_atomically(f, d);
+      p += std::string(j++ ? ", " : "") + "'" + f.string() + "' using 1:2 title '" + label + "'";
+    }
+    script += (script.empty() ? "set terminal pngcairo size 900,600\n" : "") + p + "\n";
+  }
+  if (script.empty()) return;
+  write_file_atomically(dir / "plots.gp", script);
+  const std::string cmd = "gnuplot '" + (dir / "plots.gp").string() + "' 2>/dev/null";
+  if (std::system(cmd.c_str()) != 0)
+    std::fprintf(stderr, "pnn-bench: gnuplot failed or is missing; data and script are in %s\n", dir.c_str());
+}
+
+int run(int argc, char** argv) {
+  config cfg;
+  std::string rules = "all", substrates = "digital", hidden = "256", sweep_spec, json_path, csv_path, plot_dir, data_dir;
+  std::string epochs_s = "3", batch_s = "64", limit_s = "0", seed_s = "1", threads_s = "1";
+  CLI::App app{"pnn-bench: every learning rule x substrate on Fashion-MNIST"};
+  app.add_option("--rules", rules, "comma-separated rules, or 'all'");
+  app.add_option("--substrates", substrates, "comma-separated: digital, crossbar, crossbar_variation, mzi");
+  app.add_option("--epochs", epochs_s, "epochs per run (default 3)");
+  app.add_option("--batch", batch_s, "mini-batch size (default 64)");
+  app.add_option("--hidden", hidden, "comma-separated hidden sizes (default 256)");
+  app.add_option("--train-limit", limit_s, "train on the first N training samples only (0: all)");
+  app.add_option("--seed", seed_s, "seed of every random draw (default 1)");
+  app.add_option("--threads", threads_s, "runs trained concurrently (default 1)");
+  app.add_option("--json", json_path, "write results as JSON");
+  app.add_option("--csv", csv_path, "write results as CSV");
+  app.add_option("--plot-dir", plot_dir, "write PNG figures (gnuplot) here");
+  app.add_option("--sweep", sweep_spec, "PARAM=v1,v2,... with PARAM in read_noise, variation, dac_bits, adc_bits");
+  app.add_option("--data-dir", data_dir, "Fashion-MNIST directory (default $PNN_DATA_DIR or Debian's)");
+  app.add_option("--fa-feedback", cfg.fa_feedback, "random | sign")->check(CLI::IsMember({"random", "sign"}));
+  app.add_option("--ep-estimator", cfg.ep_estimator, "one_sided | random_sign | centered | holomorphic")
+      ->check(CLI::IsMember({"one_sided", "random_sign", "centered", "holomorphic"}));
+  app.add_option("--fg-mode", cfg.fg_mode, "activity | weight")->check(CLI::IsMember({"activity", "weight"}));
+  app.add_option("--ff-goodness", cfg.ff_goodness, "energy | cosine")->check(CLI::IsMember({"energy", "cosine"}));
+  app.add_option("--perturbation", cfg.perturbation, "spsa | mgd")->check(CLI::IsMember({"spsa", "mgd"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "pnn-bench: %s\n", e.what());
+    return 2;
+  }
+
+  std::optional<std::string> sweep_param;
+  std::vector<double> sweep_values;
+  try {
+    cfg.epochs = static_cast<std::size_t>(parse_number(epochs_s, "--epochs"));
+    cfg.batch = static_cast<std::size_t>(parse_number(batch_s, "--batch"));
+    cfg.train_limit = static_cast<std::size_t>(parse_number(limit_s, "--train-limit"));
+    cfg.seed = static_cast<std::uint64_t>(parse_number(seed_s, "--seed"));
+    cfg.threads = static_cast<std::size_t>(parse_number(threads_s, "--threads"));
+    if (cfg.epochs == 0 || cfg.batch == 0 || cfg.threads == 0)
+      throw usage_error("--epochs, --batch and --threads must be positive");
+    cfg.hidden.clear();
+    for (const auto& h : split_list(hidden)) {
+      const double v = parse_number(h, "--hidden");
+      if (v < 1) throw usage_error("--hidden: sizes must be positive");
+      cfg.hidden.push_back(static_cast<std::size_t>(v));
+    }
+    if (cfg.hidden.empty() || cfg.hidden.size() > 2) throw usage_error("--hidden: give one or two hidden sizes");
+    cfg.rules = rules == "all" ? std::vector<std::string>{} : split_list(rules);
+    if (rules == "all")
+      for (const auto& r : known_rules())
+        if (registry().count(r)) cfg.rules.push_back(r);
+    for (const auto& r : cfg.rules)
+      if (std::find(known_rules().begin(), known_rules().end(), r) == known_rules().end())
+        throw usage_error("unknown rule '" + r + "'");
+    cfg.substrates = split_list(substrates);
+    for (const auto& s : cfg.substrates)
+      if (std::find(known_substrates().begin(), known_substrates().end(), s) == known_substrates().end())
+        throw usage_error("unknown substrate '" + s + "'");
+    if (cfg.rules.empty() || cfg.substrates.empty()) throw usage_error("no rule or substrate selected");
+    if (!sweep_spec.empty()) {
+      const auto eq = sweep_spec.find('=');
+      if (eq == std::string::npos) throw usage_error("--sweep: expected PARAM=v1,v2,...");
+      sweep_param = sweep_spec.substr(0, eq);
+      static const std::vector<std::string> params{"read_noise", "variation", "dac_bits", "adc_bits"};
+      if (std::find(params.begin(), params.end(), *sweep_param) == params.end())
+        throw usage_error("--sweep: unknown parameter '" + *sweep_param + "'");
+      for (const auto& v : split_list(sweep_spec.substr(eq + 1))) sweep_values.push_back(parse_number(v, "--sweep"));
+      if (sweep_values.empty()) throw usage_error("--sweep: no values");
+    }
+  } catch (const usage_error& e) {
+    std::fprintf(stderr, "pnn-bench: %s\n", e.what());
+    return 2;
+  }
+
+  pnn::data::split d;
+  try {
+    d = data_dir.empty() ? pnn::data::fashion_mnist() : pnn::data::fashion_mnist(data_dir);
+  } catch (const pnn::error& e) {
+    std::fprintf(stderr, "pnn-bench: %s\n", e.what());
+    return 1;
+  }
+  if (cfg.train_limit > 0 && cfg.train_limit < d.train.size()) d.train = pnn::data::subset(d.train, 0, cfg.train_limit);
+
+  struct job {
+    std::string rule, substrate;
+    std::optional<sweep_point> sweep;
+  };
+  std::vector<job> jobs;
+  for (const auto& r : cfg.rules)
+    for (const auto& s : cfg.substrates) {
+      if (sweep_param)
+        for (double v : sweep_values) jobs.push_back({r, s, sweep_point{*sweep_param, v}});
+      else
+        jobs.push_back({r, s, std::nullopt});
+    }
+  std::vector<result> rows(jobs.size());
+  std::atomic<std::size_t> next{0};
+  std::mutex io;
+  auto worker = [&] {
+    for (std::size_t i; (i = next++) < jobs.size();) {
+      const auto& j = jobs[i];
+      result r;
+      auto it = registry().find(j.rule);
+      if (it == registry().end()) {
+        r = skipped(j.rule, j.substrate, "rule has not landed in this build");
+      } else {
+        try {
+          r = it->second(cfg, j.substrate, d, j.sweep);
+        } catch (const skip& e) {
+          r = skipped(j.rule, j.substrate, e.what());
+        } catch (const std::exception& e) {
+          r = skipped(j.rule, j.substrate, std::string("failed: ") + e.what());
+        }
+      }
+      r.sweep = j.sweep;
+      {
+        std::lock_guard<std::mutex> lock(io);
+        if (r.skipped)
+          std::fprintf(stderr, "pnn-bench: %s on %s skipped: %s\n", r.rule.c_str(), r.substrate.c_str(), r.skipped->c_str());
+        else
+          std::fprintf(stderr, "pnn-bench: %s on %s: %.2f %% in %.1f s\n", r.rule.c_str(), r.substrate.c_str(),
+                       100 * r.test_accuracy, r.train_seconds);
+      }
+      rows[i] = std::move(r);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < std::min(cfg.threads, jobs.size()); ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+
+  std::cout << markdown_table(rows) << std::flush;
+  nlohmann::json out{{"dataset", d.train.name}, {"results", nlohmann::json::array()}};
+  for (const auto& r : rows) out["results"].push_back(to_json(r));
+  try {
+    if (!json_path.empty()) write_file_atomically(json_path, out.dump(2) + "\n");
+    if (!csv_path.empty()) write_file_atomically(csv_path, csv(rows));
+    if (!plot_dir.empty()) plots(rows, plot_dir);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pnn-bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace pnn_bench
+
+int main(int argc, char** argv) { return pnn_bench::run(argc, argv); }

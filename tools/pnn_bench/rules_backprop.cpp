@@ -1,0 +1,67 @@
+// pnn-bench runners for `backprop` (run on the substrate itself) and `in_silico` (train the
+// digital twin, program it onto the substrate, evaluate there).
+#include "drive.hpp"
+
+namespace pnn_bench {
+namespace {
+
+constexpr float backprop_lr = 0.02f;
+constexpr float backprop_momentum = 0.9f;
+
+template <class Net>
+pnn::learn::backprop<pnn::optim::momentum> make_backprop(const config& cfg, const pnn::data::split& d) {
+  const std::size_t steps = cfg.epochs * ((d.train.size() + cfg.batch - 1) / cfg.batch);
+  return pnn::learn::backprop<pnn::optim::momentum>{{.optimizer = {
+      .learning_rate = backprop_lr,
+      .momentum = backprop_momentum,
+      .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}}}};
+}
+
+result run_backprop(const config& cfg, const std::string& substrate, const pnn::data::split& d,
+                    const std::optional<sweep_point>& sweep) {
+  result r;
+  r.rule = "backprop";
+  r.substrate = substrate;
+  r.sweep = sweep;
+  return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+    using net_t = std::remove_cvref_t<decltype(net)>;
+    auto rule = make_backprop<net_t>(cfg, d);
+    r.settings = optimizer_settings("momentum", backprop_lr, backprop_momentum);
+    r.settings["lr_schedule"] = "cosine";
+    r.settings["activation"] = "tanh";
+    return train_and_measure(cfg, d, net, rule, r, false);
+  });
+}
+
+result run_in_silico(const config& cfg, const std::string& substrate, const pnn::data::split& d,
+                     const std::optional<sweep_point>& sweep) {
+  result r;
+  r.rule = "in_silico";
+  r.substrate = substrate;
+  r.sweep = sweep;
+  return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& physical) {
+    // The twin: the same architecture on the ideal digital substrate.
+    using twin_t = pnn::rebind_t<std::remove_cvref_t<decltype(physical)>, pnn::physics::digital>;
+    const auto sizes = physical.sizes();
+    twin_t twin;
+    twin.initialize(sizes.data(), pnn::seed{cfg.seed});
+    {
+      auto rule = make_backprop<twin_t>(cfg, d);
+      r.settings = optimizer_settings("momentum", backprop_lr, backprop_momentum);
+      r.settings["workflow"] = "train digital twin with backprop, program onto the substrate, evaluate there";
+      result t = train_and_measure(cfg, d, twin, rule, r, false);
+      pnn::rng g(cfg.seed, 0xde9);
+      pnn::deploy(twin, physical, g);
+      const auto e = pnn::evaluate(physical, pnn::loss::softmax_cross_entropy{}, d.test);
+      t.test_accuracy = e.accuracy;
+      t.settings["twin_test_accuracy"] = t.history.back()["test_accuracy"];
+      t.history.back()["test_accuracy"] = e.accuracy;
+      return t;
+    }
+  });
+}
+
+const bool registered = add_rule("backprop", run_backprop) && add_rule("in_silico", run_in_silico);
+
+}  // namespace
+}  // namespace pnn_bench
