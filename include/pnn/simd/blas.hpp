@@ -252,8 +252,10 @@ void map(std::size_t n, const T* x, T* y, const F& f) {
   std::size_t i = 0;
   if constexpr (vectorised_function<F, T, Arch>) {
     using P = pack<T, Arch>;
-    constexpr std::size_t W = P::size;
-    for (; i + W <= n; i += W) f(P::load_unaligned(x + i)).store_unaligned(y + i);
+    // The bound is computed once: with `i + W <= n` GCC 12 mis-derives a trip count when n is
+    // a compile-time constant and warns (-Waggressive-loop-optimizations).
+    const std::size_t vec_end = n - n % P::size;
+    for (; i < vec_end; i += P::size) f(P::load_unaligned(x + i)).store_unaligned(y + i);
   }
   for (; i < n; ++i) y[i] = static_cast<T>(f(x[i]));
 }
