@@ -45,7 +45,10 @@ inline epoch_callback csv_log(std::filesystem::path path) {
   return [path = std::move(path), rows](epoch_metrics& m) {
     rows->push_back(m);
     std::string s = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds,samples_per_second";
-    for (const auto& [k, v] : rows->front().extra) s += "," + k;
+    for (const auto& [k, v] : rows->front().extra) {
+      s += ',';
+      s += k;
+    }
     s += "\n";
     for (const auto& r : *rows) {
       s += std::to_string(r.epoch) + "," + detail::number(r.train_loss) + "," + detail::number(r.train_accuracy) +
@@ -53,7 +56,8 @@ inline epoch_callback csv_log(std::filesystem::path path) {
            detail::number(r.seconds) + "," + detail::number(r.samples_per_second);
       for (const auto& [k, v] : rows->front().extra) {
         auto it = r.extra.find(k);
-        s += "," + (it == r.extra.end() ? std::string() : detail::number(it->second));
+        s += ',';
+        if (it != r.extra.end()) s += detail::number(it->second);
       }
       s += "\n";
     }
