@@ -16,6 +16,7 @@
 #include <pnn/nn/dynamic_storage.hpp>
 #include <pnn/nn/forward.hpp>
 #include <pnn/nn/gradients.hpp>
+#include <pnn/noise/noise.hpp>
 #include <pnn/simd/random.hpp>
 #include <pnn/train/callbacks.hpp>
 #include <pnn/train/train.hpp>

@@ -20,6 +20,11 @@
 
 namespace pnn {
 
+namespace detail {
+/// Stand-in for the effective-weight tile of a layer whose noise has no weights stage.
+struct no_effective_tile {};
+}  // namespace detail
+
 /// A fully connected physical layer with `In` inputs and `Out` outputs.
 /// \tparam Substrate  physics computing the weighted sum (`physics::digital`, `crossbar<D>`, …)
 /// \tparam Noise      deviation of the read from ideal (`noise::none`, `noise::chain<…>`, …)
@@ -41,10 +46,17 @@ class dense {
   static constexpr bool is_static = (In != dynamic && Out != dynamic);
   static constexpr bool has_input_noise = has_input_stage<Noise, value_type>;
   static constexpr bool has_output_noise = has_output_stage<Noise, value_type>;
+  /// The policy maps programmed weights to effective ones (variation, drift, stuck-at): reads
+  /// then go through a copy of the tile holding `noise.weights(W)`.
+  static constexpr bool has_weight_noise = has_weight_stage<Noise, value_type> && dense_tile<tile_type>;
 
   tile_type tile{};
   Noise noise{};
   Activation activation{};
+  /// Reads with a weights-stage policy compute with this copy of `tile` whose weights are
+  /// `noise.weights(tile.weight_data())`, refreshed on every read (so programming, set_weights
+  /// and at_time are always seen); an empty member for other policies. Not part of the state.
+  [[no_unique_address]] mutable std::conditional_t<has_weight_noise, tile_type, detail::no_effective_tile> effective_tile{};
 
   [[nodiscard]] constexpr std::size_t in_size() const noexcept { return tile.in_size(); }
   [[nodiscard]] constexpr std::size_t out_size() const noexcept { return tile.out_size(); }
@@ -54,6 +66,7 @@ class dense {
   /// \pre `in`, `out` > 0 and equal to the static extents where those are fixed.
   void initialize(std::size_t in, std::size_t out, rng& g) {
     PNN_EXPECTS(in > 0 && out > 0, "pnn::dense: extents must be positive");
+    if constexpr (requires { noise.validate(); }) noise.validate();
     tile.resize(in, out);
     if constexpr (dense_tile<tile_type>) {
       using T = value_type;
@@ -82,7 +95,7 @@ class dense {
       drive = input_scratch;
     }
     rng gr = g.split(1);
-    tile.read(drive, n, a, gr);
+    read_tile().read(drive, n, a, gr);
     if constexpr (has_output_noise) {
       rng go = g.split(2);
       noise.output(a, n * out_size(), go);
@@ -100,10 +113,21 @@ class dense {
     requires transposable_tile<tile_type>
   {
     rng gr = g.split(3);
-    tile.read_transposed(dy, n, dx, gr);
+    read_tile().read_transposed(dy, n, dx, gr);
   }
 
  private:
+  /// The tile a read computes with: `tile`, or its copy through the policy's weights stage.
+  const tile_type& read_tile() const {
+    if constexpr (has_weight_noise) {
+      effective_tile = tile;
+      noise.weights(tile.weight_data(), effective_tile.weight_data(), in_size() * out_size());
+      return effective_tile;
+    } else {
+      return tile;
+    }
+  }
+
   const value_type* bias_or_null() const noexcept {
     if constexpr (requires { tile.bias_data(); }) return tile.bias_data();
     else return nullptr;
