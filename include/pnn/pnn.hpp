@@ -11,6 +11,10 @@
 #include <pnn/learn/backprop.hpp>
 #include <pnn/learn/in_silico.hpp>
 #include <pnn/learn/optim.hpp>
+#include <pnn/learn/physics_aware.hpp>
+#include <pnn/learn/surrogate.hpp>
+#include <pnn/physics/black_box.hpp>
+#include <pnn/physics/oscillators.hpp>
 #include <pnn/learn/rule.hpp>
 #include <pnn/nn/check_gradients.hpp>
 #include <pnn/nn/dynamic_storage.hpp>

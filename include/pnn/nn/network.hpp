@@ -90,6 +90,8 @@ class network {
     for_each_layer([&](auto& l, std::size_t i) {
       rng g = rng(s).split(i);
       l.initialize(sizes[i], sizes[i + 1], g);
+      // Tiles that report errors by layer (physics::black_box) learn their position here.
+      if constexpr (requires { l.tile.layer_index = i; }) l.tile.layer_index = i;
     });
   }
 

@@ -1,0 +1,295 @@
+/// \file
+/// \brief `learn::physics_aware`: physics-aware training (PAT) — forward on the physical
+/// network, backward through a digital twin's Jacobians at the measured activations
+/// (Wright et al., Nature 2022; RULES.md "Physics-aware training").
+///
+/// The forward pass runs on the **physical** network (its substrate, noise, device variation,
+/// mismatch: `forward_trace`) and records every layer's measured input `x_l`, pre-activation
+/// `a_l` and output `h_l`. The backward pass never reads the physics backwards: it uses the
+/// **twin** `f_m`, evaluated at the measured values: `δ_l = g_l ⊙ f_m′(a_l, h_l)`,
+/// `ĝ_W = δ_lᵀ x_l`, `ĝ_b = Σ δ_l`, `∂L/∂x_l = δ_l W_m` (the twin's weights, mirrored from the
+/// physical network's parameters before every estimate). With `f_p ≡ f_m` this is backprop; with
+/// a mismatch the error no longer compounds through the depth (toy chain of RULES.md theory
+/// check 7: in-silico gradient gap 33 %, PAT 10.5 %). Physical substrates without a transposed
+/// read (`physics::black_box`) train with it.
+///
+/// A twin is any object with
+/// `backward(const Net& physical, const trace<Net>& measured, const T* dy, gradients<Net>&, rng&)`:
+/// `digital_twin` (default: the ideal digital network of the same shape), `network_twin<M>`
+/// (a user-supplied model network, e.g. with a different activation), or a learned surrogate
+/// (`learn::surrogate_twin`, learn/surrogate.hpp).
+#pragma once
+
+#include <algorithm>
+#include <any>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <pnn/learn/optim.hpp>
+#include <pnn/learn/rule.hpp>
+#include <pnn/physics/digital.hpp>
+
+namespace pnn::detail {
+
+/// Walks the physical network's layers from the top; `vjp(index, up, grad_i, down)` turns
+/// `up = ∂L/∂h_i` into layer i's update and, below the first layer, `down = ∂L/∂x_i`.
+template <class Net, class Vjp, std::size_t L>
+void pat_walk(const Net& net, std::size_t n, xt::xtensor<typename Net::value_type, 2>& up,
+              xt::xtensor<typename Net::value_type, 2>& down, gradients<Net>& grad, Vjp& vjp,
+              std::integral_constant<std::size_t, L>) {
+  if constexpr (L > 0) {
+    constexpr std::size_t i = L - 1;
+    using T = typename Net::value_type;
+    T* d = nullptr;
+    if constexpr (i > 0) {
+      resize_if_needed(down, n, layer<i>(net).in_size());
+      d = down.data();
+    }
+    vjp(std::integral_constant<std::size_t, i>{}, up.data(), grad[i], d);
+    if constexpr (i > 0) {
+      std::swap(up, down);
+      pat_walk(net, n, up, down, grad, vjp, std::integral_constant<std::size_t, i>{});
+    }
+  }
+}
+
+}  // namespace pnn::detail
+
+namespace pnn::learn {
+
+/// Where the twin's activation derivative is evaluated.
+enum class jacobian_point {
+  measured_activations,  ///< at the physically measured `(a_l, h_l)` (no extra computation)
+  measured_inputs,       ///< at the twin's own `(a_m, h_m) = f_m(x_l)` from the measured input x_l
+};
+
+/// A twin usable by `physics_aware` for the physical network `Net`.
+template <class M, class Net>
+concept twin_model = requires(M& m, const Net& net, const trace<Net>& tr, const typename Net::value_type* dy,
+                              gradients<Net>& g, rng& r) { m.backward(net, tr, dy, g, r); };
+
+
+/// Walks the layers of `net` from the output down with a per-layer vector-Jacobian product:
+/// `vjp(std::integral_constant<size_t, i>, const T* up, layer_gradient<T>& g, T* down)` gets
+/// `up = ∂L/∂h_i` (n × Out_i), writes layer i's update into `g` and, when `down` is not null
+/// (i > 0), `∂L/∂h_{i−1}` (n × In_i). The skeleton every twin's `backward` uses.
+template <class Net, class Vjp>
+void twin_backward(const Net& net, const trace<Net>& tr, const typename Net::value_type* dy, gradients<Net>& grad,
+                   Vjp&& vjp) {
+  using T = typename Net::value_type;
+  const std::size_t n = tr.batch;
+  xt::xtensor<T, 2> up({n, net.output_size()}), down;
+  std::copy(dy, dy + up.size(), up.data());
+  grad.ensure_shape(net);
+  pnn::detail::pat_walk(net, n, up, down, grad, vjp, std::integral_constant<std::size_t, Net::num_layers>{});
+}
+
+/// A twin that is a network `Model` of the physical network's shape (same depth and extents):
+/// its activations give `f_m′`, its substrate the transposed reads `δ W_m`; its weights and
+/// biases are mirrored from the physical network's parameters (`effective_weights`,
+/// `bias_data`) before every backward pass. Use it for a model that differs from the physics
+/// on purpose, e.g. a calibrated activation.
+/// \pre `Model::value_type` equals the physical network's; every layer's tile of `Model` can be
+///      read transposed.
+template <class Model>
+class network_twin {
+ public:
+  static constexpr const char* name = "network_twin";
+  Model model{};  ///< the twin network (shape it like the physical one, or leave it empty)
+  jacobian_point at = jacobian_point::measured_activations;
+
+  network_twin() = default;
+  explicit network_twin(Model m, jacobian_point p = jacobian_point::measured_activations)
+      : model(std::move(m)), at(p) {}
+
+  /// Copies the physical network's parameters into `model` (shaping it on first use).
+  template <class Net>
+  void mirror(const Net& physical) {
+    static_assert(Net::num_layers == Model::num_layers, "learn::network_twin: twin and physical network differ in depth");
+    static_assert(std::is_same_v<typename Net::value_type, typename Model::value_type>,
+                  "learn::network_twin: twin and physical network must share value_type");
+    if (model.input_size() == 0) {
+      const auto s = physical.sizes();
+      model.initialize(s.data(), seed{0});
+    } else if (model.sizes() != physical.sizes()) {
+      throw_error("learn::network_twin: the twin's layer sizes differ from the physical network's");
+    }
+    using T = typename Net::value_type;
+    model.for_each_layer([&](auto& tl, std::size_t i) {
+      physical.for_each_layer([&](const auto& pl, std::size_t j) {
+        if (i != j) return;
+        const std::size_t out = pl.out_size();
+        using twin_substrate = typename std::remove_cvref_t<decltype(tl)>::substrate_type;
+        if constexpr (std::is_same_v<twin_substrate, physics::basic_digital<T>>) {
+          // A digital tile's weight_data() is W itself: mirror without a buffer.
+          pl.tile.effective_weights(tl.tile.weight_data());
+          std::copy(pl.tile.bias_data(), pl.tile.bias_data() + out, tl.tile.bias_data());
+        } else {
+          w_.resize(pl.in_size() * out);
+          pl.tile.effective_weights(w_.data());
+          rng g(0);
+          tl.tile.set_weights(w_.data(), pl.tile.bias_data(), g);
+        }
+      });
+    });
+  }
+
+  /// One layer's vector-Jacobian product through the twin at the measured values.
+  template <std::size_t I, class Net>
+  void layer_vjp(const Net& physical, const trace<Net>& tr, const typename Net::value_type* up,
+                 layer_gradient<typename Net::value_type>& g, typename Net::value_type* down, rng& r) {
+    using T = typename Net::value_type;
+    const auto& pl = layer<I>(physical);
+    const auto& tl = layer<I>(model);
+    const std::size_t n = tr.batch, in = pl.in_size(), out = pl.out_size();
+    const T* x = tr.input_of(I);
+    const T* a = tr.a[I].data();
+    const T* h = tr.h[I].data();
+    if (at == jacobian_point::measured_inputs) {
+      pnn::detail::resize_if_needed(am_, n, out);
+      pnn::detail::resize_if_needed(hm_, n, out);
+      if (scratch_.size() < n * in) scratch_.resize({n * in});
+      rng gl = r.split(I);
+      tl.forward(x, n, am_.data(), hm_.data(), gl, scratch_.data());
+      a = am_.data();
+      h = hm_.data();
+    }
+    pnn::detail::resize_if_needed(delta_, n, out);
+    pnn::detail::times_derivative(tl, up, a, h, n * out, delta_.data());
+    // The physical layer decides the update's form: its substrate is what gets programmed.
+    pnn::detail::outer_product_update(pl, x, delta_.data(), n, in, out, T(1), g);
+    if (down != nullptr) {
+      using tile_t = typename std::remove_cvref_t<decltype(tl)>::tile_type;
+      static_assert(transposable_tile<tile_t>, "learn::network_twin: the twin's substrate must be read transposed");
+      rng gb = r.split(I + 1000);
+      tl.backward_read(delta_.data(), n, down, gb);
+    }
+  }
+
+  /// PAT's backward pass: mirrors the parameters, then walks the layers through the twin.
+  template <class Net>
+  void backward(const Net& physical, const trace<Net>& tr, const typename Net::value_type* dy, gradients<Net>& grad,
+                rng& r) {
+    mirror(physical);
+    twin_backward(physical, tr, dy, grad, [&](auto ic, const auto* up, auto& g, auto* down) {
+      layer_vjp<decltype(ic)::value>(physical, tr, up, g, down, r);
+    });
+  }
+
+ private:
+  xt::xtensor<typename Model::value_type, 2> delta_{}, am_{}, hm_{};
+  xt::xtensor<typename Model::value_type, 1> scratch_{};
+  std::vector<typename Model::value_type> w_{};
+};
+
+/// The default twin: the ideal digital network of the physical network's shape and
+/// activations, `rebind_t<Net, physics::basic_digital<T>>`, created for the concrete network on
+/// first use.
+struct digital_twin {
+  static constexpr const char* name = "digital_twin";
+  jacobian_point at = jacobian_point::measured_activations;
+
+  /// The twin network type of a physical network `Net`.
+  template <class Net>
+  using network_type = rebind_t<Net, physics::basic_digital<typename Net::value_type>>;
+
+  /// The twin network built for `Net` (valid after the first `backward` with it).
+  template <class Net>
+  network_twin<network_type<Net>>& for_network() {
+    return pnn::detail::cached<network_twin<network_type<Net>>>(cache_);
+  }
+
+  template <class Net>
+  void backward(const Net& physical, const trace<Net>& tr, const typename Net::value_type* dy, gradients<Net>& grad,
+                rng& r) {
+    auto& t = for_network<Net>();
+    t.at = at;
+    t.backward(physical, tr, dy, grad, r);
+  }
+
+ private:
+  std::any cache_{};
+};
+
+/// Physics-aware training with optimiser `Optimizer` and twin `Twin`.
+/// \tparam Twin `digital_twin` (default), `network_twin<Model>`, `surrogate_twin`, or any type
+///              satisfying `twin_model<Twin, Net>`.
+template <class Optimizer = optim::sgd, class Twin = digital_twin>
+class physics_aware {
+ public:
+  static constexpr const char* name = "physics_aware";
+  /// Rule parameters: the optimiser and the twin the backward pass goes through.
+  struct params {
+    Optimizer optimizer{};
+    Twin twin{};
+  };
+
+  physics_aware() = default;
+  explicit physics_aware(params p) : params_(std::move(p)) {}
+  /// A rule with a given twin (e.g. a calibrated `network_twin` or a fitted surrogate).
+  explicit physics_aware(Twin twin, Optimizer opt = {}) : params_{std::move(opt), std::move(twin)} {}
+
+  [[nodiscard]] params& parameters() noexcept { return params_; }
+  [[nodiscard]] const params& parameters() const noexcept { return params_; }
+  [[nodiscard]] Twin& twin() noexcept { return params_.twin; }
+
+  /// The PAT estimate `ĝ` of `loss` on the batch: physical forward, twin backward.
+  template <class Net, class X, class Y, class Loss>
+  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
+                          const Loss& loss, rng& g) {
+    auto& s = pnn::detail::cached<state<Net>>(cache_);
+    auto b = pnn::detail::check_batch(net, x, target, name);
+    run(net, b, loss, g, s);
+    return s.grad;
+  }
+
+  /// Estimate, shape with the optimiser, program the physical network's tiles.
+  template <class Net, class X, class Y, class Loss>
+  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
+                   rng& g) {
+    auto& s = pnn::detail::cached<state<Net>>(cache_);
+    auto b = pnn::detail::check_batch(net, x, target, name);
+    step_result r = run(net, b, loss, g, s);
+    params_.optimizer.apply(s.grad, s.opt, net);
+    pnn::detail::require_finite_update(s.grad, name);
+    rng gp = g.split(0x9e3779b97f4a7c15ULL);
+    program(net, s.grad, gp);
+    return r;
+  }
+
+ private:
+  template <class Net>
+  struct state {
+    trace<Net> tr{};
+    gradients<Net> grad{};
+    typename Optimizer::template state<Net> opt{};
+    xt::xtensor<typename Net::value_type, 2> dy{};
+  };
+
+  template <class Net, class Loss>
+  step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
+                  state<Net>& s) {
+    static_assert(twin_model<Twin, Net>, "learn::physics_aware: Twin must provide backward(net, trace, dy, grads, rng)");
+    using T = typename Net::value_type;
+    rng gf = g.split(1);
+    forward_trace(net, b.x, b.n, s.tr, gf);
+    const std::size_t k = net.output_size();
+    pnn::detail::resize_if_needed(s.dy, b.n, k);
+    step_result r;
+    r.loss = double(loss.gradient(s.tr.output().data(), b.target, b.n, k, s.dy.data()));
+    r.correct = pnn::detail::count_correct<T>(s.tr.output().data(), b.target, b.n, k);
+    r.count = b.n;
+    s.grad.ensure_shape(net);
+    rng gb = g.split(2);
+    params_.twin.backward(net, s.tr, s.dy.data(), s.grad, gb);
+    return r;
+  }
+
+  params params_{};
+  std::any cache_{};
+};
+
+}  // namespace pnn::learn
