@@ -9,6 +9,8 @@
 #include <pnn/data/idx.hpp>
 #include <pnn/data/synthetic.hpp>
 #include <pnn/learn/backprop.hpp>
+#include <pnn/learn/coupled_learning.hpp>
+#include <pnn/learn/equilibrium_propagation.hpp>
 #include <pnn/learn/in_silico.hpp>
 #include <pnn/learn/optim.hpp>
 #include <pnn/learn/physics_aware.hpp>
@@ -20,7 +22,12 @@
 #include <pnn/nn/dynamic_storage.hpp>
 #include <pnn/nn/forward.hpp>
 #include <pnn/nn/gradients.hpp>
+#include <pnn/noise/mismatch.hpp>
 #include <pnn/noise/noise.hpp>
+#include <pnn/physics/crossbar.hpp>
+#include <pnn/physics/devices.hpp>
+#include <pnn/physics/pcm_inference.hpp>
+#include <pnn/physics/resistor_network.hpp>
 #include <pnn/simd/random.hpp>
 #include <pnn/train/callbacks.hpp>
 #include <pnn/train/train.hpp>

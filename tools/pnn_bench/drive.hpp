@@ -48,6 +48,39 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     noise = "none";
     return with_depth<pnn::physics::digital, pnn::noise::none, A>(cfg, in, out, f);
   }
+  using xbar = pnn::physics::crossbar<pnn::physics::devices::soft_bounds>;
+  if (substrate == "crossbar" || substrate == "crossbar_variation") {
+    typename xbar::params p;  // soft-bounds device, aihwkit's default IO
+    auto m = pnn::noise::crossbar_variation_mismatch();
+    const bool mismatched = substrate == "crossbar_variation";
+    if (sweep) {
+      const double v = sweep->value;
+      auto bits = [&](const char* what) {
+        if (v < 1 || v > 24 || v != std::floor(v)) throw skip(std::string(what) + " must be an integer in [1, 24]");
+        return static_cast<unsigned>(v);
+      };
+      if (sweep->param == "read_noise") {
+        if (v < 0) throw skip("read_noise must be >= 0");
+        if (mismatched) std::get<2>(m.members).sigma = v;
+        else p.forward.out_noise = p.backward.out_noise = static_cast<float>(v);
+      } else if (sweep->param == "variation") {
+        if (v < 0) throw skip("variation must be >= 0");
+        if (mismatched) std::get<0>(m.members).multiplicative = v;
+        else p.device.dw_min_dtod = static_cast<float>(v);
+      } else if (sweep->param == "dac_bits") {
+        p.forward.inp_res = p.backward.inp_res = bits("dac_bits");
+      } else if (sweep->param == "adc_bits") {
+        p.forward.out_res = p.backward.out_res = bits("adc_bits");
+      }
+    }
+    if (!mismatched) {
+      noise = "default_io";
+      return with_depth<xbar, pnn::noise::none, A>(cfg, in, out, f, p);
+    }
+    noise = "default_io+mismatch";
+    if (sweep) noise = "default_io+mismatch(swept)";
+    return with_depth<xbar, pnn::noise::crossbar_mismatch, A>(cfg, in, out, f, p, m);
+  }
   throw skip("substrate '" + substrate + "' has not landed in this build");
 }
 

@@ -54,8 +54,10 @@ class dense {
   Noise noise{};
   Activation activation{};
   /// Reads with a weights-stage policy compute with this copy of `tile` whose weights are
-  /// `noise.weights(tile.weight_data())`, refreshed on every read (so programming, set_weights
-  /// and at_time are always seen); an empty member for other policies. Not part of the state.
+  /// `noise.weights(tile.weight_data())`, remapped on every read (so programming, set_weights
+  /// and at_time are always seen); an empty member for other policies. Not part of the state;
+  /// `initialize` and `network::configure` refresh it; call `refresh_effective_tile()` after
+  /// changing a tile's state other than its weights by hand.
   [[no_unique_address]] mutable std::conditional_t<has_weight_noise, tile_type, detail::no_effective_tile> effective_tile{};
 
   [[nodiscard]] constexpr std::size_t in_size() const noexcept { return tile.in_size(); }
@@ -79,6 +81,7 @@ class dense {
     }
     if constexpr (requires { tile.prepare(g); }) tile.prepare(g);
     if constexpr (requires { noise.prepare(in, out, g); }) noise.prepare(in, out, g);
+    refresh_effective_tile();
   }
 
   /// Forward read of a batch: `x` (n × In) → pre-activation `a` and output `h` (n × Out).
@@ -108,6 +111,11 @@ class dense {
     }
   }
 
+  /// Forgets the cached effective tile so the next read copies the tile's whole state again.
+  void refresh_effective_tile() {
+    if constexpr (has_weight_noise) effective_tile = tile;
+  }
+
   /// Transposed read through the same physics: `dx` (n × In) = `dy` (n × Out) W.
   void backward_read(const value_type* dy, std::size_t n, value_type* dx, rng& g) const
     requires transposable_tile<tile_type>
@@ -120,7 +128,9 @@ class dense {
   /// The tile a read computes with: `tile`, or its copy through the policy's weights stage.
   const tile_type& read_tile() const {
     if constexpr (has_weight_noise) {
-      effective_tile = tile;
+      // The copy of the whole tile (device state, periphery) is made once; afterwards only the
+      // weights are mapped again, which is what programming and time change.
+      if (effective_tile.in_size() != in_size() || effective_tile.out_size() != out_size()) effective_tile = tile;
       noise.weights(tile.weight_data(), effective_tile.weight_data(), in_size() * out_size());
       return effective_tile;
     } else {

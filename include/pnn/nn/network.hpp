@@ -101,7 +101,10 @@ class network {
     for_each_layer([&](auto& l, std::size_t) {
       using L = std::remove_cvref_t<decltype(l)>;
       if constexpr (std::is_same_v<C, typename L::noise_type>) l.noise = c;
-      else if constexpr (requires { l.tile.set_params(c); }) l.tile.set_params(c);
+      else if constexpr (requires { l.tile.set_params(c); }) {
+        l.tile.set_params(c);
+        l.refresh_effective_tile();
+      }
     });
   }
 

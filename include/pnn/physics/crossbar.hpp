@@ -1,0 +1,540 @@
+/// \file
+/// \brief `physics::crossbar<Device>`: a memristive crossbar read through its periphery (DAC,
+/// output noise, ADC, noise and bound management) and programmed with pulses (PHYSICS.md §2).
+///
+/// Weights are in normalised units (aihwkit's convention): each `w` is a differential pair
+/// `w = (G⁺ − G⁻)/g_ref`, `G± ∈ [g_min, g_max]`, `g_ref = (g_max − g_min)/w_range` where
+/// `w_range = max(|w_min|, w_max)` is the device's nominal weight range; `conductances()` reports
+/// the pair in µS. A read computes `W x` as Ohm's and Kirchhoff's laws do, through aihwkit's
+/// "IO parameters": noise management scales each input vector by its abs-max, the DAC clips and
+/// quantises it, output noise is added to the analogue result, the ADC clips and quantises it,
+/// and bound management re-reads saturated vectors with half the input scale. `read_transposed`
+/// drives the columns and senses the rows (`Wᵀ y`, the backward pass).
+///
+/// `program` realises a rule's update with the device physics: stochastic pulse trains from the
+/// batch's outer-product factors (Gokmen & Vlasov 2016; aihwkit's default) or deterministic
+/// pulse counts `round(|ΔW|/dw_min)` from the dense update. The pulsed update is bit-parallel:
+/// each row/column draws its `BL` slot bits as one `uint32` (eight masks per AVX2 register of
+/// Philox words: one word per slot for short trains, 16 words for all 32 slots by a
+/// binary-expansion AND/OR construction for long ones), and the coincidences of row `i` and column `j` are `popcount(x_mask & d_mask)`, found
+/// through per-slot bitsets of the active rows so that only elements that receive pulses are
+/// visited.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include <pnn/core/error.hpp>
+#include <pnn/core/extents.hpp>
+#include <pnn/core/rng.hpp>
+#include <pnn/noise/quantize.hpp>
+#include <pnn/physics/devices.hpp>
+#include <pnn/physics/pcm_inference.hpp>
+#include <pnn/simd/blas.hpp>
+#include <pnn/simd/gemm.hpp>
+#include <pnn/simd/random.hpp>
+
+namespace pnn::physics {
+
+/// Noise management: how the input vector is scaled before the DAC (aihwkit `NoiseManagementType`).
+enum class io_noise_management {
+  none,    ///< inputs go to the DAC as they are
+  abs_max  ///< each input vector is divided by its max |x| and the output multiplied back
+};
+
+/// Bound management: what happens when an output saturates the ADC (aihwkit `BoundManagementType`).
+enum class io_bound_management {
+  none,      ///< saturated outputs stay clipped
+  iterative  ///< re-read the vector with half the input scale, up to `max_bound_iterations` times
+};
+
+/// How `program` turns an update into pulses.
+enum class update_mode {
+  deterministic_pulses,  ///< n = round(|ΔW|/dw_min) pulses per element from the dense update
+  stochastic_pulses      ///< stochastic pulse trains from the factored update (aihwkit default)
+};
+
+/// Periphery of one read direction (aihwkit's IO parameters). Units: inputs and outputs in
+/// normalised units (inputs of the DAC in [−inp_bound, inp_bound], outputs of the array in units
+/// of w·x).
+struct io_params {
+  bool is_perfect = false;  ///< true: no DAC, ADC, output noise, bounds or management (exact GEMM)
+  float inp_bound = 1.0f;   ///< DAC range [−inp_bound, inp_bound], > 0
+  unsigned inp_res = 7;     ///< DAC resolution in bits, [1, 24]: 2^bits − 1 levels
+  float out_bound = 12.0f;  ///< ADC range [−out_bound, out_bound], > 0
+  unsigned out_res = 9;     ///< ADC resolution in bits, [1, 24]
+  float out_noise = 0.06f;  ///< σ of additive Gaussian output noise before the ADC, ≥ 0
+  /// σ of additive Gaussian weight noise drawn anew for every read, relative to the tile's
+  /// max|w| (hardware-aware training; aihwkit `w_noise`), ≥ 0. Applies even when `is_perfect`.
+  float w_noise = 0.0f;
+  io_noise_management noise_management = io_noise_management::abs_max;
+  io_bound_management bound_management = io_bound_management::iterative;
+  unsigned max_bound_iterations = 5;  ///< halvings tried by iterative bound management
+  /// First-order IR drop (0 = off): the drive of input line i is reduced by
+  /// `ir_drop·(i + 1)/N·mean_k|x_k|` (lines far from the driver lose more, in proportion to
+  /// the total drive), a linearisation of the wire-resistance drop in the spirit of aihwkit's
+  /// forward IR-drop model. ≥ 0.
+  float ir_drop = 0.0f;
+
+  /// Rejects bad parameters with a clear error.
+  void validate() const {
+    PNN_EXPECTS(noise::valid_quantizer_bits(inp_res) && noise::valid_quantizer_bits(out_res),
+                "crossbar io_params: inp_res and out_res must be in [1, 24] bits");
+    PNN_EXPECTS(inp_bound > 0 && out_bound > 0 && std::isfinite(inp_bound) && std::isfinite(out_bound),
+                "crossbar io_params: inp_bound and out_bound must be positive and finite");
+    PNN_EXPECTS(out_noise >= 0 && w_noise >= 0 && ir_drop >= 0,
+                "crossbar io_params: out_noise, w_noise and ir_drop must be >= 0");
+  }
+  /// Ideal periphery: infinite resolution, no noise, no bounds.
+  [[nodiscard]] static io_params ideal() noexcept {
+    io_params p;
+    p.is_perfect = true;
+    p.out_noise = 0;
+    return p;
+  }
+};
+
+/// \brief A memristive crossbar substrate whose devices follow `Device` (a `physics::devices`
+/// model). `crossbar<devices::ideal>` with `params::ideal()` equals `physics::digital`.
+template <crossbar_device Device>
+struct crossbar {
+  using value_type = float;
+  using device_type = Device;
+  static constexpr const char* name = "crossbar";
+
+  /// Periphery, update and device parameters (aihwkit's `SingleRPUConfig` in one aggregate).
+  struct params {
+    io_params forward{};  ///< forward read periphery
+    /// Backward (transposed) read periphery; aihwkit reads backwards without bound management.
+    io_params backward{.bound_management = io_bound_management::none};
+    update_mode update = update_mode::stochastic_pulses;
+    unsigned desired_bl = 31;          ///< bit-line length BL: pulse slots per update, [1, 32]
+    bool update_management = true;     ///< balance row/column probabilities (A·B fixed)
+    bool update_bl_management = true;  ///< shorten BL to ⌈lr·x_max·δ_max/dw_min⌉ when that is smaller
+    float g_min = 0.0f;                ///< conductance of w = 0 on each device, µS, ≥ 0
+    float g_max = 25.0f;               ///< conductance at the nominal weight range, µS, > g_min
+    Device device{};
+
+    /// Rejects bad parameters with a clear error.
+    void validate() const {
+      forward.validate();
+      backward.validate();
+      PNN_EXPECTS(desired_bl >= 1 && desired_bl <= 32, "crossbar params: desired_bl must be in [1, 32]");
+      PNN_EXPECTS(g_min >= 0 && g_min < g_max && std::isfinite(g_max), "crossbar params: need 0 <= g_min < g_max");
+      device.validate();
+    }
+    /// Ideal periphery both ways (no DAC/ADC, noise or bounds); the update stays the device's.
+    [[nodiscard]] static params ideal() {
+      params p;
+      p.forward = io_params::ideal();
+      p.backward = io_params::ideal();
+      return p;
+    }
+  };
+
+  /// One layer's crossbar: weights `W` (Out × In, normalised units), digital bias, per-device
+  /// parameters and, after `program_inference`, the PCM inference state.
+  template <std::size_t In, std::size_t Out>
+  class tile {
+   public:
+    using value_type = float;
+    static constexpr std::size_t in_extent = In;
+    static constexpr std::size_t out_extent = Out;
+    static constexpr bool is_pulsed = Device::is_pulsed;
+    /// Pulsed devices are driven by the factors of a batch update (stochastic pulse trains).
+    static constexpr bool uses_update_factors = Device::is_pulsed;
+
+    tile() = default;
+    /// A tile with parameters `p` (validated).
+    explicit tile(const params& p) { set_params(p); }
+
+    /// Sets the shape (dynamic extents) and zeroes weights, bias and device state.
+    void resize(std::size_t in, std::size_t out) {
+      weight_.resize(out, in);
+      bias_.resize(1, out);
+      if constexpr (is_pulsed) {
+        cells_.resize(out, 4 * in);
+        aux_.resize(out, in);
+      }
+      inference_.clear();
+    }
+    [[nodiscard]] std::size_t in_size() const noexcept { return weight_.cols(); }
+    [[nodiscard]] std::size_t out_size() const noexcept { return weight_.rows(); }
+
+    /// Replaces the parameters (validated first; nothing changes on error). Device parameters
+    /// take effect for variation at the next `prepare`.
+    void set_params(const params& p) {
+      p.validate();
+      params_ = p;
+    }
+    [[nodiscard]] const params& parameters() const noexcept { return params_; }
+
+    /// Draws every device's own parameters (device-to-device variation) and clips the current
+    /// weights into the devices' bounds. Called by the layer after it drew initial weights.
+    void prepare(rng& g) {
+      if constexpr (is_pulsed) {
+        const std::size_t n = weight_.size();
+        for (std::size_t e = 0; e < n; ++e) {
+          const devices::device_cell c = params_.device.draw_cell(g);
+          float* ce = cells_.data() + 4 * e;
+          ce[0] = c.dw_up;
+          ce[1] = c.dw_down;
+          ce[2] = c.b_min;
+          ce[3] = c.b_max;
+          params_.device.write(weight_.data()[e], aux_.data()[e], weight_.data()[e], c);
+        }
+      }
+      inference_.clear();
+    }
+
+    /// `y(n × Out) = x(n × In) Wᵀ` through the forward periphery. The bias is added by the layer.
+    void read(const float* x, std::size_t n, float* y, rng& g) const {
+      mvm<false>(params_.forward, x, n, y, g);
+    }
+    /// `dx(n × In) = dy(n × Out) W` through the backward periphery (drive columns, sense rows).
+    void read_transposed(const float* dy, std::size_t n, float* dx, rng& g) const {
+      mvm<true>(params_.backward, dy, n, dx, g);
+    }
+
+    /// Programs an update (to subtract): `W ← W − ΔW` as the device allows, `b ← b − Δb`
+    /// digitally. A factored update (`factored`, `input` h, `delta` δ, `factor_scale` s with
+    /// `ΔW = s·δᵀh`) drives stochastic pulse trains; otherwise, or in deterministic mode,
+    /// `round(|ΔW|/dw_min)` pulses per element. Clears any inference programming.
+    template <class U>
+    void program(const U& update, rng& g) {
+      const float* db = update.bias_data();
+      for (std::size_t j = 0; j < out_size(); ++j) bias_.data()[j] -= db[j];
+      if constexpr (!is_pulsed) {
+        simd::axpy<float>(weight_.size(), -1.0f, update.weight_data(), weight_.data());
+      } else {
+        bool done = false;
+        if constexpr (requires {
+                        update.factored;
+                        update.input.data();
+                        update.delta.data();
+                        update.factor_scale;
+                      }) {
+          if (update.factored && params_.update == update_mode::stochastic_pulses) {
+            const std::size_t n = update.input.shape()[0];
+            PNN_EXPECTS(update.input.size() == n * in_size() && update.delta.size() == n * out_size(),
+                        "crossbar::program: factors do not match the tile's shape");
+            pulse_trains(update.input.data(), update.delta.data(), n, static_cast<float>(update.factor_scale), g);
+            done = true;
+          }
+        }
+        if (!done) pulse_counts(update.weight_data(), g);
+      }
+      inference_.clear();
+    }
+
+    /// Writes target weights (clipped into each device's bounds) and bias directly.
+    void set_weights(const float* w, const float* b, rng&) {
+      for (std::size_t e = 0; e < weight_.size(); ++e) {
+        if constexpr (is_pulsed) params_.device.write(weight_.data()[e], aux_.data()[e], w[e], cell(e));
+        else weight_.data()[e] = w[e];
+      }
+      for (std::size_t j = 0; j < out_size(); ++j) bias_.data()[j] = b[j];
+      inference_.clear();
+    }
+    /// The weights reads use: the programmed (drifted) ones after `program_inference`/`set_time`.
+    void effective_weights(float* w) const {
+      const float* src = active_weights();
+      const float s = inference_.programmed() ? inference_.output_scale() : 1.0f;
+      for (std::size_t e = 0; e < weight_.size(); ++e) w[e] = src[e] * s;
+    }
+
+    [[nodiscard]] float* weight_data() noexcept { return weight_.data(); }
+    [[nodiscard]] const float* weight_data() const noexcept { return weight_.data(); }
+    [[nodiscard]] float* bias_data() noexcept { return bias_.data(); }
+    [[nodiscard]] const float* bias_data() const noexcept { return bias_.data(); }
+
+    /// Reference conductance: `w = (G⁺ − G⁻)/g_ref`, µS per weight unit.
+    [[nodiscard]] float g_ref() const noexcept {
+      return (params_.g_max - params_.g_min) / params_.device.weight_range();
+    }
+    /// The pair of conductances (µS) of every weight, Out × In each.
+    void conductances(float* g_plus, float* g_minus) const {
+      const float r = g_ref(), g0 = params_.g_min;
+      for (std::size_t e = 0; e < weight_.size(); ++e) {
+        const float w = weight_.data()[e];
+        float gp = std::max(w, 0.0f), gm = std::max(-w, 0.0f);
+        if constexpr (Device::has_pair) {
+          gm = aux_.data()[e];
+          gp = w + gm;
+        }
+        g_plus[e] = g0 + r * gp;
+        g_minus[e] = g0 + r * gm;
+      }
+    }
+    /// Device `e`'s own parameters (row-major index `j·In + i`).
+    [[nodiscard]] devices::device_cell cell(std::size_t e) const noexcept
+      requires is_pulsed
+    {
+      const float* ce = cells_.data() + 4 * e;
+      return {ce[0], ce[1], ce[2], ce[3]};
+    }
+
+    /// Programs the current weights onto PCM conductance pairs for inference (PHYSICS.md §2,
+    /// "Inference-time noise"); reads then use the programmed weights at time `t₀`.
+    void program_inference(const pcm_inference_params& p, rng& g) { inference_.program(weight_.data(), weight_.size(), p, g); }
+    /// Evaluates the programmed tile `seconds` after programming (drift, 1/f read noise,
+    /// drift compensation). \pre `program_inference` was called.
+    void set_time(double seconds, rng& g) { inference_.set_time(seconds, g); }
+    /// Global drift compensation on/off (applies at the next `set_time`).
+    void set_drift_compensation(bool on) noexcept { inference_.set_drift_compensation(on); }
+    /// Back to reading the trained weights.
+    void clear_inference() noexcept { inference_.clear(); }
+    [[nodiscard]] const pcm_inference_state& inference() const noexcept { return inference_; }
+
+   private:
+    [[nodiscard]] const float* active_weights() const noexcept {
+      return inference_.programmed() ? inference_.weights() : weight_.data();
+    }
+
+    // One read direction: y(n × m) = x(n × k)·op(W) through the periphery `io`.
+    template <bool Transposed>
+    void mvm(const io_params& io, const float* x, std::size_t n, float* y, rng& g) const {
+      const std::size_t k = Transposed ? out_size() : in_size();
+      const std::size_t m = Transposed ? in_size() : out_size();
+      const float* W = active_weights();
+      if (io.w_noise > 0) {
+        wn_.assign(W, W + weight_.size());
+        rng gw = g.split(0x77);
+        add_normal(gw, wn_.data(), wn_.size(), io.w_noise * simd::abs_max<float>(wn_.size(), W));
+        W = wn_.data();
+      }
+      auto multiply = [&](const float* a, std::size_t rows, float* out) {
+        if constexpr (Transposed)
+          simd::gemm_nn<float>(rows, m, k, 1.0f, a, k, W, in_size(), 0.0f, out, m);
+        else
+          simd::gemm_nt<float>(rows, m, k, 1.0f, a, k, W, in_size(), 0.0f, out, m);
+      };
+      const float post = inference_.programmed() ? inference_.output_scale() : 1.0f;
+      if (io.is_perfect) {
+        multiply(x, n, y);
+        if (post != 1.0f) simd::scale<float>(n * m, post, y);
+        return;
+      }
+      xs_.resize(n * k);
+      scale_.resize(n);
+      for (std::size_t r = 0; r < n; ++r) {
+        float s = 1.0f;
+        if (io.noise_management == io_noise_management::abs_max) s = simd::abs_max<float>(k, x + r * k);
+        scale_[r] = s;
+        prepare_input(io, x + r * k, k, s, xs_.data() + r * k);
+      }
+      multiply(xs_.data(), n, y);
+      rng gn = g.split(0);
+      add_normal(gn, y, n * m, io.out_noise);
+      for (std::size_t r = 0; r < n; ++r) {
+        float* yr = y + r * m;
+        float s = scale_[r];
+        if (s == 0) {  // an all-zero input reads zero (aihwkit skips such vectors)
+          std::fill(yr, yr + m, 0.0f);
+          continue;
+        }
+        if (io.bound_management == io_bound_management::iterative) {
+          rng gb = g.split(1).split(r);
+          for (unsigned it = 0; it < io.max_bound_iterations && saturated(yr, m, io.out_bound); ++it) {
+            s *= 2.0f;
+            xs_row_.resize(k);
+            prepare_input(io, x + r * k, k, s, xs_row_.data());
+            multiply(xs_row_.data(), 1, yr);
+            add_normal(gb, yr, m, io.out_noise);
+          }
+        }
+        noise::quantize_symmetric<float>(yr, m, io.out_bound, io.out_res);
+        simd::scale<float>(m, s * post, yr);
+      }
+    }
+
+    // Scales one input vector by 1/s, applies the first-order IR drop and the DAC.
+    static void prepare_input(const io_params& io, const float* x, std::size_t k, float s, float* out) {
+      const float inv = s > 0 ? 1.0f / s : 0.0f;
+      for (std::size_t i = 0; i < k; ++i) out[i] = x[i] * inv;
+      noise::quantize_symmetric<float>(out, k, io.inp_bound, io.inp_res);
+      if (io.ir_drop > 0) {
+        double drive = 0;
+        for (std::size_t i = 0; i < k; ++i) drive += std::abs(double(out[i]));
+        const float c = static_cast<float>(double(io.ir_drop) * drive / double(k) / double(k));
+        for (std::size_t i = 0; i < k; ++i) out[i] *= std::max(1.0f - c * static_cast<float>(i + 1), 0.0f);
+      }
+    }
+
+    static bool saturated(const float* y, std::size_t m, float bound) noexcept {
+      return simd::abs_max<float>(m, y) >= bound;
+    }
+
+    // Cycle-to-cycle noise for the pulses, drawn in vectorised blocks of a counter-based stream.
+    struct normal_source {
+      explicit normal_source(rng s) noexcept : g(s) {}
+      rng g;
+      float buf[256];
+      std::size_t pos = 256;
+      float next() {
+        if (pos == 256) {
+          fill_normal(g, buf, 256);
+          pos = 0;
+        }
+        return buf[pos++];
+      }
+    };
+
+    // Deterministic pulse counts from the dense update: n = round(|ΔW|/dw_min), applied one by one.
+    void pulse_counts(const float* dw, rng& g) {
+      const Device& d = params_.device;
+      const float inv = 1.0f / d.dw_min;
+      normal_source ns(g.split(0x5ea));
+      for (std::size_t e = 0; e < weight_.size(); ++e) {
+        const float pulses = std::nearbyint(std::abs(dw[e]) * inv);
+        if (pulses == 0) continue;
+        const bool up = dw[e] < 0;  // the update is subtracted
+        const devices::device_cell c = cell(e);
+        float& w = weight_.data()[e];
+        float& a = aux_.data()[e];
+        for (float p = 0; p < pulses; p += 1.0f) d.pulse(w, a, up, c, ns.next());
+      }
+    }
+
+    // Stochastic pulse trains (Gokmen & Vlasov 2016): per sample, row i fires each of BL slots
+    // with probability A|x_i|, column j with B|δ_j|; every coincidence is one pulse of sign
+    // −sign(s·x_i δ_j). A·B = |s|/(dw_min·BL), so E[Δw_ij] = −s·x_i δ_j to first order; update
+    // management balances the largest row and column probabilities.
+    void pulse_trains(const float* h, const float* delta, std::size_t n, float s, rng& g) {
+      if (s == 0) return;
+      const Device& d = params_.device;
+      const std::size_t in = in_size(), out = out_size();
+      const float lr = std::abs(s);
+      const std::size_t words = (in + 63) / 64;
+      px_.resize(in);
+      pd_.resize(out);
+      xm_.resize(in);
+      dm_.resize(out);
+      slots_.resize(32 * words);
+      for (std::size_t b = 0; b < n; ++b) {
+        const float* x = h + b * in;
+        const float* dl = delta + b * out;
+        const float xmax = simd::abs_max<float>(in, x), dmax = simd::abs_max<float>(out, dl);
+        if (xmax == 0 || dmax == 0) continue;
+        unsigned bl = params_.desired_bl;
+        if (params_.update_bl_management) {
+          const double want = std::ceil(double(lr) * double(xmax) * double(dmax) / double(d.dw_min));
+          bl = static_cast<unsigned>(std::clamp(want, 1.0, double(bl)));
+        }
+        float A = std::sqrt(lr / (d.dw_min * static_cast<float>(bl))), B = A;
+        if (params_.update_management) {
+          const float r = std::sqrt(dmax / xmax);
+          A *= r;
+          B /= r;
+        }
+        for (std::size_t i = 0; i < in; ++i) px_[i] = A * std::abs(x[i]);
+        for (std::size_t j = 0; j < out; ++j) pd_[j] = B * std::abs(dl[j]);
+        const rng gs = g.split(b);
+        bernoulli_masks(gs.split(0), px_.data(), in, bl, xm_.data());
+        bernoulli_masks(gs.split(1), pd_.data(), out, bl, dm_.data());
+        std::fill(slots_.begin(), slots_.begin() + static_cast<std::ptrdiff_t>(bl * words), std::uint64_t{0});
+        for (std::size_t i = 0; i < in; ++i)
+          for (std::uint32_t mk = xm_[i]; mk != 0; mk &= mk - 1)
+            slots_[std::size_t(std::countr_zero(mk)) * words + (i >> 6)] |= std::uint64_t{1} << (i & 63);
+        normal_source ns(gs.split(2));
+        const bool s_neg = s < 0;
+        for (std::size_t j = 0; j < out; ++j) {
+          const std::uint32_t dj = dm_[j];
+          if (dj == 0) continue;
+          const bool dneg = (dl[j] < 0) != s_neg;
+          float* wrow = weight_.data() + j * in;
+          float* arow = aux_.data() + j * in;
+          for (std::size_t wd = 0; wd < words; ++wd) {
+            std::uint64_t touched = 0;
+            for (std::uint32_t mk = dj; mk != 0; mk &= mk - 1)
+              touched |= slots_[std::size_t(std::countr_zero(mk)) * words + wd];
+            for (; touched != 0; touched &= touched - 1) {
+              const std::size_t i = wd * 64 + std::size_t(std::countr_zero(touched));
+              const int count = std::popcount(xm_[i] & dj);
+              // ΔW_ij ∝ s·δ_j·x_i is subtracted: w goes up when that product is negative.
+              const bool up = (x[i] < 0) != dneg;
+              const devices::device_cell c = cell(j * in + i);
+              for (int p = 0; p < count; ++p) d.pulse(wrow[i], arow[i], up, c, ns.next());
+            }
+          }
+        }
+      }
+    }
+
+    // out[i] = BL slot bits, each 1 with probability min(p[i], 1). Eight masks at a time from
+    // the words of eight Philox blocks (four words per block and call). Short trains (BL ≤ 12)
+    // compare one word per slot with p·2³² (exact to 2⁻³²). Longer ones build all 32 slot bits
+    // at once from 16 words by the binary expansion of p rounded to 16 bits,
+    // P = Σ_b p_b 2^(b−16): m ← p_b ? m | r_b : m & r_b (b = 0 … 15) halves each bit's
+    // probability and adds p_b/2, so every bit of m is an independent Bernoulli(P/2¹⁶).
+    // Group k of eight masks uses blocks [32k, 32k + 32) of `g`'s stream, so the result does
+    // not depend on which groups were skipped (all p = 0).
+    static void bernoulli_masks(const rng& g, const float* p, std::size_t n, unsigned bl, std::uint32_t* out) {
+      const auto key = ::pnn::detail::philox_key(g.seed_value());
+      const std::uint64_t stream = g.stream();
+      const std::uint32_t full = bl >= 32 ? ~std::uint32_t{0} : ((std::uint32_t{1} << bl) - 1u);
+      const bool compare = bl <= 12;
+      const std::size_t calls = compare ? (bl + 3) / 4 : 4;
+      alignas(64) std::uint32_t rows[4][32];
+      for (std::size_t i0 = 0; i0 < n; i0 += 8) {
+        const std::size_t cnt = std::min<std::size_t>(8, n - i0);
+        std::uint32_t P[8];
+        std::uint32_t any = 0, all = 1;
+        for (std::size_t l = 0; l < 8; ++l) {
+          const float pl = l < cnt ? p[i0 + l] : 0.0f;
+          // compare: threshold p·2³² (saturating); chain: p·2¹⁶ rounded; 2¹⁶ or more means always.
+          if (compare) P[l] = pl >= 1.0f ? ~std::uint32_t{0} : static_cast<std::uint32_t>(double(pl) * 4294967296.0);
+          else P[l] = pl >= 1.0f ? 65536u : static_cast<std::uint32_t>(pl * 65536.0f + 0.5f);
+          any |= P[l];
+          all &= (l >= cnt || pl >= 1.0f) ? 1u : 0u;
+        }
+        if (any == 0 || all != 0) {
+          for (std::size_t l = 0; l < cnt; ++l) out[i0 + l] = any == 0 ? 0u : full;
+          continue;
+        }
+        const std::uint64_t ctr = (i0 / 8) * 32;
+        for (std::size_t c = 0; c < calls; ++c)
+          ::pnn::detail::philox_rows<simd::default_arch, 8>(key, ctr + 8 * c, stream, rows[c]);
+        std::uint32_t m[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (compare) {
+          for (unsigned slot = 0; slot < bl; ++slot) {
+            const std::uint32_t* r = &rows[slot / 4][(slot % 4) * 8];
+            for (std::size_t l = 0; l < 8; ++l) m[l] |= static_cast<std::uint32_t>(r[l] < P[l]) << slot;
+          }
+          for (std::size_t l = 0; l < cnt; ++l) out[i0 + l] = p[i0 + l] >= 1.0f ? full : m[l];
+        } else {
+          for (unsigned bit = 0; bit < 16; ++bit) {
+            const std::uint32_t* r = &rows[bit / 4][(bit % 4) * 8];
+            for (std::size_t l = 0; l < 8; ++l) {
+              const std::uint32_t sel = 0u - ((P[l] >> bit) & 1u);
+              m[l] = (m[l] & r[l]) | (sel & (m[l] | r[l]));
+            }
+          }
+          for (std::size_t l = 0; l < cnt; ++l) out[i0 + l] = P[l] >= 65536u ? full : (m[l] & full);
+        }
+      }
+    }
+
+    params params_{};
+    matrix_storage<float, Out, In> weight_{};
+    matrix_storage<float, 1, Out> bias_{};
+    // Per-device parameters (dw_up, dw_down, b_min, b_max interleaved: one cache line per pulse)
+    // and pair state (pulsed devices only; empty otherwise).
+    static constexpr std::size_t cells_in = is_pulsed ? (In == dynamic ? dynamic : 4 * In) : 0;
+    matrix_storage<float, (is_pulsed ? Out : 0), cells_in> cells_{};
+    matrix_storage<float, (is_pulsed ? Out : 0), (is_pulsed ? In : 0)> aux_{};
+    pcm_inference_state inference_{};
+    // Scratch of reads and updates (reads are const but not re-entrant on one tile).
+    mutable std::vector<float> xs_{}, xs_row_{}, scale_{}, wn_{};
+    std::vector<float> px_{}, pd_{};
+    std::vector<std::uint32_t> xm_{}, dm_{};
+    std::vector<std::uint64_t> slots_{};
+  };
+};
+
+}  // namespace pnn::physics

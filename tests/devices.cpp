@@ -1,0 +1,249 @@
+// Device update models (single-pulse closed forms, bounds, variation, validation) and the
+// inference-time PCM model (programming noise, drift, read noise, compensation).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include <pnn/physics/devices.hpp>
+#include <pnn/physics/pcm_inference.hpp>
+
+using namespace pnn;
+using namespace pnn::physics;
+
+namespace {
+
+// Closed forms of PHYSICS.md §2 in double precision: magnitude of one pulse's step at w.
+double ref_step(const devices::constant_step&, double, bool up, const devices::device_cell& c) {
+  return up ? c.dw_up : c.dw_down;
+}
+double ref_step(const devices::linear_step& d, double w, bool up, const devices::device_cell& c) {
+  return up ? std::max(c.dw_up * (1 - d.law.ls_decrease_up * w / c.b_max), 0.0)
+            : std::max(c.dw_down * (1 - d.law.ls_decrease_down * w / c.b_min), 0.0);
+}
+double ref_step(const devices::soft_bounds&, double w, bool up, const devices::device_cell& c) {
+  return up ? c.dw_up * (1 - w / c.b_max) : c.dw_down * (1 - w / c.b_min);
+}
+double ref_step(const devices::exp_step& d, double w, bool up, const devices::device_cell& c) {
+  const auto& L = d.law;
+  const double z = 2 * double(L.a) * w / (double(c.b_max) - c.b_min) + L.b;
+  return up ? c.dw_up * std::max(1 - L.A_up * std::exp(L.gamma_up * z), 0.0)
+            : c.dw_down * std::max(1 - L.A_down * std::exp(-L.gamma_down * z), 0.0);
+}
+double ref_step(const devices::pow_step& d, double w, bool up, const devices::device_cell& c) {
+  const double range = double(c.b_max) - c.b_min;
+  return up ? c.dw_up * std::pow((c.b_max - w) / range, double(d.law.gamma_up))
+            : c.dw_down * std::pow((w - c.b_min) / range, double(d.law.gamma_down));
+}
+
+template <class D>
+void check_closed_form(const D& d) {
+  const devices::device_cell c{0.0011f, 0.0009f, -0.55f, 0.65f};
+  for (double w : {-0.5, -0.2, 0.0, 0.13, 0.4, 0.6}) {
+    for (bool up : {true, false}) {
+      for (float xi : {0.0f, 0.7f, -1.3f}) {
+        float wf = float(w), aux = 0;
+        d.pulse(wf, aux, up, c, xi);
+        const double s = ref_step(d, w, up, c) * std::max(1.0 + double(d.dw_min_std) * xi, 0.0);
+        const double expect = up ? std::min(w + s, double(c.b_max)) : std::max(w - s, double(c.b_min));
+        INFO(D::name << " w=" << w << " up=" << up << " xi=" << xi);
+        CHECK(double(wf) == Approx(expect).margin(1e-7));
+      }
+    }
+  }
+}
+
+template <class D>
+void check_bounds_never_crossed(D d) {
+  d.dw_min = 0.05f;  // large steps hit the bounds quickly
+  rng g(7);
+  for (int dev = 0; dev < 20; ++dev) {
+    const devices::device_cell c = d.draw_cell(g);
+    REQUIRE(c.b_min < 0);
+    REQUIRE(c.b_max > 0);
+    float w = 0, aux = 0;
+    for (int k = 0; k < 400; ++k) {
+      const bool up = (k / 37) % 2 == 0 ? g.uniform() < 0.9f : g.uniform() < 0.1f;
+      d.pulse(w, aux, up, c, 3.0f * g.normal());
+      REQUIRE(w >= c.b_min);
+      REQUIRE(w <= c.b_max);
+      if constexpr (D::has_pair) {
+        REQUIRE(aux >= 0);
+        REQUIRE(w + aux >= 0);
+        REQUIRE(w + aux <= c.b_max);
+        REQUIRE(aux <= -c.b_min);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("each device's single-pulse step equals its closed form", "[devices]") {
+  check_closed_form(devices::constant_step{});
+  check_closed_form(devices::linear_step{});
+  check_closed_form(devices::soft_bounds{});
+  check_closed_form(devices::exp_step{});
+  check_closed_form(devices::pow_step{.law = {.gamma_up = 1.7f, .gamma_down = 0.6f}});
+}
+
+TEST_CASE("pcm pair: set-only steps on one device each, refresh when one saturates", "[devices]") {
+  const devices::pcm d{.dw_min_std = 0.0f};
+  const devices::device_cell c{0.01f, 0.01f, -0.6f, 0.6f};
+  float w = 0.1f, aux = 0.0f;  // g+ = 0.1, g- = 0
+  d.pulse(w, aux, false, c, 0.0f);  // a down pulse sets g-: g+ stays
+  CHECK(aux == Approx(0.01 * (1 - 0 / 0.6)));
+  CHECK(w + aux == Approx(0.1));
+  d.pulse(w, aux, true, c, 0.0f);
+  CHECK(w + aux == Approx(0.1 + 0.01 * (1 - 0.1 / 0.6)).epsilon(1e-6));
+  CHECK(aux == Approx(0.01));
+  // Alternating pulses fill both devices until one passes 0.75·bound; then the pair is rewritten.
+  bool refreshed = false;
+  for (int k = 0; k < 2000 && !refreshed; ++k) {
+    const float before = aux;
+    d.pulse(w, aux, k % 2 == 0, c, 0.0f);
+    refreshed = aux < before;
+    REQUIRE(w + aux <= 0.75f * c.b_max + 1e-6f);
+  }
+  CHECK(refreshed);
+  CHECK(std::min(w + aux, aux) == 0.0f);  // after a refresh one device is empty
+}
+
+TEST_CASE("bounds are never crossed, whatever the pulses and their noise", "[devices]") {
+  check_bounds_never_crossed(devices::constant_step{});
+  check_bounds_never_crossed(devices::linear_step{});
+  check_bounds_never_crossed(devices::soft_bounds{});
+  check_bounds_never_crossed(devices::exp_step{});
+  check_bounds_never_crossed(devices::pow_step{});
+  check_bounds_never_crossed(devices::pcm{});
+}
+
+TEST_CASE("soft-bounds steps vanish at the bounds", "[devices]") {
+  const devices::soft_bounds d{};
+  const devices::device_cell c{0.002f, 0.002f, -0.4f, 0.7f};
+  CHECK(d.step(c.b_max, 0, true, c) == 0.0f);
+  CHECK(d.step(c.b_min, 0, false, c) == 0.0f);
+  CHECK(d.step(0.0f, 0, true, c) == Approx(0.002));
+  // Approaching the bound geometrically: w_n = b (1 − (1 − dw/b)^n) from 0, never reaching it.
+  float w = 0, aux = 0;
+  for (int k = 0; k < 3000; ++k) d.pulse(w, aux, true, c, 0.0f);
+  const double expect = 0.7 * (1 - std::pow(1 - 0.002 / 0.7, 3000));
+  CHECK(double(w) == Approx(expect).epsilon(1e-3));
+  CHECK(w < c.b_max);
+}
+
+TEST_CASE("device-to-device variation follows the aihwkit forms", "[devices]") {
+  const devices::constant_step d{};
+  rng g(11);
+  const int n = 20000;
+  double s_up = 0, s_up2 = 0, s_diff = 0, s_bmax = 0, s_bmax2 = 0;
+  for (int k = 0; k < n; ++k) {
+    const auto c = d.draw_cell(g);
+    s_up += c.dw_up;
+    s_up2 += double(c.dw_up) * c.dw_up;
+    s_diff += double(c.dw_up) - c.dw_down;
+    s_bmax += c.b_max;
+    s_bmax2 += double(c.b_max) * c.b_max;
+  }
+  const double m_up = s_up / n, sd_up = std::sqrt(s_up2 / n - m_up * m_up);
+  const double m_b = s_bmax / n, sd_b = std::sqrt(s_bmax2 / n - m_b * m_b);
+  CHECK(m_up == Approx(0.001).epsilon(0.02));
+  CHECK(sd_up == Approx(0.001 * std::sqrt(0.09 + 0.0001)).epsilon(0.05));
+  CHECK(std::abs(s_diff / n) < 1e-6);  // no systematic asymmetry by default
+  CHECK(m_b == Approx(0.6).epsilon(0.02));
+  CHECK(sd_b == Approx(0.18).epsilon(0.05));
+}
+
+TEST_CASE("bad device parameters are rejected with a clear error", "[devices]") {
+  CHECK_THROWS_WITH(devices::constant_step{.dw_min = 0.0f}.validate(), Catch::Contains("dw_min"));
+  CHECK_THROWS_WITH(devices::soft_bounds{.dw_min = -0.001f}.validate(), Catch::Contains("dw_min"));
+  CHECK_THROWS_WITH(devices::soft_bounds{.dw_min_std = -0.1f}.validate(), Catch::Contains(">= 0"));
+  CHECK_THROWS_WITH(devices::soft_bounds{.w_min = 0.1f}.validate(), Catch::Contains("w_min"));
+  CHECK_THROWS_WITH(devices::linear_step{.law = {.ls_decrease_up = 1.5f}}.validate(), Catch::Contains("[0, 1]"));
+  CHECK_THROWS_WITH(devices::pcm{.law = {.refresh_threshold = 1.2f}}.validate(), Catch::Contains("refresh"));
+  CHECK_THROWS_WITH(devices::pow_step{.law = {.gamma_up = -1.0f}}.validate(), Catch::Contains("gamma"));
+  CHECK_NOTHROW(devices::exp_step{}.validate());
+  CHECK_THROWS_WITH(pcm_inference_params{.g_max = 0}.validate(), Catch::Contains("g_max"));
+  CHECK_THROWS_WITH(pcm_inference_params{.prog_noise_scale = -1}.validate(), Catch::Contains(">= 0"));
+}
+
+TEST_CASE("PCM model formulas at reference points", "[devices][pcm]") {
+  CHECK(pcm_model::programming_sigma(0.5) == Approx(0.26348 + 1.9650 * 0.5 - 1.1731 * 0.25));
+  CHECK(pcm_model::programming_sigma(1.0, 50.0) == Approx(2 * (0.26348 + 1.9650 - 1.1731)));
+  CHECK(pcm_model::drift_mean(1.0) == Approx(0.049));  // clamped below
+  CHECK(pcm_model::drift_mean(0.1) == Approx(-0.0155 * std::log(0.1) + 0.0244));
+  CHECK(pcm_model::drift_mean(1e-6) == Approx(0.1));
+  CHECK(pcm_model::drift_sigma(0.1) == Approx(-0.0125 * std::log(0.1) - 0.0059));
+  CHECK(pcm_model::read_noise_q(0.5) == Approx(0.0088 / std::pow(0.5, 0.65)));
+  CHECK(pcm_model::read_noise_q(1e-6) == 0.2);
+  CHECK(pcm_model::read_noise_time_scale(3600, 250e-9) == Approx(std::sqrt(std::log((3600 + 250e-9) / 500e-9))));
+}
+
+TEST_CASE("PCM programming noise has the documented spread", "[devices][pcm]") {
+  const std::size_t n = 20000;
+  std::vector<float> w(n, 0.5f);
+  w[0] = 1.0f;  // max|w| = 1 maps to g_max, so 0.5 is ĝ = 0.5
+  pcm_inference_state s;
+  rng g(5);
+  s.program(w.data(), n, {.drift_scale = 0}, g);
+  double m = 0, m2 = 0;
+  for (std::size_t k = 1; k < n; ++k) {
+    m += s.g_plus()[k];
+    m2 += double(s.g_plus()[k]) * s.g_plus()[k];
+  }
+  m /= double(n - 1);
+  const double sd = std::sqrt(m2 / double(n - 1) - m * m);
+  CHECK(m == Approx(12.5).epsilon(0.01));
+  CHECK(sd == Approx(pcm_model::programming_sigma(0.5)).epsilon(0.04));
+}
+
+TEST_CASE("drift follows (t/t0)^(-nu) per device and compensation restores the scale", "[devices][pcm]") {
+  const std::size_t n = 500;
+  std::vector<float> w(n);
+  rng gw(9);
+  for (auto& v : w) v = 0.05f + 0.95f * gw.uniform();  // positive weights: only G+ carries them
+  pcm_inference_state s;
+  rng g(4);
+  s.program(w.data(), n, {.prog_noise_scale = 0, .read_noise_scale = 0, .drift_compensation = false}, g);
+  std::vector<float> w0(s.weights(), s.weights() + n);
+  for (double t : {20.0, 3600.0, 86400.0, 3.15e7}) {
+    s.set_time(t, g);
+    for (std::size_t k = 0; k < n; k += 37) {
+      const double nu = s.nu_plus()[k];
+      CHECK(nu >= 0.049 - 5 * 0.045);
+      CHECK(double(s.weights()[k]) == Approx(double(w0[k]) * std::pow(t / 20.0, -nu)).epsilon(1e-5));
+    }
+    CHECK(s.output_scale() == 1.0f);
+  }
+  s.set_drift_compensation(true);
+  s.set_time(86400.0, g);
+  double sum0 = 0, sum = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    sum0 += std::abs(w0[k]);
+    sum += std::abs(s.weights()[k]) * double(s.output_scale());
+  }
+  CHECK(s.output_scale() > 1.2f);  // ≈ (4320)^0.05
+  CHECK(sum == Approx(sum0).epsilon(1e-4));
+}
+
+TEST_CASE("1/f read noise grows with sqrt(ln((t + t_r)/(2 t_r)))", "[devices][pcm]") {
+  const std::size_t n = 20000;
+  std::vector<float> w(n, 0.25f);
+  w[0] = 1.0f;
+  pcm_inference_state s;
+  rng g(6);
+  s.program(w.data(), n, {.prog_noise_scale = 0, .drift_scale = 0, .drift_compensation = false}, g);
+  for (double t : {1.0, 86400.0}) {
+    s.set_time(t, g);
+    double m = 0, m2 = 0;
+    for (std::size_t k = 1; k < n; ++k) {
+      m += s.weights()[k];
+      m2 += double(s.weights()[k]) * s.weights()[k];
+    }
+    m /= double(n - 1);
+    const double sd = std::sqrt(m2 / double(n - 1) - m * m);
+    const double expect = 0.25 * pcm_model::read_noise_q(0.25) * pcm_model::read_noise_time_scale(t, 250e-9);
+    CHECK(m == Approx(0.25).epsilon(0.01));
+    CHECK(sd == Approx(expect).epsilon(0.04));
+  }
+}
