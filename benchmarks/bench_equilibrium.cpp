@@ -1,0 +1,85 @@
+// Equilibrium propagation's training throughput: one epoch of Fashion-MNIST (or random data of
+// its shape) on the 784-256-10 hard-sigmoid energy network with the prototypical setting
+// (β 0.2, T 30, K 10, batch 50), centered and one-sided, beside backprop's epoch on the tanh MLP
+// with the same batch, so that the ratio EP / backprop comes from one run. The relaxation runs
+// on whole batches through the substrate's reads; the input drive W₁x is read once per batch.
+#include "common.hpp"
+
+#include <pnn/learn/equilibrium_propagation.hpp>
+
+namespace {
+using namespace pnn;
+
+using ep_neuron = dense<dynamic, dynamic, physics::digital, noise::none, act::hard_sigmoid>;
+using ep_net_t = network<ep_neuron, ep_neuron>;
+
+constexpr std::size_t ep_batch = 50;
+
+ep_net_t make_ep_net() {
+  ep_net_t net({784, 256, 10}, seed{42});
+  net.for_each_layer([](auto& l, std::size_t i) {  // small initial weights, as EP nets use
+    rng g(11, i);
+    const float limit = 1.0f / std::sqrt(float(l.in_size()));
+    for (std::size_t k = 0; k < l.in_size() * l.out_size(); ++k) l.tile.weight_data()[k] = limit * (2 * g.uniform() - 1);
+    for (std::size_t k = 0; k < l.out_size(); ++k) l.tile.bias_data()[k] = limit * (2 * g.uniform() - 1);
+  });
+  return net;
+}
+
+// One epoch with batch 50 (bench::train_epoch's driver uses 64).
+template <class Net, class Rule, class Loss>
+void epoch_50(benchmark::State& state, Net net, Rule rule, Loss loss) {
+  const auto& d = bench::train_set();
+  for (auto _ : state) {
+    auto h = pnn::train(net, rule, loss, d,
+                        {.epochs = 1, .batch = ep_batch, .seed = 1, .progress = pnn::progress_mode::never});
+    benchmark::DoNotOptimize(h);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(d.size()));
+}
+
+learn::equilibrium_propagation<>::params ep_params(learn::ep_estimator e) {
+  return {.optimizer = {.learning_rate = 0.1f, .layer_learning_rates = {0.2f, 0.1f}},
+          .beta = 0.2,
+          .free_steps = 30,
+          .nudged_steps = 10,
+          .estimator = e};
+}
+
+void BM_train_epoch_ep(benchmark::State& state) {
+  epoch_50(state, make_ep_net(), learn::equilibrium_propagation<>(ep_params(learn::ep_estimator::centered)),
+           loss::mse{});
+}
+BENCHMARK(BM_train_epoch_ep)->Unit(benchmark::kSecond)->Iterations(1);
+
+void BM_train_epoch_ep_one_sided(benchmark::State& state) {
+  epoch_50(state, make_ep_net(), learn::equilibrium_propagation<>(ep_params(learn::ep_estimator::one_sided)),
+           loss::mse{});
+}
+BENCHMARK(BM_train_epoch_ep_one_sided)->Unit(benchmark::kSecond)->Iterations(1);
+
+// The reference of the ratio: backprop on the 784-256-10 tanh MLP, same data, batch 50.
+void BM_train_epoch_ep_backprop_reference(benchmark::State& state) {
+  epoch_50(state, bench::make_mlp(), learn::backprop<>{}, loss::softmax_cross_entropy{});
+}
+BENCHMARK(BM_train_epoch_ep_backprop_reference)->Unit(benchmark::kSecond)->Iterations(1);
+
+// One centered EP step on a batch of 50: the relaxation alone, without the data pipeline.
+void BM_step_ep_centered(benchmark::State& state) {
+  auto net = make_ep_net();
+  learn::equilibrium_propagation<> rule(ep_params(learn::ep_estimator::centered));
+  const auto& d = bench::train_set();
+  xt::xtensor<float, 2> x = xt::view(d.inputs, xt::range(0, ep_batch), xt::all());
+  xt::xtensor<float, 2> t = xt::view(d.targets, xt::range(0, ep_batch), xt::all());
+  rng g(3);
+  std::uint64_t k = 0;
+  for (auto _ : state) {
+    rng gk = g.split(k++);
+    auto r = rule.step(net, x, t, loss::mse{}, gk);
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(ep_batch));
+}
+BENCHMARK(BM_step_ep_centered);
+
+}  // namespace

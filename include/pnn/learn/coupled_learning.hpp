@@ -1,0 +1,244 @@
+/// \file
+/// \brief `learn::coupled_learning`: contrast a free state with one whose outputs are clamped a
+/// little towards the target (Stern et al., PRX 2021), on resistor networks and on layered
+/// energy networks.
+///
+/// Free state with the inputs imposed; clamped state with the outputs held at
+/// `V_O^C = V_O^F + η (V* − V_O^F)`; local update `Δθ = −(α/η)[∂E/∂θ(s^C) − ∂E/∂θ(s^F)]`
+/// (RULES.md). `estimate` returns `ĝ = (1/η)[∂E/∂θ(s^C) − ∂E/∂θ(s^F)]` (batch mean), which
+/// `step` subtracts scaled by the learning rate α.
+/// * On a `physics::resistor_network` (`E` = dissipated power): `Δk_e = (α/η)[(ΔV_e^F)² −
+///   (ΔV_e^C)²]`, clipped at the network's `k_min`; `ĝ_e = (1/η)[(ΔV_e^C)² − (ΔV_e^F)²]`. The
+///   cost is the mean squared error; α is the optimiser's `learning_rate` (the update is the local
+///   rule itself: momentum or Adam state is not used here).
+/// * On a layered `energy_network` whose output layer is `act::hard_sigmoid` (the energy model
+///   of `equilibrium_propagation`): the free phase relaxes T steps, then the output state is held
+///   at `s_out + η (y − s_out)` (for a general loss `s_out − η ∂C/∂s_out` per sample, clipped to
+///   [0, 1]) while the hidden layers relax K steps; `ĝ_{W_l} = −(1/η)[s_l^C s_{l−1}^Cᵀ −
+///   s_l^F s_{l−1}^Fᵀ]`, the same contrastive outer products as one-sided EP, with the optimiser.
+#pragma once
+
+#include <any>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+#include <pnn/core/error.hpp>
+#include <pnn/core/rng.hpp>
+#include <pnn/learn/equilibrium_propagation.hpp>
+#include <pnn/learn/optim.hpp>
+#include <pnn/learn/rule.hpp>
+#include <pnn/nn/loss.hpp>
+#include <pnn/physics/resistor_network.hpp>
+
+namespace pnn::learn {
+
+/// Coupled learning with optimiser `Optimizer` (see the file comment).
+template <class Optimizer = optim::sgd>
+class coupled_learning {
+ public:
+  static constexpr const char* name = "coupled_learning";
+
+  /// Estimator parameters and the optimiser.
+  struct params {
+    Optimizer optimizer{};
+    double eta = 0.2;               ///< clamping factor η ∈ (0, 1]
+    std::size_t free_steps = 30;    ///< T (layered networks)
+    std::size_t nudged_steps = 10;  ///< K: steps of the clamped phase (layered networks)
+    double epsilon = 0.5;           ///< step of the gradient dynamics (> 0)
+    double tolerance = 0;           ///< stop a phase once the residual is below it
+    ep_dynamics dynamics = ep_dynamics::fixed_point;
+    bool persistent = false;  ///< start the free phase from the last free state (same batch size)
+  };
+
+  coupled_learning() = default;
+  /// \pre `eta` ∈ (0, 1], `free_steps`, `nudged_steps` ≥ 1, `epsilon` > 0, `tolerance` ≥ 0.
+  explicit coupled_learning(params p) : params_(std::move(p)) { check(params_); }
+
+  [[nodiscard]] params& parameters() noexcept { return params_; }
+  [[nodiscard]] const params& parameters() const noexcept { return params_; }
+  /// Residuals, energies and steps of the last layered estimate (`nudged_*`: the clamped phase).
+  [[nodiscard]] const relaxation_report& last_report() const noexcept { return report_; }
+
+  // ---- resistor networks -------------------------------------------------------------------
+
+  /// `ĝ_e = (1/η) mean_n [(ΔV_e^C)² − (ΔV_e^F)²]` for source voltages `x` (n × inputs) and target
+  /// output voltages `target` (n × outputs). `Loss` must be `loss::mse`.
+  template <class X, class Y, class Loss>
+  std::vector<double> estimate(const physics::resistor_network& net, const xt::xexpression<X>& x,
+                               const xt::xexpression<Y>& target, const Loss&, rng&) {
+    static_assert(std::is_same_v<Loss, loss::mse>, "coupled_learning on a resistor network trains the mean squared error");
+    std::vector<double> g;
+    (void)run_resistor(net, x, target, g);
+    return g;
+  }
+
+  /// One coupled-learning step on a resistor network: `k ← max(k − α ĝ, k_min)`. Returns the
+  /// batch's MSE before the step.
+  template <class X, class Y, class Loss>
+  step_result step(physics::resistor_network& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
+                   const Loss&, rng&) {
+    static_assert(std::is_same_v<Loss, loss::mse>, "coupled_learning on a resistor network trains the mean squared error");
+    std::vector<double> g;
+    step_result r = run_resistor(net, x, target, g);
+    const double alpha = double(params_.optimizer.learning_rate);
+    for (double& v : g) v *= alpha;
+    net.program(g);
+    return r;
+  }
+
+  // ---- layered energy networks ---------------------------------------------------------------
+
+  /// The coupled-learning estimate on a layered energy network (`x`: n × inputs, `target`:
+  /// n × outputs).
+  template <class Net, class X, class Y, class Loss>
+    requires is_network_v<Net>
+  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
+                          rng& g) {
+    require_layered<Net>();
+    check(params_);
+    auto& s = pnn::detail::cached<state<Net>>(cache_);
+    auto b = pnn::detail::check_batch(net, x, target, name);
+    run(net, b, loss, g, s);
+    return s.grad;
+  }
+
+  /// Estimate, shape with the optimiser, program the substrates.
+  template <class Net, class X, class Y, class Loss>
+    requires is_network_v<Net>
+  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss, rng& g) {
+    require_layered<Net>();
+    check(params_);
+    auto& s = pnn::detail::cached<state<Net>>(cache_);
+    auto b = pnn::detail::check_batch(net, x, target, name);
+    step_result r = run(net, b, loss, g, s);
+    params_.optimizer.apply(s.grad, s.opt, net);
+    pnn::detail::require_finite_update(s.grad, name);
+    rng gp = g.split(0x9e3779b97f4a7c15ULL);
+    program(net, s.grad, gp);
+    return r;
+  }
+
+ private:
+  template <class Net>
+  static constexpr void require_layered() {
+    energy_detail::require_energy_network<Net>();
+    static_assert(energy_detail::ep_traits<Net>::output_is_state,
+                  "coupled_learning clamps the output state: the last layer must be act::hard_sigmoid");
+  }
+
+  static void check(const params& p) {
+    if (!(p.eta > 0 && p.eta <= 1)) throw_error("coupled_learning: eta must be in (0, 1]");
+    energy_detail::check_relaxation_params(name, p.free_steps, p.nudged_steps, p.epsilon, p.tolerance);
+  }
+
+  template <class X, class Y>
+  step_result run_resistor(const physics::resistor_network& net, const xt::xexpression<X>& x,
+                           const xt::xexpression<Y>& target, std::vector<double>& g) {
+    check(params_);
+    const auto xb = pnn::detail::as_batch<double>(x, net.num_inputs(), "coupled_learning: x");
+    const auto tb = pnn::detail::as_batch<double>(target, net.num_outputs(), "coupled_learning: target");
+    const std::size_t n = xb.shape()[0], k = net.num_outputs(), nodes = net.num_nodes();
+    if (tb.shape()[0] != n) throw_error("coupled_learning: x and target have different numbers of rows");
+    if (n == 0) throw_error("coupled_learning: empty batch");
+    std::vector<double> vf(n * nodes), vc(n * nodes), yo(n * k), clamp(n * k);
+    net.free_state(xb.data(), n, vf.data());
+    net.outputs(vf.data(), n, yo.data());
+    step_result r;
+    r.loss = double(loss::mse{}.value(yo.data(), tb.data(), n, k));
+    r.count = n;
+    r.correct = k > 1 ? pnn::detail::count_correct<double>(yo.data(), tb.data(), n, k) : 0;
+    const double eta = params_.eta;
+    for (std::size_t i = 0; i < n * k; ++i) clamp[i] = yo[i] + eta * (tb.data()[i] - yo[i]);
+    net.clamped_state(xb.data(), clamp.data(), n, vc.data());
+    const auto& es = net.edges();
+    g.assign(es.size(), 0.0);
+    const double scale = 1.0 / (eta * double(n));
+    for (std::size_t rr = 0; rr < n; ++rr) {
+      const double* f = vf.data() + rr * nodes;
+      const double* c = vc.data() + rr * nodes;
+      for (std::size_t e = 0; e < es.size(); ++e) {
+        const double df = f[es[e].from] - f[es[e].to], dc = c[es[e].from] - c[es[e].to];
+        g[e] += scale * (dc * dc - df * df);
+      }
+    }
+    return r;
+  }
+
+  template <class Net>
+  struct state {
+    using T = typename Net::value_type;
+    energy_detail::energy_relaxation<Net> engine{};
+    std::array<xt::xtensor<T, 2>, Net::num_layers> free{}, clamped{};
+    xt::xtensor<T, 2> delta0{}, cat_delta{}, dy{};
+    gradients<Net> grad{};
+    typename Optimizer::template state<Net> opt{};
+    bool have_free = false;
+  };
+
+  template <class Net, class Loss>
+  step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
+                  state<Net>& s) {
+    using T = typename Net::value_type;
+    constexpr std::size_t S = energy_detail::ep_traits<Net>::num_states;
+    const std::size_t n = b.n, k = net.output_size();
+    energy_detail::relax_options o{.steps = params_.free_steps,
+                                   .epsilon = params_.dynamics == ep_dynamics::fixed_point ? 1.0 : params_.epsilon,
+                                   .fixed_point = params_.dynamics == ep_dynamics::fixed_point,
+                                   .tolerance = params_.tolerance};
+    relaxation_report rep;
+    s.engine.begin_batch(net, b.x, n, g);
+    if (!(params_.persistent && s.have_free && s.free[0].shape()[0] == n)) s.engine.zero_states(net, s.free, n);
+    s.have_free = false;
+    rng gf = g.split(1);
+    auto fo = s.engine.relax(net, s.free, {0.0}, energy_detail::nudge_kind::none, o, loss, b.target, gf, name, "free");
+    rep.free_steps = fo.steps;
+    rep.free_residual = fo.residual;
+    rep.free_energy = fo.energy;
+
+    const T* y = s.free[S - 1].data();
+    pnn::detail::resize_if_needed(s.dy, n, k);
+    step_result r;
+    r.loss = double(loss.gradient(y, b.target, n, k, s.dy.data()));
+    r.correct = pnn::detail::count_correct<T>(y, b.target, n, k);
+    r.count = n;
+
+    // Rows [0, n): the clamped phase; rows [n, 2n): the free state.
+    net.for_each_layer([&](const auto& l, std::size_t i) {
+      if (i >= S) return;
+      const std::size_t w = l.out_size();
+      pnn::detail::resize_if_needed(s.clamped[i], 2 * n, w);
+      std::copy(s.free[i].data(), s.free[i].data() + n * w, s.clamped[i].data());
+      std::copy(s.free[i].data(), s.free[i].data() + n * w, s.clamped[i].data() + n * w);
+    });
+    const T step_out = static_cast<T>(params_.eta * double(n));  // per-sample ∂C/∂s from the batch mean
+    T* out = s.clamped[S - 1].data();
+    for (std::size_t i = 0; i < n * k; ++i) out[i] = std::min(std::max(out[i] - step_out * s.dy.data()[i], T(0)), T(1));
+    if constexpr (S > 1) {
+      o.steps = params_.nudged_steps;
+      rng gc = g.split(4);
+      auto co = s.engine.relax(net, s.clamped, {0.0}, energy_detail::nudge_kind::clamp, o, loss, b.target, gc, name,
+                               "clamped");
+      rep.nudged_steps = co.steps;
+      rep.nudged_residual = co.residual;
+      rep.nudged_energy = co.energy;
+    }
+    s.grad.ensure_shape(net);
+    const T scale = static_cast<T>(-1.0 / (params_.eta * double(n)));
+    energy_detail::contrast_update(net, s.clamped, s.delta0, s.cat_delta, s.grad, b.x, n, scale);
+    report_ = std::move(rep);
+    s.have_free = true;
+    return r;
+  }
+
+  params params_{};
+  relaxation_report report_{};
+  std::any cache_{};
+};
+
+}  // namespace pnn::learn

@@ -1,0 +1,172 @@
+// Coupled learning: the resistor network's physics (Kirchhoff's laws at the power minimum), the
+// local rule's alignment with −∇MSE for small η, training a linear regression, the contrastive
+// form on layered energy networks, and errors.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include <pnn/pnn.hpp>
+#include <pnn/learn/coupled_learning.hpp>
+#include <pnn/physics/resistor_network.hpp>
+
+using namespace pnn;
+using physics::resistor_network;
+
+namespace {
+xt::xtensor<double, 2> uniform_batch(std::size_t n, std::size_t k, double lo, double hi, std::uint64_t s) {
+  rng g(s, 5);
+  xt::xtensor<double, 2> x({n, k});
+  for (auto& v : x) v = lo + (hi - lo) * g.uniform_double();
+  return x;
+}
+
+double mse_of(const resistor_network& net, const xt::xtensor<double, 2>& x, const xt::xtensor<double, 2>& t) {
+  const std::size_t n = x.shape()[0];
+  std::vector<double> v(n * net.num_nodes()), y(n * net.num_outputs());
+  net.free_state(x.data(), n, v.data());
+  net.outputs(v.data(), n, y.data());
+  return loss::mse{}.value(y.data(), t.data(), n, net.num_outputs());
+}
+
+xt::xtensor<double, 2> targets_of(const resistor_network& teacher, const xt::xtensor<double, 2>& x) {
+  const std::size_t n = x.shape()[0];
+  std::vector<double> v(n * teacher.num_nodes());
+  xt::xtensor<double, 2> y({n, teacher.num_outputs()});
+  teacher.free_state(x.data(), n, v.data());
+  teacher.outputs(v.data(), n, y.data());
+  return y;
+}
+}  // namespace
+
+TEST_CASE("the free state satisfies Kirchhoff's current law and minimises the power", "[coupled_learning][physics]") {
+  rng g(1);
+  auto net = resistor_network::random(12, 30, 3, 1, g);
+  const auto x = uniform_batch(2, 3, -1, 1, 2);
+  std::vector<double> v(2 * 12);
+  net.free_state(x.data(), 2, v.data());
+  // Net current into every free node (not a source 0..2, not ground 11) is zero.
+  std::vector<double> current(12, 0.0);
+  for (const auto& e : net.edges()) {
+    const double i = e.conductance * (v[e.from] - v[e.to]);
+    current[e.from] -= i;
+    current[e.to] += i;
+  }
+  for (std::size_t node = 3; node < 11; ++node) CHECK(current[node] == Approx(0).margin(1e-12));
+  CHECK(v[11] == 0.0);
+  CHECK(v[0] == x(0, 0));
+  // Moving a free node raises the power.
+  const double p = net.power(v.data());
+  for (std::size_t node = 3; node < 11; ++node) {
+    auto w = v;
+    w[node] += 1e-3;
+    CHECK(net.power(w.data()) > p);
+  }
+  // Clamped state holds the output.
+  const double vo[1] = {0.25};
+  std::vector<double> vc(12);
+  net.clamped_state(x.data(), vo, 1, vc.data());
+  CHECK(vc[3] == 0.25);
+}
+
+TEST_CASE("coupled learning on a linear resistor network follows -grad MSE for small eta", "[coupled_learning][theory]") {
+  rng g(3);
+  auto net = resistor_network::random(14, 36, 3, 1, g);
+  rng gt(4);
+  const auto teacher = resistor_network::random(14, 36, 3, 1, gt);
+  const auto x = uniform_batch(8, 3, 0, 1, 5);
+  const auto t = targets_of(teacher, x);
+  learn::coupled_learning<> cl({.eta = 1e-3});
+  const auto ghat = cl.estimate(net, x, t, loss::mse{}, g);
+  // Reference: central finite differences of the MSE in each conductance.
+  auto k = net.conductances();
+  std::vector<double> grad(k.size());
+  for (std::size_t e = 0; e < k.size(); ++e) {
+    const double h = 1e-6;
+    auto kp = k, km = k;
+    kp[e] += h;
+    km[e] -= h;
+    auto a = net, b = net;
+    a.set_conductances(kp);
+    b.set_conductances(km);
+    grad[e] = (mse_of(a, x, t) - mse_of(b, x, t)) / (2 * h);
+  }
+  // Δk = −α ĝ must point along −∇MSE.
+  double dot = 0, na = 0, nb = 0;
+  for (std::size_t e = 0; e < k.size(); ++e) {
+    dot += (-ghat[e]) * (-grad[e]);
+    na += ghat[e] * ghat[e];
+    nb += grad[e] * grad[e];
+  }
+  const double cosine = dot / std::sqrt(na * nb);
+  INFO("cos(dk, -grad) = " << cosine);
+  CHECK(cosine > 0.99);
+}
+
+TEST_CASE("coupled learning trains a resistor network on a linear regression task", "[coupled_learning]") {
+  rng g(7);
+  auto net = resistor_network::random(16, 40, 3, 1, g);
+  const auto x = uniform_batch(40, 3, 0, 1, 9);
+  xt::xtensor<double, 2> t({40, 1});
+  for (std::size_t r = 0; r < 40; ++r) t(r, 0) = 0.5 * x(r, 0) + 0.15 * x(r, 1) + 0.05 * x(r, 2);
+  learn::coupled_learning<> cl({.optimizer = {.learning_rate = 20.0f}, .eta = 0.1});
+  const double before = mse_of(net, x, t);
+  for (int epoch = 0; epoch < 400; ++epoch) (void)cl.step(net, x, t, loss::mse{}, g);
+  const double after = mse_of(net, x, t);
+  INFO("MSE " << before << " -> " << after);
+  CHECK(after < 0.1 * before);
+  for (double k : net.conductances()) CHECK(k >= net.parameters().k_min);
+}
+
+TEST_CASE("coupled learning as a contrastive rule on a layered energy network", "[coupled_learning]") {
+  using hs = dense<dynamic, dynamic, physics::basic_digital<double>, noise::none, act::hard_sigmoid>;
+  using net_t = network<hs, hs>;
+  net_t net({4, 16, 2}, seed{5});
+  net.for_each_layer([](auto& l, std::size_t i) {
+    rng gi(11, i);
+    for (std::size_t k = 0; k < l.in_size() * l.out_size(); ++k) l.tile.weight_data()[k] = 0.4 * (gi.uniform_double() - 0.5);
+    for (std::size_t k = 0; k < l.out_size(); ++k) l.tile.bias_data()[k] = 0.4 + 0.2 * gi.uniform_double();
+  });
+  const auto x = uniform_batch(32, 4, 0, 1, 9);
+  xt::xtensor<double, 2> t({32, 2});
+  for (std::size_t r = 0; r < 32; ++r) {
+    t(r, 0) = 0.2 + 0.6 * (x(r, 0) > x(r, 1) ? 1.0 : 0.0);
+    t(r, 1) = 1.0 - t(r, 0);
+  }
+  rng g(2);
+  // For small η the update agrees in direction with EP's (both contrast ∂E/∂θ).
+  learn::coupled_learning<> cl({.eta = 1e-3, .free_steps = 400, .nudged_steps = 400});
+  learn::equilibrium_propagation<> ep({.beta = 1e-3, .free_steps = 400, .nudged_steps = 400});
+  const auto gc = cl.estimate(net, x, t, loss::mse{}, g);
+  const auto ge = ep.estimate(net, x, t, loss::mse{}, g);
+  CHECK(cosine(gc, ge) > 0.8);
+  learn::coupled_learning<> train_cl({.optimizer = {.learning_rate = 0.1f}});
+  const double before = train_cl.step(net, x, t, loss::mse{}, g).loss;
+  double after = before;
+  for (int i = 0; i < 300; ++i) after = train_cl.step(net, x, t, loss::mse{}, g).loss;
+  CHECK(after < 0.3 * before);
+}
+
+TEST_CASE("coupled learning and the resistor network reject bad input", "[coupled_learning]") {
+  using cl_t = learn::coupled_learning<>;
+  CHECK_THROWS_AS(cl_t({.eta = 0}), pnn::error);
+  CHECK_THROWS_AS(cl_t({.eta = 1.5}), pnn::error);
+  CHECK_THROWS_AS(cl_t({.free_steps = 0}), pnn::error);
+  CHECK_THROWS_AS(cl_t({.epsilon = 0}), pnn::error);
+  using edge = resistor_network::edge;
+  // Node 2 floats: no path to a held node.
+  CHECK_THROWS_WITH(resistor_network(4, {edge{0, 1, 1.0}, edge{1, 3, 1.0}}, {0}, {1, 2}, {3}),
+                    Catch::Contains("not connected"));
+  CHECK_THROWS_AS(resistor_network(3, {edge{0, 0, 1.0}}, {0}, {1}, {2}), pnn::error);
+  CHECK_THROWS_AS(resistor_network(3, {edge{0, 1, -1.0}, edge{1, 2, 1.0}}, {0}, {1}, {2}), pnn::error);
+  CHECK_THROWS_AS(resistor_network(3, {edge{0, 1, 1.0}, edge{1, 2, 1.0}}, {0}, {0}, {2}), pnn::error);
+  rng g(1);
+  auto net = resistor_network::random(8, 12, 2, 1, g);
+  const auto k = net.conductances();
+  cl_t cl;
+  CHECK_THROWS_AS(cl.step(net, uniform_batch(3, 3, 0, 1, 1), uniform_batch(3, 1, 0, 1, 1), loss::mse{}, g), pnn::error);
+  CHECK(net.conductances() == k);
+  // Programming clips at k_min.
+  net.program(std::vector<double>(net.num_edges(), 1e9));
+  for (double v : net.conductances()) CHECK(v == net.parameters().k_min);
+}

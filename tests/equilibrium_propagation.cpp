@@ -1,0 +1,295 @@
+// Equilibrium propagation: the estimate against the implicit-differentiation gradient of the
+// equilibrium (β → 0 with the orders one-sided O(β), centered O(β²)), holomorphic N = 2 =
+// centered, energy descent of the gradient dynamics, the residual reaching tolerance, and errors.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include <pnn/pnn.hpp>
+#include <pnn/learn/equilibrium_propagation.hpp>
+
+using namespace pnn;
+
+namespace {
+using dd = physics::basic_digital<double>;
+using hs = dense<dynamic, dynamic, dd, noise::none, act::hard_sigmoid>;
+using ro = dense<dynamic, dynamic, dd, noise::none, act::identity>;
+using energy_net = network<hs, hs>;   // output is a state of the energy model
+using readout_net = network<hs, ro>;  // identity readout above one hard-sigmoid layer
+
+// A tile that can only be read forward (e.g. a one-way optical projection).
+struct forward_only {
+  using value_type = float;
+  struct params {};
+  template <std::size_t In, std::size_t Out>
+  struct tile {
+    using value_type = float;
+    void resize(std::size_t, std::size_t) {}
+    std::size_t in_size() const { return In; }
+    std::size_t out_size() const { return Out; }
+    void read(const float*, std::size_t, float*, rng&) const {}
+  };
+};
+static_assert(learn::energy_network<energy_net> && learn::energy_network<readout_net>);
+static_assert(!learn::energy_network<network<dense<dynamic, dynamic, dd, noise::none, act::tanh>, hs>>,
+              "a tanh hidden layer is not an EP neuron");
+static_assert(!learn::energy_network<network<hs, dense<dynamic, dynamic, dd, noise::none, act::relu>>>);
+static_assert(!learn::energy_network<network<ro>>, "a readout needs a hidden layer below it");
+static_assert(!learn::energy_network<network<dense<3, 3, physics::digital, noise::none, act::hard_sigmoid>,
+                                      dense<3, 3, forward_only, noise::none, act::hard_sigmoid>>>,
+              "EP needs the transposed read above the first layer");
+
+// Small weights and biases near ½ keep every state inside (0, 1), where F is smooth.
+template <class Net>
+Net small_net(std::initializer_list<std::size_t> sizes, std::uint64_t s) {
+  Net net(sizes, seed{s});
+  rng g(s, 7);
+  net.for_each_layer([&](auto& l, std::size_t) {
+    for (std::size_t i = 0; i < l.in_size() * l.out_size(); ++i) l.tile.weight_data()[i] = 0.4 * (g.uniform_double() - 0.5);
+    for (std::size_t j = 0; j < l.out_size(); ++j) l.tile.bias_data()[j] = 0.4 + 0.2 * g.uniform_double();
+  });
+  return net;
+}
+
+xt::xtensor<double, 2> uniform_batch(std::size_t n, std::size_t k, double lo, double hi, std::uint64_t s) {
+  rng g(s, 3);
+  xt::xtensor<double, 2> x({n, k});
+  for (auto& v : x) v = lo + (hi - lo) * g.uniform_double();
+  return x;
+}
+
+// Solves A y = b (dense, partial pivoting); A is overwritten.
+std::vector<double> solve(std::vector<double> a, std::vector<double> b, std::size_t d) {
+  for (std::size_t c = 0; c < d; ++c) {
+    std::size_t p = c;
+    for (std::size_t r = c + 1; r < d; ++r)
+      if (std::abs(a[r * d + c]) > std::abs(a[p * d + c])) p = r;
+    for (std::size_t k = 0; k < d; ++k) std::swap(a[c * d + k], a[p * d + k]);
+    std::swap(b[c], b[p]);
+    for (std::size_t r = c + 1; r < d; ++r) {
+      const double f = a[r * d + c] / a[c * d + c];
+      for (std::size_t k = c; k < d; ++k) a[r * d + k] -= f * a[c * d + k];
+      b[r] -= f * b[c];
+    }
+  }
+  for (std::size_t c = d; c-- > 0;) {
+    for (std::size_t k = c + 1; k < d; ++k) b[c] -= a[c * d + k] * b[k];
+    b[c] /= a[c * d + c];
+  }
+  return b;
+}
+
+// dL/dθ of L = mean_n ½‖s_out − t‖² at the free equilibrium of the 2-layer energy network, by
+// implicit differentiation: H λ = ∂C/∂s, ∇_θ = −λᵀ ∂²E/∂s∂θ (inside the linear region of ρ,
+// E is quadratic: H = [[I, −W1ᵀ], [−W1, I]]).
+gradients<energy_net> implicit_gradient(const energy_net& net, const xt::xtensor<double, 2>& x,
+                                        const xt::xtensor<double, 2>& t) {
+  const auto& l0 = layer<0>(net);
+  const auto& l1 = layer<1>(net);
+  const std::size_t in = l0.in_size(), h = l0.out_size(), k = l1.out_size(), d = h + k, n = x.shape()[0];
+  const double* w0 = l0.tile.weight_data();
+  const double* w1 = l1.tile.weight_data();
+  std::vector<double> hess(d * d, 0.0);
+  for (std::size_t i = 0; i < d; ++i) hess[i * d + i] = 1;
+  for (std::size_t o = 0; o < k; ++o)
+    for (std::size_t j = 0; j < h; ++j) {
+      hess[(h + o) * d + j] = -w1[o * h + j];
+      hess[j * d + h + o] = -w1[o * h + j];
+    }
+  gradients<energy_net> g(net);
+  for (std::size_t r = 0; r < n; ++r) {
+    std::vector<double> c(d);
+    for (std::size_t j = 0; j < h; ++j) {
+      c[j] = l0.tile.bias_data()[j];
+      for (std::size_t i = 0; i < in; ++i) c[j] += w0[j * in + i] * x(r, i);
+    }
+    for (std::size_t o = 0; o < k; ++o) c[h + o] = l1.tile.bias_data()[o];
+    const auto s = solve(hess, c, d);
+    for (double v : s) {
+      INFO("state " << v);
+      REQUIRE((v > 0.02 && v < 0.98));  // inside the linear region
+    }
+    std::vector<double> dc(d, 0.0);
+    for (std::size_t o = 0; o < k; ++o) dc[h + o] = s[h + o] - t(r, o);
+    const auto lam = solve(hess, dc, d);
+    const double inv = 1.0 / double(n);
+    for (std::size_t j = 0; j < h; ++j) {
+      for (std::size_t i = 0; i < in; ++i) g[0].weight(j, i) += inv * lam[j] * x(r, i);
+      g[0].bias(j) += inv * lam[j];
+    }
+    for (std::size_t o = 0; o < k; ++o) {
+      for (std::size_t j = 0; j < h; ++j) g[1].weight(o, j) += inv * (lam[h + o] * s[j] + s[h + o] * lam[j]);
+      g[1].bias(o) += inv * lam[h + o];
+    }
+  }
+  return g;
+}
+
+template <class Net>
+double relative_error(const gradients<Net>& a, const gradients<Net>& ref) {
+  return (a - ref).norm() / ref.norm();
+}
+
+learn::equilibrium_propagation<>::params tight(double beta, learn::ep_estimator e) {
+  return {.beta = beta, .free_steps = 3000, .nudged_steps = 3000, .tolerance = 1e-14, .estimator = e};
+}
+
+double slope(const std::vector<double>& beta, const std::vector<double>& err) {
+  double mx = 0, my = 0;
+  for (std::size_t i = 0; i < beta.size(); ++i) {
+    mx += std::log(beta[i]) / double(beta.size());
+    my += std::log(err[i]) / double(beta.size());
+  }
+  double sxy = 0, sxx = 0;
+  for (std::size_t i = 0; i < beta.size(); ++i) {
+    sxy += (std::log(beta[i]) - mx) * (std::log(err[i]) - my);
+    sxx += (std::log(beta[i]) - mx) * (std::log(beta[i]) - mx);
+  }
+  return sxy / sxx;
+}
+}  // namespace
+
+TEST_CASE("EP converges to the implicit-differentiation gradient: one-sided O(beta), centered O(beta^2)",
+          "[equilibrium_propagation][theory]") {
+  auto net = small_net<energy_net>({6, 5, 3}, 11);
+  const auto x = uniform_batch(4, 6, 0, 1, 1);
+  const auto t = uniform_batch(4, 3, 0.3, 0.7, 2);
+  const auto ref = implicit_gradient(net, x, t);
+  const std::vector<double> betas{0.2, 0.1, 0.05, 0.025};
+  std::vector<double> e1, e2;
+  for (double b : betas) {
+    rng g(5);
+    learn::equilibrium_propagation<> one(tight(b, learn::ep_estimator::one_sided));
+    e1.push_back(relative_error(one.estimate(net, x, t, loss::mse{}, g), ref));
+    CHECK(one.last_report().free_residual < 1e-12);
+    learn::equilibrium_propagation<> cen(tight(b, learn::ep_estimator::centered));
+    e2.push_back(relative_error(cen.estimate(net, x, t, loss::mse{}, g), ref));
+  }
+  INFO("one-sided errors " << e1[0] << " " << e1[1] << " " << e1[2] << " " << e1[3]);
+  INFO("centered errors " << e2[0] << " " << e2[1] << " " << e2[2] << " " << e2[3]);
+  CHECK(slope(betas, e1) == Approx(1.0).margin(0.15));
+  CHECK(slope(betas, e2) == Approx(2.0).margin(0.15));
+  CHECK(e2[1] < 0.2 * e1[1]);
+  CHECK(e1[3] < 0.05);
+}
+
+TEST_CASE("EP with an identity readout over one hard-sigmoid layer equals backprop as beta -> 0",
+          "[equilibrium_propagation][theory]") {
+  auto net = small_net<readout_net>({5, 6, 3}, 12);
+  const auto x = uniform_batch(3, 5, 0, 1, 3);
+  const auto t = uniform_batch(3, 3, 0, 1, 4);
+  rng g(1);
+  learn::backprop<> bp;
+  const auto ref = bp.estimate(net, x, t, loss::mse{}, g);
+  learn::equilibrium_propagation<> cen(tight(1e-3, learn::ep_estimator::centered));
+  const auto ep = cen.estimate(net, x, t, loss::mse{}, g);
+  CHECK(relative_error(ep, ref) < 1e-6);
+  CHECK(cosine(ep, ref, 1) == Approx(1.0).margin(1e-12));  // the readout gradient is exact
+  // Cross-entropy readout: the same with softmax.
+  const auto tc = xt::xtensor<double, 2>{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+  const auto ref_ce = bp.estimate(net, x, tc, loss::softmax_cross_entropy{}, g);
+  CHECK(relative_error(cen.estimate(net, x, tc, loss::softmax_cross_entropy{}, g), ref_ce) < 1e-6);
+}
+
+TEST_CASE("holomorphic EP with N = 2 equals centered EP; N = 4 is more accurate", "[equilibrium_propagation]") {
+  auto net = small_net<energy_net>({6, 5, 3}, 21);
+  const auto x = uniform_batch(3, 6, 0, 1, 5);
+  const auto t = uniform_batch(3, 3, 0.3, 0.7, 6);
+  rng g(2);
+  learn::equilibrium_propagation<> cen(tight(0.1, learn::ep_estimator::centered));
+  auto p2 = tight(0.1, learn::ep_estimator::holomorphic);
+  p2.holomorphic_points = 2;
+  learn::equilibrium_propagation<> h2(p2);
+  const auto gc = cen.estimate(net, x, t, loss::mse{}, g);
+  const auto gh = h2.estimate(net, x, t, loss::mse{}, g);
+  CHECK(relative_error(gh, gc) < 1e-12);
+  auto p4 = p2;
+  p4.holomorphic_points = 4;
+  learn::equilibrium_propagation<> h4(p4);
+  const auto ref = implicit_gradient(net, x, t);
+  const double e4 = relative_error(h4.estimate(net, x, t, loss::mse{}, g), ref);
+  const double e2 = relative_error(gc, ref);
+  INFO("centered " << e2 << ", holomorphic N=4 " << e4);
+  CHECK(e4 < 0.1 * e2);
+  CHECK_THROWS_AS(h4.estimate(net, x, t, loss::softmax_cross_entropy{}, g), pnn::error);
+}
+
+TEST_CASE("the gradient dynamics does not increase the energy; the residual reaches tolerance",
+          "[equilibrium_propagation]") {
+  auto net = energy_net({8, 12, 4}, seed{3});
+  const auto x = uniform_batch(5, 8, 0, 1, 7);
+  const auto t = uniform_batch(5, 4, 0, 1, 8);
+  rng g(3);
+  learn::equilibrium_propagation<> ep({.beta = 0.5,
+                                       .free_steps = 60,
+                                       .nudged_steps = 40,
+                                       .epsilon = 0.1,
+                                       .estimator = learn::ep_estimator::one_sided,
+                                       .dynamics = learn::ep_dynamics::gradient,
+                                       .record_energy = true});
+  (void)ep.estimate(net, x, t, loss::mse{}, g);
+  const auto& r = ep.last_report();
+  REQUIRE(r.free_energy_trace.size() == 60);
+  REQUIRE(r.nudged_energy_trace.size() == 40);
+  for (std::size_t i = 1; i < r.free_energy_trace.size(); ++i)
+    CHECK(r.free_energy_trace[i] <= r.free_energy_trace[i - 1] + 1e-12);
+  for (std::size_t i = 1; i < r.nudged_energy_trace.size(); ++i)
+    CHECK(r.nudged_energy_trace[i] <= r.nudged_energy_trace[i - 1] + 1e-12);
+  CHECK(r.free_energy_trace.back() < r.free_energy_trace.front());
+
+  auto small = small_net<energy_net>({8, 12, 4}, 3);
+  for (auto dyn : {learn::ep_dynamics::fixed_point, learn::ep_dynamics::gradient}) {
+    learn::equilibrium_propagation<> tol({.free_steps = 5000, .nudged_steps = 5000, .tolerance = 1e-9, .dynamics = dyn});
+    (void)tol.estimate(small, x, t, loss::mse{}, g);
+    INFO("dynamics " << int(dyn) << " steps " << tol.last_report().free_steps << " " << tol.last_report().nudged_steps);
+    CHECK(tol.last_report().free_residual < 1e-9);
+    CHECK(tol.last_report().nudged_residual < 1e-9);
+    CHECK(tol.last_report().free_steps < 5000);
+  }
+}
+
+TEST_CASE("EP trains a small energy network", "[equilibrium_propagation]") {
+  auto net = small_net<energy_net>({4, 16, 2}, 5);
+  const auto x = uniform_batch(32, 4, 0, 1, 9);
+  xt::xtensor<double, 2> t({32, 2});
+  for (std::size_t r = 0; r < 32; ++r) {
+    t(r, 0) = 0.2 + 0.6 * (x(r, 0) > x(r, 1) ? 1.0 : 0.0);
+    t(r, 1) = 1.0 - t(r, 0);
+  }
+  learn::equilibrium_propagation<> ep({.optimizer = {.learning_rate = 0.1f}});
+  rng g(4);
+  const double before = ep.step(net, x, t, loss::mse{}, g).loss;
+  double after = before;
+  for (int i = 0; i < 300; ++i) after = ep.step(net, x, t, loss::mse{}, g).loss;
+  CHECK(after < 0.2 * before);
+  const auto y = ep.predict(net, x, g);
+  CHECK(loss::mse{}.value(y.data(), t.data(), 32, 2) == Approx(ep.step(net, x, t, loss::mse{}, g).loss).epsilon(1e-6));
+}
+
+TEST_CASE("EP rejects bad parameters and a diverging relaxation before changing anything",
+          "[equilibrium_propagation]") {
+  using ep_t = learn::equilibrium_propagation<>;
+  CHECK_THROWS_AS(ep_t({.beta = 0}), pnn::error);
+  CHECK_THROWS_AS(ep_t({.free_steps = 0}), pnn::error);
+  CHECK_THROWS_AS(ep_t({.nudged_steps = 0}), pnn::error);
+  CHECK_THROWS_AS(ep_t({.epsilon = 0}), pnn::error);
+  CHECK_THROWS_AS(ep_t({.epsilon = -1}), pnn::error);
+  CHECK_THROWS_AS(ep_t({.estimator = learn::ep_estimator::holomorphic, .holomorphic_points = 1}), pnn::error);
+
+  auto net = energy_net({4, 5, 2}, seed{1});
+  const auto x = uniform_batch(3, 4, 0, 1, 1);
+  const auto t = uniform_batch(3, 2, 0, 1, 2);
+  ep_t ep;
+  rng g(1);
+  ep.parameters().beta = 0;  // changed after construction: still rejected
+  CHECK_THROWS_AS(ep.step(net, x, t, loss::mse{}, g), pnn::error);
+  ep.parameters().beta = 0.2;
+  CHECK_THROWS_AS(ep.step(net, uniform_batch(3, 5, 0, 1, 1), t, loss::mse{}, g), pnn::error);
+
+  auto& l1 = layer<1>(net);
+  const double w_before = layer<0>(net).tile.weight_data()[0];
+  l1.tile.weight_data()[0] = std::nan("");
+  CHECK_THROWS_WITH(ep.step(net, x, t, loss::mse{}, g), Catch::Contains("diverged"));
+  CHECK(layer<0>(net).tile.weight_data()[0] == w_before);
+}
