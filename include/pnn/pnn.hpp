@@ -10,7 +10,9 @@
 #include <pnn/data/synthetic.hpp>
 #include <pnn/learn/backprop.hpp>
 #include <pnn/learn/coupled_learning.hpp>
+#include <pnn/learn/direct_feedback_alignment.hpp>
 #include <pnn/learn/equilibrium_propagation.hpp>
+#include <pnn/learn/feedback_alignment.hpp>
 #include <pnn/learn/in_silico.hpp>
 #include <pnn/learn/optim.hpp>
 #include <pnn/learn/physics_aware.hpp>
@@ -22,6 +24,7 @@
 #include <pnn/nn/dynamic_storage.hpp>
 #include <pnn/nn/forward.hpp>
 #include <pnn/nn/gradients.hpp>
+#include <pnn/nn/init.hpp>
 #include <pnn/noise/mismatch.hpp>
 #include <pnn/noise/noise.hpp>
 #include <pnn/physics/crossbar.hpp>
@@ -29,5 +32,6 @@
 #include <pnn/physics/pcm_inference.hpp>
 #include <pnn/physics/resistor_network.hpp>
 #include <pnn/simd/random.hpp>
+#include <pnn/train/alignment.hpp>
 #include <pnn/train/callbacks.hpp>
 #include <pnn/train/train.hpp>

@@ -14,24 +14,25 @@ namespace pnn_bench {
 
 using pnn::dynamic;
 
-/// The benchmark architecture on substrate `S` with noise `N`, hidden activation `A`.
-template <class S, class N, class A>
+/// The benchmark architecture on substrate `S` with noise `N`, hidden activation `A` and output
+/// activation `O`.
+template <class S, class N, class A, class O>
 struct mlp {
-  using one_hidden = pnn::network<pnn::dense<dynamic, dynamic, S, N, A>, pnn::dense<dynamic, dynamic, S, N, pnn::act::identity>>;
+  using one_hidden = pnn::network<pnn::dense<dynamic, dynamic, S, N, A>, pnn::dense<dynamic, dynamic, S, N, O>>;
   using two_hidden = pnn::network<pnn::dense<dynamic, dynamic, S, N, A>, pnn::dense<dynamic, dynamic, S, N, A>,
-                                  pnn::dense<dynamic, dynamic, S, N, pnn::act::identity>>;
+                                  pnn::dense<dynamic, dynamic, S, N, O>>;
 };
 
 /// Builds the network for `cfg.hidden` and calls `f(net)`.
-template <class S, class N, class A, class F, class... Configs>
+template <class S, class N, class A, class O, class F, class... Configs>
 result with_depth(const config& cfg, std::size_t inputs, std::size_t outputs, F&& f, const Configs&... configs) {
   const pnn::seed s{cfg.seed};
   if (cfg.hidden.size() == 1) {
-    typename mlp<S, N, A>::one_hidden net({inputs, cfg.hidden[0], outputs}, s, configs...);
+    typename mlp<S, N, A, O>::one_hidden net({inputs, cfg.hidden[0], outputs}, s, configs...);
     return f(net);
   }
   if (cfg.hidden.size() == 2) {
-    typename mlp<S, N, A>::two_hidden net({inputs, cfg.hidden[0], cfg.hidden[1], outputs}, s, configs...);
+    typename mlp<S, N, A, O>::two_hidden net({inputs, cfg.hidden[0], cfg.hidden[1], outputs}, s, configs...);
     return f(net);
   }
   throw skip("--hidden supports one or two hidden layers");
@@ -39,14 +40,14 @@ result with_depth(const config& cfg, std::size_t inputs, std::size_t outputs, F&
 
 /// Dispatches on the substrate name: `f(net)` gets the network built on it; `noise` receives
 /// the name of the substrate's noise configuration for the table.
-template <class A, class F>
+template <class A, class O = pnn::act::identity, class F>
 result with_network(const config& cfg, const std::string& substrate, const pnn::data::split& d,
                     const std::optional<sweep_point>& sweep, std::string& noise, F&& f) {
   const std::size_t in = d.train.features(), out = d.train.outputs();
   if (substrate == "digital") {
     if (sweep) throw skip("sweeping '" + sweep->param + "' needs a physical substrate (crossbar, crossbar_variation)");
     noise = "none";
-    return with_depth<pnn::physics::digital, pnn::noise::none, A>(cfg, in, out, f);
+    return with_depth<pnn::physics::digital, pnn::noise::none, A, O>(cfg, in, out, f);
   }
   using xbar = pnn::physics::crossbar<pnn::physics::devices::soft_bounds>;
   if (substrate == "crossbar" || substrate == "crossbar_variation") {
@@ -75,43 +76,55 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     }
     if (!mismatched) {
       noise = "default_io";
-      return with_depth<xbar, pnn::noise::none, A>(cfg, in, out, f, p);
+      return with_depth<xbar, pnn::noise::none, A, O>(cfg, in, out, f, p);
     }
     noise = "default_io+mismatch";
     if (sweep) noise = "default_io+mismatch(swept)";
-    return with_depth<xbar, pnn::noise::crossbar_mismatch, A>(cfg, in, out, f, p, m);
+    return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O>(cfg, in, out, f, p, m);
   }
   throw skip("substrate '" + substrate + "' has not landed in this build");
 }
 
 /// Mean over hidden layers of the angle (degrees) between `rule`'s estimate and backprop's on a
-/// probe batch of the same network.
+/// probe batch of the same network (the library's alignment diagnostics).
 template <class Net, class Rule>
 double alignment_angle(Net& net, Rule& rule, const xt::xtensor<float, 2>& x, const xt::xtensor<float, 2>& t) {
-  pnn::learn::backprop<> bp;
   pnn::rng g(0xa11);
-  const auto ref = bp.estimate(net, x, t, pnn::loss::softmax_cross_entropy{}, g);
-  pnn::rng g2(0xa12);
-  const auto est = rule.estimate(net, x, t, pnn::loss::softmax_cross_entropy{}, g2);
-  double s = 0;
-  for (std::size_t i = 0; i + 1 < Net::num_layers; ++i) s += pnn::angle_degrees(est, ref, i);
-  return s / double(Net::num_layers - 1);
+  return pnn::mean_hidden_angle(pnn::alignment_angles(net, rule, x, t, pnn::loss::softmax_cross_entropy{}, g));
 }
 
+/// Test accuracy by the network's feed-forward output (the default evaluator).
+struct feedforward_accuracy {
+  template <class Net>
+  double operator()(const Net&, const pnn::data::dataset&, std::size_t) const {
+    return std::nan("");  // pnn::train evaluates it itself (train_options::test)
+  }
+  static constexpr bool builtin = true;
+};
+
 /// Trains `net` with `rule` and fills `r`'s measurements; `align` adds the alignment angle.
-template <class Net, class Rule>
-result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net, Rule& rule, result r, bool align) {
+/// `Eval` measures test accuracy where a rule's network computes its output another way
+/// (equilibrium propagation: at the free equilibrium).
+template <class Net, class Rule, class Loss = pnn::loss::softmax_cross_entropy, class Eval = feedforward_accuracy>
+result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net, Rule& rule, result r, bool align,
+                         const Loss& loss = {}, Eval eval = {}) {
   const std::size_t probe = std::min<std::size_t>(256, d.train.size());
   const xt::xtensor<float, 2> px = xt::view(d.train.inputs, xt::range(0, probe), xt::all());
   const xt::xtensor<float, 2> pt = xt::view(d.train.targets, xt::range(0, probe), xt::all());
-  pnn::train_options opt{.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed, .test = &d.test,
-                         .progress = pnn::progress_mode::never};
+  constexpr bool builtin_eval = requires { Eval::builtin; };
+  pnn::train_options opt{.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed,
+                         .test = builtin_eval ? &d.test : nullptr, .progress = pnn::progress_mode::never};
+  if constexpr (!builtin_eval)
+    opt.callbacks.push_back([&](pnn::epoch_metrics& m) {
+      m.test_accuracy = eval(net, d.test, m.epoch);
+      return true;
+    });
   if (align)
     opt.callbacks.push_back([&](pnn::epoch_metrics& m) {
       m.extra["alignment_angle_deg"] = alignment_angle(net, rule, px, pt);
       return true;
     });
-  const auto h = pnn::train(net, rule, pnn::loss::softmax_cross_entropy{}, d.train, opt);
+  const auto h = pnn::train(net, rule, loss, d.train, opt);
   r.epochs = h.size();
   for (const auto& m : h) {
     r.train_seconds += m.seconds;

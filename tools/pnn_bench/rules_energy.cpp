@@ -1,0 +1,83 @@
+// pnn-bench runners for the energy-based rules: `equilibrium_propagation` (Scellier & Bengio
+// 2017; the prototypical setting of Laborieux et al. 2021: β 0.2, T 30, K 10, layer rates
+// (0.2, 0.1) with cosine decay) and `coupled_learning` (Stern et al. 2021) as the contrastive
+// rule on the same layered hard-sigmoid network. Both are scored at the free equilibrium, which
+// is how an energy network computes its output.
+#include "drive.hpp"
+
+namespace pnn_bench {
+namespace {
+
+using hs = pnn::act::hard_sigmoid;
+
+pnn::learn::ep_estimator estimator_of(const std::string& s) {
+  if (s == "one_sided") return pnn::learn::ep_estimator::one_sided;
+  if (s == "random_sign") return pnn::learn::ep_estimator::random_sign;
+  if (s == "holomorphic") return pnn::learn::ep_estimator::holomorphic;
+  return pnn::learn::ep_estimator::centered;
+}
+
+pnn::optim::sgd layer_rates(const config& cfg, const pnn::data::split& d) {
+  const std::size_t steps = cfg.epochs * ((d.train.size() + cfg.batch - 1) / cfg.batch);
+  std::vector<float> rates{0.2f, 0.1f};
+  if (cfg.hidden.size() == 2) rates = {0.4f, 0.2f, 0.1f};
+  return {.learning_rate = 0.1f,
+          .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps},
+          .layer_learning_rates = rates};
+}
+
+// Accuracy at the free equilibrium of the relaxation (T = 30 fixed-point steps).
+struct equilibrium_accuracy {
+  std::uint64_t seed;
+  template <class Net>
+  double operator()(const Net& net, const pnn::data::dataset& test, std::size_t epoch) const {
+    pnn::learn::equilibrium_propagation<> free_phase;
+    pnn::rng g(seed, 0xe9 + epoch);
+    return free_phase.evaluate(net, pnn::loss::mse{}, test, g).accuracy;
+  }
+};
+
+result run_ep(const config& cfg, const std::string& substrate, const pnn::data::split& d,
+              const std::optional<sweep_point>& sweep) {
+  result r;
+  r.rule = "equilibrium_propagation";
+  r.substrate = substrate;
+  r.sweep = sweep;
+  return with_network<hs, hs>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+    pnn::init::uniform_fan_in(net, pnn::seed{cfg.seed});
+    pnn::learn::equilibrium_propagation<> rule({.optimizer = layer_rates(cfg, d),
+                                                .beta = 0.2,
+                                                .free_steps = 30,
+                                                .nudged_steps = 10,
+                                                .estimator = estimator_of(cfg.ep_estimator)});
+    r.settings = {{"estimator", cfg.ep_estimator}, {"beta", 0.2},        {"free_steps", 30},
+                  {"nudged_steps", 10},            {"dynamics", "fixed_point"}, {"optimizer", "sgd"},
+                  {"layer_learning_rates", rule.parameters().optimizer.layer_learning_rates},
+                  {"lr_schedule", "cosine"},       {"activation", "hard_sigmoid"}, {"loss", "mse"},
+                  {"init", "uniform_fan_in"}};
+    return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::mse{}, equilibrium_accuracy{cfg.seed});
+  });
+}
+
+result run_coupled(const config& cfg, const std::string& substrate, const pnn::data::split& d,
+                   const std::optional<sweep_point>& sweep) {
+  result r;
+  r.rule = "coupled_learning";
+  r.substrate = substrate;
+  r.sweep = sweep;
+  return with_network<hs, hs>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+    pnn::init::uniform_fan_in(net, pnn::seed{cfg.seed});
+    pnn::learn::coupled_learning<> rule({.optimizer = layer_rates(cfg, d), .eta = 0.2, .free_steps = 30,
+                                         .nudged_steps = 10});
+    r.settings = {{"eta", 0.2},          {"free_steps", 30}, {"clamped_steps", 10}, {"optimizer", "sgd"},
+                  {"layer_learning_rates", rule.parameters().optimizer.layer_learning_rates},
+                  {"lr_schedule", "cosine"}, {"activation", "hard_sigmoid"}, {"loss", "mse"},
+                  {"init", "uniform_fan_in"}};
+    return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::mse{}, equilibrium_accuracy{cfg.seed});
+  });
+}
+
+const bool registered = add_rule("equilibrium_propagation", run_ep) && add_rule("coupled_learning", run_coupled);
+
+}  // namespace
+}  // namespace pnn_bench
