@@ -210,7 +210,7 @@ void relax_rows(std::size_t rows, std::size_t w, T* s, const T* base, const T* b
     T* sr = s + r * w;
     const T* br = base + r * w;
     std::size_t j = 0;
-    for (; j + W <= w; j += W) {
+    for (const std::size_t j_end = w - w % W; j < j_end; j += W) {
       P d = P::load_unaligned(br + j);
       if (bias != nullptr) d = d + P::load_unaligned(bias + j);
       if constexpr (Extra) d = simd::fma(pc, P::load_unaligned(extra + r * w + j), d);

@@ -52,7 +52,7 @@ bool all_finite(const T* p, std::size_t n) noexcept {
   using P = simd::pack<T, simd::default_arch>;
   P acc(T(0));
   std::size_t i = 0;
-  for (; i + P::size <= n; i += P::size) {
+  for (const std::size_t i_end = n - n % P::size; i < i_end; i += P::size) {
     const P v = P::load_unaligned(p + i);
     acc += v - v;
   }

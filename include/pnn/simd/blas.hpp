@@ -46,13 +46,13 @@ T dot(std::size_t n, const T* x, const T* y) {
   // Four accumulators hide the FMA latency; one would make the loop latency-bound.
   P s0(T(0)), s1(T(0)), s2(T(0)), s3(T(0));
   std::size_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) {
+  for (const std::size_t i_end = n - n % (4 * W); i < i_end; i += 4 * W) {
     s0 = simd::fma(P::load_unaligned(x + i), P::load_unaligned(y + i), s0);
     s1 = simd::fma(P::load_unaligned(x + i + W), P::load_unaligned(y + i + W), s1);
     s2 = simd::fma(P::load_unaligned(x + i + 2 * W), P::load_unaligned(y + i + 2 * W), s2);
     s3 = simd::fma(P::load_unaligned(x + i + 3 * W), P::load_unaligned(y + i + 3 * W), s3);
   }
-  for (; i + W <= n; i += W) s0 = simd::fma(P::load_unaligned(x + i), P::load_unaligned(y + i), s0);
+  for (const std::size_t i_end = n - n % W; i < i_end; i += W) s0 = simd::fma(P::load_unaligned(x + i), P::load_unaligned(y + i), s0);
   T s = simd::reduce_add((s0 + s1) + (s2 + s3));
   for (; i < n; ++i) s += x[i] * y[i];
   return s;
@@ -67,13 +67,13 @@ T sum(std::size_t n, const T* x) {
   constexpr std::size_t W = P::size;
   P s0(T(0)), s1(T(0)), s2(T(0)), s3(T(0));
   std::size_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) {
+  for (const std::size_t i_end = n - n % (4 * W); i < i_end; i += 4 * W) {
     s0 += P::load_unaligned(x + i);
     s1 += P::load_unaligned(x + i + W);
     s2 += P::load_unaligned(x + i + 2 * W);
     s3 += P::load_unaligned(x + i + 3 * W);
   }
-  for (; i + W <= n; i += W) s0 += P::load_unaligned(x + i);
+  for (const std::size_t i_end = n - n % W; i < i_end; i += W) s0 += P::load_unaligned(x + i);
   T s = simd::reduce_add((s0 + s1) + (s2 + s3));
   for (; i < n; ++i) s += x[i];
   return s;
@@ -96,11 +96,11 @@ T abs_max(std::size_t n, const T* x) {
   constexpr std::size_t W = P::size;
   P m0(T(0)), m1(T(0));
   std::size_t i = 0;
-  for (; i + 2 * W <= n; i += 2 * W) {
+  for (const std::size_t i_end = n - n % (2 * W); i < i_end; i += 2 * W) {
     m0 = simd::max(m0, simd::abs(P::load_unaligned(x + i)));
     m1 = simd::max(m1, simd::abs(P::load_unaligned(x + i + W)));
   }
-  for (; i + W <= n; i += W) m0 = simd::max(m0, simd::abs(P::load_unaligned(x + i)));
+  for (const std::size_t i_end = n - n % W; i < i_end; i += W) m0 = simd::max(m0, simd::abs(P::load_unaligned(x + i)));
   T m = simd::reduce_max(simd::max(m0, m1));
   for (; i < n; ++i) {
     const T a = x[i] < T(0) ? -x[i] : x[i];
@@ -118,13 +118,13 @@ void axpy(std::size_t n, std::type_identity_t<T> alpha, const T* x, T* y) {
   constexpr std::size_t W = P::size;
   const P va(alpha);
   std::size_t i = 0;
-  for (; i + 2 * W <= n; i += 2 * W) {
+  for (const std::size_t i_end = n - n % (2 * W); i < i_end; i += 2 * W) {
     const P r0 = simd::fma(va, P::load_unaligned(x + i), P::load_unaligned(y + i));
     const P r1 = simd::fma(va, P::load_unaligned(x + i + W), P::load_unaligned(y + i + W));
     r0.store_unaligned(y + i);
     r1.store_unaligned(y + i + W);
   }
-  for (; i + W <= n; i += W) simd::fma(va, P::load_unaligned(x + i), P::load_unaligned(y + i)).store_unaligned(y + i);
+  for (const std::size_t i_end = n - n % W; i < i_end; i += W) simd::fma(va, P::load_unaligned(x + i), P::load_unaligned(y + i)).store_unaligned(y + i);
   for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
@@ -138,12 +138,12 @@ void scale(std::size_t n, std::type_identity_t<T> alpha, T* x) {
   std::size_t i = 0;
   if (alpha == T(0)) {
     const P zero(T(0));
-    for (; i + W <= n; i += W) zero.store_unaligned(x + i);
+    for (const std::size_t i_end = n - n % W; i < i_end; i += W) zero.store_unaligned(x + i);
     for (; i < n; ++i) x[i] = T(0);
     return;
   }
   const P va(alpha);
-  for (; i + W <= n; i += W) (va * P::load_unaligned(x + i)).store_unaligned(x + i);
+  for (const std::size_t i_end = n - n % W; i < i_end; i += W) (va * P::load_unaligned(x + i)).store_unaligned(x + i);
   for (; i < n; ++i) x[i] *= alpha;
 }
 
@@ -173,7 +173,7 @@ void gemv(std::size_t M, std::size_t N, std::type_identity_t<T> alpha, const T* 
     const T* a3 = a2 + lda;
     P s0(T(0)), s1(T(0)), s2(T(0)), s3(T(0));
     std::size_t j = 0;
-    for (; j + W <= N; j += W) {
+    for (const std::size_t j_end = N - N % W; j < j_end; j += W) {
       const P xv = P::load_unaligned(x + j);
       s0 = simd::fma(P::load_unaligned(a0 + j), xv, s0);
       s1 = simd::fma(P::load_unaligned(a1 + j), xv, s1);
@@ -219,7 +219,7 @@ void gemv_t(std::size_t M, std::size_t N, std::type_identity_t<T> alpha, const T
     const T c0 = alpha * x[i], c1 = alpha * x[i + 1], c2 = alpha * x[i + 2], c3 = alpha * x[i + 3];
     const P v0(c0), v1(c1), v2(c2), v3(c3);
     std::size_t j = 0;
-    for (; j + W <= N; j += W) {
+    for (const std::size_t j_end = N - N % W; j < j_end; j += W) {
       P acc = P::load_unaligned(y + j);
       acc = simd::fma(v0, P::load_unaligned(a0 + j), acc);
       acc = simd::fma(v1, P::load_unaligned(a1 + j), acc);
@@ -275,9 +275,9 @@ void bias_map(std::size_t M, std::size_t N, T* C, std::size_t ldc, const T* bias
       using P = pack<T, Arch>;
       constexpr std::size_t W = P::size;
       if (bias != nullptr) {
-        for (; j + W <= N; j += W) f(P::load_unaligned(ci + j) + P::load_unaligned(bias + j)).store_unaligned(ci + j);
+        for (const std::size_t j_end = N - N % W; j < j_end; j += W) f(P::load_unaligned(ci + j) + P::load_unaligned(bias + j)).store_unaligned(ci + j);
       } else {
-        for (; j + W <= N; j += W) f(P::load_unaligned(ci + j)).store_unaligned(ci + j);
+        for (const std::size_t j_end = N - N % W; j < j_end; j += W) f(P::load_unaligned(ci + j)).store_unaligned(ci + j);
       }
     }
     if (bias != nullptr) {

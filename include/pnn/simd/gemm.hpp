@@ -113,10 +113,10 @@ void scale_c(std::size_t m, std::size_t n, T beta, T* c, std::size_t ldc) noexce
     std::size_t j = 0;
     if (beta == T(0)) {
       const P zero(T(0));
-      for (; j + W <= n; j += W) zero.store_unaligned(ci + j);
+      for (const std::size_t j_end = n - n % W; j < j_end; j += W) zero.store_unaligned(ci + j);
       for (; j < n; ++j) ci[j] = T(0);
     } else {
-      for (; j + W <= n; j += W) (vb * P::load_unaligned(ci + j)).store_unaligned(ci + j);
+      for (const std::size_t j_end = n - n % W; j < j_end; j += W) (vb * P::load_unaligned(ci + j)).store_unaligned(ci + j);
       for (; j < n; ++j) ci[j] *= beta;
     }
   }
@@ -129,11 +129,11 @@ PNN_ALWAYS_INLINE void axpy_row(std::size_t n, T a, const T* PNN_RESTRICT x, T* 
   constexpr std::size_t W = P::size;
   const P va(a);
   std::size_t j = 0;
-  for (; j + 2 * W <= n; j += 2 * W) {
+  for (const std::size_t j_end = n - n % (2 * W); j < j_end; j += 2 * W) {
     simd::fma(va, P::load_unaligned(x + j), P::load_unaligned(y + j)).store_unaligned(y + j);
     simd::fma(va, P::load_unaligned(x + j + W), P::load_unaligned(y + j + W)).store_unaligned(y + j + W);
   }
-  for (; j + W <= n; j += W) simd::fma(va, P::load_unaligned(x + j), P::load_unaligned(y + j)).store_unaligned(y + j);
+  for (const std::size_t j_end = n - n % W; j < j_end; j += W) simd::fma(va, P::load_unaligned(x + j), P::load_unaligned(y + j)).store_unaligned(y + j);
   for (; j < n; ++j) y[j] += a * x[j];
 }
 
@@ -144,11 +144,11 @@ PNN_ALWAYS_INLINE T dot_row(std::size_t n, const T* x, const T* y) noexcept {
   constexpr std::size_t W = P::size;
   P s0(T(0)), s1(T(0));
   std::size_t k = 0;
-  for (; k + 2 * W <= n; k += 2 * W) {
+  for (const std::size_t k_end = n - n % (2 * W); k < k_end; k += 2 * W) {
     s0 = simd::fma(P::load_unaligned(x + k), P::load_unaligned(y + k), s0);
     s1 = simd::fma(P::load_unaligned(x + k + W), P::load_unaligned(y + k + W), s1);
   }
-  for (; k + W <= n; k += W) s0 = simd::fma(P::load_unaligned(x + k), P::load_unaligned(y + k), s0);
+  for (const std::size_t k_end = n - n % W; k < k_end; k += W) s0 = simd::fma(P::load_unaligned(x + k), P::load_unaligned(y + k), s0);
   T s = simd::reduce_add(s0 + s1);
   for (; k < n; ++k) s += x[k] * y[k];
   return s;
