@@ -13,8 +13,11 @@
 #include <pnn/learn/direct_feedback_alignment.hpp>
 #include <pnn/learn/equilibrium_propagation.hpp>
 #include <pnn/learn/feedback_alignment.hpp>
+#include <pnn/learn/forward_forward.hpp>
+#include <pnn/learn/forward_gradient.hpp>
 #include <pnn/learn/in_silico.hpp>
 #include <pnn/learn/optim.hpp>
+#include <pnn/learn/perturbation.hpp>
 #include <pnn/learn/physics_aware.hpp>
 #include <pnn/learn/surrogate.hpp>
 #include <pnn/physics/black_box.hpp>
@@ -25,11 +28,15 @@
 #include <pnn/nn/forward.hpp>
 #include <pnn/nn/gradients.hpp>
 #include <pnn/nn/init.hpp>
+#include <pnn/nn/optical_activation.hpp>
 #include <pnn/noise/mismatch.hpp>
 #include <pnn/noise/noise.hpp>
 #include <pnn/physics/crossbar.hpp>
 #include <pnn/physics/devices.hpp>
+#include <pnn/physics/mzi.hpp>
+#include <pnn/physics/mzi_mesh.hpp>
 #include <pnn/physics/pcm_inference.hpp>
+#include <pnn/physics/photonic_noise.hpp>
 #include <pnn/physics/resistor_network.hpp>
 #include <pnn/simd/random.hpp>
 #include <pnn/train/alignment.hpp>

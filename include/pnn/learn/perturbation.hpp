@@ -1,0 +1,604 @@
+/// \file
+/// \brief Perturbative rules that need nothing but forward passes of the physical network:
+/// `learn::weight_perturbation`, `learn::node_perturbation`, `learn::spsa` (with multiplexed
+/// gradient descent), and SPSA's step-size gain `optim::spsa_gain`.
+///
+/// Each rule perturbs what the hardware lets one perturb — the tile's parameters (written through
+/// `weight_data()`/`bias_data()`, restored bit for bit from a saved copy) or a layer's
+/// pre-activations (an injected signal) — runs the network forward through its substrate and
+/// noise, and turns loss differences into an update estimate. No transposed read, no model of
+/// the physics: they work on every substrate with dense parameters, a black box included.
+/// RULES.md, "Forward-mode and perturbative local learning".
+#pragma once
+
+#include <algorithm>
+#include <any>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+#include <pnn/core/error.hpp>
+#include <pnn/core/rng.hpp>
+#include <pnn/learn/optim.hpp>
+#include <pnn/learn/rule.hpp>
+#include <pnn/nn/forward.hpp>
+#include <pnn/nn/gradients.hpp>
+#include <pnn/physics/concepts.hpp>
+#include <pnn/physics/digital.hpp>
+#include <pnn/simd/blas.hpp>
+#include <pnn/simd/random.hpp>
+
+namespace pnn::optim {
+
+/// \brief SPSA's step-size gain (Spall 1998): update `= a_k ĝ`, `a_k = a/(k + 1 + A)^α`.
+///
+/// The gain belongs to the optimiser, the perturbation size `c_k` to `learn::spsa`. Spall's
+/// guidance: α = 0.602, A ≈ 10 % of the planned iterations, `a` such that `a_0 ĝ` moves the
+/// parameters by a sensible amount early on.
+struct spsa_gain {
+  static constexpr const char* name = "spsa_gain";
+  float a = 0.1f;           ///< gain numerator a
+  float stability = 0.0f;   ///< stability constant A (≥ 0)
+  float alpha = 0.602f;     ///< decay exponent α
+  float weight_decay = 0.0f;
+
+  template <class Net>
+  struct state {
+    std::size_t step = 0;
+  };
+
+  /// The gain at step `k` (0-based).
+  [[nodiscard]] double gain(std::size_t k) const noexcept {
+    return double(a) / std::pow(double(k) + 1.0 + double(stability), double(alpha));
+  }
+
+  /// Rewrites the estimate `g` into the update `a_k ĝ` to subtract.
+  template <class Net>
+  void apply(gradients<Net>& g, state<Net>& s, const Net& net) const {
+    using T = typename Net::value_type;
+    detail::add_weight_decay(g, net, weight_decay);
+    const T ak = static_cast<T>(gain(s.step++));
+    for (std::size_t i = 0; i < Net::num_layers; ++i) g[i].scale(ak);
+  }
+};
+
+}  // namespace pnn::optim
+
+namespace pnn::learn {
+
+/// Finite-difference scheme of a perturbative estimate.
+enum class finite_difference {
+  forward,  ///< `[L(θ + σu) − L(θ)]/σ`: one extra pass per perturbation, bias O(σ)
+  central   ///< `[L(θ + σu) − L(θ − σu)]/(2σ)`: two passes, bias O(σ²)
+};
+
+/// Directions along which `node_perturbation` perturbs a layer's pre-activations.
+enum class node_directions {
+  gaussian,   ///< `u ~ N(0, I)` per sample, `num_perturbations` of them averaged
+  coordinate  ///< one unit at a time (`u = e_j` for every sample): a finite-difference ∂L/∂z
+};
+
+/// How `spsa` applies its perturbations.
+enum class spsa_perturbation {
+  spsa,  ///< one Rademacher direction at a time, two passes each (Spall 1992)
+  mgd    ///< multiplexed gradient descent: M directions at once under Walsh–Hadamard codes
+};
+
+namespace perturb_detail {
+
+/// True when every layer's tile exposes its parameters.
+template <class Net>
+constexpr bool dense_layers() {
+  bool ok = true;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    ((ok = ok && dense_tile<typename Net::template layer_type<I>::tile_type>), ...);
+  }(std::make_index_sequence<Net::num_layers>{});
+  return ok;
+}
+
+/// Number of parameters (weights and biases) of `net`.
+template <class Net>
+std::size_t parameter_count(const Net& net) {
+  std::size_t c = 0;
+  net.for_each_layer([&](const auto& l, std::size_t) { c += l.out_size() * (l.in_size() + 1); });
+  return c;
+}
+
+/// Calls `f(params, count, offset)` for each layer's weight block then bias block, in the flat
+/// order every perturbative rule uses.
+template <class Net, class F>
+void for_each_block(Net& net, F&& f) {
+  std::size_t off = 0;
+  net.for_each_layer([&](auto& l, std::size_t i) {
+    const std::size_t nw = l.out_size() * l.in_size();
+    f(l.tile.weight_data(), nw, off, i, false);
+    off += nw;
+    f(l.tile.bias_data(), l.out_size(), off, i, true);
+    off += l.out_size();
+  });
+}
+
+/// Copies all parameters into `saved` (flat).
+template <class Net>
+void save(Net& net, std::vector<typename Net::value_type>& saved) {
+  saved.resize(parameter_count(net));
+  for_each_block(net, [&](auto* p, std::size_t c, std::size_t off, std::size_t, bool) {
+    std::copy(p, p + c, saved.data() + off);
+  });
+}
+
+/// Writes `θ = saved + s · dir` into the tiles.
+template <class Net>
+void write(Net& net, const std::vector<typename Net::value_type>& saved, const typename Net::value_type* dir,
+           typename Net::value_type s) {
+  for_each_block(net, [&](auto* p, std::size_t c, std::size_t off, std::size_t, bool) {
+    const auto* b = saved.data() + off;
+    const auto* d = dir + off;
+    for (std::size_t k = 0; k < c; ++k) p[k] = b[k] + s * d[k];
+  });
+}
+
+/// Restores the saved parameters bit for bit.
+template <class Net>
+void restore(Net& net, const std::vector<typename Net::value_type>& saved) {
+  for_each_block(net, [&](auto* p, std::size_t c, std::size_t off, std::size_t, bool) {
+    std::copy(saved.data() + off, saved.data() + off + c, p);
+  });
+}
+
+/// `grad += s · flat` for the flat vector `flat` in the block order.
+template <class Net>
+void accumulate(Net& net, gradients<Net>& grad, const typename Net::value_type* flat, typename Net::value_type s) {
+  using T = typename Net::value_type;
+  for_each_block(net, [&](auto*, std::size_t c, std::size_t off, std::size_t i, bool bias) {
+    T* dst = bias ? grad[i].bias.data() : grad[i].weight.data();
+    simd::axpy<T>(c, s, flat + off, dst);
+  });
+}
+
+/// Batch-mean loss of one forward pass of the physical network (with its noise, from `g`).
+template <class Net, class Loss>
+double batch_loss(const Net& net, const typename Net::value_type* x, const typename Net::value_type* t,
+                  std::size_t n, const Loss& loss, trace<Net>& tr, rng& g) {
+  forward_trace(net, x, n, tr, g);
+  return double(loss.value(tr.output().data(), t, n, net.output_size()));
+}
+
+/// Saves the parameters on construction and restores them, exactly, when it goes out of scope
+/// (also when a forward pass throws).
+template <class Net>
+struct parameter_guard {
+  Net& net;
+  std::vector<typename Net::value_type>& saved;
+  parameter_guard(Net& n, std::vector<typename Net::value_type>& s) : net(n), saved(s) { save(net, saved); }
+  ~parameter_guard() { restore(net, saved); }
+  parameter_guard(const parameter_guard&) = delete;
+  parameter_guard& operator=(const parameter_guard&) = delete;
+};
+
+/// Common shape of a forward-only rule's state.
+template <class Net, class Optimizer>
+struct state {
+  using T = typename Net::value_type;
+  trace<Net> tr{}, tp{};
+  gradients<Net> grad{};
+  typename Optimizer::template state<Net> opt{};
+  std::vector<T> saved{}, dir{}, codes{}, pert{};
+  std::size_t estimates = 0;  ///< estimates made so far (SPSA's k)
+  xt::xtensor<T, 1> a{}, h{}, a2{}, h2{}, scratch{}, u{}, delta{}, base{}, lp{}, lm{};
+};
+
+/// Clean forward pass: the loss and accuracy `step` reports.
+template <class Net, class Loss>
+step_result clean_pass(const Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b,
+                       const Loss& loss, trace<Net>& tr, rng& g) {
+  using T = typename Net::value_type;
+  step_result r;
+  r.loss = batch_loss(net, b.x, b.target, b.n, loss, tr, g);
+  r.correct = pnn::detail::count_correct<T>(tr.output().data(), b.target, b.n, net.output_size());
+  r.count = b.n;
+  return r;
+}
+
+/// `step` of every perturbative rule: estimate, optimiser, finite check, program.
+template <class Rule, class Net, class X, class Y, class Loss>
+step_result step(Rule& rule, Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
+                 const Loss& loss, rng& g) {
+  rule.check_params();
+  auto b = pnn::detail::check_batch(net, x, target, Rule::name);
+  auto& s = pnn::detail::cached<state<Net, typename Rule::optimizer_type>>(rule.cache_);
+  const step_result r = rule.run(net, b, loss, g, s);
+  rule.parameters().optimizer.apply(s.grad, s.opt, net);
+  pnn::detail::require_finite_update(s.grad, Rule::name);
+  rng gp = g.split(0x9e3779b97f4a7c15ULL);
+  program(net, s.grad, gp);
+  return r;
+}
+
+/// `estimate` of every perturbative rule.
+template <class Rule, class Net, class X, class Y, class Loss>
+gradients<Net> estimate(Rule& rule, Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
+                        const Loss& loss, rng& g) {
+  rule.check_params();
+  auto b = pnn::detail::check_batch(net, x, target, Rule::name);
+  auto& s = pnn::detail::cached<state<Net, typename Rule::optimizer_type>>(rule.cache_);
+  rule.run(net, b, loss, g, s);
+  return s.grad;
+}
+
+}  // namespace perturb_detail
+
+/// \brief Weight perturbation: `ĝ = [(L(θ+σu) − L(θ−σu))/(2σ)] u` (central) or
+/// `[(L(θ+σu) − L(θ))/σ] u` (forward), `u ~ N(0, I)` over all parameters, averaged over
+/// `num_perturbations` directions (Jabri & Flower 1992; RULES.md).
+///
+/// Unbiased up to the finite-difference bias, O(σ²) central and O(σ) forward; its variance grows
+/// with the parameter count, which is what makes it slow on large networks. The parameters are
+/// written directly (`weight_data()`, `bias_data()`) and restored from a saved copy.
+template <class Optimizer = optim::sgd>
+class weight_perturbation {
+ public:
+  static constexpr const char* name = "weight_perturbation";
+  using optimizer_type = Optimizer;
+
+  /// Rule parameters (defaults in brackets).
+  struct params {
+    Optimizer optimizer{};
+    double sigma = 1e-3;                       ///< perturbation size σ (parameter units) [1e-3], > 0
+    std::size_t num_perturbations = 1;         ///< directions averaged per step [1], ≥ 1
+    finite_difference difference = finite_difference::central;  ///< [central]
+  };
+
+  weight_perturbation() = default;
+  explicit weight_perturbation(params p) : params_(std::move(p)) {}
+  [[nodiscard]] params& parameters() noexcept { return params_; }
+  [[nodiscard]] const params& parameters() const noexcept { return params_; }
+
+  /// The estimate on the batch; perturbation directions and forward noise from `g`. The
+  /// network's parameters are unchanged afterwards (bit for bit).
+  /// \pre `sigma > 0`, `num_perturbations ≥ 1` (else `pnn::error`).
+  template <class Net, class X, class Y, class Loss>
+  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
+                          const Loss& loss, rng& g) {
+    return perturb_detail::estimate(*this, net, x, target, loss, g);
+  }
+  /// Estimate, shape with the optimiser, program the substrates.
+  template <class Net, class X, class Y, class Loss>
+  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
+                   rng& g) {
+    return perturb_detail::step(*this, net, x, target, loss, g);
+  }
+
+ private:
+  template <class R, class N, class X, class Y, class L>
+  friend step_result perturb_detail::step(R&, N&, const xt::xexpression<X>&, const xt::xexpression<Y>&, const L&,
+                                          rng&);
+  template <class R, class N, class X, class Y, class L>
+  friend gradients<N> perturb_detail::estimate(R&, N&, const xt::xexpression<X>&, const xt::xexpression<Y>&,
+                                               const L&, rng&);
+
+  void check_params() const {
+    PNN_EXPECTS(params_.sigma > 0 && std::isfinite(params_.sigma), "learn::weight_perturbation: sigma must be > 0");
+    PNN_EXPECTS(params_.num_perturbations >= 1, "learn::weight_perturbation: num_perturbations must be at least 1");
+  }
+
+  template <class Net, class Loss, class S>
+  step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
+                  S& s) {
+    using T = typename Net::value_type;
+    static_assert(perturb_detail::dense_layers<Net>(),
+                  "learn::weight_perturbation needs tiles whose parameters can be written (weight_data())");
+    rng g0 = g.split(1);
+    const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0);
+    s.grad.reshape(net);
+    const std::size_t P = params_.num_perturbations;
+    const T sigma = static_cast<T>(params_.sigma);
+    {
+      perturb_detail::parameter_guard<Net> guard(net, s.saved);
+      s.dir.resize(s.saved.size());
+      for (std::size_t p = 0; p < P; ++p) {
+        rng gu = g.split(2).split(p);
+        fill_normal<T>(gu, s.dir.data(), s.dir.size());
+        perturb_detail::write(net, s.saved, s.dir.data(), sigma);
+        rng gplus = g.split(3).split(2 * p);
+        const double lp = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gplus);
+        double coef = 0;
+        if (params_.difference == finite_difference::central) {
+          perturb_detail::write(net, s.saved, s.dir.data(), -sigma);
+          rng gminus = g.split(3).split(2 * p + 1);
+          const double lm = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gminus);
+          coef = (lp - lm) / (2 * params_.sigma);
+        } else {
+          coef = (lp - r.loss) / params_.sigma;
+        }
+        perturb_detail::accumulate(net, s.grad, s.dir.data(), static_cast<T>(coef / double(P)));
+      }
+    }
+    return r;
+  }
+
+  params params_{};
+  std::any cache_{};
+};
+
+/// \brief Node perturbation: perturb a layer's pre-activations `z_l` by `σu`, measure each
+/// sample's loss change with forward passes only, `ĝ_z = (ΔL/σ) u` (batch-mean scaled),
+/// `ĝ_W = ĝ_zᵀ x_{l−1}`, `ĝ_b = Σ_n ĝ_z` (Williams 1992; Fiete & Seung 2006; RULES.md).
+///
+/// Each layer is perturbed in passes of its own; the layers below keep the activities of the
+/// step's clean pass and the layers above run forward through their substrate and noise. The
+/// perturbation is a signal injected at the node (before the activation), so the tile's
+/// parameters are never touched. With `directions = coordinate` and small σ, `ĝ_z` is a
+/// finite-difference `∂L/∂z`, and the update equals backprop's up to O(σ²).
+template <class Optimizer = optim::sgd>
+class node_perturbation {
+ public:
+  static constexpr const char* name = "node_perturbation";
+  using optimizer_type = Optimizer;
+
+  /// Rule parameters (defaults in brackets).
+  struct params {
+    Optimizer optimizer{};
+    double sigma = 1e-3;                 ///< perturbation size σ (pre-activation units) [1e-3], > 0
+    std::size_t num_perturbations = 1;   ///< Gaussian directions averaged per layer [1], ≥ 1
+    finite_difference difference = finite_difference::central;  ///< [central]
+    node_directions directions = node_directions::gaussian;     ///< [gaussian]
+  };
+
+  node_perturbation() = default;
+  explicit node_perturbation(params p) : params_(std::move(p)) {}
+  [[nodiscard]] params& parameters() noexcept { return params_; }
+  [[nodiscard]] const params& parameters() const noexcept { return params_; }
+
+  /// The estimate on the batch. \pre `sigma > 0`, `num_perturbations ≥ 1` (else `pnn::error`).
+  template <class Net, class X, class Y, class Loss>
+  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
+                          const Loss& loss, rng& g) {
+    return perturb_detail::estimate(*this, net, x, target, loss, g);
+  }
+  /// Estimate, shape with the optimiser, program the substrates.
+  template <class Net, class X, class Y, class Loss>
+  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
+                   rng& g) {
+    return perturb_detail::step(*this, net, x, target, loss, g);
+  }
+
+ private:
+  template <class R, class N, class X, class Y, class L>
+  friend step_result perturb_detail::step(R&, N&, const xt::xexpression<X>&, const xt::xexpression<Y>&, const L&,
+                                          rng&);
+  template <class R, class N, class X, class Y, class L>
+  friend gradients<N> perturb_detail::estimate(R&, N&, const xt::xexpression<X>&, const xt::xexpression<Y>&,
+                                               const L&, rng&);
+
+  void check_params() const {
+    PNN_EXPECTS(params_.sigma > 0 && std::isfinite(params_.sigma), "learn::node_perturbation: sigma must be > 0");
+    PNN_EXPECTS(params_.num_perturbations >= 1, "learn::node_perturbation: num_perturbations must be at least 1");
+  }
+
+  // Per-sample losses of the network with layer `first`'s pre-activations replaced by
+  // `a_first + s u` (into `out`, n values).
+  template <class Net, class Loss, class S>
+  void perturbed_losses(const Net& net, std::size_t first, const typename Net::value_type* target, std::size_t n,
+                        const Loss& loss, typename Net::value_type sc, S& s, rng& g, typename Net::value_type* out) {
+    using T = typename Net::value_type;
+    const std::size_t k = net.output_size();
+    const T* cur = nullptr;
+    net.for_each_layer([&](const auto& l, std::size_t i) {
+      using L = std::remove_cvref_t<decltype(l)>;
+      if (i < first) return;
+      const std::size_t m = n * l.out_size();
+      T* a = (i % 2 == 0) ? s.a.data() : s.a2.data();
+      T* h = (i % 2 == 0) ? s.h.data() : s.h2.data();
+      if (i == first) {
+        const T* a0 = s.tr.a[i].data();
+        const T* u = s.u.data();
+        for (std::size_t q = 0; q < m; ++q) a[q] = a0[q] + sc * u[q];
+        simd::map<T>(m, a, h, l.activation);
+      } else {
+        T* scratch = L::has_input_noise ? s.scratch.data() : nullptr;
+        rng gl = g.split(i);
+        l.forward(cur, n, a, h, gl, scratch);
+      }
+      cur = h;
+    });
+    for (std::size_t r = 0; r < n; ++r) out[r] = loss.value(cur + r * k, target + r * k, std::size_t{1}, k);
+  }
+
+  template <class Net, class Loss, class S>
+  step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
+                  S& s) {
+    using T = typename Net::value_type;
+    const std::size_t n = b.n, k = net.output_size();
+    rng g0 = g.split(1);
+    const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0);
+    s.grad.ensure_shape(net);
+    std::size_t widest = k;
+    net.for_each_layer([&](const auto& l, std::size_t) { widest = std::max({widest, l.in_size(), l.out_size()}); });
+    for (auto* v : {&s.a, &s.h, &s.a2, &s.h2, &s.scratch, &s.u, &s.delta})
+      if (v->size() < n * widest) v->resize({n * widest});
+    for (auto* v : {&s.base, &s.lp, &s.lm})
+      if (v->size() < n) v->resize({n});
+    const T* y0 = s.tr.output().data();
+    for (std::size_t q = 0; q < n; ++q) s.base.data()[q] = loss.value(y0 + q * k, b.target + q * k, std::size_t{1}, k);
+    const bool central = params_.difference == finite_difference::central;
+    const T sigma = static_cast<T>(params_.sigma);
+    net.for_each_layer([&](const auto& l, std::size_t i) {
+      const std::size_t out = l.out_size();
+      std::fill(s.delta.data(), s.delta.data() + n * out, T(0));
+      const bool coord = params_.directions == node_directions::coordinate;
+      const std::size_t P = coord ? out : params_.num_perturbations;
+      const double avg = coord ? 1.0 : 1.0 / double(P);
+      for (std::size_t p = 0; p < P; ++p) {
+        if (coord) {
+          std::fill(s.u.data(), s.u.data() + n * out, T(0));
+          for (std::size_t q = 0; q < n; ++q) s.u.data()[q * out + p] = T(1);
+        } else {
+          rng gu = g.split(2).split(i).split(p);
+          fill_normal<T>(gu, s.u.data(), n * out);
+        }
+        rng gplus = g.split(3).split(i).split(2 * p);
+        perturbed_losses(net, i, b.target, n, loss, sigma, s, gplus, s.lp.data());
+        if (central) {
+          rng gminus = g.split(3).split(i).split(2 * p + 1);
+          perturbed_losses(net, i, b.target, n, loss, -sigma, s, gminus, s.lm.data());
+        }
+        for (std::size_t q = 0; q < n; ++q) {
+          const double dl = central ? (double(s.lp.data()[q]) - double(s.lm.data()[q])) / (2 * params_.sigma)
+                                    : (double(s.lp.data()[q]) - double(s.base.data()[q])) / params_.sigma;
+          // Batch-mean loss: ∂L/∂z_n = (1/n) ∂L_n/∂z_n.
+          const T c = static_cast<T>(dl * avg / double(n));
+          if (coord) s.delta.data()[q * out + p] += c;
+          else simd::axpy<T>(out, c, s.u.data() + q * out, s.delta.data() + q * out);
+        }
+      }
+      pnn::detail::outer_product_update(l, s.tr.input_of(i), s.delta.data(), n, l.in_size(), out, T(1), s.grad[i]);
+    });
+    return r;
+  }
+
+  params params_{};
+  std::any cache_{};
+};
+
+/// \brief Simultaneous-perturbation stochastic approximation (Spall 1992):
+/// `ĝ_i = [L(θ + c_kΔ) − L(θ − c_kΔ)]/(2 c_k Δ_i)`, `Δ` Rademacher, `c_k = c/(k+1)^γ`.
+///
+/// `k` counts the estimates made on the network. The step gain `a_k = a/(k+1+A)^0.602` is the
+/// optimiser's: use `optim::spsa_gain`. With `perturbation = mgd` (multiplexed gradient descent,
+/// McCaughan et al. 2023) M = `num_perturbations` directions `Δ^m` are applied concurrently over
+/// T time slots (T the smallest power of two ≥ 2M): slot t carries `(c_k/√M) Σ_m H_mt Δ^m`, with
+/// `H_m` the first M rows of odd weight (odd popcount of the row index) of the T×T Walsh–Hadamard
+/// matrix: ±1, mutually orthogonal and zero-mean, so the unperturbed loss cancels without being
+/// measured. The loss of each slot is demultiplexed by correlating with each code,
+/// `d_m = √M/(c_k T) Σ_t H_mt L_t ≈ ∇L·Δ^m`, and `ĝ = (1/M) Σ_m d_m Δ^m`. Why odd weight: the
+/// product of two Walsh rows is another Walsh row, so with all rows the curvature term
+/// `c² Δ^{m'}ᵀ H Δ^{m''}` leaks into code `m' ⊕ m''` and the bias becomes O(c); the product of
+/// two odd rows is even, so with odd rows only the bias stays O(c²) like central SPSA. Every
+/// perturbation is then on all the time (the physical advantage of multiplexing: no parameter
+/// is ever switched alone), at 2M passes like SPSA. With M = 1 it is exactly central SPSA.
+template <class Optimizer = optim::sgd>
+class spsa {
+ public:
+  static constexpr const char* name = "spsa";
+  using optimizer_type = Optimizer;
+
+  /// Rule parameters (defaults in brackets).
+  struct params {
+    Optimizer optimizer{};
+    double c = 1e-3;                     ///< perturbation size c [1e-3], > 0
+    double gamma = 0.101;                ///< decay exponent γ of c_k [0.101], ≥ 0
+    std::size_t num_perturbations = 1;   ///< directions per step, averaged or multiplexed [1], ≥ 1
+    spsa_perturbation perturbation = spsa_perturbation::spsa;  ///< [spsa]
+  };
+
+  spsa() = default;
+  explicit spsa(params p) : params_(std::move(p)) {}
+  [[nodiscard]] params& parameters() noexcept { return params_; }
+  [[nodiscard]] const params& parameters() const noexcept { return params_; }
+
+  /// The perturbation size at estimate `k` (0-based): `c/(k+1)^γ`.
+  [[nodiscard]] double perturbation_size(std::size_t k) const noexcept {
+    return params_.c / std::pow(double(k) + 1.0, params_.gamma);
+  }
+
+  /// The estimate on the batch (advances `k`). \pre `c > 0`, `gamma ≥ 0`,
+  /// `num_perturbations ≥ 1` (else `pnn::error`).
+  template <class Net, class X, class Y, class Loss>
+  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
+                          const Loss& loss, rng& g) {
+    return perturb_detail::estimate(*this, net, x, target, loss, g);
+  }
+  /// Estimate, shape with the optimiser, program the substrates.
+  template <class Net, class X, class Y, class Loss>
+  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
+                   rng& g) {
+    return perturb_detail::step(*this, net, x, target, loss, g);
+  }
+
+ private:
+  template <class R, class N, class X, class Y, class L>
+  friend step_result perturb_detail::step(R&, N&, const xt::xexpression<X>&, const xt::xexpression<Y>&, const L&,
+                                          rng&);
+  template <class R, class N, class X, class Y, class L>
+  friend gradients<N> perturb_detail::estimate(R&, N&, const xt::xexpression<X>&, const xt::xexpression<Y>&,
+                                               const L&, rng&);
+
+  void check_params() const {
+    PNN_EXPECTS(params_.c > 0 && std::isfinite(params_.c), "learn::spsa: c must be > 0");
+    PNN_EXPECTS(params_.gamma >= 0 && std::isfinite(params_.gamma), "learn::spsa: gamma must be >= 0");
+    PNN_EXPECTS(params_.num_perturbations >= 1, "learn::spsa: num_perturbations must be at least 1");
+  }
+
+  template <class Net, class Loss, class S>
+  step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
+                  S& s) {
+    using T = typename Net::value_type;
+    static_assert(perturb_detail::dense_layers<Net>(),
+                  "learn::spsa needs tiles whose parameters can be written (weight_data())");
+    rng g0 = g.split(1);
+    const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0);
+    s.grad.reshape(net);
+    const std::size_t M = params_.num_perturbations;
+    const double ck = perturbation_size(s.estimates++);
+    perturb_detail::parameter_guard<Net> guard(net, s.saved);
+    const std::size_t np = s.saved.size();
+    if (params_.perturbation == spsa_perturbation::spsa) {
+      s.dir.resize(np);
+      for (std::size_t p = 0; p < M; ++p) {
+        rng gd = g.split(2).split(p);
+        fill_rademacher<T>(gd, s.dir.data(), np);
+        perturb_detail::write(net, s.saved, s.dir.data(), static_cast<T>(ck));
+        rng gplus = g.split(3).split(2 * p);
+        const double lp = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gplus);
+        perturb_detail::write(net, s.saved, s.dir.data(), static_cast<T>(-ck));
+        rng gminus = g.split(3).split(2 * p + 1);
+        const double lm = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gminus);
+        // 1/Δ_i = Δ_i for Δ_i = ±1.
+        perturb_detail::accumulate(net, s.grad, s.dir.data(), static_cast<T>((lp - lm) / (2 * ck) / double(M)));
+      }
+      return r;
+    }
+    // Multiplexed: M codes over T slots, Walsh rows of odd weight (see the class comment).
+    const std::size_t slots = std::bit_ceil(2 * M);
+    std::vector<std::size_t> rows;
+    for (std::size_t q = 1; rows.size() < M; ++q)
+      if (std::popcount(q) % 2 == 1) rows.push_back(q);
+    auto code = [&](std::size_t m, std::size_t t) { return (std::popcount(rows[m - 1] & t) % 2 == 0) ? 1.0 : -1.0; };
+    s.codes.resize(M * np);
+    for (std::size_t m = 0; m < M; ++m) {
+      rng gd = g.split(2).split(m);
+      fill_rademacher<T>(gd, s.codes.data() + m * np, np);
+    }
+    s.pert.resize(np);
+    std::vector<double> d(M, 0.0);
+    const double amp = ck / std::sqrt(double(M));
+    for (std::size_t t = 0; t < slots; ++t) {
+      std::fill(s.pert.begin(), s.pert.end(), T(0));
+      for (std::size_t m = 0; m < M; ++m)
+        simd::axpy<T>(np, static_cast<T>(code(m + 1, t)), s.codes.data() + m * np, s.pert.data());
+      perturb_detail::write(net, s.saved, s.pert.data(), static_cast<T>(amp));
+      rng gl = g.split(3).split(t);
+      const double lt = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gl);
+      for (std::size_t m = 0; m < M; ++m) d[m] += code(m + 1, t) * lt;
+    }
+    for (std::size_t m = 0; m < M; ++m) {
+      const double dm = d[m] * std::sqrt(double(M)) / (ck * double(slots));
+      perturb_detail::accumulate(net, s.grad, s.codes.data() + m * np, static_cast<T>(dm / double(M)));
+    }
+    return r;
+  }
+
+  params params_{};
+  std::any cache_{};
+};
+
+static_assert(optimizer<optim::spsa_gain, network<dense<2, 2, physics::basic_digital<double>>>>);
+
+}  // namespace pnn::learn

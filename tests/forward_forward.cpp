@@ -1,0 +1,201 @@
+// Forward-forward and PhyLL-style local learning (RULES.md theory check 9): each layer's update
+// is the gradient of its own goodness loss (finite differences), it does not depend on the layers
+// above (inter-layer gradients blocked), and after training positives have higher goodness.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include <pnn/learn/forward_forward.hpp>
+#include <pnn/nn/network.hpp>
+#include <pnn/physics/digital.hpp>
+#include <pnn/simd/random.hpp>
+
+#include <xtensor/xbuilder.hpp>
+
+using namespace pnn;
+
+namespace {
+using dd = physics::basic_digital<double>;
+using hidden = dense<dynamic, dynamic, dd, noise::none, act::tanh>;
+using net3 = network<hidden, hidden, hidden>;
+
+xt::xtensor<double, 2> batch(std::size_t n, std::size_t k, std::uint64_t s) {
+  rng g(s);
+  xt::xtensor<double, 2> x({n, k});
+  for (auto& v : x) v = g.normal_double();
+  return x;
+}
+xt::xtensor<double, 2> labels_one_hot(std::size_t n, std::size_t k) {
+  xt::xtensor<double, 2> t = xt::zeros<double>({n, k});
+  for (std::size_t i = 0; i < n; ++i) t(i, i % 2) = 1;
+  return t;
+}
+
+// The local loss of layer `li` written out independently: embed the label (2 classes, so the
+// wrong label is the other one), run the layers below with RMS normalisation, score layer `li`.
+double local_loss(const net3& net, const xt::xtensor<double, 2>& x, const xt::xtensor<double, 2>& t, std::size_t li,
+                  bool cosine_goodness, double theta, double alpha) {
+  const std::size_t n = x.shape()[0], in = x.shape()[1];
+  double total = 0;
+  for (int sign = 0; sign < 2; ++sign) {
+    std::vector<double> cur(x.begin(), x.end());
+    for (std::size_t r = 0; r < n; ++r) {
+      const std::size_t y = t(r, 0) > 0.5 ? 0 : 1;
+      const std::size_t lab = sign == 0 ? y : 1 - y;
+      cur[r * in + 0] = lab == 0 ? 1 : 0;
+      cur[r * in + 1] = lab == 1 ? 1 : 0;
+    }
+    std::size_t width = in;
+    bool done = false;
+    net.for_each_layer([&](const auto& l, std::size_t i) {
+      if (done) return;
+      const std::size_t d = l.out_size();
+      std::vector<double> h(n * d);
+      for (std::size_t r = 0; r < n; ++r)
+        for (std::size_t j = 0; j < d; ++j) {
+          double a = l.tile.bias_data()[j];
+          for (std::size_t q = 0; q < width; ++q) a += l.tile.weight_data()[j * width + q] * cur[r * width + q];
+          h[r * d + j] = std::tanh(a);
+        }
+      if (i == li) {
+        for (std::size_t r = 0; r < n; ++r) {
+          double ss = 0, sum = 0;
+          for (std::size_t j = 0; j < d; ++j) ss += h[r * d + j] * h[r * d + j], sum += h[r * d + j];
+          const double g = cosine_goodness ? sum / (std::sqrt(double(d)) * std::sqrt(ss)) : ss / double(d);
+          const double z = sign == 0 ? alpha * (theta - g) : alpha * (g - theta);
+          total += std::log1p(std::exp(z)) / double(n);
+        }
+        done = true;
+        return;
+      }
+      for (std::size_t r = 0; r < n; ++r) {
+        double ss = 0;
+        for (std::size_t j = 0; j < d; ++j) ss += h[r * d + j] * h[r * d + j];
+        for (std::size_t j = 0; j < d; ++j) h[r * d + j] *= std::sqrt(double(d) / ss);
+      }
+      cur = h;
+      width = d;
+    });
+  }
+  return total;
+}
+}  // namespace
+
+TEST_CASE("forward_forward: each layer's update is the gradient of its own goodness loss", "[forward_forward]") {
+  for (auto kind : {learn::ff_goodness::energy, learn::ff_goodness::cosine}) {
+    const bool cos = kind == learn::ff_goodness::cosine;
+    net3 net({6, 5, 4, 3}, seed{4});
+    const auto x = batch(6, 6, 1);
+    const auto t = labels_one_hot(6, 3);  // labels 0 and 1 only
+    learn::forward_forward<> ff{{.goodness = kind, .threshold = cos ? 0.1 : 0.4, .sharpness = 3.0, .num_classes = 2}};
+    rng g(3);
+    const auto est = ff.estimate(net, x, t, loss::mse{}, g);
+    const double eps = 1e-6;
+    net.for_each_layer([&](auto& l, std::size_t li) {
+      double worst = 0, scale = 0;
+      for (std::size_t q = 0; q < l.in_size() * l.out_size(); q += 3) {
+        double& w = l.tile.weight_data()[q];
+        const double w0 = w;
+        w = w0 + eps;
+        const double lp = local_loss(net, x, t, li, cos, cos ? 0.1 : 0.4, 3.0);
+        w = w0 - eps;
+        const double lm = local_loss(net, x, t, li, cos, cos ? 0.1 : 0.4, 3.0);
+        w = w0;
+        const double fd = (lp - lm) / (2 * eps);
+        worst = std::max(worst, std::abs(fd - est[li].weight.data()[q]));
+        scale = std::max(scale, std::abs(fd));
+      }
+      INFO("goodness " << (cos ? "cosine" : "energy") << ", layer " << li << ": max |fd − ff| " << worst
+                       << " (scale " << scale << ")");
+      CHECK(scale > 1e-4);
+      CHECK(worst < 1e-7 * std::max(1.0, scale));
+    });
+  }
+}
+
+TEST_CASE("forward_forward: a layer's update does not depend on the layers above it", "[forward_forward]") {
+  net3 a({6, 5, 4, 3}, seed{4});
+  net3 b = a;
+  rng gr(9);
+  fill_normal<double>(gr, layer<1>(b).tile.weight_data(), 20);
+  fill_normal<double>(gr, layer<2>(b).tile.weight_data(), 12);
+  const auto x = batch(8, 6, 2);
+  const auto t = labels_one_hot(8, 3);
+  learn::forward_forward<> ff{{.num_classes = 3}};
+  rng ga(5), gb(5);
+  const auto ea = ff.estimate(a, x, t, loss::mse{}, ga);
+  const auto eb = ff.estimate(b, x, t, loss::mse{}, gb);
+  for (std::size_t q = 0; q < 30; ++q) CHECK(ea[0].weight.data()[q] == eb[0].weight.data()[q]);
+  CHECK(ea[1].weight.data()[0] != eb[1].weight.data()[0]);
+  // PhyLL: fixed layers are not trained.
+  learn::forward_forward<> phyll{{.goodness = learn::ff_goodness::cosine, .num_classes = 3, .fixed_layers = {0}}};
+  rng gc(5);
+  const auto ec = phyll.estimate(a, x, t, loss::mse{}, gc);
+  CHECK(ec[0].weight.data()[0] == 0.0);
+  CHECK(ec[1].weight.data()[0] != 0.0);
+}
+
+namespace {
+struct toy_set {
+  xt::xtensor<float, 2> inputs, targets;
+};
+toy_set toy(std::size_t n, std::uint64_t s) {
+  // 3 classes, 12 inputs: the first 3 are the label slots, class c raises features 3c+3…3c+5.
+  toy_set d;
+  d.inputs = xt::zeros<float>({n, std::size_t{12}});
+  d.targets = xt::zeros<float>({n, std::size_t{3}});
+  rng g(s);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t c = i % 3;
+    for (std::size_t j = 3; j < 12; ++j) d.inputs(i, j) = 0.3f * g.normal();
+    for (std::size_t j = 0; j < 3; ++j) d.inputs(i, 3 + 3 * c + j) += 1.0f;
+    d.targets(i, c) = 1;
+  }
+  return d;
+}
+}  // namespace
+
+TEST_CASE("forward_forward: after training, positives have higher goodness and labels are predicted",
+          "[forward_forward]") {
+  for (auto kind : {learn::ff_goodness::energy, learn::ff_goodness::cosine}) {
+    using net_t = network<hidden, hidden>;
+    net_t net({12, 16, 3}, seed{1});
+    const auto train_set = toy(90, 1), test_set = toy(60, 2);
+    xt::xtensor<double, 2> x = xt::cast<double>(train_set.inputs), t = xt::cast<double>(train_set.targets);
+    learn::forward_forward<optim::adam> ff{{.optimizer = {.learning_rate = 0.02f},
+                                            .goodness = kind,
+                                            .threshold = kind == learn::ff_goodness::cosine ? 0.0 : 0.5}};
+    step_result last{};
+    for (std::uint64_t k = 0; k < 150; ++k) {
+      rng g = rng(4).split(k);
+      last = ff.step(net, x, t, loss::mse{}, g);
+    }
+    std::vector<double> sc(60 * 3);
+    xt::xtensor<double, 2> xt_ = xt::cast<double>(test_set.inputs);
+    rng g(0);
+    ff.scores(net, xt_.data(), 60, sc.data(), g);
+    double pos = 0, neg = 0;
+    for (std::size_t r = 0; r < 60; ++r)
+      for (std::size_t c = 0; c < 3; ++c) (c == r % 3 ? pos : neg) += sc[r * 3 + c];
+    pos /= 60;
+    neg /= 120;
+    const double acc = ff.evaluate(net, test_set);
+    INFO("goodness " << (kind == learn::ff_goodness::cosine ? "cosine" : "energy") << ": positive " << pos
+                     << ", negative " << neg << ", test accuracy " << acc << ", last train correct " << last.correct);
+    CHECK(pos > neg);
+    CHECK(acc > 0.9);
+    CHECK(last.correct > 80);
+  }
+}
+
+TEST_CASE("forward_forward: bad parameters are rejected before any change", "[forward_forward]") {
+  net3 net({6, 5, 4, 3}, seed{4});
+  const auto x = batch(4, 6, 1);
+  const auto t = labels_one_hot(4, 3);
+  const double w0 = layer<0>(net).tile.weight_data()[0];
+  rng g(1);
+  CHECK_THROWS_AS((learn::forward_forward<>{{.sharpness = 0}}.step(net, x, t, loss::mse{}, g)), pnn::error);
+  CHECK_THROWS_AS((learn::forward_forward<>{{.num_classes = 7}}.step(net, x, t, loss::mse{}, g)), pnn::error);
+  CHECK(layer<0>(net).tile.weight_data()[0] == w0);
+}
