@@ -239,6 +239,79 @@ TEST_CASE("deterministic pulses: round(|dW|/dw_min) steps of the device", "[cros
   CHECK(t.weight_data()[2] == Approx(w2).epsilon(1e-6));
 }
 
+TEST_CASE("mixed precision: the update accumulates digitally and only whole steps are pulsed", "[crossbar]") {
+  using dev = physics::devices::soft_bounds;
+  using xbar = physics::crossbar<dev>;
+  xbar::params p;
+  p.device = dev{.dw_min = 0.01f, .dw_min_dtod = 0, .dw_min_std = 0, .up_down_dtod = 0, .w_min_dtod = 0, .w_max_dtod = 0};
+  p.update = physics::update_mode::mixed_precision;
+  xbar::tile<dynamic, dynamic> t(p);
+  t.resize(3, 1);
+  rng g(1);
+  t.prepare(g);
+  factored_update u;
+  u.weight = xt2({1, 3});
+  u.bias = xt::zeros<float>({1});
+  u.factored = true;  // mixed precision accumulates the dense update even when factors are offered
+  u.input = xt2({1, 3}, 0.0f);
+  u.delta = xt2({1, 1}, 0.0f);
+  u.factor_scale = 1;
+  // Element 0: three updates of −0.004 (χ = 0.012) → one up pulse, χ keeps 0.002.
+  // Element 1: alternating ±0.006 — the noise cancels in χ, the device sees no pulse at all.
+  // Element 2: one update of +0.025 → two down pulses, χ keeps −0.005.
+  const float upd[3][3] = {{-0.004f, 0.006f, 0.025f}, {-0.004f, -0.006f, 0.0f}, {-0.004f, 0.006f, 0.0f}};
+  for (const auto& r : upd) {
+    std::copy(r, r + 3, u.weight.data());
+    t.program(u, g);
+  }
+  double w2 = 0;
+  for (int k = 0; k < 2; ++k) w2 -= 0.01 * (1 - w2 / -0.6);
+  CHECK(t.weight_data()[0] == Approx(0.01).epsilon(1e-6));
+  CHECK(t.weight_data()[1] == 0.0f);
+  CHECK(t.weight_data()[2] == Approx(w2).epsilon(1e-6));
+  // The residue is kept: one more −0.008 on element 0 makes χ = 0.010 → a second pulse.
+  u.weight = xt2({1, 3}, 0.0f);
+  u.weight(0, 0) = -0.008f;
+  t.program(u, g);
+  CHECK(t.weight_data()[0] == Approx(0.01 + 0.01 * (1 - 0.01 / 0.6)).epsilon(1e-5));
+}
+
+TEST_CASE("mixed precision keeps soft-bounds weights where noisy pulse trains decay them", "[crossbar]") {
+  // Zero-mean per-sample updates: pulse trains realise every sample (soft bounds pull w towards
+  // the symmetry point), mixed precision cancels them digitally first.
+  using dev = physics::devices::soft_bounds;
+  using xbar = physics::crossbar<dev>;
+  const std::size_t in = 16, out = 4;
+  auto run = [&](physics::update_mode mode) {
+    xbar::params p;
+    p.device = dev{.dw_min_std = 0, .up_down_dtod = 0, .w_min_dtod = 0, .w_max_dtod = 0};
+    p.update = mode;
+    xbar::tile<dynamic, dynamic> t(p);
+    t.resize(in, out);
+    rng g(3);
+    t.prepare(g);
+    std::vector<float> w0(in * out, 0.2f), b0(out, 0.0f);
+    t.set_weights(w0.data(), b0.data(), g);
+    factored_update u;
+    u.bias = xt::zeros<float>({out});
+    u.factor_scale = 0.05f;
+    for (int k = 0; k < 200; ++k) {
+      // Two samples with opposite deltas: the batch update is exactly zero.
+      u.input = xt2({2, in}, 1.0f);
+      u.delta = xt2({2, out}, 0.5f);
+      for (std::size_t j = 0; j < out; ++j) u.delta(1, j) = -0.5f;
+      u.weight = xt::zeros<float>({out, in});
+      rng gk = rng(9).split(std::uint64_t(k));
+      t.program(u, gk);
+    }
+    double m = 0;
+    for (std::size_t e = 0; e < in * out; ++e) m += t.weight_data()[e];
+    return m / double(in * out);
+  };
+  CHECK(run(physics::update_mode::mixed_precision) == Approx(0.2).epsilon(1e-6));
+  CHECK(run(physics::update_mode::stochastic_pulses) < 0.15);
+}
+
 TEST_CASE("pulsed training never crosses device bounds; conductances map the weights", "[crossbar]") {
   using xbar = physics::crossbar<physics::devices::soft_bounds>;
   xbar::tile<dynamic, dynamic> t;

@@ -13,7 +13,10 @@
 ///
 /// `program` realises a rule's update with the device physics: stochastic pulse trains from the
 /// batch's outer-product factors (Gokmen & Vlasov 2016; aihwkit's default) or deterministic
-/// pulse counts `round(|ΔW|/dw_min)` from the dense update. The pulsed update is bit-parallel:
+/// pulse counts `round(|ΔW|/dw_min)` from the dense update, or mixed precision (a digital
+/// accumulator χ that transfers whole steps; what saturating soft-bounds devices need, since
+/// every pulse pair of a noisy train pulls a soft-bounds weight towards its symmetry point and
+/// acts as weight decay of strength ∝ lr·E|x δ|/w_max). The pulsed update is bit-parallel:
 /// each row/column draws its `BL` slot bits as one `uint32` (eight masks per AVX2 register of
 /// Philox words: one word per slot for short trains, 16 words for all 32 slots by a
 /// binary-expansion AND/OR construction for long ones), and the coincidences of row `i` and column `j` are `popcount(x_mask & d_mask)`, found
@@ -56,7 +59,12 @@ enum class io_bound_management {
 /// How `program` turns an update into pulses.
 enum class update_mode {
   deterministic_pulses,  ///< n = round(|ΔW|/dw_min) pulses per element from the dense update
-  stochastic_pulses      ///< stochastic pulse trains from the factored update (aihwkit default)
+  stochastic_pulses,     ///< stochastic pulse trains from the factored update (aihwkit default)
+  /// Mixed precision (Nandakumar et al. 2020; aihwkit `MixedPrecisionCompound`): the dense update
+  /// is accumulated in a digital matrix χ and only whole steps are transferred,
+  /// `n = trunc(χ/dw_min)` pulses per device, `χ ← χ − n·dw_min`. Batch noise cancels in χ
+  /// instead of in the devices, which saturating (soft-bounds) devices need to train well.
+  mixed_precision
 };
 
 /// Periphery of one read direction (aihwkit's IO parameters). Units: inputs and outputs in
@@ -160,6 +168,7 @@ struct crossbar {
       if constexpr (is_pulsed) {
         cells_.resize(out, 4 * in);
         aux_.resize(out, in);
+        chi_.assign(out * in, 0.0f);
       }
       inference_.clear();
     }
@@ -188,6 +197,7 @@ struct crossbar {
           ce[3] = c.b_max;
           params_.device.write(weight_.data()[e], aux_.data()[e], weight_.data()[e], c);
         }
+        chi_.assign(n, 0.0f);
       }
       inference_.clear();
     }
@@ -204,7 +214,8 @@ struct crossbar {
     /// Programs an update (to subtract): `W ← W − ΔW` as the device allows, `b ← b − Δb`
     /// digitally. A factored update (`factored`, `input` h, `delta` δ, `factor_scale` s with
     /// `ΔW = s·δᵀh`) drives stochastic pulse trains; otherwise, or in deterministic mode,
-    /// `round(|ΔW|/dw_min)` pulses per element. Clears any inference programming.
+    /// `round(|ΔW|/dw_min)` pulses per element; in mixed-precision mode the dense `ΔW` goes into
+    /// the accumulator χ and `trunc(χ/dw_min)` pulses per element. Clears any inference programming.
     template <class U>
     void program(const U& update, rng& g) {
       const float* db = update.bias_data();
@@ -227,17 +238,22 @@ struct crossbar {
             done = true;
           }
         }
-        if (!done) pulse_counts(update.weight_data(), g);
+        if (!done) {
+          if (params_.update == update_mode::mixed_precision) accumulate_and_transfer(update.weight_data(), g);
+          else pulse_counts(update.weight_data(), g);
+        }
       }
       inference_.clear();
     }
 
-    /// Writes target weights (clipped into each device's bounds) and bias directly.
+    /// Writes target weights (clipped into each device's bounds) and bias directly; clears the
+    /// mixed-precision accumulator.
     void set_weights(const float* w, const float* b, rng&) {
       for (std::size_t e = 0; e < weight_.size(); ++e) {
         if constexpr (is_pulsed) params_.device.write(weight_.data()[e], aux_.data()[e], w[e], cell(e));
         else weight_.data()[e] = w[e];
       }
+      if constexpr (is_pulsed) chi_.assign(weight_.size(), 0.0f);  // no pending update on fresh weights
       for (std::size_t j = 0; j < out_size(); ++j) bias_.data()[j] = b[j];
       inference_.clear();
     }
@@ -401,6 +417,25 @@ struct crossbar {
       }
     }
 
+    // Mixed precision: χ ← χ − ΔW, then trunc(χ/dw_min) whole pulses per device leave χ.
+    void accumulate_and_transfer(const float* dw, rng& g) {
+      const Device& d = params_.device;
+      const float step = d.dw_min, inv = 1.0f / d.dw_min;
+      normal_source ns(g.split(0x3c1));
+      if (chi_.size() != weight_.size()) chi_.assign(weight_.size(), 0.0f);
+      for (std::size_t e = 0; e < weight_.size(); ++e) {
+        const float c = chi_[e] - dw[e];
+        const float n = std::trunc(c * inv);
+        chi_[e] = c - n * step;
+        if (n == 0) continue;
+        const bool up = n > 0;
+        const devices::device_cell cl = cell(e);
+        float& w = weight_.data()[e];
+        float& a = aux_.data()[e];
+        for (float p = 0, m = std::abs(n); p < m; p += 1.0f) d.pulse(w, a, up, cl, ns.next());
+      }
+    }
+
     // Stochastic pulse trains (Gokmen & Vlasov 2016): per sample, row i fires each of BL slots
     // with probability A|x_i|, column j with B|δ_j|; every coincidence is one pulse of sign
     // −sign(s·x_i δ_j). A·B = |s|/(dw_min·BL), so E[Δw_ij] = −s·x_i δ_j to first order; update
@@ -532,6 +567,7 @@ struct crossbar {
     // Scratch of reads and updates (reads are const but not re-entrant on one tile).
     mutable std::vector<float> xs_{}, xs_row_{}, scale_{}, wn_{};
     std::vector<float> px_{}, pd_{};
+    std::vector<float> chi_{};  // mixed-precision accumulator (Out × In), pulsed devices only
     std::vector<std::uint32_t> xm_{}, dm_{};
     std::vector<std::uint64_t> slots_{};
   };

@@ -1,0 +1,140 @@
+// pnn-bench runners for the rules that need only forward passes of the physical network:
+// `forward_gradient` (`--fg-mode activity|weight`), `weight_perturbation`, `node_perturbation`,
+// `spsa` (`--perturbation spsa|mgd`) and `forward_forward` (`--ff-goodness energy|cosine`).
+// Settings are those of examples/forward_rules.cpp. They train the same architecture as every
+// other rule, so the perturbative ones show how badly they scale with the parameter count.
+#include "drive.hpp"
+
+namespace pnn_bench {
+namespace {
+
+using pnn::optim::schedule;
+
+schedule cosine(const config& cfg, const pnn::data::split& d) {
+  return {.type = schedule::kind::cosine,
+          .total_steps = cfg.epochs * ((d.train.size() + cfg.batch - 1) / cfg.batch),
+          .min_factor = 0.05};
+}
+
+// Weight and SPSA perturbations write the tile's weights directly; a tile that computes from
+// other parameters (the MZI mesh's phases) would ignore them, so those pairs are skipped.
+void require_weight_parameters(const std::string& substrate, const char* rule) {
+  if (substrate == "mzi")
+    throw skip(std::string(rule) + " perturbs W directly; the MZI tile computes from its phases");
+}
+
+result make(const char* rule, const std::string& substrate, const std::optional<sweep_point>& sweep) {
+  result r;
+  r.rule = rule;
+  r.substrate = substrate;
+  r.sweep = sweep;
+  return r;
+}
+
+result run_forward_gradient(const config& cfg, const std::string& substrate, const pnn::data::split& d,
+                            const std::optional<sweep_point>& sweep) {
+  result r = make("forward_gradient", substrate, sweep);
+  const bool activity = cfg.fg_mode == "activity";
+  return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) -> result {
+    if (activity) {
+      pnn::learn::forward_gradient<pnn::optim::adam> rule{{.optimizer = {.learning_rate = 1e-3f, .lr_schedule = cosine(cfg, d)},
+                                                           .mode = pnn::learn::forward_gradient_mode::activity,
+                                                           .num_tangents = 4}};
+      r.settings = optimizer_settings("adam", 1e-3);
+      r.settings["mode"] = "activity";
+      r.settings["num_tangents"] = 4;
+      return train_and_measure(cfg, d, net, rule, r, true);
+    }
+    pnn::learn::forward_gradient<pnn::optim::sgd> rule{{.optimizer = {.learning_rate = 1e-3f, .lr_schedule = cosine(cfg, d)},
+                                                        .mode = pnn::learn::forward_gradient_mode::weight}};
+    r.settings = optimizer_settings("sgd", 1e-3);
+    r.settings["mode"] = "weight";
+    r.settings["num_tangents"] = 1;
+    return train_and_measure(cfg, d, net, rule, r, true);
+  });
+}
+
+result run_weight_perturbation(const config& cfg, const std::string& substrate, const pnn::data::split& d,
+                               const std::optional<sweep_point>& sweep) {
+  result r = make("weight_perturbation", substrate, sweep);
+  require_weight_parameters(substrate, "weight_perturbation");
+  return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+    pnn::learn::weight_perturbation<pnn::optim::adam> rule{
+        {.optimizer = {.learning_rate = 1e-3f, .lr_schedule = cosine(cfg, d)}, .sigma = 0.01, .num_perturbations = 8}};
+    r.settings = optimizer_settings("adam", 1e-3);
+    r.settings["sigma"] = 0.01;
+    r.settings["num_perturbations"] = 8;
+    r.settings["difference"] = "central";
+    return train_and_measure(cfg, d, net, rule, r, true);
+  });
+}
+
+result run_node_perturbation(const config& cfg, const std::string& substrate, const pnn::data::split& d,
+                             const std::optional<sweep_point>& sweep) {
+  result r = make("node_perturbation", substrate, sweep);
+  return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+    pnn::learn::node_perturbation<pnn::optim::adam> rule{
+        {.optimizer = {.learning_rate = 1e-3f, .lr_schedule = cosine(cfg, d)}, .sigma = 0.01, .num_perturbations = 1}};
+    r.settings = optimizer_settings("adam", 1e-3);
+    r.settings["sigma"] = 0.01;
+    r.settings["num_perturbations"] = 1;
+    r.settings["directions"] = "gaussian";
+    return train_and_measure(cfg, d, net, rule, r, true);
+  });
+}
+
+result run_spsa(const config& cfg, const std::string& substrate, const pnn::data::split& d,
+                const std::optional<sweep_point>& sweep) {
+  result r = make("spsa", substrate, sweep);
+  require_weight_parameters(substrate, "spsa");
+  const bool mgd = cfg.perturbation == "mgd";
+  return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+    pnn::learn::spsa<pnn::optim::spsa_gain> rule{
+        {.optimizer = {.a = 0.05f, .stability = 100.0f},
+         .c = 0.01,
+         .num_perturbations = 8,
+         .perturbation = mgd ? pnn::learn::spsa_perturbation::mgd : pnn::learn::spsa_perturbation::spsa}};
+    r.settings = {{"optimizer", "spsa_gain"}, {"a", 0.05}, {"A", 100}, {"alpha", 0.602}, {"c", 0.01},
+                  {"gamma", 0.101}, {"num_perturbations", 8}, {"perturbation", mgd ? "mgd" : "spsa"}};
+    return train_and_measure(cfg, d, net, rule, r, true);
+  });
+}
+
+// Forward-forward classifies by the label whose embedding gives the highest goodness.
+struct goodness_accuracy {
+  const void* rule;
+  template <class Net>
+  double operator()(const Net& net, const pnn::data::dataset& test, std::size_t) const {
+    return static_cast<const pnn::learn::forward_forward<pnn::optim::adam>*>(rule)->evaluate(net, test);
+  }
+};
+
+result run_forward_forward(const config& cfg, const std::string& substrate, const pnn::data::split& d,
+                           const std::optional<sweep_point>& sweep) {
+  result r = make("forward_forward", substrate, sweep);
+  const bool cos = cfg.ff_goodness == "cosine";
+  return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+    pnn::learn::forward_forward<pnn::optim::adam> rule{
+        {.optimizer = {.learning_rate = 3e-3f, .lr_schedule = cosine(cfg, d)},
+         .goodness = cos ? pnn::learn::ff_goodness::cosine : pnn::learn::ff_goodness::energy,
+         .threshold = cos ? 0.0 : 0.5,
+         .sharpness = 10.0,
+         .label_scale = 4.0,
+         .step_accuracy = false}};
+    r.settings = optimizer_settings("adam", 3e-3);
+    r.settings["goodness"] = cos ? "cosine" : "energy";
+    r.settings["threshold"] = cos ? 0.0 : 0.5;
+    r.settings["sharpness"] = 10.0;
+    r.settings["label_scale"] = 4.0;
+    r.settings["negatives"] = "random wrong label";
+    return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::softmax_cross_entropy{}, goodness_accuracy{&rule});
+  });
+}
+
+const bool registered = add_rule("forward_gradient", run_forward_gradient) &&
+                        add_rule("weight_perturbation", run_weight_perturbation) &&
+                        add_rule("node_perturbation", run_node_perturbation) && add_rule("spsa", run_spsa) &&
+                        add_rule("forward_forward", run_forward_forward);
+
+}  // namespace
+}  // namespace pnn_bench
