@@ -1,6 +1,7 @@
 // GEMM kernels against single-threaded OpenBLAS, in FLOP/s (items_per_second = 2·M·N·K per
 // iteration). The shapes are a 784-256 dense layer on a batch of 64 (forward, and its weight
-// gradient ΔW = δᵀ·h with M = 256, N = 784, K = 64) and two square products.
+// gradient ΔW = δᵀ·h with M = 256, N = 784, K = 64), two square products, and the skinny
+// products of a 256→10 layer (`BM_gemm_pnn_small_*`).
 #include <benchmark/benchmark.h>
 
 #include <cstddef>
@@ -68,6 +69,14 @@ BENCHMARK(BM_gemm_pnn)->Args({64, 256, 784})->Args({256, 256, 256})->Args({1024,
 BENCHMARK(BM_gemm_nt_pnn)->Args({64, 256, 784});
 BENCHMARK(BM_gemm_tn_pnn)->Args({64, 256, 784})->Args({256, 784, 64});
 
+// Skinny shapes of equilibrium propagation's relaxation and of every rule's 256→10 output layer:
+// W₂ρ(s₁) is A·Bᵀ with N = 10 (M = 50 samples, or 100 with both nudged phases batched), W₂ᵀρ(s₂)
+// is A·B with K = 10, and backprop's dx of the output layer is the latter with M = 64.
+void BM_gemm_pnn_small_nt(benchmark::State& state) { pnn_gemm<op::nt>(state); }
+void BM_gemm_pnn_small_nn(benchmark::State& state) { pnn_gemm<op::nn>(state); }
+BENCHMARK(BM_gemm_pnn_small_nt)->Args({50, 10, 256})->Args({100, 10, 256})->Args({64, 10, 256});
+BENCHMARK(BM_gemm_pnn_small_nn)->Args({50, 256, 10})->Args({100, 256, 10})->Args({64, 256, 10});
+
 #if PNN_HAVE_OPENBLAS
 template <op Op>
 void openblas_gemm(benchmark::State& state) {
@@ -98,6 +107,10 @@ void BM_gemm_tn_openblas(benchmark::State& state) { openblas_gemm<op::tn>(state)
 BENCHMARK(BM_gemm_openblas)->Args({64, 256, 784})->Args({256, 256, 256})->Args({1024, 1024, 1024});
 BENCHMARK(BM_gemm_nt_openblas)->Args({64, 256, 784});
 BENCHMARK(BM_gemm_tn_openblas)->Args({64, 256, 784})->Args({256, 784, 64});
+void BM_gemm_openblas_small_nt(benchmark::State& state) { openblas_gemm<op::nt>(state); }
+void BM_gemm_openblas_small_nn(benchmark::State& state) { openblas_gemm<op::nn>(state); }
+BENCHMARK(BM_gemm_openblas_small_nt)->Args({50, 10, 256})->Args({100, 10, 256})->Args({64, 10, 256});
+BENCHMARK(BM_gemm_openblas_small_nn)->Args({50, 256, 10})->Args({100, 256, 10})->Args({64, 256, 10});
 #endif
 
 }  // namespace

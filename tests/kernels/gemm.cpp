@@ -1,4 +1,4 @@
-// GEMM against a naive double-accumulated loop, on both paths (direct and packed), over shapes
+// GEMM against a naive double-accumulated loop, on every path (direct, packed, skinny), over shapes
 // around the register widths and cache blocks, with padded leading dimensions and NaN-filled C
 // for beta == 0.
 #include <catch2/catch.hpp>
@@ -132,7 +132,7 @@ void sweep(layout lay) {
         const scalars ab = coefficients[variant % 4];
         const std::size_t pad = pads[variant % 3];
         ++variant;
-        for (path how : {path::direct, path::packed, path::automatic}) {
+        for (path how : {path::direct, path::packed, path::skinny, path::automatic}) {
           check<T>(lay, how, {m, n, k}, static_cast<T>(ab.alpha), static_cast<T>(ab.beta), pad, rng);
         }
       }
@@ -158,6 +158,54 @@ TEMPLATE_TEST_CASE("gemm matches a naive product on a dense-layer shape", "[simd
   check<TestType>(layout::tn, path::automatic, {256, 784, 64}, TestType(-0.01), TestType(1), 3, rng);
 }
 
+TEMPLATE_TEST_CASE("gemm's skinny path matches a naive product on a 256→10 layer's shapes", "[simd][gemm]", float,
+                   double) {
+  // The reads of an output layer: forward A·Bᵀ with N = 10, transposed A·B with K = 10, on
+  // batches that leave every row remainder of the 4-row blocks, with K and N off the vector width.
+  lcg rng{13};
+  std::size_t variant = 0;
+  for (std::size_t m : {50, 64, 97, 100}) {
+    for (std::size_t wide : {256, 259}) {
+      const scalars ab = coefficients[variant % 4];
+      const std::size_t pad = pads[variant % 3];
+      ++variant;
+      for (path how : {path::skinny, path::automatic}) {
+        const auto alpha = static_cast<TestType>(ab.alpha), beta = static_cast<TestType>(ab.beta);
+        check<TestType>(layout::nt, how, {m, 10, wide}, alpha, beta, pad, rng);
+        check<TestType>(layout::nn, how, {m, wide, 10}, alpha, beta, pad, rng);
+        check<TestType>(layout::tn, how, {m, wide, 10}, alpha, beta, pad, rng);
+      }
+    }
+  }
+  // Column counts that exercise every grouping of the dot-product blocks (3, 2+2, 3+2, 1).
+  for (std::size_t n = 1; n <= 14; ++n) check<TestType>(layout::nt, path::skinny, {9, n, 40}, TestType(1), TestType(0), 1, rng);
+}
+
+TEST_CASE("gemm's automatic choice picks the skinny path for skinny shapes and agrees with the others", "[simd][gemm]") {
+  // Bitwise: the skinny path is deterministic and the automatic path must route to it.
+  lcg rng{17};
+  const auto a = random_matrix<float>(64, 256, rng);
+  const auto b = random_matrix<float>(10, 256, rng);
+  std::vector<float> c1(64 * 10), c2(64 * 10);
+  pnn::simd::gemm_nt<float>(64, 10, 256, 1.0f, a.data(), 256, b.data(), 256, 0.0f, c1.data(), 10);
+  g::run<layout::nt, float, pnn::simd::default_arch>(path::skinny, 64, 10, 256, 1.0f, a.data(), 256, b.data(), 256,
+                                                      0.0f, c2.data(), 10);
+  CHECK(c1 == c2);
+  using arch = pnn::simd::default_arch;
+  constexpr std::size_t lanes = pnn::simd::pack<float, arch>::size;
+  if constexpr (lanes > 1 && PNN_GEMM_PACKING) {
+    // The thresholds scale with the vector width: N ≤ 4 vectors (A·Bᵀ), K ≤ 2 vectors (A·B, Aᵀ·B).
+    CHECK(g::choose<layout::nt, float, arch>(100, 10, 256) == path::skinny);
+    CHECK(g::choose<layout::nn, float, arch>(100, 256, 2 * lanes) == path::skinny);
+    CHECK(g::choose<layout::tn, float, arch>(100, 256, 2 * lanes) == path::skinny);
+    CHECK(g::choose<layout::nn, float, arch>(100, 256, 2 * lanes + 1) == path::packed);
+    CHECK(g::choose<layout::nt, float, arch>(64, 256, 784) == path::packed);
+    // B too large to stay in L2 while every block of 4 rows streams it: packed after all.
+    CHECK(g::choose<layout::nt, float, arch>(1000, 32, 8192) == path::packed);
+    CHECK(g::choose<layout::nt, float, arch>(1, 10, 256) == path::direct);
+  }
+}
+
 TEST_CASE("gemm spans several cache blocks in every dimension", "[simd][gemm]") {
   lcg rng{11};
   // Larger than mc, nc and kc for double (the smallest blocks; the loops do not depend on the
@@ -170,7 +218,7 @@ TEST_CASE("gemm spans several cache blocks in every dimension", "[simd][gemm]") 
 TEST_CASE("gemm on the scalar architecture runs the same code with one lane", "[simd][gemm]") {
   lcg rng{3};
   for (layout lay : {layout::nn, layout::nt, layout::tn}) {
-    for (path how : {path::direct, path::packed}) {
+    for (path how : {path::direct, path::packed, path::skinny}) {
       check<float, pnn::simd::scalar>(lay, how, {9, 17, 33}, 1.5f, 0.0f, 1, rng);
       check<double, pnn::simd::scalar>(lay, how, {5, 3, 17}, -1.0, 0.5, 0, rng);
     }

@@ -10,8 +10,11 @@
 ///
 /// Packing buffers are `static thread_local` arrays, never the heap; they exist only where the
 /// target has an operating system (`PNN_GEMM_PACKING`). Elsewhere (firmware, freestanding
-/// builds), and for shapes where packing cannot pay off (a single row of A; `A·Bᵀ` with fewer
-/// columns than lanes), an unpacked direct path runs instead.
+/// builds), and for a single row of A, an unpacked direct path runs instead. Skinny products,
+/// where packing costs as much as the product itself (`A·Bᵀ` with few columns, such as a
+/// layer's 10 outputs; `A·B` with a short K, such as that layer's transposed read), run
+/// unpacked register-blocked kernels: blocks of dot products, or broadcast-and-FMA tiles that
+/// read B in place.
 #pragma once
 
 #include <cstddef>
@@ -58,6 +61,15 @@
 #define PNN_DETAIL_UNROLL_K
 #endif
 
+// The transposed packing of A·Bᵀ uses AVX's in-register 8×8 transpose where it is available
+// (xsimd 8 offers no portable one).
+#if !defined(PNN_NO_SIMD) && defined(__AVX__) && (defined(__x86_64__) || defined(__i386__))
+#define PNN_DETAIL_GEMM_AVX_TRANSPOSE 1
+#include <immintrin.h>
+#else
+#define PNN_DETAIL_GEMM_AVX_TRANSPOSE 0
+#endif
+
 namespace pnn::simd {
 
 namespace detail::gemm {
@@ -65,8 +77,9 @@ namespace detail::gemm {
 /// Which operand is read transposed; a property of the public entry point.
 enum class layout { nn, nt, tn };
 
-/// Which algorithm runs: chosen by size (`automatic`), or forced (tests cover both everywhere).
-enum class path { automatic, direct, packed };
+/// Which algorithm runs: chosen by size (`automatic`), or forced (tests cover all everywhere).
+/// `skinny` is the unpacked register-blocked path for products with a short side.
+enum class path { automatic, direct, packed, skinny };
 
 /// Register and cache blocking for `T` on `Arch`.
 template <class T, class Arch>
@@ -178,6 +191,179 @@ void direct(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, st
   }
 }
 
+/// Pins a loaded vector to a register. GCC otherwise folds a load that feeds several FMAs into
+/// each of them as a memory operand, which turns the skinny kernels' shared loads into one load
+/// per FMA and makes them load-bound.
+template <class P>
+PNN_ALWAYS_INLINE void keep_in_register([[maybe_unused]] P& v) noexcept {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__)) && defined(__SSE2__)
+  if constexpr (requires { v.data; }) asm("" : "+x"(v.data));
+#endif
+}
+
+/// One `R × C` block of dot products `C(i, j) = alpha · A(i, :)·B(j, :) + beta · C(i, j)` (the
+/// `A·Bᵀ` layout): both operands are read along contiguous rows, R rows of A against C rows of B
+/// at once, so that each loaded vector feeds several FMAs and no operand is packed.
+template <std::size_t R, std::size_t C, class T, class Arch>
+PNN_ALWAYS_INLINE void dot_tile(std::size_t k, T alpha, const T* PNN_RESTRICT a, std::size_t lda,
+                                const T* PNN_RESTRICT b, std::size_t ldb, T beta, T* PNN_RESTRICT c,
+                                std::size_t ldc) noexcept {
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  P acc[R][C];
+  PNN_DETAIL_UNROLL
+  for (std::size_t r = 0; r < R; ++r) {
+    PNN_DETAIL_UNROLL
+    for (std::size_t j = 0; j < C; ++j) acc[r][j] = P(T(0));
+  }
+  std::size_t p = 0;
+  for (const std::size_t p_end = k - k % W; p < p_end; p += W) {
+    P bv[C];
+    PNN_DETAIL_UNROLL
+    for (std::size_t j = 0; j < C; ++j) {
+      bv[j] = P::load_unaligned(b + j * ldb + p);
+      if constexpr (R > 1) keep_in_register(bv[j]);
+    }
+    PNN_DETAIL_UNROLL
+    for (std::size_t r = 0; r < R; ++r) {
+      P av = P::load_unaligned(a + r * lda + p);
+      if constexpr (C > 1) keep_in_register(av);
+      PNN_DETAIL_UNROLL
+      for (std::size_t j = 0; j < C; ++j) acc[r][j] = simd::fma(av, bv[j], acc[r][j]);
+    }
+  }
+  PNN_DETAIL_UNROLL
+  for (std::size_t r = 0; r < R; ++r) {
+    PNN_DETAIL_UNROLL
+    for (std::size_t j = 0; j < C; ++j) {
+      T sum = simd::reduce_add(acc[r][j]);
+      for (std::size_t q = p; q < k; ++q) sum += a[r * lda + q] * b[j * ldb + q];
+      T& out = c[r * ldc + j];
+      out = beta == T(0) ? alpha * sum : alpha * sum + beta * out;
+    }
+  }
+}
+
+/// The rows [i, i + R) of `A·Bᵀ` against all N rows of B, in column groups of 3, 2 or 1.
+template <std::size_t R, class T, class Arch>
+void dot_rows(std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb,
+              T beta, T* c, std::size_t ldc) noexcept {
+  std::size_t j = 0;
+  while (j < n) {
+    // 4 columns left go as 2 + 2, not 3 + 1: a single column leaves the loads unshared.
+    const std::size_t left = n - j;
+    if (left == 1) {
+      dot_tile<R, 1, T, Arch>(k, alpha, a, lda, b + j * ldb, ldb, beta, c + j, ldc);
+      j += 1;
+    } else if (left == 2 || left == 4) {
+      dot_tile<R, 2, T, Arch>(k, alpha, a, lda, b + j * ldb, ldb, beta, c + j, ldc);
+      j += 2;
+    } else {
+      dot_tile<R, 3, T, Arch>(k, alpha, a, lda, b + j * ldb, ldb, beta, c + j, ldc);
+      j += 3;
+    }
+  }
+}
+
+/// One `R × V·W` block of `C = alpha · A·B + beta · C` with every k-step's B row loaded straight
+/// from B and A(i, p) broadcast from A: the micro-kernel's arithmetic without the packing, for
+/// products whose K is too short for packing to pay off.
+template <std::size_t R, std::size_t V, bool TransA, class T, class Arch>
+PNN_ALWAYS_INLINE void axpy_tile(std::size_t k, T alpha, const T* PNN_RESTRICT a, std::size_t lda,
+                                 const T* PNN_RESTRICT b, std::size_t ldb, T beta, T* PNN_RESTRICT c,
+                                 std::size_t ldc) noexcept {
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  P acc[R][V];
+  PNN_DETAIL_UNROLL
+  for (std::size_t r = 0; r < R; ++r) {
+    PNN_DETAIL_UNROLL
+    for (std::size_t v = 0; v < V; ++v) acc[r][v] = P(T(0));
+  }
+  for (std::size_t p = 0; p < k; ++p) {
+    P bv[V];
+    PNN_DETAIL_UNROLL
+    for (std::size_t v = 0; v < V; ++v) {
+      bv[v] = P::load_unaligned(b + p * ldb + v * W);
+      if constexpr (R > 1) keep_in_register(bv[v]);
+    }
+    PNN_DETAIL_UNROLL
+    for (std::size_t r = 0; r < R; ++r) {
+      const P ar(at<TransA>(a, lda, r, p));
+      PNN_DETAIL_UNROLL
+      for (std::size_t v = 0; v < V; ++v) acc[r][v] = simd::fma(ar, bv[v], acc[r][v]);
+    }
+  }
+  const P va(alpha);
+  PNN_DETAIL_UNROLL
+  for (std::size_t r = 0; r < R; ++r) {
+    PNN_DETAIL_UNROLL
+    for (std::size_t v = 0; v < V; ++v) {
+      T* cij = c + r * ldc + v * W;
+      if (beta == T(0)) {
+        // With K this short, scaling by alpha == 1 would cost a tenth of the tile's arithmetic.
+        (alpha == T(1) ? acc[r][v] : va * acc[r][v]).store_unaligned(cij);
+      } else {
+        simd::fma(va, acc[r][v], P(beta) * P::load_unaligned(cij)).store_unaligned(cij);
+      }
+    }
+  }
+}
+
+/// The rows [i, i + R) of `A·B` (A read transposed for `tn`): whole vectors of C in groups of
+/// 3, 2 or 1, then the last `N mod W` columns one by one.
+template <std::size_t R, bool TransA, class T, class Arch>
+void axpy_rows(std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb,
+               T beta, T* c, std::size_t ldc) noexcept {
+  constexpr std::size_t W = pack<T, Arch>::size;
+  std::size_t j = 0;
+  for (const std::size_t j_end = n - n % (3 * W); j < j_end; j += 3 * W)
+    axpy_tile<R, 3, TransA, T, Arch>(k, alpha, a, lda, b + j, ldb, beta, c + j, ldc);
+  const std::size_t whole = (n - j) / W;
+  if (whole == 2) {
+    axpy_tile<R, 2, TransA, T, Arch>(k, alpha, a, lda, b + j, ldb, beta, c + j, ldc);
+    j += 2 * W;
+  } else if (whole == 1) {
+    axpy_tile<R, 1, TransA, T, Arch>(k, alpha, a, lda, b + j, ldb, beta, c + j, ldc);
+    j += W;
+  }
+  for (; j < n; ++j) {
+    for (std::size_t r = 0; r < R; ++r) {
+      T sum = T(0);
+      for (std::size_t p = 0; p < k; ++p) sum += at<TransA>(a, lda, r, p) * b[p * ldb + j];
+      T& out = c[r * ldc + j];
+      out = beta == T(0) ? alpha * sum : alpha * sum + beta * out;
+    }
+  }
+}
+
+/// The skinny path: unpacked, register-blocked kernels over blocks of 4 rows of C (then the last
+/// 1–3 rows). `A·Bᵀ` runs as blocks of dot products (best for few columns), `A·B` and `Aᵀ·B` as
+/// broadcast-and-FMA tiles reading B in place (best for a short K). No buffers at all.
+template <layout Lay, class T, class Arch>
+void skinny(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
+            std::size_t ldb, T beta, T* c, std::size_t ldc) noexcept {
+  constexpr std::size_t R = 4;
+  constexpr bool TA = a_transposed<Lay>;
+  // Row i of A starts at a + i·lda, or (transposed) at column i: a + i.
+  const std::size_t row_step = TA ? 1 : lda;
+  std::size_t i = 0;
+  auto rows = [&]<std::size_t Rows>(std::integral_constant<std::size_t, Rows>) {
+    if constexpr (Lay == layout::nt) {
+      dot_rows<Rows, T, Arch>(n, k, alpha, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc);
+    } else {
+      axpy_rows<Rows, TA, T, Arch>(n, k, alpha, a + i * row_step, lda, b, ldb, beta, c + i * ldc, ldc);
+    }
+  };
+  for (const std::size_t i_end = m - m % R; i < i_end; i += R) rows(std::integral_constant<std::size_t, R>{});
+  switch (m - i) {
+    case 3: rows(std::integral_constant<std::size_t, 3>{}); break;
+    case 2: rows(std::integral_constant<std::size_t, 2>{}); break;
+    case 1: rows(std::integral_constant<std::size_t, 1>{}); break;
+    default: break;
+  }
+}
+
 #if PNN_GEMM_PACKING
 
 /// The per-thread packing buffers of one element type and architecture.
@@ -226,6 +412,32 @@ void pack_a(std::size_t mc, std::size_t kc, const T* a, std::size_t lda, T* PNN_
   }
 }
 
+#if PNN_DETAIL_GEMM_AVX_TRANSPOSE
+/// `dst[q·ldd + i] = src[i·lds + q]` for an 8×8 float block (unpack, shuffle, lane swap).
+PNN_ALWAYS_INLINE void transpose_8x8(const float* src, std::size_t lds, float* dst, std::size_t ldd) noexcept {
+  const __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds),
+               r3 = _mm256_loadu_ps(src + 3 * lds), r4 = _mm256_loadu_ps(src + 4 * lds),
+               r5 = _mm256_loadu_ps(src + 5 * lds), r6 = _mm256_loadu_ps(src + 6 * lds),
+               r7 = _mm256_loadu_ps(src + 7 * lds);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
 /// Copies the kc×nc block of logical B into nr-column panels, k-major inside a panel,
 /// zero-padding the last panel.
 template <bool Trans, class T, class Arch>
@@ -239,7 +451,19 @@ void pack_b(std::size_t kc, std::size_t nc, const T* b, std::size_t ldb, T* PNN_
       if constexpr (Trans) {
         // B is stored N×K: each packed row gathers one element from nr stored rows.
         const T* src = b + j0 * ldb;
-        for (std::size_t p = 0; p < kc; ++p) {
+        std::size_t p = 0;
+#if PNN_DETAIL_GEMM_AVX_TRANSPOSE
+        if constexpr (std::is_same_v<T, float> && W == 8) {
+          // 8×8 blocks transposed in registers: the element-wise gather costs as much as a
+          // fifth of a 64×256×784 forward product.
+          for (const std::size_t p_end = kc - kc % 8; p < p_end; p += 8) {
+            PNN_DETAIL_UNROLL
+            for (std::size_t g = 0; g < NR; g += 8) transpose_8x8(src + g * ldb + p, ldb, buf + p * NR + g, NR);
+          }
+          buf += p * NR;
+        }
+#endif
+        for (; p < kc; ++p) {
           PNN_DETAIL_UNROLL
           for (std::size_t j = 0; j < NR; ++j) buf[j] = src[j * ldb + p];
           buf += NR;
@@ -398,6 +622,25 @@ void packed(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, st
 
 #endif  // PNN_GEMM_PACKING
 
+/// The path `automatic` takes for an m×n×k product.
+template <layout Lay, class T, class Arch>
+constexpr path choose(std::size_t m, std::size_t n, std::size_t k) noexcept {
+  using blk = blocking<T, Arch>;
+  // Measured on AVX2 (float): packing pays off from 8×8×8 up, except for a single row (a
+  // GEMV), for A·Bᵀ with few columns (up to 4 vectors' worth: blocks of dot products run at
+  // 65–80 GFLOP/s where the packed path, padding N to its 16-wide tile, gets 27–50), and for a
+  // K of at most 2 vectors' worth in A·B and Aᵀ·B (the packing costs as much as the product).
+  // The skinny kernels stream all of B once per 4 rows of A, so B must stay in L2 (half of
+  // 512 KiB); beyond that the packed path's cache blocking wins.
+  constexpr std::size_t W = blk::lanes;
+  const bool b_fits = n * k <= 256 * 1024 / sizeof(T);
+  const bool skinny_nt = Lay == layout::nt && n <= 4 * W && k >= 2 * W && b_fits;
+  const bool skinny_k = Lay != layout::nt && k <= 2 * W && n >= W && b_fits;
+  if (m == 1 || (Lay == layout::nt && n < W && !skinny_nt)) return path::direct;
+  if (blk::vector && (skinny_nt || skinny_k)) return path::skinny;
+  return PNN_GEMM_PACKING ? path::packed : path::direct;
+}
+
 /// Checks the preconditions shared by the three entry points and dispatches.
 template <layout Lay, class T, class Arch>
 void run(path how, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
@@ -414,20 +657,16 @@ void run(path how, std::size_t m, std::size_t n, std::size_t k, T alpha, const T
     scale_c<T, Arch>(m, n, beta, c, ldc);
     return;
   }
-#if PNN_GEMM_PACKING
-  using blk = blocking<T, Arch>;
-  if (how == path::automatic) {
-    // Measured on AVX2: packing pays off from 8×8×8 up, except for a single row (a GEMV) and
-    // for A·Bᵀ with fewer columns than lanes (a few long dot products).
-    const bool small = m == 1 || (Lay == layout::nt && n < blk::lanes);
-    how = small ? path::direct : path::packed;
+  if (how == path::automatic) how = choose<Lay, T, Arch>(m, n, k);
+  if (how == path::skinny) {
+    skinny<Lay, T, Arch>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
   }
+#if PNN_GEMM_PACKING
   if (how == path::packed) {
     packed<Lay, T, Arch>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-#else
-  (void)how;
 #endif
   direct<Lay, T, Arch>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
