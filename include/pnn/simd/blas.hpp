@@ -166,7 +166,7 @@ void gemv(std::size_t M, std::size_t N, std::type_identity_t<T> alpha, const T* 
   }
   std::size_t i = 0;
   // Four rows at a time share each load of x.
-  for (; i + 4 <= M; i += 4) {
+  for (const std::size_t i_end = M - M % 4; i < i_end; i += 4) {
     const T* a0 = A + i * lda;
     const T* a1 = a0 + lda;
     const T* a2 = a1 + lda;
@@ -211,7 +211,7 @@ void gemv_t(std::size_t M, std::size_t N, std::type_identity_t<T> alpha, const T
   if (N == 0) return;
   std::size_t i = 0;
   // Four rows per pass over y: a quarter of the loads and stores of y that one row would cost.
-  for (; i + 4 <= M; i += 4) {
+  for (const std::size_t i_end = M - M % 4; i < i_end; i += 4) {
     const T* a0 = A + i * lda;
     const T* a1 = a0 + lda;
     const T* a2 = a1 + lda;
