@@ -39,6 +39,8 @@ case "$cmd" in
   bench)
     install_missing
     build release pnn-bench
+    # Without flags: the default comparison, with its JSON, CSV and figures under results/.
+    if (($# == 0)); then set -- --json results/pnn-bench.json --csv results/pnn-bench.csv --plot-dir results/plots; fi
     exec ./build/release/tools/pnn-bench "$@"
     ;;
   test)

@@ -184,17 +184,21 @@ void plots(const std::vector<result>& rows, const std::filesystem::path& dir) {
 
 int run(int argc, char** argv) {
   config cfg;
-  std::string rules = "all", substrates = "digital", hidden = "256", sweep_spec, json_path, csv_path, plot_dir, data_dir;
-  std::string epochs_s = "3", batch_s = "64", limit_s = "0", seed_s = "1", threads_s = "1";
+  // The defaults are the main job's comparison: every landed rule on the three electronic
+  // substrates, 3 epochs on the first 20000 training images, all cores.
+  std::string rules = "all", substrates = "digital,crossbar,crossbar_variation", hidden = "256", sweep_spec, json_path,
+              csv_path, plot_dir, data_dir;
+  std::string epochs_s = "3", batch_s = "64", limit_s = "20000", seed_s = "1",
+              threads_s = std::to_string(std::max(1U, std::thread::hardware_concurrency()));
   CLI::App app{"pnn-bench: every learning rule x substrate on Fashion-MNIST"};
   app.add_option("--rules", rules, "comma-separated rules, or 'all'");
-  app.add_option("--substrates", substrates, "comma-separated: digital, crossbar, crossbar_variation, mzi");
+  app.add_option("--substrates", substrates, "comma-separated: digital, crossbar, crossbar_variation, mzi (default: the first three)");
   app.add_option("--epochs", epochs_s, "epochs per run (default 3)");
   app.add_option("--batch", batch_s, "mini-batch size (default 64)");
   app.add_option("--hidden", hidden, "comma-separated hidden sizes (default 256)");
-  app.add_option("--train-limit", limit_s, "train on the first N training samples only (0: all)");
+  app.add_option("--train-limit", limit_s, "train on the first N training samples only (default 20000; 0: all)");
   app.add_option("--seed", seed_s, "seed of every random draw (default 1)");
-  app.add_option("--threads", threads_s, "runs trained concurrently (default 1)");
+  app.add_option("--threads", threads_s, "runs trained concurrently (default: all cores)");
   app.add_option("--json", json_path, "write results as JSON");
   app.add_option("--csv", csv_path, "write results as CSV");
   app.add_option("--plot-dir", plot_dir, "write PNG figures (gnuplot) here");
