@@ -95,8 +95,9 @@ template <convention C = default_convention>
 }
 
 /// Adjoint-method phase gradient (Hughes et al., Optica 2018): with `a` the forward field just
-/// after a phase shifter and `abar` the adjoint field there (`conj(∂L/∂y)`, `∂L/∂y = ∂L/∂Re y
-/// + i ∂L/∂Im y`, propagated backwards through the reciprocal mesh), `∂L/∂φ = −Im(a·abar)`.
+/// after a phase shifter and `abar` the adjoint field there (`conj(∂L/∂y)` with
+/// `∂L/∂y = ∂L/∂Re y + i ∂L/∂Im y`, propagated backwards through the reciprocal mesh),
+/// `∂L/∂φ = −Im(a·abar)`.
 [[nodiscard]] inline double adjoint_phase_gradient(cplx a, cplx abar) noexcept { return -(a * abar).imag(); }
 
 /// The same gradient from three intensity measurements, as hardware obtains it:
