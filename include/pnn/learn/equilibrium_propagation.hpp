@@ -569,7 +569,7 @@ class energy_relaxation {
       drive = scratch_.data();
     }
     rng gr = g.split(1);
-    l.tile.read(drive, m, y, gr);
+    l.read_tile().read(drive, m, y, gr);
     if constexpr (Layer::has_output_noise) {
       rng go = g.split(2);
       l.noise.output(y, m * l.out_size(), go);
@@ -587,10 +587,14 @@ class energy_relaxation {
       drive = scratch_.data();
     }
     rng gr = g.split(3);
-    l.tile.read_transposed(drive, m, x, gr);
+    l.read_tile().read_transposed(drive, m, x, gr);
     if constexpr (Layer::has_output_noise) {
       rng go = g.split(2);
-      l.noise.output(x, m * l.in_size(), go);
+      // Policies tied to the output columns (column gains) say how they act on row read-outs.
+      if constexpr (requires { l.noise.output_transposed(x, m * l.in_size(), go); })
+        l.noise.output_transposed(x, m * l.in_size(), go);
+      else
+        l.noise.output(x, m * l.in_size(), go);
     }
   }
 

@@ -124,8 +124,8 @@ class dense {
     read_tile().read_transposed(dy, n, dx, gr);
   }
 
- private:
   /// The tile a read computes with: `tile`, or its copy through the policy's weights stage.
+  /// Rules that drive the tile themselves (equilibrium propagation) read through it.
   const tile_type& read_tile() const {
     if constexpr (has_weight_noise) {
       // The copy of the whole tile (device state, periphery) is made once; afterwards only the
@@ -138,6 +138,7 @@ class dense {
     }
   }
 
+ private:
   const value_type* bias_or_null() const noexcept {
     if constexpr (requires { tile.bias_data(); }) return tile.bias_data();
     else return nullptr;

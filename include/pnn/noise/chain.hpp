@@ -89,6 +89,20 @@ struct chain {
     });
   }
 
+  /// Output stage of a transposed read (`Wᵀ y`, sensed by the row periphery): each member's
+  /// `output_transposed` where it has one, else its `output`.
+  template <std::floating_point T>
+  void output_transposed(T* y, std::size_t n, rng& g) const
+    requires(has_output_stage<Ps, T> || ...)
+  {
+    for_each([&](const auto& p, std::size_t i) {
+      using P = std::remove_cvref_t<decltype(p)>;
+      rng gi = g.split(i);
+      if constexpr (requires { p.output_transposed(y, n, gi); }) p.output_transposed(y, n, gi);
+      else if constexpr (has_output_stage<P, T>) p.output(y, n, gi);
+    });
+  }
+
   /// Weights stage: the first member with one maps w → w_eff, the next ones w_eff in place.
   template <std::floating_point T>
   void weights(const T* w, T* w_eff, std::size_t n) const

@@ -45,6 +45,10 @@ struct column_gain {
     for (std::size_t i = 0; i < n; i += cols)
       for (std::size_t j = 0; j < cols; ++j) y[i + j] *= static_cast<T>(gain[j]);
   }
+  /// A transposed read is sensed by the row periphery, whose gains this policy does not model:
+  /// it leaves such reads unchanged (rather than applying column gains to rows).
+  template <class T>
+  void output_transposed(T*, std::size_t, rng&) const noexcept {}
 };
 static_assert(noise_policy<column_gain>);
 
