@@ -129,51 +129,59 @@ std::string csv(const std::vector<result>& rows) {
   return s;
 }
 
-// Learning curves, time per epoch and (with --sweep) accuracy against the swept parameter, as
-// PNG through gnuplot. Data and scripts stay beside the figures so they can be re-plotted.
+// Learning curves (one panel per substrate), time per epoch and (with --sweep) accuracy against
+// the swept parameter, as PNG through gnuplot. Data and script stay beside the figures so they
+// can be re-plotted.
 void plots(const std::vector<result>& rows, const std::filesystem::path& dir) {
   std::filesystem::create_directories(dir);
-  std::string curves = "set terminal pngcairo size 900,600\nset output '" + (dir / "learning_curves.png").string() +
-                       "'\nset xlabel 'epoch'\nset ylabel 'test accuracy (%)'\nset key bottom right\nset grid\nplot ";
+  const std::string term = "set terminal pngcairo noenhanced size ";
+  std::vector<std::string> substrates;
+  std::map<std::string, std::string> panels;  // substrate -> plot command
   std::string times;
   std::map<std::string, std::string> sweep_data;
-  bool first = true;
   int k = 0;
   for (const auto& r : rows) {
     if (r.skipped) continue;
-    const std::string label = r.rule + " / " + r.substrate;
     if (!r.sweep) {
       const auto f = dir / ("curve_" + std::to_string(k++) + ".dat");
       std::string d;
       for (const auto& h : r.history)
         d += std::to_string(h["epoch"].get<std::size_t>()) + " " + fmt("%.4f", 100 * h["test_accuracy"].get<double>()) + "\n";
       write_file_atomically(f, d);
-      curves += std::string(first ? "" : ", ") + "'" + f.string() + "' using 1:2 with linespoints title '" + label + "'";
-      first = false;
-      times += "\"" + label + "\" " + fmt("%.3f", r.train_seconds / double(std::max<std::size_t>(1, r.epochs))) + "\n";
+      if (!panels.count(r.substrate)) substrates.push_back(r.substrate);
+      auto& p = panels[r.substrate];
+      p += std::string(p.empty() ? "plot " : ", ") + "'" + f.string() + "' using 1:2 with linespoints lw 2 title '" + r.rule + "'";
+      times += "\"" + r.rule + " / " + r.substrate + "\" " +
+               fmt("%.3f", r.train_seconds / double(std::max<std::size_t>(1, r.epochs))) + "\n";
     } else {
-      sweep_data[label] += fmt("%g", r.sweep->value) + " " + fmt("%.4f", 100 * r.test_accuracy) + "\n";
+      sweep_data[r.rule + " / " + r.substrate] += fmt("%g", r.sweep->value) + " " + fmt("%.4f", 100 * r.test_accuracy) + "\n";
     }
   }
   std::string script;
-  if (!first) {
+  if (!substrates.empty()) {
+    const std::size_t n = substrates.size();
+    script += term + std::to_string(560 * n) + ",620\nset output '" + (dir / "learning_curves.png").string() +
+              "'\nset multiplot layout 1," + std::to_string(n) +
+              "\nset xlabel 'epoch'\nset ylabel 'test accuracy (%)'\nset grid\nset key bottom right font ',8'\nset xtics 1\n";
+    for (const auto& s : substrates) script += "set title '" + s + "'\n" + panels[s] + "\n";
+    script += "unset multiplot\n";
     write_file_atomically(dir / "epoch_time.dat", times);
-    script += curves + "\n";
-    script += "set output '" + (dir / "epoch_time.png").string() +
-              "'\nset style data histograms\nset style fill solid 0.8\nset boxwidth 0.8\nset xtics rotate by -40\n"
-              "set ylabel 'seconds per epoch'\nunset xlabel\nset key off\nplot '" +
-              (dir / "epoch_time.dat").string() + "' using 2:xtic(1)\nunset style\nset xtics norotate\nset key bottom left\n";
+    script += term + "1100,650\nset output '" + (dir / "epoch_time.png").string() +
+              "'\nunset title\nset style data histograms\nset style fill solid 0.8\nset boxwidth 0.8\n"
+              "set xtics rotate by -60 font ',8'\nset ylabel 'seconds per epoch'\nunset xlabel\nset key off\nplot '" +
+              (dir / "epoch_time.dat").string() + "' using 2:xtic(1)\n";
   }
   if (!sweep_data.empty()) {
-    std::string p = "set output '" + (dir / "noise_sweep.png").string() + "'\nset xlabel '" + rows.front().sweep->param +
-                    "'\nset ylabel 'test accuracy (%)'\nset style data linespoints\nplot ";
+    std::string p = term + "900,600\nset output '" + (dir / "noise_sweep.png").string() +
+                    "'\nunset style\nset xtics norotate\nset key outside right\nset grid\nset xlabel '" +
+                    rows.front().sweep->param + "'\nset ylabel 'test accuracy (%)'\nset style data linespoints\nplot ";
     int j = 0;
     for (const auto& [label, d] : sweep_data) {
       const auto f = dir / ("sweep_" + std::to_string(j) + ".dat");
       write_file_atomically(f, d);
-      p += std::string(j++ ? ", " : "") + "'" + f.string() + "' using 1:2 title '" + label + "'";
+      p += std::string(j++ ? ", " : "") + "'" + f.string() + "' using 1:2 lw 2 title '" + label + "'";
     }
-    script += (script.empty() ? "set terminal pngcairo size 900,600\n" : "") + p + "\n";
+    script += p + "\n";
   }
   if (script.empty()) return;
   write_file_atomically(dir / "plots.gp", script);
