@@ -37,6 +37,7 @@ class backprop {
                           const Loss& loss, rng& g) {
     auto& s = detail::cached<state<Net>>(cache_);
     auto b = detail::check_batch(net, x, target, name);
+    detail::defer_dense_updates(s.grad, net, params_.optimizer, false);
     run(net, b, loss, g, s);
     return s.grad;
   }
@@ -47,11 +48,9 @@ class backprop {
                    rng& g) {
     auto& s = detail::cached<state<Net>>(cache_);
     auto b = detail::check_batch(net, x, target, name);
+    detail::defer_dense_updates(s.grad, net, params_.optimizer, true);
     step_result r = run(net, b, loss, g, s);
-    params_.optimizer.apply(s.grad, s.opt, net);
-    detail::require_finite_update(s.grad, name);
-    rng gp = g.split(0x9e3779b97f4a7c15ULL);
-    program(net, s.grad, gp);
+    detail::finish_step(net, s.grad, params_.optimizer, s.opt, g, name);
     return r;
   }
 

@@ -211,6 +211,7 @@ class feedback_rule {
     check_params();
     auto b = check_batch(net, x, target, name);
     auto& s = cached<state<Net>>(cache_);
+    defer_dense_updates(s.grad, net, params_.optimizer, false);
     run(net, b, loss, g, s);
     return s.grad;
   }
@@ -222,11 +223,9 @@ class feedback_rule {
     check_params();
     auto b = check_batch(net, x, target, name);
     auto& s = cached<state<Net>>(cache_);
+    defer_dense_updates(s.grad, net, params_.optimizer, true);
     step_result r = run(net, b, loss, g, s);
-    params_.optimizer.apply(s.grad, s.opt, net);
-    require_finite_update(s.grad, name);
-    rng gp = g.split(0x9e3779b97f4a7c15ULL);
-    program(net, s.grad, gp);
+    finish_step(net, s.grad, params_.optimizer, s.opt, g, name);
     return r;
   }
 

@@ -77,6 +77,10 @@ struct sgd {
     std::size_t step = 0;
   };
 
+  /// True when `apply` only rescales each layer's estimate, so that a factored estimate stays
+  /// factored (no weight decay): rules may then defer forming the dense update.
+  [[nodiscard]] bool keeps_factors() const noexcept { return weight_decay == 0.0f; }
+
   /// Rewrites the estimate `g` into the update to subtract.
   template <class Net>
   void apply(gradients<Net>& g, state<Net>& s, const Net& net) const {

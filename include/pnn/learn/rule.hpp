@@ -8,8 +8,12 @@
 #pragma once
 
 #include <any>
+#include <cmath>
+#include <concepts>
 #include <cstddef>
+#include <limits>
 #include <string>
+#include <type_traits>
 
 #include <xtensor/xtensor.hpp>
 
@@ -17,6 +21,7 @@
 #include <pnn/nn/forward.hpp>
 #include <pnn/nn/gradients.hpp>
 #include <pnn/nn/loss.hpp>
+#include <pnn/simd/blas.hpp>
 #include <pnn/simd/gemm.hpp>
 
 namespace pnn {
@@ -106,34 +111,84 @@ State& cached(std::any& slot) {
   return *std::any_cast<State>(&slot);
 }
 
+/// True when a deferred (factor-only) update of one layer is finite once formed: finite factors,
+/// scale and bias, and a bound `|s| · n · max|δ| · max|h|` on every entry that does not overflow.
+template <class T>
+bool deferred_update_finite(const layer_gradient<T>& g) {
+  if (!std::isfinite(double(g.factor_scale)) || !all_finite(g.bias.data(), g.bias.size())) return false;
+  if (!all_finite(g.delta.data(), g.delta.size()) || !all_finite(g.input.data(), g.input.size())) return false;
+  const double bound = std::abs(double(g.factor_scale)) * double(g.delta.shape()[0]) *
+                       double(simd::abs_max<T>(g.delta.size(), g.delta.data())) *
+                       double(simd::abs_max<T>(g.input.size(), g.input.data()));
+  return bound < double(std::numeric_limits<T>::max());
+}
+
 /// Rejects a non-finite update before it reaches the substrate (a diverging rule is reported,
 /// not propagated into the weights).
 template <class Net>
 void require_finite_update(const gradients<Net>& g, const char* rule) {
-  for (std::size_t i = 0; i < Net::num_layers; ++i)
-    if (!all_finite(g[i].weight.data(), g[i].weight.size()) || !all_finite(g[i].bias.data(), g[i].bias.size()))
+  for (std::size_t i = 0; i < Net::num_layers; ++i) {
+    const bool ok = g[i].deferred() ? deferred_update_finite(g[i])
+                                    : all_finite(g[i].weight.data(), g[i].weight.size()) &&
+                                          all_finite(g[i].bias.data(), g[i].bias.size());
+    if (!ok)
       throw_error(std::string(rule) + ": update of layer " + std::to_string(i) +
                   " is not finite (the rule diverged); the network was left unchanged");
+  }
+}
+
+/// A tile that programs a factored update `W ← W − s·δᵀh` itself, exactly (the digital
+/// substrate: one rank-n GEMM into `W`), so a rule's `step` need not form the dense product.
+template <class Tile>
+concept outer_product_programmable = requires { requires Tile::programs_outer_products; };
+
+/// Before a rule estimates: with `programming` (the rule's `step`), marks the layers whose dense
+/// update may be deferred — their tile programs outer products and the optimiser only rescales
+/// updates (`keeps_factors()`: `optim::sgd` without weight decay). Without it (`estimate`),
+/// every update is formed.
+template <class Grad, class Net, class Optimizer>
+void defer_dense_updates(Grad& g, const Net& net, const Optimizer& opt, bool programming) {
+  bool keeps = false;
+  if constexpr (requires { { opt.keeps_factors() } -> std::convertible_to<bool>; }) keeps = opt.keeps_factors();
+  net.for_each_layer([&](const auto& l, std::size_t i) {
+    using tile_t = typename std::remove_cvref_t<decltype(l)>::tile_type;
+    g[i].defer = programming && keeps && outer_product_programmable<tile_t>;
+  });
+}
+
+/// The end of every rule's `step`: shape the estimate with the optimiser, reject a non-finite
+/// update, and program it onto the substrates (write noise from `g.split(golden ratio)`).
+template <class Net, class Optimizer, class OptState>
+void finish_step(Net& net, gradients<Net>& grad, const Optimizer& opt, OptState& st, rng& g, const char* rule) {
+  opt.apply(grad, st, net);
+  require_finite_update(grad, rule);
+  rng gp = g.split(0x9e3779b97f4a7c15ULL);
+  program(net, grad, gp);
 }
 
 /// `ĝ_W = scale · δᵀ h` and `ĝ_b = scale · Σ_n δ_n` for one layer, keeping the factors when the
-/// layer's substrate can use them.
+/// layer's substrate can use them; a deferred layer (`g.defer`) keeps only the factors.
 template <class Layer, class T>
 void outer_product_update(const Layer&, const T* h, const T* delta, std::size_t n, std::size_t in,
                           std::size_t out, T scale, layer_gradient<T>& g) {
-  simd::gemm_tn<T>(out, in, n, scale, delta, out, h, in, T(0), g.weight.data(), in);
   for (std::size_t j = 0; j < out; ++j) g.bias.data()[j] = T(0);
   for (std::size_t r = 0; r < n; ++r) simd::axpy<T>(out, scale, delta + r * out, g.bias.data());
+  auto keep_factors = [&] {
+    if (g.input.shape()[0] != n || g.input.shape()[1] != in) g.input.resize({n, in});
+    if (g.delta.shape()[0] != n || g.delta.shape()[1] != out) g.delta.resize({n, out});
+    std::copy(h, h + n * in, g.input.data());
+    std::copy(delta, delta + n * out, g.delta.data());
+    g.factor_scale = scale;
+    g.factored = true;
+  };
+  if (g.defer) {
+    keep_factors();
+    return;
+  }
+  simd::gemm_tn<T>(out, in, n, scale, delta, out, h, in, T(0), g.weight.data(), in);
   g.factored = false;
   if constexpr (requires { Layer::tile_type::uses_update_factors; }) {
-    if constexpr (Layer::tile_type::uses_update_factors) {
-      if (g.input.shape()[0] != n || g.input.shape()[1] != in) g.input.resize({n, in});
-      if (g.delta.shape()[0] != n || g.delta.shape()[1] != out) g.delta.resize({n, out});
-      std::copy(h, h + n * in, g.input.data());
-      std::copy(delta, delta + n * out, g.delta.data());
-      g.factor_scale = scale;
-      g.factored = true;
-    }
+    if constexpr (Layer::tile_type::uses_update_factors) keep_factors();
   }
 }
 

@@ -6,6 +6,13 @@
 /// (`ĝ_W = s · Σ_n δ_n h_nᵀ`, as for backprop, FA, DFA, EP) it also carries the factors
 /// `(h, δ, s)`, because a crossbar's stochastic pulse trains are driven by the factors, not by
 /// their product (ARCHITECTURE.md). `cosine(a, b)` gives the alignment between two estimates.
+///
+/// Inside a rule's `step`, an update that is about to be programmed onto a substrate that
+/// applies outer products itself (`physics::digital`: one rank-n GEMM into `W`) through an
+/// optimiser that only rescales it (`optim::sgd`) may be *deferred*: only the factors are kept
+/// and the dense `ĝ_W` is never formed, which saves the passes over the weight-sized update
+/// (form, scale, check, subtract) that otherwise cost as much as the product itself. An
+/// estimate a rule returns from `estimate` is never deferred.
 #pragma once
 
 #include <array>
@@ -31,15 +38,22 @@ struct layer_gradient {
   xt::xtensor<T, 2> delta{};  ///< δ_l, n × Out
   T factor_scale = T(0);
   bool factored = false;
+  /// Set by a rule's `step` before it estimates: form only the factors, not `weight` (see the
+  /// file comment). Honoured by `detail::outer_product_update`.
+  bool defer = false;
+
+  /// True when `weight` was not formed and the update is `factor_scale · deltaᵀ · input`.
+  [[nodiscard]] bool deferred() const noexcept { return defer && factored; }
 
   T* weight_data() noexcept { return weight.data(); }
   const T* weight_data() const noexcept { return weight.data(); }
   T* bias_data() noexcept { return bias.data(); }
   const T* bias_data() const noexcept { return bias.data(); }
 
-  /// Multiplies the update by `s` (the factored form follows).
+  /// Multiplies the update by `s` (the factored form follows; a deferred `weight` is not formed
+  /// and so not touched).
   void scale(T s) {
-    simd::scale<T>(weight.size(), s, weight.data());
+    if (!deferred()) simd::scale<T>(weight.size(), s, weight.data());
     simd::scale<T>(bias.size(), s, bias.data());
     factor_scale *= s;
   }
@@ -68,6 +82,13 @@ class gradients {
     });
   }
 
+  /// True when some layer's dense update was deferred (only its factors are held).
+  [[nodiscard]] bool any_deferred() const noexcept {
+    for (const auto& g : layers)
+      if (g.deferred()) return true;
+    return false;
+  }
+
   /// Shapes every layer like `net` (weights Out × In, bias Out) and zeroes it.
   void reshape(const Net& net) {
     net.for_each_layer([&](const auto& l, std::size_t i) {
@@ -78,6 +99,7 @@ class gradients {
       g.weight.fill(value_type(0));
       g.bias.fill(value_type(0));
       g.factored = false;
+      g.defer = false;
     });
   }
 
@@ -120,6 +142,8 @@ class gradients {
   void check_same_shape(const gradients& o, std::size_t i) const {
     PNN_EXPECTS(layers[i].weight.size() == o.layers[i].weight.size() && layers[i].bias.size() == o.layers[i].bias.size(),
                 "pnn::gradients: estimates of different shapes");
+    PNN_EXPECTS(!layers[i].deferred() && !o.layers[i].deferred(),
+                "pnn::gradients: arithmetic on a deferred update (only a rule's step defers, to program it)");
   }
   gradients& combine(const gradients& o, value_type s) {
     for (std::size_t i = 0; i < num_layers; ++i) {

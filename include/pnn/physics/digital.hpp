@@ -31,6 +31,10 @@ struct basic_digital {
     using value_type = T;
     static constexpr std::size_t in_extent = In;
     static constexpr std::size_t out_extent = Out;
+    /// `program` applies a factored update `s·δᵀh` itself, as one GEMM into `W`.
+    static constexpr bool programs_outer_products = true;
+    /// Reads are exactly `x Wᵀ` and `dy W` with `W = weight_data()` (rules may fuse them).
+    static constexpr bool reads_exactly = true;
 
     /// Sets the shape (dynamic extents) and zeroes the parameters.
     void resize(std::size_t in, std::size_t out) {
@@ -52,9 +56,19 @@ struct basic_digital {
     }
 
     /// Programs an update: `W ← W − ΔW`, `b ← b − Δb` exactly. `U` is a layer update with
-    /// `weight_data()`/`bias_data()` of this tile's shape.
+    /// `weight_data()`/`bias_data()` of this tile's shape; a deferred one (`update.deferred()`,
+    /// `ΔW = s·δᵀh` held as its factors) is applied as one GEMM `W ← W − s·δᵀh`.
     template <class U>
     void program(const U& update, rng&) {
+      if constexpr (requires { update.deferred(); }) {
+        if (update.deferred()) {
+          const std::size_t n = update.delta.shape()[0];
+          simd::gemm_tn<T>(out_size(), in_size(), n, -update.factor_scale, update.delta.data(), out_size(),
+                           update.input.data(), in_size(), T(1), weight_.data(), in_size());
+          simd::axpy<T>(out_size(), T(-1), update.bias_data(), bias_.data());
+          return;
+        }
+      }
       simd::axpy<T>(weight_.size(), T(-1), update.weight_data(), weight_.data());
       simd::axpy<T>(out_size(), T(-1), update.bias_data(), bias_.data());
     }

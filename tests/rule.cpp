@@ -1,0 +1,122 @@
+// What every rule's step shares (learn/rule.hpp): the deferred update — on the digital
+// substrate with plain SGD, `step` programs the factored update as one GEMM into W without
+// forming the dense estimate — must program exactly what the dense path programs, fall back to
+// the dense path when the optimiser does more than rescale, and still reject a diverging update.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include <pnn/pnn.hpp>
+#include <pnn/learn/equilibrium_propagation.hpp>
+
+using namespace pnn;
+
+namespace {
+using dd = physics::basic_digital<double>;
+using tanh_d = dense<dynamic, dynamic, dd, noise::none, act::tanh>;
+using out_d = dense<dynamic, dynamic, dd, noise::none, act::identity>;
+using hs_d = dense<dynamic, dynamic, dd, noise::none, act::hard_sigmoid>;
+
+xt::xtensor<double, 2> batch(std::size_t n, std::size_t k, std::uint64_t s, double lo = -1, double hi = 1) {
+  rng g(s, 9);
+  xt::xtensor<double, 2> x({n, k});
+  for (auto& v : x) v = lo + (hi - lo) * g.uniform_double();
+  return x;
+}
+
+template <class Net>
+std::pair<const double*, const double*> parameters_of(const Net& net, std::size_t i) {
+  std::pair<const double*, const double*> r{nullptr, nullptr};
+  net.for_each_layer([&](const auto& l, std::size_t k) {
+    if (k == i) r = {l.tile.weight_data(), l.tile.bias_data()};
+  });
+  return r;
+}
+
+// `after` must equal `before − lr·(ĝ + decay·W_before)` layer by layer.
+template <class Net>
+void check_programmed(const Net& before, const Net& after, const gradients<Net>& est, double lr, double decay = 0) {
+  before.for_each_layer([&](const auto& lb, std::size_t i) {
+    const double* wb = lb.tile.weight_data();
+    const double* bb = lb.tile.bias_data();
+    const auto [wa, ba] = parameters_of(after, i);
+    double worst = 0;
+    for (std::size_t k = 0; k < lb.in_size() * lb.out_size(); ++k) {
+      const double expected = wb[k] - lr * (est[i].weight.data()[k] + decay * wb[k]);
+      worst = std::max(worst, std::abs(wa[k] - expected));
+    }
+    for (std::size_t j = 0; j < lb.out_size(); ++j)
+      worst = std::max(worst, std::abs(ba[j] - (bb[j] - lr * est[i].bias(j))));
+    INFO("layer " << i << " worst deviation " << worst);
+    CHECK(worst < 1e-13);
+  });
+}
+
+// Same rng for estimate and step: the two see the same relaxation or projection.
+template <class Net, class Rule, class Loss>
+void check_rule(Net net, Rule rule, const Loss& loss, const xt::xtensor<double, 2>& x, const xt::xtensor<double, 2>& t,
+                double lr, double decay = 0) {
+  const Net before = net;
+  rng g1(7), g2(7);
+  const auto est = rule.estimate(net, x, t, loss, g1);
+  (void)rule.step(net, x, t, loss, g2);
+  check_programmed(before, net, est, lr, decay);
+}
+}  // namespace
+
+TEST_CASE("a deferred SGD step programs exactly the dense update", "[rule][deferred]") {
+  const auto x = batch(6, 5, 1);
+  const auto t = batch(6, 3, 2);
+  const double lr = double(0.05f);
+  using mlp = network<tanh_d, tanh_d, out_d>;
+  check_rule(mlp({5, 8, 7, 3}, seed{3}), learn::backprop<>({.optimizer = {.learning_rate = 0.05f}}), loss::mse{}, x, t,
+             lr);
+  check_rule(mlp({5, 8, 7, 3}, seed{4}), learn::feedback_alignment<>({.optimizer = {.learning_rate = 0.05f}}),
+             loss::softmax_cross_entropy{}, x, t, lr);
+  check_rule(mlp({5, 8, 7, 3}, seed{5}), learn::direct_feedback_alignment<>({.optimizer = {.learning_rate = 0.05f}}),
+             loss::mse{}, x, t, lr);
+  // Per-layer rates with a schedule: every layer keeps its own factor.
+  const optim::sgd per_layer{.learning_rate = 0.1f, .layer_learning_rates = {0.05f, 0.05f, 0.05f}};
+  check_rule(mlp({5, 8, 7, 3}, seed{6}), learn::backprop<>({.optimizer = per_layer}), loss::mse{}, x, t, lr);
+
+  using energy = network<hs_d, hs_d>;
+  const auto xp = batch(6, 5, 3, 0, 1);
+  const auto tp = batch(6, 3, 4, 0, 1);
+  for (auto e : {learn::ep_estimator::centered, learn::ep_estimator::one_sided}) {
+    learn::equilibrium_propagation<> ep({.optimizer = {.learning_rate = 0.05f}, .estimator = e});
+    check_rule(energy({5, 8, 3}, seed{7}), ep, loss::mse{}, xp, tp, lr);
+  }
+  check_rule(energy({5, 8, 3}, seed{8}), learn::coupled_learning<>({.optimizer = {.learning_rate = 0.05f}}),
+             loss::mse{}, xp, tp, lr);
+}
+
+TEST_CASE("weight decay and momentum keep the dense path", "[rule][deferred]") {
+  const auto x = batch(6, 5, 1);
+  const auto t = batch(6, 3, 2);
+  using mlp = network<tanh_d, out_d>;
+  check_rule(mlp({5, 8, 3}, seed{3}), learn::backprop<>({.optimizer = {.learning_rate = 0.05f, .weight_decay = 0.01f}}),
+             loss::mse{}, x, t, double(0.05f), double(0.01f));
+  // First momentum step: v = ĝ, update = η ĝ.
+  check_rule(mlp({5, 8, 3}, seed{4}), learn::backprop<optim::momentum>({.optimizer = {.learning_rate = 0.05f}}),
+             loss::mse{}, x, t, double(0.05f));
+}
+
+TEST_CASE("a diverging deferred update is rejected and changes nothing", "[rule][deferred][errors]") {
+  using mlp = network<tanh_d, out_d>;
+  mlp net({5, 8, 3}, seed{3});
+  const mlp before = net;
+  const auto x = batch(6, 5, 1);
+  const auto t = batch(6, 3, 2);
+  learn::backprop<> rule({.optimizer = {.learning_rate = std::numeric_limits<float>::infinity()}});
+  rng g(1);
+  CHECK_THROWS_WITH(rule.step(net, x, t, loss::mse{}, g), Catch::Contains("not finite"));
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto [wa, ba] = parameters_of(net, i);
+    const auto [wb, bb] = parameters_of(before, i);
+    CHECK(std::equal(wa, wa + (i == 0 ? 40 : 24), wb));
+    CHECK(std::equal(ba, ba + (i == 0 ? 8 : 3), bb));
+  }
+}
