@@ -1,8 +1,11 @@
 // Equilibrium propagation's training throughput: one epoch of Fashion-MNIST (or random data of
 // its shape) on the 784-256-10 hard-sigmoid energy network with the prototypical setting
-// (β 0.2, T 30, K 10, batch 50), centered and one-sided, beside backprop's epoch on the tanh MLP
-// with the same batch, so that the ratio EP / backprop comes from one run. The relaxation runs
-// on whole batches through the substrate's reads; the input drive W₁x is read once per batch.
+// (β 0.2, T 30, K 10, synchronous, batch 50), centered and one-sided, the alternating update
+// order that reaches the same states in T 15, K 5, and backprop's epoch on the tanh MLP with the
+// same batch, so that the ratio EP / backprop comes from one run. The PyTorch baseline of the
+// same EP is benchmarks/reference/ep_pytorch.py (run it on the same machine). The relaxation
+// runs on whole batches through the substrate's reads; the input drive W₁x is read once per
+// batch; with SGD on the digital substrate the updates are programmed as GEMMs into W.
 #include "common.hpp"
 
 #include <pnn/learn/equilibrium_propagation.hpp>
@@ -38,12 +41,13 @@ void epoch_50(benchmark::State& state, Net net, Rule rule, Loss loss) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(d.size()));
 }
 
-learn::equilibrium_propagation<>::params ep_params(learn::ep_estimator e) {
+learn::equilibrium_propagation<>::params ep_params(learn::ep_estimator e, bool alternating = false) {
   return {.optimizer = {.learning_rate = 0.1f, .layer_learning_rates = {0.2f, 0.1f}},
           .beta = 0.2,
-          .free_steps = 30,
-          .nudged_steps = 10,
-          .estimator = e};
+          .free_steps = alternating ? 15U : 30U,
+          .nudged_steps = alternating ? 5U : 10U,
+          .estimator = e,
+          .update_order = alternating ? learn::ep_update_order::alternating : learn::ep_update_order::synchronous};
 }
 
 void BM_train_epoch_ep(benchmark::State& state) {
@@ -57,6 +61,18 @@ void BM_train_epoch_ep_one_sided(benchmark::State& state) {
            loss::mse{});
 }
 BENCHMARK(BM_train_epoch_ep_one_sided)->Unit(benchmark::kSecond)->Iterations(1);
+
+void BM_train_epoch_ep_alternating(benchmark::State& state) {
+  epoch_50(state, make_ep_net(), learn::equilibrium_propagation<>(ep_params(learn::ep_estimator::centered, true)),
+           loss::mse{});
+}
+BENCHMARK(BM_train_epoch_ep_alternating)->Unit(benchmark::kSecond)->Iterations(1);
+
+void BM_train_epoch_ep_alternating_one_sided(benchmark::State& state) {
+  epoch_50(state, make_ep_net(), learn::equilibrium_propagation<>(ep_params(learn::ep_estimator::one_sided, true)),
+           loss::mse{});
+}
+BENCHMARK(BM_train_epoch_ep_alternating_one_sided)->Unit(benchmark::kSecond)->Iterations(1);
 
 // The reference of the ratio: backprop on the 784-256-10 tanh MLP, same data, batch 50.
 void BM_train_epoch_ep_backprop_reference(benchmark::State& state) {

@@ -239,10 +239,13 @@ TEST_CASE("the gradient dynamics does not increase the energy; the residual reac
   CHECK(r.free_energy_trace.back() < r.free_energy_trace.front());
 
   auto small = small_net<energy_net>({8, 12, 4}, 3);
-  for (auto dyn : {learn::ep_dynamics::fixed_point, learn::ep_dynamics::gradient}) {
-    learn::equilibrium_propagation<> tol({.free_steps = 5000, .nudged_steps = 5000, .tolerance = 1e-9, .dynamics = dyn});
+  for (auto dyn : {learn::ep_dynamics::fixed_point, learn::ep_dynamics::gradient})
+  for (auto order : {learn::ep_update_order::synchronous, learn::ep_update_order::alternating}) {
+    learn::equilibrium_propagation<> tol(
+        {.free_steps = 5000, .nudged_steps = 5000, .tolerance = 1e-9, .dynamics = dyn, .update_order = order});
     (void)tol.estimate(small, x, t, loss::mse{}, g);
-    INFO("dynamics " << int(dyn) << " steps " << tol.last_report().free_steps << " " << tol.last_report().nudged_steps);
+    INFO("dynamics " << int(dyn) << " order " << int(order) << " steps " << tol.last_report().free_steps << " "
+                     << tol.last_report().nudged_steps);
     CHECK(tol.last_report().free_residual < 1e-9);
     CHECK(tol.last_report().nudged_residual < 1e-9);
     CHECK(tol.last_report().free_steps < 5000);
@@ -292,4 +295,144 @@ TEST_CASE("EP rejects bad parameters and a diverging relaxation before changing 
   l1.tile.weight_data()[0] = std::nan("");
   CHECK_THROWS_WITH(ep.step(net, x, t, loss::mse{}, g), Catch::Contains("diverged"));
   CHECK(layer<0>(net).tile.weight_data()[0] == w_before);
+}
+
+TEST_CASE("alternating updates reach in T steps the synchronous state of 2T steps", "[equilibrium_propagation][theory]") {
+  // A layered network is bipartite: the synchronous iteration from zero is two interleaved
+  // copies of the alternating one, so the output state after T alternating steps is the
+  // synchronous one after 2T (the hidden state after 2T − 1).
+  auto net = energy_net({7, 9, 4}, seed{17});
+  const auto x = uniform_batch(5, 7, 0, 1, 21);
+  rng g(4);
+  for (std::size_t t : {1U, 2U, 5U, 12U}) {
+    learn::equilibrium_propagation<> sync({.free_steps = 2 * t});
+    learn::equilibrium_propagation<> alt({.free_steps = t, .update_order = learn::ep_update_order::alternating});
+    const auto ys = sync.predict(net, x, g);
+    const auto ya = alt.predict(net, x, g);
+    double worst = 0;
+    for (std::size_t i = 0; i < ys.size(); ++i) worst = std::max(worst, std::abs(ys.data()[i] - ya.data()[i]));
+    INFO("T = " << t << ": worst difference " << worst);
+    CHECK(worst < 1e-15);
+  }
+}
+
+TEST_CASE("alternating and synchronous relaxations reach the same equilibrium and estimate",
+          "[equilibrium_propagation][theory]") {
+  auto net = small_net<energy_net>({6, 5, 3}, 11);
+  const auto x = uniform_batch(4, 6, 0, 1, 1);
+  const auto t = uniform_batch(4, 3, 0.3, 0.7, 2);
+  for (auto e : {learn::ep_estimator::one_sided, learn::ep_estimator::centered}) {
+    rng g(5);
+    auto p = tight(0.1, e);
+    learn::equilibrium_propagation<> sync(p);
+    p.update_order = learn::ep_update_order::alternating;
+    learn::equilibrium_propagation<> alt(p);
+    const auto gs = sync.estimate(net, x, t, loss::mse{}, g);
+    const auto ga = alt.estimate(net, x, t, loss::mse{}, g);
+    CHECK(relative_error(ga, gs) < 1e-10);
+    CHECK(alt.last_report().free_residual < 1e-13);
+    CHECK(alt.last_report().free_steps < sync.last_report().free_steps);
+  }
+}
+
+TEST_CASE("alternating fixed-point updates never increase the free energy", "[equilibrium_propagation][theory]") {
+  // Each half-step sets a set of uncoupled layers to the exact minimiser of F over them (a
+  // separable box-constrained quadratic); the output's MSE nudge evaluated at its old state
+  // still contracts towards that minimiser for |β| < 1.
+  auto net = energy_net({8, 12, 4}, seed{3});
+  net.for_each_layer([](auto& l, std::size_t) {  // strong coupling: the synchronous form oscillates here
+    for (std::size_t k = 0; k < l.in_size() * l.out_size(); ++k) l.tile.weight_data()[k] *= 3;
+  });
+  const auto x = uniform_batch(5, 8, 0, 1, 7);
+  const auto t = uniform_batch(5, 4, 0, 1, 8);
+  for (auto e : {learn::ep_estimator::one_sided, learn::ep_estimator::centered}) {
+    rng g(3);
+    learn::equilibrium_propagation<> ep({.beta = 0.5,
+                                         .free_steps = 40,
+                                         .nudged_steps = 30,
+                                         .estimator = e,
+                                         .update_order = learn::ep_update_order::alternating,
+                                         .record_energy = true});
+    (void)ep.estimate(net, x, t, loss::mse{}, g);
+    const auto& r = ep.last_report();
+    REQUIRE(r.free_energy_trace.size() == 40);
+    REQUIRE(r.nudged_energy_trace.size() == 30);
+    for (std::size_t i = 1; i < r.free_energy_trace.size(); ++i)
+      CHECK(r.free_energy_trace[i] <= r.free_energy_trace[i - 1] + 1e-12);
+    for (std::size_t i = 1; i < r.nudged_energy_trace.size(); ++i)
+      CHECK(r.nudged_energy_trace[i] <= r.nudged_energy_trace[i - 1] + 1e-12);
+  }
+}
+
+TEST_CASE("each sample stops on its own residual", "[equilibrium_propagation]") {
+  auto net = small_net<energy_net>({8, 12, 4}, 3);
+  const auto x = uniform_batch(6, 8, 0, 1, 7);
+  const auto t = uniform_batch(6, 4, 0, 1, 8);
+  rng g(2);
+  // Converged to 1e-9 per sample, the estimate is the fully converged one to about that.
+  learn::equilibrium_propagation<> tol({.free_steps = 5000, .nudged_steps = 5000, .tolerance = 1e-9});
+  learn::equilibrium_propagation<> full({.free_steps = 400, .nudged_steps = 400});
+  const auto gt = tol.estimate(net, x, t, loss::mse{}, g);
+  const auto gf = full.estimate(net, x, t, loss::mse{}, g);
+  CHECK(relative_error(gt, gf) < 1e-6);
+  CHECK(tol.last_report().free_residual < 1e-9);
+  CHECK(tol.last_report().free_steps < 400);
+}
+
+namespace {
+// Mean squared distance of noisy estimates from the noiseless one over `draws` noise streams.
+double noisy_error(energy_net net, const xt::xtensor<double, 2>& x, const xt::xtensor<double, 2>& t,
+                   learn::equilibrium_propagation<>::params p, std::size_t draws) {
+  p.state_noise = 0;
+  learn::equilibrium_propagation<> clean(p);
+  rng g0(1);
+  const auto ref = clean.estimate(net, x, t, loss::mse{}, g0);
+  p.state_noise = 0.04;
+  learn::equilibrium_propagation<> noisy(p);
+  double e = 0;
+  for (std::size_t d = 0; d < draws; ++d) {
+    rng g(100 + d);
+    const auto est = noisy.estimate(net, x, t, loss::mse{}, g);
+    e += (est - ref).dot(est - ref) / double(draws);
+  }
+  return e / ref.dot(ref);
+}
+}  // namespace
+
+TEST_CASE("time-averaged measurements tame neuron noise; centered EP suffers less than one-sided",
+          "[equilibrium_propagation]") {
+  auto net = small_net<energy_net>({10, 16, 4}, 5);
+  const auto x = uniform_batch(8, 10, 0, 1, 3);
+  const auto t = uniform_batch(8, 4, 0.2, 0.8, 4);
+  learn::equilibrium_propagation<>::params p{.beta = 0.2, .free_steps = 40, .nudged_steps = 30};
+  const double e1 = noisy_error(net, x, t, p, 24);
+  p.average_steps = 10;
+  const double e10 = noisy_error(net, x, t, p, 24);
+  INFO("relative squared error: final state " << e1 << ", mean of the last 10 steps " << e10);
+  CHECK(e10 < 0.3 * e1);
+  p.beta = 0.05;
+  const double centered = noisy_error(net, x, t, p, 24);
+  p.estimator = learn::ep_estimator::one_sided;
+  const double one_sided = noisy_error(net, x, t, p, 24);
+  INFO("beta 0.05: centered " << centered << ", one-sided " << one_sided);
+  CHECK(one_sided > 2 * centered);
+
+  // Without noise and converged, averaging changes nothing.
+  auto q = tight(0.1, learn::ep_estimator::centered);
+  rng g(1);
+  const auto a1 = learn::equilibrium_propagation<>(q).estimate(net, x, t, loss::mse{}, g);
+  q.average_steps = 10;
+  const auto a10 = learn::equilibrium_propagation<>(q).estimate(net, x, t, loss::mse{}, g);
+  CHECK(relative_error(a10, a1) < 1e-12);
+}
+
+TEST_CASE("EP rejects impossible averaging and ordering parameters", "[equilibrium_propagation][errors]") {
+  using ep_t = learn::equilibrium_propagation<>;
+  CHECK_THROWS_AS(ep_t({.average_steps = 0}), pnn::error);
+  CHECK_THROWS_AS(ep_t({.nudged_steps = 4, .average_steps = 5}), pnn::error);
+  CHECK_THROWS_AS(ep_t({.state_noise = std::nan("")}), pnn::error);
+  CHECK_THROWS_AS(ep_t({.estimator = learn::ep_estimator::holomorphic, .update_order = learn::ep_update_order::alternating}),
+                  pnn::error);
+  CHECK_THROWS_AS(ep_t({.estimator = learn::ep_estimator::holomorphic, .average_steps = 2}), pnn::error);
+  CHECK_NOTHROW(ep_t({.nudged_steps = 5, .average_steps = 5}));
 }

@@ -30,7 +30,7 @@
 
 #include <pnn/core/error.hpp>
 #include <pnn/core/rng.hpp>
-#include <pnn/learn/equilibrium_propagation.hpp>
+#include <pnn/learn/energy_model.hpp>
 #include <pnn/learn/optim.hpp>
 #include <pnn/learn/rule.hpp>
 #include <pnn/nn/loss.hpp>
@@ -53,11 +53,16 @@ class coupled_learning {
     double epsilon = 0.5;           ///< step of the gradient dynamics (> 0)
     double tolerance = 0;           ///< stop a phase once the residual is below it
     ep_dynamics dynamics = ep_dynamics::fixed_point;
+    ep_update_order update_order = ep_update_order::synchronous;  ///< layered networks (see energy_model.hpp)
     bool persistent = false;  ///< start the free phase from the last free state (same batch size)
+    /// Measure each phase's state as its mean over its last `average_steps` steps (layered
+    /// networks on noisy substrates; 1: the final state). ≤ both phases' steps.
+    std::size_t average_steps = 1;
   };
 
   coupled_learning() = default;
-  /// \pre `eta` ∈ (0, 1], `free_steps`, `nudged_steps` ≥ 1, `epsilon` > 0, `tolerance` ≥ 0.
+  /// \pre `eta` ∈ (0, 1], `free_steps`, `nudged_steps` ≥ 1, `epsilon` > 0, `tolerance` ≥ 0,
+  ///      `average_steps` in [1, min(free_steps, nudged_steps)].
   explicit coupled_learning(params p) : params_(std::move(p)) { check(params_); }
 
   [[nodiscard]] params& parameters() noexcept { return params_; }
@@ -104,6 +109,7 @@ class coupled_learning {
     check(params_);
     auto& s = pnn::detail::cached<state<Net>>(cache_);
     auto b = pnn::detail::check_batch(net, x, target, name);
+    pnn::detail::defer_dense_updates(s.grad, net, params_.optimizer, false);
     run(net, b, loss, g, s);
     return s.grad;
   }
@@ -116,11 +122,9 @@ class coupled_learning {
     check(params_);
     auto& s = pnn::detail::cached<state<Net>>(cache_);
     auto b = pnn::detail::check_batch(net, x, target, name);
+    pnn::detail::defer_dense_updates(s.grad, net, params_.optimizer, true);
     step_result r = run(net, b, loss, g, s);
-    params_.optimizer.apply(s.grad, s.opt, net);
-    pnn::detail::require_finite_update(s.grad, name);
-    rng gp = g.split(0x9e3779b97f4a7c15ULL);
-    program(net, s.grad, gp);
+    pnn::detail::finish_step(net, s.grad, params_.optimizer, s.opt, g, name);
     return r;
   }
 
@@ -135,6 +139,9 @@ class coupled_learning {
   static void check(const params& p) {
     if (!(p.eta > 0 && p.eta <= 1)) throw_error("coupled_learning: eta must be in (0, 1]");
     energy_detail::check_relaxation_params(name, p.free_steps, p.nudged_steps, p.epsilon, p.tolerance);
+    if (p.average_steps == 0 || p.average_steps > std::min(p.free_steps, p.nudged_steps))
+      throw_error("coupled_learning: average_steps must be between 1 and the steps of each phase, got " +
+                  std::to_string(p.average_steps));
   }
 
   template <class X, class Y>
@@ -174,7 +181,7 @@ class coupled_learning {
   struct state {
     using T = typename Net::value_type;
     energy_detail::energy_relaxation<Net> engine{};
-    std::array<xt::xtensor<T, 2>, Net::num_layers> free{}, clamped{};
+    std::array<xt::xtensor<T, 2>, Net::num_layers> free{}, clamped{}, free_mean{}, clamped_mean{};
     xt::xtensor<T, 2> delta0{}, cat_delta{}, dy{};
     gradients<Net> grad{};
     typename Optimizer::template state<Net> opt{};
@@ -190,47 +197,64 @@ class coupled_learning {
     energy_detail::relax_options o{.steps = params_.free_steps,
                                    .epsilon = params_.dynamics == ep_dynamics::fixed_point ? 1.0 : params_.epsilon,
                                    .fixed_point = params_.dynamics == ep_dynamics::fixed_point,
-                                   .tolerance = params_.tolerance};
+                                   .alternating = params_.update_order == ep_update_order::alternating,
+                                   .tolerance = params_.tolerance,
+                                   .average = params_.average_steps};
+    const bool averaged = params_.average_steps > 1;
     relaxation_report rep;
     s.engine.begin_batch(net, b.x, n, g);
     if (!(params_.persistent && s.have_free && s.free[0].shape()[0] == n)) s.engine.zero_states(net, s.free, n);
     s.have_free = false;
     rng gf = g.split(1);
-    auto fo = s.engine.relax(net, s.free, {0.0}, energy_detail::nudge_kind::none, o, loss, b.target, gf, name, "free");
+    auto fo = s.engine.relax(net, s.free, {0.0}, energy_detail::nudge_kind::none, o, loss, b.target, gf, name, "free",
+                             averaged ? &s.free_mean : nullptr);
+    const auto& free_state = averaged ? s.free_mean : s.free;
     rep.free_steps = fo.steps;
     rep.free_residual = fo.residual;
     rep.free_energy = fo.energy;
 
-    const T* y = s.free[S - 1].data();
+    const T* y = free_state[S - 1].data();
     pnn::detail::resize_if_needed(s.dy, n, k);
     step_result r;
     r.loss = double(loss.gradient(y, b.target, n, k, s.dy.data()));
     r.correct = pnn::detail::count_correct<T>(y, b.target, n, k);
     r.count = n;
 
-    // Rows [0, n): the clamped phase; rows [n, 2n): the free state.
+    // Rows [0, n): the clamped phase (from the final free state); rows [n, 2n): the free
+    // phase's measured state.
     net.for_each_layer([&](const auto& l, std::size_t i) {
       if (i >= S) return;
       const std::size_t w = l.out_size();
       pnn::detail::resize_if_needed(s.clamped[i], 2 * n, w);
       std::copy(s.free[i].data(), s.free[i].data() + n * w, s.clamped[i].data());
-      std::copy(s.free[i].data(), s.free[i].data() + n * w, s.clamped[i].data() + n * w);
+      std::copy(free_state[i].data(), free_state[i].data() + n * w, s.clamped[i].data() + n * w);
+      if (averaged) {
+        pnn::detail::resize_if_needed(s.clamped_mean[i], 2 * n, w);
+        std::copy(free_state[i].data(), free_state[i].data() + n * w, s.clamped_mean[i].data() + n * w);
+      }
     });
+    // The clamp is set from the measured free output.
     const T step_out = static_cast<T>(params_.eta * double(n));  // per-sample ∂C/∂s from the batch mean
     T* out = s.clamped[S - 1].data();
-    for (std::size_t i = 0; i < n * k; ++i) out[i] = std::min(std::max(out[i] - step_out * s.dy.data()[i], T(0)), T(1));
+    for (std::size_t i = 0; i < n * k; ++i)
+      out[i] = std::min(std::max(y[i] - step_out * s.dy.data()[i], T(0)), T(1));
     if constexpr (S > 1) {
       o.steps = params_.nudged_steps;
       rng gc = g.split(4);
       auto co = s.engine.relax(net, s.clamped, {0.0}, energy_detail::nudge_kind::clamp, o, loss, b.target, gc, name,
-                               "clamped");
+                               "clamped", averaged ? &s.clamped_mean : nullptr);
       rep.nudged_steps = co.steps;
       rep.nudged_residual = co.residual;
       rep.nudged_energy = co.energy;
     }
     s.grad.ensure_shape(net);
     const T scale = static_cast<T>(-1.0 / (params_.eta * double(n)));
-    energy_detail::contrast_update(net, s.clamped, s.delta0, s.cat_delta, s.grad, b.x, n, scale);
+    if constexpr (S == 1) {
+      // No hidden layer relaxes: the clamped output is the clamped phase's measured state.
+      if (averaged) std::copy(out, out + n * k, s.clamped_mean[0].data());
+    }
+    energy_detail::contrast_update(net, averaged ? s.clamped_mean : s.clamped, s.delta0, s.cat_delta, s.grad, b.x, n,
+                                   scale);
     report_ = std::move(rep);
     s.have_free = true;
     return r;
