@@ -551,26 +551,34 @@ class energy_relaxation {
           rng gf = g.split(4 * i);
           read_forward(l, s[i - 1].data(), m, fwd_[i].data(), gf);
         }
-        const T* bias = l.tile.bias_data();
-        // Four partial sums: one running sum would chain every term's addition on the last
-        // (latency-bound, this loop cost as much as a tenth of the relaxation's reads).
-        auto term = [&](const T* sr, const T* dr, std::size_t j) {
-          const double d = double(dr[j]) + (i == 0 ? 0.0 : double(bias[j]));
-          return 0.5 * double(sr[j]) * double(sr[j]) - double(sr[j]) * d;
-        };
+        const T* bias = i == 0 ? nullptr : l.tile.bias_data();
+        // Per row Σ s (½ s − d) in registers of T (two sums, to hide the FMA latency), added up
+        // in double across rows.
+        using P = simd::pack<T, simd::default_arch>;
+        constexpr std::size_t V = P::size;
+        const P half(T(0.5));
         for (std::size_t r = 0; r < m; ++r) {
           const T* sr = s[i].data() + r * w;
           const T* dr = i == 0 ? drive0_.data() + (r % n) * w : fwd_[i].data() + r * w;
-          double acc[4] = {0, 0, 0, 0};
+          P acc[2] = {P(T(0)), P(T(0))};
           std::size_t j = 0;
-          for (const std::size_t j_end = w - w % 4; j < j_end; j += 4) {
-            acc[0] += term(sr, dr, j);
-            acc[1] += term(sr, dr, j + 1);
-            acc[2] += term(sr, dr, j + 2);
-            acc[3] += term(sr, dr, j + 3);
+          auto term = [&](std::size_t q) {
+            P d = P::load_unaligned(dr + q);
+            if (bias != nullptr) d = d + P::load_unaligned(bias + q);
+            const P sv = P::load_unaligned(sr + q);
+            return sv * simd::fma(half, sv, P(T(0)) - d);
+          };
+          for (const std::size_t j_end = w - w % (2 * V); j < j_end; j += 2 * V) {
+            acc[0] += term(j);
+            acc[1] += term(j + V);
           }
-          for (; j < w; ++j) acc[0] += term(sr, dr, j);
-          e += (acc[0] + acc[1]) + (acc[2] + acc[3]);
+          for (const std::size_t j_end = w - w % V; j < j_end; j += V) acc[0] += term(j);
+          double row = double(simd::reduce_add(acc[0] + acc[1]));
+          for (; j < w; ++j) {
+            const double d = double(dr[j]) + (bias == nullptr ? 0.0 : double(bias[j]));
+            row += 0.5 * double(sr[j]) * double(sr[j]) - double(sr[j]) * d;
+          }
+          e += row;
         }
       }
     });

@@ -74,10 +74,14 @@ void gather_rows(const xt::xtensor<float, 2>& src, const std::vector<std::size_t
   if (dst.shape()[0] != count || dst.shape()[1] != cols) dst.resize({count, cols});
   for (std::size_t r = 0; r < count; ++r) {
     const float* s = src.data() + order[first + r] * cols;
-    // Shuffled rows are scattered over the data set: ask for the next one while this one is
+    // Shuffled rows are scattered over the data set: ask for rows a few ahead while this one is
     // copied, so the copy does not wait on memory one row at a time.
-    if (r + 1 < count) {
-      const float* next = src.data() + order[first + r + 1] * cols;
+    constexpr std::size_t ahead = 4;
+    if (r == 0)
+      for (std::size_t q = 1; q < ahead && q < count; ++q)
+        for (std::size_t c = 0; c < cols; c += 64 / sizeof(float)) __builtin_prefetch(src.data() + order[first + q] * cols + c);
+    if (r + ahead < count) {
+      const float* next = src.data() + order[first + r + ahead] * cols;
       for (std::size_t c = 0; c < cols; c += 64 / sizeof(float)) __builtin_prefetch(next + c);
     }
     T* d = dst.data() + r * cols;
