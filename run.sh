@@ -38,7 +38,8 @@ shift || true
 case "$cmd" in
   bench)
     install_missing
-    build release pnn-bench
+    # Build output goes to stderr: stdout carries only pnn-bench's table.
+    build release pnn-bench >&2
     # Without flags: the default comparison, with its JSON, CSV and figures under results/.
     if (($# == 0)); then set -- --json results/pnn-bench.json --csv results/pnn-bench.csv --plot-dir results/plots; fi
     exec ./build/release/tools/pnn-bench "$@"

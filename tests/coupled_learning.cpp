@@ -140,6 +140,18 @@ TEST_CASE("coupled learning as a contrastive rule on a layered energy network", 
   const auto gc = cl.estimate(net, x, t, loss::mse{}, g);
   const auto ge = ep.estimate(net, x, t, loss::mse{}, g);
   CHECK(cosine(gc, ge) > 0.8);
+  // Converged, the alternating order and a time-averaged measurement give the same estimate.
+  learn::coupled_learning<> tight({.eta = 0.2, .free_steps = 2000, .nudged_steps = 2000, .tolerance = 1e-14});
+  learn::coupled_learning<> alt({.eta = 0.2,
+                                 .free_steps = 2000,
+                                 .nudged_steps = 2000,
+                                 .tolerance = 1e-14,
+                                 .update_order = learn::ep_update_order::alternating,
+                                 .average_steps = 8});
+  const auto g1 = tight.estimate(net, x, t, loss::mse{}, g);
+  const auto g2 = alt.estimate(net, x, t, loss::mse{}, g);
+  CHECK((g2 - g1).norm() < 1e-10 * g1.norm());
+  CHECK(alt.last_report().free_steps < tight.last_report().free_steps);
   learn::coupled_learning<> train_cl({.optimizer = {.learning_rate = 0.1f}});
   const double before = train_cl.step(net, x, t, loss::mse{}, g).loss;
   double after = before;
@@ -153,6 +165,8 @@ TEST_CASE("coupled learning and the resistor network reject bad input", "[couple
   CHECK_THROWS_AS(cl_t({.eta = 1.5}), pnn::error);
   CHECK_THROWS_AS(cl_t({.free_steps = 0}), pnn::error);
   CHECK_THROWS_AS(cl_t({.epsilon = 0}), pnn::error);
+  CHECK_THROWS_AS(cl_t({.average_steps = 0}), pnn::error);
+  CHECK_THROWS_AS(cl_t({.nudged_steps = 3, .average_steps = 4}), pnn::error);
   using edge = resistor_network::edge;
   // Node 2 floats: no path to a held node.
   CHECK_THROWS_WITH(resistor_network(4, {edge{0, 1, 1.0}, edge{1, 3, 1.0}}, {0}, {1, 2}, {3}),

@@ -98,5 +98,33 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--sweep read_noise=a,b", "not a number");
   check("--sweep temperature=1,2", "unknown parameter 'temperature'");
   check("--rules backprop --data-dir /nonexistent/fashion", "/nonexistent/fashion");
+  check("--ep-beta 0", "--ep-beta must be non-zero");
+  check("--ep-noise -0.1", "--ep-noise must be non-negative");
+  check("--ep-average 0", "--ep-average must be a whole number");
+  check("--ep-average 6", "--ep-average must be a whole number");
+  check("--ep-average 2.5", "--ep-average must be a whole number");
+  check("--ep-update random", "--ep-update");
+}
+
+TEST_CASE("pnn-bench runs the energy-based rules with neuron noise and the prototypical setting",
+          "[pnn-bench][slow]") {
+  const auto dir = fresh_dir("pnn_bench_energy");
+  const auto out = dir / "out.json";
+  const auto r = run_bench("--rules equilibrium_propagation,coupled_learning --substrates digital --epochs 1 "
+                           "--train-limit 500 --hidden 16 --ep-update synchronous --ep-beta 0.2 --ep-average 3 "
+                           "--ep-noise 0.04 --json " + out.string(),
+                           dir);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  std::ifstream f(out);
+  const auto j = nlohmann::json::parse(f);
+  const auto& results = j.at("results");
+  REQUIRE(results.size() == 2);
+  const auto& ep = results[0].at("settings");
+  CHECK(ep.at("update_order") == "synchronous");
+  CHECK(ep.at("free_steps") == 30);
+  CHECK(ep.at("average_steps") == 3);
+  CHECK(ep.at("state_noise") == 0.04);
+  CHECK(results[1].at("settings").at("average_steps") == 3);
 }
 #endif

@@ -33,6 +33,13 @@ struct config {
   std::size_t threads = 1;
   std::string fa_feedback = "random";
   std::string ep_estimator = "centered";
+  // Energy-based rules: by default the robust setting (alternating updates, T 15, K 5 — the
+  // states of the prototypical synchronous T 30, K 10 — β 0.4, each phase measured as the mean
+  // of its last 5 steps), which keeps EP learning on the noisy crossbars.
+  std::string ep_update = "alternating";  ///< synchronous (T 30, K 10) | alternating (T 15, K 5)
+  double ep_beta = 0.4;
+  double ep_noise = 0;         ///< neuron noise sd on every drive at every step
+  std::size_t ep_average = 5;  ///< measure each phase as the mean of its last N steps
   std::string fg_mode = "activity";
   std::string ff_goodness = "energy";
   std::string perturbation = "spsa";

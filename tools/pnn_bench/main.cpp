@@ -2,6 +2,7 @@
 // Fashion-MNIST and prints a Markdown table (optionally JSON, CSV and gnuplot figures).
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -215,6 +216,15 @@ int run(int argc, char** argv) {
   app.add_option("--fa-feedback", cfg.fa_feedback, "random | sign")->check(CLI::IsMember({"random", "sign"}));
   app.add_option("--ep-estimator", cfg.ep_estimator, "one_sided | random_sign | centered | holomorphic")
       ->check(CLI::IsMember({"one_sided", "random_sign", "centered", "holomorphic"}));
+  std::string ep_beta_s = "0.4", ep_noise_s = "0", ep_average_s = "5";
+  app.add_option("--ep-update", cfg.ep_update,
+                 "energy-based rules: alternating (even/odd layers, T 15, K 5; default) | synchronous (T 30, K 10, "
+                 "the prototypical form; the same states)")
+      ->check(CLI::IsMember({"synchronous", "alternating"}));
+  app.add_option("--ep-beta", ep_beta_s, "nudging strength of equilibrium propagation (default 0.4)");
+  app.add_option("--ep-noise", ep_noise_s, "neuron noise sd of equilibrium propagation's relaxations (default 0)");
+  app.add_option("--ep-average", ep_average_s,
+                 "energy-based rules measure each phase as the mean of its last N steps (default 5)");
   app.add_option("--fg-mode", cfg.fg_mode, "activity | weight")->check(CLI::IsMember({"activity", "weight"}));
   app.add_option("--ff-goodness", cfg.ff_goodness, "energy | cosine")->check(CLI::IsMember({"energy", "cosine"}));
   app.add_option("--perturbation", cfg.perturbation, "spsa | mgd")->check(CLI::IsMember({"spsa", "mgd"}));
@@ -237,6 +247,14 @@ int run(int argc, char** argv) {
     cfg.threads = static_cast<std::size_t>(parse_number(threads_s, "--threads"));
     if (cfg.epochs == 0 || cfg.batch == 0 || cfg.threads == 0)
       throw usage_error("--epochs, --batch and --threads must be positive");
+    cfg.ep_beta = parse_number(ep_beta_s, "--ep-beta");
+    cfg.ep_noise = parse_number(ep_noise_s, "--ep-noise");
+    const double ep_average = parse_number(ep_average_s, "--ep-average");
+    if (cfg.ep_beta == 0) throw usage_error("--ep-beta must be non-zero");
+    if (cfg.ep_noise < 0) throw usage_error("--ep-noise must be non-negative");
+    if (ep_average < 1 || ep_average > (cfg.ep_update == "alternating" ? 5 : 10) || ep_average != std::floor(ep_average))
+      throw usage_error("--ep-average must be a whole number between 1 and the nudged steps (10; alternating: 5)");
+    cfg.ep_average = static_cast<std::size_t>(ep_average);
     cfg.hidden.clear();
     for (const auto& h : split_list(hidden)) {
       const double v = parse_number(h, "--hidden");

@@ -26,12 +26,32 @@ pnn::optim::sgd layer_rates(const config& cfg, const pnn::data::split& d) {
           .layer_learning_rates = rates};
 }
 
-// Accuracy at the free equilibrium of the relaxation (T = 30 fixed-point steps).
+// The prototypical setting (β 0.2, T 30, K 10, synchronous) or its alternating equivalent
+// (T 15, K 5), with the command line's β, neuron noise and averaging.
+pnn::learn::equilibrium_propagation<>::params ep_params(const config& cfg, const pnn::data::split& d) {
+  // The holomorphic estimator's complex relaxation is synchronous and measures final states.
+  const bool holomorphic = cfg.ep_estimator == "holomorphic";
+  const bool alternating = cfg.ep_update == "alternating" && !holomorphic;
+  return {.optimizer = layer_rates(cfg, d),
+          .beta = cfg.ep_beta,
+          .free_steps = alternating ? 15U : 30U,
+          .nudged_steps = alternating ? 5U : 10U,
+          .estimator = estimator_of(cfg.ep_estimator),
+          .update_order = alternating ? pnn::learn::ep_update_order::alternating : pnn::learn::ep_update_order::synchronous,
+          .state_noise = cfg.ep_noise,
+          .average_steps = holomorphic ? 1U : cfg.ep_average};
+}
+
+// Accuracy at the free equilibrium of the relaxation the rule trains with (its steps, order,
+// neuron noise and averaging): how the energy network computes its output.
 struct equilibrium_accuracy {
+  pnn::learn::equilibrium_propagation<>::params p;
   std::uint64_t seed;
   template <class Net>
   double operator()(const Net& net, const pnn::data::dataset& test, std::size_t epoch) const {
-    pnn::learn::equilibrium_propagation<> free_phase;
+    auto q = p;
+    if (q.estimator == pnn::learn::ep_estimator::holomorphic) q.estimator = pnn::learn::ep_estimator::centered;
+    pnn::learn::equilibrium_propagation<> free_phase(q);
     pnn::rng g(seed, 0xe9 + epoch);
     return free_phase.evaluate(net, pnn::loss::mse{}, test, g).accuracy;
   }
@@ -45,17 +65,24 @@ result run_ep(const config& cfg, const std::string& substrate, const pnn::data::
   r.sweep = sweep;
   return with_network<hs, hs>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     pnn::init::uniform_fan_in(net, pnn::seed{cfg.seed});
-    pnn::learn::equilibrium_propagation<> rule({.optimizer = layer_rates(cfg, d),
-                                                .beta = 0.2,
-                                                .free_steps = 30,
-                                                .nudged_steps = 10,
-                                                .estimator = estimator_of(cfg.ep_estimator)});
-    r.settings = {{"estimator", cfg.ep_estimator}, {"beta", 0.2},        {"free_steps", 30},
-                  {"nudged_steps", 10},            {"dynamics", "fixed_point"}, {"optimizer", "sgd"},
+    const auto p = ep_params(cfg, d);
+    pnn::learn::equilibrium_propagation<> rule(p);
+    r.settings = {{"estimator", cfg.ep_estimator},
+                  {"beta", p.beta},
+                  {"free_steps", p.free_steps},
+                  {"nudged_steps", p.nudged_steps},
+                  {"dynamics", "fixed_point"},
+                  {"update_order", p.update_order == pnn::learn::ep_update_order::alternating ? "alternating"
+                                                                                               : "synchronous"},
+                  {"state_noise", p.state_noise},
+                  {"average_steps", p.average_steps},
+                  {"optimizer", "sgd"},
                   {"layer_learning_rates", rule.parameters().optimizer.layer_learning_rates},
-                  {"lr_schedule", "cosine"},       {"activation", "hard_sigmoid"}, {"loss", "mse"},
+                  {"lr_schedule", "cosine"},
+                  {"activation", "hard_sigmoid"},
+                  {"loss", "mse"},
                   {"init", "uniform_fan_in"}};
-    return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::mse{}, equilibrium_accuracy{cfg.seed});
+    return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::mse{}, equilibrium_accuracy{p, cfg.seed});
   });
 }
 
@@ -67,13 +94,30 @@ result run_coupled(const config& cfg, const std::string& substrate, const pnn::d
   r.sweep = sweep;
   return with_network<hs, hs>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     pnn::init::uniform_fan_in(net, pnn::seed{cfg.seed});
-    pnn::learn::coupled_learning<> rule({.optimizer = layer_rates(cfg, d), .eta = 0.2, .free_steps = 30,
-                                         .nudged_steps = 10});
-    r.settings = {{"eta", 0.2},          {"free_steps", 30}, {"clamped_steps", 10}, {"optimizer", "sgd"},
+    const bool alternating = cfg.ep_update == "alternating";
+    pnn::learn::coupled_learning<> rule(
+        {.optimizer = layer_rates(cfg, d),
+         .eta = 0.2,
+         .free_steps = alternating ? 15U : 30U,
+         .nudged_steps = alternating ? 5U : 10U,
+         .update_order = alternating ? pnn::learn::ep_update_order::alternating : pnn::learn::ep_update_order::synchronous,
+         .average_steps = cfg.ep_average});
+    r.settings = {{"eta", 0.2},
+                  {"free_steps", rule.parameters().free_steps},
+                  {"clamped_steps", rule.parameters().nudged_steps},
+                  {"update_order", cfg.ep_update},
+                  {"average_steps", cfg.ep_average},
+                  {"optimizer", "sgd"},
                   {"layer_learning_rates", rule.parameters().optimizer.layer_learning_rates},
-                  {"lr_schedule", "cosine"}, {"activation", "hard_sigmoid"}, {"loss", "mse"},
+                  {"lr_schedule", "cosine"},
+                  {"activation", "hard_sigmoid"},
+                  {"loss", "mse"},
                   {"init", "uniform_fan_in"}};
-    return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::mse{}, equilibrium_accuracy{cfg.seed});
+    // Scored at the noiseless free equilibrium of the same relaxation.
+    auto p = ep_params(cfg, d);
+    p.state_noise = 0;
+    p.average_steps = 1;
+    return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::mse{}, equilibrium_accuracy{p, cfg.seed});
   });
 }
 
