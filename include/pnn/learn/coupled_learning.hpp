@@ -51,7 +51,7 @@ class coupled_learning {
     std::size_t free_steps = 30;    ///< T (layered networks)
     std::size_t nudged_steps = 10;  ///< K: steps of the clamped phase (layered networks)
     double epsilon = 0.5;           ///< step of the gradient dynamics (> 0)
-    double tolerance = 0;           ///< stop a phase once the residual is below it
+    double tolerance = 0;           ///< each sample stops a phase once its residual is below it
     ep_dynamics dynamics = ep_dynamics::fixed_point;
     ep_update_order update_order = ep_update_order::synchronous;  ///< layered networks (see energy_model.hpp)
     bool persistent = false;  ///< start the free phase from the last free state (same batch size)

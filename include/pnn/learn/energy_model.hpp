@@ -80,9 +80,11 @@ enum class ep_update_order {
   alternating   ///< even-indexed layers first, then odd-indexed ones from the new even states
 };
 
-/// What the last relaxations of an energy-based rule did: steps taken, the fixed-point residual
-/// `‖s − ρ(s − ∂F/∂s)‖` (root mean over the batch of each sample's Euclidean norm, measured at
-/// the state the last step started from) and the energy `F` (batch mean) at the final state.
+/// What the last relaxations of an energy-based rule did: steps taken (by the slowest sample),
+/// the fixed-point residual `‖s − ρ(s − ∂F/∂s)‖` (root mean over the batch of each sample's
+/// Euclidean norm at its last step, measured at the state that step started from; alternating:
+/// each layer's part at the state its half-step started from) and the energy `F` (batch mean)
+/// at the final state.
 struct relaxation_report {
   std::size_t free_steps = 0;
   std::size_t nudged_steps = 0;

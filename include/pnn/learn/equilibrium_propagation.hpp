@@ -89,7 +89,9 @@ class equilibrium_propagation {
     std::size_t free_steps = 30;       ///< T: most steps of the free phase
     std::size_t nudged_steps = 10;     ///< K: most steps of each nudged phase
     double epsilon = 0.5;              ///< step ε of the gradient dynamics (> 0)
-    double tolerance = 0;              ///< stop a phase once the residual is below it (0: run all steps)
+    /// Each sample stops a phase once its residual is below it (0: run all steps; the holomorphic
+    /// estimator's complex relaxation stops on the batch's residual).
+    double tolerance = 0;
     ep_estimator estimator = ep_estimator::centered;
     std::size_t holomorphic_points = 4;  ///< N of the holomorphic estimator (≥ 2)
     ep_dynamics dynamics = ep_dynamics::fixed_point;

@@ -214,10 +214,7 @@ step_result step(Rule& rule, Net& net, const xt::xexpression<X>& x, const xt::xe
   auto b = pnn::detail::check_batch(net, x, target, Rule::name);
   auto& s = pnn::detail::cached<state<Net, typename Rule::optimizer_type>>(rule.cache_);
   const step_result r = rule.run(net, b, loss, g, s);
-  rule.parameters().optimizer.apply(s.grad, s.opt, net);
-  pnn::detail::require_finite_update(s.grad, Rule::name);
-  rng gp = g.split(0x9e3779b97f4a7c15ULL);
-  program(net, s.grad, gp);
+  pnn::detail::finish_step(net, s.grad, rule.parameters().optimizer, s.opt, g, Rule::name);
   return r;
 }
 

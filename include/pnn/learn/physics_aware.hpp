@@ -253,10 +253,7 @@ class physics_aware {
     auto& s = pnn::detail::cached<state<Net>>(cache_);
     auto b = pnn::detail::check_batch(net, x, target, name);
     step_result r = run(net, b, loss, g, s);
-    params_.optimizer.apply(s.grad, s.opt, net);
-    pnn::detail::require_finite_update(s.grad, name);
-    rng gp = g.split(0x9e3779b97f4a7c15ULL);
-    program(net, s.grad, gp);
+    pnn::detail::finish_step(net, s.grad, params_.optimizer, s.opt, g, name);
     return r;
   }
 
