@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The project's two entry points (README "Quick start"); both are idempotent and install what
 # they need from Debian's packages when it is missing.
 #   bash run.sh bench [pnn-bench flags]   the main job: the learning-rule benchmark on Fashion-MNIST
@@ -7,12 +8,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 packages=(cmake g++ make xtensor-dev libxsimd-dev xtl-dev catch2 libbenchmark-dev doxygen graphviz zlib1g-dev
-          dataset-fashion-mnist libopenblas-dev gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib
-          libcli11-dev nlohmann-json3-dev gnuplot-nox)
+          dataset-fashion-mnist libopenblas-dev libcli11-dev nlohmann-json3-dev gnuplot-nox ccache)
+# What only the test command needs: the other compilers and targets the library claims.
+test_packages=(clang g++-aarch64-linux-gnu gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib python3)
 
-install_missing() {
+install_missing() {  # install_missing [extra packages...]
   local missing=()
-  for p in "${packages[@]}"; do
+  for p in "${packages[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if ((${#missing[@]})); then
@@ -26,9 +28,20 @@ install_missing() {
 
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# Warnings become errors only where CI asks for it (CI=true): a user's build never fails on a
+# warning that a newer or different compiler adds.
+werror=OFF
+[ "${CI:-}" = true ] && werror=ON
+# ccache, when present, keeps a rebuild of unchanged sources cheap, also from another clone.
+launcher=()
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR=$PWD CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+fi
+
 build() {  # build PRESET [targets...]
   local preset=$1; shift
-  cmake --preset "$preset" >/dev/null
+  cmake --preset "$preset" -DPNN_WARNINGS_AS_ERRORS=$werror "${launcher[@]}" >/dev/null
   if (($#)); then cmake --build --preset "$preset" -j "$jobs" --target "$@"
   else cmake --build --preset "$preset" -j "$jobs"; fi
 }
@@ -45,8 +58,15 @@ case "$cmd" in
     exec ./build/release/tools/pnn-bench "$@"
     ;;
   test)
-    install_missing
+    install_missing "${test_packages[@]}"
+    start=$SECONDS
+    # Every reference to a file of the repository resolves inside it.
+    python3 tools/check_doc_refs.py
+    python3 tools/check_layers.py
+    # g++: the suite, every SIMD level (run where this processor can), aarch64 and Cortex-M4
+    # cross-compiles, the examples' claims.
     build release
+    echo "run.sh: g++ build done after $((SECONDS - start)) s"
     ctest --preset release -j "$jobs"
     # The exported package works from an install prefix: install, then build a consumer.
     prefix=$(mktemp -d)
@@ -57,7 +77,11 @@ case "$cmd" in
     "$prefix/consumer-build/pnn_consumer"
     # API documentation builds without warnings.
     cmake --build --preset release --target docs
-    echo "run.sh: all checks passed"
+    echo "run.sh: g++ checks done after $((SECONDS - start)) s"
+    # Clang, the other compiler we support: the whole suite again.
+    build clang
+    ctest --preset clang -j "$jobs"
+    echo "run.sh: all checks passed in $((SECONDS - start)) s"
     ;;
   *)
     echo "usage: bash run.sh bench [pnn-bench flags] | bash run.sh test" >&2

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Crossbar benchmarks on a 256×784 tile with a batch of 64 (issue 4): forward reads with ideal and
 // aihwkit-default periphery, the pulsed update (stochastic pulse trains, constant-step device with
 // default variations, BL 31, lr 0.01) and the plain float rank update it replaces.

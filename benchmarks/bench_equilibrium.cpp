@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Equilibrium propagation's training throughput: one epoch of Fashion-MNIST (or random data of
 // its shape) on the 784-256-10 hard-sigmoid energy network with the prototypical setting
 // (β 0.2, T 30, K 10, synchronous, batch 50), centered and one-sided, the alternating update

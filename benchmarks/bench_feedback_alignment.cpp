@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Feedback alignment and direct feedback alignment on the 784-256-10 MLP (tanh, digital,
 // batch 64): one training epoch and one step, measured exactly as BM_train_epoch_backprop and
 // BM_train_step_backprop in bench_network.cpp (build both into one binary to compare). FA and

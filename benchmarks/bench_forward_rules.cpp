@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Forward-only rules on the 784-256-10 MLP, batch 64, one `step` each (bench::train_step).
 // Build together with bench_network.cpp (which has BM_train_step_backprop) and compare each
 // rule's time per step with backprop's from the same run:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // GEMM kernels against single-threaded OpenBLAS, in FLOP/s (items_per_second = 2·M·N·K per
 // iteration). The shapes are a 784-256 dense layer on a batch of 64 (forward, and its weight
 // gradient ΔW = δᵀ·h with M = 256, N = 784, K = 64), two square products, and the skinny

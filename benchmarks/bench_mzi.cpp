@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Photonic mesh throughput: forward propagation through an N-mode Clements mesh, the adjoint
 // phase-gradient sweep, and the dense complex matrix–batch product the mesh replaces.
 // Arg = N modes; every case pushes a batch of 64 complex fields (planar, double).

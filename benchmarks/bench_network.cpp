@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Zero overhead of the composed network (784-256-10, tanh, digital, noise::none, batch 64)
 // against a hand-written loop over the same kernels, and backprop's epoch throughput.
 #include "common.hpp"
@@ -55,7 +56,7 @@ void BM_forward_composed(benchmark::State& state) {
     forward_trace(net, b.x.data(), n, tr, g);
     benchmark::DoNotOptimize(tr.output().data());
   }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
 }
 BENCHMARK(BM_forward_composed);
 
@@ -67,7 +68,7 @@ void BM_forward_handwritten(benchmark::State& state) {
     h.forward(b.x.data());
     benchmark::DoNotOptimize(h.a2.data());
   }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
 }
 BENCHMARK(BM_forward_handwritten);
 
@@ -81,7 +82,7 @@ void BM_train_step_handwritten(benchmark::State& state) {
   bench::batch64 b;
   handwritten h(net);
   for (auto _ : state) benchmark::DoNotOptimize(h.step(b.x.data(), b.t.data(), 0.01f));
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
 }
 BENCHMARK(BM_train_step_handwritten);
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Cost of noise on the forward pass of the 784-256-10 tanh MLP (batch 64): the noise must not
 // dominate the read. Compare BM_noisy_forward (gaussian_read) with BM_clean_forward; the other
 // variants show a full periphery chain (DAC, read noise, ADC) and a weights-stage policy
@@ -30,7 +31,7 @@ void run_forward(benchmark::State& state, const Net& net) {
     forward_trace(net, b.x.data(), batch, tr, gk);
     benchmark::DoNotOptimize(tr.output().data());
   }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch));
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch));
 }
 
 void BM_clean_forward(benchmark::State& state) { run_forward(state, bench::make_mlp()); }
@@ -64,7 +65,7 @@ void BM_gaussian_read_output(benchmark::State& state) {
     p.output(y.data(), y.size(), g);
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * y.size()));
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(y.size()));
 }
 BENCHMARK(BM_gaussian_read_output);
 
@@ -76,7 +77,7 @@ void BM_quantize_symmetric(benchmark::State& state) {
     noise::quantize_symmetric(x.data(), x.size(), 1.0f, 7);
     benchmark::DoNotOptimize(x.data());
   }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * x.size()));
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(x.size()));
 }
 BENCHMARK(BM_quantize_symmetric);
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Physics-aware training's step cost against backprop's on the same 784-256-10 digital network
 // (batch 64). With a digital physical network PAT does the same work as backprop plus the
 // per-step mirror of the parameters into its twin; the ratio to BM_train_step_backprop

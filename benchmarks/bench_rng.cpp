@@ -1,6 +1,7 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Counter-based RNG throughput: pnn's vectorised fills against std::mt19937 +
-/// std::normal_distribution (the target is ≥ 10× for normals; ARCHITECTURE.md says ≈ 16×).
+/// std::normal_distribution (the target is ≥ 10× for normals; docs/architecture.md says ≈ 16×).
 #include <benchmark/benchmark.h>
 
 #include <cstddef>

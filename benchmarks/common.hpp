@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shared fixtures of the rule benchmarks: the 784-256-10 MLP of the issues, Fashion-MNIST (or
 // random data of the same shape when the data set is not installed), and one-epoch / one-step
 // drivers so every rule is measured the same way.

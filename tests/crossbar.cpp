@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The crossbar substrate: ideal equivalence with digital, periphery (DAC/ADC levels, noise and
 // bound management, output noise), pulsed programming (statistics of stochastic pulse trains,
 // deterministic counts, bounds), conductance mapping, parameter validation, inference-time PCM

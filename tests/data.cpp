@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pnn/data: the IDX reader (round trips over every element type, plain and gzipped, and every
 // malformed-file error), Fashion-MNIST, the dataset helpers, and the synthetic tasks.
 #include <catch2/catch.hpp>

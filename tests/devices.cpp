@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Device update models (single-pulse closed forms, bounds, variation, validation) and the
 // inference-time PCM model (programming noise, drift, read noise, compensation).
 #include <catch2/catch.hpp>
@@ -13,7 +14,7 @@ using namespace pnn::physics;
 
 namespace {
 
-// Closed forms of PHYSICS.md §2 in double precision: magnitude of one pulse's step at w.
+// Closed forms of docs/physics.md in double precision: magnitude of one pulse's step at w.
 double ref_step(const devices::constant_step&, double, bool up, const devices::device_cell& c) {
   return up ? c.dw_up : c.dw_down;
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Equilibrium propagation: the estimate against the implicit-differentiation gradient of the
 // equilibrium (β → 0 with the orders one-sided O(β), centered O(β²)), holomorphic N = 2 =
 // centered, energy descent of the gradient dynamics, the residual reaching tolerance, and errors.

@@ -1,4 +1,5 @@
-// Forward-forward and PhyLL-style local learning (RULES.md theory check 9): each layer's update
+// SPDX-License-Identifier: MIT
+// Forward-forward and PhyLL-style local learning (check 9 of docs/rules.md): each layer's update
 // is the gradient of its own goodness loss (finite differences), it does not depend on the layers
 // above (inter-layer gradients blocked), and after training positives have higher goodness.
 #include <catch2/catch.hpp>

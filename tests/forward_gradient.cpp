@@ -1,4 +1,5 @@
-// Forward gradient (RULES.md theory check 4): the forward-mode JVP equals the central finite
+// SPDX-License-Identifier: MIT
+// Forward gradient (docs/rules.md theory check 4): the forward-mode JVP equals the central finite
 // difference, the mean of K samples approaches ∇L with error ≈ √((n+1)/K)·‖∇L‖, the activity
 // variant is unbiased, local losses follow their readout, and steps are reproducible.
 #include <catch2/catch.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The crossbar_variation mismatch: column gains act on forward read-outs only, and rules that
 // drive tiles themselves (equilibrium propagation) see the static weight variation.
 #include <catch2/catch.hpp>

@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: MIT
 // MZI and unitary meshes: transfer matrices, decomposition, Haar initialisation, adjoint
-// gradients and imperfections (PHYSICS.md §3), all checked in double precision.
+// gradients and imperfections (docs/physics.md, "Photonic mesh"), all checked in double precision.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -76,7 +77,7 @@ TEMPLATE_TEST_CASE("MZI closed form equals the product of couplers and phases", 
   const mzi::mat2 b = mzi::coupler();
   CHECK(std::abs(b.a - cplx(std::sqrt(0.5), 0)) < 1e-15);
   CHECK(std::abs(b.b - cplx(0, std::sqrt(0.5))) < 1e-15);
-  // The PHYSICS.md form for the default convention, entry by entry.
+  // The form of docs/physics.md, "MZI", for the default convention, entry by entry.
   const double th = 0.7, ph = 1.9;
   const mzi::mat2 t = mzi::transfer<mzi::phase_out>(th, ph);
   const cplx pre = cplx(0, 1) * std::polar(1.0, th / 2);
@@ -101,7 +102,7 @@ TEST_CASE("imperfect couplers stay unitary, the gradient's three-intensity form 
 TEMPLATE_TEST_CASE("lossless meshes are unitary to 1e-12", "[mzi]", mzi::phase_out, mzi::phase_in) {
   rng g(7);
   for (auto topo : {mesh_topology::clements, mesh_topology::reck})
-    for (std::size_t n : {1, 2, 3, 5, 8, 16}) {
+    for (std::size_t n : {1U, 2U, 3U, 5U, 8U, 16U}) {
       unitary_mesh<TestType> m(n, topo);
       CHECK(m.num_mzis() == n * (n - 1) / 2);
       random_phases(m, g);
@@ -112,7 +113,7 @@ TEMPLATE_TEST_CASE("lossless meshes are unitary to 1e-12", "[mzi]", mzi::phase_o
 TEMPLATE_TEST_CASE("decomposing a Haar unitary and rebuilding it reproduces it", "[mzi]", mzi::phase_out, mzi::phase_in) {
   rng g(11);
   for (auto topo : {mesh_topology::clements, mesh_topology::reck})
-    for (std::size_t n : {2, 3, 8, 16}) {
+    for (std::size_t n : {2U, 3U, 8U, 16U}) {
       const auto u = haar(n, g);
       unitary_mesh<TestType> m(n, topo);
       m.program(u);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Networks as types, forward passes, backprop against finite differences, optimisers and the
 // training loop's reproducibility.
 #include <catch2/catch.hpp>

@@ -1,4 +1,5 @@
-// Noise policies (PHYSICS.md §5): quantiser level counts, each policy's sample moments against
+// SPDX-License-Identifier: MIT
+// Noise policies (docs/physics.md): quantiser level counts, each policy's sample moments against
 // its formula, stage presence, chain order and streams, drift law, stuck-at fractions, bad
 // parameters, reproducibility, and layers reading through the weights stage.
 #include <catch2/catch.hpp>

@@ -1,4 +1,5 @@
-// Forward-only perturbative rules (RULES.md theory checks 5 and 6): finite-difference bias
+// SPDX-License-Identifier: MIT
+// Forward-only perturbative rules (docs/rules.md theory checks 5 and 6): finite-difference bias
 // O(σ²) central / SPSA and O(σ) forward (log-log slopes), node perturbation with exact ∂L/∂z
 // equals backprop, multiplexed gradient descent demultiplexes, parameters are restored exactly,
 // bad parameters are rejected, and the rules train through a noisy forward pass.

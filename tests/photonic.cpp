@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The photonic substrate `physics::mzi_mesh` (W = U Σ V†) as a pnn tile, its in-situ adjoint
 // programming, detection, and the optical activations.
 #include <catch2/catch.hpp>

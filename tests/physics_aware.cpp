@@ -1,6 +1,7 @@
+// SPDX-License-Identifier: MIT
 // Physics-aware training: equals backprop when the twin is exact; on the mismatched toy chain of
 // Wright et al. (f = 2x^1.1 vs model 2.01x^1.1, depth 20) its gradient is far closer to the true
-// one than the in-silico estimate (RULES.md theory check 7).
+// one than the in-silico estimate (docs/rules.md theory check 7).
 #include <catch2/catch.hpp>
 
 #include <cmath>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pnn-bench, the main job: a tiny run of every landed rule produces JSON that follows the
 // documented schema, and bad input gives one clear line, a non-zero exit and no output files.
 #include <catch2/catch.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Counter-based RNG: Philox4x32-10 known answers, the counter/stream contract, statistics of
 // every sampler, and the SIMD path against the scalar one.
 #include <catch2/catch.hpp>
@@ -58,7 +59,7 @@ double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 }  // namespace
 
 TEST_CASE("philox4x32-10 matches Random123's known-answer vectors", "[rng]") {
-  // Random123 tests/kat_vectors, "philox4x32 10" lines: counter, key, expected output.
+  // Random123's kat_vectors file, "philox4x32 10" lines: counter, key, expected output.
   STATIC_REQUIRE(pnn::philox4x32::generate({0, 0, 0, 0}, {0, 0}) ==
                  words4{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u});
   CHECK(pnn::philox4x32::generate({0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}, {0xffffffffu, 0xffffffffu}) ==

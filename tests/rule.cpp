@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What every rule's step shares (learn/rule.hpp): the deferred update — on the digital
 // substrate with plain SGD, `step` programs the factored update as one GEMM into W without
 // forming the dense estimate — must program exactly what the dense path programs, fall back to

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Equilibrium propagation in plain PyTorch: the comparison baseline of BM_train_epoch_ep.
 
 The prototypical EP of Laborieux et al. (2021) on a 784-256-10 hard-sigmoid energy network

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fixed-size 16-8-4 inference on a microcontroller: the network is constinit data, the forward
 // pass runs on our scalar kernels, nothing touches the heap (CI checks the image has no malloc).
 #include <pnn/embedded.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief The fixed-extent subset of pnn for firmware: standard library + xsimd only.
 ///

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Everything pnn offers: substrates, noise, layers, learning rules, training, data, I/O.
 #pragma once
@@ -15,15 +16,15 @@
 #include <pnn/learn/feedback_alignment.hpp>
 #include <pnn/learn/forward_forward.hpp>
 #include <pnn/learn/forward_gradient.hpp>
-#include <pnn/learn/in_silico.hpp>
+#include <pnn/train/in_silico.hpp>
 #include <pnn/learn/optim.hpp>
 #include <pnn/learn/perturbation.hpp>
 #include <pnn/learn/physics_aware.hpp>
-#include <pnn/learn/surrogate.hpp>
+#include <pnn/train/surrogate.hpp>
 #include <pnn/physics/black_box.hpp>
 #include <pnn/physics/oscillators.hpp>
 #include <pnn/learn/rule.hpp>
-#include <pnn/nn/check_gradients.hpp>
+#include <pnn/learn/check_gradients.hpp>
 #include <pnn/nn/dynamic_storage.hpp>
 #include <pnn/nn/forward.hpp>
 #include <pnn/nn/gradients.hpp>

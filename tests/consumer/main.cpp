@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Builds against an installed pnn (no -march flags are inherited from pnn::pnn).
 #include <pnn/pnn.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Level-1/2 kernels and element-wise maps against naive double-accumulated loops, over lengths
 // around the register widths.
 #include <catch2/catch.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // GEMM against a naive double-accumulated loop, on every path (direct, packed, skinny), over shapes
 // around the register widths and cache blocks, with padded leading dimensions and NaN-filled C
 // for beta == 0.
@@ -164,8 +165,8 @@ TEMPLATE_TEST_CASE("gemm's skinny path matches a naive product on a 256→10 lay
   // batches that leave every row remainder of the 4-row blocks, with K and N off the vector width.
   lcg rng{13};
   std::size_t variant = 0;
-  for (std::size_t m : {50, 64, 97, 100}) {
-    for (std::size_t wide : {256, 259}) {
+  for (std::size_t m : {50U, 64U, 97U, 100U}) {
+    for (std::size_t wide : {256U, 259U}) {
       const scalars ab = coefficients[variant % 4];
       const std::size_t pad = pads[variant % 3];
       ++variant;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Compile-time checks: the concepts accept our policies and reject what is not one.
 #include <pnn/pnn.hpp>
 

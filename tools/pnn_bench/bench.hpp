@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pnn-bench internals: the run configuration, one result row, the registry of rule runners, and
 // the substrate/network dispatch every rule shares.
 #pragma once

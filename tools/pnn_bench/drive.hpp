@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The shared machinery of every rule runner: build the benchmark network on the chosen
 // substrate (1 or 2 hidden layers), train it with `pnn::train`, and turn the history into a row.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pnn-bench: trains the same architecture under each selected learning rule and substrate on
 // Fashion-MNIST and prints a Markdown table (optionally JSON, CSV and gnuplot figures).
 #include <algorithm>

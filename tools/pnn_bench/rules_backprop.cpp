@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pnn-bench runners for `backprop` (run on the substrate itself) and `in_silico` (train the
 // digital twin, program it onto the substrate, evaluate there).
 #include "drive.hpp"

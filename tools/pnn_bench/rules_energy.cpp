@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pnn-bench runners for the energy-based rules: `equilibrium_propagation` (Scellier & Bengio
 // 2017; the prototypical setting of Laborieux et al. 2021: β 0.2, T 30, K 10, layer rates
 // (0.2, 0.1) with cosine decay) and `coupled_learning` (Stern et al. 2021) as the contrastive

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pnn-bench runners for the feedback-alignment family: `feedback_alignment` (Lillicrap et al.
 // 2016; `--fa-feedback sign` selects sign symmetry) and `direct_feedback_alignment` (Nøkland
 // 2016). The learning rate (momentum 0.9, η 0.05, cosine decay) was chosen on a validation split

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pnn-bench runners for the rules that need only forward passes of the physical network:
 // `forward_gradient` (`--fg-mode activity|weight`), `weight_perturbation`, `node_perturbation`,
 // `spsa` (`--perturbation spsa|mgd`) and `forward_forward` (`--ff-goodness energy|cosine`).

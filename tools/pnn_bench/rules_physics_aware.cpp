@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pnn-bench runner for `physics_aware`: physics-aware training (Wright et al. 2022) on the
 // substrate. As in practical PNN work it starts from the in-silico deployment (the digital twin
 // trained with backprop for the same number of epochs, programmed onto the substrate) and then

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Build configuration: exceptions on/off, hosted/freestanding, and the precondition macro.
 ///

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `pnn::error`, the precondition handler and the `PNN_EXPECTS` macro.
 ///

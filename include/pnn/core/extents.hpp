@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Extents and matrix storage selection: fixed extents get `fixed_array`, dynamic ones
 /// get a container defined by a hosted header (`pnn/nn/dynamic_storage.hpp`, xtensor).

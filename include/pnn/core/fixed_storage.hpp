@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Fixed-extent, aligned, trivially copyable storage for parameters of fixed layers.
 ///

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Counter-based random numbers: the Philox4x32-10 bijection, `pnn::seed` and `pnn::rng`.
 ///

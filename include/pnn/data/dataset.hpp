@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `pnn::data::dataset`: inputs, targets and (for classification) labels as xtensor.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Fashion-MNIST and MNIST from their IDX files, plus the helpers that turn IDX pairs
 /// into a `dataset` (`from_idx`, `one_hot`, `subset`, `take`).

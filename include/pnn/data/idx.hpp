@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `pnn::data::load_idx`: the IDX array format of (Fashion-)MNIST, plain or gzip-compressed.
 ///

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Small synthetic tasks (XOR, two moons, spirals, Gaussian blobs, teacher–student
 /// regression) as `dataset`s, reproducible from a `pnn::rng`.

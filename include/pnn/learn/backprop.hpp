@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `learn::backprop`: error back-propagation run on the network as it physically runs.
 ///
 /// `δ_L = ∂L/∂a_L`, `δ_l = (W_{l+1}ᵀ δ_{l+1}) ⊙ f′(a_l)`, `ĝ_W = δ_l h_{l−1}ᵀ`, `ĝ_b = δ_l`
-/// (Rumelhart et al. 1986; RULES.md). The forward pass, the transposed reads `Wᵀ δ` and the
+/// (Rumelhart et al. 1986; docs/rules.md). The forward pass, the transposed reads `Wᵀ δ` and the
 /// programming all go through each layer's substrate and noise: on `physics::digital` this is
 /// exact backprop, on a crossbar it is aihwkit's "analog SGD". Batch gradients are averaged.
 #pragma once

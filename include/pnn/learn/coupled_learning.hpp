@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `learn::coupled_learning`: contrast a free state with one whose outputs are clamped a
 /// little towards the target (Stern et al., PRX 2021), on resistor networks and on layered
@@ -5,7 +6,7 @@
 ///
 /// Free state with the inputs imposed; clamped state with the outputs held at
 /// `V_O^C = V_O^F + η (V* − V_O^F)`; local update `Δθ = −(α/η)[∂E/∂θ(s^C) − ∂E/∂θ(s^F)]`
-/// (RULES.md). `estimate` returns `ĝ = (1/η)[∂E/∂θ(s^C) − ∂E/∂θ(s^F)]` (batch mean), which
+/// (docs/rules.md). `estimate` returns `ĝ = (1/η)[∂E/∂θ(s^C) − ∂E/∂θ(s^F)]` (batch mean), which
 /// `step` subtracts scaled by the learning rate α.
 /// * On a `physics::resistor_network` (`E` = dissipated power): `Δk_e = (α/η)[(ΔV_e^F)² −
 ///   (ΔV_e^C)²]`, clipped at the network's `k_min`; `ĝ_e = (1/η)[(ΔV_e^C)² − (ΔV_e^F)²]`. The

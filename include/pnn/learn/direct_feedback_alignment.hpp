@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `learn::direct_feedback_alignment` (Nøkland 2016): every hidden layer learns from the
 /// output error through its own fixed random matrix.
@@ -7,7 +8,7 @@
 /// through the layers, so the hidden layers' projections are independent (on hardware: one
 /// optical random projection of `e`). Scaling, seeding and the feedback policy as in
 /// `learn::feedback_alignment` (std of `B_l`'s entries `gain·√(2/(n_l + n_out))`).
-/// RULES.md, "Feedback alignment".
+/// docs/rules.md, "Feedback alignment".
 #pragma once
 
 #include <pnn/learn/feedback_alignment.hpp>

@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief The layered network read as an energy model, and its relaxation: what the energy-based
 /// rules (`equilibrium_propagation`, `coupled_learning`) share.
 ///
-/// Energy (RULES.md, EP): with states `s_l` of the hard-sigmoid layers (`ρ(s) = clip(s, 0, 1)`)
+/// Energy (docs/rules.md): with states `s_l` of the hard-sigmoid layers (`ρ(s) = clip(s, 0, 1)`)
 /// and the input `x` clamped,
 /// `E(s) = ½ Σ_l ‖s_l‖² − Σ_l ρ(s_l)·(W_l ρ(s_{l−1}) + b_l)`, `s_{−1} = x`, `F = E + β C`.
 /// The states of hard-sigmoid units are kept in the box `[0, 1]` (where `ρ(s) = s`), so the

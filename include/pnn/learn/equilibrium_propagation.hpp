@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `learn::equilibrium_propagation`: the layered network read as an energy model, trained
 /// by contrasting a free and a nudged relaxation (Scellier & Bengio 2017; Laborieux et al. 2021).

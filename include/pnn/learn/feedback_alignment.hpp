@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `learn::feedback_alignment` (Lillicrap et al. 2016) and its sign-symmetry variant
 /// (Liao et al. 2016), with the feedback projection as a policy (`feedback::digital`,
@@ -9,7 +10,7 @@
 /// substrate and noise (`forward_trace`), the update is a batch of outer products (factored for
 /// crossbars), and `W` is never read transposed: FA trains every substrate with a forward read.
 /// The sign-symmetry variant uses `B_l = c·sign(W_l)ᵀ`, recomputed from the current (effective)
-/// weights at every step. RULES.md, "Feedback alignment".
+/// weights at every step. docs/rules.md, "Feedback alignment".
 ///
 /// Scaling of `B` (our choice, documented): every entry has standard deviation
 /// `gain · √(2 / (rows + cols))` — Glorot's scale for a matrix of `B`'s shape, which for FA is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `learn::forward_forward`: layer-local contrastive learning on positive and negative
 /// (wrong-label) inputs — Hinton's forward-forward (2022) and the cosine goodness of Physical
@@ -8,7 +9,7 @@
 /// input with the correct label embedded and `h⁻` for a wrong label; the next layer sees the
 /// length-normalised output, and no gradient crosses a layer boundary. A sample is classified by
 /// the label whose embedding gives the highest goodness summed over the trained layers.
-/// RULES.md, "Forward-mode and perturbative local learning", theory check 9.
+/// docs/rules.md, "Forward-forward", theory check 9.
 #pragma once
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `learn::forward_gradient`: gradient estimates from forward-mode directional derivatives.
 ///
@@ -8,7 +9,7 @@
 /// `u ~ N(0, I)` (one per sample), `ĝ_z = (∇_z L·u) u` per sample, `ĝ_W = ĝ_zᵀ x_{l−1}` — the
 /// variance grows with the layer's width instead of the parameter count. Optional local losses
 /// (a fixed random readout per hidden layer) shorten every tangent path to one layer.
-/// RULES.md, "Forward-mode and perturbative local learning".
+/// docs/rules.md, "Forward gradient".
 #pragma once
 
 #include <algorithm>

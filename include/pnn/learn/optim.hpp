@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Digital optimisers (`pnn::optim`): turn a rule's estimate into the update programmed.
 ///
 /// A learning rule owns the estimator; its optimiser owns the learning rate and its schedule
-/// (ARCHITECTURE.md). Hyper-parameters sit in a small aggregate, so
+/// (docs/architecture.md, "Choices and amounts"). Hyper-parameters sit in a small aggregate, so
 /// `learn::backprop<optim::momentum>{{.optimizer = {.learning_rate = 0.01f, .momentum = 0.9f}}}`
 /// reads like a configuration; the per-network state (velocity, moments) is created for the
 /// concrete network type when optimisation starts (ensmallen's design).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Perturbative rules that need nothing but forward passes of the physical network:
 /// `learn::weight_perturbation`, `learn::node_perturbation`, `learn::spsa` (with multiplexed
@@ -8,7 +9,7 @@
 /// pre-activations (an injected signal) — runs the network forward through its substrate and
 /// noise, and turns loss differences into an update estimate. No transposed read, no model of
 /// the physics: they work on every substrate with dense parameters, a black box included.
-/// RULES.md, "Forward-mode and perturbative local learning".
+/// docs/rules.md, "Forward-mode and perturbative local learning".
 #pragma once
 
 #include <algorithm>
@@ -233,7 +234,7 @@ gradients<Net> estimate(Rule& rule, Net& net, const xt::xexpression<X>& x, const
 
 /// \brief Weight perturbation: `ĝ = [(L(θ+σu) − L(θ−σu))/(2σ)] u` (central) or
 /// `[(L(θ+σu) − L(θ))/σ] u` (forward), `u ~ N(0, I)` over all parameters, averaged over
-/// `num_perturbations` directions (Jabri & Flower 1992; RULES.md).
+/// `num_perturbations` directions (Jabri & Flower 1992; docs/rules.md, "Weight perturbation").
 ///
 /// Unbiased up to the finite-difference bias, O(σ²) central and O(σ) forward; its variance grows
 /// with the parameter count, which is what makes it slow on large networks. The parameters are
@@ -326,7 +327,7 @@ class weight_perturbation {
 
 /// \brief Node perturbation: perturb a layer's pre-activations `z_l` by `σu`, measure each
 /// sample's loss change with forward passes only, `ĝ_z = (ΔL/σ) u` (batch-mean scaled),
-/// `ĝ_W = ĝ_zᵀ x_{l−1}`, `ĝ_b = Σ_n ĝ_z` (Williams 1992; Fiete & Seung 2006; RULES.md).
+/// `ĝ_W = ĝ_zᵀ x_{l−1}`, `ĝ_b = Σ_n ĝ_z` (Williams 1992; Fiete & Seung 2006; docs/rules.md).
 ///
 /// Each layer is perturbed in passes of its own; the layers below keep the activities of the
 /// step's clean pass and the layers above run forward through their substrate and noise. The

@@ -1,7 +1,8 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `learn::physics_aware`: physics-aware training (PAT) — forward on the physical
 /// network, backward through a digital twin's Jacobians at the measured activations
-/// (Wright et al., Nature 2022; RULES.md "Physics-aware training").
+/// (Wright et al., Nature 2022; docs/rules.md, "Physics-aware training").
 ///
 /// The forward pass runs on the **physical** network (its substrate, noise, device variation,
 /// mismatch: `forward_trace`) and records every layer's measured input `x_l`, pre-activation
@@ -9,7 +10,7 @@
 /// **twin** `f_m`, evaluated at the measured values: `δ_l = g_l ⊙ f_m′(a_l, h_l)`,
 /// `ĝ_W = δ_lᵀ x_l`, `ĝ_b = Σ δ_l`, `∂L/∂x_l = δ_l W_m` (the twin's weights, mirrored from the
 /// physical network's parameters before every estimate). With `f_p ≡ f_m` this is backprop; with
-/// a mismatch the error no longer compounds through the depth (toy chain of RULES.md theory
+/// a mismatch the error no longer compounds through the depth (toy chain of docs/rules.md theory
 /// check 7: in-silico gradient gap 33 %, PAT 10.5 %). Physical substrates without a transposed
 /// read (`physics::black_box`) train with it.
 ///
@@ -17,7 +18,7 @@
 /// `backward(const Net& physical, const trace<Net>& measured, const T* dy, gradients<Net>&, rng&)`:
 /// `digital_twin` (default: the ideal digital network of the same shape), `network_twin<M>`
 /// (a user-supplied model network, e.g. with a different activation), or a learned surrogate
-/// (`learn::surrogate_twin`, learn/surrogate.hpp).
+/// (`learn::surrogate_twin`, train/surrogate.hpp).
 #pragma once
 
 #include <algorithm>

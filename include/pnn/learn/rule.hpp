@@ -1,10 +1,11 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief What every learning rule shares: the rule concept, batch checks, per-network cached
 /// state, and programming an update onto the substrates.
 ///
 /// A learning rule computes an update estimate (`estimate`), and `step` shapes it with the
 /// rule's optimiser and hands it to each layer's substrate (`program`), which applies what the
-/// device physics allows (ARCHITECTURE.md, "Separation that keeps the house simple").
+/// device physics allows (docs/architecture.md, "Estimate, step, program").
 #pragma once
 
 #include <any>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Activations (`pnn::act`): the physical nonlinearity that follows a layer's weighted sum.
 ///

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Run-time sized parameter storage for `std::dynamic_extent` layers, on xtensor.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Batch forward passes over xtensor: the face of a network to users and to training.
 ///

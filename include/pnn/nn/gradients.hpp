@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `pnn::gradients<Net>`: a learning rule's per-layer update estimate, with alignment.
 ///
@@ -5,7 +6,7 @@
 /// (Out × In) and bias update `ĝ_b`. Where the estimate is a batch of outer products
 /// (`ĝ_W = s · Σ_n δ_n h_nᵀ`, as for backprop, FA, DFA, EP) it also carries the factors
 /// `(h, δ, s)`, because a crossbar's stochastic pulse trains are driven by the factors, not by
-/// their product (ARCHITECTURE.md). `cosine(a, b)` gives the alignment between two estimates.
+/// their product (docs/architecture.md). `cosine(a, b)` gives the alignment between two estimates.
 ///
 /// Inside a rule's `step`, an update that is about to be programmed onto a substrate that
 /// applies outer products itself (`physics::digital`: one rank-n GEMM into `W`) through an

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Losses (`pnn::loss`): the batch-mean cost of outputs `y` against targets `t`.
 ///

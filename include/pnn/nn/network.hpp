@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `pnn::network<Layers...>`: a network spelled as a type, held by value.
 ///

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Optical activations (`pnn::act`): `square_law` (photodetection), `saturable_absorber`
 /// and the `electro_optic` activation of Williamson et al. (IEEE JSTQE 2020).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `noise::chain<Ps...>`: several noise policies applied in order at each stage.
 ///
@@ -21,7 +22,7 @@
 
 namespace pnn::noise {
 
-/// \brief Applies `Ps...` in order at every stage any of them has (PHYSICS.md §5).
+/// \brief Applies `Ps...` in order at every stage any of them has (docs/physics.md, "Stages").
 /// Build with `chain<A, B>{{A{...}, B{...}}}` or default parameters `chain<A, B>{}`.
 template <noise_policy... Ps>
 struct chain {

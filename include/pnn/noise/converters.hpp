@@ -1,6 +1,7 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Converter policies `dac<bits>` (input stage) and `adc<bits>` (output stage): symmetric
-/// uniform quantisation with clipping, q(x) = Δ·round(clip(x, −b, b)/Δ) (PHYSICS.md §5, §2).
+/// uniform quantisation with clipping, q(x) = Δ·round(clip(x, −b, b)/Δ) (docs/physics.md).
 ///
 /// Resolution is a template value (it decides the grid at compile time and is checked by
 /// `static_assert`); the bound is a run-time parameter. Both are deterministic and act on the

@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: MIT
 /// \file
-/// \brief Static per-device policies (weights stage): `variation`, `drift`, `stuck_at` (PHYSICS.md §5, §2).
+/// \brief Static per-device policies (weights stage): `variation`, `drift`, `stuck_at` (docs/physics.md).
 ///
 /// Each draws one state per device (per weight of an `in`×`out` tile, row-major Out×In like
 /// `weight_data()`) in `prepare(in, out, rng&)`, called once by the layer after it drew its
@@ -66,12 +67,12 @@ struct variation {
 };
 
 /// \brief Conductance drift of phase-change memory: w(t) = w₀·(t/t₀)^(−ν), ν ~ N(ν_mean, ν_std)
-/// per device, truncated at 0 (PHYSICS.md §2; Nandakumar et al. 2019). Weights stage + time stage.
+/// per device, truncated at 0 (docs/physics.md; Nandakumar et al. 2019). Weights stage + time stage.
 ///
 /// `t` is the time since programming in seconds, set by `at_time` (or `noise::set_time(net, t)`);
 /// drift starts at the reference read t₀: for t ≤ t₀ the weights are the programmed ones.
 /// With `compensate`, a global drift compensation rescales the tile by Σ|w₀|/Σ|w(t)| (the
-/// ratio of a reference read at t₀ to one at t, PHYSICS.md §2), which removes the mean decay.
+/// ratio of a reference read at t₀ to one at t, docs/physics.md), which removes the mean decay.
 struct drift {
   static constexpr const char* name = "drift";
   double nu_mean = 0.05;    ///< mean drift exponent (dimensionless; PCM ≈ 0.05)
@@ -140,7 +141,7 @@ struct drift {
 
 /// \brief Stuck devices: a fraction of the devices no longer respond to programming. Weights stage.
 ///
-/// Mapping to weights (a weight is a differential pair w = (G⁺ − G⁻)/g_ref, PHYSICS.md §2):
+/// Mapping to weights (a weight is a differential pair w = (G⁺ − G⁻)/g_ref, docs/physics.md):
 /// a device stuck at g_min (open, never sets) leaves its pair unable to hold a difference, so
 /// the weight reads **0**; a device stuck at g_max (shorted / stuck-SET) pins its side of the
 /// pair at full conductance while the other side is at most g_max too, so the weight reads the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Static read-out mismatch (`noise::column_gain`) and the `crossbar_variation` mismatch
 /// that physics-aware training is judged on (issue 8 / pnn-bench).

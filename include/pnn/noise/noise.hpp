@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: MIT
 /// \file
-/// \brief All noise policies of `pnn::noise` (PHYSICS.md §5) in one include.
+/// \brief All noise policies of `pnn::noise` (docs/physics.md, "Noise policies") in one include.
 ///
 /// | policy             | stages                  | header          |
 /// |--------------------|-------------------------|-----------------|

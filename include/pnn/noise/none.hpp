@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `noise::none` and the stage hooks a noise policy may provide.
 ///
 /// A noise policy describes how a physical computation deviates from the ideal one, at the
-/// stages where hardware deviates (PHYSICS.md §5). Each stage is an optional member; a layer
+/// stages where hardware deviates (docs/physics.md). Each stage is an optional member; a layer
 /// calls only the hooks its policy has (`if constexpr`), so a missing stage costs nothing.
 ///
 /// | stage           | hook                                   | when                         |

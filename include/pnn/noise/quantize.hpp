@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: MIT
 /// \file
-/// \brief Uniform quantisers (symmetric and unipolar) and clippers: the DAC/ADC of PHYSICS.md §5.
+/// \brief Uniform quantisers (symmetric and unipolar) and clippers: the DAC/ADC of docs/physics.md.
 ///
 /// One definition of quantisation for the whole library, shared by the `dac`/`adc` noise
-/// policies and by the periphery of substrates (crossbar DAC/ADC, PHYSICS.md §2):
+/// policies and by the periphery of substrates (crossbar DAC/ADC, docs/physics.md, "Periphery"):
 ///
 /// * symmetric, range `[−b, b]`: `q(x) = Δ·round(clip(x, −b, b)/Δ)`, `Δ = b/(2^(bits−1) − 1)`;
 ///   the grid keeps zero and is odd-symmetric, so it has **2^bits − 1 levels** (one code of a
@@ -97,7 +98,7 @@ T unipolar_step(T bound, unsigned bits) {
 }
 
 /// \brief Symmetric uniform quantiser q(x) = Δ·round(clip(x, −b, b)/Δ), Δ = b/(2^(bits−1) − 1):
-/// 2^bits − 1 levels including zero (PHYSICS.md §5). Straight-through in backward passes.
+/// 2^bits − 1 levels including zero (docs/physics.md). Straight-through in backward passes.
 /// \pre 1 <= bits <= 24; bound > 0 and finite (else `pnn::error`).
 template <class T>
 T quantize_symmetric(T x, std::type_identity_t<T> bound, unsigned bits) {

@@ -1,6 +1,7 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Read-out noise policies (output stage): `gaussian_read`, `multiplicative`, `shot`,
-/// `thermal`, `saturation` (PHYSICS.md §5).
+/// `thermal`, `saturation` (docs/physics.md, "Noise policies").
 ///
 /// Each acts on the analogue read-out `y = W x` of a layer, before the bias is added, and is
 /// drawn anew on every read (dynamic noise). All randomness comes from the `rng` the layer
@@ -19,7 +20,7 @@
 #include <pnn/core/rng.hpp>
 #include <pnn/noise/none.hpp>
 #include <pnn/noise/stages.hpp>
-#include <pnn/nn/activation.hpp>
+#include <pnn/simd/math.hpp>
 #include <pnn/simd/blas.hpp>
 #include <pnn/simd/random.hpp>
 
@@ -45,7 +46,7 @@ inline constexpr double speed_of_light = 299792458.0;
 /// \brief Additive Gaussian read noise `y + σ·full_scale·ε`, ε ~ N(0, 1), per output and read.
 ///
 /// The usual lumped model of analogue read-out noise (aihwkit's `out_noise`, 0.06 of a unit
-/// output; PHYSICS.md §2, §5). Output stage.
+/// output; docs/physics.md, "Periphery"). Output stage.
 struct gaussian_read {
   static constexpr const char* name = "gaussian_read";
   double sigma = 0.05;      ///< noise standard deviation relative to full scale (typical 0.01–0.1)
@@ -95,7 +96,7 @@ struct multiplicative {
 };
 
 /// \brief Photon shot noise: a read-out of magnitude |y| is `N/k` detected photons, N ~ Poisson(k|y|),
-/// with k = `photons_per_unit` = P τ η / (h ν) photons for |y| = 1 (PHYSICS.md §5).
+/// with k = `photons_per_unit` = P τ η / (h ν) photons for |y| = 1 (docs/physics.md).
 ///
 /// Relative noise 1/√N. The sign of y is kept (a balanced or coherent detector reports signed
 /// values; the count statistics are those of the magnitude). For a mean count ≥
@@ -154,7 +155,7 @@ struct shot {
 };
 
 /// \brief Johnson–Nyquist (thermal) noise of the detector's load: current noise σ_I² = 4 k_B T B / R_L,
-/// converted to output units by the read-out gain: `y + gain·σ_I·ε` (PHYSICS.md §5). Output stage.
+/// converted to output units by the read-out gain: `y + gain·σ_I·ε` (docs/physics.md). Output stage.
 ///
 /// Defaults: room temperature, 1 GHz detection bandwidth, 50 Ω load (σ_I ≈ 0.58 µA), and a gain
 /// of 10⁴ output units per ampere (a read-out of 1 = 100 µA), so σ ≈ 0.0058 output units.

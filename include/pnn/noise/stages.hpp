@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Concepts for the static and time hooks of noise policies, and network-wide helpers.
 ///

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `physics::black_box<F>`: a substrate whose forward pass is any user callable — a
 /// simulator, or a routine that drives and measures real hardware.

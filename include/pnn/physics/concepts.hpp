@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Concepts for substrates: what a physical layer must offer to be read and trained.
 ///

@@ -1,6 +1,7 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `physics::crossbar<Device>`: a memristive crossbar read through its periphery (DAC,
-/// output noise, ADC, noise and bound management) and programmed with pulses (PHYSICS.md §2).
+/// output noise, ADC, noise and bound management) and programmed with pulses (docs/physics.md).
 ///
 /// Weights are in normalised units (aihwkit's convention): each `w` is a differential pair
 /// `w = (G⁺ − G⁻)/g_ref`, `G± ∈ [g_min, g_max]`, `g_ref = (g_max − g_min)/w_range` where
@@ -295,8 +296,8 @@ struct crossbar {
       return {ce[0], ce[1], ce[2], ce[3]};
     }
 
-    /// Programs the current weights onto PCM conductance pairs for inference (PHYSICS.md §2,
-    /// "Inference-time noise"); reads then use the programmed weights at time `t₀`.
+    /// Programs the current weights onto PCM conductance pairs for inference (docs/physics.md,
+    /// "PCM inference"); reads then use the programmed weights at time `t₀`.
     void program_inference(const pcm_inference_params& p, rng& g) { inference_.program(weight_.data(), weight_.size(), p, g); }
     /// Evaluates the programmed tile `seconds` after programming (drift, 1/f read noise,
     /// drift compensation). \pre `program_inference` was called.

@@ -1,6 +1,7 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Resistive-device update models (`physics::devices`): how one programming pulse moves a
-/// crossbar weight, with device-to-device and cycle-to-cycle variation (PHYSICS.md §2).
+/// crossbar weight, with device-to-device and cycle-to-cycle variation (docs/physics.md).
 ///
 /// A crossbar asks for `ΔW`; the device decides what happens. Weights are in normalised units
 /// `w` (aihwkit's convention): a pulse moves `w` up or down by a step whose size depends on the
@@ -43,7 +44,7 @@ struct constant {
 };
 
 /// Steps shrinking linearly towards the bounds: up `Δw_up(1 − γ_up w/b_max)`, down
-/// `Δw_down(1 − γ_down w/b_min)`, i.e. PHYSICS.md's `s_d w + Δw_d` with `s_up = −γ_up Δw_up/b_max`
+/// `Δw_down(1 − γ_down w/b_min)`, i.e. docs/physics.md's `s_d w + Δw_d` with `s_up = −γ_up Δw_up/b_max`
 /// (aihwkit LinearStep, `ls_decrease_up/down`). γ = 1 is soft bounds.
 struct linear {
   static constexpr const char* name = "linear_step";

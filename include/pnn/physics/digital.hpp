@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `physics::digital`: the ideal reference substrate, `y = W x` computed exactly.
 ///
-/// The substrate every other one is compared against and the default digital twin (PHYSICS.md
-/// §1). Its tile owns the weights `W` (Out × In, row-major) and the bias `b`; a read is one GEMM
+/// The substrate every other one is compared against and the default digital twin (docs/physics.md,
+/// "Digital"). Its tile owns the weights `W` (Out × In, row-major) and the bias `b`; a read is one GEMM
 /// through our kernels and programming subtracts the update exactly.
 #pragma once
 

@@ -1,10 +1,11 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief One Mach–Zehnder interferometer: 2×2 transfer matrices, the phase convention as a
-/// policy, imperfect couplers, and the adjoint phase-gradient formulas (PHYSICS.md §3).
+/// policy, imperfect couplers, and the adjoint phase-gradient formulas (docs/physics.md, "MZI").
 ///
 /// An MZI is two directional couplers `B` around an internal phase shifter `θ` on the top arm,
 /// with an external phase shifter `φ` on the top arm of one side. Which side is a convention:
-/// `mzi::phase_out` (the default, PHYSICS.md and neuroptica: `T = Φ(φ) B Θ(θ) B`, `φ` after the
+/// `mzi::phase_out` (the default, docs/physics.md and neuroptica: `T = Φ(φ) B Θ(θ) B`, `φ` after the
 /// MZI) or `mzi::phase_in` (Clements et al. 2016: `T = B Θ(θ) B Φ(φ)`, `φ` before it). The two
 /// are transposes of each other, which is what lets one decomposition serve both.
 #pragma once
@@ -47,7 +48,7 @@ struct mat2 {
 /// Phase shifter `diag(e^{iφ}, 1)` on the top arm.
 [[nodiscard]] inline mat2 top_phase(double phi) noexcept { return {std::polar(1.0, phi), 0.0, 0.0, 1.0}; }
 
-/// Convention `T = Φ(φ) B Θ(θ) B`: external phase on the output's top arm (PHYSICS.md §3,
+/// Convention `T = Φ(φ) B Θ(θ) B`: external phase on the output's top arm (docs/physics.md, "MZI",
 /// neuroptica). Universal meshes then need their phase screen at the *input*.
 struct phase_out {
   static constexpr const char* name = "phase_out";
@@ -69,7 +70,7 @@ concept convention = requires {
 };
 static_assert(convention<phase_out> && convention<phase_in>);
 
-/// The default convention (PHYSICS.md §3).
+/// The default convention (docs/physics.md, "MZI").
 using default_convention = phase_out;
 
 /// Transfer matrix of one MZI as the product of its parts, with coupler errors `eps_in`

@@ -1,7 +1,8 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief MZI meshes: Clements and Reck unitary meshes with decomposition, Haar initialisation,
 /// reciprocal propagation and adjoint phase gradients; and `physics::mzi_mesh`, the photonic
-/// substrate realising `W = U Σ V†` (PHYSICS.md §3).
+/// substrate realising `W = U Σ V†` (docs/physics.md, "Weight tiles").
 ///
 /// A `unitary_mesh` of N modes holds N(N−1)/2 MZIs in a Clements rectangle or a Reck triangle
 /// and a phase screen of N shifters. With the default `mzi::phase_out` convention the external
@@ -1118,7 +1119,7 @@ struct basic_mzi_mesh {
   };
 };
 
-/// The photonic substrate in single precision with the PHYSICS.md convention.
+/// The photonic substrate in single precision with the convention of docs/physics.md, "MZI".
 using mzi_mesh = basic_mzi_mesh<float>;
 
 static_assert(substrate<mzi_mesh> && transposed_readable<mzi_mesh>);

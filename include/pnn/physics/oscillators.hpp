@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `physics::coupled_oscillators`: a chain of coupled Duffing oscillators as a
 /// black-box layer — the example physical system of physics-aware training (Wright et al.,

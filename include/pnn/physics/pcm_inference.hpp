@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Inference-time PCM model: programming noise, conductance drift, 1/f read noise and
 /// global drift compensation of a crossbar programmed once and read many times.
 ///
-/// After aihwkit's `inference/noise/pcm.py` (Nandakumar et al. 2019; PHYSICS.md §2), with
+/// After aihwkit's `inference/noise/pcm.py` (Nandakumar et al. 2019; docs/physics.md), with
 /// `ĝ = g/g_max`, `g_max = 25 µS`: a trained weight matrix is mapped onto pairs
 /// `w = (G⁺ − G⁻)·max|W|/g_max` (the largest weight uses the full range), each device is
 /// programmed with noise `σ_prog(ĝ) = (g_max/25)(0.26348 + 1.9650ĝ − 1.1731ĝ²)` µS, draws its own

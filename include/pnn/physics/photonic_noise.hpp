@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: MIT
 /// \file
-/// \brief Imperfections of photonic meshes (PHYSICS.md §3): coupler splitting error, static
+/// \brief Imperfections of photonic meshes (docs/physics.md): coupler splitting error, static
 /// phase error, phase noise per call, thermal crosstalk, insertion loss, heater DAC
 /// quantisation; and the photodetector's shot and thermal noise.
 ///

@@ -1,10 +1,11 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `physics::resistor_network`: a linear resistor network that settles into the state of
 /// least dissipated power, the substrate of coupled learning (Stern et al., PRX 2021).
 ///
 /// A graph of edges with conductances `k_e` (µS). Voltages (V) are imposed on the source
 /// (input) nodes and ground nodes (0 V); the remaining free nodes, among them the outputs, settle
-/// where the dissipated power `P = ½ Σ_e k_e (ΔV_e)²` is least (PHYSICS.md §4), i.e. where the
+/// where the dissipated power `P = ½ Σ_e k_e (ΔV_e)²` is least (docs/physics.md), i.e. where the
 /// weighted-Laplacian system `L_ff V_f = −L_fs V_s` holds. The clamped state of coupled learning
 /// also holds the outputs and solves the same system over the remaining nodes. Both systems are
 /// symmetric positive definite when every free node is connected to a held node; they are

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Instruction-set selection and the one place that spells xsimd's API.
 ///
@@ -22,7 +23,20 @@
 #endif
 
 #if !defined(PNN_NO_SIMD)
+// GCC 12's AVX-512 intrinsics initialise their "undefined" registers from themselves
+// (`__m512 __Y = __Y;` in avx512fintrin.h), which -Wmaybe-uninitialized and -Wuninitialized
+// report wherever xsimd's math (exp, tanh, ...) is inlined: GCC bug 105593, fixed in GCC 13.
+// GCC 12 looks up the diagnostic state along the inlining chain, so silencing the two warnings
+// around xsimd's definitions alone keeps them on for every line of ours and of our users'.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <xsimd/xsimd.hpp>
+#pragma GCC diagnostic pop
+#else
+#include <xsimd/xsimd.hpp>
+#endif
 #endif
 
 namespace pnn::simd {

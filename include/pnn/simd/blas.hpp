@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Vector and matrix-vector kernels (BLAS levels 1 and 2) and fused element-wise maps.
 ///

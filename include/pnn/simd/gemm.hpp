@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Row-major matrix products (GEMM), packed and register-blocked, for any `Arch`.
 ///

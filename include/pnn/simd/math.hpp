@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Element-wise math on packs: the same spelling for xsimd batches and our scalar pack.
 ///

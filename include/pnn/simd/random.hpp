@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Vectorised bulk sampling over a `pnn::rng` stream: uniform, normal, Rademacher,
 /// Bernoulli and Poisson fills, with the Philox rounds themselves run eight blocks at a time.

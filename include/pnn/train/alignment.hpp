@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Gradient-alignment diagnostics: per-layer angle between a rule's estimate and
 /// backprop's, and an epoch callback that logs it during training.

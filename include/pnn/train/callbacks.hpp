@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Epoch callbacks: CSV and JSON metrics logs (rewritten atomically) and early stopping.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `pnn::train` and `pnn::evaluate`: the training loop, metrics and callbacks.
 ///

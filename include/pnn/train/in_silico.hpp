@@ -1,6 +1,7 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief In-silico training: train a digital twin, program its weights onto the physical
-/// network, evaluate there (RULES.md, "Backprop and the in-silico workflow").
+/// network, evaluate there (docs/rules.md, "Backprop and the in-silico workflow").
 ///
 /// Fast, and blind to the sim-to-real gap: whatever the physical network does differently from
 /// the twin (variation, noise, nonlinearity) shows up only at deployment. It is the baseline

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief Learned digital twins: an MLP surrogate of a black-box layer fitted from measured
 /// (input, parameter) → output pairs, and `surrogate_twin`, which physics-aware training

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `pnn::check_gradients`: compares backprop with central finite differences.
 ///
