@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /// \file
 /// \brief `pnn::dense<In, Out, Substrate, Noise, Activation>`: one physical layer.
 ///
@@ -72,7 +73,8 @@ class dense {
     tile.resize(in, out);
     if constexpr (dense_tile<tile_type>) {
       using T = value_type;
-      const double fan = std::is_same_v<Activation, act::relu> ? double(in) : 0.5 * double(in + out);
+      // √(3/fan): Glorot's √(6/(in+out)) with fan = (in+out)/2, He's √(6/in) with fan = in/2.
+      const double fan = std::is_same_v<Activation, act::relu> ? 0.5 * double(in) : 0.5 * double(in + out);
       const T limit = static_cast<T>(std::sqrt(3.0 / fan));
       T* w = tile.weight_data();
       for (std::size_t i = 0; i < in * out; ++i) w[i] = static_cast<T>((2 * g.uniform_double() - 1)) * limit;
