@@ -361,6 +361,14 @@ TEST_CASE("bad crossbar parameters are rejected at set_params, leaving the tile 
   bad([](auto& p) { p.device.dw_min_dtod = -0.3f; }, ">= 0");
   bad([](auto& p) { p.device.law.refresh_threshold = 1.5f; }, "refresh_threshold");
   bad([](auto& p) { p.desired_bl = 0; }, "desired_bl");
+  bad([](auto& p) { p.forward.inp_bound = 0.5f; }, "abs-max noise management needs inp_bound = 1");
+  bad([](auto& p) { p.forward.max_bound_iterations = 0; }, "max_bound_iterations in [1, 20]");
+  bad([](auto& p) { p.forward.max_bound_iterations = 100; }, "max_bound_iterations in [1, 20]");
+  // Without noise management any positive DAC range is a valid design.
+  xbar::params ranged;
+  ranged.forward.noise_management = physics::io_noise_management::none;
+  ranged.forward.inp_bound = 0.5f;
+  CHECK_NOTHROW(t.set_params(ranged));
   xbar::params neg;
   neg.g_max = -1.0f;
   using tile_t = xbar::tile<dynamic, dynamic>;

@@ -5,9 +5,11 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include <pnn/pnn.hpp>
+#include <pnn/learn/coupled_learning.hpp>
 #include <pnn/learn/equilibrium_propagation.hpp>
 
 using namespace pnn;
@@ -279,6 +281,9 @@ TEST_CASE("EP rejects bad parameters and a diverging relaxation before changing 
   CHECK_THROWS_AS(ep_t({.nudged_steps = 0}), pnn::error);
   CHECK_THROWS_AS(ep_t({.epsilon = 0}), pnn::error);
   CHECK_THROWS_AS(ep_t({.epsilon = -1}), pnn::error);
+  // +inf would end every phase after one step: no relaxation, silently.
+  CHECK_THROWS_WITH(ep_t({.tolerance = std::numeric_limits<double>::infinity()}), Catch::Contains("finite"));
+  CHECK_THROWS_AS(learn::coupled_learning<>({.tolerance = std::numeric_limits<double>::infinity()}), pnn::error);
   CHECK_THROWS_AS(ep_t({.estimator = learn::ep_estimator::holomorphic, .holomorphic_points = 1}), pnn::error);
 
   auto net = energy_net({4, 5, 2}, seed{1});

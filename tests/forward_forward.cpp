@@ -198,5 +198,8 @@ TEST_CASE("forward_forward: bad parameters are rejected before any change", "[fo
   rng g(1);
   CHECK_THROWS_AS((learn::forward_forward<>{{.sharpness = 0}}.step(net, x, t, loss::mse{}, g)), pnn::error);
   CHECK_THROWS_AS((learn::forward_forward<>{{.num_classes = 7}}.step(net, x, t, loss::mse{}, g)), pnn::error);
+  // A fixed layer that does not exist would silently leave every layer trainable.
+  CHECK_THROWS_WITH((learn::forward_forward<>{{.num_classes = 3, .fixed_layers = {3}}}.step(net, x, t, loss::mse{}, g)),
+                    Catch::Contains("fixed_layers names layer 3 of a 3-layer network"));
   CHECK(layer<0>(net).tile.weight_data()[0] == w0);
 }

@@ -105,6 +105,26 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--ep-average 6", "--ep-average must be a whole number");
   check("--ep-average 2.5", "--ep-average must be a whole number");
   check("--ep-update random", "--ep-update");
+  // Every numeric flag is range-checked: a negative value must not wrap into a huge count.
+  check("--epochs -1", "--epochs: '-1' must be a whole number in [1, 100000]");
+  check("--epochs 0", "--epochs: '0' must be a whole number");
+  check("--epochs 2.5", "--epochs: '2.5' must be a whole number");
+  check("--batch -5", "--batch: '-5' must be a whole number in [1, 1000000]");
+  check("--batch 0", "--batch: '0' must be a whole number");
+  check("--train-limit -3", "--train-limit: '-3' must be a whole number in [0, 1000000000]");
+  check("--seed -1", "--seed: '-1' must be a whole number");
+  check("--seed 0.5", "--seed: '0.5' must be a whole number");
+  check("--threads 0", "--threads: '0' must be a whole number in [1, 1024]");
+  check("--threads -2", "--threads: '-2' must be a whole number");
+  check("--hidden -4", "--hidden: '-4' must be a whole number in [1, 100000]");
+  check("--hidden 16,0", "--hidden: '0' must be a whole number");
+  check("--hidden 2.5", "--hidden: '2.5' must be a whole number");
+  check("--ep-beta nan", "--ep-beta: 'nan' is not a number");
+  check("--ep-noise inf", "--ep-noise: 'inf' is not a number");
+  check("--sweep read_noise=0.01,-0.1", "--sweep read_noise: '-0.1' must be non-negative");
+  check("--sweep variation=-1", "--sweep variation: '-1' must be non-negative");
+  check("--sweep dac_bits=4,0", "--sweep dac_bits: '0' must be a whole number in [1, 24]");
+  check("--sweep adc_bits=3.5", "--sweep adc_bits: '3.5' must be a whole number in [1, 24]");
 }
 
 TEST_CASE("pnn-bench runs the energy-based rules with neuron noise and the prototypical setting",

@@ -101,6 +101,14 @@ std::string fmt(const char* f, double v) {
   return b;
 }
 
+// A whole number in [lo, hi]. A negative value must not wrap around into a huge count.
+std::size_t parse_count(const std::string& s, const std::string& what, double lo, double hi) {
+  const double v = parse_number(s, what);
+  if (v != std::floor(v) || v < lo || v > hi)
+    throw usage_error(what + ": '" + s + "' must be a whole number in [" + fmt("%.0f", lo) + ", " + fmt("%.0f", hi) + "]");
+  return static_cast<std::size_t>(v);
+}
+
 std::string markdown_table(const std::vector<result>& rows) {
   std::string s =
       "| rule | substrate | noise | epochs | test accuracy | train time | samples/s | alignment angle |\n"
@@ -241,13 +249,11 @@ int run(int argc, char** argv) {
   std::optional<std::string> sweep_param;
   std::vector<double> sweep_values;
   try {
-    cfg.epochs = static_cast<std::size_t>(parse_number(epochs_s, "--epochs"));
-    cfg.batch = static_cast<std::size_t>(parse_number(batch_s, "--batch"));
-    cfg.train_limit = static_cast<std::size_t>(parse_number(limit_s, "--train-limit"));
-    cfg.seed = static_cast<std::uint64_t>(parse_number(seed_s, "--seed"));
-    cfg.threads = static_cast<std::size_t>(parse_number(threads_s, "--threads"));
-    if (cfg.epochs == 0 || cfg.batch == 0 || cfg.threads == 0)
-      throw usage_error("--epochs, --batch and --threads must be positive");
+    cfg.epochs = parse_count(epochs_s, "--epochs", 1, 1e5);
+    cfg.batch = parse_count(batch_s, "--batch", 1, 1e6);
+    cfg.train_limit = parse_count(limit_s, "--train-limit", 0, 1e9);
+    cfg.seed = parse_count(seed_s, "--seed", 0, 9007199254740992.0);  // 2^53: every value exact
+    cfg.threads = parse_count(threads_s, "--threads", 1, 1024);
     cfg.ep_beta = parse_number(ep_beta_s, "--ep-beta");
     cfg.ep_noise = parse_number(ep_noise_s, "--ep-noise");
     const double ep_average = parse_number(ep_average_s, "--ep-average");
@@ -257,11 +263,7 @@ int run(int argc, char** argv) {
       throw usage_error("--ep-average must be a whole number between 1 and the nudged steps (10; alternating: 5)");
     cfg.ep_average = static_cast<std::size_t>(ep_average);
     cfg.hidden.clear();
-    for (const auto& h : split_list(hidden)) {
-      const double v = parse_number(h, "--hidden");
-      if (v < 1) throw usage_error("--hidden: sizes must be positive");
-      cfg.hidden.push_back(static_cast<std::size_t>(v));
-    }
+    for (const auto& h : split_list(hidden)) cfg.hidden.push_back(parse_count(h, "--hidden", 1, 1e5));
     if (cfg.hidden.empty() || cfg.hidden.size() > 2) throw usage_error("--hidden: give one or two hidden sizes");
     cfg.rules = rules == "all" ? std::vector<std::string>{} : split_list(rules);
     if (rules == "all")
@@ -282,7 +284,17 @@ int run(int argc, char** argv) {
       static const std::vector<std::string> params{"read_noise", "variation", "dac_bits", "adc_bits"};
       if (std::find(params.begin(), params.end(), *sweep_param) == params.end())
         throw usage_error("--sweep: unknown parameter '" + *sweep_param + "'");
-      for (const auto& v : split_list(sweep_spec.substr(eq + 1))) sweep_values.push_back(parse_number(v, "--sweep"));
+      const bool bits = *sweep_param == "dac_bits" || *sweep_param == "adc_bits";
+      for (const auto& v : split_list(sweep_spec.substr(eq + 1))) {
+        // Every value is checked here, so a bad one stops the run instead of becoming a skipped row.
+        if (bits) {
+          sweep_values.push_back(double(parse_count(v, "--sweep " + *sweep_param, 1, 24)));
+        } else {
+          const double x = parse_number(v, "--sweep " + *sweep_param);
+          if (x < 0) throw usage_error("--sweep " + *sweep_param + ": '" + v + "' must be non-negative");
+          sweep_values.push_back(x);
+        }
+      }
       if (sweep_values.empty()) throw usage_error("--sweep: no values");
     }
   } catch (const usage_error& e) {

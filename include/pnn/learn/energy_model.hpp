@@ -765,7 +765,9 @@ inline void check_relaxation_params(const char* rule, std::size_t free_steps, st
   if (!(epsilon > 0) || !std::isfinite(epsilon))
     throw_error(std::string(rule) + ": epsilon (the relaxation step) must be positive and finite, got " +
                 std::to_string(epsilon));
-  if (!(tolerance >= 0)) throw_error(std::string(rule) + ": tolerance must be non-negative");
+  // +inf would stop every phase after one step: no relaxation at all, silently.
+  if (!(tolerance >= 0) || !std::isfinite(tolerance))
+    throw_error(std::string(rule) + ": tolerance must be non-negative and finite");
 }
 
 }  // namespace energy_detail

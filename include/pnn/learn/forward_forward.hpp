@@ -245,6 +245,12 @@ class forward_forward {
     });
   }
 
+  [[gnu::cold, gnu::noinline]] static void bad_fixed_layer(std::size_t i, std::size_t layers) {
+    std::string m("learn::forward_forward: fixed_layers names layer ");
+    m.append(std::to_string(i)).append(" of a ").append(std::to_string(layers)).append("-layer network");
+    throw_error(m);
+  }
+
   static double softplus(double z) noexcept { return z > 30 ? z : std::log1p(std::exp(z)); }
   static double logistic(double z) noexcept { return 1.0 / (1.0 + std::exp(-z)); }
 
@@ -255,6 +261,9 @@ class forward_forward {
     PNN_EXPECTS(params_.sharpness > 0 && std::isfinite(params_.sharpness),
                 "learn::forward_forward: sharpness must be > 0");
     PNN_EXPECTS(std::isfinite(params_.threshold), "learn::forward_forward: threshold must be finite");
+    // A fixed layer that does not exist would silently train every layer.
+    for (std::size_t i : params_.fixed_layers)
+      if (i >= Net::num_layers) bad_fixed_layer(i, Net::num_layers);
     const std::size_t n = b.n, in = net.input_size(), kt = net.output_size();
     const std::size_t k = classes(net);
     // Positive rows 0…n−1, negative rows n…2n−1.

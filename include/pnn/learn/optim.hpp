@@ -13,12 +13,24 @@
 #include <cmath>
 #include <cstddef>
 #include <numbers>
+#include <string>
 #include <vector>
 
+#include <pnn/core/error.hpp>
 #include <pnn/nn/gradients.hpp>
 #include <pnn/physics/concepts.hpp>
 
 namespace pnn::optim {
+
+namespace detail {
+/// Throws `pnn::error("<owner>: <what>")`. Out of line and cold: parameter checks run on every
+/// step, and GCC 12 misreads an inlined `std::string` concatenation as out of bounds.
+[[gnu::cold, gnu::noinline]] inline void parameter_error(const char* owner, const char* what) {
+  std::string m(owner);
+  m.append(": ").append(what);
+  throw_error(m);
+}
+}  // namespace detail
 
 /// Learning-rate schedule: the factor multiplying η at a given step.
 struct schedule {
@@ -28,6 +40,18 @@ struct schedule {
   double min_factor = 0.0;      ///< cosine floor
   double gamma = 1.0;           ///< exponential: factor per `step_size` steps
   std::size_t step_size = 1;
+
+  /// Rejects a schedule that cannot mean what it says (a cosine over zero steps, a floor outside
+  /// [0, 1], a non-positive decay factor, a zero step size) with a `pnn::error`.
+  void validate(const char* owner) const {
+    if (type == kind::cosine && total_steps == 0)
+      detail::parameter_error(owner, "lr_schedule: cosine needs total_steps > 0");
+    if (!(min_factor >= 0 && min_factor <= 1)) detail::parameter_error(owner, "lr_schedule: min_factor must be in [0, 1]");
+    if (type == kind::exponential && !(gamma > 0 && std::isfinite(gamma)))
+      detail::parameter_error(owner, "lr_schedule: gamma must be positive and finite");
+    if (type == kind::exponential && step_size == 0)
+      detail::parameter_error(owner, "lr_schedule: step_size must be positive");
+  }
 
   /// Multiplier of the base learning rate at `step` (0-based).
   [[nodiscard]] double factor(std::size_t step) const noexcept {
@@ -47,6 +71,16 @@ struct schedule {
 };
 
 namespace detail {
+/// Rejects a learning rate (global or per layer) or weight decay that is negative or not finite.
+inline void check_rates(const char* owner, float learning_rate, float weight_decay,
+                        const std::vector<float>& layer_learning_rates) {
+  auto ok = [](float v) { return v >= 0.0f && std::isfinite(v); };
+  if (!ok(learning_rate)) parameter_error(owner, "learning_rate must be non-negative and finite");
+  if (!ok(weight_decay)) parameter_error(owner, "weight_decay must be non-negative and finite");
+  for (float v : layer_learning_rates)
+    if (!ok(v)) parameter_error(owner, "layer_learning_rates must be non-negative and finite");
+}
+
 /// Base learning rate of layer `i`: a per-layer value when given, else the global one.
 inline double layer_rate(float global, const std::vector<float>& per_layer, std::size_t i) {
   return i < per_layer.size() ? double(per_layer[i]) : double(global);
@@ -82,6 +116,12 @@ struct sgd {
   /// factored (no weight decay): rules may then defer forming the dense update.
   [[nodiscard]] bool keeps_factors() const noexcept { return weight_decay == 0.0f; }
 
+  /// \pre learning rates and weight decay ≥ 0 and finite; a valid schedule (else `pnn::error`).
+  void validate() const {
+    detail::check_rates("optim::sgd", learning_rate, weight_decay, layer_learning_rates);
+    lr_schedule.validate("optim::sgd");
+  }
+
   /// Rewrites the estimate `g` into the update to subtract.
   template <class Net>
   void apply(gradients<Net>& g, state<Net>& s, const Net& net) const {
@@ -109,6 +149,13 @@ struct momentum {
     gradients<Net> velocity{};
     bool ready = false;
   };
+
+  /// \pre as `sgd`, and `momentum` ∈ [0, 1) (at 1 the velocity never forgets; above, it grows).
+  void validate() const {
+    detail::check_rates("optim::momentum", learning_rate, weight_decay, layer_learning_rates);
+    if (!(momentum >= 0.0f && momentum < 1.0f)) detail::parameter_error("optim::momentum", "momentum must be in [0, 1)");
+    lr_schedule.validate("optim::momentum");
+  }
 
   template <class Net>
   void apply(gradients<Net>& g, state<Net>& s, const Net& net) const {
@@ -152,6 +199,17 @@ struct adam {
     gradients<Net> m{}, v{};
     bool ready = false;
   };
+
+  /// \pre as `sgd`, `beta1`, `beta2` ∈ [0, 1) (the bias corrections divide by 1 − βᵏ) and
+  /// `epsilon` > 0 and finite.
+  void validate() const {
+    detail::check_rates("optim::adam", learning_rate, weight_decay, layer_learning_rates);
+    if (!(beta1 >= 0.0f && beta1 < 1.0f) || !(beta2 >= 0.0f && beta2 < 1.0f))
+      detail::parameter_error("optim::adam", "beta1 and beta2 must be in [0, 1)");
+    if (!(epsilon > 0.0f && std::isfinite(epsilon)))
+      detail::parameter_error("optim::adam", "epsilon must be positive and finite");
+    lr_schedule.validate("optim::adam");
+  }
 
   template <class Net>
   void apply(gradients<Net>& g, state<Net>& s, const Net& net) const {

@@ -54,6 +54,15 @@ struct spsa_gain {
     std::size_t step = 0;
   };
 
+  /// \pre `a`, `stability`, `weight_decay` ≥ 0 and finite; `alpha` > 0 and finite (else `pnn::error`).
+  void validate() const {
+    auto ok = [](float v) { return v >= 0.0f && std::isfinite(v); };
+    if (!ok(a) || !ok(stability) || !ok(weight_decay))
+      detail::parameter_error("optim::spsa_gain", "a, stability and weight_decay must be non-negative and finite");
+    if (!(alpha > 0.0f && std::isfinite(alpha)))
+      detail::parameter_error("optim::spsa_gain", "alpha must be positive and finite");
+  }
+
   /// The gain at step `k` (0-based).
   [[nodiscard]] double gain(std::size_t k) const noexcept {
     return double(a) / std::pow(double(k) + 1.0 + double(stability), double(alpha));

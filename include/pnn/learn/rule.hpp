@@ -157,10 +157,13 @@ void defer_dense_updates(Grad& g, const Net& net, const Optimizer& opt, bool pro
   });
 }
 
-/// The end of every rule's `step`: shape the estimate with the optimiser, reject a non-finite
-/// update, and program it onto the substrates (write noise from `g.split(golden ratio)`).
+/// The end of every rule's `step`: check the optimiser's parameters, shape the estimate with it,
+/// reject a non-finite update, and program it onto the substrates (write noise from
+/// `g.split(golden ratio)`). A bad parameter throws before the optimiser state or the network
+/// change.
 template <class Net, class Optimizer, class OptState>
 void finish_step(Net& net, gradients<Net>& grad, const Optimizer& opt, OptState& st, rng& g, const char* rule) {
+  if constexpr (requires { opt.validate(); }) opt.validate();
   opt.apply(grad, st, net);
   require_finite_update(grad, rule);
   rng gp = g.split(0x9e3779b97f4a7c15ULL);

@@ -98,6 +98,13 @@ struct io_params {
                 "crossbar io_params: inp_bound and out_bound must be positive and finite");
     PNN_EXPECTS(out_noise >= 0 && w_noise >= 0 && ir_drop >= 0,
                 "crossbar io_params: out_noise, w_noise and ir_drop must be >= 0");
+    // Abs-max noise management divides each input vector by its max |x|, so the DAC sees values
+    // in [−1, 1]: any other range clips (< 1) or wastes levels (> 1) of every vector.
+    PNN_EXPECTS(is_perfect || noise_management != io_noise_management::abs_max || inp_bound == 1.0f,
+                "crossbar io_params: abs-max noise management needs inp_bound = 1");
+    PNN_EXPECTS(is_perfect || bound_management != io_bound_management::iterative ||
+                    (max_bound_iterations >= 1 && max_bound_iterations <= 20),
+                "crossbar io_params: iterative bound management needs max_bound_iterations in [1, 20]");
   }
   /// Ideal periphery: infinite resolution, no noise, no bounds.
   [[nodiscard]] static io_params ideal() noexcept {
