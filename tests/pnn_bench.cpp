@@ -3,7 +3,7 @@
 // documented schema, and bad input gives one clear line, a non-zero exit and no output files.
 #include <catch2/catch.hpp>
 
-#ifdef PNN_BENCH_EXE
+#ifdef PNN_HAVE_BENCH_EXE
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -18,9 +18,16 @@ struct run_result {
   std::string err;
 };
 
+// The tool's path comes from ctest's environment (PNN_BENCH_EXE), not from the compile line;
+// run by hand, the test binary finds the tool beside it in the build tree.
+std::string bench_exe() {
+  if (const char* p = std::getenv("PNN_BENCH_EXE"); p != nullptr && *p != '\0') return p;
+  return (std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / "tools" / "pnn-bench").string();
+}
+
 run_result run_bench(const std::string& args, const std::filesystem::path& dir) {
   const auto err = dir / "stderr.txt";
-  const std::string cmd = std::string(PNN_BENCH_EXE) + " " + args + " > " + (dir / "stdout.txt").string() + " 2> " + err.string();
+  const std::string cmd = bench_exe() + " " + args + " > " + (dir / "stdout.txt").string() + " 2> " + err.string();
   const int status = std::system(cmd.c_str());
   std::ifstream f(err);
   return {status, std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>())};

@@ -94,8 +94,24 @@ using pack = typename detail::pack_of<T, Arch>::type;
 #if defined(PNN_NO_SIMD)
 using default_arch = scalar;
 #else
+namespace detail {
+// xsimd 8.1's AVX512BW `select` names 8- and 16-bit intrinsics in branches that are compiled for
+// every lane width; without optimisation (-O0, a Debug build) GCC defines those intrinsics as
+// casting macros, and the casts of 32-bit batches that xsimd::log reaches do not compile.
+// Unoptimised GCC builds therefore run AVX512DQ's kernels: the same 512-bit registers.
+template <class A>
+struct buildable_arch {
+  using type = A;
+};
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__OPTIMIZE__) && defined(__AVX512BW__)
+template <>
+struct buildable_arch<xsimd::avx512bw> {
+  using type = xsimd::avx512dq;
+};
+#endif
+}  // namespace detail
 using default_arch = std::conditional_t<std::is_same_v<xsimd::default_arch, xsimd::unavailable>, scalar,
-                                        xsimd::default_arch>;
+                                        typename detail::buildable_arch<xsimd::default_arch>::type>;
 #endif
 
 /// True when `Arch` is our scalar fallback.
