@@ -34,6 +34,20 @@ struct step_result {
   std::size_t count = 0;    ///< batch size
 };
 
+/// \brief What `train` and every caller need of a learning rule for network `Net` and loss `Loss`:
+/// `estimate(net, x, target, loss, rng)` returns the update estimate `gradients<Net>` and leaves
+/// the network unchanged; `step(net, x, target, loss, rng)` estimates, applies the rule's
+/// optimiser and programs the result, returning the batch's `step_result`. `x` and `target` are
+/// batches (n × inputs, n × outputs) of the network's value type. Every shipped rule models it
+/// (tests/static/concepts.cpp); a type that does not is rejected by `train` with this concept's
+/// name in the error.
+template <class Rule, class Net, class Loss>
+concept learning_rule = requires(Rule& rule, Net& net, const xt::xtensor<typename Net::value_type, 2>& batch,
+                                 const Loss& loss, rng& g) {
+  { rule.estimate(net, batch, batch, loss, g) } -> std::same_as<gradients<Net>>;
+  { rule.step(net, batch, batch, loss, g) } -> std::convertible_to<step_result>;
+};
+
 /// Programs `update` (to subtract) onto every layer's substrate; layer `i` draws write noise
 /// from `g.split(i)`.
 template <class Net>

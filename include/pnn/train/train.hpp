@@ -140,6 +140,7 @@ evaluation evaluate(const Net& net, const Loss& loss, const data::dataset& set, 
 /// Trains `net` with `rule` on `set` for `opt.epochs` epochs of mini-batches.
 /// \pre `set` matches the network's input and output sizes; `opt.batch > 0`.
 template <class Net, class Rule, class Loss>
+  requires learning_rule<Rule, Net, Loss>
 history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, const train_options& opt = {}) {
   using T = typename Net::value_type;
   if (opt.batch == 0) throw_error("pnn::train: batch must be positive");
