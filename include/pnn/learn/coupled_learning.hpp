@@ -8,8 +8,10 @@
 /// `V_O^C = V_O^F + η (V* − V_O^F)`; local update `Δθ = −(α/η)[∂E/∂θ(s^C) − ∂E/∂θ(s^F)]`
 /// (docs/rules.md). `estimate` returns `ĝ = (1/η)[∂E/∂θ(s^C) − ∂E/∂θ(s^F)]` (batch mean), which
 /// `step` subtracts scaled by the learning rate α.
-/// * On a `physics::resistor_network` (`E` = dissipated power): `Δk_e = (α/η)[(ΔV_e^F)² −
-///   (ΔV_e^C)²]`, clipped at the network's `k_min`; `ĝ_e = (1/η)[(ΔV_e^C)² − (ΔV_e^F)²]`. The
+/// * On a `physics::resistor_network` (`E` = dissipated power `½Σk(ΔV)²`): Stern et al.'s
+///   `Δk_e = (α/η)[(ΔV_e^F)² − (ΔV_e^C)²]`, clipped at the network's `k_min` — twice the general
+///   formula above, since `∂E/∂k_e = ½(ΔV_e)²` (the 2 sits in α);
+///   `ĝ_e = (1/η)[(ΔV_e^C)² − (ΔV_e^F)²]`. The
 ///   cost is the mean squared error; α is the optimiser's `learning_rate` (the update is the local
 ///   rule itself: momentum or Adam state is not used here).
 /// * On a layered `energy_network` whose output layer is `act::hard_sigmoid` (the energy model

@@ -490,6 +490,8 @@ class node_perturbation {
 /// two odd rows is even, so with odd rows only the bias stays O(c²) like central SPSA. Every
 /// perturbation is then on all the time (the physical advantage of multiplexing: no parameter
 /// is ever switched alone), at 2M passes like SPSA. With M = 1 it is exactly central SPSA.
+/// This is code-multiplexed SPSA, not McCaughan et al.'s per-parameter, continuously integrating
+/// scheme (docs/rules.md, "SPSA and multiplexed gradient descent", says how they differ).
 template <class Optimizer = optim::sgd>
 class spsa {
  public:

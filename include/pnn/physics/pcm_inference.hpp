@@ -10,8 +10,10 @@
 /// drift exponent `ν ~ N(μ(ĝ), σ(ĝ))` and drifts as `g(t) = g_prog (t/t₀)^(−ν)` for `t > t₀`;
 /// each evaluation at `t` adds 1/f read noise of relative size
 /// `Q_s(ĝ)·√ln((t + t_r)/(2 t_r))`, `Q_s = min(0.0088/ĝ^0.65, 0.2)`. Global drift compensation
-/// rescales the outputs by `ref(t₀)/ref(t)`, the ratio of one reference read (the array's summed
-/// response `Σ|W|`) right after programming and at `t`.
+/// rescales the outputs by `ref(t₀)/ref(t)`, the ratio of one reference read right after
+/// programming and at `t`; the reference is the total conductance `Σ(G⁺ + G⁻)` of the array (what
+/// driving every row with the same voltage and summing all columns of both polarities measures),
+/// not `Σ|W|`, which would need the two devices of each pair read separately.
 #pragma once
 
 #include <algorithm>
