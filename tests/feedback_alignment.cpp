@@ -350,6 +350,26 @@ TEST_CASE("alignment angles fall well below 90 degrees on a teacher-student task
   CHECK(hist.back().train_loss < 0.5 * hist.front().train_loss);
 }
 
+TEST_CASE("the monitor's mean hidden angle averages every hidden layer, not only the first",
+          "[feedback_alignment][alignment]") {
+  // Two hidden layers, so the mean is over two different angles (with one it restates layer 0).
+  rng gd(17);
+  const auto task = data::teacher_student(256, 5, 4, gd, 8);
+  net3_t net({5, 7, 6, 4}, seed{9});
+  learn::feedback_alignment<> fa{{.optimizer = {.learning_rate = 0.02f}, .feedback_seed = 3}};
+  const auto probe_x = xt::xtensor<double, 2>(xt::cast<double>(task.inputs));
+  const auto probe_t = xt::xtensor<double, 2>(xt::cast<double>(task.targets));
+  const auto hist = train(net, fa, loss::mse{}, task,
+                          {.epochs = 1, .batch = 16, .seed = 2, .progress = progress_mode::never,
+                           .callbacks = {alignment_monitor(net, fa, probe_x, probe_t, loss::mse{})}});
+  const auto& m = hist.back().extra;
+  const double a0 = m.at("alignment_deg_layer0"), a1 = m.at("alignment_deg_layer1");
+  INFO("hidden angles " << a0 << ", " << a1);
+  REQUIRE(std::abs(a0 - a1) > 1.0);
+  CHECK(m.at("alignment_deg_mean_hidden") == Approx(0.5 * (a0 + a1)).epsilon(1e-12));
+  CHECK(m.at("alignment_deg_layer2") < 1e-3);  // the output layer learns as backprop
+}
+
 TEST_CASE("bad input is rejected before anything changes", "[feedback_alignment][errors]") {
   net3_t net({5, 7, 6, 4}, seed{3});
   const auto w0 = weights(net, 0);
