@@ -72,6 +72,7 @@ double max_abs(const layer_gradient<double>& a) {
 // Gaussian read noise on the values driving a read and on its output (a stand-in for any
 // noise policy with both stages).
 struct test_noise {
+  static constexpr unsigned stages = noise::input_stage | noise::output_stage;
   double sigma_in = 0.0;
   double sigma_out = 0.0;
   void input(double* x, std::size_t n, rng& g) const {

@@ -211,6 +211,7 @@ TEST_CASE("perturbative rules restore the parameters exactly and reject bad para
 namespace {
 // Read noise on the outputs of a layer: the physical forward pass is stochastic.
 struct read_noise {
+  static constexpr unsigned stages = noise::output_stage;
   double sd = 0.02;
   template <class T>
   void output(T* y, std::size_t n, rng& g) const {

@@ -28,6 +28,8 @@ template <noise_policy... Ps>
 struct chain {
   static constexpr const char* name = "chain";
   static constexpr std::size_t size = sizeof...(Ps);
+  /// A chain acts at the union of its members' stages.
+  static constexpr unsigned stages = (0u | ... | Ps::stages);
   std::tuple<Ps...> members{};  ///< the policies, applied in this order
 
   /// Member `I`.

@@ -26,6 +26,7 @@ namespace pnn::noise {
 /// \tparam Bits resolution in [1, 24]
 template <unsigned Bits = 7>
 struct dac {
+  static constexpr unsigned stages = input_stage;
   static_assert(valid_quantizer_bits(Bits), "noise::dac<Bits>: Bits must be in [1, 24]");
   static constexpr const char* name = "dac";
   static constexpr unsigned bits = Bits;  ///< resolution
@@ -51,6 +52,7 @@ struct dac {
 /// \tparam Bits resolution in [1, 24]
 template <unsigned Bits = 9>
 struct adc {
+  static constexpr unsigned stages = output_stage;
   static_assert(valid_quantizer_bits(Bits), "noise::adc<Bits>: Bits must be in [1, 24]");
   static constexpr const char* name = "adc";
   static constexpr unsigned bits = Bits;  ///< resolution

@@ -28,6 +28,7 @@ namespace pnn::noise {
 /// \brief Device-to-device variation: w_eff = w·(1 + σ_m ξ) + σ_a ζ with ξ, ζ ~ N(0, 1) drawn
 /// once per device (fabrication spread of gain and offset; typical 1–10 %). Weights stage.
 struct variation {
+  static constexpr unsigned stages = weight_stage | static_stage;
   static constexpr const char* name = "variation";
   double multiplicative = 0.05;  ///< σ_m, relative spread of each device's gain (dimensionless)
   double additive = 0.0;         ///< σ_a, spread of each device's offset (weight units)
@@ -74,6 +75,7 @@ struct variation {
 /// With `compensate`, a global drift compensation rescales the tile by Σ|w₀|/Σ|w(t)| (the
 /// ratio of a reference read at t₀ to one at t, docs/physics.md), which removes the mean decay.
 struct drift {
+  static constexpr unsigned stages = weight_stage | static_stage | time_stage;
   static constexpr const char* name = "drift";
   double nu_mean = 0.05;    ///< mean drift exponent (dimensionless; PCM ≈ 0.05)
   double nu_std = 0.01;     ///< device-to-device spread of ν
@@ -149,6 +151,7 @@ struct drift {
 /// Each weight is stuck-at-g_min with probability `fraction_g_min`, stuck-at-g_max with
 /// probability `fraction_g_max`, else free (typical total 0.1–5 %).
 struct stuck_at {
+  static constexpr unsigned stages = weight_stage | static_stage;
   static constexpr const char* name = "stuck_at";
   double fraction_g_min = 0.005;  ///< probability a weight is stuck at g_min (reads 0)
   double fraction_g_max = 0.005;  ///< probability a weight is stuck at g_max (reads ±w_max)

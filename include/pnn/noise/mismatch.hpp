@@ -23,6 +23,7 @@ namespace pnn::noise {
 /// Static gain error of each output column (sense amplifier / ADC gain spread), drawn once:
 /// `y_j ← k_j y_j`, `k_j = 1 + σ ξ_j`. Stages: output (static state drawn in `prepare`).
 struct column_gain {
+  static constexpr unsigned stages = output_stage | static_stage;
   static constexpr const char* name = "column_gain";
   double sigma = 0.1;  ///< relative spread of the column gains (dimensionless)
   std::vector<float> gain{};

@@ -48,6 +48,7 @@ inline constexpr double speed_of_light = 299792458.0;
 /// The usual lumped model of analogue read-out noise (aihwkit's `out_noise`, 0.06 of a unit
 /// output; docs/physics.md, "Periphery"). Output stage.
 struct gaussian_read {
+  static constexpr unsigned stages = output_stage;
   static constexpr const char* name = "gaussian_read";
   double sigma = 0.05;      ///< noise standard deviation relative to full scale (typical 0.01–0.1)
   double full_scale = 1.0;  ///< the full-scale output in output units; σ_abs = sigma·full_scale
@@ -72,6 +73,7 @@ struct gaussian_read {
 /// \brief Multiplicative read noise `y·(1 + σ ε)`: a gain error per output and read (laser
 /// intensity fluctuation, amplifier gain noise). Output stage.
 struct multiplicative {
+  static constexpr unsigned stages = output_stage;
   static constexpr const char* name = "multiplicative";
   double sigma = 0.02;  ///< relative standard deviation of the gain (dimensionless, typical 0.01–0.05)
 
@@ -103,6 +105,7 @@ struct multiplicative {
 /// `gaussian_above` the Poisson law is replaced by its Gaussian limit N(k|y|, k|y|), drawn
 /// vectorised; below it the count is drawn exactly (slower, one draw per output). Output stage.
 struct shot {
+  static constexpr unsigned stages = output_stage;
   static constexpr const char* name = "shot";
   double photons_per_unit = 1e4;  ///< k: mean detected photons for a read-out of 1 (1/output unit)
   double gaussian_above = 1000;   ///< mean count from which the Gaussian approximation is used (photons)
@@ -160,6 +163,7 @@ struct shot {
 /// Defaults: room temperature, 1 GHz detection bandwidth, 50 Ω load (σ_I ≈ 0.58 µA), and a gain
 /// of 10⁴ output units per ampere (a read-out of 1 = 100 µA), so σ ≈ 0.0058 output units.
 struct thermal {
+  static constexpr unsigned stages = output_stage;
   static constexpr const char* name = "thermal";
   double temperature = 300.0;     ///< T (K)
   double bandwidth = 1e9;         ///< B, detection bandwidth (Hz)
@@ -201,6 +205,7 @@ struct soft_clip {
 /// \brief Soft saturation of the read-out `y_sat·tanh(y/y_sat)` (amplifier or detector
 /// compression): linear for |y| ≪ y_sat, bounded by ±y_sat. Deterministic. Output stage.
 struct saturation {
+  static constexpr unsigned stages = output_stage;
   static constexpr const char* name = "saturation";
   double y_sat = 1.0;  ///< saturation level (output units)
 
