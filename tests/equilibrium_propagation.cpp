@@ -32,6 +32,15 @@ struct forward_only {
     std::size_t in_size() const { return In; }
     std::size_t out_size() const { return Out; }
     void read(const float*, std::size_t, float*, rng&) const {}
+    template <class U>
+    void program(const U&, rng&) {}
+    void set_weights(const float*, const float*, rng&) {}
+    void effective_weights(float*) const {}
+    float* weight_data() { return w; }
+    const float* weight_data() const { return w; }
+    float* bias_data() { return b; }
+    const float* bias_data() const { return b; }
+    float w[In == dynamic ? 1 : In * Out]{}, b[Out == dynamic ? 1 : Out]{};
   };
 };
 static_assert(learn::energy_network<energy_net> && learn::energy_network<readout_net>);

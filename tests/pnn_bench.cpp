@@ -72,6 +72,9 @@ TEST_CASE("pnn-bench --rules all writes JSON that follows the schema", "[pnn-ben
     const double acc = row.at("test_accuracy").get<double>();
     CHECK(acc >= 0.0);
     CHECK(acc <= 1.0);
+    const double floor = row.at("untrained_accuracy").get<double>();
+    CHECK(floor >= 0.0);
+    CHECK(floor <= 1.0);
     CHECK(is_number(row.at("train_seconds")));
     CHECK(is_number(row.at("samples_per_second")));
     CHECK((row.at("alignment_angle_deg").is_null() || is_number(row.at("alignment_angle_deg"))));
@@ -154,5 +157,28 @@ TEST_CASE("pnn-bench runs the energy-based rules with neuron noise and the proto
   CHECK(ep.at("average_steps") == 3);
   CHECK(ep.at("state_noise") == 0.04);
   CHECK(results[1].at("settings").at("average_steps") == 3);
+}
+
+TEST_CASE("pnn-bench runs every rule on the MZI substrate, the perturbative ones in phase space", "[pnn-bench][slow]") {
+  const auto dir = fresh_dir("pnn_bench_mzi");
+  const auto out = dir / "out.json";
+  const auto r = run_bench("--rules backprop,weight_perturbation,spsa --substrates mzi --epochs 1 --train-limit 300 "
+                           "--hidden 16 --batch 16 --json " + out.string(),
+                           dir);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  std::ifstream f(out);
+  const auto j = nlohmann::json::parse(f);
+  const auto& results = j.at("results");
+  REQUIRE(results.size() == 3);
+  for (const auto& row : results) {
+    INFO(row.dump());
+    CHECK(!row.contains("skipped"));
+    CHECK(row.at("test_accuracy").get<double>() > 0.0);
+    CHECK(row.at("untrained_accuracy").get<double>() > 0.0);
+  }
+  // The alignment angle (over hidden layers: the digital encoder) is measured for both.
+  CHECK(is_number(results[1].at("alignment_angle_deg")));
+  CHECK(is_number(results[2].at("alignment_angle_deg")));
 }
 #endif

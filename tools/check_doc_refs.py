@@ -20,6 +20,9 @@ patterns or placeholders and are skipped, and so are URLs and build outputs (`bu
 section reference must name a heading of that file (compared case-insensitively), an anchor the
 GitHub-style slug of one.
 
+A fenced code block right after a line `<!-- snippet: path -->` must appear verbatim in that file,
+so documentation code is the code the suite compiles and runs.
+
 Prints `file:line: missing reference 'X'` (or `missing heading`/`missing anchor`) for each
 problem and exits 1; otherwise prints `check_doc_refs: N references, all resolve`.
 Standard library only.
@@ -198,10 +201,37 @@ class Checker:
                     self.check_section(where, m.group(1), h.group(1))
 
 
+SNIPPET = re.compile(r"^<!--\s*snippet:\s*(\S+)\s*-->\s*$")
+
+
+def snippet_problems(name: str) -> list[str]:
+    """Code blocks marked `<!-- snippet: path -->` that differ from that file."""
+    problems = []
+    lines = (ROOT / name).read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    for i, line in enumerate(lines):
+        m = SNIPPET.match(line)
+        if not m:
+            continue
+        source = ROOT / m.group(1)
+        if i + 1 >= len(lines) or not FENCE.match(lines[i + 1]) or not source.is_file():
+            problems.append(f"{name}:{i + 1}: snippet marker without a code block or file '{m.group(1)}'")
+            continue
+        block = []
+        for body in lines[i + 2:]:
+            if FENCE.match(body):
+                break
+            block.append(body)
+        if "\n".join(block) not in source.read_text(encoding="utf-8"):
+            problems.append(f"{name}:{i + 1}: code block differs from {m.group(1)}")
+    return problems
+
+
 def main() -> int:
     checker = Checker()
     for name in tracked_files():
         checker.scan(name)
+        if name.endswith(".md"):
+            checker.problems.extend(snippet_problems(name))
     for p in checker.problems:
         print(p)
     if checker.problems:

@@ -22,7 +22,9 @@
 #include <pnn/learn/physics_aware.hpp>
 #include <pnn/train/surrogate.hpp>
 #include <pnn/physics/black_box.hpp>
+#include <pnn/nn/check_substrate.hpp>
 #include <pnn/physics/oscillators.hpp>
+#include <pnn/physics/parameters.hpp>
 #include <pnn/learn/rule.hpp>
 #include <pnn/learn/check_gradients.hpp>
 #include <pnn/nn/dynamic_storage.hpp>

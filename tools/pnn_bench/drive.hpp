@@ -152,6 +152,8 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
       m.extra["alignment_angle_deg"] = alignment_angle(net, rule, px, pt);
       return true;
     });
+  if constexpr (builtin_eval) r.untrained_accuracy = pnn::evaluate(net, loss, d.test).accuracy;
+  else r.untrained_accuracy = eval(net, d.test, std::size_t{0});
   const auto h = pnn::train(net, rule, loss, d.train, opt);
   r.epochs = h.size();
   for (const auto& m : h) {

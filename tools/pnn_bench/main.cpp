@@ -73,6 +73,7 @@ nlohmann::json to_json(const result& r) {
                    {"noise", r.noise},
                    {"epochs", r.epochs},
                    {"test_accuracy", r.test_accuracy},
+                   {"untrained_accuracy", r.untrained_accuracy},
                    {"train_seconds", r.train_seconds},
                    {"samples_per_second", r.samples_per_second},
                    {"alignment_angle_deg", nullptr},

@@ -17,13 +17,6 @@ schedule cosine(const config& cfg, const pnn::data::split& d) {
           .min_factor = 0.05};
 }
 
-// Weight and SPSA perturbations write the tile's weights directly; a tile that computes from
-// other parameters (the MZI mesh's phases) would ignore them, so those pairs are skipped.
-void require_weight_parameters(const std::string& substrate, const char* rule) {
-  if (substrate == "mzi")
-    throw skip(std::string(rule) + " perturbs W directly; the MZI tile computes from its phases");
-}
-
 result make(const char* rule, const std::string& substrate, const std::optional<sweep_point>& sweep) {
   result r;
   r.rule = rule;
@@ -58,7 +51,6 @@ result run_forward_gradient(const config& cfg, const std::string& substrate, con
 result run_weight_perturbation(const config& cfg, const std::string& substrate, const pnn::data::split& d,
                                const std::optional<sweep_point>& sweep) {
   result r = make("weight_perturbation", substrate, sweep);
-  require_weight_parameters(substrate, "weight_perturbation");
   return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     pnn::learn::weight_perturbation<pnn::optim::adam> rule{
         {.optimizer = {.learning_rate = 1e-3f, .lr_schedule = cosine(cfg, d)}, .sigma = 0.01, .num_perturbations = 8}};
@@ -87,7 +79,6 @@ result run_node_perturbation(const config& cfg, const std::string& substrate, co
 result run_spsa(const config& cfg, const std::string& substrate, const pnn::data::split& d,
                 const std::optional<sweep_point>& sweep) {
   result r = make("spsa", substrate, sweep);
-  require_weight_parameters(substrate, "spsa");
   const bool mgd = cfg.perturbation == "mgd";
   return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     pnn::learn::spsa<pnn::optim::spsa_gain> rule{

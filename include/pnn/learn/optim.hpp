@@ -91,7 +91,16 @@ void add_weight_decay(gradients<Net>& g, const Net& net, float decay) {
   if (decay == 0.0f) return;
   using T = typename Net::value_type;
   net.for_each_layer([&](const auto& l, std::size_t i) {
-    if constexpr (dense_tile<typename std::remove_cvref_t<decltype(l)>::tile_type>)
+    using tile_t = typename std::remove_cvref_t<decltype(l)>::tile_type;
+    if constexpr (parameterised_tile<tile_t>) {
+      if (g[i].parameter_space) {  // decay of the tile's own parameters (phases, attenuators)
+        std::vector<double> theta(l.tile.parameter_count());
+        l.tile.get_parameters(theta.data());
+        for (std::size_t k = 0; k < theta.size(); ++k) g[i].parameter.data()[k] += static_cast<T>(decay * theta[k]);
+        return;
+      }
+    }
+    if constexpr (dense_tile<tile_t>)
       simd::axpy<T>(g[i].weight.size(), static_cast<T>(decay), l.tile.weight_data(), g[i].weight.data());
     g[i].factored = false;
   });
@@ -177,6 +186,7 @@ struct momentum {
       };
       update(g[i].weight.data(), s.velocity[i].weight.data(), g[i].weight.size());
       update(g[i].bias.data(), s.velocity[i].bias.data(), g[i].bias.size());
+      update(g[i].parameter.data(), s.velocity[i].parameter.data(), g[i].parameter.size());
       g[i].factored = false;
     }
   }
@@ -237,6 +247,7 @@ struct adam {
       };
       update(g[i].weight.data(), s.m[i].weight.data(), s.v[i].weight.data(), g[i].weight.size());
       update(g[i].bias.data(), s.m[i].bias.data(), s.v[i].bias.data(), g[i].bias.size());
+      update(g[i].parameter.data(), s.m[i].parameter.data(), s.v[i].parameter.data(), g[i].parameter.size());
       g[i].factored = false;
     }
   }

@@ -4,11 +4,14 @@
 /// `learn::weight_perturbation`, `learn::node_perturbation`, `learn::spsa` (with multiplexed
 /// gradient descent), and SPSA's step-size gain `optim::spsa_gain`.
 ///
-/// Each rule perturbs what the hardware lets one perturb — the tile's parameters (written through
-/// `weight_data()`/`bias_data()`, restored bit for bit from a saved copy) or a layer's
+/// Each rule perturbs what the hardware lets one perturb — the tile's own parameters (through
+/// `pnn::get_tile_parameters`/`set_tile_parameters`: W and b of a crossbar or digital tile, the
+/// phases and attenuators of an MZI mesh; restored bit for bit from a saved copy) or a layer's
 /// pre-activations (an injected signal) — runs the network forward through its substrate and
 /// noise, and turns loss differences into an update estimate. No transposed read, no model of
-/// the physics: they work on every substrate with dense parameters, a black box included.
+/// the physics: they work on every substrate, a black box included. Estimates for a tile with
+/// its own parameter space land in `layer_gradient::parameter`, and the tile steps those
+/// parameters when programmed (in-situ phase training on a mesh).
 /// docs/rules.md, "Forward-mode and perturbative local learning".
 #pragma once
 
@@ -32,6 +35,7 @@
 #include <pnn/nn/gradients.hpp>
 #include <pnn/physics/concepts.hpp>
 #include <pnn/physics/digital.hpp>
+#include <pnn/physics/parameters.hpp>
 #include <pnn/simd/blas.hpp>
 #include <pnn/simd/random.hpp>
 
@@ -102,73 +106,81 @@ enum class spsa_perturbation {
 
 namespace perturb_detail {
 
-/// True when every layer's tile exposes its parameters.
+/// True when every layer's tile exposes its parameters (a dense W, or its own parameter space).
 template <class Net>
-constexpr bool dense_layers() {
+constexpr bool accessible_layers() {
   bool ok = true;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
-    ((ok = ok && dense_tile<typename Net::template layer_type<I>::tile_type>), ...);
+    ((ok = ok && parameter_accessible_tile<typename Net::template layer_type<I>::tile_type>), ...);
   }(std::make_index_sequence<Net::num_layers>{});
   return ok;
 }
 
-/// Number of parameters (weights and biases) of `net`.
+/// Number of trainable parameters of `net` (each tile's, in its own space).
 template <class Net>
 std::size_t parameter_count(const Net& net) {
   std::size_t c = 0;
-  net.for_each_layer([&](const auto& l, std::size_t) { c += l.out_size() * (l.in_size() + 1); });
+  net.for_each_layer([&](const auto& l, std::size_t) { c += tile_parameter_count(l.tile); });
   return c;
 }
 
-/// Calls `f(params, count, offset)` for each layer's weight block then bias block, in the flat
-/// order every perturbative rule uses.
-template <class Net, class F>
-void for_each_block(Net& net, F&& f) {
-  std::size_t off = 0;
-  net.for_each_layer([&](auto& l, std::size_t i) {
-    const std::size_t nw = l.out_size() * l.in_size();
-    f(l.tile.weight_data(), nw, off, i, false);
-    off += nw;
-    f(l.tile.bias_data(), l.out_size(), off, i, true);
-    off += l.out_size();
-  });
-}
-
-/// Copies all parameters into `saved` (flat).
+/// Copies all parameters into `saved` (flat, layer after layer, each in its tile's layout).
 template <class Net>
-void save(Net& net, std::vector<typename Net::value_type>& saved) {
+void save(Net& net, std::vector<double>& saved) {
   saved.resize(parameter_count(net));
-  for_each_block(net, [&](auto* p, std::size_t c, std::size_t off, std::size_t, bool) {
-    std::copy(p, p + c, saved.data() + off);
+  std::size_t off = 0;
+  net.for_each_layer([&](auto& l, std::size_t) {
+    get_tile_parameters(l.tile, saved.data() + off);
+    off += tile_parameter_count(l.tile);
   });
 }
 
-/// Writes `θ = saved + s · dir` into the tiles.
+/// Writes the flat parameters `p` into the tiles.
 template <class Net>
-void write(Net& net, const std::vector<typename Net::value_type>& saved, const typename Net::value_type* dir,
-           typename Net::value_type s) {
-  for_each_block(net, [&](auto* p, std::size_t c, std::size_t off, std::size_t, bool) {
-    const auto* b = saved.data() + off;
-    const auto* d = dir + off;
-    for (std::size_t k = 0; k < c; ++k) p[k] = b[k] + s * d[k];
+void load(Net& net, const double* p) {
+  std::size_t off = 0;
+  net.for_each_layer([&](auto& l, std::size_t) {
+    set_tile_parameters(l.tile, p + off);
+    off += tile_parameter_count(l.tile);
   });
+}
+
+/// Writes `θ = saved + s · dir` into the tiles (`work`: scratch of the same size).
+template <class Net>
+void write(Net& net, const std::vector<double>& saved, const double* dir, double s, std::vector<double>& work) {
+  work.resize(saved.size());
+  for (std::size_t k = 0; k < saved.size(); ++k) work[k] = saved[k] + s * dir[k];
+  load(net, work.data());
 }
 
 /// Restores the saved parameters bit for bit.
 template <class Net>
-void restore(Net& net, const std::vector<typename Net::value_type>& saved) {
-  for_each_block(net, [&](auto* p, std::size_t c, std::size_t off, std::size_t, bool) {
-    std::copy(saved.data() + off, saved.data() + off + c, p);
-  });
+void restore(Net& net, const std::vector<double>& saved) {
+  load(net, saved.data());
 }
 
-/// `grad += s · flat` for the flat vector `flat` in the block order.
+/// `grad += s · flat` for the flat vector `flat` in the order of `save`: into `weight`, `bias`
+/// for tiles whose parameters are W and b, into `parameter` (marked `parameter_space`) for the
+/// others.
 template <class Net>
-void accumulate(Net& net, gradients<Net>& grad, const typename Net::value_type* flat, typename Net::value_type s) {
+void accumulate(Net& net, gradients<Net>& grad, const double* flat, double s) {
   using T = typename Net::value_type;
-  for_each_block(net, [&](auto*, std::size_t c, std::size_t off, std::size_t i, bool bias) {
-    T* dst = bias ? grad[i].bias.data() : grad[i].weight.data();
-    simd::axpy<T>(c, s, flat + off, dst);
+  std::size_t off = 0;
+  net.for_each_layer([&](auto& l, std::size_t i) {
+    using tile_t = typename std::remove_cvref_t<decltype(l)>::tile_type;
+    auto& g = grad[i];
+    if constexpr (updates_in_parameter_space<tile_t>) {
+      const std::size_t np = l.tile.parameter_count();
+      for (std::size_t k = 0; k < np; ++k) g.parameter.data()[k] += static_cast<T>(s * flat[off + k]);
+      g.parameter_space = true;
+      off += np;
+    } else {
+      const std::size_t nw = l.out_size() * l.in_size();
+      for (std::size_t k = 0; k < nw; ++k) g.weight.data()[k] += static_cast<T>(s * flat[off + k]);
+      off += nw;
+      for (std::size_t j = 0; j < l.out_size(); ++j) g.bias.data()[j] += static_cast<T>(s * flat[off + j]);
+      off += l.out_size();
+    }
   });
 }
 
@@ -185,8 +197,12 @@ double batch_loss(const Net& net, const typename Net::value_type* x, const typen
 template <class Net>
 struct parameter_guard {
   Net& net;
-  std::vector<typename Net::value_type>& saved;
-  parameter_guard(Net& n, std::vector<typename Net::value_type>& s) : net(n), saved(s) { save(net, saved); }
+  std::vector<double>& saved;
+  parameter_guard(Net& n, std::vector<double>& s) : net(n), saved(s) {
+    // Refuse before saving, so that the restore in the destructor cannot throw.
+    net.for_each_layer([](const auto& l, std::size_t) { pnn::detail::require_writable_parameters(l.tile); });
+    save(net, saved);
+  }
   ~parameter_guard() { restore(net, saved); }
   parameter_guard(const parameter_guard&) = delete;
   parameter_guard& operator=(const parameter_guard&) = delete;
@@ -199,7 +215,7 @@ struct state {
   trace<Net> tr{}, tp{};
   gradients<Net> grad{};
   typename Optimizer::template state<Net> opt{};
-  std::vector<T> saved{}, dir{}, codes{}, pert{};
+  std::vector<double> saved{}, dir{}, codes{}, pert{}, work{};  ///< flat parameter-space vectors
   std::size_t estimates = 0;  ///< estimates made so far (SPSA's k)
   xt::xtensor<T, 1> a{}, h{}, a2{}, h2{}, scratch{}, u{}, delta{}, base{}, lp{}, lm{};
 };
@@ -247,7 +263,8 @@ gradients<Net> estimate(Rule& rule, Net& net, const xt::xexpression<X>& x, const
 ///
 /// Unbiased up to the finite-difference bias, O(σ²) central and O(σ) forward; its variance grows
 /// with the parameter count, which is what makes it slow on large networks. The parameters are
-/// written directly (`weight_data()`, `bias_data()`) and restored from a saved copy.
+/// the tiles' own (W and b, or a mesh's phases; `pnn::set_tile_parameters`), restored from a
+/// saved copy.
 template <class Optimizer = optim::sgd>
 class weight_perturbation {
  public:
@@ -298,33 +315,33 @@ class weight_perturbation {
   template <class Net, class Loss, class S>
   step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
                   S& s) {
-    using T = typename Net::value_type;
-    static_assert(perturb_detail::dense_layers<Net>(),
-                  "learn::weight_perturbation needs tiles whose parameters can be written (weight_data())");
+    static_assert(perturb_detail::accessible_layers<Net>(),
+                  "learn::weight_perturbation needs tiles whose parameters can be written (weight_data() or "
+                  "get_parameters/set_parameters)");
     rng g0 = g.split(1);
     const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0);
     s.grad.reshape(net);
     const std::size_t P = params_.num_perturbations;
-    const T sigma = static_cast<T>(params_.sigma);
+    const double sigma = params_.sigma;
     {
       perturb_detail::parameter_guard<Net> guard(net, s.saved);
       s.dir.resize(s.saved.size());
       for (std::size_t p = 0; p < P; ++p) {
         rng gu = g.split(2).split(p);
-        fill_normal<T>(gu, s.dir.data(), s.dir.size());
-        perturb_detail::write(net, s.saved, s.dir.data(), sigma);
+        fill_normal<double>(gu, s.dir.data(), s.dir.size());
+        perturb_detail::write(net, s.saved, s.dir.data(), sigma, s.work);
         rng gplus = g.split(3).split(2 * p);
         const double lp = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gplus);
         double coef = 0;
         if (params_.difference == finite_difference::central) {
-          perturb_detail::write(net, s.saved, s.dir.data(), -sigma);
+          perturb_detail::write(net, s.saved, s.dir.data(), -sigma, s.work);
           rng gminus = g.split(3).split(2 * p + 1);
           const double lm = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gminus);
           coef = (lp - lm) / (2 * params_.sigma);
         } else {
           coef = (lp - r.loss) / params_.sigma;
         }
-        perturb_detail::accumulate(net, s.grad, s.dir.data(), static_cast<T>(coef / double(P)));
+        perturb_detail::accumulate(net, s.grad, s.dir.data(), coef / double(P));
       }
     }
     return r;
@@ -548,9 +565,9 @@ class spsa {
   template <class Net, class Loss, class S>
   step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
                   S& s) {
-    using T = typename Net::value_type;
-    static_assert(perturb_detail::dense_layers<Net>(),
-                  "learn::spsa needs tiles whose parameters can be written (weight_data())");
+    static_assert(perturb_detail::accessible_layers<Net>(),
+                  "learn::spsa needs tiles whose parameters can be written (weight_data() or "
+                  "get_parameters/set_parameters)");
     rng g0 = g.split(1);
     const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0);
     s.grad.reshape(net);
@@ -562,15 +579,15 @@ class spsa {
       s.dir.resize(np);
       for (std::size_t p = 0; p < M; ++p) {
         rng gd = g.split(2).split(p);
-        fill_rademacher<T>(gd, s.dir.data(), np);
-        perturb_detail::write(net, s.saved, s.dir.data(), static_cast<T>(ck));
+        fill_rademacher<double>(gd, s.dir.data(), np);
+        perturb_detail::write(net, s.saved, s.dir.data(), ck, s.work);
         rng gplus = g.split(3).split(2 * p);
         const double lp = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gplus);
-        perturb_detail::write(net, s.saved, s.dir.data(), static_cast<T>(-ck));
+        perturb_detail::write(net, s.saved, s.dir.data(), -ck, s.work);
         rng gminus = g.split(3).split(2 * p + 1);
         const double lm = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gminus);
         // 1/Δ_i = Δ_i for Δ_i = ±1.
-        perturb_detail::accumulate(net, s.grad, s.dir.data(), static_cast<T>((lp - lm) / (2 * ck) / double(M)));
+        perturb_detail::accumulate(net, s.grad, s.dir.data(), (lp - lm) / (2 * ck) / double(M));
       }
       return r;
     }
@@ -583,23 +600,22 @@ class spsa {
     s.codes.resize(M * np);
     for (std::size_t m = 0; m < M; ++m) {
       rng gd = g.split(2).split(m);
-      fill_rademacher<T>(gd, s.codes.data() + m * np, np);
+      fill_rademacher<double>(gd, s.codes.data() + m * np, np);
     }
     s.pert.resize(np);
     std::vector<double> d(M, 0.0);
     const double amp = ck / std::sqrt(double(M));
     for (std::size_t t = 0; t < slots; ++t) {
-      std::fill(s.pert.begin(), s.pert.end(), T(0));
-      for (std::size_t m = 0; m < M; ++m)
-        simd::axpy<T>(np, static_cast<T>(code(m + 1, t)), s.codes.data() + m * np, s.pert.data());
-      perturb_detail::write(net, s.saved, s.pert.data(), static_cast<T>(amp));
+      std::fill(s.pert.begin(), s.pert.end(), 0.0);
+      for (std::size_t m = 0; m < M; ++m) simd::axpy<double>(np, code(m + 1, t), s.codes.data() + m * np, s.pert.data());
+      perturb_detail::write(net, s.saved, s.pert.data(), amp, s.work);
       rng gl = g.split(3).split(t);
       const double lt = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gl);
       for (std::size_t m = 0; m < M; ++m) d[m] += code(m + 1, t) * lt;
     }
     for (std::size_t m = 0; m < M; ++m) {
       const double dm = d[m] * std::sqrt(double(M)) / (ck * double(slots));
-      perturb_detail::accumulate(net, s.grad, s.codes.data() + m * np, static_cast<T>(dm / double(M)));
+      perturb_detail::accumulate(net, s.grad, s.codes.data() + m * np, dm / double(M));
     }
     return r;
   }

@@ -22,6 +22,7 @@
 #include <pnn/nn/forward.hpp>
 #include <pnn/nn/gradients.hpp>
 #include <pnn/nn/loss.hpp>
+#include <pnn/physics/parameters.hpp>
 #include <pnn/simd/blas.hpp>
 #include <pnn/simd/gemm.hpp>
 
@@ -49,10 +50,21 @@ concept learning_rule = requires(Rule& rule, Net& net, const xt::xtensor<typenam
 };
 
 /// Programs `update` (to subtract) onto every layer's substrate; layer `i` draws write noise
-/// from `g.split(i)`.
+/// from `g.split(i)`. A layer update in the tile's own parameter space (`parameter_space`: the
+/// perturbative rules on an MZI mesh) steps those parameters (`step_tile_parameters`); any
+/// other goes to the tile's `program`, which realises the dense `ΔW` as its physics allows.
 template <class Net>
 void program(Net& net, const gradients<Net>& update, rng& g) {
   net.for_each_layer([&](auto& l, std::size_t i) {
+    using tile_t = typename std::remove_cvref_t<decltype(l)>::tile_type;
+    if constexpr (updates_in_parameter_space<tile_t>) {
+      if (update[i].parameter_space) {
+        PNN_EXPECTS(update[i].parameter.size() == l.tile.parameter_count(),
+                    "pnn::program: parameter-space update does not match the tile's parameter count");
+        step_tile_parameters(l.tile, update[i].parameter.data());
+        return;
+      }
+    }
     rng gl = g.split(i);
     l.tile.program(update[i], gl);
   });
@@ -145,7 +157,8 @@ void require_finite_update(const gradients<Net>& g, const char* rule) {
   for (std::size_t i = 0; i < Net::num_layers; ++i) {
     const bool ok = g[i].deferred() ? deferred_update_finite(g[i])
                                     : all_finite(g[i].weight.data(), g[i].weight.size()) &&
-                                          all_finite(g[i].bias.data(), g[i].bias.size());
+                                          all_finite(g[i].bias.data(), g[i].bias.size()) &&
+                                          all_finite(g[i].parameter.data(), g[i].parameter.size());
     if (!ok)
       throw_error(std::string(rule) + ": update of layer " + std::to_string(i) +
                   " is not finite (the rule diverged); the network was left unchanged");

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstddef>
 #include <type_traits>
+#include <vector>
 
 #include <pnn/core/extents.hpp>
 #include <pnn/core/rng.hpp>
@@ -30,15 +31,19 @@ struct no_effective_tile {};
 /// \tparam Substrate  physics computing the weighted sum (`physics::digital`, `crossbar<D>`, …)
 /// \tparam Noise      deviation of the read from ideal (`noise::none`, `noise::chain<…>`, …)
 /// \tparam Activation nonlinearity after the read (`act::tanh`, …)
-template <std::size_t In, std::size_t Out, substrate Substrate, noise_policy Noise = noise::none,
+/// A `Substrate` that does not model `pnn::substrate` is reported member by member
+/// (`checked_tile_t`), not by a template backtrace.
+template <std::size_t In, std::size_t Out, class Substrate, noise_policy Noise = noise::none,
           class Activation = act::identity>
 class dense {
  public:
   using substrate_type = Substrate;
   using noise_type = Noise;
   using activation_type = Activation;
-  using value_type = typename Substrate::value_type;
-  using tile_type = typename Substrate::template tile<In, Out>;
+  using tile_type = typename detail::checked_tile<Substrate, In, Out>::type;  // readable errors
+  using value_type = typename tile_type::value_type;
+  /// The noise policy's hooks match its declared stages (else a compile error naming the stage).
+  using noise_stages_checked = std::bool_constant<detail::check_noise_stages<Noise, value_type>()>;
   static_assert(activation<Activation, value_type>,
                 "pnn::dense: Activation must provide f(x) and f.derivative(a, h) (see pnn::activation)");
 
@@ -71,15 +76,21 @@ class dense {
     PNN_EXPECTS(in > 0 && out > 0, "pnn::dense: extents must be positive");
     if constexpr (requires { noise.validate(); }) noise.validate();
     tile.resize(in, out);
-    if constexpr (dense_tile<tile_type>) {
-      using T = value_type;
-      // √(3/fan): Glorot's √(6/(in+out)) with fan = (in+out)/2, He's √(6/in) with fan = in/2.
-      const double fan = std::is_same_v<Activation, act::relu> ? 0.5 * double(in) : 0.5 * double(in + out);
-      const T limit = static_cast<T>(std::sqrt(3.0 / fan));
-      T* w = tile.weight_data();
+    using T = value_type;
+    // √(3/fan): Glorot's √(6/(in+out)) with fan = (in+out)/2, He's √(6/in) with fan = in/2.
+    const double fan = std::is_same_v<Activation, act::relu> ? 0.5 * double(in) : 0.5 * double(in + out);
+    const T limit = static_cast<T>(std::sqrt(3.0 / fan));
+    auto draw = [&](T* w, T* b) {
       for (std::size_t i = 0; i < in * out; ++i) w[i] = static_cast<T>((2 * g.uniform_double() - 1)) * limit;
-      T* b = tile.bias_data();
       for (std::size_t j = 0; j < out; ++j) b[j] = T(0);
+    };
+    if constexpr (dense_tile<tile_type>) {
+      draw(tile.weight_data(), tile.bias_data());
+    } else {  // a tile with parameters of its own realises the drawn W as its physics does
+      std::vector<T> w(in * out), b(out);
+      draw(w.data(), b.data());
+      rng gw = g.split(0x5e7);
+      tile.set_weights(w.data(), b.data(), gw);
     }
     if constexpr (requires { tile.prepare(g); }) tile.prepare(g);
     if constexpr (requires { noise.prepare(in, out, g); }) noise.prepare(in, out, g);

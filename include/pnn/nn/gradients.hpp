@@ -8,6 +8,12 @@
 /// `(h, δ, s)`, because a crossbar's stochastic pulse trains are driven by the factors, not by
 /// their product (docs/architecture.md). `cosine(a, b)` gives the alignment between two estimates.
 ///
+/// A layer whose tile has parameters of its own (`parameterised_tile`: an MZI mesh's phases
+/// and attenuators) also carries `parameter`, an estimate in that space; a rule that estimates
+/// there (the perturbative rules) sets `parameter_space`, and the tile's `program` then steps
+/// its own parameters instead of realising a dense `ΔW`. Optimisers treat `parameter` like the
+/// weights (elementwise state), so Adam runs in phase space on a mesh.
+///
 /// Inside a rule's `step`, an update that is about to be programmed onto a substrate that
 /// applies outer products itself (`physics::digital`: one rank-n GEMM into `W`) through an
 /// optimiser that only rescales it (`optim::sgd`) may be *deferred*: only the factors are kept
@@ -25,6 +31,7 @@
 
 #include <pnn/core/error.hpp>
 #include <pnn/nn/network.hpp>
+#include <pnn/physics/concepts.hpp>
 #include <pnn/simd/blas.hpp>
 
 namespace pnn {
@@ -42,6 +49,11 @@ struct layer_gradient {
   /// Set by a rule's `step` before it estimates: form only the factors, not `weight` (see the
   /// file comment). Honoured by `detail::outer_product_update`.
   bool defer = false;
+  /// The estimate in the tile's own parameter space (`parameter_count()` values, the order of
+  /// `get_parameters`); empty for tiles whose parameters are W and b.
+  xt::xtensor<T, 1> parameter{};
+  /// True when the update is `parameter` (then `weight`/`bias` are zero and unused).
+  bool parameter_space = false;
 
   /// True when `weight` was not formed and the update is `factor_scale · deltaᵀ · input`.
   [[nodiscard]] bool deferred() const noexcept { return defer && factored; }
@@ -56,6 +68,7 @@ struct layer_gradient {
   void scale(T s) {
     if (!deferred()) simd::scale<T>(weight.size(), s, weight.data());
     simd::scale<T>(bias.size(), s, bias.data());
+    simd::scale<T>(parameter.size(), s, parameter.data());
     factor_scale *= s;
   }
 };
@@ -79,7 +92,9 @@ class gradients {
       if (g.weight.shape()[0] != l.out_size() || g.weight.shape()[1] != l.in_size())
         g.weight.resize({l.out_size(), l.in_size()});
       if (g.bias.size() != l.out_size()) g.bias.resize({l.out_size()});
+      shape_parameters(l, g);
       g.factored = false;
+      g.parameter_space = false;
     });
   }
 
@@ -97,10 +112,13 @@ class gradients {
       if (g.weight.shape()[0] != l.out_size() || g.weight.shape()[1] != l.in_size())
         g.weight.resize({l.out_size(), l.in_size()});
       if (g.bias.size() != l.out_size()) g.bias.resize({l.out_size()});
+      shape_parameters(l, g);
       g.weight.fill(value_type(0));
       g.bias.fill(value_type(0));
+      g.parameter.fill(value_type(0));
       g.factored = false;
       g.defer = false;
+      g.parameter_space = false;
     });
   }
 
@@ -126,12 +144,14 @@ class gradients {
   }
   /// Inner product of layer `i`'s weights and bias with `o`'s.
   [[nodiscard]] double layer_dot(const gradients& o, std::size_t i) const {
-    check_same_shape(o, i);
+    check_same_shape(layers[i], o.layers[i]);
     double s = 0;
     const auto& a = layers[i];
     const auto& b = o.layers[i];
     for (std::size_t k = 0; k < a.weight.size(); ++k) s += double(a.weight.data()[k]) * double(b.weight.data()[k]);
     for (std::size_t k = 0; k < a.bias.size(); ++k) s += double(a.bias.data()[k]) * double(b.bias.data()[k]);
+    for (std::size_t k = 0; k < a.parameter.size(); ++k)
+      s += double(a.parameter.data()[k]) * double(b.parameter.data()[k]);
     return s;
   }
   /// Euclidean norm over all layers.
@@ -140,17 +160,33 @@ class gradients {
   std::array<layer_gradient<value_type>, num_layers> layers{};
 
  private:
-  void check_same_shape(const gradients& o, std::size_t i) const {
-    PNN_EXPECTS(layers[i].weight.size() == o.layers[i].weight.size() && layers[i].bias.size() == o.layers[i].bias.size(),
+  template <class Layer>
+  static void shape_parameters(const Layer& l, layer_gradient<value_type>& g) {
+    // Zeroed here, also on the hot path: weight-space rules never write it, and a stale or
+    // uninitialised parameter part would reach the optimiser and the finiteness check.
+    if constexpr (parameterised_tile<typename Layer::tile_type>) {
+      const std::size_t p = l.tile.parameter_count();
+      if (g.parameter.size() != p) g.parameter.resize({p});
+      g.parameter.fill(value_type(0));
+    }
+  }
+  // Takes the two layers, not an index: GCC 12 folds this function across networks of different
+  // depth and then mis-reports an index into the other network's array (-Warray-bounds).
+  static void check_same_shape(const layer_gradient<value_type>& a, const layer_gradient<value_type>& b) {
+    PNN_EXPECTS(a.weight.size() == b.weight.size() && a.bias.size() == b.bias.size() &&
+                    a.parameter.size() == b.parameter.size(),
                 "pnn::gradients: estimates of different shapes");
-    PNN_EXPECTS(!layers[i].deferred() && !o.layers[i].deferred(),
+    PNN_EXPECTS(a.parameter_space == b.parameter_space,
+                "pnn::gradients: one estimate is in the tile's parameter space, the other in weight space");
+    PNN_EXPECTS(!a.deferred() && !b.deferred(),
                 "pnn::gradients: arithmetic on a deferred update (only a rule's step defers, to program it)");
   }
   gradients& combine(const gradients& o, value_type s) {
     for (std::size_t i = 0; i < num_layers; ++i) {
-      check_same_shape(o, i);
+      check_same_shape(layers[i], o.layers[i]);
       simd::axpy<value_type>(layers[i].weight.size(), s, o.layers[i].weight.data(), layers[i].weight.data());
       simd::axpy<value_type>(layers[i].bias.size(), s, o.layers[i].bias.data(), layers[i].bias.data());
+      simd::axpy<value_type>(layers[i].parameter.size(), s, o.layers[i].parameter.data(), layers[i].parameter.data());
       layers[i].factored = false;  // a sum of two factored updates is no longer one product
     }
     return *this;

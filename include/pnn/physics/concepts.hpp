@@ -1,19 +1,49 @@
 // SPDX-License-Identifier: MIT
 /// \file
-/// \brief Concepts for substrates: what a physical layer must offer to be read and trained.
+/// \brief The substrate protocol: everything the layers, rules and tools ask of a physical layer,
+/// stated as concepts, and the one readable check that names what a tile lacks.
 ///
-/// A substrate `S` is a policy type with a `value_type` and a nested `tile<In, Out>` holding one
-/// layer's physical parameters. Every tile can be read forward (`y = W x` as the physics computes
-/// it); some can also be read transposed (`Wᵀ y`: drive the columns, sense the rows), which
-/// backward passes and energy-based rules need.
+/// A substrate `S` is a policy type with a `value_type`, a `params` type and a nested
+/// `tile<In, Out>` holding one layer's physical state. The protocol (docs/guide.md, "Writing a
+/// substrate") has a required core and optional capabilities:
+///
+/// | required (`trainable_tile`)                  | what calls it                                   |
+/// |----------------------------------------------|-------------------------------------------------|
+/// | `in_size()`, `out_size()`, `resize(in, out)` | `dense::initialize`, shape checks               |
+/// | `read(x, n, y, rng&) const`                  | every forward pass                              |
+/// | `program(update, rng&)`                      | every rule's `step`                             |
+/// | `set_weights(w, b, rng&)`, `effective_weights(w) const`, `bias_data()` | deployment, twins, alignment |
+/// | parameters: `weight_data()` (a dense W) or `parameter_count/get_parameters/set_parameters` | perturbative rules, optimisers |
+///
+/// | optional                                     | what it enables                                 |
+/// |----------------------------------------------|-------------------------------------------------|
+/// | `read_transposed(dy, n, dx, rng&) const`     | backprop/EP/CL through the physics (`transposable_tile`) |
+/// | `prepare(rng&)`, `set_params(params)`        | per-device draws, network-wide configuration    |
+/// | `programs_outer_products`, `uses_update_factors` | factored updates (`s·δᵀh`) reach `program`  |
+///
+/// `update` passed to `program` is a layer's update (`pnn::layer_gradient<T>`): it always has
+/// `weight_data()`/`bias_data()` (dense ΔW, Δb to subtract); a tile whose parameters are not W
+/// (`parameterised_tile`) also receives updates in its own parameter space (`update.parameter`,
+/// flagged by `update.parameter_space`).
 #pragma once
 
 #include <concepts>
 #include <cstddef>
+#include <type_traits>
 
+#include <pnn/core/extents.hpp>
 #include <pnn/core/rng.hpp>
 
 namespace pnn {
+
+namespace archetype {
+/// The least a layer update offers a tile's `program`: dense `ΔW` (Out × In) and `Δb` (Out).
+template <class T>
+struct dense_update {
+  const T* weight_data() const noexcept;
+  const T* bias_data() const noexcept;
+};
+}  // namespace archetype
 
 /// A tile computes `y(n × Out) = x(n × In) Wᵀ` through its physics.
 template <class Tile>
@@ -25,30 +55,168 @@ concept readable_tile = requires(const Tile& t, const typename Tile::value_type*
   t.read(x, n, y, g);
 };
 
-/// A tile that can also be read transposed: `dx(n × In) = dy(n × Out) W`.
+/// A tile that can also be read transposed: `dx(n × In) = dy(n × Out) W` — for a linear read,
+/// the vector–Jacobian product of `read` (what `check_substrate` verifies).
 template <class Tile>
 concept transposable_tile = readable_tile<Tile> && requires(const Tile& t, const typename Tile::value_type* dy,
                                                             typename Tile::value_type* dx, std::size_t n, rng& g) {
   t.read_transposed(dy, n, dx, g);
 };
 
-/// A tile whose parameters are a dense weight matrix and bias that can be inspected.
+/// A tile whose parameters are a dense weight matrix and bias that can be written in place.
 template <class Tile>
 concept dense_tile = readable_tile<Tile> && requires(Tile& t) {
   { t.weight_data() } -> std::convertible_to<const typename Tile::value_type*>;
   { t.bias_data() } -> std::convertible_to<const typename Tile::value_type*>;
 };
 
-/// A substrate policy: value type, parameters and a tile template.
+/// A tile whose trainable parameters are its own (an MZI mesh's phases and attenuators), not a
+/// dense W: they are read and written as one flat vector in `double` (so that a save/restore is
+/// exact whatever `value_type` is), and updates may arrive in that space.
+template <class Tile>
+concept parameterised_tile = readable_tile<Tile> && requires(Tile& t, const Tile& ct, double* p, const double* q) {
+  { ct.parameter_count() } -> std::convertible_to<std::size_t>;
+  ct.get_parameters(p);
+  t.set_parameters(q);
+};
+
+/// A tile the layer can shape at run time.
+template <class Tile>
+concept resizable_tile = requires(Tile& t, std::size_t n) { t.resize(n, n); };
+
+/// A tile a rule can program: `program(update, rng&)` subtracts the update as the physics allows.
+template <class Tile>
+concept programmable_tile =
+    requires(Tile& t, const archetype::dense_update<typename Tile::value_type>& u, rng& g) { t.program(u, g); };
+
+/// A tile the in-silico workflow can deploy to and inspect: target weights in, realised weights
+/// and the bias out.
+template <class Tile>
+concept deployable_tile = requires(Tile& t, const Tile& ct, const typename Tile::value_type* w,
+                                   typename Tile::value_type* out, rng& g) {
+  t.set_weights(w, w, g);
+  ct.effective_weights(out);
+  { ct.bias_data() } -> std::convertible_to<const typename Tile::value_type*>;
+};
+
+/// Everything every layer and rule may ask of a tile (the required core of the protocol).
+template <class Tile>
+concept trainable_tile = readable_tile<Tile> && resizable_tile<Tile> && programmable_tile<Tile> &&
+                         deployable_tile<Tile> && (dense_tile<Tile> || parameterised_tile<Tile>);
+
+/// A substrate policy: value type, parameters and a tile template that models `trainable_tile`
+/// (checked on a fixed-extent tile, so the concept holds without the hosted dynamic storage).
 template <class S>
 concept substrate = requires {
   typename S::value_type;
   typename S::params;
   typename S::template tile<3, 2>;
-} && readable_tile<typename S::template tile<3, 2>>;
+} && trainable_tile<typename S::template tile<3, 2>>;
 
 /// A substrate whose tiles can be read transposed (crossbars, reciprocal optics, digital).
 template <class S>
 concept transposed_readable = substrate<S> && transposable_tile<typename S::template tile<3, 2>>;
+
+namespace detail {
+
+template <class S>
+concept has_substrate_types = requires {
+  typename S::value_type;
+  typename S::params;
+  typename S::template tile<3, 2>;
+};
+
+/// One `static_assert` per missing member, each naming it: what a layer built on `S` reports
+/// instead of a template backtrace. True when `S` is a substrate.
+template <class S, std::size_t In, std::size_t Out>
+consteval bool check_substrate_members() {
+  if constexpr (!has_substrate_types<S>) {
+    static_assert(has_substrate_types<S>,
+                  "pnn substrate: S needs `using value_type`, `struct params` and `template <size_t In, size_t Out> "
+                  "class tile` (docs/guide.md, \"Writing a substrate\")");
+    return false;
+  } else {
+    using tile = typename S::template tile<In, Out>;
+    constexpr bool types = requires { typename tile::value_type; };
+    static_assert(types, "pnn substrate: tile<In, Out> needs `using value_type = T`");
+    if constexpr (!types) {
+      return false;
+    } else {
+      using T = typename tile::value_type;
+      // Named flags keep each compiler's message to the flag's name and the text.
+      constexpr bool same_value_type = std::same_as<T, typename S::value_type>;
+      constexpr bool has_sizes = requires(const tile& t) {
+        { t.in_size() } -> std::convertible_to<std::size_t>;
+        { t.out_size() } -> std::convertible_to<std::size_t>;
+      };
+      constexpr bool has_read = requires(const tile& t, const T* x, T* y, std::size_t n, rng& g) { t.read(x, n, y, g); };
+      constexpr bool has_resize = resizable_tile<tile>;
+      constexpr bool has_program = programmable_tile<tile>;
+      constexpr bool has_set_weights = requires(tile& t, const T* w, rng& g) { t.set_weights(w, w, g); };
+      constexpr bool has_effective_weights = requires(const tile& t, T* w) { t.effective_weights(w); };
+      constexpr bool has_bias_data = requires(const tile& t) { { t.bias_data() } -> std::convertible_to<const T*>; };
+      constexpr bool has_parameter_access = !has_sizes || dense_tile<tile> || parameterised_tile<tile>;
+      static_assert(same_value_type, "pnn substrate: tile::value_type differs from S::value_type");
+      static_assert(has_sizes, "pnn substrate: tile lacks size_t in_size() const, size_t out_size() const");
+      static_assert(has_read, "pnn substrate: tile lacks read(const T* x, size_t n, T* y, rng&) const");
+      static_assert(has_resize, "pnn substrate: tile lacks resize(size_t in, size_t out)");
+      static_assert(has_program, "pnn substrate: tile lacks template <class U> program(const U& update, rng&)");
+      static_assert(has_set_weights, "pnn substrate: tile lacks set_weights(const T* w, const T* b, rng&)");
+      static_assert(has_effective_weights,
+                    "pnn substrate: tile lacks effective_weights(T* w) const");
+      static_assert(has_bias_data, "pnn substrate: tile lacks const T* bias_data() const");
+      static_assert(has_parameter_access,
+                    "pnn substrate: tile lacks T* weight_data() or parameter_count(), "
+                    "get_parameters(double*), set_parameters(const double*)");
+      return trainable_tile<tile>;
+    }
+  }
+}
+
+/// A minimal complete tile put in place of a non-conforming one, so that after the member
+/// errors above the compiler has nothing else to complain about.
+template <class T, std::size_t In, std::size_t Out>
+struct placeholder_tile {
+  using value_type = T;
+  void resize(std::size_t, std::size_t) {}
+  std::size_t in_size() const { return In == dynamic ? 1 : In; }
+  std::size_t out_size() const { return Out == dynamic ? 1 : Out; }
+  void read(const T*, std::size_t, T*, rng&) const {}
+  template <class U>
+  void program(const U&, rng&) {}
+  void set_weights(const T*, const T*, rng&) {}
+  void effective_weights(T*) const {}
+  T* weight_data() { return nullptr; }
+  const T* weight_data() const { return nullptr; }
+  T* bias_data() { return nullptr; }
+  const T* bias_data() const { return nullptr; }
+};
+
+template <class S>
+struct value_type_or_float {
+  using type = float;
+};
+template <class S>
+  requires requires { typename S::value_type; }
+struct value_type_or_float<S> {
+  using type = typename S::value_type;
+};
+
+/// `S::tile<In, Out>` when `S` is a substrate; otherwise, after the readable errors, a placeholder.
+template <class S, std::size_t In, std::size_t Out, bool Ok = check_substrate_members<S, In, Out>()>
+struct checked_tile {
+  using type = typename S::template tile<In, Out>;
+};
+template <class S, std::size_t In, std::size_t Out>
+struct checked_tile<S, In, Out, false> {
+  using type = placeholder_tile<typename value_type_or_float<S>::type, In, Out>;
+};
+
+}  // namespace detail
+
+/// The tile type a layer of extents `In × Out` on substrate `S` holds; a type that is not a
+/// substrate fails here with one error per missing member, each naming it.
+template <class S, std::size_t In, std::size_t Out>
+using checked_tile_t = typename detail::checked_tile<S, In, Out>::type;
 
 }  // namespace pnn

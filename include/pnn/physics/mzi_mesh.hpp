@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <numbers>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <pnn/core/error.hpp>
@@ -883,9 +884,16 @@ struct basic_mzi_mesh {
     }
 
     /// Reciprocal read `dx(n × In) = dy(n × Out) Re(W)`: light sent backwards through U, Σ,
-    /// V† (the mesh is reciprocal, so `Wᵀ` is physically available). Under intensity
-    /// detection this is the transposed field matrix (the linear part of the layer).
+    /// V† (the mesh is reciprocal, so `Wᵀ` is physically available): the vector–Jacobian product
+    /// of a coherent read.
+    /// \pre coherent detection (else `pnn::error`): under intensity detection `y = R|Wx|²` the
+    /// vector–Jacobian product depends on `x`, so no transposed read is correct; train such a
+    /// mesh in its parameter space (weight perturbation, SPSA) or by adjoint programming.
     void read_transposed(const T* dy, std::size_t n, T* dx, rng& g) const {
+      PNN_EXPECTS(p_.detect == detection::coherent,
+                  "physics::mzi_mesh::read_transposed: intensity detection (y = R|Wx|^2) has no input-independent "
+                  "transposed read; train the mesh in its parameter space (weight_perturbation, spsa) or with "
+                  "adjoint programming");
       if (n == 0) return;
       if (use_matrix(n)) {
         ensure_effective();
@@ -914,6 +922,9 @@ struct basic_mzi_mesh {
       const T* db = update.bias_data();
       PNN_EXPECTS(all_finite_(dw, in_ * out_) && all_finite_(db, out_), "physics::mzi_mesh::program: update is not finite");
       if (p_.programming == mesh_programming::reprogram) {
+        PNN_EXPECTS(p_.detect == detection::coherent,
+                    "physics::mzi_mesh::program: a dense weight update cannot be re-programmed under intensity detection "
+                    "(the layer is not W x); use adjoint programming or a parameter-space rule");
         sync_nominal();
         std::vector<T> target(w_);
         for (std::size_t i = 0; i < target.size(); ++i) target[i] -= dw[i];
@@ -928,6 +939,9 @@ struct basic_mzi_mesh {
             done = true;
           }
         }
+        PNN_EXPECTS(done || p_.detect == detection::coherent,
+                    "physics::mzi_mesh::program: adjoint programming under intensity detection needs the update's "
+                    "factors (h, delta)");
         if (!done) {  // probe with the unit inputs: Σ_j ΔW[:, j]·Re(W e_j) = <ΔW, Re W>
           std::vector<T> eye(in_ * in_, T(0)), probe(in_ * out_);
           for (std::size_t j = 0; j < in_; ++j) eye[j * in_ + j] = T(1);
@@ -988,6 +1002,49 @@ struct basic_mzi_mesh {
       invalidate();
     }
 
+    /// Number of trainable parameters: θ and φ of every MZI and the screen of both meshes, the
+    /// N attenuators σ and the Out biases.
+    [[nodiscard]] std::size_t parameter_count() const noexcept {
+      return 2 * (2 * u_.num_mzis() + modes_) + modes_ + out_;
+    }
+    /// The parameters as one flat vector (rad for phases): U's θ, φ, screen; V†'s θ, φ, screen;
+    /// σ; bias. Exact copies of the programmed values.
+    void get_parameters(double* p) const {
+      for (const mesh_type* m : {&u_, &v_})
+        for (const auto* v : {&m->theta(), &m->phi(), &m->screen()}) p = std::copy(v->begin(), v->end(), p);
+      p = std::copy(sigma_.begin(), sigma_.end(), p);
+      for (std::size_t j = 0; j < out_; ++j) *p++ = double(b_[j]);
+    }
+    /// Programs the phases, attenuators and bias from `p` (the layout of `get_parameters`), as
+    /// heater drives and attenuator settings would; reads then use them. Parameter-space
+    /// updates (in-situ phase training by weight perturbation or SPSA) arrive through it.
+    /// \pre `parameter_count()` finite values (else `pnn::error`; the tile is unchanged).
+    void set_parameters(const double* p) {
+      PNN_EXPECTS(all_finite_(p, parameter_count()), "physics::mzi_mesh::set_parameters: parameters are not finite");
+      mzi_mesh_gradients v;
+      const double* rest = unflatten(p, v);
+      u_.set_phases(v.u.theta, v.u.phi, v.u.screen);
+      v_.set_phases(v.v.theta, v.v.phi, v.v.screen);
+      sigma_ = v.sigma;
+      for (std::size_t j = 0; j < out_; ++j) b_[j] = T(rest[j]);
+      nominal_valid_ = false;
+      invalidate();
+    }
+
+    /// \brief A weight-space gradient in this tile's parameter space: for `∂L/∂W = s·δᵀh` (its
+    /// factors: inputs `h` n × In, output gradients `δ` n × Out) and `∂L/∂b = bias_grad`,
+    /// writes `∂L/∂θ` in the layout of `get_parameters` (the adjoint phase gradients, then
+    /// `bias_grad`). What a perturbative estimate in phase space is compared with.
+    void parameter_gradient(const T* h, const T* delta, std::size_t n, double s, const T* bias_grad, double* out,
+                            rng& g) const {
+      mzi_mesh_gradients pg;
+      adjoint_phase_gradients(h, delta, n, pg, g, s);
+      for (const mesh_phase_gradients* m : {&pg.u, &pg.v})
+        for (const auto* v : {&m->theta, &m->phi, &m->screen}) out = std::copy(v->begin(), v->end(), out);
+      out = std::copy(pg.sigma.begin(), pg.sigma.end(), out);
+      for (std::size_t j = 0; j < out_; ++j) out[j] = double(bias_grad[j]);
+    }
+
     /// Writes target weights (decomposed onto the meshes: in-silico deployment) and bias.
     void set_weights(const T* w, const T* b, rng&) {
       PNN_EXPECTS(all_finite_(w, in_ * out_) && all_finite_(b, out_), "physics::mzi_mesh::set_weights: weights are not finite");
@@ -1017,7 +1074,21 @@ struct basic_mzi_mesh {
     [[nodiscard]] const std::vector<double>& sigma() const noexcept { return sigma_; }
 
    private:
-    static bool all_finite_(const T* p, std::size_t n) {
+    // Splits a flat parameter vector into phase and attenuator parts; returns the bias part.
+    const double* unflatten(const double* p, mzi_mesh_gradients& out) const {
+      for (auto [m, mesh] : {std::pair{&out.u, &u_}, std::pair{&out.v, &v_}}) {
+        m->theta.assign(p, p + mesh->num_mzis());
+        p += mesh->num_mzis();
+        m->phi.assign(p, p + mesh->num_mzis());
+        p += mesh->num_mzis();
+        m->screen.assign(p, p + modes_);
+        p += modes_;
+      }
+      out.sigma.assign(p, p + modes_);
+      return p + modes_;
+    }
+    template <class V>
+    static bool all_finite_(const V* p, std::size_t n) {
       for (std::size_t i = 0; i < n; ++i)
         if (!std::isfinite(double(p[i]))) return false;
       return true;
@@ -1123,6 +1194,6 @@ struct basic_mzi_mesh {
 using mzi_mesh = basic_mzi_mesh<float>;
 
 static_assert(substrate<mzi_mesh> && transposed_readable<mzi_mesh>);
-static_assert(dense_tile<mzi_mesh::tile<3, 2>>);
+static_assert(dense_tile<mzi_mesh::tile<3, 2>> && parameterised_tile<mzi_mesh::tile<3, 2>>);
 
 }  // namespace pnn::physics

@@ -7,13 +7,18 @@
 /// feedback-alignment literature (Lillicrap et al. 2016, Fig. 2; Nøkland 2016): 90° is no
 /// alignment, 0° is backprop's direction. Both estimates are taken on the same network with the
 /// same random stream, so on a noisy substrate they see the same forward noise; the rule's
-/// estimate includes whatever noise its own reads add.
+/// estimate includes whatever noise its own reads add. Where the rule estimates in a tile's own
+/// parameter space (a perturbative rule on an MZI mesh), backprop's gradient is mapped into that
+/// space by the tile (`parameter_gradient`) and the angle is taken there; a tile that cannot map
+/// it gives NaN for that layer.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -39,7 +44,33 @@ template <class Net, class Rule, class X, class Y, class Loss>
   learn::backprop<> reference;
   const gradients<Net> bp = reference.estimate(net, x, target, loss, gb);
   std::vector<double> angles(Net::num_layers);
-  for (std::size_t i = 0; i < Net::num_layers; ++i) angles[i] = angle_degrees(est, bp, i);
+  net.for_each_layer([&](const auto& l, std::size_t i) {
+    if (est[i].parameter_space == bp[i].parameter_space) {
+      angles[i] = angle_degrees(est, bp, i);
+      return;
+    }
+    angles[i] = std::nan("");
+    // An estimate in the tile's own parameter space (a mesh's phases) is compared with
+    // backprop's gradient mapped there, when the tile can map it.
+    if constexpr (requires(double* o) {
+                    l.tile.parameter_gradient(bp[i].input.data(), bp[i].delta.data(), std::size_t{}, 1.0,
+                                              bp[i].bias.data(), o, g);
+                  }) {
+      if (!est[i].parameter_space || !bp[i].factored) return;
+      std::vector<double> mapped(l.tile.parameter_count());
+      rng gm = g.split(0xa1167 + i);
+      l.tile.parameter_gradient(bp[i].input.data(), bp[i].delta.data(), bp[i].input.shape()[0],
+                                double(bp[i].factor_scale), bp[i].bias.data(), mapped.data(), gm);
+      double dot = 0, na = 0, nb = 0;
+      for (std::size_t k = 0; k < mapped.size(); ++k) {
+        const double a = double(est[i].parameter.data()[k]);
+        dot += a * mapped[k];
+        na += a * a;
+        nb += mapped[k] * mapped[k];
+      }
+      if (na > 0 && nb > 0) angles[i] = std::acos(std::clamp(dot / std::sqrt(na * nb), -1.0, 1.0)) * 180.0 / std::numbers::pi;
+    }
+  });
   return angles;
 }
 
