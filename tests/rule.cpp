@@ -124,3 +124,57 @@ TEST_CASE("a diverging deferred update is rejected and changes nothing", "[rule]
     CHECK(std::equal(ba, ba + (i == 0 ? 8 : 3), bb));
   }
 }
+
+#include "static/readout_rule.hpp"
+
+static_assert(learning_rule<user::readout<>, network<tanh_d, out_d>, loss::mse>);
+
+TEST_CASE("a user rule on the skeleton: readout training equals backprop's output layer and trains",
+          "[rule][composed]") {
+  using net_t = network<tanh_d, out_d>;
+  net_t net({4, 12, 3}, seed{2});
+  const auto x = batch(16, 4, 1);
+  const auto t = batch(16, 3, 2);
+  user::readout<> readout{{.optimizer = {.learning_rate = 0.125f}}};
+  learn::backprop<> bp;
+  rng g1(5), g2(5);
+  const auto est = readout.estimate(net, x, t, loss::mse{}, g1);
+  const auto ref = bp.estimate(net, x, t, loss::mse{}, g2);
+  // Theory: the readout estimate is backprop's for the output layer and zero below it.
+  for (std::size_t k = 0; k < ref[1].weight.size(); ++k) CHECK(est[1].weight.data()[k] == Approx(ref[1].weight.data()[k]).margin(1e-14));
+  for (std::size_t k = 0; k < ref[1].bias.size(); ++k) CHECK(est[1].bias(k) == Approx(ref[1].bias(k)).margin(1e-14));
+  CHECK(std::all_of(est[0].weight.begin(), est[0].weight.end(), [](double v) { return v == 0; }));
+
+  // The skeleton's step: optimiser, then programming; the layer below never moves.
+  const net_t before = net;
+  check_rule(net, readout, loss::mse{}, x, t, 0.125);
+  const std::vector<double> hidden(layer<0>(net).tile.weight_data(), layer<0>(net).tile.weight_data() + 48);
+  rng g(3);
+  const double first = readout.step(net, x, t, loss::mse{}, g).loss;
+  double last = first;
+  for (int k = 0; k < 300; ++k) {
+    rng gk = g.split(std::uint64_t(k));
+    last = readout.step(net, x, t, loss::mse{}, gk).loss;
+  }
+  INFO("loss " << first << " -> " << last);
+  CHECK(last < 0.5 * first);
+  CHECK(std::equal(hidden.begin(), hidden.end(), layer<0>(net).tile.weight_data()));
+
+  // Typed state owned by the caller gives the same step as the rule's own cache.
+  net_t a = before, b = before;
+  user::readout<optim::adam> r1{{.optimizer = {.learning_rate = 0.01f}}}, r2 = r1;
+  auto state = r2.make_state(b);
+  for (int k = 0; k < 3; ++k) {
+    rng ga(k), gb(k);
+    r1.step(a, x, t, loss::mse{}, ga);
+    r2.step(b, state, x, t, loss::mse{}, gb);
+  }
+  CHECK(std::equal(layer<1>(a).tile.weight_data(), layer<1>(a).tile.weight_data() + 36, layer<1>(b).tile.weight_data()));
+
+  // A bad batch is refused before anything changes.
+  auto bad = x;
+  bad(0, 0) = std::nan("");
+  const net_t kept = b;
+  CHECK_THROWS_WITH(r2.step(b, state, bad, t, loss::mse{}, g), Catch::Contains("readout"));
+  CHECK(std::equal(layer<1>(b).tile.weight_data(), layer<1>(b).tile.weight_data() + 36, layer<1>(kept).tile.weight_data()));
+}

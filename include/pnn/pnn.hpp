@@ -20,6 +20,7 @@
 #include <pnn/learn/optim.hpp>
 #include <pnn/learn/perturbation.hpp>
 #include <pnn/learn/physics_aware.hpp>
+#include <pnn/learn/composed_rule.hpp>
 #include <pnn/train/surrogate.hpp>
 #include <pnn/physics/black_box.hpp>
 #include <pnn/nn/check_substrate.hpp>

@@ -74,7 +74,6 @@ struct gained_crossbar {
       for (std::size_t k = 0; k < g_.size(); ++k) g_[k] = float(p[k]);
       for (std::size_t j = 0; j < out_; ++j) b_[j] = float(p[g_.size() + j]);
     }
-    float* bias_data() { return b_.data(); }
     const float* bias_data() const { return b_.data(); }
 
    private:

@@ -116,6 +116,22 @@ constexpr bool accessible_layers() {
   return ok;
 }
 
+/// True when some layer's tile has a parameter space of its own (then the flat vectors are
+/// `double`, so that its parameters save and restore exactly).
+template <class Net>
+constexpr bool any_parameter_space() {
+  bool any = false;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    ((any = any || updates_in_parameter_space<typename Net::template layer_type<I>::tile_type>), ...);
+  }(std::make_index_sequence<Net::num_layers>{});
+  return any;
+}
+
+/// Element type of the flat parameter vectors: the network's value type when every tile's
+/// parameters are W and b (the fast path, as exact as the weights), `double` otherwise.
+template <class Net>
+using flat_t = std::conditional_t<any_parameter_space<Net>(), double, typename Net::value_type>;
+
 /// Number of trainable parameters of `net` (each tile's, in its own space).
 template <class Net>
 std::size_t parameter_count(const Net& net) {
@@ -125,8 +141,8 @@ std::size_t parameter_count(const Net& net) {
 }
 
 /// Copies all parameters into `saved` (flat, layer after layer, each in its tile's layout).
-template <class Net>
-void save(Net& net, std::vector<double>& saved) {
+template <class Net, class V>
+void save(Net& net, std::vector<V>& saved) {
   saved.resize(parameter_count(net));
   std::size_t off = 0;
   net.for_each_layer([&](auto& l, std::size_t) {
@@ -135,35 +151,48 @@ void save(Net& net, std::vector<double>& saved) {
   });
 }
 
-/// Writes the flat parameters `p` into the tiles.
-template <class Net>
-void load(Net& net, const double* p) {
+/// Writes `θ = saved + s · dir` into the tiles, in one pass for tiles whose parameters are W and
+/// b; tiles with their own parameter space go through `work` and `set_parameters`.
+template <class Net, class V>
+void write(Net& net, const std::vector<V>& saved, const V* dir, V s, std::vector<V>& work) {
   std::size_t off = 0;
   net.for_each_layer([&](auto& l, std::size_t) {
-    set_tile_parameters(l.tile, p + off);
-    off += tile_parameter_count(l.tile);
+    using tile_t = typename std::remove_cvref_t<decltype(l)>::tile_type;
+    using T = typename tile_t::value_type;
+    const std::size_t np = tile_parameter_count(l.tile);
+    const V* b = saved.data() + off;
+    const V* d = dir + off;
+    if constexpr (parameterised_tile<tile_t>) {
+      work.resize(np);
+      for (std::size_t k = 0; k < np; ++k) work[k] = b[k] + s * d[k];
+      set_tile_parameters(l.tile, work.data());
+    } else {
+      pnn::detail::require_writable_parameters(l.tile);
+      const std::size_t nw = l.out_size() * l.in_size();
+      T* w = l.tile.weight_data();
+      T* bias = l.tile.bias_data();
+      for (std::size_t k = 0; k < nw; ++k) w[k] = static_cast<T>(b[k] + s * d[k]);
+      for (std::size_t j = 0; j < l.out_size(); ++j) bias[j] = static_cast<T>(b[nw + j] + s * d[nw + j]);
+    }
+    off += np;
   });
 }
 
-/// Writes `θ = saved + s · dir` into the tiles (`work`: scratch of the same size).
-template <class Net>
-void write(Net& net, const std::vector<double>& saved, const double* dir, double s, std::vector<double>& work) {
-  work.resize(saved.size());
-  for (std::size_t k = 0; k < saved.size(); ++k) work[k] = saved[k] + s * dir[k];
-  load(net, work.data());
-}
-
 /// Restores the saved parameters bit for bit.
-template <class Net>
-void restore(Net& net, const std::vector<double>& saved) {
-  load(net, saved.data());
+template <class Net, class V>
+void restore(Net& net, const std::vector<V>& saved) {
+  std::size_t off = 0;
+  net.for_each_layer([&](auto& l, std::size_t) {
+    set_tile_parameters(l.tile, saved.data() + off);
+    off += tile_parameter_count(l.tile);
+  });
 }
 
 /// `grad += s · flat` for the flat vector `flat` in the order of `save`: into `weight`, `bias`
 /// for tiles whose parameters are W and b, into `parameter` (marked `parameter_space`) for the
 /// others.
-template <class Net>
-void accumulate(Net& net, gradients<Net>& grad, const double* flat, double s) {
+template <class Net, class V>
+void accumulate(Net& net, gradients<Net>& grad, const V* flat, V s) {
   using T = typename Net::value_type;
   std::size_t off = 0;
   net.for_each_layer([&](auto& l, std::size_t i) {
@@ -174,6 +203,11 @@ void accumulate(Net& net, gradients<Net>& grad, const double* flat, double s) {
       for (std::size_t k = 0; k < np; ++k) g.parameter.data()[k] += static_cast<T>(s * flat[off + k]);
       g.parameter_space = true;
       off += np;
+    } else if constexpr (std::is_same_v<V, T>) {
+      const std::size_t nw = l.out_size() * l.in_size();
+      simd::axpy<T>(nw, s, flat + off, g.weight.data());
+      simd::axpy<T>(l.out_size(), s, flat + off + nw, g.bias.data());
+      off += nw + l.out_size();
     } else {
       const std::size_t nw = l.out_size() * l.in_size();
       for (std::size_t k = 0; k < nw; ++k) g.weight.data()[k] += static_cast<T>(s * flat[off + k]);
@@ -197,8 +231,8 @@ double batch_loss(const Net& net, const typename Net::value_type* x, const typen
 template <class Net>
 struct parameter_guard {
   Net& net;
-  std::vector<double>& saved;
-  parameter_guard(Net& n, std::vector<double>& s) : net(n), saved(s) {
+  std::vector<flat_t<Net>>& saved;
+  parameter_guard(Net& n, std::vector<flat_t<Net>>& s) : net(n), saved(s) {
     // Refuse before saving, so that the restore in the destructor cannot throw.
     net.for_each_layer([](const auto& l, std::size_t) { pnn::detail::require_writable_parameters(l.tile); });
     save(net, saved);
@@ -215,7 +249,7 @@ struct state {
   trace<Net> tr{}, tp{};
   gradients<Net> grad{};
   typename Optimizer::template state<Net> opt{};
-  std::vector<double> saved{}, dir{}, codes{}, pert{}, work{};  ///< flat parameter-space vectors
+  std::vector<flat_t<Net>> saved{}, dir{}, codes{}, pert{}, work{};  ///< flat parameter vectors
   std::size_t estimates = 0;  ///< estimates made so far (SPSA's k)
   xt::xtensor<T, 1> a{}, h{}, a2{}, h2{}, scratch{}, u{}, delta{}, base{}, lp{}, lm{};
 };
@@ -321,14 +355,15 @@ class weight_perturbation {
     rng g0 = g.split(1);
     const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0);
     s.grad.reshape(net);
+    using V = perturb_detail::flat_t<Net>;
     const std::size_t P = params_.num_perturbations;
-    const double sigma = params_.sigma;
+    const V sigma = static_cast<V>(params_.sigma);
     {
       perturb_detail::parameter_guard<Net> guard(net, s.saved);
       s.dir.resize(s.saved.size());
       for (std::size_t p = 0; p < P; ++p) {
         rng gu = g.split(2).split(p);
-        fill_normal<double>(gu, s.dir.data(), s.dir.size());
+        fill_normal<V>(gu, s.dir.data(), s.dir.size());
         perturb_detail::write(net, s.saved, s.dir.data(), sigma, s.work);
         rng gplus = g.split(3).split(2 * p);
         const double lp = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gplus);
@@ -341,7 +376,7 @@ class weight_perturbation {
         } else {
           coef = (lp - r.loss) / params_.sigma;
         }
-        perturb_detail::accumulate(net, s.grad, s.dir.data(), coef / double(P));
+        perturb_detail::accumulate(net, s.grad, s.dir.data(), static_cast<V>(coef / double(P)));
       }
     }
     return r;
@@ -571,6 +606,7 @@ class spsa {
     rng g0 = g.split(1);
     const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0);
     s.grad.reshape(net);
+    using V = perturb_detail::flat_t<Net>;
     const std::size_t M = params_.num_perturbations;
     const double ck = perturbation_size(s.estimates++);
     perturb_detail::parameter_guard<Net> guard(net, s.saved);
@@ -579,15 +615,15 @@ class spsa {
       s.dir.resize(np);
       for (std::size_t p = 0; p < M; ++p) {
         rng gd = g.split(2).split(p);
-        fill_rademacher<double>(gd, s.dir.data(), np);
-        perturb_detail::write(net, s.saved, s.dir.data(), ck, s.work);
+        fill_rademacher<V>(gd, s.dir.data(), np);
+        perturb_detail::write(net, s.saved, s.dir.data(), static_cast<V>(ck), s.work);
         rng gplus = g.split(3).split(2 * p);
         const double lp = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gplus);
-        perturb_detail::write(net, s.saved, s.dir.data(), -ck, s.work);
+        perturb_detail::write(net, s.saved, s.dir.data(), static_cast<V>(-ck), s.work);
         rng gminus = g.split(3).split(2 * p + 1);
         const double lm = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gminus);
         // 1/Δ_i = Δ_i for Δ_i = ±1.
-        perturb_detail::accumulate(net, s.grad, s.dir.data(), (lp - lm) / (2 * ck) / double(M));
+        perturb_detail::accumulate(net, s.grad, s.dir.data(), static_cast<V>((lp - lm) / (2 * ck) / double(M)));
       }
       return r;
     }
@@ -600,22 +636,23 @@ class spsa {
     s.codes.resize(M * np);
     for (std::size_t m = 0; m < M; ++m) {
       rng gd = g.split(2).split(m);
-      fill_rademacher<double>(gd, s.codes.data() + m * np, np);
+      fill_rademacher<V>(gd, s.codes.data() + m * np, np);
     }
     s.pert.resize(np);
     std::vector<double> d(M, 0.0);
     const double amp = ck / std::sqrt(double(M));
     for (std::size_t t = 0; t < slots; ++t) {
-      std::fill(s.pert.begin(), s.pert.end(), 0.0);
-      for (std::size_t m = 0; m < M; ++m) simd::axpy<double>(np, code(m + 1, t), s.codes.data() + m * np, s.pert.data());
-      perturb_detail::write(net, s.saved, s.pert.data(), amp, s.work);
+      std::fill(s.pert.begin(), s.pert.end(), V(0));
+      for (std::size_t m = 0; m < M; ++m)
+        simd::axpy<V>(np, static_cast<V>(code(m + 1, t)), s.codes.data() + m * np, s.pert.data());
+      perturb_detail::write(net, s.saved, s.pert.data(), static_cast<V>(amp), s.work);
       rng gl = g.split(3).split(t);
       const double lt = perturb_detail::batch_loss(net, b.x, b.target, b.n, loss, s.tp, gl);
       for (std::size_t m = 0; m < M; ++m) d[m] += code(m + 1, t) * lt;
     }
     for (std::size_t m = 0; m < M; ++m) {
       const double dm = d[m] * std::sqrt(double(M)) / (ck * double(slots));
-      perturb_detail::accumulate(net, s.grad, s.codes.data() + m * np, dm / double(M));
+      perturb_detail::accumulate(net, s.grad, s.codes.data() + m * np, static_cast<V>(dm / double(M)));
     }
     return r;
   }

@@ -230,4 +230,26 @@ void times_derivative(const Layer& l, const T* dy, const T* a, const T* h, std::
 }
 
 }  // namespace detail
+
+/// A batch checked against a network (shape, finiteness): `x` (n × inputs) and `target`
+/// (n × outputs) as contiguous row-major pointers, `n` ≥ 1. What a rule's estimator receives.
+template <class T>
+using checked_batch = detail::checked_batch<T>;
+
+/// Number of rows whose argmax agrees between `y` and `t` (both n × k): a step's `correct`.
+template <class T>
+[[nodiscard]] std::size_t count_correct(const T* y, const T* t, std::size_t n, std::size_t k) {
+  return detail::count_correct<T>(y, t, n, k);
+}
+
+/// Writes layer `l`'s update `ĝ_W = scale · δᵀh`, `ĝ_b = scale · Σ_n δ_n` into `g` (shaped like
+/// the layer), keeping the factors `(h, δ, scale)` where the layer's substrate programs them
+/// (a crossbar's pulse trains, a mesh's adjoint phase steps). `h`: the layer's inputs n × In,
+/// `delta`: ∂L/∂(pre-activation) n × Out.
+template <class Layer, class T>
+void outer_product_update(const Layer& l, const T* h, const T* delta, std::size_t n, T scale,
+                          layer_gradient<T>& g) {
+  detail::outer_product_update(l, h, delta, n, l.in_size(), l.out_size(), scale, g);
+}
+
 }  // namespace pnn

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 #include <vector>
 
 #include <pnn/core/error.hpp>
@@ -47,26 +48,29 @@ template <parameter_accessible_tile Tile>
 }
 
 /// Copies the parameters into `p` (`tile_parameter_count(t)` values; W row-major, then b).
-template <parameter_accessible_tile Tile>
-void get_tile_parameters(const Tile& t, double* p) {
+/// `V` is `double`, or the tile's value type for a tile whose parameters are W and b.
+template <parameter_accessible_tile Tile, class V>
+void get_tile_parameters(const Tile& t, V* p) {
   if constexpr (parameterised_tile<Tile>) {
+    static_assert(std::is_same_v<V, double>, "get_tile_parameters: a tile's own parameters are read as double");
     t.get_parameters(p);
   } else {
     const std::size_t nw = t.out_size() * t.in_size();
     const auto* w = t.weight_data();
     const auto* b = t.bias_data();
-    for (std::size_t k = 0; k < nw; ++k) p[k] = double(w[k]);
-    for (std::size_t j = 0; j < t.out_size(); ++j) p[nw + j] = double(b[j]);
+    for (std::size_t k = 0; k < nw; ++k) p[k] = V(w[k]);
+    for (std::size_t j = 0; j < t.out_size(); ++j) p[nw + j] = V(b[j]);
   }
 }
 
 /// Writes the parameters from `p` (the layout of `get_tile_parameters`). Values read back from
 /// `get_tile_parameters` restore the tile exactly.
 /// \pre a crossbar is not programmed for inference (else `pnn::error`).
-template <parameter_accessible_tile Tile>
-void set_tile_parameters(Tile& t, const double* p) {
+template <parameter_accessible_tile Tile, class V>
+void set_tile_parameters(Tile& t, const V* p) {
   detail::require_writable_parameters(t);
   if constexpr (parameterised_tile<Tile>) {
+    static_assert(std::is_same_v<V, double>, "set_tile_parameters: a tile's own parameters are written as double");
     t.set_parameters(p);
   } else {
     using T = typename Tile::value_type;

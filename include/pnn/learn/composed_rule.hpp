@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+/// \file
+/// \brief `learn::composed_rule<Core, Optimizer>`: the rule skeleton — check the batch, estimate,
+/// shape with the optimiser, reject a non-finite update, program — around a user's estimator.
+///
+/// A new learning rule is its estimator only (`Core`, docs/guide.md, "Writing a learning rule"):
+/// `core.estimate(net, batch, loss, rng, out)` fills `out` (arriving shaped like the network and
+/// zeroed) and returns the batch's `step_result`. Everything else every rule does is here, once:
+/// the batch is checked (shape, finiteness) before anything runs, the per-network state (the
+/// estimate and the optimiser's state) is typed, and `step` ends in the same
+/// optimiser → finiteness check → `pnn::program` sequence as the shipped rules, so updates in a
+/// tile's own parameter space and factored updates reach the substrate as they do there.
+#pragma once
+
+#include <any>
+#include <concepts>
+#include <utility>
+
+#include <xtensor/xtensor.hpp>
+
+#include <pnn/core/rng.hpp>
+#include <pnn/learn/optim.hpp>
+#include <pnn/learn/rule.hpp>
+#include <pnn/nn/gradients.hpp>
+
+namespace pnn {
+
+/// What a rule's estimator provides for network `Net` and loss `Loss`: a `name` and
+/// `estimate(net, batch, loss, rng, out) -> step_result`, which must not change `net`.
+template <class Core, class Net, class Loss>
+concept rule_core = requires(Core& c, const Net& net, const checked_batch<typename Net::value_type>& b, const Loss& loss,
+                             rng& g, gradients<Net>& out) {
+  { Core::name } -> std::convertible_to<const char*>;
+  { c.estimate(net, b, loss, g, out) } -> std::convertible_to<step_result>;
+};
+
+namespace learn {
+
+/// \brief A learning rule made of an estimator `Core` and an optimiser: `step` = check batch →
+/// `core.estimate` → `optimizer.apply` → finiteness check → `pnn::program`.
+/// \tparam Core an estimator (`pnn::rule_core`); its parameters live in the core object
+/// \tparam Optimizer `optim::sgd` (default), `optim::momentum`, `optim::adam`, …
+template <class Core, class Optimizer = optim::sgd>
+class composed_rule {
+ public:
+  static constexpr const char* name = Core::name;
+  using core_type = Core;
+  using optimizer_type = Optimizer;
+
+  /// The estimator and the optimiser.
+  struct params {
+    Optimizer optimizer{};
+    Core core{};
+  };
+
+  /// Typed per-network state: the estimate and the optimiser's state. A driver that owns it
+  /// (`make_state`, then the overloads taking it) keeps several networks apart without the
+  /// rule's own cache.
+  template <class Net>
+  struct state {
+    gradients<Net> grad{};
+    typename Optimizer::template state<Net> opt{};
+  };
+
+  composed_rule() = default;
+  explicit composed_rule(params p) : params_(std::move(p)) {}
+  [[nodiscard]] params& parameters() noexcept { return params_; }
+  [[nodiscard]] const params& parameters() const noexcept { return params_; }
+
+  /// A fresh state for `net`.
+  template <class Net>
+  [[nodiscard]] state<Net> make_state(const Net& net) const {
+    state<Net> s;
+    s.grad.reshape(net);
+    return s;
+  }
+
+  /// The estimate on the batch; `net` unchanged. \pre `x` (n × inputs) and `target`
+  /// (n × outputs) finite, n ≥ 1 (else `pnn::error`).
+  template <class Net, class X, class Y, class Loss>
+  gradients<Net> estimate(Net& net, state<Net>& s, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
+                          const Loss& loss, rng& g) {
+    run(net, s, x, target, loss, g);
+    return s.grad;
+  }
+  /// Estimate, optimiser, finiteness check, program; the batch's loss and accuracy (measured
+  /// before the update). A bad batch or a non-finite update throws and changes nothing.
+  template <class Net, class X, class Y, class Loss>
+  step_result step(Net& net, state<Net>& s, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
+                   const Loss& loss, rng& g) {
+    const step_result r = run(net, s, x, target, loss, g);
+    detail::finish_step(net, s.grad, params_.optimizer, s.opt, g, name);
+    return r;
+  }
+
+  /// As above, with the state this rule keeps per network type.
+  template <class Net, class X, class Y, class Loss>
+  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
+                          rng& g) {
+    return estimate(net, detail::cached<state<Net>>(cache_), x, target, loss, g);
+  }
+  template <class Net, class X, class Y, class Loss>
+  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss, rng& g) {
+    return step(net, detail::cached<state<Net>>(cache_), x, target, loss, g);
+  }
+
+ private:
+  template <class Net, class X, class Y, class Loss>
+  step_result run(Net& net, state<Net>& s, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
+                  const Loss& loss, rng& g) {
+    static_assert(rule_core<Core, Net, Loss>,
+                  "composed_rule: Core needs `static constexpr const char* name` and "
+                  "`step_result estimate(const Net&, const checked_batch<T>&, const Loss&, rng&, gradients<Net>&)`");
+    const auto b = detail::check_batch(net, x, target, name);
+    s.grad.reshape(net);
+    const Net& view = net;
+    return params_.core.estimate(view, b, loss, g, s.grad);
+  }
+
+  params params_{};
+  std::any cache_{};
+};
+
+}  // namespace learn
+}  // namespace pnn
