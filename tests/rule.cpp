@@ -165,7 +165,7 @@ TEST_CASE("a user rule on the skeleton: readout training equals backprop's outpu
   user::readout<optim::adam> r1{{.optimizer = {.learning_rate = 0.01f}}}, r2 = r1;
   auto state = r2.make_state(b);
   for (int k = 0; k < 3; ++k) {
-    rng ga(k), gb(k);
+    rng ga{std::uint64_t(k)}, gb{std::uint64_t(k)};
     r1.step(a, x, t, loss::mse{}, ga);
     r2.step(b, state, x, t, loss::mse{}, gb);
   }
