@@ -142,6 +142,21 @@ TEST_CASE("the MZI mesh's parameters are its phases, attenuators and bias, resto
   t.set_parameters(p.data());
   t.get_parameters(q.data());
   CHECK(q == p);
+  // An attenuator cannot transmit less than nothing: σ written below 0 is realised as 0.
+  const std::size_t sigma0 = 2 * (2 * 6 + 4);
+  std::vector<double> dark(p);
+  dark[sigma0] = -0.5;
+  t.set_parameters(dark.data());
+  CHECK(t.sigma()[0] == 0.0);
+  t.set_parameters(p.data());
+  physics::mzi_mesh_gradients step;  // an in-situ step past zero transmission stops there too
+  step.u.assign(6, 4);
+  step.v.assign(6, 4);
+  step.sigma.assign(4, 0.0);
+  step.sigma[0] = t.sigma()[0] + 1.0;
+  t.program_phases(step);
+  CHECK(t.sigma()[0] == 0.0);
+  t.set_parameters(p.data());
   moved[1] = std::nan("");
   CHECK_THROWS_WITH(t.set_parameters(moved.data()), Catch::Contains("not finite"));
   t.get_parameters(q.data());

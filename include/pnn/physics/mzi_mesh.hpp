@@ -992,12 +992,14 @@ struct basic_mzi_mesh {
       v_.adjoint_gradients(rv, z, adj, out.v);
     }
 
-    /// Subtracts a phase-space step from the nominal phases and attenuators (in-situ update).
+    /// Subtracts a phase-space step from the nominal phases and attenuators (in-situ update);
+    /// an attenuator amplitude stops at 0.
     void program_phases(const mzi_mesh_gradients& step) {
       PNN_EXPECTS(step.sigma.size() == modes_, "physics::mzi_mesh::program_phases: step has the wrong shape");
       u_.step_phases(step.u);
       v_.step_phases(step.v);
-      for (std::size_t m = 0; m < modes_; ++m) sigma_[m] -= step.sigma[m];
+      // An attenuator transmits between nothing and everything: its amplitude stops at 0.
+      for (std::size_t m = 0; m < modes_; ++m) sigma_[m] = std::max(sigma_[m] - step.sigma[m], 0.0);
       nominal_valid_ = false;
       invalidate();
     }
@@ -1017,7 +1019,9 @@ struct basic_mzi_mesh {
     }
     /// Programs the phases, attenuators and bias from `p` (the layout of `get_parameters`), as
     /// heater drives and attenuator settings would; reads then use them. Parameter-space
-    /// updates (in-situ phase training by weight perturbation or SPSA) arrive through it.
+    /// updates (in-situ phase training by weight perturbation or SPSA) arrive through it. An
+    /// attenuator amplitude below 0 is set to 0 (no transmission), as the device would; a
+    /// negative sign is the phase screen's job.
     /// \pre `parameter_count()` finite values (else `pnn::error`; the tile is unchanged).
     void set_parameters(const double* p) {
       PNN_EXPECTS(all_finite_(p, parameter_count()), "physics::mzi_mesh::set_parameters: parameters are not finite");
@@ -1026,6 +1030,7 @@ struct basic_mzi_mesh {
       u_.set_phases(v.u.theta, v.u.phi, v.u.screen);
       v_.set_phases(v.v.theta, v.v.phi, v.v.screen);
       sigma_ = v.sigma;
+      for (double& a : sigma_) a = std::max(a, 0.0);  // amplitudes below 0 are not an attenuator
       for (std::size_t j = 0; j < out_; ++j) b_[j] = T(rest[j]);
       nominal_valid_ = false;
       invalidate();
