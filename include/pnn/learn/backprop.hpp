@@ -116,7 +116,7 @@ class backprop {
                       "use learn::physics_aware for substrates without a transposed read");
         detail::resize_if_needed(next, n, l.in_size());
         rng gl = g.split(i);
-        l.backward_read(delta.data(), n, next.data(), gl);
+        l.backward_read_at(tr.input_of(i), delta.data(), n, next.data(), gl);
         std::swap(up, next);
         backward_impl(net, tr, up, delta, next, grad, g, std::integral_constant<std::size_t, i>{});
       }

@@ -163,9 +163,8 @@ constexpr void require_energy_network() {
 /// A layer whose forward read is a deterministic function of its input (exact digital tile, no
 /// noise stage): a read taken from the current states can be reused instead of read again.
 template <class Layer>
-inline constexpr bool deterministic_read = requires {
-  requires Layer::tile_type::reads_exactly;
-} && !Layer::has_input_noise && !Layer::has_output_noise;
+inline constexpr bool deterministic_read =
+    tile_hooks::reads_exactly<typename Layer::tile_type> && !Layer::has_input_noise && !Layer::has_output_noise;
 
 /// Which nudge a relaxation applies.
 enum class nudge_kind {

@@ -104,7 +104,7 @@ struct substrate {
     /// per-device state for them.
     void configure(const substrate& p) {
       layer_.noise = p.noise;
-      if constexpr (requires { layer_.tile.set_params(p.physics); }) layer_.tile.set_params(p.physics);
+      tile_hooks::configure(layer_.tile, p.physics);
       prepared_ = false;
     }
     /// Programs `B` (rows × cols) into the tile (in = cols, out = rows), zero bias.
@@ -358,16 +358,9 @@ class feedback_rule {
   template <class Layer, class T>
   static void sign_of_transpose(const Layer& ly, T c, xt::xtensor<T, 2>& w, xt::xtensor<T, 2>& b) {
     const std::size_t in = ly.in_size(), out = ly.out_size();
-    const T* wp = nullptr;
-    if constexpr (requires(T* o) { ly.tile.effective_weights(o); }) {
-      detail::resize_if_needed(w, out, in);
-      ly.tile.effective_weights(w.data());
-      wp = w.data();
-    } else if constexpr (dense_tile<typename Layer::tile_type>) {
-      wp = ly.tile.weight_data();
-    } else {
-      throw_error(std::string(name) + ": sign-symmetric feedback needs a substrate whose weights can be read");
-    }
+    detail::resize_if_needed(w, out, in);
+    ly.tile.effective_weights(w.data());  // part of every substrate's protocol
+    const T* wp = w.data();
     for (std::size_t o = 0; o < out; ++o)
       for (std::size_t i = 0; i < in; ++i) {
         const T v = wp[o * in + i];

@@ -166,7 +166,7 @@ class network_twin {
       using tile_t = typename std::remove_cvref_t<decltype(tl)>::tile_type;
       static_assert(transposable_tile<tile_t>, "learn::network_twin: the twin's substrate must be read transposed");
       rng gb = r.split(I + 1000);
-      tl.backward_read(delta_.data(), n, down, gb);
+      tl.backward_read_at(x, delta_.data(), n, down, gb);
     }
   }
 

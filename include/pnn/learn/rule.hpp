@@ -168,7 +168,7 @@ void require_finite_update(const gradients<Net>& g, const char* rule) {
 /// A tile that programs a factored update `W ← W − s·δᵀh` itself, exactly (the digital
 /// substrate: one rank-n GEMM into `W`), so a rule's `step` need not form the dense product.
 template <class Tile>
-concept outer_product_programmable = requires { requires Tile::programs_outer_products; };
+concept outer_product_programmable = tile_hooks::programs_outer_products<Tile>;
 
 /// Before a rule estimates: with `programming` (the rule's `step`), marks the layers whose dense
 /// update may be deferred — their tile programs outer products and the optimiser only rescales
@@ -218,9 +218,7 @@ void outer_product_update(const Layer&, const T* h, const T* delta, std::size_t 
   }
   simd::gemm_tn<T>(out, in, n, scale, delta, out, h, in, T(0), g.weight.data(), in);
   g.factored = false;
-  if constexpr (requires { Layer::tile_type::uses_update_factors; }) {
-    if constexpr (Layer::tile_type::uses_update_factors) keep_factors();
-  }
+  if constexpr (tile_hooks::uses_update_factors<typename Layer::tile_type>) keep_factors();
 }
 
 /// `δ = dy ⊙ f′(a, h)` for a layer's activation.

@@ -41,8 +41,8 @@ struct substrate_check_options {
   /// saturate need more; a negative value skips the check) [1e-4].
   double program_tolerance = 1e-4;
   double finite_difference_step = 1e-3;  ///< ε of the VJP check (input units) [1e-3]
-  /// Check the transposed read where the tile has one (false where it refuses to be read
-  /// transposed in this configuration, e.g. an MZI mesh under intensity detection) [true].
+  /// Check the VJP (`read_vjp`, else `read_transposed`) where the tile has one (false for a
+  /// configuration that refuses to be read backwards) [true].
   bool check_transposed = true;
 };
 
@@ -145,7 +145,8 @@ template <substrate S>
     if (o.check_transposed) {
     std::vector<T> dx(n * o.in);
     rng gt(o.seed, 9);
-    t.read_transposed(dy.data(), n, dx.data(), gt);
+    // A nonlinear read's VJP depends on x: the tile's read_vjp where it has one.
+    tile_hooks::read_vjp(t, x.data(), dy.data(), n, dx.data(), gt);
     const double eps = o.finite_difference_step;
     std::vector<T> xp(x), xm(x);
     for (std::size_t k = 0; k < x.size(); ++k) {
@@ -161,7 +162,7 @@ template <substrate S>
     }
     rep.vjp_error = std::abs(vjp - fd) / std::max(scale, 1e-30);
     if (!(rep.vjp_error <= std::max(o.tolerance, 1e-2)))
-      fail("read_transposed is not the vector-Jacobian product of read: <dx, v> = " + std::to_string(vjp) +
+      fail("read_transposed/read_vjp is not the vector-Jacobian product of read: <dx, v> = " + std::to_string(vjp) +
            ", finite differences give " + std::to_string(fd));
     }
   }

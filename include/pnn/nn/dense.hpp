@@ -92,7 +92,7 @@ class dense {
       rng gw = g.split(0x5e7);
       tile.set_weights(w.data(), b.data(), gw);
     }
-    if constexpr (requires { tile.prepare(g); }) tile.prepare(g);
+    tile_hooks::prepare(tile, g);
     if constexpr (requires { noise.prepare(in, out, g); }) noise.prepare(in, out, g);
     refresh_effective_tile();
   }
@@ -137,6 +137,16 @@ class dense {
     read_tile().read_transposed(dy, n, dx, gr);
   }
 
+  /// The vector–Jacobian product of the layer's read at input `x` (n × In): `dx = (∂y/∂x)ᵀ dy`.
+  /// The tile's `read_vjp` where it has one (a nonlinear read, e.g. intensity detection),
+  /// its transposed read otherwise (a linear read's VJP).
+  void backward_read_at(const value_type* x, const value_type* dy, std::size_t n, value_type* dx, rng& g) const
+    requires transposable_tile<tile_type>
+  {
+    rng gr = g.split(3);
+    tile_hooks::read_vjp(read_tile(), x, dy, n, dx, gr);
+  }
+
   /// The tile a read computes with: `tile`, or its copy through the policy's weights stage.
   /// Rules that drive the tile themselves (equilibrium propagation) read through it.
   const tile_type& read_tile() const {
@@ -153,8 +163,7 @@ class dense {
 
  private:
   const value_type* bias_or_null() const noexcept {
-    if constexpr (requires { tile.bias_data(); }) return tile.bias_data();
-    else return nullptr;
+    return tile.bias_data();
   }
 };
 

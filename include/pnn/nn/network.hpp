@@ -92,7 +92,7 @@ class network {
       rng g = rng(s).split(i);
       l.initialize(sizes[i], sizes[i + 1], g);
       // Tiles that report errors by layer (physics::black_box) learn their position here.
-      if constexpr (requires { l.tile.layer_index = i; }) l.tile.layer_index = i;
+      tile_hooks::set_layer_index(l.tile, i);
     });
   }
 
@@ -102,10 +102,7 @@ class network {
     for_each_layer([&](auto& l, std::size_t) {
       using L = std::remove_cvref_t<decltype(l)>;
       if constexpr (std::is_same_v<C, typename L::noise_type>) l.noise = c;
-      else if constexpr (requires { l.tile.set_params(c); }) {
-        l.tile.set_params(c);
-        l.refresh_effective_tile();
-      }
+      else if (tile_hooks::configure(l.tile, c)) l.refresh_effective_tile();
     });
   }
 

@@ -18,6 +18,7 @@
 /// | optional                                     | what it enables                                 |
 /// |----------------------------------------------|-------------------------------------------------|
 /// | `read_transposed(dy, n, dx, rng&) const`     | backprop/EP/CL through the physics (`transposable_tile`) |
+/// | `read_vjp(x, dy, n, dx, rng&) const`         | backprop below a nonlinear read (VJP at input `x`) |
 /// | `prepare(rng&)`, `set_params(params)`        | per-device draws, network-wide configuration    |
 /// | `programs_outer_products`, `uses_update_factors` | factored updates (`s·δᵀh`) reach `program`  |
 ///
@@ -116,6 +117,67 @@ concept substrate = requires {
 /// A substrate whose tiles can be read transposed (crossbars, reciprocal optics, digital).
 template <class S>
 concept transposed_readable = substrate<S> && transposable_tile<typename S::template tile<3, 2>>;
+
+/// \brief The one place optional tile hooks are probed: layers, networks and rules call these,
+/// never `if constexpr (requires …)` on a tile themselves, so an optional capability has one
+/// spelling and one meaning.
+namespace tile_hooks {
+
+/// The tile programs a factored update `s·δᵀh` itself, exactly, and may receive deferred ones.
+template <class Tile>
+inline constexpr bool programs_outer_products = requires { requires Tile::programs_outer_products; };
+/// The tile wants an update's factors `(h, δ, s)` kept for `program` (pulse trains, adjoint steps).
+template <class Tile>
+inline constexpr bool uses_update_factors = requires { requires Tile::uses_update_factors; };
+/// Reads are exactly `x Wᵀ` / `dy W` with `W = weight_data()` (rules may reuse or fuse them).
+template <class Tile>
+inline constexpr bool reads_exactly = requires { requires Tile::reads_exactly; };
+
+/// The vector–Jacobian product of the tile's read at inputs `x`: its `read_vjp` where it has one
+/// (a read nonlinear in `x`), its transposed read otherwise (the VJP of a linear read).
+template <transposable_tile Tile, class T>
+void read_vjp(const Tile& t, const T* x, const T* dy, std::size_t n, T* dx, rng& g) {
+  if constexpr (requires { t.read_vjp(x, dy, n, dx, g); }) t.read_vjp(x, dy, n, dx, g);
+  else t.read_transposed(dy, n, dx, g);
+}
+
+/// Draws the tile's per-device state once (`prepare`), where it has any.
+template <class Tile>
+void prepare(Tile& t, rng& g) {
+  if constexpr (requires { t.prepare(g); }) t.prepare(g);
+}
+/// Applies substrate parameters `c` (`set_params`); false when the tile takes no such type.
+template <class Tile, class C>
+bool configure(Tile& t, const C& c) {
+  if constexpr (requires { t.set_params(c); }) {
+    t.set_params(c);
+    return true;
+  } else {
+    return false;
+  }
+}
+/// Tells a tile that reports errors by layer its position in the network.
+template <class Tile>
+void set_layer_index(Tile& t, std::size_t i) {
+  if constexpr (requires { t.layer_index = i; }) t.layer_index = i;
+}
+/// PCM inference: programs the tile's current weights for inference, where it models that.
+template <class Tile, class P>
+void program_inference(Tile& t, const P& p, rng& g) {
+  if constexpr (requires { t.program_inference(p, g); }) t.program_inference(p, g);
+}
+/// PCM inference: evaluates a programmed tile `seconds` after programming.
+template <class Tile>
+void set_time(Tile& t, double seconds, rng& g) {
+  if constexpr (requires { t.set_time(seconds, g); }) t.set_time(seconds, g);
+}
+/// PCM inference: switches global drift compensation.
+template <class Tile>
+void set_drift_compensation(Tile& t, bool on) {
+  if constexpr (requires { t.set_drift_compensation(on); }) t.set_drift_compensation(on);
+}
+
+}  // namespace tile_hooks
 
 namespace detail {
 

@@ -887,13 +887,13 @@ struct basic_mzi_mesh {
     /// V† (the mesh is reciprocal, so `Wᵀ` is physically available): the vector–Jacobian product
     /// of a coherent read.
     /// \pre coherent detection (else `pnn::error`): under intensity detection `y = R|Wx|²` the
-    /// vector–Jacobian product depends on `x`, so no transposed read is correct; train such a
-    /// mesh in its parameter space (weight perturbation, SPSA) or by adjoint programming.
+    /// vector–Jacobian product depends on `x`, so no transposed read is correct: `read_vjp`
+    /// computes it at the layer's input (backprop uses it).
     void read_transposed(const T* dy, std::size_t n, T* dx, rng& g) const {
       PNN_EXPECTS(p_.detect == detection::coherent,
                   "physics::mzi_mesh::read_transposed: intensity detection (y = R|Wx|^2) has no input-independent "
-                  "transposed read; train the mesh in its parameter space (weight_perturbation, spsa) or with "
-                  "adjoint programming");
+                  "transposed read; use read_vjp (backprop does), or train the mesh in its parameter space "
+                  "(weight_perturbation, spsa)");
       if (n == 0) return;
       if (use_matrix(n)) {
         ensure_effective();
@@ -911,6 +911,30 @@ struct basic_mzi_mesh {
       v_.transposed(f, rv);
       for (std::size_t s = 0; s < n; ++s)
         for (std::size_t i = 0; i < in_; ++i) dx[s * in_ + i] = T(f.re[i * n + s]);
+    }
+
+    /// \brief The vector–Jacobian product of `read` at inputs `x`: `dx = (∂y/∂x)ᵀ dy` (n × In).
+    /// Coherent detection: the transposed read. Intensity detection, `y_j = R|E_j|²` with
+    /// `E = W x`: `dx_i = 2R Σ_j dy_j (Re E_j Re W_ji + Im E_j Im W_ji)` — what backprop needs to
+    /// pass gradients below an intensity-detected mesh (tests/substrate.cpp checks it against
+    /// finite differences). Uses the realised matrix without per-read phase noise.
+    void read_vjp(const T* x, const T* dy, std::size_t n, T* dx, rng& g) const {
+      if (p_.detect == detection::coherent) {
+        read_transposed(dy, n, dx, g);
+        return;
+      }
+      if (n == 0) return;
+      ensure_effective();
+      std::vector<T> er(n * out_), ei(n * out_);
+      simd::gemm_nt<T>(n, out_, in_, T(1), x, in_, weff_re_.data(), in_, T(0), er.data(), out_);
+      simd::gemm_nt<T>(n, out_, in_, T(1), x, in_, weff_im_.data(), in_, T(0), ei.data(), out_);
+      const T two_r = T(2 * p_.responsivity);
+      for (std::size_t k = 0; k < n * out_; ++k) {
+        er[k] *= two_r * dy[k];
+        ei[k] *= two_r * dy[k];
+      }
+      simd::gemm_nn<T>(n, in_, out_, T(1), er.data(), out_, weff_re_.data(), in_, T(0), dx, in_);
+      simd::gemm_nn<T>(n, in_, out_, T(1), ei.data(), out_, weff_im_.data(), in_, T(1), dx, in_);
     }
 
     /// \brief Realises a weight-space update `ΔW` (and `Δb`, applied digitally). `reprogram`:

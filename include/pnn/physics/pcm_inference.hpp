@@ -23,6 +23,7 @@
 
 #include <pnn/core/error.hpp>
 #include <pnn/core/rng.hpp>
+#include <pnn/physics/concepts.hpp>
 #include <pnn/simd/random.hpp>
 
 namespace pnn::physics {
@@ -176,10 +177,8 @@ class pcm_inference_state {
 template <class Net>
 void program_inference(Net& net, const pcm_inference_params& p, rng& g) {
   net.for_each_layer([&](auto& l, std::size_t i) {
-    if constexpr (requires { l.tile.program_inference(p, g); }) {
-      rng gl = g.split(i);
-      l.tile.program_inference(p, gl);
-    }
+    rng gl = g.split(i);
+    tile_hooks::program_inference(l.tile, p, gl);
   });
 }
 
@@ -187,10 +186,8 @@ void program_inference(Net& net, const pcm_inference_params& p, rng& g) {
 template <class Net>
 void set_time(Net& net, double seconds, rng& g) {
   net.for_each_layer([&](auto& l, std::size_t i) {
-    if constexpr (requires { l.tile.set_time(seconds, g); }) {
-      rng gl = g.split(i);
-      l.tile.set_time(seconds, gl);
-    }
+    rng gl = g.split(i);
+    tile_hooks::set_time(l.tile, seconds, gl);
   });
 }
 
@@ -198,7 +195,7 @@ void set_time(Net& net, double seconds, rng& g) {
 template <class Net>
 void set_drift_compensation(Net& net, bool on) {
   net.for_each_layer([&](auto& l, std::size_t) {
-    if constexpr (requires { l.tile.set_drift_compensation(on); }) l.tile.set_drift_compensation(on);
+    tile_hooks::set_drift_compensation(l.tile, on);
   });
 }
 

@@ -195,7 +195,7 @@ class mlp_surrogate {
     pnn::detail::times_derivative(l, up_.data(), tr_.a[I].data(), tr_.h[I].data(), delta_.size(), delta_.data());
     pnn::detail::resize_if_needed(up_, n, l.in_size());
     rng g(0);
-    l.backward_read(delta_.data(), n, up_.data(), g);
+    l.backward_read_at(tr_.input_of(I), delta_.data(), n, up_.data(), g);
   }
 
   network_type net_{};
