@@ -129,14 +129,6 @@ class dense {
     if constexpr (has_weight_noise) effective_tile = tile;
   }
 
-  /// Transposed read through the same physics: `dx` (n × In) = `dy` (n × Out) W.
-  void backward_read(const value_type* dy, std::size_t n, value_type* dx, rng& g) const
-    requires transposable_tile<tile_type>
-  {
-    rng gr = g.split(3);
-    read_tile().read_transposed(dy, n, dx, gr);
-  }
-
   /// The vector–Jacobian product of the layer's read at input `x` (n × In): `dx = (∂y/∂x)ᵀ dy`.
   /// The tile's `read_vjp` where it has one (a nonlinear read, e.g. intensity detection),
   /// its transposed read otherwise (a linear read's VJP).
