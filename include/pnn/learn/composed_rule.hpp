@@ -7,12 +7,12 @@
 /// `core.estimate(net, batch, loss, rng, out)` fills `out` (arriving shaped like the network and
 /// zeroed) and returns the batch's `step_result`. Everything else every rule does is here, once:
 /// the batch is checked (shape, finiteness) before anything runs, the per-network state (the
-/// estimate and the optimiser's state) is typed, and `step` ends in the same
-/// optimiser → finiteness check → `pnn::program` sequence as the shipped rules, so updates in a
-/// tile's own parameter space and factored updates reach the substrate as they do there.
+/// estimate and the optimiser's state) is typed, and `step` ends in the
+/// optimiser → finiteness check → `pnn::program` sequence of `learn::rule_skeleton`, the base of
+/// every shipped rule, so updates in a tile's own parameter space and factored updates reach
+/// the substrate as they do there.
 #pragma once
 
-#include <any>
 #include <concepts>
 #include <utility>
 
@@ -21,6 +21,7 @@
 #include <pnn/core/rng.hpp>
 #include <pnn/learn/optim.hpp>
 #include <pnn/learn/rule.hpp>
+#include <pnn/learn/skeleton.hpp>
 #include <pnn/nn/gradients.hpp>
 
 namespace pnn {
@@ -41,7 +42,9 @@ namespace learn {
 /// \tparam Core an estimator (`pnn::rule_core`); its parameters live in the core object
 /// \tparam Optimizer `optim::sgd` (default), `optim::momentum`, `optim::adam`, …
 template <class Core, class Optimizer = optim::sgd>
-class composed_rule {
+class composed_rule : public rule_skeleton<composed_rule<Core, Optimizer>> {
+  friend class rule_skeleton<composed_rule>;
+
  public:
   static constexpr const char* name = Core::name;
   using core_type = Core;
@@ -54,8 +57,7 @@ class composed_rule {
   };
 
   /// Typed per-network state: the estimate and the optimiser's state. A driver that owns it
-  /// (`make_state`, then the overloads taking it) keeps several networks apart without the
-  /// rule's own cache.
+  /// (`make_state`, then the `estimate`/`step` overloads taking it) keeps several networks apart.
   template <class Net>
   struct state {
     gradients<Net> grad{};
@@ -67,58 +69,19 @@ class composed_rule {
   [[nodiscard]] params& parameters() noexcept { return params_; }
   [[nodiscard]] const params& parameters() const noexcept { return params_; }
 
-  /// A fresh state for `net`.
-  template <class Net>
-  [[nodiscard]] state<Net> make_state(const Net& net) const {
-    state<Net> s;
-    s.grad.reshape(net);
-    return s;
-  }
-
-  /// The estimate on the batch; `net` unchanged. \pre `x` (n × inputs) and `target`
-  /// (n × outputs) finite, n ≥ 1 (else `pnn::error`).
-  template <class Net, class X, class Y, class Loss>
-  gradients<Net> estimate(Net& net, state<Net>& s, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
-                          const Loss& loss, rng& g) {
-    run(net, s, x, target, loss, g);
-    return s.grad;
-  }
-  /// Estimate, optimiser, finiteness check, program; the batch's loss and accuracy (measured
-  /// before the update). A bad batch or a non-finite update throws and changes nothing.
-  template <class Net, class X, class Y, class Loss>
-  step_result step(Net& net, state<Net>& s, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
-                   const Loss& loss, rng& g) {
-    const step_result r = run(net, s, x, target, loss, g);
-    detail::finish_step(net, s.grad, params_.optimizer, s.opt, g, name);
-    return r;
-  }
-
-  /// As above, with the state this rule keeps per network type.
-  template <class Net, class X, class Y, class Loss>
-  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
-                          rng& g) {
-    return estimate(net, detail::cached<state<Net>>(cache_), x, target, loss, g);
-  }
-  template <class Net, class X, class Y, class Loss>
-  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss, rng& g) {
-    return step(net, detail::cached<state<Net>>(cache_), x, target, loss, g);
-  }
-
  private:
-  template <class Net, class X, class Y, class Loss>
-  step_result run(Net& net, state<Net>& s, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
-                  const Loss& loss, rng& g) {
+  template <class Net, class Loss>
+  step_result run(Net& net, const checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
+                  state<Net>& s, rule_pass) {
     static_assert(rule_core<Core, Net, Loss>,
                   "composed_rule: Core needs `static constexpr const char* name` and "
                   "`step_result estimate(const Net&, const checked_batch<T>&, const Loss&, rng&, gradients<Net>&)`");
-    const auto b = detail::check_batch(net, x, target, name);
     s.grad.reshape(net);
     const Net& view = net;
     return params_.core.estimate(view, b, loss, g, s.grad);
   }
 
   params params_{};
-  std::any cache_{};
 };
 
 }  // namespace learn

@@ -21,7 +21,6 @@
 ///   s_l^F s_{l−1}^Fᵀ]`, the same contrastive outer products as one-sided EP, with the optimiser.
 #pragma once
 
-#include <any>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -36,6 +35,7 @@
 #include <pnn/learn/energy_model.hpp>
 #include <pnn/learn/optim.hpp>
 #include <pnn/learn/rule.hpp>
+#include <pnn/learn/skeleton.hpp>
 #include <pnn/nn/loss.hpp>
 #include <pnn/physics/resistor_network.hpp>
 
@@ -43,8 +43,12 @@ namespace pnn::learn {
 
 /// Coupled learning with optimiser `Optimizer` (see the file comment).
 template <class Optimizer = optim::sgd>
-class coupled_learning {
+class coupled_learning : public rule_skeleton<coupled_learning<Optimizer>> {
+  friend class rule_skeleton<coupled_learning>;
+  using skeleton = rule_skeleton<coupled_learning>;
+
  public:
+  static constexpr bool factored_updates = true;
   static constexpr const char* name = "coupled_learning";
 
   /// Estimator parameters and the optimiser.
@@ -102,36 +106,31 @@ class coupled_learning {
 
   // ---- layered energy networks ---------------------------------------------------------------
 
-  /// The coupled-learning estimate on a layered energy network (`x`: n × inputs, `target`:
-  /// n × outputs).
-  template <class Net, class X, class Y, class Loss>
-    requires is_network_v<Net>
-  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
-                          rng& g) {
-    require_layered<Net>();
-    check(params_);
-    auto& s = pnn::detail::cached<state<Net>>(cache_);
-    auto b = pnn::detail::check_batch(net, x, target, name);
-    pnn::detail::defer_dense_updates(s.grad, net, params_.optimizer, false);
-    run(net, b, loss, g, s);
-    return s.grad;
-  }
+  /// The coupled-learning estimate and step on a layered energy network (`x`: n × inputs,
+  /// `target`: n × outputs): `learn::rule_skeleton`'s, with or without a caller-owned state.
+  using skeleton::estimate;
+  using skeleton::step;
 
-  /// Estimate, shape with the optimiser, program the substrates.
-  template <class Net, class X, class Y, class Loss>
-    requires is_network_v<Net>
-  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss, rng& g) {
-    require_layered<Net>();
-    check(params_);
-    auto& s = pnn::detail::cached<state<Net>>(cache_);
-    auto b = pnn::detail::check_batch(net, x, target, name);
-    pnn::detail::defer_dense_updates(s.grad, net, params_.optimizer, true);
-    step_result r = run(net, b, loss, g, s);
-    pnn::detail::finish_step(net, s.grad, params_.optimizer, s.opt, g, name);
-    return r;
-  }
+  /// Per-network state (layered networks): the relaxation engine, both phases' states, the
+  /// estimate and the optimiser's state.
+  template <class Net>
+  struct state {
+    using T = typename Net::value_type;
+    energy_detail::energy_relaxation<Net> engine{};
+    std::array<xt::xtensor<T, 2>, Net::num_layers> free{}, clamped{}, free_mean{}, clamped_mean{};
+    xt::xtensor<T, 2> delta0{}, cat_delta{}, dy{};
+    gradients<Net> grad{};
+    typename Optimizer::template state<Net> opt{};
+    bool have_free = false;
+  };
 
  private:
+  template <class Net>
+  void validate(const Net&) const {
+    require_layered<Net>();
+    check(params_);
+  }
+
   template <class Net>
   static constexpr void require_layered() {
     energy_detail::require_energy_network<Net>();
@@ -180,20 +179,9 @@ class coupled_learning {
     return r;
   }
 
-  template <class Net>
-  struct state {
-    using T = typename Net::value_type;
-    energy_detail::energy_relaxation<Net> engine{};
-    std::array<xt::xtensor<T, 2>, Net::num_layers> free{}, clamped{}, free_mean{}, clamped_mean{};
-    xt::xtensor<T, 2> delta0{}, cat_delta{}, dy{};
-    gradients<Net> grad{};
-    typename Optimizer::template state<Net> opt{};
-    bool have_free = false;
-  };
-
   template <class Net, class Loss>
   step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
-                  state<Net>& s) {
+                  state<Net>& s, rule_pass) {
     using T = typename Net::value_type;
     constexpr std::size_t S = energy_detail::ep_traits<Net>::num_states;
     const std::size_t n = b.n, k = net.output_size();
@@ -265,7 +253,6 @@ class coupled_learning {
 
   params params_{};
   relaxation_report report_{};
-  std::any cache_{};
 };
 
 }  // namespace pnn::learn

@@ -38,7 +38,6 @@
 #pragma once
 
 #include <algorithm>
-#include <any>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -54,6 +53,7 @@
 #include <pnn/learn/energy_model.hpp>
 #include <pnn/learn/optim.hpp>
 #include <pnn/learn/rule.hpp>
+#include <pnn/learn/skeleton.hpp>
 #include <pnn/nn/gradients.hpp>
 #include <pnn/nn/loss.hpp>
 #include <pnn/nn/network.hpp>
@@ -78,9 +78,12 @@ struct equilibrium_metrics {
 /// \tparam Optimizer `optim::sgd` (default; `layer_learning_rates` and `lr_schedule` give the
 ///         usual per-layer rates with cosine decay), `optim::momentum`, `optim::adam`.
 template <class Optimizer = optim::sgd>
-class equilibrium_propagation {
+class equilibrium_propagation : public rule_skeleton<equilibrium_propagation<Optimizer>> {
+  friend class rule_skeleton<equilibrium_propagation>;
+
  public:
   static constexpr const char* name = "equilibrium_propagation";
+  static constexpr bool factored_updates = true;
 
   /// Estimator parameters (defaults: the prototypical setting of Laborieux et al. 2021 on an
   /// MLP, β 0.2, T 30, K 10, centered) and the optimiser.
@@ -107,6 +110,20 @@ class equilibrium_propagation {
     bool record_energy = false;  ///< record `F` after every step in `last_report()` (costs a read per layer)
   };
 
+  /// Per-network state: the relaxation engine, the phases' states, the estimate, the
+  /// optimiser's state (and the last free state, for `persistent`).
+  template <class Net>
+  struct state {
+    using T = typename Net::value_type;
+    energy_detail::energy_relaxation<Net> engine{};
+    std::array<xt::xtensor<T, 2>, Net::num_layers> free{}, nudged{}, imag{};
+    std::array<xt::xtensor<T, 2>, Net::num_layers> free_mean{}, nudged_mean{};  // average_steps > 1
+    xt::xtensor<T, 2> delta0{}, cat_in{}, cat_delta{}, dy{};
+    gradients<Net> grad{};
+    typename Optimizer::template state<Net> opt{};
+    bool have_free = false;
+  };
+
   /// Default parameters.
   equilibrium_propagation() = default;
   /// \pre `p.beta` finite and non-zero, `free_steps`, `nudged_steps` ≥ 1, `epsilon` > 0,
@@ -119,34 +136,6 @@ class equilibrium_propagation {
   /// Residuals, energies and steps of the last estimate's relaxations.
   [[nodiscard]] const relaxation_report& last_report() const noexcept { return report_; }
 
-  /// The EP estimate `ĝ` of `loss`'s gradient on the batch (`x`: n × inputs, `target`: n × outputs).
-  template <class Net, class X, class Y, class Loss>
-  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
-                          const Loss& loss, rng& g) {
-    energy_detail::require_energy_network<Net>();
-    check(params_);
-    auto& s = pnn::detail::cached<state<Net>>(cache_);
-    auto b = pnn::detail::check_batch(net, x, target, name);
-    pnn::detail::defer_dense_updates(s.grad, net, params_.optimizer, false);
-    run(net, b, loss, g, s);
-    return s.grad;
-  }
-
-  /// Estimate, shape with the optimiser, program the substrates. Returns the batch's loss and
-  /// accuracy at the free equilibrium (before the update).
-  template <class Net, class X, class Y, class Loss>
-  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
-                   rng& g) {
-    energy_detail::require_energy_network<Net>();
-    check(params_);
-    auto& s = pnn::detail::cached<state<Net>>(cache_);
-    auto b = pnn::detail::check_batch(net, x, target, name);
-    pnn::detail::defer_dense_updates(s.grad, net, params_.optimizer, true);
-    step_result r = run(net, b, loss, g, s);
-    pnn::detail::finish_step(net, s.grad, params_.optimizer, s.opt, g, name);
-    return r;
-  }
-
   /// The network's prediction at the free equilibrium (T steps from 0, or to tolerance): the
   /// output state, or the readout. This is how an EP network computes; `pnn::forward` is its
   /// feed-forward pass (no feedback), which differs.
@@ -155,7 +144,7 @@ class equilibrium_propagation {
     energy_detail::require_energy_network<Net>();
     check(params_);
     using T = typename Net::value_type;
-    auto& s = pnn::detail::cached<state<Net>>(cache_);
+    auto& s = this->template kept_state<Net>();
     auto xb = pnn::detail::as_batch<T>(x, net.input_size(), "equilibrium_propagation::predict: x");
     const std::size_t n = xb.shape()[0];
     s.engine.begin_batch(net, xb.data(), n, g);
@@ -202,16 +191,10 @@ class equilibrium_propagation {
 
  private:
   template <class Net>
-  struct state {
-    using T = typename Net::value_type;
-    energy_detail::energy_relaxation<Net> engine{};
-    std::array<xt::xtensor<T, 2>, Net::num_layers> free{}, nudged{}, imag{};
-    std::array<xt::xtensor<T, 2>, Net::num_layers> free_mean{}, nudged_mean{};  // average_steps > 1
-    xt::xtensor<T, 2> delta0{}, cat_in{}, cat_delta{}, dy{};
-    gradients<Net> grad{};
-    typename Optimizer::template state<Net> opt{};
-    bool have_free = false;
-  };
+  void validate(const Net&) const {
+    energy_detail::require_energy_network<Net>();
+    check(params_);
+  }
 
   static void check(const params& p) {
     if (!(p.beta != 0) || !std::isfinite(p.beta))
@@ -247,7 +230,7 @@ class equilibrium_propagation {
 
   template <class Net, class Loss>
   step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
-                  state<Net>& s) {
+                  state<Net>& s, rule_pass) {
     using T = typename Net::value_type;
     using tr = energy_detail::ep_traits<Net>;
     constexpr std::size_t S = tr::num_states;
@@ -413,7 +396,6 @@ class equilibrium_propagation {
 
   params params_{};
   relaxation_report report_{};
-  std::any cache_{};
 };
 
 }  // namespace pnn::learn

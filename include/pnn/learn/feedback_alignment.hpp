@@ -20,7 +20,6 @@
 #pragma once
 
 #include <algorithm>
-#include <any>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -34,8 +33,10 @@
 #include <pnn/core/error.hpp>
 #include <pnn/core/extents.hpp>
 #include <pnn/core/rng.hpp>
+#include <pnn/learn/backward.hpp>
 #include <pnn/learn/optim.hpp>
 #include <pnn/learn/rule.hpp>
+#include <pnn/learn/skeleton.hpp>
 #include <pnn/nn/activation.hpp>
 #include <pnn/nn/dense.hpp>
 #include <pnn/noise/none.hpp>
@@ -183,9 +184,15 @@ namespace pnn::detail {
 
 /// FA and DFA share everything but the backward walk; `Direct` selects DFA.
 template <class Optimizer, class Feedback, bool Direct>
-class feedback_rule {
+class feedback_rule : public learn::rule_skeleton<feedback_rule<Optimizer, Feedback, Direct>> {
+  friend class learn::rule_skeleton<feedback_rule>;
+
+  template <class Net>
+  using projection_t = typename Feedback::template projection<typename Net::value_type>;
+
  public:
   static constexpr const char* name = Direct ? "direct_feedback_alignment" : "feedback_alignment";
+  static constexpr bool factored_updates = true;
 
   /// Rule parameters. `feedback_gain` scales `B`'s standard deviation relative to Glorot's
   /// `√(2/(rows+cols))`; the same `feedback_seed` gives the same `B` for the same shape.
@@ -204,31 +211,18 @@ class feedback_rule {
   [[nodiscard]] params& parameters() noexcept { return params_; }
   [[nodiscard]] const params& parameters() const noexcept { return params_; }
 
-  /// The rule's estimate `ĝ` of `loss` on the batch (`x`: n × inputs, `target`: n × outputs).
-  /// Draws the feedback matrices for `net`'s shape on first use.
-  template <class Net, class X, class Y, class Loss>
-  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
-                          const Loss& loss, rng& g) {
-    check_params();
-    auto b = check_batch(net, x, target, name);
-    auto& s = cached<state<Net>>(cache_);
-    defer_dense_updates(s.grad, net, params_.optimizer, false);
-    run(net, b, loss, g, s);
-    return s.grad;
-  }
-
-  /// Estimate, shape with the optimiser, program the substrates. Returns the batch's loss.
-  template <class Net, class X, class Y, class Loss>
-  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
-                   rng& g) {
-    check_params();
-    auto b = check_batch(net, x, target, name);
-    auto& s = cached<state<Net>>(cache_);
-    defer_dense_updates(s.grad, net, params_.optimizer, true);
-    step_result r = run(net, b, loss, g, s);
-    finish_step(net, s.grad, params_.optimizer, s.opt, g, name);
-    return r;
-  }
+  /// Per-network state: the feedback projections (drawn on first use for the network's shape),
+  /// the forward trace, the estimate, the optimiser's state and scratch.
+  template <class Net>
+  struct state {
+    static_assert(feedback::policy<Feedback, typename Net::value_type>,
+                  "feedback_alignment: Feedback must be a feedback policy (feedback::digital, feedback::substrate<S, N>)");
+    trace<Net> tr{};
+    gradients<Net> grad{};
+    typename Optimizer::template state<Net> opt{};
+    xt::xtensor<typename Net::value_type, 2> dy{}, delta{}, next{}, w{}, b{}, error{};
+    std::array<projection_t<Net>, Net::num_layers> fb{};
+  };
 
   /// True when layer `l` of an `L`-layer network has a feedback matrix: FA feeds layer `l`'s
   /// delta down through `B_l` (`l ≥ 1`); DFA projects the output error into layer `l < L−1`.
@@ -251,9 +245,13 @@ class feedback_rule {
   /// it was not yet. \pre `has_feedback(l, Net::num_layers)`.
   template <class Net>
   [[nodiscard]] xt::xtensor<typename Net::value_type, 2> feedback_matrix(const Net& net, std::size_t l) {
+    return feedback_matrix(net, this->template kept_state<Net>(), l);
+  }
+  /// As above, for a caller-owned state (`make_state`).
+  template <class Net>
+  [[nodiscard]] xt::xtensor<typename Net::value_type, 2> feedback_matrix(const Net& net, state<Net>& s, std::size_t l) {
     check_params();
     check_feedback_layer<Net>(l, "feedback_matrix");
-    auto& s = cached<state<Net>>(cache_);
     ensure_feedback(net, s);
     const auto& p = s.fb[l];
     xt::xtensor<typename Net::value_type, 2> m = xt::xtensor<typename Net::value_type, 2>::from_shape({p.rows(), p.cols()});
@@ -267,6 +265,11 @@ class feedback_rule {
   /// the rule uses random (not sign-symmetric) feedback.
   template <class Net, class E>
   void set_feedback(const Net& net, std::size_t l, const xt::xexpression<E>& b) {
+    set_feedback(net, this->template kept_state<Net>(), l, b);
+  }
+  /// As above, for a caller-owned state (`make_state`).
+  template <class Net, class E>
+  void set_feedback(const Net& net, state<Net>& s, std::size_t l, const xt::xexpression<E>& b) {
     using T = typename Net::value_type;
     check_params();
     check_feedback_layer<Net>(l, "set_feedback");
@@ -279,7 +282,6 @@ class feedback_rule {
                   std::to_string(rows) + " x " + std::to_string(cols) + " matrix");
     xt::xtensor<T, 2> m = xt::cast<T>(e);
     require_finite(m.data(), m.size(), (std::string(name) + ": set_feedback: B").c_str());
-    auto& s = cached<state<Net>>(cache_);
     s.fb[l].configure(params_.projection);
     rng g = feedback_rng(l);
     s.fb[l].set(m.data(), rows, cols, g);
@@ -287,18 +289,9 @@ class feedback_rule {
 
  private:
   template <class Net>
-  using projection_t = typename Feedback::template projection<typename Net::value_type>;
-
-  template <class Net>
-  struct state {
-    static_assert(feedback::policy<Feedback, typename Net::value_type>,
-                  "feedback_alignment: Feedback must be a feedback policy (feedback::digital, feedback::substrate<S, N>)");
-    trace<Net> tr{};
-    gradients<Net> grad{};
-    typename Optimizer::template state<Net> opt{};
-    xt::xtensor<typename Net::value_type, 2> dy{}, delta{}, next{}, w{}, b{};
-    std::array<projection_t<Net>, Net::num_layers> fb{};
-  };
+  void validate(const Net&) const {
+    check_params();
+  }
 
   void check_params() const {
     if (!(std::isfinite(params_.feedback_gain) && params_.feedback_gain > 0))
@@ -370,7 +363,7 @@ class feedback_rule {
 
   template <class Net, class Loss>
   step_result run(Net& net, const checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
-                  state<Net>& s) {
+                  state<Net>& s, rule_pass) {
     using T = typename Net::value_type;
     ensure_feedback(net, s);
     rng gf = g.split(1);
@@ -383,57 +376,28 @@ class feedback_rule {
     r.count = b.n;
     s.grad.ensure_shape(net);
     rng gb = g.split(2);
-    if constexpr (Direct) direct_backward(net, s, gb);
-    else chain_backward(net, s, s.dy, gb, std::integral_constant<std::size_t, Net::num_layers>{});
+    // The chain rule with the error carried down by the feedback projections: FA projects
+    // layer i's delta through B_i; DFA projects the output layer's delta (kept from the top
+    // layer) through B_{i−1} straight into layer i−1.
+    chain_rule_backward(net, s.tr, s.dy, s.delta, s.next, s.grad,
+                        [&](auto ic, const auto&, const T* d, std::size_t n, T* down) {
+                          constexpr std::size_t i = decltype(ic)::value;
+                          if constexpr (Direct) {
+                            if constexpr (i + 1 == Net::num_layers) {
+                              resize_if_needed(s.error, n, net.output_size());
+                              std::copy(d, d + s.error.size(), s.error.data());
+                            }
+                            rng gl = gb.split(i - 1);
+                            s.fb[i - 1].project(s.error.data(), n, down, gl);
+                          } else {
+                            rng gl = gb.split(i);
+                            s.fb[i].project(d, n, down, gl);
+                          }
+                        });
     return r;
   }
 
-  // FA: walks from the output down; `up` holds the feedback signal reaching layer L−1 (= ∂L/∂h).
-  template <class Net, std::size_t L>
-  static void chain_backward(const Net& net, state<Net>& s, xt::xtensor<typename Net::value_type, 2>& up, rng& g,
-                             std::integral_constant<std::size_t, L>) {
-    if constexpr (L > 0) {
-      constexpr std::size_t i = L - 1;
-      using T = typename Net::value_type;
-      const auto& l = layer<i>(net);
-      const std::size_t n = s.tr.batch;
-      resize_if_needed(s.delta, n, l.out_size());
-      times_derivative(l, up.data(), s.tr.a[i].data(), s.tr.h[i].data(), s.delta.size(), s.delta.data());
-      outer_product_update(l, s.tr.input_of(i), s.delta.data(), n, l.in_size(), l.out_size(), T(1), s.grad[i]);
-      if constexpr (i > 0) {
-        resize_if_needed(s.next, n, l.in_size());
-        rng gl = g.split(i);
-        s.fb[i].project(s.delta.data(), n, s.next.data(), gl);
-        std::swap(up, s.next);
-        chain_backward(net, s, up, g, std::integral_constant<std::size_t, i>{});
-      }
-    }
-  }
-
-  // DFA: the output layer as backprop, then every hidden layer straight from the output error.
-  template <class Net>
-  static void direct_backward(const Net& net, state<Net>& s, rng& g) {
-    using T = typename Net::value_type;
-    constexpr std::size_t last = Net::num_layers - 1;
-    const std::size_t n = s.tr.batch;
-    const auto& lo = layer<last>(net);
-    resize_if_needed(s.delta, n, lo.out_size());  // e = ∂L/∂a_L, kept for all hidden layers
-    times_derivative(lo, s.dy.data(), s.tr.a[last].data(), s.tr.h[last].data(), s.delta.size(), s.delta.data());
-    outer_product_update(lo, s.tr.input_of(last), s.delta.data(), n, lo.in_size(), lo.out_size(), T(1),
-                         s.grad[last]);
-    net.for_each_layer([&](const auto& l, std::size_t i) {
-      if (i == last) return;
-      resize_if_needed(s.next, n, l.out_size());
-      rng gl = g.split(i);
-      s.fb[i].project(s.delta.data(), n, s.next.data(), gl);
-      // δ_i overwrites the projection in place: the derivative is element-wise.
-      times_derivative(l, s.next.data(), s.tr.a[i].data(), s.tr.h[i].data(), s.next.size(), s.next.data());
-      outer_product_update(l, s.tr.input_of(i), s.next.data(), n, l.in_size(), l.out_size(), T(1), s.grad[i]);
-    });
-  }
-
   params params_{};
-  std::any cache_{};
 };
 
 }  // namespace pnn::detail

@@ -13,7 +13,6 @@
 #pragma once
 
 #include <algorithm>
-#include <any>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +26,7 @@
 #include <pnn/core/rng.hpp>
 #include <pnn/learn/optim.hpp>
 #include <pnn/learn/rule.hpp>
+#include <pnn/learn/skeleton.hpp>
 #include <pnn/nn/forward.hpp>
 #include <pnn/nn/gradients.hpp>
 #include <pnn/simd/blas.hpp>
@@ -60,7 +60,14 @@ enum class ff_goodness {
 /// forward passes) or, with `step_accuracy = false`, those whose positive goodness exceeds their
 /// negative's.
 template <class Optimizer = optim::sgd>
-class forward_forward {
+class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
+  friend class rule_skeleton<forward_forward>;
+
+  template <class T>
+  struct buffers {
+    xt::xtensor<T, 1> in{}, a{}, h{}, scratch{};
+  };
+
  public:
   static constexpr const char* name = "forward_forward";
 
@@ -81,26 +88,18 @@ class forward_forward {
   [[nodiscard]] params& parameters() noexcept { return params_; }
   [[nodiscard]] const params& parameters() const noexcept { return params_; }
 
-  /// The layer-local estimate on the batch (`target`: one-hot labels, n × outputs); the
-  /// wrong labels and forward noise come from `g`. `loss` is ignored.
-  template <class Net, class X, class Y, class Loss>
-  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss&,
-                          rng& g) {
-    auto b = pnn::detail::check_batch(net, x, target, name);
-    auto& s = pnn::detail::cached<state<Net>>(cache_);
-    run(net, b, g, s, false);
-    return s.grad;
-  }
-
-  /// Estimate, shape with the optimiser, program the substrates.
-  template <class Net, class X, class Y, class Loss>
-  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss&, rng& g) {
-    auto b = pnn::detail::check_batch(net, x, target, name);
-    auto& s = pnn::detail::cached<state<Net>>(cache_);
-    const step_result r = run(net, b, g, s, params_.step_accuracy);
-    pnn::detail::finish_step(net, s.grad, params_.optimizer, s.opt, g, name);
-    return r;
-  }
+  /// Per-network state: the estimate, the optimiser's state and the layer-local buffers. The
+  /// skeleton's `estimate`/`step` take one-hot labels as `target` (n × outputs); the wrong
+  /// labels and forward noise come from `g`; `loss` is ignored.
+  template <class Net>
+  struct state {
+    using T = typename Net::value_type;
+    gradients<Net> grad{};
+    typename Optimizer::template state<Net> opt{};
+    buffers<T> buf{};
+    std::vector<T> x2{}, dh{}, delta{}, gpos{}, gneg{};
+    std::vector<std::size_t> labels{}, predicted{};
+  };
 
   /// Goodness of every candidate label for each of `n` inputs `x` (n × inputs, label pixels
   /// are overwritten in a copy): `scores` gets n × classes totals over the trained layers.
@@ -179,21 +178,6 @@ class forward_forward {
   }
 
  private:
-  template <class T>
-  struct buffers {
-    xt::xtensor<T, 1> in{}, a{}, h{}, scratch{};
-  };
-
-  template <class Net>
-  struct state {
-    using T = typename Net::value_type;
-    gradients<Net> grad{};
-    typename Optimizer::template state<Net> opt{};
-    buffers<T> buf{};
-    std::vector<T> x2{}, dh{}, delta{}, gpos{}, gneg{};
-    std::vector<std::size_t> labels{}, predicted{};
-  };
-
   template <class Net>
   std::size_t classes(const Net& net) const {
     const std::size_t k = params_.num_classes == 0 ? net.output_size() : params_.num_classes;
@@ -254,10 +238,11 @@ class forward_forward {
   static double softplus(double z) noexcept { return z > 30 ? z : std::log1p(std::exp(z)); }
   static double logistic(double z) noexcept { return 1.0 / (1.0 + std::exp(-z)); }
 
-  template <class Net>
-  step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, rng& g, state<Net>& s,
-                  bool classify) {
+  template <class Net, class Loss>
+  step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss&, rng& g,
+                  state<Net>& s, rule_pass pass) {
     using T = typename Net::value_type;
+    const bool classify = pass == rule_pass::step && params_.step_accuracy;
     PNN_EXPECTS(params_.sharpness > 0 && std::isfinite(params_.sharpness),
                 "learn::forward_forward: sharpness must be > 0");
     PNN_EXPECTS(std::isfinite(params_.threshold), "learn::forward_forward: threshold must be finite");
@@ -339,7 +324,6 @@ class forward_forward {
   }
 
   params params_{};
-  std::any cache_{};
 };
 
 }  // namespace pnn::learn

@@ -13,7 +13,6 @@
 #pragma once
 
 #include <algorithm>
-#include <any>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -27,6 +26,7 @@
 #include <pnn/core/rng.hpp>
 #include <pnn/learn/optim.hpp>
 #include <pnn/learn/rule.hpp>
+#include <pnn/learn/skeleton.hpp>
 #include <pnn/nn/forward.hpp>
 #include <pnn/nn/gradients.hpp>
 #include <pnn/simd/blas.hpp>
@@ -53,7 +53,9 @@ enum class forward_gradient_mode {
 /// (tangent, layer) from the step's `rng`, so a step is reproducible and the tangents could run in
 /// parallel.
 template <class Optimizer = optim::sgd>
-class forward_gradient {
+class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
+  friend class rule_skeleton<forward_gradient>;
+
  public:
   static constexpr const char* name = "forward_gradient";
 
@@ -77,53 +79,8 @@ class forward_gradient {
   [[nodiscard]] params& parameters() noexcept { return params_; }
   [[nodiscard]] const params& parameters() const noexcept { return params_; }
 
-  /// The forward-gradient estimate `ĝ` of `loss` on the batch (`x`: n × inputs, `target`:
-  /// n × outputs); tangents come from `g`.
-  /// \pre `num_tangents ≥ 1` (else `pnn::error`).
-  template <class Net, class X, class Y, class Loss>
-  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
-                          const Loss& loss, rng& g) {
-    check_params();
-    auto b = pnn::detail::check_batch(net, x, target, name);
-    auto& s = pnn::detail::cached<state<Net>>(cache_);
-    run(net, b, loss, g, s);
-    return s.grad;
-  }
-
-  /// The forward-mode directional derivative `∇L·v` of the batch loss along a given parameter
-  /// tangent `v` (shaped like `net`'s parameters): one forward pass with tangents carried
-  /// alongside, no backward pass. The primitive of the weight mode, public for checks.
-  template <class Net, class X, class Y, class Loss>
-  double directional_derivative(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
-                                const Loss& loss, const gradients<Net>& v, rng& g) {
-    auto b = pnn::detail::check_batch(net, x, target, name);
-    auto& s = pnn::detail::cached<state<Net>>(cache_);
-    forward_pass(net, b, loss, g, s);
-    s.tangent.ensure_shape(net);
-    for (std::size_t i = 0; i < Net::num_layers; ++i) {
-      PNN_EXPECTS(v[i].weight.size() == s.tangent[i].weight.size() && v[i].bias.size() == s.tangent[i].bias.size(),
-                  "learn::forward_gradient::directional_derivative: tangent not shaped like the network");
-      std::copy(v[i].weight.begin(), v[i].weight.end(), s.tangent[i].weight.begin());
-      std::copy(v[i].bias.begin(), v[i].bias.end(), s.tangent[i].bias.begin());
-    }
-    rng gt = g.split(2);
-    return joint_pass(net, b.n, gt, s, false);
-  }
-
-  /// Estimate, shape with the optimiser, program the substrates. Returns the batch's loss
-  /// (global loss, measured before the update).
-  template <class Net, class X, class Y, class Loss>
-  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
-                   rng& g) {
-    check_params();
-    auto b = pnn::detail::check_batch(net, x, target, name);
-    auto& s = pnn::detail::cached<state<Net>>(cache_);
-    const step_result r = run(net, b, loss, g, s);
-    pnn::detail::finish_step(net, s.grad, params_.optimizer, s.opt, g, name);
-    return r;
-  }
-
- private:
+  /// Per-network state: the forward trace, the estimate and the tangent, the optimiser's
+  /// state, the local readouts and scratch. Tangents come from the `rng` of `estimate`/`step`.
   template <class Net>
   struct state {
     using T = typename Net::value_type;
@@ -136,6 +93,32 @@ class forward_gradient {
     std::uint64_t readout_key = 0;
     bool readout_ready = false;
   };
+
+  /// The forward-mode directional derivative `∇L·v` of the batch loss along a given parameter
+  /// tangent `v` (shaped like `net`'s parameters): one forward pass with tangents carried
+  /// alongside, no backward pass. The primitive of the weight mode, public for checks.
+  template <class Net, class X, class Y, class Loss>
+  double directional_derivative(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
+                                const Loss& loss, const gradients<Net>& v, rng& g) {
+    auto b = pnn::detail::check_batch(net, x, target, name);
+    auto& s = this->template kept_state<Net>();
+    forward_pass(net, b, loss, g, s);
+    s.tangent.ensure_shape(net);
+    for (std::size_t i = 0; i < Net::num_layers; ++i) {
+      PNN_EXPECTS(v[i].weight.size() == s.tangent[i].weight.size() && v[i].bias.size() == s.tangent[i].bias.size(),
+                  "learn::forward_gradient::directional_derivative: tangent not shaped like the network");
+      std::copy(v[i].weight.begin(), v[i].weight.end(), s.tangent[i].weight.begin());
+      std::copy(v[i].bias.begin(), v[i].bias.end(), s.tangent[i].bias.begin());
+    }
+    rng gt = g.split(2);
+    return joint_pass(net, b.n, gt, s, false);
+  }
+
+ private:
+  template <class Net>
+  void validate(const Net&) const {
+    check_params();
+  }
 
   void check_params() const {
     PNN_EXPECTS(params_.num_tangents >= 1, "learn::forward_gradient: num_tangents must be at least 1");
@@ -166,7 +149,7 @@ class forward_gradient {
 
   template <class Net, class Loss>
   step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
-                  state<Net>& s) {
+                  state<Net>& s, rule_pass) {
     const std::size_t n = b.n;
     const step_result r = forward_pass(net, b, loss, g, s);
     if (params_.local_losses) prepare_local(net, b, loss, s);
@@ -338,7 +321,6 @@ class forward_gradient {
   }
 
   params params_{};
-  std::any cache_{};
 };
 
 }  // namespace pnn::learn

@@ -29,35 +29,11 @@
 #include <utility>
 #include <vector>
 
+#include <pnn/learn/backward.hpp>
 #include <pnn/learn/optim.hpp>
 #include <pnn/learn/rule.hpp>
+#include <pnn/learn/skeleton.hpp>
 #include <pnn/physics/digital.hpp>
-
-namespace pnn::detail {
-
-/// Walks the physical network's layers from the top; `vjp(index, up, grad_i, down)` turns
-/// `up = ∂L/∂h_i` into layer i's update and, below the first layer, `down = ∂L/∂x_i`.
-template <class Net, class Vjp, std::size_t L>
-void pat_walk(const Net& net, std::size_t n, xt::xtensor<typename Net::value_type, 2>& up,
-              xt::xtensor<typename Net::value_type, 2>& down, gradients<Net>& grad, Vjp& vjp,
-              std::integral_constant<std::size_t, L>) {
-  if constexpr (L > 0) {
-    constexpr std::size_t i = L - 1;
-    using T = typename Net::value_type;
-    T* d = nullptr;
-    if constexpr (i > 0) {
-      resize_if_needed(down, n, layer<i>(net).in_size());
-      d = down.data();
-    }
-    vjp(std::integral_constant<std::size_t, i>{}, up.data(), grad[i], d);
-    if constexpr (i > 0) {
-      std::swap(up, down);
-      pat_walk(net, n, up, down, grad, vjp, std::integral_constant<std::size_t, i>{});
-    }
-  }
-}
-
-}  // namespace pnn::detail
 
 namespace pnn::learn {
 
@@ -76,7 +52,8 @@ concept twin_model = requires(M& m, const Net& net, const trace<Net>& tr, const 
 /// Walks the layers of `net` from the output down with a per-layer vector-Jacobian product:
 /// `vjp(std::integral_constant<size_t, i>, const T* up, layer_gradient<T>& g, T* down)` gets
 /// `up = ∂L/∂h_i` (n × Out_i), writes layer i's update into `g` and, when `down` is not null
-/// (i > 0), `∂L/∂h_{i−1}` (n × In_i). The skeleton every twin's `backward` uses.
+/// (i > 0), `∂L/∂h_{i−1}` (n × In_i). `pnn::backward_walk` (learn/backward.hpp), the walk
+/// backprop and FA use too, with fresh buffers; what every twin's `backward` uses.
 template <class Net, class Vjp>
 void twin_backward(const Net& net, const trace<Net>& tr, const typename Net::value_type* dy, gradients<Net>& grad,
                    Vjp&& vjp) {
@@ -85,7 +62,7 @@ void twin_backward(const Net& net, const trace<Net>& tr, const typename Net::val
   xt::xtensor<T, 2> up({n, net.output_size()}), down;
   std::copy(dy, dy + up.size(), up.data());
   grad.ensure_shape(net);
-  pnn::detail::pat_walk(net, n, up, down, grad, vjp, std::integral_constant<std::size_t, Net::num_layers>{});
+  backward_walk(net, n, up, down, grad, std::forward<Vjp>(vjp));
 }
 
 /// A twin that is a network `Model` of the physical network's shape (same depth and extents):
@@ -219,13 +196,24 @@ struct digital_twin {
 /// \tparam Twin `digital_twin` (default), `network_twin<Model>`, `surrogate_twin`, or any type
 ///              satisfying `twin_model<Twin, Net>`.
 template <class Optimizer = optim::sgd, class Twin = digital_twin>
-class physics_aware {
+class physics_aware : public rule_skeleton<physics_aware<Optimizer, Twin>> {
+  friend class rule_skeleton<physics_aware>;
+
  public:
   static constexpr const char* name = "physics_aware";
   /// Rule parameters: the optimiser and the twin the backward pass goes through.
   struct params {
     Optimizer optimizer{};
     Twin twin{};
+  };
+
+  /// Per-network state: the physical forward trace, the estimate, the optimiser's state.
+  template <class Net>
+  struct state {
+    trace<Net> tr{};
+    gradients<Net> grad{};
+    typename Optimizer::template state<Net> opt{};
+    xt::xtensor<typename Net::value_type, 2> dy{};
   };
 
   physics_aware() = default;
@@ -237,39 +225,11 @@ class physics_aware {
   [[nodiscard]] const params& parameters() const noexcept { return params_; }
   [[nodiscard]] Twin& twin() noexcept { return params_.twin; }
 
-  /// The PAT estimate `ĝ` of `loss` on the batch: physical forward, twin backward.
-  template <class Net, class X, class Y, class Loss>
-  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
-                          const Loss& loss, rng& g) {
-    auto& s = pnn::detail::cached<state<Net>>(cache_);
-    auto b = pnn::detail::check_batch(net, x, target, name);
-    run(net, b, loss, g, s);
-    return s.grad;
-  }
-
-  /// Estimate, shape with the optimiser, program the physical network's tiles.
-  template <class Net, class X, class Y, class Loss>
-  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
-                   rng& g) {
-    auto& s = pnn::detail::cached<state<Net>>(cache_);
-    auto b = pnn::detail::check_batch(net, x, target, name);
-    step_result r = run(net, b, loss, g, s);
-    pnn::detail::finish_step(net, s.grad, params_.optimizer, s.opt, g, name);
-    return r;
-  }
-
  private:
-  template <class Net>
-  struct state {
-    trace<Net> tr{};
-    gradients<Net> grad{};
-    typename Optimizer::template state<Net> opt{};
-    xt::xtensor<typename Net::value_type, 2> dy{};
-  };
-
+  // The PAT estimate: physical forward, twin backward.
   template <class Net, class Loss>
-  step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
-                  state<Net>& s) {
+  step_result run(Net& net, const checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
+                  state<Net>& s, rule_pass) {
     static_assert(twin_model<Twin, Net>, "learn::physics_aware: Twin must provide backward(net, trace, dy, grads, rng)");
     using T = typename Net::value_type;
     rng gf = g.split(1);
@@ -287,7 +247,6 @@ class physics_aware {
   }
 
   params params_{};
-  std::any cache_{};
 };
 
 }  // namespace pnn::learn

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+/// \file
+/// \brief `learn::rule_skeleton<Rule>`: what every learning rule's `estimate` and `step` do
+/// around its estimator — validate, check the batch, estimate, shape with the optimiser, reject
+/// a non-finite update, program — written once.
+///
+/// Every shipped rule and `learn::composed_rule` derive from it (CRTP): a rule writes its
+/// parameters, its typed per-network state and `run` (the estimator); the skeleton supplies the
+/// public `estimate`/`step`, both with a caller-owned state (`make_state`) and with the state the
+/// rule keeps per network type for callers that do not own one (docs/architecture.md,
+/// "Estimate, step, program").
+#pragma once
+
+#include <any>
+#include <concepts>
+#include <type_traits>
+
+#include <xtensor/xtensor.hpp>
+
+#include <pnn/core/rng.hpp>
+#include <pnn/learn/rule.hpp>
+#include <pnn/nn/network.hpp>
+#include <pnn/nn/gradients.hpp>
+
+namespace pnn {
+
+/// Which call a rule's estimator serves: `estimate` (the update is returned, nothing is
+/// programmed) or `step` (the update is programmed; a rule may skip work only `estimate`'s
+/// caller needs, or do work only `step` reports, e.g. forward-forward's accuracy pass).
+enum class rule_pass { estimate, step };
+
+namespace detail {
+// Looked up only once `Net` is known: the skeleton is the base of an incomplete `Rule`.
+template <class Rule, class Net>
+struct rule_state {
+  using type = typename Rule::template state<Net>;
+};
+}  // namespace detail
+
+namespace learn {
+
+/// \brief The skeleton of a learning rule `Rule` (CRTP base).
+///
+/// `Rule` provides
+/// * `static constexpr const char* name` and `parameters()` whose `.optimizer` shapes updates;
+/// * `template <class Net> struct state` (public) with members `gradients<Net> grad` and
+///   `typename Optimizer::template state<Net> opt`, plus whatever buffers its estimator keeps;
+/// * `step_result run(Net&, const checked_batch<T>&, const Loss&, rng&, state<Net>&, rule_pass)`:
+///   the estimator — fills `state.grad` (shaped like the network) and reports the batch's loss
+///   and accuracy, measured before any update; it may perturb `net` but must restore it;
+/// * optionally `validate(const Net&) const` (parameter checks, static requirements on `Net`),
+///   called before anything else, and `static constexpr bool factored_updates = true` when its
+///   updates come from `outer_product_update` (the skeleton then lets tiles that program outer
+///   products skip the dense `ΔW` under `step`).
+///
+/// `estimate`/`step` take `pnn::network`s (a rule may add overloads for other models, as coupled
+/// learning does for a resistor network). A bad parameter or batch throws before the state or the network change; a non-finite update
+/// throws before the substrates are programmed.
+template <class Rule>
+class rule_skeleton {
+ public:
+  /// The typed per-network state of `Rule` for network `Net`.
+  template <class Net>
+  using state_type = typename detail::rule_state<Rule, Net>::type;
+
+  /// A fresh state for `net`: pass it to the overloads below to keep several networks (or
+  /// several runs on one network) apart, or to reset the optimiser.
+  template <class Net>
+  [[nodiscard]] state_type<Net> make_state(const Net& net) const {
+    state_type<Net> s;
+    s.grad.reshape(net);
+    return s;
+  }
+
+  /// The rule's update estimate on the batch (`x`: n × inputs, `target`: n × outputs); nothing
+  /// is programmed. \pre `x`, `target` finite with matching rows, n ≥ 1 (else `pnn::error`).
+  template <class Net, class X, class Y, class Loss>
+    requires is_network_v<Net>
+  gradients<Net> estimate(Net& net, state_type<Net>& s, const xt::xexpression<X>& x,
+                          const xt::xexpression<Y>& target, const Loss& loss, rng& g) {
+    run_checked(net, s, x, target, loss, g, rule_pass::estimate);
+    return s.grad;
+  }
+
+  /// Estimate, shape with the rule's optimiser, check finiteness, program every layer's
+  /// substrate (write noise from `g`). Returns the batch's loss and accuracy before the update.
+  template <class Net, class X, class Y, class Loss>
+    requires is_network_v<Net>
+  step_result step(Net& net, state_type<Net>& s, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
+                   const Loss& loss, rng& g) {
+    const step_result r = run_checked(net, s, x, target, loss, g, rule_pass::step);
+    detail::finish_step(net, s.grad, self().parameters().optimizer, s.opt, g, Rule::name);
+    return r;
+  }
+
+  /// `estimate` with the state the rule keeps for `Net` (created on first use; one per network
+  /// type, shared by every network of that type the rule is used with).
+  template <class Net, class X, class Y, class Loss>
+    requires is_network_v<Net>
+  gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
+                          const Loss& loss, rng& g) {
+    return estimate(net, kept_state<Net>(), x, target, loss, g);
+  }
+  /// `step` with the state the rule keeps for `Net`.
+  template <class Net, class X, class Y, class Loss>
+    requires is_network_v<Net>
+  step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
+                   rng& g) {
+    return step(net, kept_state<Net>(), x, target, loss, g);
+  }
+
+ protected:
+  /// The state kept for `Net` by the overloads without a caller-owned state.
+  template <class Net>
+  state_type<Net>& kept_state() {
+    return detail::cached<state_type<Net>>(kept_);
+  }
+
+ private:
+  Rule& self() noexcept { return static_cast<Rule&>(*this); }
+
+  template <class Net, class X, class Y, class Loss>
+  step_result run_checked(Net& net, state_type<Net>& s, const xt::xexpression<X>& x,
+                          const xt::xexpression<Y>& target, const Loss& loss, rng& g, rule_pass pass) {
+    Rule& r = self();
+    if constexpr (requires(const Rule& cr) { cr.validate(net); }) static_cast<const Rule&>(r).validate(net);
+    const auto b = detail::check_batch(net, x, target, Rule::name);
+    if constexpr (requires { requires Rule::factored_updates; })
+      detail::defer_dense_updates(s.grad, net, r.parameters().optimizer, pass == rule_pass::step);
+    return r.run(net, b, loss, g, s, pass);
+  }
+
+  // The convenience overloads' state, typed on first use (the rule is not templated on the
+  // network); callers that own a `make_state` never touch it.
+  std::any kept_{};
+};
+
+}  // namespace learn
+}  // namespace pnn
