@@ -306,8 +306,9 @@ struct crossbar {
     /// Programs the current weights onto PCM conductance pairs for inference (docs/physics.md,
     /// "PCM inference"); reads then use the programmed weights at time `t₀`.
     void program_inference(const pcm_inference_params& p, rng& g) { inference_.program(weight_.data(), weight_.size(), p, g); }
-    /// Evaluates the programmed tile `seconds` after programming (drift, 1/f read noise,
-    /// drift compensation). \pre `program_inference` was called.
+    /// Evaluates the programmed tile `seconds` (≥ 0) after its reference read, `seconds + t₀`
+    /// after programming (drift, 1/f read noise, drift compensation).
+    /// \pre `program_inference` was called.
     void set_time(double seconds, rng& g) { inference_.set_time(seconds, g); }
     /// Global drift compensation on/off (applies at the next `set_time`).
     void set_drift_compensation(bool on) noexcept { inference_.set_drift_compensation(on); }

@@ -7,9 +7,13 @@
 /// `ĝ = g/g_max`, `g_max = 25 µS`: a trained weight matrix is mapped onto pairs
 /// `w = (G⁺ − G⁻)·max|W|/g_max` (the largest weight uses the full range), each device is
 /// programmed with noise `σ_prog(ĝ) = (g_max/25)(0.26348 + 1.9650ĝ − 1.1731ĝ²)` µS, draws its own
-/// drift exponent `ν ~ N(μ(ĝ), σ(ĝ))` and drifts as `g(t) = g_prog (t/t₀)^(−ν)` for `t > t₀`;
-/// each evaluation at `t` adds 1/f read noise of relative size
-/// `Q_s(ĝ)·√ln((t + t_r)/(2 t_r))`, `Q_s = min(0.0088/ĝ^0.65, 0.2)`. Global drift compensation
+/// drift exponent `ν = |μ(ĝ) + σ(ĝ) z|`, `z ~ N(0, 1)`, and drifts as `g(t) = g_prog (t/t₀)^(−ν)`.
+/// Time runs from programming: the first (reference) read is at `t₀` and an evaluation
+/// `t_inference` seconds after it is at `t = t_inference + t₀`, as in aihwkit. Each evaluation
+/// adds 1/f read noise `|g(t)|·Q_s(ĝ_prog)·√ln((t + t_r)/(2 t_r))·z`, with
+/// `Q_s = min(0.0088/ĝ^0.65, 0.2)` taken at the *programmed* conductance, and clips at 0
+/// (`pcm_model::conductance_at`; tests/devices.cpp checks it against values computed by
+/// tests/fixtures/pcm_reference.py from these formulas). Global drift compensation
 /// rescales the outputs by `ref(t₀)/ref(t)`, the ratio of one reference read right after
 /// programming and at `t`; the reference is the total conductance `Σ(G⁺ + G⁻)` of the array (what
 /// driving every row with the same voltage and summing all columns of both polarities measures),
@@ -62,13 +66,29 @@ namespace pcm_model {
 [[nodiscard]] inline double read_noise_q(double gh) noexcept {
   return gh <= 0 ? 0.2 : std::min(0.0088 / std::pow(gh, 0.65), 0.2);
 }
-/// Drift factor (t/t₀)^(−ν) (1 before t₀).
+/// Drift factor (t/t₀)^(−ν) at `t` seconds after programming (1 up to t₀).
 [[nodiscard]] inline double drift_factor(double t, double t0, double nu) noexcept {
   return t > t0 ? std::pow(t / t0, -nu) : 1.0;
 }
 /// Time scaling of the 1/f read noise, √ln((t + t_r)/(2 t_r)).
 [[nodiscard]] inline double read_noise_time_scale(double t, double t_read) noexcept {
   return std::sqrt(std::max(std::log((t + t_read) / (2 * t_read)), 0.0));
+}
+/// A device's drift exponent `|μ_ν(ĝ) + σ_ν(ĝ) z|` for a standard normal draw `z` (aihwkit folds
+/// the negative tail instead of clipping it, so no device has ν = 0 by construction).
+[[nodiscard]] inline double drift_exponent(double gh, double z) noexcept {
+  return std::abs(drift_mean(gh) + drift_sigma(gh) * z);
+}
+/// Conductance (µS) of a device programmed to `g_prog` with drift exponent `nu`, read
+/// `t_inference` s after the reference read: drift to `t = t_inference + t₀`, then 1/f read noise
+/// `|g(t)|·read_noise_scale·Q_s(g_prog/g_max)·√ln((t + t_r)/(2 t_r))·z`, clipped at 0.
+[[nodiscard]] inline double conductance_at(double g_prog, double nu, double t_inference, double z,
+                                           const pcm_inference_params& p) noexcept {
+  const double t = t_inference + p.t0;
+  const double g = g_prog * drift_factor(t, p.t0, nu);
+  const double noise = double(p.read_noise_scale) * read_noise_q(g_prog / double(p.g_max)) *
+                       read_noise_time_scale(t, p.t_read);
+  return std::max(g + std::abs(g) * noise * z, 0.0);
 }
 }  // namespace pcm_model
 
@@ -104,34 +124,30 @@ class pcm_inference_state {
       const double gmk = std::max(tm + sm * z[4 * k + 1], 0.0);
       gp_[k] = float(gpk);
       gm_[k] = float(gmk);
-      nup_[k] = float(p.drift_scale * std::max(pcm_model::drift_mean(gpk / gm) +
-                                                   pcm_model::drift_sigma(gpk / gm) * z[4 * k + 2], 0.0));
-      num_[k] = float(p.drift_scale * std::max(pcm_model::drift_mean(gmk / gm) +
-                                                   pcm_model::drift_sigma(gmk / gm) * z[4 * k + 3], 0.0));
+      nup_[k] = float(p.drift_scale * pcm_model::drift_exponent(gpk / gm, z[4 * k + 2]));
+      num_[k] = float(p.drift_scale * pcm_model::drift_exponent(gmk / gm, z[4 * k + 3]));
     }
     ref0_ = 0;
     for (std::size_t k = 0; k < n; ++k) ref0_ += double(gp_[k]) + double(gm_[k]);
-    set_time_noiseless(p.t0);
+    set_time_noiseless();
   }
 
-  /// Weights a read at `seconds` after programming sees: drift, then 1/f read noise drawn
-  /// from `g` (one draw per evaluation time, as aihwkit does). Updates the compensation factor.
-  /// \pre programmed; `seconds > 0`.
+  /// Weights a read `seconds` after the reference read sees (`t = seconds + t₀` after
+  /// programming): drift, then 1/f read noise drawn from `g` (one draw per evaluation time, as
+  /// aihwkit does). Updates the compensation factor.
+  /// \pre programmed; `seconds` ≥ 0 and finite (else `pnn::error`, nothing changed).
   void set_time(double seconds, rng& g) {
     PNN_EXPECTS(programmed(), "pcm_inference_state::set_time: program the tile for inference first");
-    PNN_EXPECTS(seconds > 0, "pcm_inference_state::set_time: time must be > 0 s");
+    PNN_EXPECTS(seconds >= 0 && std::isfinite(seconds),
+                "pcm_inference_state::set_time: time after the reference read must be >= 0 s and finite");
     time_ = seconds;
     std::vector<float> z(2 * n_);
     fill_normal(g, z.data(), z.size());
-    const double gm = params_.g_max;
-    const double ts = params_.read_noise_scale * pcm_model::read_noise_time_scale(seconds, params_.t_read);
     double ref = 0;
-    const double to_w = double(w_max_) / gm;
+    const double to_w = double(w_max_) / params_.g_max;
     for (std::size_t k = 0; k < n_; ++k) {
-      double a = double(gp_[k]) * pcm_model::drift_factor(seconds, params_.t0, double(nup_[k]));
-      double b = double(gm_[k]) * pcm_model::drift_factor(seconds, params_.t0, double(num_[k]));
-      a = std::max(a * (1 + pcm_model::read_noise_q(a / gm) * ts * z[2 * k]), 0.0);
-      b = std::max(b * (1 + pcm_model::read_noise_q(b / gm) * ts * z[2 * k + 1]), 0.0);
+      const double a = pcm_model::conductance_at(gp_[k], nup_[k], seconds, z[2 * k], params_);
+      const double b = pcm_model::conductance_at(gm_[k], num_[k], seconds, z[2 * k + 1], params_);
       ref += a + b;
       eff_[k] = float((a - b) * to_w);
     }
@@ -142,6 +158,7 @@ class pcm_inference_state {
   void set_drift_compensation(bool on) noexcept { params_.drift_compensation = on; }
 
   [[nodiscard]] bool programmed() const noexcept { return n_ != 0; }
+  /// Seconds after the reference read of the last evaluation (0 right after programming).
   [[nodiscard]] double time() const noexcept { return time_; }
   /// Effective weights of the last `set_time` (normalised units).
   [[nodiscard]] const float* weights() const noexcept { return eff_.data(); }
@@ -156,10 +173,10 @@ class pcm_inference_state {
   void clear() noexcept { *this = pcm_inference_state{}; }
 
  private:
-  void set_time_noiseless(double t) {
+  void set_time_noiseless() {
     const double to_w = double(w_max_) / params_.g_max;
     for (std::size_t k = 0; k < n_; ++k) eff_[k] = float((double(gp_[k]) - double(gm_[k])) * to_w);
-    time_ = t;
+    time_ = 0;
     scale_ = 1;
   }
 
@@ -182,7 +199,8 @@ void program_inference(Net& net, const pcm_inference_params& p, rng& g) {
   });
 }
 
-/// Evaluates every programmed layer at `seconds` after programming (drift + read noise).
+/// Evaluates every programmed layer `seconds` (≥ 0) after its reference read, i.e. `seconds + t₀`
+/// after programming (drift + read noise).
 template <class Net>
 void set_time(Net& net, double seconds, rng& g) {
   net.for_each_layer([&](auto& l, std::size_t i) {
