@@ -501,3 +501,50 @@ TEST_CASE("an MLP with a full periphery chain runs and stays close to the clean 
   CHECK(err > 0);
   CHECK(err < 0.2);
 }
+
+TEST_CASE("the substrate decides once whether the transposed read is noisy, for every rule alike",
+          "[noise][dense][transposed]") {
+  // A crossbar's transposed read drives the columns and senses the rows: it goes through the
+  // layer's read periphery like the forward read. A digital tile computes dy·W exactly.
+  using xbar = physics::crossbar<physics::devices::ideal>;
+  using noisy_xbar = dense<dynamic, dynamic, xbar, noise::gaussian_read, act::identity>;
+  using noisy_digital = dense<dynamic, dynamic, physics::digital, noise::gaussian_read, act::identity>;
+  STATIC_REQUIRE(!tile_hooks::computes_transposed_exactly<noisy_xbar::tile_type>);
+  STATIC_REQUIRE(tile_hooks::computes_transposed_exactly<noisy_digital::tile_type>);
+
+  auto transposed_twice = [](const auto& l) {
+    std::vector<float> dy(3 * l.out_size()), x(3 * l.in_size()), a(x.size()), b(x.size()), exact(x.size());
+    rng gd(1);
+    for (auto& v : dy) v = gd.normal();
+    rng g1(2), g2(3);
+    l.backward_read_at(x.data(), dy.data(), 3, a.data(), g1);
+    l.read_transposed(dy.data(), 3, b.data(), g2);
+    std::vector<float> w(l.in_size() * l.out_size());
+    l.tile.effective_weights(w.data());
+    for (std::size_t r = 0; r < 3; ++r)
+      for (std::size_t i = 0; i < l.in_size(); ++i) {
+        double s = 0;
+        for (std::size_t j = 0; j < l.out_size(); ++j) s += double(dy[r * l.out_size() + j]) * w[j * l.in_size() + i];
+        exact[r * l.in_size() + i] = float(s);
+      }
+    double da = 0, db = 0;
+    for (std::size_t k = 0; k < x.size(); ++k) {
+      da = std::max(da, double(std::abs(a[k] - exact[k])));
+      db = std::max(db, double(std::abs(b[k] - exact[k])));
+    }
+    return std::pair{da, db};
+  };
+  network<noisy_xbar> xnet({8, 5}, seed{4}, xbar::params::ideal(), noise::gaussian_read{.sigma = 0.1});
+  const auto [xa, xb] = transposed_twice(layer<0>(xnet));
+  CHECK(xa > 0.01);  // backprop's read (backward_read_at) and EP's (read_transposed) are both noisy
+  CHECK(xb > 0.01);
+  CHECK(xa < 0.6);   // … by the policy's σ = 0.1, not more
+  network<noisy_digital> dnet({8, 5}, seed{4}, physics::digital::params{}, noise::gaussian_read{.sigma = 0.1});
+  const auto [da, db] = transposed_twice(layer<0>(dnet));
+  CHECK(da < 1e-5);
+  CHECK(db < 1e-5);
+  // The forward read of the same digital layer stays noisy.
+  xt::xtensor<float, 2> x = xt::ones<float>({2, 8});
+  rng g1(5), g2(6);
+  CHECK(xt::amax(xt::abs(forward(dnet, x, g1) - forward(dnet, x, g2)))() > 0.01f);
+}

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <xtensor/xtensor.hpp>
@@ -382,4 +383,80 @@ TEST_CASE("a minimal user substrate trains through network, train and every rule
   INFO("twin " << r.twin.accuracy << ", deployed " << r.deployed.accuracy);
   CHECK(r.deployed.accuracy == Approx(r.twin.accuracy).margin(1e-9));
   CHECK(r.deployed.accuracy > 0.8);
+}
+
+namespace {
+
+// Runs `read(g)` from four threads at once, each repeating it with its own seeds, and compares
+// every result with the same read done serially: a shared scratch buffer or a cache filled by
+// two readers at once shows up as a mismatch.
+template <class Read>
+void check_concurrent_reads(Read read) {
+  constexpr std::size_t threads = 4, repeats = 24;
+  std::vector<std::vector<float>> serial(threads * repeats), parallel(threads * repeats);
+  std::vector<std::thread> pool;
+  for (std::size_t t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (std::size_t r = 0; r < repeats; ++r) {
+        rng g{t + 1, r};
+        parallel[t * repeats + r] = read(g);
+      }
+    });
+  for (auto& th : pool) th.join();
+  for (std::size_t t = 0; t < threads; ++t)
+    for (std::size_t r = 0; r < repeats; ++r) {
+      rng g{t + 1, r};
+      serial[t * repeats + r] = read(g);
+    }
+  for (std::size_t k = 0; k < serial.size(); ++k) REQUIRE(parallel[k] == serial[k]);
+}
+
+template <class Net>
+std::vector<float> read_forward(const Net& net, const xt::xtensor<float, 2>& x, rng& g) {
+  const auto y = forward(net, x, g);
+  return {y.begin(), y.end()};
+}
+
+xt::xtensor<float, 2> float_batch(std::size_t n, std::size_t k, std::uint64_t s) {
+  rng g(s, 5);
+  xt::xtensor<float, 2> x({n, k});
+  for (auto& v : x) v = 2 * g.uniform() - 1;
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("const reads are safe from several threads at once", "[substrate][concurrent]") {
+  SECTION("crossbar periphery (per-thread read workspace), forward and transposed") {
+    using xbar = physics::crossbar<physics::devices::constant_step>;
+    using net_t = network<dense<dynamic, dynamic, xbar, noise::none, act::tanh>,
+                          dense<dynamic, dynamic, xbar, noise::none, act::identity>>;
+    const net_t net({24, 16, 6}, seed{2});  // default io: noise and bound management, w_noise off
+    const auto x = float_batch(32, 24, 1);
+    check_concurrent_reads([&](rng& g) { return read_forward(net, x, g); });
+    const auto& l = layer<1>(net);
+    const auto dy = float_batch(32, 6, 2);
+    check_concurrent_reads([&](rng& g) {
+      std::vector<float> dx(32 * 16);
+      l.backward_read_at(nullptr, dy.data(), 32, dx.data(), g);
+      return dx;
+    });
+  }
+  SECTION("a weights-stage noise policy (the layer's effective-tile copy)") {
+    using net_t = network<dense<dynamic, dynamic, physics::digital, noise::variation, act::tanh>>;
+    const net_t net({20, 12}, seed{3}, physics::digital::params{}, noise::variation{.multiplicative = 0.1});
+    const auto x = float_batch(16, 20, 3);
+    check_concurrent_reads([&](rng& g) { return read_forward(net, x, g); });
+  }
+  SECTION("an MZI mesh filling its realised-matrix cache on first use") {
+    for (const auto det : {physics::detection::coherent, physics::detection::intensity}) {
+      using net_t = network<dense<dynamic, dynamic, physics::mzi_mesh, noise::none, act::identity>>;
+      physics::mzi_mesh::params p;
+      p.detect = det;
+      const net_t programmed({10, 8}, seed{4}, p);
+      const auto x = float_batch(16, 10, 4);  // n ≥ In: reads use the realised matrix
+      const net_t fresh = programmed;         // its cache is still empty: the threads race to fill it
+      check_concurrent_reads([&](rng& g) { return read_forward(fresh, x, g); });
+    }
+  }
 }

@@ -544,45 +544,19 @@ class energy_relaxation {
   }
   [[nodiscard]] const matrix& readout_values() const noexcept { return yhat_; }
 
-  /// Forward read of a layer through its noise policy: `y = noise_out(W noise_in(x))`.
+  /// Forward read of a layer through its noise policy, `y = noise_out(W noise_in(x))`: the
+  /// layer's own `read`, so the relaxation sees exactly what a feed-forward pass sees.
   template <class Layer>
   void read_forward(const Layer& l, const T* x, std::size_t m, T* y, rng& g) {
-    const T* drive = x;
-    if constexpr (Layer::has_input_noise) {
-      ensure_scratch(m * l.in_size());
-      std::copy(x, x + m * l.in_size(), scratch_.data());
-      rng gi = g.split(0);
-      l.noise.input(scratch_.data(), m * l.in_size(), gi);
-      drive = scratch_.data();
-    }
-    rng gr = g.split(1);
-    l.read_tile().read(drive, m, y, gr);
-    if constexpr (Layer::has_output_noise) {
-      rng go = g.split(2);
-      l.noise.output(y, m * l.out_size(), go);
-    }
+    if constexpr (Layer::has_input_noise) ensure_scratch(m * l.in_size());
+    l.read(x, m, y, g, Layer::has_input_noise ? scratch_.data() : nullptr);
   }
-  /// Transposed read through the same noise stages: `x = noise_out(noise_in(y) W)`.
+  /// Transposed read, the layer's `read_transposed`: noisy where the substrate's transposed read
+  /// is physical, as it is for backprop.
   template <class Layer>
   void read_backward(const Layer& l, const T* y, std::size_t m, T* x, rng& g) {
-    const T* drive = y;
-    if constexpr (Layer::has_input_noise) {
-      ensure_scratch(m * l.out_size());
-      std::copy(y, y + m * l.out_size(), scratch_.data());
-      rng gi = g.split(0);
-      l.noise.input(scratch_.data(), m * l.out_size(), gi);
-      drive = scratch_.data();
-    }
-    rng gr = g.split(3);
-    l.read_tile().read_transposed(drive, m, x, gr);
-    if constexpr (Layer::has_output_noise) {
-      rng go = g.split(2);
-      // Policies tied to the output columns (column gains) say how they act on row read-outs.
-      if constexpr (requires { l.noise.output_transposed(x, m * l.in_size(), go); })
-        l.noise.output_transposed(x, m * l.in_size(), go);
-      else
-        l.noise.output(x, m * l.in_size(), go);
-    }
+    if constexpr (Layer::has_input_noise) ensure_scratch(m * l.out_size());
+    l.read_transposed(y, m, x, g, Layer::has_input_noise ? scratch_.data() : nullptr);
   }
 
   /// Shapes the per-row buffers for `m` rows.

@@ -27,6 +27,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <xtensor/xtensor.hpp>
 
@@ -126,8 +127,9 @@ struct substrate {
     void project(const T* delta, std::size_t n, T* out, rng& g) const {
       T* s = nullptr;
       if constexpr (layer_type::has_input_noise) {
-        if (scratch_.size() < n * cols()) scratch_.resize({n * cols()});
-        s = scratch_.data();
+        static thread_local std::vector<T> scratch;  // per thread: const projections may run concurrently
+        if (scratch.size() < n * cols()) scratch.resize(n * cols());
+        s = scratch.data();
       }
       layer_.forward(delta, n, out, out, g, s);
     }
@@ -142,7 +144,6 @@ struct substrate {
     layer_type layer_{};
     xt::xtensor<T, 2> b_{};
     xt::xtensor<T, 1> zero_{};
-    mutable xt::xtensor<T, 1> scratch_{};
     bool prepared_ = false;
   };
 };

@@ -224,7 +224,7 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
       net.for_each_layer([&](const auto& l, std::size_t i) {
         if (i <= first) return;
         rng gl = g.split(i);
-        l.read_tile().read(s.th.data(), n, s.ta.data(), gl);
+        l.with_read_tile([&](const auto& t) { t.read(s.th.data(), n, s.ta.data(), gl); });
         pnn::detail::times_derivative(l, s.ta.data(), s.tr.a[i].data(), s.tr.h[i].data(), n * l.out_size(), s.th.data());
       });
       dy = s.dy.data();
@@ -297,7 +297,7 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
       rng gk = gtt.split(i);
       if (i > 0) {
         rng gl = gk.split(2);
-        l.read_tile().read(s.th.data(), n, s.ta.data(), gl);
+        l.with_read_tile([&](const auto& t) { t.read(s.th.data(), n, s.ta.data(), gl); });
       }
       add_weight_tangent<Net>(l, i, n, gk, s, i > 0, draw);
       pnn::detail::times_derivative(l, s.ta.data(), s.tr.a[i].data(), s.tr.h[i].data(), n * l.out_size(),

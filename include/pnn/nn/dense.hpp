@@ -8,6 +8,7 @@
 /// `std::dynamic_extent` (`pnn::dynamic`) gives run-time sizes.
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <type_traits>
@@ -25,6 +26,24 @@ namespace pnn {
 namespace detail {
 /// Stand-in for the effective-weight tile of a layer whose noise has no weights stage.
 struct no_effective_tile {};
+/// Serialises reads through one layer's effective-weight copy (re-mapped by every read), so
+/// const reads of the layer stay safe from several threads. A copied layer gets its own.
+struct effective_tile_lock {
+  mutable std::atomic_flag busy{};
+  effective_tile_lock() = default;
+  effective_tile_lock(const effective_tile_lock&) noexcept {}
+  effective_tile_lock& operator=(const effective_tile_lock&) noexcept { return *this; }
+};
+/// Releases an `effective_tile_lock` at the end of a read, thrown or not (a template so that
+/// targets without atomic waits, the embedded ones, never instantiate it).
+template <class Lock>
+struct effective_tile_release {
+  const Lock& lock;
+  ~effective_tile_release() {
+    lock.busy.clear(std::memory_order_release);
+    lock.busy.notify_one();
+  }
+};
 }  // namespace detail
 
 /// A fully connected physical layer with `In` inputs and `Out` outputs.
@@ -65,6 +84,8 @@ class dense {
   /// `initialize` and `network::configure` refresh it; call `refresh_effective_tile()` after
   /// changing a tile's state other than its weights by hand.
   [[no_unique_address]] mutable std::conditional_t<has_weight_noise, tile_type, detail::no_effective_tile> effective_tile{};
+  [[no_unique_address]] std::conditional_t<has_weight_noise, detail::effective_tile_lock, detail::no_effective_tile>
+      effective_lock{};
 
   [[nodiscard]] constexpr std::size_t in_size() const noexcept { return tile.in_size(); }
   [[nodiscard]] constexpr std::size_t out_size() const noexcept { return tile.out_size(); }
@@ -102,6 +123,20 @@ class dense {
   /// (n × In values) is needed only when the noise policy perturbs inputs.
   void forward(const value_type* x, std::size_t n, value_type* a, value_type* h, rng& g,
                value_type* input_scratch = nullptr) const {
+    read(x, n, a, g, input_scratch);
+    if (a == h) {
+      simd::bias_map<value_type>(n, out_size(), a, out_size(), bias_or_null(), activation);
+    } else {
+      simd::bias_map<value_type>(n, out_size(), a, out_size(), bias_or_null(), act::identity{});
+      simd::map<value_type>(n * out_size(), a, h, activation);
+    }
+  }
+
+  /// The layer's read without bias and activation, through its noise stages:
+  /// `y = noise_out(W noise_in(x))` for `x` (n × In) into `y` (n × Out). `input_scratch`
+  /// (n × In values) is needed only when the policy perturbs inputs. Input noise from
+  /// `g.split(0)`, the tile's read from `g.split(1)`, output noise from `g.split(2)`.
+  void read(const value_type* x, std::size_t n, value_type* y, rng& g, value_type* input_scratch = nullptr) const {
     const value_type* drive = x;
     if constexpr (has_input_noise) {
       PNN_EXPECTS(input_scratch != nullptr, "pnn::dense: input noise needs a scratch buffer");
@@ -111,16 +146,42 @@ class dense {
       drive = input_scratch;
     }
     rng gr = g.split(1);
-    read_tile().read(drive, n, a, gr);
+    with_read_tile([&](const tile_type& t) { t.read(drive, n, y, gr); });
     if constexpr (has_output_noise) {
       rng go = g.split(2);
-      noise.output(a, n * out_size(), go);
+      noise.output(y, n * out_size(), go);
     }
-    if (a == h) {
-      simd::bias_map<value_type>(n, out_size(), a, out_size(), bias_or_null(), activation);
-    } else {
-      simd::bias_map<value_type>(n, out_size(), a, out_size(), bias_or_null(), act::identity{});
-      simd::map<value_type>(n * out_size(), a, h, activation);
+  }
+
+  /// The layer's transposed read `dx = noise_out(noise_in(dy) W)` for `dy` (n × Out) into `dx`
+  /// (n × In). The substrate decides once whether it is noisy: a physical transposed read
+  /// (crossbar, mesh) goes through the same noise stages as the forward read — policies tied
+  /// to output columns act on the row read-out through their `output_transposed` — and a tile
+  /// that `computes_transposed_exactly` (digital) is read clean. Every rule reads transposed
+  /// through here (backprop, equilibrium propagation, coupled learning). `input_scratch`
+  /// (n × Out values) is needed only for input noise on a physical read. Input noise from
+  /// `g.split(0)`, the tile's read from `g.split(3)`, output noise from `g.split(2)`.
+  void read_transposed(const value_type* dy, std::size_t n, value_type* dx, rng& g,
+                       value_type* input_scratch = nullptr) const
+    requires transposable_tile<tile_type>
+  {
+    constexpr bool physical = !tile_hooks::computes_transposed_exactly<tile_type>;
+    const value_type* drive = dy;
+    if constexpr (physical && has_input_noise) {
+      PNN_EXPECTS(input_scratch != nullptr, "pnn::dense: input noise needs a scratch buffer");
+      for (std::size_t i = 0; i < n * out_size(); ++i) input_scratch[i] = dy[i];
+      rng gi = g.split(0);
+      noise.input(input_scratch, n * out_size(), gi);
+      drive = input_scratch;
+    }
+    rng gr = g.split(3);
+    with_read_tile([&](const tile_type& t) { t.read_transposed(drive, n, dx, gr); });
+    if constexpr (physical && has_output_noise) {
+      rng go = g.split(2);
+      if constexpr (requires { noise.output_transposed(dx, n * in_size(), go); })
+        noise.output_transposed(dx, n * in_size(), go);
+      else
+        noise.output(dx, n * in_size(), go);
     }
   }
 
@@ -130,17 +191,43 @@ class dense {
   }
 
   /// The vector–Jacobian product of the layer's read at input `x` (n × In): `dx = (∂y/∂x)ᵀ dy`.
-  /// The tile's `read_vjp` where it has one (a nonlinear read, e.g. intensity detection),
-  /// its transposed read otherwise (a linear read's VJP).
+  /// The tile's `read_vjp` where it has one (a nonlinear read, e.g. intensity detection: a
+  /// computed VJP, clean), the layer's transposed read otherwise (a linear read's VJP, noisy
+  /// where the substrate's transposed read is physical; `read_transposed`).
   void backward_read_at(const value_type* x, const value_type* dy, std::size_t n, value_type* dx, rng& g) const
     requires transposable_tile<tile_type>
   {
-    rng gr = g.split(3);
-    tile_hooks::read_vjp(read_tile(), x, dy, n, dx, gr);
+    if constexpr (tile_hooks::has_read_vjp<tile_type>) {
+      rng gr = g.split(3);
+      with_read_tile([&](const tile_type& t) { tile_hooks::read_vjp(t, x, dy, n, dx, gr); });
+    } else if constexpr (has_input_noise && !tile_hooks::computes_transposed_exactly<tile_type>) {
+      // Each thread reads with its own scratch: const reads stay safe from several threads.
+      static thread_local std::vector<value_type> scratch;
+      if (scratch.size() < n * out_size()) scratch.resize(n * out_size());
+      read_transposed(dy, n, dx, g, scratch.data());
+    } else {
+      read_transposed(dy, n, dx, g);
+    }
   }
 
-  /// The tile a read computes with: `tile`, or its copy through the policy's weights stage.
-  /// Rules that drive the tile themselves (equilibrium propagation) read through it.
+  /// Calls `f(const tile_type&)` with the tile a read computes with: `tile`, or its copy
+  /// through the policy's weights stage, re-mapped and held for the call (reads of a layer with
+  /// a weights stage are serialised; every other read runs concurrently). What `read`,
+  /// `read_transposed` and `backward_read_at` use; rules that drive a tile themselves use it too.
+  template <class F>
+  void with_read_tile(F&& f) const {
+    if constexpr (has_weight_noise) {
+      while (effective_lock.busy.test_and_set(std::memory_order_acquire))
+        effective_lock.busy.wait(true, std::memory_order_relaxed);
+      const detail::effective_tile_release<decltype(effective_lock)> guard{effective_lock};
+      f(read_tile());
+    } else {
+      f(tile);
+    }
+  }
+
+  /// The tile a read computes with: `tile`, or its copy through the policy's weights stage
+  /// (not safe from several threads for a layer with a weights stage: use `with_read_tile`).
   const tile_type& read_tile() const {
     if constexpr (has_weight_noise) {
       // The copy of the whole tile (device state, periphery) is made once; afterwards only the

@@ -133,6 +133,19 @@ inline constexpr bool uses_update_factors = requires { requires Tile::uses_updat
 template <class Tile>
 inline constexpr bool reads_exactly = requires { requires Tile::reads_exactly; };
 
+/// The tile computes its transposed product exactly, off the array (a digital tile): the
+/// layer's read-periphery noise stages do not apply to it. Every other substrate's transposed
+/// read is a read of the physics (columns driven, rows sensed) and goes through the same noise
+/// stages as its forward read, for every rule alike (`dense::read_transposed`).
+template <class Tile>
+inline constexpr bool computes_transposed_exactly = requires { requires Tile::computes_transposed_exactly; };
+/// The tile's read is nonlinear in its input and it provides the VJP (`read_vjp`) itself.
+template <class Tile>
+inline constexpr bool has_read_vjp = requires(const Tile& t, const typename Tile::value_type* p,
+                                              typename Tile::value_type* q, std::size_t n, rng& g) {
+  t.read_vjp(p, p, n, q, g);
+};
+
 /// The vector–Jacobian product of the tile's read at inputs `x`: its `read_vjp` where it has one
 /// (a read nonlinear in `x`), its transposed read otherwise (the VJP of a linear read).
 template <transposable_tile Tile, class T>

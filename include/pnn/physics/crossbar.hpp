@@ -322,16 +322,27 @@ struct crossbar {
     }
 
     // One read direction: y(n × m) = x(n × k)·op(W) through the periphery `io`.
+    // Scratch of one read. Each thread has its own, so const reads of one tile are safe from
+    // several threads at once (tests/substrate.cpp, "concurrent reads").
+    struct read_workspace {
+      std::vector<float> xs{}, xs_row{}, scale{}, wn{};
+    };
+    static read_workspace& workspace() {
+      static thread_local read_workspace w;
+      return w;
+    }
+
     template <bool Transposed>
     void mvm(const io_params& io, const float* x, std::size_t n, float* y, rng& g) const {
       const std::size_t k = Transposed ? out_size() : in_size();
       const std::size_t m = Transposed ? in_size() : out_size();
       const float* W = active_weights();
+      read_workspace& ws = workspace();
       if (io.w_noise > 0) {
-        wn_.assign(W, W + weight_.size());
+        ws.wn.assign(W, W + weight_.size());
         rng gw = g.split(0x77);
-        add_normal(gw, wn_.data(), wn_.size(), io.w_noise * simd::abs_max<float>(wn_.size(), W));
-        W = wn_.data();
+        add_normal(gw, ws.wn.data(), ws.wn.size(), io.w_noise * simd::abs_max<float>(ws.wn.size(), W));
+        W = ws.wn.data();
       }
       auto multiply = [&](const float* a, std::size_t rows, float* out) {
         if constexpr (Transposed)
@@ -345,20 +356,20 @@ struct crossbar {
         if (post != 1.0f) simd::scale<float>(n * m, post, y);
         return;
       }
-      xs_.resize(n * k);
-      scale_.resize(n);
+      ws.xs.resize(n * k);
+      ws.scale.resize(n);
       for (std::size_t r = 0; r < n; ++r) {
         float s = 1.0f;
         if (io.noise_management == io_noise_management::abs_max) s = simd::abs_max<float>(k, x + r * k);
-        scale_[r] = s;
-        prepare_input(io, x + r * k, k, s, xs_.data() + r * k);
+        ws.scale[r] = s;
+        prepare_input(io, x + r * k, k, s, ws.xs.data() + r * k);
       }
-      multiply(xs_.data(), n, y);
+      multiply(ws.xs.data(), n, y);
       rng gn = g.split(0);
       add_normal(gn, y, n * m, io.out_noise);
       for (std::size_t r = 0; r < n; ++r) {
         float* yr = y + r * m;
-        float s = scale_[r];
+        float s = ws.scale[r];
         if (s == 0) {  // an all-zero input reads zero (aihwkit skips such vectors)
           std::fill(yr, yr + m, 0.0f);
           continue;
@@ -367,9 +378,9 @@ struct crossbar {
           rng gb = g.split(1).split(r);
           for (unsigned it = 0; it < io.max_bound_iterations && saturated(yr, m, io.out_bound); ++it) {
             s *= 2.0f;
-            xs_row_.resize(k);
-            prepare_input(io, x + r * k, k, s, xs_row_.data());
-            multiply(xs_row_.data(), 1, yr);
+            ws.xs_row.resize(k);
+            prepare_input(io, x + r * k, k, s, ws.xs_row.data());
+            multiply(ws.xs_row.data(), 1, yr);
             add_normal(gb, yr, m, io.out_noise);
           }
         }
@@ -573,8 +584,7 @@ struct crossbar {
     matrix_storage<float, (is_pulsed ? Out : 0), cells_in> cells_{};
     matrix_storage<float, (is_pulsed ? Out : 0), (is_pulsed ? In : 0)> aux_{};
     pcm_inference_state inference_{};
-    // Scratch of reads and updates (reads are const but not re-entrant on one tile).
-    mutable std::vector<float> xs_{}, xs_row_{}, scale_{}, wn_{};
+    // Scratch of updates (reads use a per-thread `read_workspace`).
     std::vector<float> px_{}, pd_{};
     std::vector<float> chi_{};  // mixed-precision accumulator (Out × In), pulsed devices only
     std::vector<std::uint32_t> xm_{}, dm_{};

@@ -36,6 +36,8 @@ struct basic_digital {
     static constexpr bool programs_outer_products = true;
     /// Reads are exactly `x Wᵀ` and `dy W` with `W = weight_data()` (rules may fuse them).
     static constexpr bool reads_exactly = true;
+    /// `dy W` is computed digitally: a noise policy's read periphery applies to forward reads only.
+    static constexpr bool computes_transposed_exactly = true;
 
     /// Sets the shape (dynamic extents) and zeroes the parameters.
     void resize(std::size_t in, std::size_t out) {

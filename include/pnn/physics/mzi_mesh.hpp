@@ -18,6 +18,7 @@
 
 #include <pnn/core/error.hpp>
 #include <pnn/core/extents.hpp>
+#include <pnn/core/lazy_cache.hpp>
 #include <pnn/core/rng.hpp>
 #include <pnn/physics/concepts.hpp>
 #include <pnn/physics/mzi.hpp>
@@ -124,7 +125,7 @@ struct basic_mzi_mesh {
       u_.resize(modes_, p_.topology);
       v_.resize(modes_, p_.topology);
       sigma_.assign(modes_, 0.0);
-      nominal_valid_ = true;
+      nominal_valid_.set_valid();
       prepared_ = false;
       invalidate();
     }
@@ -149,10 +150,11 @@ struct basic_mzi_mesh {
         ensure_effective();
         simd::gemm_nt<T>(n, out_, in_, T(1), x, in_, weff_re_.data(), in_, T(0), y, out_);
         if (p_.detect == detection::intensity) {
-          scratch_.resize(n * out_);
-          simd::gemm_nt<T>(n, out_, in_, T(1), x, in_, weff_im_.data(), in_, T(0), scratch_.data(), out_);
+          static thread_local std::vector<T> im;  // per thread: const reads may run concurrently
+          im.resize(n * out_);
+          simd::gemm_nt<T>(n, out_, in_, T(1), x, in_, weff_im_.data(), in_, T(0), im.data(), out_);
           const T r = T(p_.responsivity);
-          for (std::size_t i = 0; i < n * out_; ++i) y[i] = r * (y[i] * y[i] + scratch_[i] * scratch_[i]);
+          for (std::size_t i = 0; i < n * out_; ++i) y[i] = r * (y[i] * y[i] + im[i] * im[i]);
         }
       } else {
         field_batch<double> f;
@@ -312,7 +314,7 @@ struct basic_mzi_mesh {
       v_.step_phases(step.v);
       // An attenuator transmits between nothing and everything: its amplitude stops at 0.
       for (std::size_t m = 0; m < modes_; ++m) sigma_[m] = std::max(sigma_[m] - step.sigma[m], 0.0);
-      nominal_valid_ = false;
+      nominal_valid_.invalidate();
       invalidate();
     }
 
@@ -344,7 +346,7 @@ struct basic_mzi_mesh {
       sigma_ = v.sigma;
       for (double& a : sigma_) a = std::max(a, 0.0);  // amplitudes below 0 are not an attenuator
       for (std::size_t j = 0; j < out_; ++j) b_[j] = T(rest[j]);
-      nominal_valid_ = false;
+      nominal_valid_.invalidate();
       invalidate();
     }
 
@@ -440,19 +442,15 @@ struct basic_mzi_mesh {
       u_.forward(f, u_.realise(noisy ? &gu : nullptr, ideal));
     }
     [[nodiscard]] bool use_matrix(std::size_t n) const {
-      return !p_.imperfections.has_call_noise() && (weff_valid_ || n >= in_);
+      return !p_.imperfections.has_call_noise() && (weff_valid_.valid() || n >= in_);
     }
-    void invalidate() { weff_valid_ = false; }
+    void invalidate() { weff_valid_.invalidate(); }
     // The realised matrix, by sending the In unit vectors through the meshes.
     void ensure_effective() const {
-      if (weff_valid_) return;
-      matrix_of(false, weff_re_, &weff_im_);
-      weff_valid_ = true;
+      weff_valid_.ensure([&] { matrix_of(false, weff_re_, &weff_im_); });
     }
     void sync_nominal() const {
-      if (nominal_valid_) return;
-      matrix_of(true, w_, nullptr);
-      nominal_valid_ = true;
+      nominal_valid_.ensure([&] { matrix_of(true, w_, nullptr); });
     }
     void matrix_of(bool ideal, std::vector<T>& re, std::vector<T>* im) const {
       field_batch<double> f;
@@ -490,7 +488,7 @@ struct basic_mzi_mesh {
       v_.program(vh.data());
       sigma_ = s;
       if (w != w_.data()) std::copy(w, w + in_ * out_, w_.begin());
-      nominal_valid_ = true;
+      nominal_valid_.set_valid();
       invalidate();
     }
 
@@ -500,8 +498,9 @@ struct basic_mzi_mesh {
     std::vector<double> sigma_{};
     mutable std::vector<T> w_{};
     std::vector<T> b_{};
-    mutable std::vector<T> weff_re_{}, weff_im_{}, scratch_{};
-    mutable bool weff_valid_ = false, nominal_valid_ = true;
+    // Caches filled on demand by const reads, each behind its flag (safe for concurrent reads).
+    mutable std::vector<T> weff_re_{}, weff_im_{};
+    pnn::detail::lazy_cache_flag weff_valid_{false}, nominal_valid_{true};
     bool prepared_ = false;
     rng static_rng_{};
   };
