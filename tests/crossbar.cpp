@@ -361,6 +361,8 @@ TEST_CASE("bad crossbar parameters are rejected at set_params, leaving the tile 
   bad([](auto& p) { p.device.dw_min_dtod = -0.3f; }, ">= 0");
   bad([](auto& p) { p.device.law.refresh_threshold = 1.5f; }, "refresh_threshold");
   bad([](auto& p) { p.desired_bl = 0; }, "desired_bl");
+  // BL management without update management would clip pulse probabilities above 1.
+  bad([](auto& p) { p.update_management = false; }, "update_bl_management needs update_management");
   bad([](auto& p) { p.forward.inp_bound = 0.5f; }, "abs-max noise management needs inp_bound = 1");
   bad([](auto& p) { p.forward.max_bound_iterations = 0; }, "max_bound_iterations in [1, 20]");
   bad([](auto& p) { p.forward.max_bound_iterations = 100; }, "max_bound_iterations in [1, 20]");

@@ -449,5 +449,9 @@ TEST_CASE("EP rejects impossible averaging and ordering parameters", "[equilibri
   CHECK_THROWS_AS(ep_t({.estimator = learn::ep_estimator::holomorphic, .update_order = learn::ep_update_order::alternating}),
                   pnn::error);
   CHECK_THROWS_AS(ep_t({.estimator = learn::ep_estimator::holomorphic, .average_steps = 2}), pnn::error);
+  // Neuron noise would perturb the real free phase but not the complex nudged ones.
+  CHECK_THROWS_WITH(ep_t({.estimator = learn::ep_estimator::holomorphic, .state_noise = 0.01}),
+                    Catch::Contains("holomorphic estimator takes no state_noise"));
+  CHECK_NOTHROW(ep_t({.estimator = learn::ep_estimator::holomorphic}));
   CHECK_NOTHROW(ep_t({.nudged_steps = 5, .average_steps = 5}));
 }

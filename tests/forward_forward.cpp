@@ -203,3 +203,25 @@ TEST_CASE("forward_forward: bad parameters are rejected before any change", "[fo
                     Catch::Contains("fixed_layers names layer 3 of a 3-layer network"));
   CHECK(layer<0>(net).tile.weight_data()[0] == w0);
 }
+
+TEST_CASE("forward_forward: prediction leaves out the first trained layer, as Hinton does", "[forward_forward]") {
+  using net_t = network<hidden, hidden>;
+  const net_t net({6, 5, 3}, seed{2});
+  const auto x = batch(4, 6, 3);
+  auto scores_of = [&](learn::forward_forward<>::params p) {
+    learn::forward_forward<> ff{std::move(p)};
+    std::vector<double> sc(4 * 3);
+    rng g(1);
+    ff.scores(net, x.data(), 4, sc.data(), g);
+    return sc;
+  };
+  const auto hinton = scores_of({});
+  const auto all = scores_of({.score_first_layer = true});
+  const auto first_only = scores_of({.fixed_layers = {1}});       // one trained layer: it is scored
+  const auto second_only = scores_of({.fixed_layers = {0}});
+  for (std::size_t q = 0; q < hinton.size(); ++q) {
+    CHECK(hinton[q] == Approx(second_only[q]).epsilon(1e-12));   // the default scores layer 1 alone
+    CHECK(all[q] == Approx(first_only[q] + second_only[q]).epsilon(1e-12));
+    CHECK(first_only[q] > 0);                                     // so leaving it out changes the score
+  }
+}

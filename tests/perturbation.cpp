@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Forward-only perturbative rules (docs/rules.md theory checks 5 and 6): finite-difference bias
 // O(σ²) central / SPSA and O(σ) forward (log-log slopes), node perturbation with exact ∂L/∂z
-// equals backprop, multiplexed gradient descent demultiplexes, parameters are restored exactly,
+// equals backprop, code-multiplexed SPSA demultiplexes, parameters are restored exactly,
 // bad parameters are rejected, and the rules train through a noisy forward pass.
 #include <catch2/catch.hpp>
 
@@ -111,20 +111,20 @@ TEST_CASE("spsa: bias O(c^2); the multiplexed form too", "[perturbation]") {
   const double s1 = bias_slope([](double c) { return learn::spsa<>{{.c = c, .num_perturbations = 200}}; }, sig);
   const double s2 = bias_slope(
       [](double c) {
-        return learn::spsa<>{{.c = c, .num_perturbations = 7, .perturbation = learn::spsa_perturbation::mgd}};
+        return learn::spsa<>{{.c = c, .num_perturbations = 7, .perturbation = learn::spsa_perturbation::code_multiplexed}};
       },
       sig);
-  INFO("log-log slopes: spsa " << s1 << ", mgd " << s2);
+  INFO("log-log slopes: spsa " << s1 << ", code-multiplexed " << s2);
   CHECK(s1 == Approx(2.0).margin(0.15));
   CHECK(s2 == Approx(2.0).margin(0.15));
 }
 
-TEST_CASE("spsa: unbiased for small c, mgd with one code equals central SPSA, c_k decays", "[perturbation]") {
+TEST_CASE("spsa: unbiased for small c, code multiplexing with one code equals central SPSA, c_k decays", "[perturbation]") {
   net2 net({3, 4, 2}, seed{7});
   const auto x = batch(5, 3, 2);
   const auto t = one_hot(5, 2);
   const auto g_true = exact(net, x, t);
-  for (auto mode : {learn::spsa_perturbation::spsa, learn::spsa_perturbation::mgd}) {
+  for (auto mode : {learn::spsa_perturbation::spsa, learn::spsa_perturbation::code_multiplexed}) {
     learn::spsa<> rule{{.c = 1e-4, .gamma = 0, .num_perturbations = 4, .perturbation = mode}};
     gradients<net2> mean(net);
     const int K = 1500;
@@ -138,7 +138,7 @@ TEST_CASE("spsa: unbiased for small c, mgd with one code equals central SPSA, c_
     CHECK((mean - g_true).norm() / g_true.norm() < 0.15);
   }
   learn::spsa<> one{{.c = 1e-3}};
-  learn::spsa<> mux{{.c = 1e-3, .perturbation = learn::spsa_perturbation::mgd}};
+  learn::spsa<> mux{{.c = 1e-3, .perturbation = learn::spsa_perturbation::code_multiplexed}};
   rng ga(5), gb(5);
   const auto ea = one.estimate(net, x, t, loss::softmax_cross_entropy{}, ga);
   const auto eb = mux.estimate(net, x, t, loss::softmax_cross_entropy{}, gb);
@@ -189,7 +189,7 @@ TEST_CASE("perturbative rules restore the parameters exactly and reject bad para
   learn::spsa<> sp{{.c = 0.031, .num_perturbations = 2}};
   sp.estimate(net, x, t, loss::softmax_cross_entropy{}, g);
   CHECK(same());
-  learn::spsa<> mg{{.c = 0.031, .num_perturbations = 5, .perturbation = learn::spsa_perturbation::mgd}};
+  learn::spsa<> mg{{.c = 0.031, .num_perturbations = 5, .perturbation = learn::spsa_perturbation::code_multiplexed}};
   mg.estimate(net, x, t, loss::softmax_cross_entropy{}, g);
   CHECK(same());
   learn::node_perturbation<> np{{.sigma = 0.05}};
@@ -247,6 +247,6 @@ TEST_CASE("perturbative rules train through a noisy physical forward pass", "[pe
   train(learn::weight_perturbation<optim::adam>{{.optimizer = {.learning_rate = 0.02f}, .sigma = 0.05, .num_perturbations = 4}});
   train(learn::spsa<optim::spsa_gain>{{.optimizer = {.a = 0.5f, .stability = 20.0f}, .c = 0.05, .num_perturbations = 4}});
   train(learn::spsa<optim::adam>{{.optimizer = {.learning_rate = 0.02f}, .c = 0.05, .num_perturbations = 4,
-                                  .perturbation = learn::spsa_perturbation::mgd}});
+                                  .perturbation = learn::spsa_perturbation::code_multiplexed}});
   train(learn::node_perturbation<optim::adam>{{.optimizer = {.learning_rate = 0.02f}, .sigma = 0.05, .num_perturbations = 2}});
 }

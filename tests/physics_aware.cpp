@@ -180,3 +180,83 @@ TEST_CASE("physics_aware rejects a bad batch before changing anything", "[physic
   CHECK_THROWS_AS(pat.step(net, normal_batch(4, 5, 1), t, loss::mse{}, g), pnn::error);
   CHECK(layer<0>(net).tile.weight_data()[0] == layer<0>(before).tile.weight_data()[0]);
 }
+
+TEST_CASE("physics_aware evaluates the twin at the measured layer inputs (Wright et al.) by default",
+          "[physics_aware][theory]") {
+  // A physical layer whose read has a 30 % gain error the twin does not know: the measured
+  // pre-activation is 1.3·(W x + b), the twin's at the measured input W x + b. Wright et al.'s
+  // form takes f_m′ at the latter; the measured-activation variant at the former.
+  struct gain_error {
+    std::vector<double> operator()(const physics::black_box_call<double>& c) const {
+      auto y = physics::detail::affine_callable<double>{}(c);
+      for (auto& v : y) v *= 1.3;
+      return y;
+    }
+  };
+  using box = physics::black_box<gain_error, double>;
+  using net_t = network<dense<dynamic, dynamic, box, noise::none, act::tanh>,
+                        dense<dynamic, dynamic, box, noise::none, act::tanh>>;
+  net_t net({3, 5, 2}, seed{6});
+  const auto x = normal_batch(7, 3, 2);
+  xt::xtensor<double, 2> t = xt::zeros<double>({7, 2});
+  rng g(3);
+  learn::physics_aware<> published;
+  CHECK(published.twin().at == learn::jacobian_point::measured_inputs);
+  const auto pa = published.estimate(net, x, t, loss::mse{}, g);
+
+  // Independently: the top layer's update from the physical forward pass and the twin's
+  // derivative at a_m = W₁ x₁ + b₁ (x₁ the measured input of layer 1).
+  rng gf(1);
+  trace<net_t> tr;
+  forward_trace(net, x.data(), 7, tr, gf);
+  const auto& top = layer<1>(net);
+  std::vector<double> dy(7 * 2), expect_w(2 * 5, 0.0);
+  loss::mse{}.gradient(tr.output().data(), t.data(), 7, 2, dy.data());
+  for (std::size_t r = 0; r < 7; ++r)
+    for (std::size_t j = 0; j < 2; ++j) {
+      double a = top.tile.bias_data()[j];
+      for (std::size_t i = 0; i < 5; ++i) a += top.tile.weight_data()[j * 5 + i] * tr.input_of(1)[r * 5 + i];
+      const double delta = dy[r * 2 + j] * (1 - std::tanh(a) * std::tanh(a));
+      for (std::size_t i = 0; i < 5; ++i) expect_w[j * 5 + i] += delta * tr.input_of(1)[r * 5 + i];
+    }
+  for (std::size_t k = 0; k < expect_w.size(); ++k) CHECK(pa[1].weight.data()[k] == Approx(expect_w[k]).epsilon(1e-10));
+
+  learn::physics_aware<> variant;
+  variant.twin().at = learn::jacobian_point::measured_activations;
+  rng g2(3);
+  const auto pv = variant.estimate(net, x, t, loss::mse{}, g2);
+  double diff = 0, norm = 0;
+  for (std::size_t k = 0; k < expect_w.size(); ++k) {
+    diff += std::abs(pv[1].weight.data()[k] - pa[1].weight.data()[k]);
+    norm += std::abs(pa[1].weight.data()[k]);
+  }
+  CHECK(diff > 0.01 * norm);  // the two forms differ under a gain error
+}
+
+TEST_CASE("the digital twin of an MZI mesh mirrors its nominal weights, not its fabrication errors",
+          "[physics_aware][photonic]") {
+  using mesh = physics::basic_mzi_mesh<double>;
+  using net_t = network<dense<dynamic, dynamic, mesh, noise::none, act::tanh>,
+                        dense<dynamic, dynamic, mesh, noise::none, act::identity>>;
+  mesh::params p;
+  p.imperfections.coupler_sigma = 0.05;
+  p.imperfections.phase_error_sigma = 0.05;
+  net_t net({4, 5, 3}, seed{8}, p);
+  const auto x = normal_batch(6, 4, 9);
+  xt::xtensor<double, 2> t = xt::zeros<double>({6, 3});
+  learn::physics_aware<> pat;
+  rng g(1);
+  (void)pat.estimate(net, x, t, loss::mse{}, g);
+  const auto& twin = pat.twin().for_network<net_t>().model;
+  const auto& pl = layer<0>(net);
+  std::vector<double> nominal(20), realised(20);
+  tile_hooks::model_weights(pl.tile, nominal.data());
+  pl.tile.effective_weights(realised.data());
+  double gap = 0;
+  for (std::size_t k = 0; k < 20; ++k) {
+    CHECK(layer<0>(twin).tile.weight_data()[k] == Approx(nominal[k]).margin(1e-12));
+    CHECK(nominal[k] == Approx(pl.tile.weight_data()[k]).margin(1e-12));
+    gap = std::max(gap, std::abs(nominal[k] - realised[k]));
+  }
+  CHECK(gap > 1e-3);  // the fabrication errors are real; the twin does not know them
+}

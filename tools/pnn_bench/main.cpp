@@ -237,7 +237,7 @@ int run(int argc, char** argv) {
                  "energy-based rules measure each phase as the mean of its last N steps (default 5)");
   app.add_option("--fg-mode", cfg.fg_mode, "activity | weight")->check(CLI::IsMember({"activity", "weight"}));
   app.add_option("--ff-goodness", cfg.ff_goodness, "energy | cosine")->check(CLI::IsMember({"energy", "cosine"}));
-  app.add_option("--perturbation", cfg.perturbation, "spsa | mgd")->check(CLI::IsMember({"spsa", "mgd"}));
+  app.add_option("--perturbation", cfg.perturbation, "spsa | code_multiplexed")->check(CLI::IsMember({"spsa", "code_multiplexed"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -260,6 +260,8 @@ int run(int argc, char** argv) {
     const double ep_average = parse_number(ep_average_s, "--ep-average");
     if (cfg.ep_beta == 0) throw usage_error("--ep-beta must be non-zero");
     if (cfg.ep_noise < 0) throw usage_error("--ep-noise must be non-negative");
+    if (cfg.ep_noise > 0 && cfg.ep_estimator == "holomorphic")
+      throw usage_error("--ep-noise: the holomorphic estimator has no noisy complex relaxation; use another estimator");
     if (ep_average < 1 || ep_average > (cfg.ep_update == "alternating" ? 5 : 10) || ep_average != std::floor(ep_average))
       throw usage_error("--ep-average must be a whole number between 1 and the nudged steps (10; alternating: 5)");
     cfg.ep_average = static_cast<std::size_t>(ep_average);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // pnn-bench runners for the rules that need only forward passes of the physical network:
 // `forward_gradient` (`--fg-mode activity|weight`), `weight_perturbation`, `node_perturbation`,
-// `spsa` (`--perturbation spsa|mgd`) and `forward_forward` (`--ff-goodness energy|cosine`).
+// `spsa` (`--perturbation spsa|code_multiplexed`) and `forward_forward` (`--ff-goodness energy|cosine`).
 // Settings are those of examples/forward_rules.cpp. They train the same architecture as every
 // other rule, so the perturbative ones show how badly they scale with the parameter count.
 #include "drive.hpp"
@@ -79,15 +79,15 @@ result run_node_perturbation(const config& cfg, const std::string& substrate, co
 result run_spsa(const config& cfg, const std::string& substrate, const pnn::data::split& d,
                 const std::optional<sweep_point>& sweep) {
   result r = make("spsa", substrate, sweep);
-  const bool mgd = cfg.perturbation == "mgd";
+  const bool multiplexed = cfg.perturbation == "code_multiplexed";
   return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     pnn::learn::spsa<pnn::optim::spsa_gain> rule{
         {.optimizer = {.a = 0.05f, .stability = 100.0f},
          .c = 0.01,
          .num_perturbations = 8,
-         .perturbation = mgd ? pnn::learn::spsa_perturbation::mgd : pnn::learn::spsa_perturbation::spsa}};
+         .perturbation = multiplexed ? pnn::learn::spsa_perturbation::code_multiplexed : pnn::learn::spsa_perturbation::spsa}};
     r.settings = {{"optimizer", "spsa_gain"}, {"a", 0.05}, {"A", 100}, {"alpha", 0.602}, {"c", 0.01},
-                  {"gamma", 0.101}, {"num_perturbations", 8}, {"perturbation", mgd ? "mgd" : "spsa"}};
+                  {"gamma", 0.101}, {"num_perturbations", 8}, {"perturbation", multiplexed ? "code_multiplexed" : "spsa"}};
     return train_and_measure(cfg, d, net, rule, r, true);
   });
 }

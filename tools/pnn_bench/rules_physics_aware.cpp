@@ -38,8 +38,8 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
         .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}}}};
     r.settings = optimizer_settings("momentum", pat_lr, momentum);
     r.settings["init"] = "in_silico deployment (twin: backprop, momentum, lr 0.02, same epochs)";
-    r.settings["twin"] = "ideal digital network of the same shape";
-    r.settings["jacobian_point"] = "measured_activations";
+    r.settings["twin"] = "ideal digital network of the same shape, mirroring the nominal (model) weights";
+    r.settings["jacobian_point"] = "measured_inputs";
     return train_and_measure(cfg, d, physical, pat, r, true);
   });
 }

@@ -19,7 +19,7 @@
 /// `W` without forming the dense update).
 ///
 /// Neuron noise (`state_noise`: Gaussian on every drive at every step, as in Laborieux & Zenke
-/// 2022) makes the final state of a phase a single noisy sample, and the update a difference of
+/// 2022; not with the holomorphic estimator, whose complex phases have no noise model) makes the final state of a phase a single noisy sample, and the update a difference of
 /// two such samples divided by β: with small β the noise dominates and training random-walks.
 /// `average_steps` measures each phase's state as its mean over the last steps (each neuron
 /// integrating its own state, as in the reference implementation's 5-step average), which
@@ -207,6 +207,12 @@ class equilibrium_propagation : public rule_skeleton<equilibrium_propagation<Opt
     if (p.average_steps == 0 || p.average_steps > std::min(p.free_steps, p.nudged_steps))
       throw_error("equilibrium_propagation: average_steps must be between 1 and the steps of each phase, got " +
                   std::to_string(p.average_steps));
+    // Neuron noise is a real perturbation of a real relaxation; the holomorphic estimator's
+    // phases are complex, and a noisy free phase feeding noiseless complex ones would mix two
+    // different dynamics into one estimate.
+    if (p.estimator == ep_estimator::holomorphic && p.state_noise > 0)
+      throw_error("equilibrium_propagation: the holomorphic estimator takes no state_noise (its complex relaxation "
+                  "has no noise model); use the centered or random_sign estimator for noisy neurons");
     if (p.estimator == ep_estimator::holomorphic && (p.average_steps > 1 || p.update_order != ep_update_order::synchronous))
       throw_error("equilibrium_propagation: the holomorphic estimator relaxes synchronously and measures final states "
                   "(average_steps 1, update_order synchronous)");

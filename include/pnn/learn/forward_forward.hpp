@@ -8,7 +8,9 @@
 /// `ℓ = softplus(α(θ − g(h⁺))) + softplus(α(g(h⁻) − θ))`, where `h⁺` is its output for the
 /// input with the correct label embedded and `h⁻` for a wrong label; the next layer sees the
 /// length-normalised output, and no gradient crosses a layer boundary. A sample is classified by
-/// the label whose embedding gives the highest goodness summed over the trained layers.
+/// the label whose embedding gives the highest goodness summed over the trained layers except
+/// the first, as Hinton does (the first layer sees the label pixels directly and mostly scores
+/// them; with one trained layer it is scored; `score_first_layer` restores the full sum).
 /// docs/rules.md, "Forward-forward", theory check 9.
 #pragma once
 
@@ -81,6 +83,9 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
     double label_scale = 1.0;     ///< value of the embedded one-hot label's hot pixel [1]
     bool step_accuracy = true;    ///< classify the batch in `step` (true) or count g⁺ > g⁻ [true]
     std::vector<std::size_t> fixed_layers{};  ///< untrained physical transforms (PhyLL) [none]
+    /// Add the first trained layer's goodness to the prediction score [false: Hinton 2022 leaves
+    /// it out whenever another trained layer exists].
+    bool score_first_layer = false;
   };
 
   forward_forward() = default;
@@ -102,7 +107,8 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
   };
 
   /// Goodness of every candidate label for each of `n` inputs `x` (n × inputs, label pixels
-  /// are overwritten in a copy): `scores` gets n × classes totals over the trained layers.
+  /// are overwritten in a copy): `scores` gets n × classes totals over the scored layers (the
+  /// trained ones, without the first unless it is the only one or `score_first_layer`).
   template <class Net>
   void scores(const Net& net, const typename Net::value_type* x, std::size_t n, typename Net::value_type* out,
               rng& g) const {
@@ -111,12 +117,13 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
     std::vector<T> xe(x, x + n * net.input_size());
     std::vector<T> gsum(n);
     buffers<T> buf;
+    const std::size_t skipped = unscored_layer(Net::num_layers);
     for (std::size_t c = 0; c < k; ++c) {
       for (std::size_t r = 0; r < n; ++r) embed(xe.data() + r * net.input_size(), k, c);
       std::fill(gsum.begin(), gsum.end(), T(0));
       rng gc = g.split(c);
       layerwise(net, xe.data(), n, buf, gc, [&](const auto&, std::size_t i, const T*, const T*, const T* h, std::size_t d) {
-        if (is_fixed(i)) return;
+        if (is_fixed(i) || i == skipped) return;
         for (std::size_t r = 0; r < n; ++r) gsum[r] += goodness(h + r * d, d);
       });
       for (std::size_t r = 0; r < n; ++r) out[r * k + c] = gsum[r];
@@ -184,6 +191,18 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
     PNN_EXPECTS(k >= 2 && k <= net.input_size(),
                 "learn::forward_forward: need 2 <= num_classes <= input size (labels are embedded in the input)");
     return k;
+  }
+  // The trained layer left out of prediction scores: the first one when another is trained
+  // (Hinton 2022), none otherwise (num_layers: no layer has that index).
+  [[nodiscard]] std::size_t unscored_layer(std::size_t num_layers) const noexcept {
+    if (params_.score_first_layer) return num_layers;
+    std::size_t first = num_layers, trained = 0;
+    for (std::size_t i = 0; i < num_layers; ++i)
+      if (!is_fixed(i)) {
+        if (first == num_layers) first = i;
+        ++trained;
+      }
+    return trained >= 2 ? first : num_layers;
   }
   bool is_fixed(std::size_t i) const noexcept {
     return std::find(params_.fixed_layers.begin(), params_.fixed_layers.end(), i) != params_.fixed_layers.end();

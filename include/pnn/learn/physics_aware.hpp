@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: MIT
 /// \file
 /// \brief `learn::physics_aware`: physics-aware training (PAT) — forward on the physical
-/// network, backward through a digital twin's Jacobians at the measured activations
+/// network, backward through a digital twin's Jacobians at the physically measured layer inputs
 /// (Wright et al., Nature 2022; docs/rules.md, "Physics-aware training").
 ///
 /// The forward pass runs on the **physical** network (its substrate, noise, device variation,
 /// mismatch: `forward_trace`) and records every layer's measured input `x_l`, pre-activation
 /// `a_l` and output `h_l`. The backward pass never reads the physics backwards: it uses the
-/// **twin** `f_m`, evaluated at the measured values: `δ_l = g_l ⊙ f_m′(a_l, h_l)`,
-/// `ĝ_W = δ_lᵀ x_l`, `ĝ_b = Σ δ_l`, `∂L/∂x_l = δ_l W_m` (the twin's weights, mirrored from the
-/// physical network's parameters before every estimate). With `f_p ≡ f_m` this is backprop; with
+/// **twin** `f_m`, evaluated at the measured input of each layer as Wright et al. do:
+/// `(a_m, h_m) = f_m(x_l)`, `δ_l = g_l ⊙ f_m′(a_m, h_m)`, `ĝ_W = δ_lᵀ x_l`, `ĝ_b = Σ δ_l`,
+/// `∂L/∂x_l = δ_l W_m` (the twin's weights, mirrored from what a model of the physical tiles
+/// knows before every estimate). `jacobian_point::measured_activations` evaluates `f_m′` at the
+/// measured `(a_l, h_l)` instead (one twin forward per layer cheaper; our variant; the two agree
+/// when the twin's linear part matches the physics). With `f_p ≡ f_m` this is backprop; with
 /// a mismatch the error no longer compounds through the depth (toy chain of docs/rules.md theory
 /// check 7: in-silico gradient gap 33 %, PAT 10.5 %). Physical substrates without a transposed
 /// read (`physics::black_box`) train with it.
@@ -39,8 +42,11 @@ namespace pnn::learn {
 
 /// Where the twin's activation derivative is evaluated.
 enum class jacobian_point {
-  measured_activations,  ///< at the physically measured `(a_l, h_l)` (no extra computation)
-  measured_inputs,       ///< at the twin's own `(a_m, h_m) = f_m(x_l)` from the measured input x_l
+  /// at the physically measured `(a_l, h_l)` (no extra computation; our variant)
+  measured_activations,
+  /// at the twin's own `(a_m, h_m) = f_m(x_l)` from the measured input `x_l`: Wright et al.'s
+  /// published form and the default
+  measured_inputs,
 };
 
 /// A twin usable by `physics_aware` for the physical network `Net`.
@@ -67,8 +73,9 @@ void twin_backward(const Net& net, const trace<Net>& tr, const typename Net::val
 
 /// A twin that is a network `Model` of the physical network's shape (same depth and extents):
 /// its activations give `f_m′`, its substrate the transposed reads `δ W_m`; its weights and
-/// biases are mirrored from the physical network's parameters (`effective_weights`,
-/// `bias_data`) before every backward pass. Use it for a model that differs from the physics
+/// biases are mirrored from what a model of the physical tiles knows (`tile_hooks::model_weights`:
+/// the nominal weights of a mesh's programmed phases, a crossbar's conductances; `bias_data`)
+/// before every backward pass, never from fabrication errors nobody measured. Use it for a model that differs from the physics
 /// on purpose, e.g. a calibrated activation.
 /// \pre `Model::value_type` equals the physical network's; every layer's tile of `Model` can be
 ///      read transposed.
@@ -77,10 +84,10 @@ class network_twin {
  public:
   static constexpr const char* name = "network_twin";
   Model model{};  ///< the twin network (shape it like the physical one, or leave it empty)
-  jacobian_point at = jacobian_point::measured_activations;
+  jacobian_point at = jacobian_point::measured_inputs;
 
   network_twin() = default;
-  explicit network_twin(Model m, jacobian_point p = jacobian_point::measured_activations)
+  explicit network_twin(Model m, jacobian_point p = jacobian_point::measured_inputs)
       : model(std::move(m)), at(p) {}
 
   /// Copies the physical network's parameters into `model` (shaping it on first use).
@@ -103,11 +110,11 @@ class network_twin {
         using twin_substrate = typename std::remove_cvref_t<decltype(tl)>::substrate_type;
         if constexpr (std::is_same_v<twin_substrate, physics::basic_digital<T>>) {
           // A digital tile's weight_data() is W itself: mirror without a buffer.
-          pl.tile.effective_weights(tl.tile.weight_data());
+          tile_hooks::model_weights(pl.tile, tl.tile.weight_data());
           std::copy(pl.tile.bias_data(), pl.tile.bias_data() + out, tl.tile.bias_data());
         } else {
           w_.resize(pl.in_size() * out);
-          pl.tile.effective_weights(w_.data());
+          tile_hooks::model_weights(pl.tile, w_.data());
           rng g(0);
           tl.tile.set_weights(w_.data(), pl.tile.bias_data(), g);
         }
@@ -168,7 +175,7 @@ class network_twin {
 /// first use.
 struct digital_twin {
   static constexpr const char* name = "digital_twin";
-  jacobian_point at = jacobian_point::measured_activations;
+  jacobian_point at = jacobian_point::measured_inputs;
 
   /// The twin network type of a physical network `Net`.
   template <class Net>

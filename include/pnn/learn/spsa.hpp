@@ -2,7 +2,7 @@
 /// \file
 /// \brief `learn::spsa`: simultaneous-perturbation stochastic approximation with optional
 /// code-multiplexed directions, and its step-size gain `optim::spsa_gain` (Spall 1992, 1998;
-/// docs/rules.md, "SPSA and multiplexed gradient descent").
+/// docs/rules.md, "SPSA and code-multiplexed SPSA").
 #pragma once
 
 #include <cmath>
@@ -76,16 +76,18 @@ namespace pnn::learn {
 /// How `spsa` applies its perturbations.
 enum class spsa_perturbation {
   spsa,  ///< one Rademacher direction at a time, two passes each (Spall 1992)
-  mgd    ///< multiplexed gradient descent: M directions at once under Walsh–Hadamard codes
+  /// M directions at once under Walsh–Hadamard codes (code-multiplexed SPSA, which borrows
+  /// McCaughan et al.'s multiplexing but is not their multiplexed gradient descent)
+  code_multiplexed
 };
 
 /// \brief Simultaneous-perturbation stochastic approximation (Spall 1992):
 /// `ĝ_i = [L(θ + c_kΔ) − L(θ − c_kΔ)]/(2 c_k Δ_i)`, `Δ` Rademacher, `c_k = c/(k+1)^γ`.
 ///
 /// `k` counts the estimates made on the network. The step gain `a_k = a/(k+1+A)^0.602` is the
-/// optimiser's: use `optim::spsa_gain`. With `perturbation = mgd` (multiplexed gradient descent,
-/// McCaughan et al. 2023) M = `num_perturbations` directions `Δ^m` are applied concurrently over
-/// T time slots (T the smallest power of two ≥ 2M): slot t carries `(c_k/√M) Σ_m H_mt Δ^m`, with
+/// optimiser's: use `optim::spsa_gain`. With `perturbation = code_multiplexed` (after the code
+/// multiplexing of McCaughan et al. 2023) M = `num_perturbations` directions `Δ^m` are applied
+/// concurrently over T time slots (T the smallest power of two ≥ 2M): slot t carries `(c_k/√M) Σ_m H_mt Δ^m`, with
 /// `H_m` the first M rows of odd weight (odd popcount of the row index) of the T×T Walsh–Hadamard
 /// matrix: ±1, mutually orthogonal and zero-mean, so the unperturbed loss cancels without being
 /// measured. The loss of each slot is demultiplexed by correlating with each code,
@@ -96,7 +98,7 @@ enum class spsa_perturbation {
 /// perturbation is then on all the time (the physical advantage of multiplexing: no parameter
 /// is ever switched alone), at 2M passes like SPSA. With M = 1 it is exactly central SPSA.
 /// This is code-multiplexed SPSA, not McCaughan et al.'s per-parameter, continuously integrating
-/// scheme (docs/rules.md, "SPSA and multiplexed gradient descent", says how they differ).
+/// scheme (docs/rules.md, "SPSA and code-multiplexed SPSA", says how they differ).
 template <class Optimizer = optim::sgd>
 class spsa : public rule_skeleton<spsa<Optimizer>> {
   friend class rule_skeleton<spsa>;

@@ -146,6 +146,16 @@ inline constexpr bool has_read_vjp = requires(const Tile& t, const typename Tile
   t.read_vjp(p, p, n, q, g);
 };
 
+/// The weights a model of the tile can know (Out × In into `w`): its `nominal_weights` where the
+/// physics adds errors nobody measured (an MZI mesh's fabrication errors: the nominal matrix of
+/// the programmed phases), its `effective_weights` otherwise (a crossbar's conductances can be
+/// read). What digital twins mirror, so that a twin is a model and not an oracle.
+template <class Tile, class T>
+void model_weights(const Tile& t, T* w) {
+  if constexpr (requires { t.nominal_weights(w); }) t.nominal_weights(w);
+  else t.effective_weights(w);
+}
+
 /// The vector–Jacobian product of the tile's read at inputs `x`: its `read_vjp` where it has one
 /// (a read nonlinear in `x`), its transposed read otherwise (the VJP of a linear read).
 template <transposable_tile Tile, class T>

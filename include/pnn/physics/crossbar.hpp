@@ -131,7 +131,10 @@ struct crossbar {
     update_mode update = update_mode::stochastic_pulses;
     unsigned desired_bl = 31;          ///< bit-line length BL: pulse slots per update, [1, 32]
     bool update_management = true;     ///< balance row/column probabilities (A·B fixed)
-    bool update_bl_management = true;  ///< shorten BL to ⌈lr·x_max·δ_max/dw_min⌉ when that is smaller
+    /// Shorten BL to ⌈lr·x_max·δ_max/dw_min⌉ when that is smaller; needs `update_management`.
+    /// With both, row and column probabilities stay ≤ 1 unless even `desired_bl` slots are too few
+    /// (lr·x_max·δ_max > dw_min·desired_bl), where both are clipped at 1 and the update falls short.
+    bool update_bl_management = true;
     float g_min = 0.0f;                ///< conductance of w = 0 on each device, µS, ≥ 0
     float g_max = 25.0f;               ///< conductance at the nominal weight range, µS, > g_min
     Device device{};
@@ -141,6 +144,11 @@ struct crossbar {
       forward.validate();
       backward.validate();
       PNN_EXPECTS(desired_bl >= 1 && desired_bl <= 32, "crossbar params: desired_bl must be in [1, 32]");
+      // BL management sizes BL for the product of the row and column probabilities; without
+      // update management one of them can then exceed 1 and would be clipped, biasing the update
+      // (aihwkit uses the two together).
+      PNN_EXPECTS(!update_bl_management || update_management,
+                  "crossbar params: update_bl_management needs update_management (else pulse probabilities exceed 1)");
       PNN_EXPECTS(g_min >= 0 && g_min < g_max && std::isfinite(g_max), "crossbar params: need 0 <= g_min < g_max");
       device.validate();
     }

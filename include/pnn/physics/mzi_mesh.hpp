@@ -375,8 +375,14 @@ struct basic_mzi_mesh {
       ensure_effective();
       std::copy(weff_re_.begin(), weff_re_.end(), w);
     }
-    /// The nominal weights `Re(U Σ V†)` of the programmed phases on an ideal mesh. Writing
-    /// through the pointer takes effect at the next `prepare`/`set_weights`.
+    /// The nominal weights `Re(U Σ V†)` of the programmed phases on an ideal mesh: what a model
+    /// of the mesh knows without measuring its fabrication errors (what twins mirror).
+    void nominal_weights(T* w) const {
+      sync_nominal();
+      std::copy(w_.begin(), w_.end(), w);
+    }
+    /// The nominal weights, as `nominal_weights`. Writing through the pointer takes effect at
+    /// the next `prepare`/`set_weights`.
     [[nodiscard]] T* weight_data() {
       sync_nominal();
       return w_.data();

@@ -287,7 +287,7 @@ struct surrogate_twin {
     const T* x = tr.input_of(i);
     std::vector<T> delta(n * out), w(in * out);
     pnn::detail::times_derivative(pl, up, tr.a[i].data(), tr.h[i].data(), n * out, delta.data());
-    pl.tile.effective_weights(w.data());
+    tile_hooks::model_weights(pl.tile, w.data());
     const T* b = pl.tile.bias_data();
     if (s.input == surrogate_input::drive) {
       PNN_EXPECTS(s.model.features() == out, "learn::surrogate_twin: drive surrogate does not match the layer");
