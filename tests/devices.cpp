@@ -19,9 +19,13 @@ namespace {
 double ref_step(const devices::constant_step&, double, bool up, const devices::device_cell& c) {
   return up ? c.dw_up : c.dw_down;
 }
+// aihwkit's LinearStep refers the slope to the nominal bounds (ls_mean_bound_reference) unless
+// told to use the device's own.
 double ref_step(const devices::linear_step& d, double w, bool up, const devices::device_cell& c) {
-  return up ? std::max(c.dw_up * (1 - d.law.ls_decrease_up * w / c.b_max), 0.0)
-            : std::max(c.dw_down * (1 - d.law.ls_decrease_down * w / c.b_min), 0.0);
+  const double hi = d.law.mean_bound_reference ? double(d.w_max) : double(c.b_max);
+  const double lo = d.law.mean_bound_reference ? double(d.w_min) : double(c.b_min);
+  return up ? std::max(c.dw_up * (1 - d.law.ls_decrease_up * w / hi), 0.0)
+            : std::max(c.dw_down * (1 - d.law.ls_decrease_down * w / lo), 0.0);
 }
 double ref_step(const devices::soft_bounds&, double w, bool up, const devices::device_cell& c) {
   return up ? c.dw_up * (1 - w / c.b_max) : c.dw_down * (1 - w / c.b_min);
@@ -83,7 +87,8 @@ void check_bounds_never_crossed(D d) {
 
 TEST_CASE("each device's single-pulse step equals its closed form", "[devices]") {
   check_closed_form(devices::constant_step{});
-  check_closed_form(devices::linear_step{});
+  check_closed_form(devices::linear_step{});  // the cell's bounds differ from the nominal ±0.6
+  check_closed_form(devices::linear_step{.law = {.mean_bound_reference = false}});
   check_closed_form(devices::soft_bounds{});
   check_closed_form(devices::exp_step{});
   check_closed_form(devices::pow_step{.law = {.gamma_up = 1.7f, .gamma_down = 0.6f}});
@@ -154,6 +159,36 @@ TEST_CASE("device-to-device variation follows the aihwkit forms", "[devices]") {
   CHECK(std::abs(s_diff / n) < 1e-6);  // no systematic asymmetry by default
   CHECK(m_b == Approx(0.6).epsilon(0.02));
   CHECK(sd_b == Approx(0.18).epsilon(0.05));
+}
+
+TEST_CASE("a systematic up/down asymmetry shortens only the weaker direction, as in aihwkit", "[devices]") {
+  // aihwkit (rpu_pulsed_device populate): up_down > 0 lowers the down step by up_down·dw_min and
+  // leaves the up step; up_down < 0 lowers the up step. Without spread the steps are exact.
+  const devices::constant_step pos{.dw_min = 0.002f, .dw_min_dtod = 0, .up_down = 0.25f, .up_down_dtod = 0};
+  const devices::constant_step neg{.dw_min = 0.002f, .dw_min_dtod = 0, .up_down = -0.25f, .up_down_dtod = 0};
+  rng g(3);
+  const auto cp = pos.draw_cell(g), cn = neg.draw_cell(g);
+  CHECK(cp.dw_up == Approx(0.002));
+  CHECK(cp.dw_down == Approx(0.0015));
+  CHECK(cn.dw_up == Approx(0.0015));
+  CHECK(cn.dw_down == Approx(0.002));
+  CHECK(pos.nominal_cell().dw_up == Approx(0.002));
+  CHECK(pos.nominal_cell().dw_down == Approx(0.0015));
+  // With spread: the mean difference is the asymmetry, the mean up step stays dw_min.
+  const devices::constant_step spread{.up_down = 0.2f};
+  double up = 0, diff = 0;
+  const int n = 20000;
+  for (int k = 0; k < n; ++k) {
+    const auto c = spread.draw_cell(g);
+    REQUIRE(c.dw_up >= 0);
+    REQUIRE(c.dw_down >= 0);
+    REQUIRE(c.b_min <= 0);
+    REQUIRE(c.b_max >= 0);
+    up += c.dw_up;
+    diff += double(c.dw_up) - c.dw_down;
+  }
+  CHECK(up / n == Approx(0.001).epsilon(0.02));
+  CHECK(diff / n == Approx(0.2 * 0.001).epsilon(0.05));
 }
 
 TEST_CASE("bad device parameters are rejected with a clear error", "[devices]") {

@@ -9,14 +9,17 @@
 /// `(1 + dw_min_std·ξ)`, and `w` never leaves the device's own bounds `[b_min, b_max]`.
 /// Every device draws its own step sizes and bounds once (device-to-device variation,
 /// `draw_cell`), after aihwkit's pulsed devices (Rasch et al. 2021, `rpu_pulsed_device.cpp`):
-/// `g = 1 + dw_min_dtod·ξ₁`, `r = up_down_dtod·ξ₂`, `Δw_up = (1 + up_down + (g − 1) + r)·dw_min`,
-/// `Δw_down = (1 − up_down + (g − 1) − r)·dw_min`, `b_max = w_max(1 + w_max_dtod·ξ₃)`,
-/// `b_min = w_min(1 + w_min_dtod·ξ₄)`. Defaults are aihwkit's reference configuration.
+/// `g = 1 + dw_min_dtod·ξ₁`, `r = up_down_dtod·ξ₂`, `Δw_up = |(g + min(up_down, 0) + r)|·dw_min`,
+/// `Δw_down = |(g − max(up_down, 0) − r)|·dw_min` — a systematic asymmetry shortens only the
+/// weaker direction — and `b_max = w_max(1 + w_max_dtod·ξ₃)`, `b_min = w_min(1 + w_min_dtod·ξ₄)`,
+/// swapped if they cross and folded to `b_min ≤ 0 ≤ b_max` (aihwkit's `enforce_consistency`).
+/// Defaults are aihwkit's reference configuration.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <concepts>
+#include <utility>
 
 #include <pnn/core/error.hpp>
 #include <pnn/core/rng.hpp>
@@ -46,20 +49,29 @@ struct constant {
 /// Steps shrinking linearly towards the bounds: up `Δw_up(1 − γ_up w/b_max)`, down
 /// `Δw_down(1 − γ_down w/b_min)`, i.e. docs/physics.md's `s_d w + Δw_d` with `s_up = −γ_up Δw_up/b_max`
 /// (aihwkit LinearStep, `ls_decrease_up/down`). γ = 1 is soft bounds.
+/// By default the slope is referred to the nominal bounds `w_max`, `w_min`, not each device's own
+/// (aihwkit's `ls_mean_bound_reference`): a device whose bound happens to be small does not get a
+/// steeper slope for it. `mean_bound_reference = false` refers it to the device's own bounds.
 struct linear {
   static constexpr const char* name = "linear_step";
   static constexpr bool has_pair = false;
-  float ls_decrease_up = 0.5f;    ///< γ_up ∈ [0, 1]: 1 makes the up step vanish at b_max
+  float ls_decrease_up = 0.5f;    ///< γ_up ∈ [0, 1]: 1 makes the up step vanish at the reference bound
   float ls_decrease_down = 0.5f;  ///< γ_down ∈ [0, 1]
+  bool mean_bound_reference = true;  ///< slope over the nominal bounds (true) or the device's own
   void validate() const {
     PNN_EXPECTS(ls_decrease_up >= 0 && ls_decrease_up <= 1 && ls_decrease_down >= 0 && ls_decrease_down <= 1,
                 "devices::linear_step: ls_decrease_up/down must lie in [0, 1]");
   }
-  [[nodiscard]] float up(float w, const device_cell& c) const noexcept {
-    return std::max(c.dw_up * (1.0f - ls_decrease_up * w / c.b_max), 0.0f);
+  /// Step sizes at `w` for a device `c` whose model has nominal bounds `w_min < 0 < w_max`.
+  [[nodiscard]] float up(float w, const device_cell& c, float w_min, float w_max) const noexcept {
+    (void)w_min;
+    const float ref = mean_bound_reference ? w_max : c.b_max;
+    return std::max(c.dw_up * (1.0f - ls_decrease_up * w / ref), 0.0f);
   }
-  [[nodiscard]] float down(float w, const device_cell& c) const noexcept {
-    return std::max(c.dw_down * (1.0f - ls_decrease_down * w / c.b_min), 0.0f);
+  [[nodiscard]] float down(float w, const device_cell& c, float w_min, float w_max) const noexcept {
+    (void)w_max;
+    const float ref = mean_bound_reference ? w_min : c.b_min;
+    return std::max(c.dw_down * (1.0f - ls_decrease_down * w / ref), 0.0f);
   }
 };
 
@@ -181,19 +193,24 @@ struct pulsed {
   /// Draws one device's parameters (device-to-device variation). Bounds keep their sign, steps
   /// stay non-negative.
   [[nodiscard]] device_cell draw_cell(rng& g) const {
-    const float gain = dw_min_dtod * g.normal();
+    const float gain = 1.0f + dw_min_dtod * g.normal();
     const float r = up_down_dtod * g.normal();
     device_cell c;
-    c.dw_up = std::max((1.0f + up_down + gain + r) * dw_min, 0.0f);
-    c.dw_down = std::max((1.0f - up_down + gain - r) * dw_min, 0.0f);
-    c.b_max = w_max * std::max(1.0f + w_max_dtod * g.normal(), 0.05f);
-    c.b_min = w_min * std::max(1.0f + w_min_dtod * g.normal(), 0.05f);
+    // The asymmetry shortens the weaker direction only (aihwkit's up/down bias); negative
+    // draws are folded, as aihwkit's enforce_consistency does.
+    c.dw_up = std::abs(gain + std::min(up_down, 0.0f) + r) * dw_min;
+    c.dw_down = std::abs(gain - std::max(up_down, 0.0f) - r) * dw_min;
+    float hi = w_max * (1.0f + w_max_dtod * g.normal());
+    float lo = w_min * (1.0f + w_min_dtod * g.normal());
+    if (lo > hi) std::swap(lo, hi);
+    c.b_max = std::abs(hi);
+    c.b_min = -std::abs(lo);
     return c;
   }
 
   /// Nominal device (no variation), for closed-form checks.
   [[nodiscard]] device_cell nominal_cell() const noexcept {
-    return {(1.0f + up_down) * dw_min, (1.0f - up_down) * dw_min, w_min, w_max};
+    return {(1.0f + std::min(up_down, 0.0f)) * dw_min, (1.0f - std::max(up_down, 0.0f)) * dw_min, w_min, w_max};
   }
 
   /// Step magnitude of one up (`up`) or down pulse at `w`, before cycle-to-cycle noise. For a
@@ -201,6 +218,8 @@ struct pulsed {
   [[nodiscard]] float step(float w, float aux, bool up, const device_cell& c) const noexcept {
     if constexpr (has_pair) {
       return up ? Law::set_step(w + aux, c.dw_up, c.b_max) : Law::set_step(aux, c.dw_down, -c.b_min);
+    } else if constexpr (requires { law.up(w, c, w_min, w_max); }) {
+      return up ? law.up(w, c, w_min, w_max) : law.down(w, c, w_min, w_max);  // laws referred to nominal bounds
     } else {
       return up ? law.up(w, c) : law.down(w, c);
     }
