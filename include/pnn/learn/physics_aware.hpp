@@ -133,7 +133,18 @@ class network_twin {
     const T* x = tr.input_of(I);
     const T* a = tr.a[I].data();
     const T* h = tr.h[I].data();
-    if (at == jacobian_point::measured_inputs) {
+    using pl_t = std::remove_cvref_t<decltype(pl)>;
+    using tl_t = std::remove_cvref_t<decltype(tl)>;
+    // When both layers read exactly and without noise, and the twin holds the physical weights
+    // (exact tiles have no nominal/effective gap) with the same stateless activation, the twin's
+    // forward pass at x_l reproduces the measured (a_l, h_l) bit for bit: skip it.
+    constexpr bool twin_reproduces_measurement =
+        tile_hooks::reads_exactly<typename pl_t::tile_type> && tile_hooks::reads_exactly<typename tl_t::tile_type> &&
+        !pl_t::has_input_noise && !pl_t::has_output_noise && !pl_t::has_weight_noise && !tl_t::has_input_noise &&
+        !tl_t::has_output_noise && !tl_t::has_weight_noise &&
+        std::is_same_v<typename pl_t::activation_type, typename tl_t::activation_type> &&
+        std::is_empty_v<typename pl_t::activation_type>;
+    if (at == jacobian_point::measured_inputs && !twin_reproduces_measurement) {
       pnn::detail::resize_if_needed(am_, n, out);
       pnn::detail::resize_if_needed(hm_, n, out);
       if (scratch_.size() < n * in) scratch_.resize({n * in});
