@@ -11,6 +11,8 @@
 #include <pnn/learn/coupled_learning.hpp>
 #include <pnn/physics/resistor_network.hpp>
 
+#include "support/energy_reference.hpp"
+
 using namespace pnn;
 using physics::resistor_network;
 
@@ -119,6 +121,39 @@ TEST_CASE("coupled learning trains a resistor network on a linear regression tas
   for (double k : net.conductances()) CHECK(k >= net.parameters().k_min);
 }
 
+TEST_CASE("layered coupled learning follows the implicit-differentiation gradient as eta -> 0",
+          "[coupled_learning][theory]") {
+  // Reference: the exact gradient of mean_n ½‖s_out − t‖² at the free equilibrium, by implicit
+  // differentiation (tests/support/energy_reference.hpp, shared with the EP tests). Clamping the
+  // outputs is not EP's soft nudge: the output block is moved by η(t − s) instead of by the
+  // response H⁻¹ of a nudged energy, so the limit is the gradient's direction with a small
+  // magnitude error (here ≈ 6 %), the same for every small η.
+  using net_t = pnn_test::reference_energy_net;
+  net_t net({4, 6, 2}, seed{5});
+  net.for_each_layer([](auto& l, std::size_t i) {
+    rng gi(11, i);
+    for (std::size_t k = 0; k < l.in_size() * l.out_size(); ++k) l.tile.weight_data()[k] = 0.4 * (gi.uniform_double() - 0.5);
+    for (std::size_t k = 0; k < l.out_size(); ++k) l.tile.bias_data()[k] = 0.4 + 0.2 * gi.uniform_double();
+  });
+  const auto x = uniform_batch(8, 4, 0, 1, 9);
+  xt::xtensor<double, 2> t({8, 2});
+  for (std::size_t r = 0; r < 8; ++r) {
+    t(r, 0) = 0.3 + 0.4 * x(r, 0);
+    t(r, 1) = 0.6 - 0.2 * x(r, 1);
+  }
+  const auto ref = pnn_test::implicit_gradient(net, x, t);
+  auto estimate = [&](double eta) {
+    learn::coupled_learning<> cl({.eta = eta, .free_steps = 4000, .nudged_steps = 4000, .tolerance = 1e-14});
+    rng g(2);
+    return cl.estimate(net, x, t, loss::mse{}, g);
+  };
+  const auto g2 = estimate(1e-2), g3 = estimate(1e-3);
+  INFO("cos " << cosine(g3, ref) << ", relative error " << (g3 - ref).norm() / ref.norm());
+  CHECK(cosine(g3, ref) > 0.995);
+  CHECK((g3 - ref).norm() < 0.1 * ref.norm());
+  CHECK((g2 - g3).norm() < 1e-2 * g3.norm());  // converged in η: the deviation is the clamp's, not η's
+}
+
 TEST_CASE("coupled learning as a contrastive rule on a layered energy network", "[coupled_learning]") {
   using hs = dense<dynamic, dynamic, physics::basic_digital<double>, noise::none, act::hard_sigmoid>;
   using net_t = network<hs, hs>;
@@ -135,12 +170,6 @@ TEST_CASE("coupled learning as a contrastive rule on a layered energy network", 
     t(r, 1) = 1.0 - t(r, 0);
   }
   rng g(2);
-  // For small η the update agrees in direction with EP's (both contrast ∂E/∂θ).
-  learn::coupled_learning<> cl({.eta = 1e-3, .free_steps = 400, .nudged_steps = 400});
-  learn::equilibrium_propagation<> ep({.beta = 1e-3, .free_steps = 400, .nudged_steps = 400});
-  const auto gc = cl.estimate(net, x, t, loss::mse{}, g);
-  const auto ge = ep.estimate(net, x, t, loss::mse{}, g);
-  CHECK(cosine(gc, ge) > 0.8);
   // Converged, the alternating order and a time-averaged measurement give the same estimate.
   learn::coupled_learning<> tight({.eta = 0.2, .free_steps = 2000, .nudged_steps = 2000, .tolerance = 1e-14});
   learn::coupled_learning<> alt({.eta = 0.2,

@@ -6,11 +6,14 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include <pnn/pnn.hpp>
 #include <pnn/learn/coupled_learning.hpp>
 #include <pnn/learn/equilibrium_propagation.hpp>
+
+#include "support/energy_reference.hpp"
 
 using namespace pnn;
 
@@ -20,6 +23,8 @@ using hs = dense<dynamic, dynamic, dd, noise::none, act::hard_sigmoid>;
 using ro = dense<dynamic, dynamic, dd, noise::none, act::identity>;
 using energy_net = network<hs, hs>;   // output is a state of the energy model
 using readout_net = network<hs, ro>;  // identity readout above one hard-sigmoid layer
+using pnn_test::implicit_gradient;
+static_assert(std::is_same_v<energy_net, pnn_test::reference_energy_net>);
 
 // A tile that can only be read forward (e.g. a one-way optical projection).
 struct forward_only {
@@ -69,73 +74,6 @@ xt::xtensor<double, 2> uniform_batch(std::size_t n, std::size_t k, double lo, do
   xt::xtensor<double, 2> x({n, k});
   for (auto& v : x) v = lo + (hi - lo) * g.uniform_double();
   return x;
-}
-
-// Solves A y = b (dense, partial pivoting); A is overwritten.
-std::vector<double> solve(std::vector<double> a, std::vector<double> b, std::size_t d) {
-  for (std::size_t c = 0; c < d; ++c) {
-    std::size_t p = c;
-    for (std::size_t r = c + 1; r < d; ++r)
-      if (std::abs(a[r * d + c]) > std::abs(a[p * d + c])) p = r;
-    for (std::size_t k = 0; k < d; ++k) std::swap(a[c * d + k], a[p * d + k]);
-    std::swap(b[c], b[p]);
-    for (std::size_t r = c + 1; r < d; ++r) {
-      const double f = a[r * d + c] / a[c * d + c];
-      for (std::size_t k = c; k < d; ++k) a[r * d + k] -= f * a[c * d + k];
-      b[r] -= f * b[c];
-    }
-  }
-  for (std::size_t c = d; c-- > 0;) {
-    for (std::size_t k = c + 1; k < d; ++k) b[c] -= a[c * d + k] * b[k];
-    b[c] /= a[c * d + c];
-  }
-  return b;
-}
-
-// dL/dθ of L = mean_n ½‖s_out − t‖² at the free equilibrium of the 2-layer energy network, by
-// implicit differentiation: H λ = ∂C/∂s, ∇_θ = −λᵀ ∂²E/∂s∂θ (inside the linear region of ρ,
-// E is quadratic: H = [[I, −W1ᵀ], [−W1, I]]).
-gradients<energy_net> implicit_gradient(const energy_net& net, const xt::xtensor<double, 2>& x,
-                                        const xt::xtensor<double, 2>& t) {
-  const auto& l0 = layer<0>(net);
-  const auto& l1 = layer<1>(net);
-  const std::size_t in = l0.in_size(), h = l0.out_size(), k = l1.out_size(), d = h + k, n = x.shape()[0];
-  const double* w0 = l0.tile.weight_data();
-  const double* w1 = l1.tile.weight_data();
-  std::vector<double> hess(d * d, 0.0);
-  for (std::size_t i = 0; i < d; ++i) hess[i * d + i] = 1;
-  for (std::size_t o = 0; o < k; ++o)
-    for (std::size_t j = 0; j < h; ++j) {
-      hess[(h + o) * d + j] = -w1[o * h + j];
-      hess[j * d + h + o] = -w1[o * h + j];
-    }
-  gradients<energy_net> g(net);
-  for (std::size_t r = 0; r < n; ++r) {
-    std::vector<double> c(d);
-    for (std::size_t j = 0; j < h; ++j) {
-      c[j] = l0.tile.bias_data()[j];
-      for (std::size_t i = 0; i < in; ++i) c[j] += w0[j * in + i] * x(r, i);
-    }
-    for (std::size_t o = 0; o < k; ++o) c[h + o] = l1.tile.bias_data()[o];
-    const auto s = solve(hess, c, d);
-    for (double v : s) {
-      INFO("state " << v);
-      REQUIRE((v > 0.02 && v < 0.98));  // inside the linear region
-    }
-    std::vector<double> dc(d, 0.0);
-    for (std::size_t o = 0; o < k; ++o) dc[h + o] = s[h + o] - t(r, o);
-    const auto lam = solve(hess, dc, d);
-    const double inv = 1.0 / double(n);
-    for (std::size_t j = 0; j < h; ++j) {
-      for (std::size_t i = 0; i < in; ++i) g[0].weight(j, i) += inv * lam[j] * x(r, i);
-      g[0].bias(j) += inv * lam[j];
-    }
-    for (std::size_t o = 0; o < k; ++o) {
-      for (std::size_t j = 0; j < h; ++j) g[1].weight(o, j) += inv * (lam[h + o] * s[j] + s[h + o] * lam[j]);
-      g[1].bias(o) += inv * lam[h + o];
-    }
-  }
-  return g;
 }
 
 template <class Net>

@@ -198,7 +198,28 @@ TEST_CASE("phase noise per read and detector noise perturb reads reproducibly", 
   CHECK(y1 != y3);
   const auto w = randn(16, 13);
   const auto ref = matmul_t(x, w.data(), 2, 4, 4);
-  for (std::size_t i = 0; i < 8; ++i) CHECK(y1[i] == Approx(ref[i]).margin(0.5));
+  // Over many reads the noise averages out to the programmed product up to its second-order
+  // attenuation (E[e^{iε}] = e^{−σ²/2} per shifter, about 1 % here), and each read departs from
+  // it by an amount of the order of σ·|y|: present, and small.
+  const std::size_t reads = 400;
+  std::vector<double> mean(8, 0.0), sq(8, 0.0), y(8);
+  for (std::size_t k = 0; k < reads; ++k) {
+    rng gk(100, k);
+    t.read(x.data(), 2, y.data(), gk);
+    for (std::size_t i = 0; i < 8; ++i) {
+      mean[i] += y[i] / double(reads);
+      sq[i] += y[i] * y[i] / double(reads);
+    }
+  }
+  double scale = 0;
+  for (double v : ref) scale = std::max(scale, std::abs(v));
+  for (std::size_t i = 0; i < 8; ++i) {
+    const double sd = std::sqrt(std::max(sq[i] - mean[i] * mean[i], 0.0));
+    INFO("output " << i << ": ref " << ref[i] << ", mean " << mean[i] << ", sd " << sd);
+    CHECK(std::abs(mean[i] - ref[i]) < 0.03 * scale + 4 * sd / std::sqrt(double(reads)));
+    CHECK(sd > 0.002 * scale);
+    CHECK(sd < 0.2 * scale);
+  }
 }
 
 TEST_CASE("mzi_mesh networks train with backprop, by reprogramming and by adjoint phase steps", "[photonic]") {
