@@ -285,6 +285,13 @@ TEST_CASE("alternating and synchronous relaxations reach the same equilibrium an
     CHECK(relative_error(ga, gs) < 1e-10);
     CHECK(alt.last_report().free_residual < 1e-13);
     CHECK(alt.last_report().free_steps < sync.last_report().free_steps);
+    // Both reach the equilibrium solved directly (H s = c in the linear region), not only each
+    // other's.
+    const auto direct = pnn_test::free_equilibrium_outputs(net, x);
+    rng gs2(6), ga2(6);
+    const auto ys = sync.predict(net, x, gs2), ya = alt.predict(net, x, ga2);
+    CHECK(xt::amax(xt::abs(ys - direct))() < 1e-10);
+    CHECK(xt::amax(xt::abs(ya - direct))() < 1e-10);
   }
 }
 

@@ -42,6 +42,40 @@ inline std::vector<double> solve(std::vector<double> a, std::vector<double> b, s
   return b;
 }
 
+// The output states (n × k) at the free equilibrium of the 2-layer energy network, solved
+// directly: inside the linear region of ρ the equilibrium is the solution of H s = c with
+// H = [[I, −W1ᵀ], [−W1, I]] and c = [W0 x + b0; b1].
+inline xt::xtensor<double, 2> free_equilibrium_outputs(const reference_energy_net& net, const xt::xtensor<double, 2>& x) {
+  const auto& l0 = pnn::layer<0>(net);
+  const auto& l1 = pnn::layer<1>(net);
+  const std::size_t in = l0.in_size(), h = l0.out_size(), k = l1.out_size(), d = h + k, n = x.shape()[0];
+  const double* w0 = l0.tile.weight_data();
+  const double* w1 = l1.tile.weight_data();
+  std::vector<double> hess(d * d, 0.0);
+  for (std::size_t i = 0; i < d; ++i) hess[i * d + i] = 1;
+  for (std::size_t o = 0; o < k; ++o)
+    for (std::size_t j = 0; j < h; ++j) {
+      hess[(h + o) * d + j] = -w1[o * h + j];
+      hess[j * d + h + o] = -w1[o * h + j];
+    }
+  xt::xtensor<double, 2> y({n, k});
+  for (std::size_t r = 0; r < n; ++r) {
+    std::vector<double> c(d);
+    for (std::size_t j = 0; j < h; ++j) {
+      c[j] = l0.tile.bias_data()[j];
+      for (std::size_t i = 0; i < in; ++i) c[j] += w0[j * in + i] * x(r, i);
+    }
+    for (std::size_t o = 0; o < k; ++o) c[h + o] = l1.tile.bias_data()[o];
+    const auto s = solve(hess, c, d);
+    for (double v : s) {
+      INFO("state " << v);
+      REQUIRE((v > 0.02 && v < 0.98));  // inside the linear region
+    }
+    for (std::size_t o = 0; o < k; ++o) y(r, o) = s[h + o];
+  }
+  return y;
+}
+
 // dL/dθ of L = mean_n ½‖s_out − t‖² at the free equilibrium of the 2-layer energy network, by
 // implicit differentiation: H λ = ∂C/∂s, ∇_θ = −λᵀ ∂²E/∂s∂θ (inside the linear region of ρ,
 // E is quadratic: H = [[I, −W1ᵀ], [−W1, I]]).
