@@ -31,10 +31,11 @@ void require_conformant(const typename S::params& p = {}, substrate_check_option
   CHECK(r.perturbation_effect > 0);
 }
 
-xt::xtensor<double, 2> uniform_batch(std::size_t n, std::size_t k, std::uint64_t s) {
+template <class T = double>
+xt::xtensor<T, 2> uniform_batch(std::size_t n, std::size_t k, std::uint64_t s) {
   rng g(s, 3);
-  xt::xtensor<double, 2> x({n, k});
-  for (auto& v : x) v = 2 * g.uniform_double() - 1;
+  xt::xtensor<T, 2> x({n, k});
+  for (auto& v : x) v = static_cast<T>(2 * g.uniform_double() - 1);
   return x;
 }
 
@@ -417,13 +418,6 @@ std::vector<float> read_forward(const Net& net, const xt::xtensor<float, 2>& x, 
   return {y.begin(), y.end()};
 }
 
-xt::xtensor<float, 2> float_batch(std::size_t n, std::size_t k, std::uint64_t s) {
-  rng g(s, 5);
-  xt::xtensor<float, 2> x({n, k});
-  for (auto& v : x) v = 2 * g.uniform() - 1;
-  return x;
-}
-
 }  // namespace
 
 TEST_CASE("const reads are safe from several threads at once", "[substrate][concurrent]") {
@@ -432,10 +426,10 @@ TEST_CASE("const reads are safe from several threads at once", "[substrate][conc
     using net_t = network<dense<dynamic, dynamic, xbar, noise::none, act::tanh>,
                           dense<dynamic, dynamic, xbar, noise::none, act::identity>>;
     const net_t net({24, 16, 6}, seed{2});  // default io: noise and bound management, w_noise off
-    const auto x = float_batch(32, 24, 1);
+    const auto x = uniform_batch<float>(32, 24, 1);
     check_concurrent_reads([&](rng& g) { return read_forward(net, x, g); });
     const auto& l = layer<1>(net);
-    const auto dy = float_batch(32, 6, 2);
+    const auto dy = uniform_batch<float>(32, 6, 2);
     check_concurrent_reads([&](rng& g) {
       std::vector<float> dx(32 * 16);
       l.backward_read_at(nullptr, dy.data(), 32, dx.data(), g);
@@ -445,7 +439,7 @@ TEST_CASE("const reads are safe from several threads at once", "[substrate][conc
   SECTION("a weights-stage noise policy (the layer's effective-tile copy)") {
     using net_t = network<dense<dynamic, dynamic, physics::digital, noise::variation, act::tanh>>;
     const net_t net({20, 12}, seed{3}, physics::digital::params{}, noise::variation{.multiplicative = 0.1});
-    const auto x = float_batch(16, 20, 3);
+    const auto x = uniform_batch<float>(16, 20, 3);
     check_concurrent_reads([&](rng& g) { return read_forward(net, x, g); });
   }
   SECTION("an MZI mesh filling its realised-matrix cache on first use") {
@@ -454,7 +448,7 @@ TEST_CASE("const reads are safe from several threads at once", "[substrate][conc
       physics::mzi_mesh::params p;
       p.detect = det;
       const net_t programmed({10, 8}, seed{4}, p);
-      const auto x = float_batch(16, 10, 4);  // n ≥ In: reads use the realised matrix
+      const auto x = uniform_batch<float>(16, 10, 4);  // n ≥ In: reads use the realised matrix
       const net_t fresh = programmed;         // its cache is still empty: the threads race to fill it
       check_concurrent_reads([&](rng& g) { return read_forward(fresh, x, g); });
     }
