@@ -165,6 +165,131 @@ TEST_CASE("holomorphic EP with N = 2 equals centered EP; N = 4 is more accurate"
   CHECK_THROWS_AS(h4.estimate(net, x, t, loss::softmax_cross_entropy{}, g), pnn::error);
 }
 
+TEST_CASE("random-sign EP: both signs are drawn and their mean cancels the one-sided O(beta) bias",
+          "[equilibrium_propagation][theory]") {
+  // Each random-sign estimate is the one-sided estimate at +β or at −β; the O(β) terms of the
+  // two have opposite signs, so the mean over many draws is close to the centered (O(β²)) one
+  // while every single draw keeps the one-sided bias.
+  auto net = small_net<energy_net>({6, 5, 3}, 11);
+  const auto x = uniform_batch(4, 6, 0, 1, 1);
+  const auto t = uniform_batch(4, 3, 0.3, 0.7, 2);
+  const auto ref = implicit_gradient(net, x, t);
+  const double beta = 0.1;
+  rng g0(5);
+  learn::equilibrium_propagation<> at_plus(tight(beta, learn::ep_estimator::one_sided));
+  learn::equilibrium_propagation<> at_minus(tight(-beta, learn::ep_estimator::one_sided));
+  const auto plus = at_plus.estimate(net, x, t, loss::mse{}, g0);
+  const auto minus = at_minus.estimate(net, x, t, loss::mse{}, g0);
+  const double e_one = relative_error(plus, ref);
+  const double e_minus = relative_error(minus, ref);
+  learn::equilibrium_propagation<> rs(tight(beta, learn::ep_estimator::random_sign));
+  constexpr std::size_t draws = 200;
+  std::size_t n_plus = 0, n_minus = 0;
+  gradients<energy_net> mean(net);
+  for (std::size_t d = 0; d < draws; ++d) {
+    rng g(1000 + d);
+    const auto est = rs.estimate(net, x, t, loss::mse{}, g);
+    const double to_plus = relative_error(est, plus), to_minus = relative_error(est, minus);
+    INFO("draw " << d << ": distance to the +beta estimate " << to_plus << ", to the -beta one " << to_minus);
+    REQUIRE((to_plus < 1e-12 || to_minus < 1e-12));  // one of the two one-sided estimates, exactly
+    (to_plus < 1e-12 ? n_plus : n_minus) += 1;
+    mean += est;
+  }
+  mean *= 1.0 / double(draws);
+  const double e_mean = relative_error(mean, ref);
+  INFO("one-sided +beta " << e_one << ", -beta " << e_minus << "; mean of " << draws << " random-sign draws " << e_mean
+                          << " (" << n_plus << " +, " << n_minus << " -)");
+  CHECK(e_one > 0.02);  // the bias to cancel is visible at this β, on either side
+  CHECK(e_minus > 0.02);
+  // A fair coin: 5 standard deviations of Binomial(200, ½) is ±35.
+  CHECK(n_plus >= 65);
+  CHECK(n_minus >= 65);
+  CHECK(e_mean < 0.25 * e_one);
+}
+
+TEST_CASE("persistent EP starts the free phase from the last free state of the same batch size",
+          "[equilibrium_propagation][theory]") {
+  auto net = small_net<energy_net>({6, 5, 3}, 13);
+  const auto x = uniform_batch(4, 6, 0, 1, 31);
+  const auto t = uniform_batch(4, 3, 0.3, 0.7, 32);
+  const auto ref = implicit_gradient(net, x, t);
+  // One-sided: the estimate contrasts the nudged state with the free state itself (a centered
+  // estimate would not see the free state once both nudged phases have converged).
+  auto many = tight(0.05, learn::ep_estimator::one_sided);
+  auto few = many;
+  few.free_steps = 2;
+  rng g(3);
+  const auto converged = learn::equilibrium_propagation<>(many).estimate(net, x, t, loss::mse{}, g);
+  const auto short_fresh = learn::equilibrium_propagation<>(few).estimate(net, x, t, loss::mse{}, g);
+  const double e_fresh = relative_error(short_fresh, converged);
+
+  auto pm = many;
+  pm.persistent = true;
+  learn::equilibrium_propagation<> ep(pm);
+  (void)ep.estimate(net, x, t, loss::mse{}, g);  // relaxes the free phase to equilibrium and keeps it
+  ep.parameters().free_steps = 2;
+  const auto warm = ep.estimate(net, x, t, loss::mse{}, g);
+  const double e_warm = relative_error(warm, converged);
+  INFO("2 free steps from zero: " << e_fresh << " from the converged estimate; from the kept state: " << e_warm);
+  CHECK(e_fresh > 1e-2);   // two steps from zero are far from the equilibrium
+  CHECK(e_warm < 1e-10);   // from the kept equilibrium they stay on it
+  CHECK(ep.last_report().free_residual < 1e-12);
+  CHECK(relative_error(warm, ref) < 0.1);  // the one-sided O(β) bias, about 0.05 here
+
+  // Another batch size: the kept state does not fit, the free phase starts from zero again, so
+  // two steps give exactly what a non-persistent rule gives with two steps.
+  const auto x3 = uniform_batch(3, 6, 0, 1, 33);
+  const auto t3 = uniform_batch(3, 3, 0.3, 0.7, 34);
+  rng g1(8), g2(8), g3(9);
+  const auto converged3 = learn::equilibrium_propagation<>(many).estimate(net, x3, t3, loss::mse{}, g3);
+  const auto reset = ep.estimate(net, x3, t3, loss::mse{}, g1);
+  const auto fresh3 = learn::equilibrium_propagation<>(few).estimate(net, x3, t3, loss::mse{}, g2);
+  CHECK(relative_error(reset, fresh3) < 1e-14);
+  CHECK(relative_error(reset, converged3) > 1e-2);
+  // … and that state is kept in turn: with enough steps once, two steps later suffice.
+  ep.parameters().free_steps = 3000;
+  (void)ep.estimate(net, x3, t3, loss::mse{}, g1);
+  ep.parameters().free_steps = 2;
+  CHECK(relative_error(ep.estimate(net, x3, t3, loss::mse{}, g1), converged3) < 1e-10);
+}
+
+TEST_CASE("holomorphic EP with an identity readout and N = 3, 5 points has bias O(beta^N)",
+          "[equilibrium_propagation][theory]") {
+  // With a readout the free state of the one hard-sigmoid layer is its feed-forward value, so
+  // backprop is the exact gradient; the N-point Cauchy estimate's error falls as |β|^N.
+  auto net = small_net<readout_net>({5, 6, 3}, 12);
+  const auto x = uniform_batch(3, 5, 0, 1, 3);
+  const auto t = uniform_batch(3, 3, 0, 1, 4);
+  rng g(1);
+  const auto ref = learn::backprop<>().estimate(net, x, t, loss::mse{}, g);
+  const std::vector<double> betas{0.8, 0.4, 0.2};
+  std::vector<double> e3, e5, ec;
+  for (double b : betas) {
+    auto p = tight(b, learn::ep_estimator::holomorphic);
+    p.holomorphic_points = 3;
+    learn::equilibrium_propagation<> h3(p);
+    e3.push_back(relative_error(h3.estimate(net, x, t, loss::mse{}, g), ref));
+    CHECK(h3.last_report().nudged_residual < 1e-12);
+    p.holomorphic_points = 5;
+    learn::equilibrium_propagation<> h5(p);
+    e5.push_back(relative_error(h5.estimate(net, x, t, loss::mse{}, g), ref));
+    learn::equilibrium_propagation<> cen(tight(b, learn::ep_estimator::centered));
+    ec.push_back(relative_error(cen.estimate(net, x, t, loss::mse{}, g), ref));
+  }
+  INFO("centered " << ec[0] << " " << ec[1] << " " << ec[2]);
+  INFO("N = 3    " << e3[0] << " " << e3[1] << " " << e3[2]);
+  INFO("N = 5    " << e5[0] << " " << e5[1] << " " << e5[2]);
+  CHECK(slope(betas, ec) == Approx(2.0).margin(0.2));
+  CHECK(slope(betas, e3) == Approx(3.0).margin(0.2));
+  CHECK(slope(betas, e5) == Approx(5.0).margin(0.3));
+  for (std::size_t i = 0; i < betas.size(); ++i) {
+    CHECK(e3[i] < 0.5 * ec[i]);
+    CHECK(e5[i] < 0.5 * e3[i]);
+  }
+  CHECK(e3.back() < 1e-5);
+  CHECK(e5.back() < 1e-6);
+}
+
 TEST_CASE("the gradient dynamics does not increase the energy; the residual reaches tolerance",
           "[equilibrium_propagation]") {
   auto net = energy_net({8, 12, 4}, seed{3});

@@ -129,12 +129,59 @@ TEST_CASE("forward_forward: a layer's update does not depend on the layers above
   const auto eb = ff.estimate(b, x, t, loss::mse{}, gb);
   for (std::size_t q = 0; q < 30; ++q) CHECK(ea[0].weight.data()[q] == eb[0].weight.data()[q]);
   CHECK(ea[1].weight.data()[0] != eb[1].weight.data()[0]);
-  // PhyLL: fixed layers are not trained.
-  learn::forward_forward<> phyll{{.goodness = learn::ff_goodness::cosine, .num_classes = 3, .fixed_layers = {0}}};
-  rng gc(5);
-  const auto ec = phyll.estimate(a, x, t, loss::mse{}, gc);
-  CHECK(ec[0].weight.data()[0] == 0.0);
-  CHECK(ec[1].weight.data()[0] != 0.0);
+}
+
+TEST_CASE("forward_forward: PhyLL fixed layers get no update; the layers above get their goodness gradient",
+          "[forward_forward]") {
+  net3 net({6, 5, 4, 3}, seed{4});
+  const auto x = batch(8, 6, 2);
+  const auto t = labels_one_hot(8, 3);  // labels 0 and 1 only: the wrong label is the other one
+  const double theta = 0.1, alpha = 3.0;
+  learn::forward_forward<> ff{
+      {.goodness = learn::ff_goodness::cosine, .threshold = theta, .sharpness = alpha, .num_classes = 2}};
+  rng g0(5);
+  const auto trained = ff.estimate(net, x, t, loss::mse{}, g0);  // every layer trained
+  // The same rule object (and so the same kept estimate buffers) with layer 0 fixed.
+  ff.parameters().fixed_layers = {0};
+  rng g1(5);
+  const auto est = ff.estimate(net, x, t, loss::mse{}, g1);
+  std::size_t nonzero_before = 0, nonzero_fixed = 0;
+  for (std::size_t q = 0; q < 30; ++q) {
+    nonzero_before += trained[0].weight.data()[q] != 0.0 ? 1U : 0U;
+    nonzero_fixed += est[0].weight.data()[q] != 0.0 ? 1U : 0U;
+  }
+  for (std::size_t j = 0; j < 5; ++j) {
+    nonzero_before += trained[0].bias.data()[j] != 0.0 ? 1U : 0U;
+    nonzero_fixed += est[0].bias.data()[j] != 0.0 ? 1U : 0U;
+  }
+  CHECK(nonzero_before == 35);  // trained, layer 0 has a dense update …
+  CHECK(nonzero_fixed == 0);    // … fixed, all of its weights and biases get exactly zero
+  // The trained layers: central differences of their own goodness loss (written out in
+  // `local_loss`, the fixed layer's normalised output as their input), weights and biases.
+  const double eps = 1e-6;
+  for (std::size_t li : {std::size_t{1}, std::size_t{2}}) {
+    double worst = 0, scale = 0;
+    net.for_each_layer([&](auto& l, std::size_t i) {
+      if (i != li) return;
+      const std::size_t nw = l.in_size() * l.out_size();
+      for (std::size_t q = 0; q < nw + l.out_size(); ++q) {
+        double& p = q < nw ? l.tile.weight_data()[q] : l.tile.bias_data()[q - nw];
+        const double p0 = p;
+        p = p0 + eps;
+        const double lp = local_loss(net, x, t, li, true, theta, alpha);
+        p = p0 - eps;
+        const double lm = local_loss(net, x, t, li, true, theta, alpha);
+        p = p0;
+        const double fd = (lp - lm) / (2 * eps);
+        const double e = q < nw ? est[li].weight.data()[q] : est[li].bias.data()[q - nw];
+        worst = std::max(worst, std::abs(fd - e));
+        scale = std::max(scale, std::abs(fd));
+      }
+    });
+    INFO("layer " << li << ": max |fd - ff| " << worst << " (scale " << scale << ")");
+    CHECK(scale > 1e-4);
+    CHECK(worst < 1e-7 * std::max(1.0, scale));
+  }
 }
 
 namespace {

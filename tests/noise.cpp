@@ -4,12 +4,15 @@
 // parameters, reproducibility, and layers reading through the weights stage.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <vector>
 
 #include <pnn/noise/noise.hpp>
 #include <pnn/pnn.hpp>
+
+#include <xtensor/xview.hpp>
 
 using namespace pnn;
 
@@ -266,15 +269,63 @@ TEST_CASE("drift follows (t / t0)^(-nu) per device", "[noise][device]") {
     const double l = std::log(t / 20.0);
     if (l > 0) check_moments(moments_of(logr), logr.size(), -0.06 * l, 0.015 * 0.015 * l * l);
   }
-  SECTION("global drift compensation restores the summed magnitude") {
+  SECTION("global drift compensation: one scale computed from the drawn nu, exact for a uniform nu") {
+    // p is at one year: (t/t0)^(−ν) ≈ 0.42 on average, spread by ν_std · ln(t/t0) ≈ 0.21.
+    const double t = 86400.0 * 365;
+    std::vector<double> drifted(n);
+    p.weights(w.data(), drifted.data(), n);  // uncompensated
     p.compensate = true;
     p.weights(w.data(), we.data(), n);
-    double sw = 0, se = 0;
+    // The scale by hand from the per-device ν the policy exposes: Σ|w| / Σ|w| (t/t0)^(−ν).
+    double ref = 0, now = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      sw += std::abs(w[i]);
-      se += std::abs(we[i]);
+      ref += std::abs(w[i]);
+      now += std::abs(w[i]) * std::pow(t / 20.0, -double(p.nu[i]));
     }
-    CHECK(se == Approx(sw).epsilon(1e-10));
+    const double scale = ref / now;
+    INFO("compensation scale " << scale);
+    CHECK(scale > 2);  // a large correction, so that the checks below can tell
+    double worst = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      worst = std::max(worst, std::abs(we[i] - w[i] * std::pow(t / 20.0, -double(p.nu[i])) * scale));
+    CHECK(worst < 1e-12);
+    // Against the undrifted weights, compensation leaves only the device-to-device spread: the
+    // error of the outputs y = W x over random inputs is much smaller with it than without.
+    const std::size_t in = 300, out = 400;  // prepare(300, 400): w is out × in, row-major
+    rng gx(24);
+    double e_comp = 0, e_drift = 0;
+    std::vector<double> x(in);
+    for (int trial = 0; trial < 4; ++trial) {
+      fill_uniform(gx, x.data(), in, -1.0, 1.0);
+      for (std::size_t o = 0; o < out; ++o) {
+        double y0 = 0, yc = 0, yd = 0;
+        for (std::size_t i = 0; i < in; ++i) {
+          y0 += w[o * in + i] * x[i];
+          yc += we[o * in + i] * x[i];
+          yd += drifted[o * in + i] * x[i];
+        }
+        e_comp += (yc - y0) * (yc - y0);
+        e_drift += (yd - y0) * (yd - y0);
+      }
+    }
+    INFO("squared output error: compensated " << e_comp << ", uncompensated " << e_drift);
+    CHECK(e_comp < 0.25 * e_drift);
+
+    // All devices at the same ν: compensation undoes the drift, to round-off.
+    noise::drift u{.nu_mean = 0.06, .nu_std = 0.0, .t0 = 20.0, .compensate = true};
+    rng gu(25);
+    u.prepare(300, 400, gu);
+    u.at_time(t);
+    std::vector<double> wu(n);
+    u.weights(w.data(), wu.data(), n);
+    double worst_u = 0;
+    for (std::size_t i = 0; i < n; ++i) worst_u = std::max(worst_u, std::abs(wu[i] - w[i]));
+    INFO("uniform nu: the drift alone scales by " << std::pow(t / 20.0, -0.06));
+    CHECK(worst_u < 1e-12);
+    u.compensate = false;
+    u.weights(w.data(), wu.data(), n);
+    CHECK(wu[0] == Approx(w[0] * std::pow(t / 20.0, -double(u.nu[0]))).epsilon(1e-12));
+    CHECK(std::abs(wu[0] - w[0]) > 0.1 * std::abs(w[0]));
   }
   CHECK_THROWS_AS(p.at_time(-1.0), pnn::error);
   CHECK(p.time == 86400.0 * 365);  // a rejected time changes nothing
@@ -480,26 +531,139 @@ TEST_CASE("drift through a network: set_time decays the read", "[noise][dense]")
   for (std::size_t j = 0; j < 3; ++j) CHECK(y1(0, j) == Approx(y0(0, j) * std::pow(1000.0, -nu)).epsilon(1e-12));
 }
 
-TEST_CASE("an MLP with a full periphery chain runs and stays close to the clean one", "[noise][dense]") {
+namespace {
+// q(v) = Δ·round(clip(v, −b, b)/Δ), Δ = b/(2^(bits−1) − 1): the symmetric converter grid,
+// written out here as the reference.
+double on_grid(double v, double b, unsigned bits) {
+  const double step = b / double((1u << (bits - 1)) - 1);
+  return step * std::round(std::min(std::max(v, -b), b) / step);
+}
+// One layer read through DAC → W → (read noise) → ADC, then the digital bias and activation,
+// by hand: rows of `x` (n × in) through weights `w` (out × in), bias `b`.
+template <class Act>
+xt::xtensor<double, 2> periphery_by_hand(const xt::xtensor<double, 2>& x, const double* w, const double* b,
+                                         std::size_t out, double dac_bound, double adc_bound, Act act) {
+  const std::size_t n = x.shape()[0], in = x.shape()[1];
+  xt::xtensor<double, 2> y({n, out});
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t j = 0; j < out; ++j) {
+      double s = 0;
+      for (std::size_t i = 0; i < in; ++i) s += w[j * in + i] * on_grid(x(r, i), dac_bound, 8);
+      y(r, j) = act(on_grid(s, adc_bound, 10) + b[j]);
+    }
+  return y;
+}
+}  // namespace
+
+TEST_CASE("a full periphery chain (DAC 8 bits, read noise, ADC 10 bits) matches a hand computation",
+          "[noise][dense]") {
+  using dd = physics::basic_digital<double>;
   using periphery = noise::chain<noise::dac<8>, noise::gaussian_read, noise::adc<10>>;
-  using noisy_t = network<dense<dynamic, dynamic, physics::digital, periphery, act::tanh>,
-                          dense<dynamic, dynamic, physics::digital, periphery, act::identity>>;
-  using clean_t = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,
-                          dense<dynamic, dynamic, physics::digital, noise::none, act::identity>>;
+  using layer_t = dense<dynamic, dynamic, dd, periphery, act::identity>;
   periphery p{};
-  p.get<1>().sigma = 0.01;
-  noisy_t noisy({20, 16, 4}, seed{8}, p);
-  clean_t clean({20, 16, 4}, seed{8});
-  xt::xtensor<float, 2> x({32, 20});
-  rng gx(9);
-  fill_uniform(gx, x.data(), x.size(), 0.0f, 1.0f);
-  rng g(10);
-  const auto yn = forward(noisy, x, g);
-  const auto yc = forward(clean, x, g);
-  double err = 0;
-  for (std::size_t i = 0; i < yn.size(); ++i) err = std::max(err, double(std::abs(yn.data()[i] - yc.data()[i])));
-  CHECK(err > 0);
-  CHECK(err < 0.2);
+  p.get<0>().bound = 1.0;
+  p.get<2>().bound = 1.5;
+  const double dac_step = 1.0 / 127, adc_step = 1.5 / 511;
+  REQUIRE(p.get<0>().step() == Approx(dac_step).epsilon(1e-15));
+  REQUIRE(p.get<2>().step() == Approx(adc_step).epsilon(1e-15));
+  const auto identity = [](double v) { return v; };
+
+  SECTION("without read noise the output is the converters' grids applied by hand") {
+    p.get<1>().sigma = 0;
+    network<layer_t> net({8, 4}, seed{8}, p);
+    auto& l = layer<0>(net);
+    rng gb(2);
+    for (std::size_t j = 0; j < 4; ++j) l.tile.bias_data()[j] = 0.3 * gb.normal_double();  // digital, after the ADC
+    for (std::size_t q = 0; q < 32; ++q) l.tile.weight_data()[q] *= 1.5;  // so that some reads exceed the ADC's range
+    xt::xtensor<double, 2> x({64, 8});
+    rng gx(9);
+    for (auto& v : x) v = -1.3 + 2.6 * gx.uniform_double();  // some inputs beyond the DAC's range
+    rng g(10);
+    const auto y = forward(net, x, g);
+    const auto ref = periphery_by_hand(x, l.tile.weight_data(), l.tile.bias_data(), 4, 1.0, 1.5, identity);
+    std::size_t clipped_out = 0, off_grid = 0;
+    double worst = 0;
+    for (std::size_t r = 0; r < 64; ++r)
+      for (std::size_t j = 0; j < 4; ++j) {
+        worst = std::max(worst, std::abs(y(r, j) - ref(r, j)));
+        const double code = (y(r, j) - l.tile.bias_data()[j]) / adc_step;
+        off_grid += std::abs(code - std::round(code)) > 1e-9 ? 1U : 0U;
+        clipped_out += std::abs(std::round(code)) == 511 ? 1U : 0U;
+      }
+    std::size_t clipped_in = 0;
+    for (double v : x) clipped_in += std::abs(v) > 1.0 ? 1U : 0U;
+    INFO("max |y - hand| " << worst << "; " << clipped_in << " inputs and " << clipped_out << " reads clipped");
+    CHECK(worst < 1e-12);
+    CHECK(off_grid == 0);
+    CHECK(clipped_in > 0);   // both clips are exercised
+    CHECK(clipped_out > 0);
+    // The converters matter: the unquantised read differs by more than round-off.
+    double unquantised = 0;
+    for (std::size_t r = 0; r < 64; ++r)
+      for (std::size_t j = 0; j < 4; ++j) {
+        double s = l.tile.bias_data()[j];
+        for (std::size_t i = 0; i < 8; ++i)
+          s += l.tile.weight_data()[j * 8 + i] * std::min(std::max(x(r, i), -1.0), 1.0);
+        unquantised = std::max(unquantised, std::abs(s - y(r, j)));
+      }
+    CHECK(unquantised > 0.1 * dac_step);
+
+    // Two layers with a tanh between them: the composition of the hand computation.
+    using hidden_t = dense<dynamic, dynamic, dd, periphery, act::tanh>;
+    network<hidden_t, layer_t> mlp({8, 6, 4}, seed{11}, p);
+    const auto ym = forward(mlp, x, g);
+    const auto& l0 = layer<0>(mlp);
+    const auto& l1 = layer<1>(mlp);
+    const auto h = periphery_by_hand(x, l0.tile.weight_data(), l0.tile.bias_data(), 6, 1.0, 1.5,
+                                     [](double v) { return std::tanh(v); });
+    const auto ref2 = periphery_by_hand(h, l1.tile.weight_data(), l1.tile.bias_data(), 4, 1.0, 1.5, identity);
+    CHECK(xt::amax(xt::abs(ym - ref2))() < 1e-12);
+  }
+
+  SECTION("read noise has mean 0 and sd sigma * full_scale, and every noisy read lies on the ADC grid") {
+    p.get<1>().sigma = 0.05;
+    p.get<1>().full_scale = 2.0;  // σ_abs = 0.1, 34 ADC steps: the rounding adds Δ²/12 to the variance
+    const double sd = 0.1;
+    network<layer_t> net({8, 4}, seed{8}, p);
+    auto& l = layer<0>(net);
+    for (std::size_t j = 0; j < 4; ++j) l.tile.bias_data()[j] = 0.01 * double(j + 1);
+    constexpr std::size_t reads = 20000;
+    xt::xtensor<double, 2> x({reads, 8});
+    for (std::size_t r = 0; r < reads; ++r)
+      for (std::size_t i = 0; i < 8; ++i) x(r, i) = 0.3 - 0.1 * double(i);  // the same input, read `reads` times
+    const xt::xtensor<double, 2> x0 = xt::view(x, xt::range(0, 1), xt::all());
+    const auto clean = periphery_by_hand(x0, l.tile.weight_data(), l.tile.bias_data(), 4, 1.0, 1.5, identity);
+    std::vector<double> exact(4);  // W q_dac(x), without the ADC
+    for (std::size_t j = 0; j < 4; ++j) {
+      for (std::size_t i = 0; i < 8; ++i) exact[j] += l.tile.weight_data()[j * 8 + i] * on_grid(x(0, i), 1.0, 8);
+      INFO("clean read " << exact[j]);
+      REQUIRE(std::abs(exact[j]) < 1.5 - 6 * sd);  // noisy reads stay clear of the ADC's clip
+    }
+    rng g(12);
+    const auto y = forward(net, x, g);
+    std::vector<double> dev;
+    dev.reserve(reads * 4);
+    std::size_t off_grid = 0;
+    for (std::size_t r = 0; r < reads; ++r)
+      for (std::size_t j = 0; j < 4; ++j) {
+        const double v = y(r, j) - l.tile.bias_data()[j];
+        off_grid += std::abs(v / adc_step - std::round(v / adc_step)) > 1e-9 ? 1U : 0U;
+        dev.push_back(v - exact[j]);
+      }
+    CHECK(off_grid == 0);
+    check_moments(moments_of(dev), dev.size(), 0.0, sd * sd + adc_step * adc_step / 12);
+    // Independent reads: neighbouring reads of one output are uncorrelated.
+    double c = 0;
+    for (std::size_t r = 1; r < reads; ++r) c += dev[r * 4] * dev[(r - 1) * 4];
+    c /= double(reads - 1) * sd * sd;
+    CHECK(std::abs(c) < 5 / std::sqrt(double(reads)));
+    // The noiseless hand value is the mean read to within the noise's standard error.
+    for (std::size_t j = 0; j < 4; ++j) {
+      double m = 0;
+      for (std::size_t r = 0; r < reads; ++r) m += y(r, j) / double(reads);
+      CHECK(std::abs(m - clean(0, j)) < 5 * sd / std::sqrt(double(reads)) + adc_step / 2);
+    }
+  }
 }
 
 TEST_CASE("the substrate decides once whether the transposed read is noisy, for every rule alike",
