@@ -149,7 +149,10 @@ class dense {
     with_read_tile([&](const tile_type& t) { t.read(drive, n, y, gr); });
     if constexpr (has_output_noise) {
       rng go = g.split(2);
-      noise.output(y, n * out_size(), go);
+      if constexpr (requires { noise.output(y, n, out_size(), go); })
+        noise.output(y, n, out_size(), go);  // the shaped hook: the policy sees the width
+      else
+        noise.output(y, n * out_size(), go);
     }
   }
 
@@ -180,6 +183,8 @@ class dense {
       rng go = g.split(2);
       if constexpr (requires { noise.output_transposed(dx, n * in_size(), go); })
         noise.output_transposed(dx, n * in_size(), go);
+      else if constexpr (requires { noise.output(dx, n, in_size(), go); })
+        noise.output(dx, n, in_size(), go);
       else
         noise.output(dx, n * in_size(), go);
     }

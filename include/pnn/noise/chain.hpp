@@ -92,6 +92,23 @@ struct chain {
     });
   }
 
+  /// Output stage of a `rows × width` read-out (what a layer calls): members with a shaped hook
+  /// (`has_shaped_output`, e.g. `column_gain`) get the shape, the others `rows·width` values;
+  /// same order and streams as the flat form.
+  template <std::floating_point T>
+  void output(T* y, std::size_t rows, std::size_t width, rng& g) const
+    requires(has_output_stage<Ps, T> || ...)
+  {
+    for_each([&](const auto& p, std::size_t i) {
+      using P = std::remove_cvref_t<decltype(p)>;
+      if constexpr (has_output_stage<P, T>) {
+        rng gi = g.split(i);
+        if constexpr (has_shaped_output<P, T>) p.output(y, rows, width, gi);
+        else p.output(y, rows * width, gi);
+      }
+    });
+  }
+
   /// Output stage of a transposed read (`Wᵀ y`, sensed by the row periphery): each member's
   /// `output_transposed` where it has one, else its `output`.
   template <std::floating_point T>

@@ -13,6 +13,7 @@
 /// |-----------------|----------------------------------------|------------------------------|
 /// | input (DAC)     | `input(T* x, std::size_t n, rng&)`     | on the values driving a read |
 /// | output (read)   | `output(T* y, std::size_t n, rng&)`    | on the analogue read-out     |
+/// |   (shaped form) | `output(T* y, rows, width, rng&)`      | preferred by layers if present |
 /// | weights, static | `weights(const T* w, T* w_eff, n)`     | once per programmed state    |
 /// | static state    | `prepare(in, out, rng&)`               | once, when the layer is drawn |
 /// | time            | `at_time(double seconds)`              | `set_time` on the network    |
@@ -79,6 +80,8 @@ consteval bool check_noise_stages() {
   constexpr bool w = requires(const N& p, const T* a, T* b, std::size_t n) { p.weights(a, b, n); };
   constexpr bool st = requires(N& p, std::size_t k, rng& g) { p.prepare(k, k, g); };
   constexpr bool tm = requires(N& p, double s) { p.at_time(s); };
+  constexpr bool shaped = requires(const N& p, T* y, std::size_t n, rng& g) { p.output(y, n, n, g); };
+  constexpr bool shaped_ok = !shaped || bool(declared & noise::output_stage);
   constexpr bool in_ok = in == bool(declared & noise::input_stage);
   constexpr bool out_ok = out == bool(declared & noise::output_stage);
   constexpr bool w_ok = w == bool(declared & noise::weight_stage);
@@ -89,7 +92,8 @@ consteval bool check_noise_stages() {
   static_assert(w_ok, "pnn noise policy: weight_stage and weights(const T* w, T* w_eff, size_t n) const disagree");
   static_assert(st_ok, "pnn noise policy: static_stage and prepare(size_t in, size_t out, rng&) disagree");
   static_assert(tm_ok, "pnn noise policy: time_stage and at_time(double seconds) disagree");
-  return in_ok && out_ok && w_ok && st_ok && tm_ok;
+  static_assert(shaped_ok, "pnn noise policy: output(T* y, size_t rows, size_t width, rng&) const needs output_stage");
+  return in_ok && out_ok && w_ok && st_ok && tm_ok && shaped_ok;
 }
 }  // namespace detail
 

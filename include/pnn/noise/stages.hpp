@@ -5,7 +5,8 @@
 /// Complements noise/none.hpp (input, output and weight stages): a policy with per-device state
 /// has `prepare(in, out, rng&)`, drawn once when its layer is initialised; a policy that
 /// changes with time has `at_time(seconds)`; a policy with parameters has `validate()`, which
-/// throws `pnn::error` on a bad parameter and is called by the layer before it draws anything.
+/// throws `pnn::error` on a bad parameter and is called by the layer before it draws anything;
+/// an output-stage policy may also take the read-out's shape (`has_shaped_output`).
 #pragma once
 
 #include <cstddef>
@@ -24,6 +25,16 @@ concept has_static_state = noise_policy<N> && requires(N& p, std::size_t in, std
 /// The policy's effect depends on the time since programming (drift).
 template <class N>
 concept has_time_stage = noise_policy<N> && requires(N& p, double seconds) { p.at_time(seconds); };
+
+/// The policy's output stage also takes the read-out's shape, `output(T* y, rows, width, rng&)`,
+/// besides the flat `output(T* y, n, rng&)` its stage declaration requires. A layer calls the
+/// shaped form where there is one, so a policy tied to output columns (`noise::column_gain`)
+/// checks the width it was prepared for instead of accepting any divisor of `rows·width`.
+template <class N, class T = float>
+concept has_shaped_output = has_output_stage<N, T> && bool(N::stages & noise::output_stage) &&
+                            requires(const N& p, T* y, std::size_t rows, std::size_t width, rng& g) {
+                              p.output(y, rows, width, g);
+                            };
 
 /// The policy checks its parameters (`validate()` throws `pnn::error` on a bad one).
 template <class N>
