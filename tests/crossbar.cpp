@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <set>
 #include <vector>
 
@@ -35,6 +36,19 @@ struct factored_update {
   const float* weight_data() const { return weight.data(); }
   const float* bias_data() const { return bias.data(); }
 };
+
+// One sample's update `lr·δᵀx` as its factors (x: in values, d: out values).
+factored_update single_sample(const float* x, std::size_t in, const float* d, std::size_t out, float lr) {
+  factored_update u;
+  u.input = xt2({1, in});
+  u.delta = xt2({1, out});
+  std::copy(x, x + in, u.input.data());
+  std::copy(d, d + out, u.delta.data());
+  u.bias = xt::zeros<float>({out});
+  u.weight = xt::zeros<float>({out, in});
+  u.factor_scale = lr;
+  return u;
+}
 
 }  // namespace
 
@@ -187,14 +201,7 @@ TEST_CASE("the mean of stochastic pulse-train updates approaches lr x delta^T", 
       t.resize(in, out);
       rng gp(1);
       t.prepare(gp);
-      factored_update u;
-      u.input = xt2({1, in});
-      u.delta = xt2({1, out});
-      std::copy(x, x + in, u.input.data());
-      std::copy(d, d + out, u.delta.data());
-      u.bias = xt::zeros<float>({out});
-      u.weight = xt::zeros<float>({out, in});
-      u.factor_scale = lr;
+      const factored_update u = single_sample(x, in, d, out, lr);
       const int trials = 3000;
       std::vector<double> sum(in * out, 0.0);
       const std::vector<float> zero(in * out, 0.0f), zero_b(out, 0.0f);
@@ -215,6 +222,161 @@ TEST_CASE("the mean of stochastic pulse-train updates approaches lr x delta^T", 
         }
       }
     }
+  }
+}
+
+namespace {
+
+// One pulse of a device's published step law (docs/physics.md, "Device models"), in double, on
+// the state (w, g⁻) of a nominal device (no variation): dw_up, dw_down are its steps, [−0.5, 0.7]
+// its bounds. g⁻ is used by the PCM pair only.
+using pulse_law = std::function<void(double& w, double& gm, bool up)>;
+
+// The pulsed devices' common parameters with all variation off: nominal steps dw_up = 0.002,
+// dw_down = (1 − up_down)·0.002 = 0.0016 (the asymmetry shortens the down step), bounds
+// [−0.5, 0.7] (asymmetric, so that a law referring to the wrong bound shows).
+template <class Dev>
+Dev without_variation(Dev d) {
+  d.dw_min = 0.002f;
+  d.dw_min_dtod = 0;
+  d.dw_min_std = 0;
+  d.up_down = 0.2f;
+  d.up_down_dtod = 0;
+  d.w_min = -0.5f;
+  d.w_max = 0.7f;
+  d.w_min_dtod = 0;
+  d.w_max_dtod = 0;
+  return d;
+}
+constexpr double law_up = 0.002, law_down = 0.0016, law_lo = -0.5, law_hi = 0.7;
+
+// A bipolar device: w moves by the law's step magnitude, clipped to the bounds.
+pulse_law bipolar(std::function<double(double)> up, std::function<double(double)> down) {
+  return [up, down](double& w, double&, bool dir_up) {
+    w = dir_up ? std::min(w + up(w), law_hi) : std::max(w - down(w), law_lo);
+  };
+}
+
+// Programs `trials` times the same single-sample factored update s·δᵀx from the same state w0 and
+// compares each device's mean and variance of Δw with the exact law of the pulse train: the
+// coincidences of row i and column j are Binomial(BL, p_x p_d) (BL independent slots, row and
+// column firing independently with p_x = A|x_i|, p_d = B|δ_j|; E = BL p_x p_d = s|x_i δ_j|/dw_min),
+// each coincidence one pulse of the law in the direction that subtracts s x_i δ_j. With BL
+// management, s = 0.02 gives BL = 8 (slot bits compared one Philox word each); without, s = 0.06
+// keeps BL = 31 (slot bits from the 16-bit binary expansion).
+template <class Dev>
+void check_pulse_statistics(const Dev& dev, const pulse_law& law, bool bl_management) {
+  using xbar = physics::crossbar<Dev>;
+  constexpr std::size_t in = 6, out = 4;
+  const double lr = bl_management ? 0.02 : 0.06, dw_min = 0.002;
+  const float x[in] = {0.9f, -0.55f, 0.3f, 0.0f, -1.0f, 0.7f};
+  const float d[out] = {0.6f, -0.35f, 0.75f, -0.15f};
+  typename xbar::params p;
+  p.device = without_variation(dev);
+  p.update_bl_management = bl_management;
+  typename xbar::template tile<dynamic, dynamic> t(p);
+  t.resize(in, out);
+  rng gp(1);
+  t.prepare(gp);
+  std::vector<float> w0(in * out), b0(out, 0.0f);
+  for (std::size_t e = 0; e < in * out; ++e) {
+    w0[e] = static_cast<float>(0.4 * std::sin(1.7 * double(e) + 0.3));  // states across [−0.4, 0.4]
+    const auto c = t.cell(e);  // variation off: every device is the nominal one
+    REQUIRE(c.dw_up == Approx(law_up));
+    REQUIRE(c.dw_down == Approx(law_down));
+    REQUIRE(c.b_min == Approx(law_lo));
+    REQUIRE(c.b_max == Approx(law_hi));
+  }
+  const factored_update u = single_sample(x, in, d, out, float(lr));
+  const int trials = 1000;
+  std::vector<double> s1(in * out, 0.0), s2(in * out, 0.0);
+  for (int k = 0; k < trials; ++k) {
+    rng g = rng(91).split(std::uint64_t(k));
+    t.set_weights(w0.data(), b0.data(), g);
+    t.program(u, g);
+    for (std::size_t e = 0; e < in * out; ++e) {
+      const double dw = double(t.weight_data()[e]) - double(w0[e]);
+      s1[e] += dw;
+      s2[e] += dw * dw;
+    }
+  }
+  // BL and the row/column probabilities as docs/physics.md states them.
+  const double xmax = 1.0, dmax = 0.75;
+  const unsigned bl = bl_management ? unsigned(std::ceil(lr * xmax * dmax / dw_min)) : 31u;
+  const double a0 = std::sqrt(lr / (dw_min * bl)), r = std::sqrt(dmax / xmax);
+  for (std::size_t j = 0; j < out; ++j) {
+    for (std::size_t i = 0; i < in; ++i) {
+      const std::size_t e = j * in + i;
+      const double px = std::min(a0 * r * std::abs(double(x[i])), 1.0);
+      const double pd = std::min(a0 / r * std::abs(double(d[j])), 1.0);
+      const double q = px * pd;
+      REQUIRE(bl * q == Approx(lr * std::abs(double(x[i]) * d[j]) / dw_min));  // no probability clipped
+      const bool up = double(x[i]) * d[j] < 0;  // the update lr·x·δ is subtracted
+      // Exact distribution of Δw: P(c coincidences) and the state after c pulses of the law (to
+      // first order, E[Δw] = ±BL p_x p_d · step(w0)).
+      double mean = 0, m2 = 0;
+      std::vector<double> pk(bl + 1), dk(bl + 1);
+      double w = w0[e], gm = std::max(-double(w0[e]), 0.0);
+      for (unsigned c = 0; c <= bl; ++c) {
+        if (c > 0) law(w, gm, up);
+        dk[c] = w - double(w0[e]);
+        pk[c] = std::exp(std::lgamma(bl + 1.0) - std::lgamma(c + 1.0) - std::lgamma(bl - c + 1.0)) * std::pow(q, c) *
+                std::pow(1 - q, bl - c);
+        mean += pk[c] * dk[c];
+        m2 += pk[c] * dk[c] * dk[c];
+      }
+      const double var = std::max(m2 - mean * mean, 0.0);
+      double m4 = 0;
+      for (unsigned c = 0; c <= bl; ++c) m4 += pk[c] * std::pow(dk[c] - mean, 4);
+      const double got_mean = s1[e] / trials;
+      const double got_var = s2[e] / trials - got_mean * got_mean;
+      INFO(Dev::name << " BL=" << bl << " j=" << j << " i=" << i << " w0=" << w0[e] << (up ? " up" : " down")
+                     << " expected mean " << mean << " got " << got_mean << "; expected var " << var << " got "
+                     << got_var);
+      CHECK(std::abs(got_mean - mean) <= 5 * std::sqrt(var / trials) + 2e-7);
+      if (var > 0) CHECK(std::abs(got_var - var) <= 5 * std::sqrt((m4 - var * var) / trials) + 1e-10);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("stochastic pulse trains move every pulsed device by its own step law", "[crossbar][statistical]") {
+  namespace dv = physics::devices;
+  // The step laws of docs/physics.md's table, written out with the documented default parameters.
+  const pulse_law constant = bipolar([](double) { return law_up; }, [](double) { return law_down; });
+  const pulse_law linear = bipolar([](double w) { return std::max(law_up * (1 - 0.5 * w / law_hi), 0.0); },
+                                   [](double w) { return std::max(law_down * (1 - 0.5 * w / law_lo), 0.0); });
+  const pulse_law soft = bipolar([](double w) { return std::max(law_up * (1 - w / law_hi), 0.0); },
+                                 [](double w) { return std::max(law_down * (1 - w / law_lo), 0.0); });
+  auto z = [](double w) { return 2 * 0.244 * w / (law_hi - law_lo) + 0.2425; };
+  const pulse_law exponential =
+      bipolar([z](double w) { return law_up * std::max(1 - 0.00081 * std::exp(12.44625 * z(w)), 0.0); },
+              [z](double w) { return law_down * std::max(1 - 0.36833 * std::exp(-12.78785 * z(w)), 0.0); });
+  const double gu = 1.7, gd = 0.6;  // pow_step with non-default exponents
+  const pulse_law power =
+      bipolar([gu](double w) { return law_up * std::pow((law_hi - w) / (law_hi - law_lo), gu); },
+              [gd](double w) { return law_down * std::pow((w - law_lo) / (law_hi - law_lo), gd); });
+  // PCM pair: an up pulse sets g⁺ by dw_up(1 − g⁺/b_max), a down pulse g⁻ by dw_down(1 − g⁻/(−b_min));
+  // past 0.75 of its bound the pair is rewritten onto one device.
+  const pulse_law pcm = [](double& w, double& gm, bool up) {
+    double gp = w + gm;
+    if (up) gp = std::min(gp + law_up * (1 - gp / law_hi), law_hi);
+    else gm = std::min(gm + law_down * (1 - gm / -law_lo), -law_lo);
+    if (gp > 0.75 * law_hi || gm > 0.75 * -law_lo) {
+      const double v = gp - gm;
+      gp = std::max(v, 0.0);
+      gm = std::max(-v, 0.0);
+    }
+    w = gp - gm;
+  };
+  for (bool blm : {true, false}) {  // BL = 8 and BL = 31
+    check_pulse_statistics(dv::constant_step{}, constant, blm);
+    check_pulse_statistics(dv::linear_step{}, linear, blm);
+    check_pulse_statistics(dv::soft_bounds{}, soft, blm);
+    check_pulse_statistics(dv::exp_step{}, exponential, blm);
+    check_pulse_statistics(dv::pow_step{.law = {.gamma_up = float(gu), .gamma_down = float(gd)}}, power, blm);
+    check_pulse_statistics(dv::pcm{}, pcm, blm);
   }
 }
 
@@ -246,40 +408,45 @@ TEST_CASE("deterministic pulses: round(|dW|/dw_min) steps of the device", "[cros
 }
 
 TEST_CASE("mixed precision: the update accumulates digitally and only whole steps are pulsed", "[crossbar]") {
+  // optim::mixed_precision around SGD (η 1): the crossbar receives whole dw_min steps and fires
+  // them as pulse counts; the remainder stays in the optimiser's accumulator χ.
   using dev = physics::devices::soft_bounds;
   using xbar = physics::crossbar<dev>;
+  using net_t = network<dense<dynamic, dynamic, xbar, noise::none, act::identity>>;
   xbar::params p;
+  p.forward.is_perfect = p.backward.is_perfect = true;
   p.device = dev{.dw_min = 0.01f, .dw_min_dtod = 0, .dw_min_std = 0, .up_down_dtod = 0, .w_min_dtod = 0, .w_max_dtod = 0};
-  p.update = physics::update_mode::mixed_precision;
-  xbar::tile<dynamic, dynamic> t(p);
-  t.resize(3, 1);
+  net_t net({3, 1}, seed{1}, p);
   rng g(1);
-  t.prepare(g);
-  factored_update u;
-  u.weight = xt2({1, 3});
-  u.bias = xt::zeros<float>({1});
-  u.factored = true;  // mixed precision accumulates the dense update even when factors are offered
-  u.input = xt2({1, 3}, 0.0f);
-  u.delta = xt2({1, 1}, 0.0f);
-  u.factor_scale = 1;
-  // Element 0: three updates of −0.004 (χ = 0.012) → one up pulse, χ keeps 0.002.
+  const std::vector<float> zeros(3, 0.0f);
+  layer<0>(net).tile.set_weights(zeros.data(), zeros.data(), g);
+  optim::mixed_precision<optim::sgd> mp{.inner = {.learning_rate = 1.0f}};
+  auto st = decltype(mp)::state<net_t>{};
+  auto apply = [&](float a, float b, float c) {
+    gradients<net_t> u(net);
+    u[0].weight(0, 0) = a;
+    u[0].weight(0, 1) = b;
+    u[0].weight(0, 2) = c;
+    mp.apply(u, st, net);
+    program(net, u, g);
+  };
+  // Element 0: three updates of −0.004 (χ = −0.012) → one up pulse, χ keeps −0.002.
   // Element 1: alternating ±0.006 — the noise cancels in χ, the device sees no pulse at all.
-  // Element 2: one update of +0.025 → two down pulses, χ keeps −0.005.
-  const float upd[3][3] = {{-0.004f, 0.006f, 0.025f}, {-0.004f, -0.006f, 0.0f}, {-0.004f, 0.006f, 0.0f}};
-  for (const auto& r : upd) {
-    std::copy(r, r + 3, u.weight.data());
-    t.program(u, g);
-  }
+  // Element 2: one update of +0.025 → two down pulses, χ keeps 0.005.
+  apply(-0.004f, 0.006f, 0.025f);
+  apply(-0.004f, -0.006f, 0.0f);
+  apply(-0.004f, 0.006f, 0.0f);
+  const float* w = layer<0>(net).tile.weight_data();
   double w2 = 0;
   for (int k = 0; k < 2; ++k) w2 -= 0.01 * (1 - w2 / -0.6);
-  CHECK(t.weight_data()[0] == Approx(0.01).epsilon(1e-6));
-  CHECK(t.weight_data()[1] == 0.0f);
-  CHECK(t.weight_data()[2] == Approx(w2).epsilon(1e-6));
-  // The residue is kept: one more −0.008 on element 0 makes χ = 0.010 → a second pulse.
-  u.weight = xt2({1, 3}, 0.0f);
-  u.weight(0, 0) = -0.008f;
-  t.program(u, g);
-  CHECK(t.weight_data()[0] == Approx(0.01 + 0.01 * (1 - 0.01 / 0.6)).epsilon(1e-5));
+  CHECK(w[0] == Approx(0.01).epsilon(1e-6));
+  CHECK(w[1] == 0.0f);
+  CHECK(w[2] == Approx(w2).epsilon(1e-6));
+  CHECK(st.chi[0][0] == Approx(-0.002).margin(1e-6));
+  CHECK(st.chi[0][2] == Approx(0.005).margin(1e-6));
+  // The residue is kept: one more −0.008 on element 0 makes χ = −0.010 → a second pulse.
+  apply(-0.008f, 0.0f, 0.0f);
+  CHECK(w[0] == Approx(0.01 + 0.01 * (1 - 0.01 / 0.6)).epsilon(1e-5));
 }
 
 TEST_CASE("mixed precision keeps soft-bounds weights where noisy pulse trains decay them", "[crossbar]") {
@@ -287,35 +454,36 @@ TEST_CASE("mixed precision keeps soft-bounds weights where noisy pulse trains de
   // the symmetry point), mixed precision cancels them digitally first.
   using dev = physics::devices::soft_bounds;
   using xbar = physics::crossbar<dev>;
+  using net_t = network<dense<dynamic, dynamic, xbar, noise::none, act::identity>>;
   const std::size_t in = 16, out = 4;
-  auto run = [&](physics::update_mode mode) {
+  auto run = [&](bool mixed) {
     xbar::params p;
     p.device = dev{.dw_min_std = 0, .up_down_dtod = 0, .w_min_dtod = 0, .w_max_dtod = 0};
-    p.update = mode;
-    xbar::tile<dynamic, dynamic> t(p);
-    t.resize(in, out);
+    net_t net({in, out}, seed{3}, p);
+    auto& t = layer<0>(net).tile;
     rng g(3);
-    t.prepare(g);
     std::vector<float> w0(in * out, 0.2f), b0(out, 0.0f);
     t.set_weights(w0.data(), b0.data(), g);
-    factored_update u;
-    u.bias = xt::zeros<float>({out});
-    u.factor_scale = 0.05f;
+    optim::mixed_precision<optim::sgd> mp{.inner = {.learning_rate = 1.0f}};
+    auto st = decltype(mp)::state<net_t>{};
     for (int k = 0; k < 200; ++k) {
       // Two samples with opposite deltas: the batch update is exactly zero.
-      u.input = xt2({2, in}, 1.0f);
-      u.delta = xt2({2, out}, 0.5f);
-      for (std::size_t j = 0; j < out; ++j) u.delta(1, j) = -0.5f;
-      u.weight = xt::zeros<float>({out, in});
+      gradients<net_t> u(net);
+      u[0].input = xt2({2, in}, 1.0f);
+      u[0].delta = xt2({2, out}, 0.5f);
+      for (std::size_t j = 0; j < out; ++j) u[0].delta(1, j) = -0.5f;
+      u[0].factor_scale = 0.05f;
+      u[0].factored = true;  // the dense product (zero) is formed too
       rng gk = rng(9).split(std::uint64_t(k));
-      t.program(u, gk);
+      if (mixed) mp.apply(u, st, net);
+      program(net, u, gk);
     }
     double m = 0;
     for (std::size_t e = 0; e < in * out; ++e) m += t.weight_data()[e];
     return m / double(in * out);
   };
-  CHECK(run(physics::update_mode::mixed_precision) == Approx(0.2).epsilon(1e-6));
-  CHECK(run(physics::update_mode::stochastic_pulses) < 0.15);
+  CHECK(run(true) == Approx(0.2).epsilon(1e-6));
+  CHECK(run(false) < 0.15);
 }
 
 TEST_CASE("pulsed training never crosses device bounds; conductances map the weights", "[crossbar]") {

@@ -712,3 +712,33 @@ TEST_CASE("the substrate decides once whether the transposed read is noisy, for 
   rng g1(5), g2(6);
   CHECK(xt::amax(xt::abs(forward(dnet, x, g1) - forward(dnet, x, g2)))() > 0.01f);
 }
+
+TEST_CASE("a noisy transposed read acts in the converters' range: its noise scales with the errors",
+          "[noise][dense][transposed]") {
+  // Backward errors are ~1/batch in size; a read-noise floor set for O(1) forward signals would
+  // swamp them if it were added in absolute units. The layer scales each row of dy to unit
+  // abs-max before the read (abs-max noise management) and the read-out back, so reading
+  // 10⁻³·dy gives exactly 10⁻³ times the noisy read of dy with the same stream.
+  using xbar = physics::crossbar<physics::devices::ideal>;
+  using layer_t = dense<dynamic, dynamic, xbar, noise::gaussian_read, act::identity>;
+  xbar::params p;
+  p.forward.is_perfect = p.backward.is_perfect = true;
+  network<layer_t> net({6, 4}, seed{3}, p, noise::gaussian_read{.sigma = 0.05, .full_scale = 1.0});
+  const auto& l = layer<0>(net);
+  xt::xtensor<float, 2> dy({3, 4});
+  rng gd(4);
+  fill_uniform(gd, dy.data(), dy.size(), -1.0f, 1.0f);
+  const xt::xtensor<float, 2> small = dy * 1e-3f;
+  xt::xtensor<float, 2> dx({3, 6}), dx_small({3, 6}), clean({3, 6});
+  rng g1(7), g2(7);
+  l.read_transposed(dy.data(), 3, dx.data(), g1);
+  l.read_transposed(small.data(), 3, dx_small.data(), g2);
+  rng g3(8);
+  l.tile.read_transposed(dy.data(), 3, clean.data(), g3);
+  double noise = 0;
+  for (std::size_t k = 0; k < dx.size(); ++k) {
+    CHECK(dx_small.data()[k] == Approx(1e-3 * dx.data()[k]).epsilon(1e-4).margin(1e-9));
+    noise = std::max(noise, std::abs(double(dx.data()[k]) - double(clean.data()[k])));
+  }
+  CHECK(noise > 1e-3);  // the read is noisy
+}

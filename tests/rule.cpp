@@ -178,3 +178,52 @@ TEST_CASE("a user rule on the skeleton: readout training equals backprop's outpu
   CHECK_THROWS_WITH(r2.step(b, state, bad, t, loss::mse{}, g), Catch::Contains("readout"));
   CHECK(std::equal(layer<1>(b).tile.weight_data(), layer<1>(b).tile.weight_data() + 36, layer<1>(kept).tile.weight_data()));
 }
+
+TEST_CASE("optim::mixed_precision transfers whole device steps and keeps the remainder", "[rule][optim][crossbar]") {
+  // Constant-step devices without variation: every transferred update is n·dw_min, the
+  // accumulator keeps |χ| < dw_min, and χ plus everything transferred is the inner optimiser's
+  // total update (nothing is lost, nothing invented).
+  using xbar = physics::crossbar<physics::devices::constant_step>;
+  using net_t = network<dense<dynamic, dynamic, xbar, noise::none, act::identity>>;
+  xbar::params p;
+  p.forward.is_perfect = p.backward.is_perfect = true;
+  p.device.dw_min_dtod = p.device.dw_min_std = p.device.up_down_dtod = 0;
+  p.device.w_min_dtod = p.device.w_max_dtod = 0;
+  net_t net({5, 3}, seed{1}, p);
+  const double q = p.device.dw_min;
+  CHECK(tile_hooks::update_granularity(layer<0>(net).tile) == q);
+  CHECK(tile_hooks::update_granularity(physics::digital::tile<2, 2>{}) == 0.0);
+
+  optim::mixed_precision<optim::sgd> mp{.inner = {.learning_rate = 0.01f}};
+  auto st_mp = decltype(mp)::state<net_t>{};
+  optim::sgd plain{.learning_rate = 0.01f};
+  auto st_plain = optim::sgd::state<net_t>{};
+  rng g(2);
+  std::vector<double> transferred(15, 0.0), requested(15, 0.0);
+  for (int k = 0; k < 40; ++k) {
+    gradients<net_t> est(net);
+    fill_normal<float>(g, est[0].weight.data(), 15, 0.0f, 0.3f);
+    gradients<net_t> ref = est;
+    plain.apply(ref, st_plain, net);
+    mp.apply(est, st_mp, net);
+    for (std::size_t e = 0; e < 15; ++e) {
+      const double u = est[0].weight.data()[e];
+      CHECK(std::abs(u / q - std::round(u / q)) < 1e-3);  // whole steps only
+      transferred[e] += u;
+      requested[e] += ref[0].weight.data()[e];
+      CHECK(std::abs(st_mp.chi[0][e]) < q);
+    }
+  }
+  for (std::size_t e = 0; e < 15; ++e) CHECK(transferred[e] + st_mp.chi[0][e] == Approx(requested[e]).margin(1e-6));
+  // A digital layer passes through unchanged.
+  using dnet = network<dense<dynamic, dynamic, physics::digital, noise::none, act::identity>>;
+  dnet dn({5, 3}, seed{1});
+  gradients<dnet> a(dn), b(dn);
+  fill_normal<float>(g, a[0].weight.data(), 15);
+  b = a;
+  auto s1 = optim::mixed_precision<optim::sgd>::state<dnet>{};
+  auto s2 = optim::sgd::state<dnet>{};
+  optim::mixed_precision<optim::sgd>{.inner = {.learning_rate = 0.01f}}.apply(a, s1, dn);
+  optim::sgd{.learning_rate = 0.01f}.apply(b, s2, dn);
+  for (std::size_t e = 0; e < 15; ++e) CHECK(a[0].weight.data()[e] == b[0].weight.data()[e]);
+}

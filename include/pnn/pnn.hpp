@@ -35,6 +35,7 @@
 #include <pnn/nn/optical_activation.hpp>
 #include <pnn/noise/mismatch.hpp>
 #include <pnn/noise/noise.hpp>
+#include <pnn/physics/cost.hpp>
 #include <pnn/physics/crossbar.hpp>
 #include <pnn/physics/devices.hpp>
 #include <pnn/physics/mzi.hpp>
@@ -42,6 +43,7 @@
 #include <pnn/physics/pcm_inference.hpp>
 #include <pnn/physics/photonic_noise.hpp>
 #include <pnn/physics/resistor_network.hpp>
+#include <pnn/physics/resistor_substrate.hpp>
 #include <pnn/simd/random.hpp>
 #include <pnn/train/alignment.hpp>
 #include <pnn/train/callbacks.hpp>

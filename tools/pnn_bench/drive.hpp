@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <numeric>
+#include <utility>
 #include <string>
 
 #include <xtensor/xview.hpp>
@@ -14,6 +15,31 @@
 namespace pnn_bench {
 
 using pnn::dynamic;
+
+template <class Tile>
+inline constexpr bool has_update_granularity = requires(const Tile& t) { t.update_granularity(); };
+
+/// True when some layer of `Net` programs in whole device steps (a pulsed crossbar).
+template <class Net>
+constexpr bool programs_in_steps() {
+  bool any = false;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    ((any = any || has_update_granularity<typename Net::template layer_type<I>::tile_type>), ...);
+  }(std::make_index_sequence<Net::num_layers>{});
+  return any;
+}
+
+/// The optimiser a rule runs with on `Net`: on pulsed crossbars, `optim::mixed_precision` around
+/// it (updates accumulate digitally and whole device pulses are transferred — aihwkit's
+/// mixed-precision compound; plain stochastic pulse trains plateau near 81 % on this task
+/// because every sample's pulses pull soft-bounds devices towards zero); elsewhere `o` itself.
+template <class Net, class Opt>
+auto on_substrate(Opt o) {
+  if constexpr (programs_in_steps<Net>()) return pnn::optim::mixed_precision<Opt>{std::move(o)};
+  else return o;
+}
+template <class Net, class Opt>
+using on_substrate_t = decltype(on_substrate<Net>(std::declval<Opt>()));
 
 /// The benchmark architecture on substrate `S` with noise `N`, hidden activation `A` and output
 /// activation `O`.
@@ -52,12 +78,9 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
   }
   using xbar = pnn::physics::crossbar<pnn::physics::devices::soft_bounds>;
   if (substrate == "crossbar" || substrate == "crossbar_variation") {
-    // Soft-bounds device, aihwkit's default IO. Updates go through a digital accumulator that
-    // fires whole device pulses (aihwkit's mixed-precision compound): plain stochastic pulse
-    // trains plateau near 81 % on this task because every sample's pulses pull soft-bounds
-    // devices towards zero; the pulses themselves are the same device physics.
+    // Soft-bounds device, aihwkit's default IO. Every rule's optimiser is wrapped in
+    // `optim::mixed_precision` on these networks (`on_substrate`).
     typename xbar::params p;
-    p.update = pnn::physics::update_mode::mixed_precision;
     auto m = pnn::noise::crossbar_variation_mismatch();
     const bool mismatched = substrate == "crossbar_variation";
     if (sweep) {
@@ -110,6 +133,23 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     }
     throw skip("--hidden supports one or two hidden layers");
   }
+  if (substrate == "resistor") {
+    // A digital encoder (784 → hidden) feeds a resistor-network output layer (Stern et al.):
+    // each output node is a conductance-weighted mean of the hidden voltages, amplified ×8 (a
+    // resistor cannot make a negative weight; the amplifier sets the logits' range). Every
+    // rule's update reaches it in conductance space (the adjoint state); perturbative rules
+    // perturb conductances.
+    if (sweep) throw skip("sweeps on resistor are not defined");
+    if (cfg.hidden.size() != 1) throw skip("--hidden: the resistor substrate takes one hidden layer");
+    using rsub = pnn::physics::resistor_substrate;
+    typename rsub::params p;
+    p.output_gain = 8.0;
+    noise = "none (digital encoder, resistor output layer)";
+    using enc = pnn::dense<dynamic, dynamic, pnn::physics::digital, pnn::noise::none, A>;
+    pnn::network<enc, pnn::dense<dynamic, dynamic, rsub, pnn::noise::none, O>> net({in, cfg.hidden[0], out},
+                                                                                 pnn::seed{cfg.seed}, p);
+    return f(net);
+  }
   throw skip("substrate '" + substrate + "' has not landed in this build");
 }
 
@@ -136,6 +176,8 @@ struct feedforward_accuracy {
 template <class Net, class Rule, class Loss = pnn::loss::softmax_cross_entropy, class Eval = feedforward_accuracy>
 result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net, Rule& rule, result r, bool align,
                          const Loss& loss = {}, Eval eval = {}) {
+  if constexpr (programs_in_steps<Net>())
+    r.settings["update_transfer"] = "mixed_precision (digital accumulator, whole dw_min pulses)";
   const std::size_t probe = std::min<std::size_t>(256, d.train.size());
   const xt::xtensor<float, 2> px = xt::view(d.train.inputs, xt::range(0, probe), xt::all());
   const xt::xtensor<float, 2> pt = xt::view(d.train.targets, xt::range(0, probe), xt::all());

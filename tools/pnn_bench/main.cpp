@@ -28,7 +28,7 @@ bool add_rule(const std::string& name, runner r) {
   return true;
 }
 const std::vector<std::string>& known_substrates() {
-  static const std::vector<std::string> s{"digital", "crossbar", "crossbar_variation", "mzi"};
+  static const std::vector<std::string> s{"digital", "crossbar", "crossbar_variation", "mzi", "resistor"};
   return s;
 }
 const std::vector<std::string>& known_rules() {
@@ -211,7 +211,7 @@ int run(int argc, char** argv) {
               threads_s = std::to_string(std::max(1U, std::thread::hardware_concurrency()));
   CLI::App app{"pnn-bench: every learning rule x substrate on Fashion-MNIST"};
   app.add_option("--rules", rules, "comma-separated rules, or 'all'");
-  app.add_option("--substrates", substrates, "comma-separated: digital, crossbar, crossbar_variation, mzi (default: the first three)");
+  app.add_option("--substrates", substrates, "comma-separated: digital, crossbar, crossbar_variation, mzi, resistor (default: the first three)");
   app.add_option("--epochs", epochs_s, "epochs per run (default 3)");
   app.add_option("--batch", batch_s, "mini-batch size (default 64)");
   app.add_option("--hidden", hidden, "comma-separated hidden sizes (default 256)");

@@ -10,12 +10,13 @@ constexpr float backprop_lr = 0.02f;
 constexpr float backprop_momentum = 0.9f;
 
 template <class Net>
-pnn::learn::backprop<pnn::optim::momentum> make_backprop(const config& cfg, const pnn::data::split& d) {
+auto make_backprop(const config& cfg, const pnn::data::split& d) {
   const std::size_t steps = cfg.epochs * ((d.train.size() + cfg.batch - 1) / cfg.batch);
-  return pnn::learn::backprop<pnn::optim::momentum>{{.optimizer = {
+  using opt = on_substrate_t<Net, pnn::optim::momentum>;
+  return pnn::learn::backprop<opt>{{.optimizer = on_substrate<Net>(pnn::optim::momentum{
       .learning_rate = backprop_lr,
       .momentum = backprop_momentum,
-      .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}}}};
+      .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}})}};
 }
 
 result run_backprop(const config& cfg, const std::string& substrate, const pnn::data::split& d,

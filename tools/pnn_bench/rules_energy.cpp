@@ -29,11 +29,12 @@ pnn::optim::sgd layer_rates(const config& cfg, const pnn::data::split& d) {
 
 // The prototypical setting (β 0.2, T 30, K 10, synchronous) or its alternating equivalent
 // (T 15, K 5), with the command line's β, neuron noise and averaging.
-pnn::learn::equilibrium_propagation<>::params ep_params(const config& cfg, const pnn::data::split& d) {
+template <class Opt = pnn::optim::sgd>
+typename pnn::learn::equilibrium_propagation<Opt>::params ep_params(const config& cfg, Opt optimizer) {
   // The holomorphic estimator's complex relaxation is synchronous and measures final states.
   const bool holomorphic = cfg.ep_estimator == "holomorphic";
   const bool alternating = cfg.ep_update == "alternating" && !holomorphic;
-  return {.optimizer = layer_rates(cfg, d),
+  return {.optimizer = std::move(optimizer),
           .beta = cfg.ep_beta,
           .free_steps = alternating ? 15U : 30U,
           .nudged_steps = alternating ? 5U : 10U,
@@ -66,8 +67,9 @@ result run_ep(const config& cfg, const std::string& substrate, const pnn::data::
   r.sweep = sweep;
   return with_network<hs, hs>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     pnn::init::uniform_fan_in(net, pnn::seed{cfg.seed});
-    const auto p = ep_params(cfg, d);
-    pnn::learn::equilibrium_propagation<> rule(p);
+    using net_t = std::remove_cvref_t<decltype(net)>;
+    const auto p = ep_params(cfg, on_substrate<net_t>(layer_rates(cfg, d)));
+    pnn::learn::equilibrium_propagation<on_substrate_t<net_t, pnn::optim::sgd>> rule(p);
     r.settings = {{"estimator", cfg.ep_estimator},
                   {"beta", p.beta},
                   {"free_steps", p.free_steps},
@@ -78,12 +80,13 @@ result run_ep(const config& cfg, const std::string& substrate, const pnn::data::
                   {"state_noise", p.state_noise},
                   {"average_steps", p.average_steps},
                   {"optimizer", "sgd"},
-                  {"layer_learning_rates", rule.parameters().optimizer.layer_learning_rates},
+                  {"layer_learning_rates", layer_rates(cfg, d).layer_learning_rates},
                   {"lr_schedule", "cosine"},
                   {"activation", "hard_sigmoid"},
                   {"loss", "mse"},
                   {"init", "uniform_fan_in"}};
-    return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::mse{}, equilibrium_accuracy{p, cfg.seed});
+    return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::mse{},
+                             equilibrium_accuracy{ep_params(cfg, layer_rates(cfg, d)), cfg.seed});
   });
 }
 
@@ -96,8 +99,9 @@ result run_coupled(const config& cfg, const std::string& substrate, const pnn::d
   return with_network<hs, hs>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     pnn::init::uniform_fan_in(net, pnn::seed{cfg.seed});
     const bool alternating = cfg.ep_update == "alternating";
-    pnn::learn::coupled_learning<> rule(
-        {.optimizer = layer_rates(cfg, d),
+    using net_t = std::remove_cvref_t<decltype(net)>;
+    pnn::learn::coupled_learning<on_substrate_t<net_t, pnn::optim::sgd>> rule(
+        {.optimizer = on_substrate<net_t>(layer_rates(cfg, d)),
          .eta = 0.2,
          .free_steps = alternating ? 15U : 30U,
          .nudged_steps = alternating ? 5U : 10U,
@@ -109,13 +113,13 @@ result run_coupled(const config& cfg, const std::string& substrate, const pnn::d
                   {"update_order", cfg.ep_update},
                   {"average_steps", cfg.ep_average},
                   {"optimizer", "sgd"},
-                  {"layer_learning_rates", rule.parameters().optimizer.layer_learning_rates},
+                  {"layer_learning_rates", layer_rates(cfg, d).layer_learning_rates},
                   {"lr_schedule", "cosine"},
                   {"activation", "hard_sigmoid"},
                   {"loss", "mse"},
                   {"init", "uniform_fan_in"}};
     // Scored at the noiseless free equilibrium of the same relaxation.
-    auto p = ep_params(cfg, d);
+    auto p = ep_params(cfg, layer_rates(cfg, d));
     p.state_noise = 0;
     p.average_steps = 1;
     return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::mse{}, equilibrium_accuracy{p, cfg.seed});

@@ -36,8 +36,9 @@ result run_fa(const config& cfg, const std::string& substrate, const pnn::data::
   r.sweep = sweep;
   const bool sign = cfg.fa_feedback == "sign";
   return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
-    pnn::learn::feedback_alignment<pnn::optim::momentum> rule{
-        {.optimizer = recipe(cfg, d),
+    using net_t = std::remove_cvref_t<decltype(net)>;
+    pnn::learn::feedback_alignment<on_substrate_t<net_t, pnn::optim::momentum>> rule{
+        {.optimizer = on_substrate<net_t>(recipe(cfg, d)),
          .feedback = sign ? pnn::learn::feedback_kind::sign_symmetry : pnn::learn::feedback_kind::random,
          .feedback_seed = 1}};
     r.settings = settings(sign ? "sign_symmetry" : "random");
@@ -52,7 +53,9 @@ result run_dfa(const config& cfg, const std::string& substrate, const pnn::data:
   r.substrate = substrate;
   r.sweep = sweep;
   return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
-    pnn::learn::direct_feedback_alignment<pnn::optim::momentum> rule{{.optimizer = recipe(cfg, d), .feedback_seed = 1}};
+    using net_t = std::remove_cvref_t<decltype(net)>;
+    pnn::learn::direct_feedback_alignment<on_substrate_t<net_t, pnn::optim::momentum>> rule{
+        {.optimizer = on_substrate<net_t>(recipe(cfg, d)), .feedback_seed = 1}};
     r.settings = settings("random");
     return train_and_measure(cfg, d, net, rule, r, true);
   });

@@ -30,8 +30,10 @@ result run_forward_gradient(const config& cfg, const std::string& substrate, con
   result r = make("forward_gradient", substrate, sweep);
   const bool activity = cfg.fg_mode == "activity";
   return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) -> result {
+    using net_t = std::remove_cvref_t<decltype(net)>;
     if (activity) {
-      pnn::learn::forward_gradient<pnn::optim::adam> rule{{.optimizer = {.learning_rate = 1e-3f, .lr_schedule = cosine(cfg, d)},
+      pnn::learn::forward_gradient<on_substrate_t<net_t, pnn::optim::adam>> rule{
+          {.optimizer = on_substrate<net_t>(pnn::optim::adam{.learning_rate = 1e-3f, .lr_schedule = cosine(cfg, d)}),
                                                            .mode = pnn::learn::forward_gradient_mode::activity,
                                                            .num_tangents = 4}};
       r.settings = optimizer_settings("adam", 1e-3);
@@ -39,7 +41,8 @@ result run_forward_gradient(const config& cfg, const std::string& substrate, con
       r.settings["num_tangents"] = 4;
       return train_and_measure(cfg, d, net, rule, r, true);
     }
-    pnn::learn::forward_gradient<pnn::optim::sgd> rule{{.optimizer = {.learning_rate = 1e-3f, .lr_schedule = cosine(cfg, d)},
+    pnn::learn::forward_gradient<on_substrate_t<net_t, pnn::optim::sgd>> rule{
+        {.optimizer = on_substrate<net_t>(pnn::optim::sgd{.learning_rate = 1e-3f, .lr_schedule = cosine(cfg, d)}),
                                                         .mode = pnn::learn::forward_gradient_mode::weight}};
     r.settings = optimizer_settings("sgd", 1e-3);
     r.settings["mode"] = "weight";
@@ -52,8 +55,11 @@ result run_weight_perturbation(const config& cfg, const std::string& substrate, 
                                const std::optional<sweep_point>& sweep) {
   result r = make("weight_perturbation", substrate, sweep);
   return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
-    pnn::learn::weight_perturbation<pnn::optim::adam> rule{
-        {.optimizer = {.learning_rate = 1e-3f, .lr_schedule = cosine(cfg, d)}, .sigma = 0.01, .num_perturbations = 8}};
+    using net_t = std::remove_cvref_t<decltype(net)>;
+    pnn::learn::weight_perturbation<on_substrate_t<net_t, pnn::optim::adam>> rule{
+        {.optimizer = on_substrate<net_t>(pnn::optim::adam{.learning_rate = 1e-3f, .lr_schedule = cosine(cfg, d)}),
+         .sigma = 0.01,
+         .num_perturbations = 8}};
     r.settings = optimizer_settings("adam", 1e-3);
     r.settings["sigma"] = 0.01;
     r.settings["num_perturbations"] = 8;
@@ -66,8 +72,11 @@ result run_node_perturbation(const config& cfg, const std::string& substrate, co
                              const std::optional<sweep_point>& sweep) {
   result r = make("node_perturbation", substrate, sweep);
   return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
-    pnn::learn::node_perturbation<pnn::optim::adam> rule{
-        {.optimizer = {.learning_rate = 1e-3f, .lr_schedule = cosine(cfg, d)}, .sigma = 0.01, .num_perturbations = 1}};
+    using net_t = std::remove_cvref_t<decltype(net)>;
+    pnn::learn::node_perturbation<on_substrate_t<net_t, pnn::optim::adam>> rule{
+        {.optimizer = on_substrate<net_t>(pnn::optim::adam{.learning_rate = 1e-3f, .lr_schedule = cosine(cfg, d)}),
+         .sigma = 0.01,
+         .num_perturbations = 1}};
     r.settings = optimizer_settings("adam", 1e-3);
     r.settings["sigma"] = 0.01;
     r.settings["num_perturbations"] = 1;
@@ -81,8 +90,9 @@ result run_spsa(const config& cfg, const std::string& substrate, const pnn::data
   result r = make("spsa", substrate, sweep);
   const bool multiplexed = cfg.perturbation == "code_multiplexed";
   return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
-    pnn::learn::spsa<pnn::optim::spsa_gain> rule{
-        {.optimizer = {.a = 0.05f, .stability = 100.0f},
+    using net_t = std::remove_cvref_t<decltype(net)>;
+    pnn::learn::spsa<on_substrate_t<net_t, pnn::optim::spsa_gain>> rule{
+        {.optimizer = on_substrate<net_t>(pnn::optim::spsa_gain{.a = 0.05f, .stability = 100.0f}),
          .c = 0.01,
          .num_perturbations = 8,
          .perturbation = multiplexed ? pnn::learn::spsa_perturbation::code_multiplexed : pnn::learn::spsa_perturbation::spsa}};
@@ -93,11 +103,12 @@ result run_spsa(const config& cfg, const std::string& substrate, const pnn::data
 }
 
 // Forward-forward classifies by the label whose embedding gives the highest goodness.
+template <class Rule>
 struct goodness_accuracy {
-  const void* rule;
+  const Rule* rule;
   template <class Net>
   double operator()(const Net& net, const pnn::data::dataset& test, std::size_t) const {
-    return static_cast<const pnn::learn::forward_forward<pnn::optim::adam>*>(rule)->evaluate(net, test);
+    return rule->evaluate(net, test);
   }
 };
 
@@ -106,8 +117,10 @@ result run_forward_forward(const config& cfg, const std::string& substrate, cons
   result r = make("forward_forward", substrate, sweep);
   const bool cos = cfg.ff_goodness == "cosine";
   return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
-    pnn::learn::forward_forward<pnn::optim::adam> rule{
-        {.optimizer = {.learning_rate = 3e-3f, .lr_schedule = cosine(cfg, d)},
+    using net_t = std::remove_cvref_t<decltype(net)>;
+    using rule_t = pnn::learn::forward_forward<on_substrate_t<net_t, pnn::optim::adam>>;
+    rule_t rule{
+        {.optimizer = on_substrate<net_t>(pnn::optim::adam{.learning_rate = 3e-3f, .lr_schedule = cosine(cfg, d)}),
          .goodness = cos ? pnn::learn::ff_goodness::cosine : pnn::learn::ff_goodness::energy,
          .threshold = cos ? 0.0 : 0.5,
          .sharpness = 10.0,
@@ -119,7 +132,7 @@ result run_forward_forward(const config& cfg, const std::string& substrate, cons
     r.settings["sharpness"] = 10.0;
     r.settings["label_scale"] = 4.0;
     r.settings["negatives"] = "random wrong label";
-    return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::softmax_cross_entropy{}, goodness_accuracy{&rule});
+    return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::softmax_cross_entropy{}, goodness_accuracy<rule_t>{&rule});
   });
 }
 

@@ -32,10 +32,11 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
                {.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed, .progress = pnn::progress_mode::never});
     pnn::rng g(cfg.seed, 0xde9);
     pnn::deploy(twin, physical, g);
-    pnn::learn::physics_aware<pnn::optim::momentum> pat{{.optimizer = {
-        .learning_rate = pat_lr,
-        .momentum = momentum,
-        .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}}}};
+    pnn::learn::physics_aware<on_substrate_t<physical_t, pnn::optim::momentum>> pat{
+        {.optimizer = on_substrate<physical_t>(pnn::optim::momentum{
+             .learning_rate = pat_lr,
+             .momentum = momentum,
+             .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}})}};
     r.settings = optimizer_settings("momentum", pat_lr, momentum);
     r.settings["init"] = "in_silico deployment (twin: backprop, momentum, lr 0.02, same epochs)";
     r.settings["twin"] = "ideal digital network of the same shape, mirroring the nominal (model) weights";

@@ -8,12 +8,13 @@
 /// `V_O^C = V_O^F + η (V* − V_O^F)`; local update `Δθ = −(α/η)[∂E/∂θ(s^C) − ∂E/∂θ(s^F)]`
 /// (docs/rules.md). `estimate` returns `ĝ = (1/η)[∂E/∂θ(s^C) − ∂E/∂θ(s^F)]` (batch mean), which
 /// `step` subtracts scaled by the learning rate α.
-/// * On a `physics::resistor_network` (`E` = dissipated power `½Σk(ΔV)²`): Stern et al.'s
-///   `Δk_e = (α/η)[(ΔV_e^F)² − (ΔV_e^C)²]`, clipped at the network's `k_min` — twice the general
-///   formula above, since `∂E/∂k_e = ½(ΔV_e)²` (the 2 sits in α);
-///   `ĝ_e = (1/η)[(ΔV_e^C)² − (ΔV_e^F)²]`. The
-///   cost is the mean squared error; α is the optimiser's `learning_rate` (the update is the local
-///   rule itself: momentum or Adam state is not used here).
+/// * On a network of one resistor-network layer (`physics::resistor_substrate`, identity
+///   activation, no noise policy; `E` = dissipated power `½Σk(ΔV)²`): the clamp is set in node
+///   voltages, `V_O^C = V_O^F − η n ∂C/∂y / G` (for the MSE `V_O^F + η (V* − V_O^F)` with
+///   `V* = y*/G`), and the estimate is Stern et al.'s, in conductance space:
+///   `ĝ_e = (1/η) mean_n [(ΔV_e^C)² − (ΔV_e^F)²]` — twice the general formula above, since
+///   `∂E/∂k_e = ½(ΔV_e)²` (the 2 sits in the learning rate). It goes through the optimiser like every estimate (momentum, Adam,
+///   schedules act per resistor); conductances stop at `k_min`.
 /// * On a layered `energy_network` whose output layer is `act::hard_sigmoid` (the energy model
 ///   of `equilibrium_propagation`): the free phase relaxes T steps, then the output state is held
 ///   at `s_out + η (y − s_out)` (for a general loss `s_out − η ∂C/∂s_out` per sample, clipped to
@@ -37,7 +38,7 @@
 #include <pnn/learn/rule.hpp>
 #include <pnn/learn/skeleton.hpp>
 #include <pnn/nn/loss.hpp>
-#include <pnn/physics/resistor_network.hpp>
+#include <pnn/physics/resistor_substrate.hpp>
 
 namespace pnn::learn {
 
@@ -77,46 +78,28 @@ class coupled_learning : public rule_skeleton<coupled_learning<Optimizer>> {
   /// Residuals, energies and steps of the last layered estimate (`nudged_*`: the clamped phase).
   [[nodiscard]] const relaxation_report& last_report() const noexcept { return report_; }
 
-  // ---- resistor networks -------------------------------------------------------------------
-
-  /// `ĝ_e = (1/η) mean_n [(ΔV_e^C)² − (ΔV_e^F)²]` for source voltages `x` (n × inputs) and target
-  /// output voltages `target` (n × outputs). `Loss` must be `loss::mse`.
-  template <class X, class Y, class Loss>
-  std::vector<double> estimate(const physics::resistor_network& net, const xt::xexpression<X>& x,
-                               const xt::xexpression<Y>& target, const Loss&, rng&) {
-    static_assert(std::is_same_v<Loss, loss::mse>, "coupled_learning on a resistor network trains the mean squared error");
-    std::vector<double> g;
-    (void)run_resistor(net, x, target, g);
-    return g;
-  }
-
-  /// One coupled-learning step on a resistor network: `k ← max(k − α ĝ, k_min)`. Returns the
-  /// batch's MSE before the step.
-  template <class X, class Y, class Loss>
-  step_result step(physics::resistor_network& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
-                   const Loss&, rng&) {
-    static_assert(std::is_same_v<Loss, loss::mse>, "coupled_learning on a resistor network trains the mean squared error");
-    std::vector<double> g;
-    step_result r = run_resistor(net, x, target, g);
-    const double alpha = double(params_.optimizer.learning_rate);
-    for (double& v : g) v *= alpha;
-    net.program(g);
-    return r;
-  }
-
   // ---- layered energy networks ---------------------------------------------------------------
 
-  /// The coupled-learning estimate and step on a layered energy network (`x`: n × inputs,
-  /// `target`: n × outputs): `learn::rule_skeleton`'s, with or without a caller-owned state.
+  /// The coupled-learning estimate and step on a layered energy network or a resistor-network
+  /// layer (`x`: n × inputs, `target`: n × outputs): `learn::rule_skeleton`'s, with or without
+  /// a caller-owned state.
   using skeleton::estimate;
   using skeleton::step;
+
+  /// True for a network of one layer whose tile is a resistor network (trained natively).
+  template <class Net>
+  static consteval bool on_resistor_network() {
+    if constexpr (Net::num_layers == 1) return physics::resistor_tile<typename Net::template layer_type<0>::tile_type>;
+    else return false;
+  }
 
   /// Per-network state (layered networks): the relaxation engine, both phases' states, the
   /// estimate and the optimiser's state.
   template <class Net>
   struct state {
     using T = typename Net::value_type;
-    energy_detail::energy_relaxation<Net> engine{};
+    struct no_engine {};
+    std::conditional_t<on_resistor_network<Net>(), no_engine, energy_detail::energy_relaxation<Net>> engine{};
     std::array<xt::xtensor<T, 2>, Net::num_layers> free{}, clamped{}, free_mean{}, clamped_mean{};
     xt::xtensor<T, 2> delta0{}, cat_delta{}, dy{};
     gradients<Net> grad{};
@@ -127,7 +110,15 @@ class coupled_learning : public rule_skeleton<coupled_learning<Optimizer>> {
  private:
   template <class Net>
   void validate(const Net&) const {
-    require_layered<Net>();
+    if constexpr (on_resistor_network<Net>()) {
+      using L = typename Net::template layer_type<0>;
+      static_assert(std::is_same_v<typename L::activation_type, act::identity>,
+                    "coupled_learning on a resistor network: the layer's outputs are node voltages (act::identity)");
+      static_assert(std::is_same_v<typename L::noise_type, noise::none>,
+                    "coupled_learning on a resistor network measures node voltages directly: no noise policy");
+    } else {
+      require_layered<Net>();
+    }
     check(params_);
   }
 
@@ -146,42 +137,63 @@ class coupled_learning : public rule_skeleton<coupled_learning<Optimizer>> {
                   std::to_string(p.average_steps));
   }
 
-  template <class X, class Y>
-  step_result run_resistor(const physics::resistor_network& net, const xt::xexpression<X>& x,
-                           const xt::xexpression<Y>& target, std::vector<double>& g) {
-    check(params_);
-    const auto xb = pnn::detail::as_batch<double>(x, net.num_inputs(), "coupled_learning: x");
-    const auto tb = pnn::detail::as_batch<double>(target, net.num_outputs(), "coupled_learning: target");
-    const std::size_t n = xb.shape()[0], k = net.num_outputs(), nodes = net.num_nodes();
-    if (tb.shape()[0] != n) throw_error("coupled_learning: x and target have different numbers of rows");
-    if (n == 0) throw_error("coupled_learning: empty batch");
-    std::vector<double> vf(n * nodes), vc(n * nodes), yo(n * k), clamp(n * k);
-    net.free_state(xb.data(), n, vf.data());
-    net.outputs(vf.data(), n, yo.data());
-    step_result r;
-    r.loss = double(loss::mse{}.value(yo.data(), tb.data(), n, k));
-    r.count = n;
-    r.correct = k > 1 ? pnn::detail::count_correct<double>(yo.data(), tb.data(), n, k) : 0;
-    const double eta = params_.eta;
-    for (std::size_t i = 0; i < n * k; ++i) clamp[i] = yo[i] + eta * (tb.data()[i] - yo[i]);
-    net.clamped_state(xb.data(), clamp.data(), n, vc.data());
-    const auto& es = net.edges();
-    g.assign(es.size(), 0.0);
-    const double scale = 1.0 / (eta * double(n));
-    for (std::size_t rr = 0; rr < n; ++rr) {
-      const double* f = vf.data() + rr * nodes;
-      const double* c = vc.data() + rr * nodes;
-      for (std::size_t e = 0; e < es.size(); ++e) {
+  // Stern et al.'s rule on the layer's resistor network, in conductance space (file comment).
+  template <class Net, class Loss>
+  step_result run_resistor(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss,
+                           state<Net>& s) {
+    using T = typename Net::value_type;
+    const auto& l = layer<0>(net);
+    const physics::resistor_network& rn = l.tile.network();
+    const double gain = l.tile.parameters().output_gain;
+    const std::size_t n = b.n, in = rn.num_inputs(), k = rn.num_outputs(), nodes = rn.num_nodes();
+    std::vector<double> vs(n * in), vf(n * nodes), vc(n * nodes), vo(n * k);
+    for (std::size_t i = 0; i < n * in; ++i) vs[i] = double(b.x[i]);
+    rn.free_state(vs.data(), n, vf.data());
+    rn.outputs(vf.data(), n, vo.data());
+    pnn::detail::resize_if_needed(s.free[0], n, k);
+    pnn::detail::resize_if_needed(s.dy, n, k);
+    T* y = s.free[0].data();
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t o = 0; o < k; ++o) y[r * k + o] = static_cast<T>(gain * vo[r * k + o]);
+    step_result res;
+    res.loss = double(loss.gradient(y, b.target, n, k, s.dy.data()));
+    res.correct = k > 1 ? pnn::detail::count_correct<T>(y, b.target, n, k) : 0;
+    res.count = n;
+    // Clamp: one step of size η·n down the per-sample cost gradient, in output volts.
+    const double step_out = params_.eta * double(n) / gain;
+    for (std::size_t i = 0; i < n * k; ++i) vo[i] -= step_out * double(s.dy.data()[i]);
+    rn.clamped_state(vs.data(), vo.data(), n, vc.data());
+    s.grad.reshape(net);  // the weight-space part stays zero: the estimate is in conductances
+    auto& g = s.grad[0];
+    const auto& es = rn.edges();
+    const double scale = 1.0 / (params_.eta * double(n));
+    for (std::size_t e = 0; e < es.size(); ++e) {
+      double acc = 0;
+      for (std::size_t r = 0; r < n; ++r) {
+        const double* f = vf.data() + r * nodes;
+        const double* c = vc.data() + r * nodes;
         const double df = f[es[e].from] - f[es[e].to], dc = c[es[e].from] - c[es[e].to];
-        g[e] += scale * (dc * dc - df * df);
+        acc += dc * dc - df * df;
       }
+      g.parameter.data()[e] = static_cast<T>(scale * acc);
     }
-    return r;
+    g.parameter_space = true;
+    return res;
   }
 
   template <class Net, class Loss>
   step_result run(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss, rng& g,
                   state<Net>& s, rule_pass) {
+    if constexpr (on_resistor_network<Net>()) {
+      return run_resistor(net, b, loss, s);
+    } else {
+      return run_layered(net, b, loss, g, s);
+    }
+  }
+
+  template <class Net, class Loss>
+  step_result run_layered(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss,
+                          rng& g, state<Net>& s) {
     using T = typename Net::value_type;
     constexpr std::size_t S = energy_detail::ep_traits<Net>::num_states;
     const std::size_t n = b.n, k = net.output_size();

@@ -129,7 +129,6 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
   step_result forward_pass(Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b, const Loss& loss,
                            rng& g, state<Net>& s) {
     using T = typename Net::value_type;
-    static_assert(dense_layers<Net>(), "learn::forward_gradient needs layers whose tiles expose weight_data()");
     const std::size_t n = b.n, k = net.output_size();
     rng gf = g.split(1);
     forward_trace(net, b.x, n, s.tr, gf);
@@ -168,15 +167,6 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
       weight_joint(net, n, gt, s);
     }
     return r;
-  }
-
-  template <class Net>
-  static constexpr bool dense_layers() {
-    bool ok = true;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((ok = ok && dense_tile<typename Net::template layer_type<I>::tile_type>), ...);
-    }(std::make_index_sequence<Net::num_layers>{});
-    return ok;
   }
 
   // Fixed readouts (drawn once per network shape) and the local losses' output gradients.

@@ -10,6 +10,7 @@
 /// `apply` rewrites the estimate in place into the update the substrate subtracts.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <numbers>
@@ -250,6 +251,58 @@ struct adam {
       update(g[i].parameter.data(), s.m[i].parameter.data(), s.v[i].parameter.data(), g[i].parameter.size());
       g[i].factored = false;
     }
+  }
+};
+
+/// \brief Mixed-precision transfer around an optimiser (Nandakumar et al. 2020; aihwkit's
+/// `MixedPrecisionCompound`): the shaped update is accumulated in a digital matrix χ per layer
+/// and only whole device steps leave it, `n = trunc(χ/Δw_min)` per element, `χ ← χ − n·Δw_min`.
+///
+/// Batch noise then cancels in χ instead of in the devices, which saturating (soft-bounds)
+/// devices need to train well. The step `Δw_min` is the tile's `tile_hooks::update_granularity`
+/// (a pulsed crossbar's `dw_min`); a layer without one (digital, continuous devices) and an
+/// update in a tile's own parameters pass through unchanged. The crossbar then fires exactly
+/// `|n|` pulses per device (its dense-update path). How updates are accumulated is a learning
+/// decision, so it lives here and not in the device physics.
+template <class Inner = sgd>
+struct mixed_precision {
+  static constexpr const char* name = "mixed_precision";
+  Inner inner{};  ///< the optimiser whose update is accumulated
+
+  template <class Net>
+  struct state {
+    typename Inner::template state<Net> inner{};
+    std::array<std::vector<double>, Net::num_layers> chi{};  ///< χ per layer (Out × In)
+  };
+
+  /// Never keeps factors: the transferred update is a whole-step matrix.
+  [[nodiscard]] bool keeps_factors() const noexcept { return false; }
+
+  /// \pre the inner optimiser's preconditions.
+  void validate() const {
+    if constexpr (requires { inner.validate(); }) inner.validate();
+  }
+
+  /// Shapes with the inner optimiser, then moves whole device steps out of χ into `g`.
+  template <class Net>
+  void apply(gradients<Net>& g, state<Net>& s, const Net& net) const {
+    using T = typename Net::value_type;
+    inner.apply(g, s.inner, net);
+    net.for_each_layer([&](const auto& l, std::size_t i) {
+      const double q = tile_hooks::update_granularity(l.tile);
+      if (!(q > 0) || g[i].parameter_space) return;
+      auto& chi = s.chi[i];
+      const std::size_t n = g[i].weight.size();
+      if (chi.size() != n) chi.assign(n, 0.0);
+      T* w = g[i].weight.data();
+      for (std::size_t e = 0; e < n; ++e) {
+        const double c = chi[e] + double(w[e]);
+        const double steps = std::trunc(c / q);
+        chi[e] = c - steps * q;
+        w[e] = static_cast<T>(steps * q);
+      }
+      g[i].factored = false;
+    });
   }
 };
 

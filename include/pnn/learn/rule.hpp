@@ -15,6 +15,7 @@
 #include <limits>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <xtensor/xtensor.hpp>
 
@@ -184,13 +185,52 @@ void defer_dense_updates(Grad& g, const Net& net, const Optimizer& opt, bool pro
   });
 }
 
-/// The end of every rule's `step`: check the optimiser's parameters, shape the estimate with it,
-/// reject a non-finite update, and program it onto the substrates (write noise from
+/// Maps every weight-space estimate of a layer that learns in its own parameters
+/// (`tile_hooks::learns_in_parameter_space`) into them: from the estimate's factors `s·δᵀh`
+/// where it kept them, else by probing with the `In` unit inputs (`Σ_i ΔW[:, i]·(∂y(e_i)/∂θ)`
+/// is `⟨ΔW, ∂W/∂θ⟩`, exact for a read linear in its input). Afterwards the optimiser shapes
+/// the update in that space.
+template <class Net>
+void map_to_tile_parameters(const Net& net, gradients<Net>& grad, rng& g) {
+  using T = typename Net::value_type;
+  net.for_each_layer([&](const auto& l, std::size_t i) {
+    using tile_t = typename std::remove_cvref_t<decltype(l)>::tile_type;
+    if constexpr (tile_hooks::maps_parameter_gradients<tile_t> && parameterised_tile<tile_t>) {
+      auto& gi = grad[i];
+      if (gi.parameter_space || !tile_hooks::learns_in_parameter_space(l.tile)) return;
+      const std::size_t in = l.in_size(), out = l.out_size();
+      if (gi.parameter.size() != l.tile.parameter_count()) gi.parameter.resize({l.tile.parameter_count()});
+      std::vector<double> theta(l.tile.parameter_count());
+      rng gl = g.split(0x70a ^ i);
+      if (gi.factored && gi.input.size() > 0) {
+        l.tile.parameter_gradient(gi.input.data(), gi.delta.data(), gi.input.shape()[0], double(gi.factor_scale),
+                                  gi.bias.data(), theta.data(), gl);
+      } else {
+        PNN_EXPECTS(!gi.deferred(), "pnn::map_to_tile_parameters: a deferred update has no dense form to map");
+        std::vector<T> eye(in * in, T(0)), probe(in * out);
+        for (std::size_t j = 0; j < in; ++j) eye[j * in + j] = T(1);
+        for (std::size_t o = 0; o < out; ++o)
+          for (std::size_t j = 0; j < in; ++j) probe[j * out + o] = gi.weight.data()[o * in + j];
+        l.tile.parameter_gradient(eye.data(), probe.data(), in, 1.0, gi.bias.data(), theta.data(), gl);
+      }
+      for (std::size_t k = 0; k < theta.size(); ++k) gi.parameter.data()[k] = static_cast<T>(theta[k]);
+      gi.weight.fill(T(0));
+      gi.bias.fill(T(0));
+      gi.factored = false;
+      gi.parameter_space = true;
+    }
+  });
+}
+
+/// The end of every rule's `step`: check the optimiser's parameters, map estimates of layers
+/// that learn in their own parameters there, shape the estimate with the optimiser, reject a
+/// non-finite update, and program it onto the substrates (write noise from
 /// `g.split(golden ratio)`). A bad parameter throws before the optimiser state or the network
 /// change.
 template <class Net, class Optimizer, class OptState>
 void finish_step(Net& net, gradients<Net>& grad, const Optimizer& opt, OptState& st, rng& g, const char* rule) {
   if constexpr (requires { opt.validate(); }) opt.validate();
+  map_to_tile_parameters(net, grad, g);
   opt.apply(grad, st, net);
   require_finite_update(grad, rule);
   rng gp = g.split(0x9e3779b97f4a7c15ULL);

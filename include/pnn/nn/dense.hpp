@@ -8,6 +8,7 @@
 /// `std::dynamic_extent` (`pnn::dynamic`) gives run-time sizes.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstddef>
@@ -161,32 +162,52 @@ class dense {
   /// (crossbar, mesh) goes through the same noise stages as the forward read — policies tied
   /// to output columns act on the row read-out through their `output_transposed` — and a tile
   /// that `computes_transposed_exactly` (digital) is read clean. Every rule reads transposed
-  /// through here (backprop, equilibrium propagation, coupled learning). `input_scratch`
-  /// (n × Out values) is needed only for input noise on a physical read. Input noise from
-  /// `g.split(0)`, the tile's read from `g.split(3)`, output noise from `g.split(2)`.
+  /// through here (backprop, equilibrium propagation, coupled learning). On a noisy physical
+  /// read each row of `dy` is first scaled to unit abs-max (the converters' range; the stages
+  /// act there) and the read-out scaled back, as a backward pass with noise management does.
+  /// `input_scratch` is not needed (kept for callers). Input noise from `g.split(0)`, the
+  /// tile's read from `g.split(3)`, output noise from `g.split(2)`.
   void read_transposed(const value_type* dy, std::size_t n, value_type* dx, rng& g,
                        value_type* input_scratch = nullptr) const
     requires transposable_tile<tile_type>
   {
     constexpr bool physical = !tile_hooks::computes_transposed_exactly<tile_type>;
-    const value_type* drive = dy;
-    if constexpr (physical && has_input_noise) {
-      PNN_EXPECTS(input_scratch != nullptr, "pnn::dense: input noise needs a scratch buffer");
-      for (std::size_t i = 0; i < n * out_size(); ++i) input_scratch[i] = dy[i];
-      rng gi = g.split(0);
-      noise.input(input_scratch, n * out_size(), gi);
-      drive = input_scratch;
-    }
     rng gr = g.split(3);
-    with_read_tile([&](const tile_type& t) { t.read_transposed(drive, n, dx, gr); });
-    if constexpr (physical && has_output_noise) {
-      rng go = g.split(2);
-      if constexpr (requires { noise.output_transposed(dx, n * in_size(), go); })
-        noise.output_transposed(dx, n * in_size(), go);
-      else if constexpr (requires { noise.output(dx, n, in_size(), go); })
-        noise.output(dx, n, in_size(), go);
-      else
-        noise.output(dx, n * in_size(), go);
+    if constexpr (physical && (has_input_noise || has_output_noise)) {
+      // The backward drive (errors, often ~1/batch in size) is scaled row by row to the
+      // converters' range before it drives the array, as hardware must (abs-max noise
+      // management, aihwkit's backward pass): the stages act in those normalised units and
+      // the read-out is scaled back. Without it, a read-noise floor set for O(1) forward
+      // signals would swamp the errors.
+      const std::size_t out = out_size(), in = in_size();
+      std::vector<value_type> scale(n), normalised(n * out);
+      for (std::size_t r = 0; r < n; ++r) {
+        value_type m = 0;
+        for (std::size_t j = 0; j < out; ++j) m = std::max(m, std::abs(dy[r * out + j]));
+        scale[r] = m;
+        const value_type inv = m > 0 ? value_type(1) / m : value_type(0);
+        for (std::size_t j = 0; j < out; ++j) normalised[r * out + j] = dy[r * out + j] * inv;
+      }
+      if constexpr (has_input_noise) {
+        rng gi = g.split(0);
+        noise.input(normalised.data(), n * out, gi);
+      }
+      (void)input_scratch;
+      with_read_tile([&](const tile_type& t) { t.read_transposed(normalised.data(), n, dx, gr); });
+      if constexpr (has_output_noise) {
+        rng go = g.split(2);
+        if constexpr (requires { noise.output_transposed(dx, n * in, go); })
+          noise.output_transposed(dx, n * in, go);
+        else if constexpr (requires { noise.output(dx, n, in, go); })
+          noise.output(dx, n, in, go);
+        else
+          noise.output(dx, n * in, go);
+      }
+      for (std::size_t r = 0; r < n; ++r)
+        for (std::size_t i = 0; i < in; ++i) dx[r * in + i] *= scale[r];
+    } else {
+      (void)input_scratch;
+      with_read_tile([&](const tile_type& t) { t.read_transposed(dy, n, dx, gr); });
     }
   }
 

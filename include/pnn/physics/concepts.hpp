@@ -37,6 +37,8 @@
 
 namespace pnn {
 
+class cost_counter;
+
 namespace archetype {
 /// The least a layer update offers a tile's `program`: dense `ΔW` (Out × In) and `Δb` (Out).
 template <class T>
@@ -146,6 +148,27 @@ inline constexpr bool has_read_vjp = requires(const Tile& t, const typename Tile
   t.read_vjp(p, p, n, q, g);
 };
 
+/// The tile's parameters are not W and it maps a weight-space estimate `∂L/∂W = s·δᵀh` into
+/// them itself (`parameter_gradient(h, δ, n, s, ∂L/∂b, out, rng&)`, in the layout of
+/// `get_parameters`).
+template <class Tile>
+inline constexpr bool maps_parameter_gradients =
+    requires(const Tile& t, const typename Tile::value_type* p, double* out, std::size_t n, double s, rng& g) {
+      t.parameter_gradient(p, p, n, s, p, out, g);
+    };
+
+/// True when the tile learns in its own parameters: every rule's weight-space estimate is
+/// mapped there (`maps_parameter_gradients`) before the optimiser, so that the learning rate,
+/// momentum and Adam moments live in the space the hardware is programmed in (a resistor
+/// network's conductances always; an MZI mesh's phases under adjoint programming).
+template <class Tile>
+[[nodiscard]] bool learns_in_parameter_space(const Tile& t) {
+  if constexpr (maps_parameter_gradients<Tile> && requires { { t.learns_in_parameter_space() } -> std::convertible_to<bool>; })
+    return t.learns_in_parameter_space();
+  else
+    return false;
+}
+
 /// The weights a model of the tile can know (Out × In into `w`): its `nominal_weights` where the
 /// physics adds errors nobody measured (an MZI mesh's fabrication errors: the nominal matrix of
 /// the programmed phases), its `effective_weights` otherwise (a crossbar's conductances can be
@@ -162,6 +185,28 @@ template <transposable_tile Tile, class T>
 void read_vjp(const Tile& t, const T* x, const T* dy, std::size_t n, T* dx, rng& g) {
   if constexpr (requires { t.read_vjp(x, dy, n, dx, g); }) t.read_vjp(x, dy, n, dx, g);
   else t.read_transposed(dy, n, dx, g);
+}
+
+/// The smallest weight step the tile's programming can make (a pulsed device's `dw_min`),
+/// where it has one; 0 for continuous programming. What `optim::mixed_precision` transfers in.
+template <class Tile>
+[[nodiscard]] double update_granularity(const Tile& t) {
+  if constexpr (requires { { t.update_granularity() } -> std::convertible_to<double>; })
+    return double(t.update_granularity());
+  else
+    return 0.0;
+}
+
+/// Attaches a cost counter (`physics/cost.hpp`) to a tile that reports its physical events;
+/// false for a tile that reports none (digital tiles, black boxes).
+template <class Tile>
+bool attach_cost_counter(Tile& t, cost_counter* c) {
+  if constexpr (requires { t.attach_cost_counter(c); }) {
+    t.attach_cost_counter(c);
+    return true;
+  } else {
+    return false;
+  }
 }
 
 /// Draws the tile's per-device state once (`prepare`), where it has any.

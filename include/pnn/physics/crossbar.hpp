@@ -14,10 +14,10 @@
 ///
 /// `program` realises a rule's update with the device physics: stochastic pulse trains from the
 /// batch's outer-product factors (Gokmen & Vlasov 2016; aihwkit's default) or deterministic
-/// pulse counts `round(|ΔW|/dw_min)` from the dense update, or mixed precision (a digital
-/// accumulator χ that transfers whole steps; what saturating soft-bounds devices need, since
-/// every pulse pair of a noisy train pulls a soft-bounds weight towards its symmetry point and
-/// acts as weight decay of strength ∝ lr·E|x δ|/w_max). The pulsed update is bit-parallel:
+/// pulse counts `round(|ΔW|/dw_min)` from the dense update — the path of `optim::mixed_precision`,
+/// the digital accumulator that transfers whole steps (what saturating soft-bounds devices need,
+/// since every pulse pair of a noisy train pulls a soft-bounds weight towards its symmetry point
+/// and acts as weight decay of strength ∝ lr·E|x δ|/w_max). The pulsed update is bit-parallel:
 /// each row/column draws its `BL` slot bits as one `uint32` (eight masks per AVX2 register of
 /// Philox words: one word per slot for short trains, 16 words for all 32 slots by a
 /// binary-expansion AND/OR construction for long ones), and the coincidences of row `i` and column `j` are `popcount(x_mask & d_mask)`, found
@@ -36,6 +36,7 @@
 #include <pnn/core/error.hpp>
 #include <pnn/core/extents.hpp>
 #include <pnn/core/rng.hpp>
+#include <pnn/physics/cost.hpp>
 #include <pnn/noise/quantize.hpp>
 #include <pnn/physics/devices.hpp>
 #include <pnn/physics/pcm_inference.hpp>
@@ -60,13 +61,11 @@ enum class io_bound_management {
 /// How `program` turns an update into pulses.
 enum class update_mode {
   deterministic_pulses,  ///< n = round(|ΔW|/dw_min) pulses per element from the dense update
-  stochastic_pulses,     ///< stochastic pulse trains from the factored update (aihwkit default)
-  /// Mixed precision (Nandakumar et al. 2020; aihwkit `MixedPrecisionCompound`): the dense update
-  /// is accumulated in a digital matrix χ and only whole steps are transferred,
-  /// `n = trunc(χ/dw_min)` pulses per device, `χ ← χ − n·dw_min`. Batch noise cancels in χ
-  /// instead of in the devices, which saturating (soft-bounds) devices need to train well.
-  mixed_precision
+  stochastic_pulses  ///< stochastic pulse trains from the factored update (aihwkit default)
 };
+// Mixed precision (a digital accumulator transferring whole steps) is a learning decision, not
+// device physics: `optim::mixed_precision` around the rule's optimiser, which hands the crossbar
+// whole-step updates that it fires as pulse counts.
 
 /// Periphery of one read direction (aihwkit's IO parameters). Units: inputs and outputs in
 /// normalised units (inputs of the DAC in [−inp_bound, inp_bound], outputs of the array in units
@@ -184,7 +183,6 @@ struct crossbar {
       if constexpr (is_pulsed) {
         cells_.resize(out, 4 * in);
         aux_.resize(out, in);
-        chi_.assign(out * in, 0.0f);
       }
       inference_.clear();
     }
@@ -198,6 +196,18 @@ struct crossbar {
       params_ = p;
     }
     [[nodiscard]] const params& parameters() const noexcept { return params_; }
+
+    /// Reports every read (vectors, MACs, and DAC/ADC conversions unless the periphery is
+    /// perfect; re-reads of bound management included) and every pulse fired into `c`
+    /// (`tile_hooks::attach_cost_counter`; null detaches).
+    void attach_cost_counter(cost_counter* c) noexcept { cost_.attach(c); }
+
+    /// The nominal step of one pulse (`device.dw_min`) for pulsed devices, 0 otherwise
+    /// (`tile_hooks::update_granularity`, used by `optim::mixed_precision`).
+    [[nodiscard]] double update_granularity() const noexcept {
+      if constexpr (is_pulsed) return double(params_.device.dw_min);
+      else return 0.0;
+    }
 
     /// Draws every device's own parameters (device-to-device variation) and clips the current
     /// weights into the devices' bounds. Called by the layer after it drew initial weights.
@@ -213,7 +223,6 @@ struct crossbar {
           ce[3] = c.b_max;
           params_.device.write(weight_.data()[e], aux_.data()[e], weight_.data()[e], c);
         }
-        chi_.assign(n, 0.0f);
       }
       inference_.clear();
     }
@@ -230,8 +239,8 @@ struct crossbar {
     /// Programs an update (to subtract): `W ← W − ΔW` as the device allows, `b ← b − Δb`
     /// digitally. A factored update (`factored`, `input` h, `delta` δ, `factor_scale` s with
     /// `ΔW = s·δᵀh`) drives stochastic pulse trains; otherwise, or in deterministic mode,
-    /// `round(|ΔW|/dw_min)` pulses per element; in mixed-precision mode the dense `ΔW` goes into
-    /// the accumulator χ and `trunc(χ/dw_min)` pulses per element. Clears any inference programming.
+    /// `round(|ΔW|/dw_min)` pulses per element (whole-step updates from `optim::mixed_precision`
+    /// fire exactly their count). Clears any inference programming.
     template <class U>
     void program(const U& update, rng& g) {
       const float* db = update.bias_data();
@@ -255,21 +264,18 @@ struct crossbar {
           }
         }
         if (!done) {
-          if (params_.update == update_mode::mixed_precision) accumulate_and_transfer(update.weight_data(), g);
-          else pulse_counts(update.weight_data(), g);
+          pulse_counts(update.weight_data(), g);
         }
       }
       inference_.clear();
     }
 
-    /// Writes target weights (clipped into each device's bounds) and bias directly; clears the
-    /// mixed-precision accumulator.
+    /// Writes target weights (clipped into each device's bounds) and bias directly.
     void set_weights(const float* w, const float* b, rng&) {
       for (std::size_t e = 0; e < weight_.size(); ++e) {
         if constexpr (is_pulsed) params_.device.write(weight_.data()[e], aux_.data()[e], w[e], cell(e));
         else weight_.data()[e] = w[e];
       }
-      if constexpr (is_pulsed) chi_.assign(weight_.size(), 0.0f);  // no pending update on fresh weights
       for (std::size_t j = 0; j < out_size(); ++j) bias_.data()[j] = b[j];
       inference_.clear();
     }
@@ -359,7 +365,21 @@ struct crossbar {
           simd::gemm_nt<float>(rows, m, k, 1.0f, a, k, W, in_size(), 0.0f, out, m);
       };
       const float post = inference_.programmed() ? inference_.output_scale() : 1.0f;
+      std::uint64_t rereads = 0;  // vectors re-read by bound management
+      auto report = [&] {
+        cost_.report([&] {
+          physical_events e;
+          (Transposed ? e.transposed_reads : e.reads) = n + rereads;
+          e.macs = (n + rereads) * k * m;
+          if (!io.is_perfect) {
+            e.dac_conversions = (n + rereads) * k;
+            e.adc_conversions = (n + rereads) * m;
+          }
+          return e;
+        });
+      };
       if (io.is_perfect) {
+        report();
         multiply(x, n, y);
         if (post != 1.0f) simd::scale<float>(n * m, post, y);
         return;
@@ -390,11 +410,13 @@ struct crossbar {
             prepare_input(io, x + r * k, k, s, ws.xs_row.data());
             multiply(ws.xs_row.data(), 1, yr);
             add_normal(gb, yr, m, io.out_noise);
+            ++rereads;
           }
         }
         noise::quantize_symmetric<float>(yr, m, io.out_bound, io.out_res);
         simd::scale<float>(m, s * post, yr);
       }
+      report();
     }
 
     // Scales one input vector by 1/s, applies the first-order IR drop and the DAC.
@@ -431,6 +453,7 @@ struct crossbar {
 
     // Deterministic pulse counts from the dense update: n = round(|ΔW|/dw_min), applied one by one.
     void pulse_counts(const float* dw, rng& g) {
+      std::uint64_t fired = 0;
       const Device& d = params_.device;
       const float inv = 1.0f / d.dw_min;
       normal_source ns(g.split(0x5ea));
@@ -442,26 +465,9 @@ struct crossbar {
         float& w = weight_.data()[e];
         float& a = aux_.data()[e];
         for (float p = 0; p < pulses; p += 1.0f) d.pulse(w, a, up, c, ns.next());
+        fired += std::uint64_t(pulses);
       }
-    }
-
-    // Mixed precision: χ ← χ − ΔW, then trunc(χ/dw_min) whole pulses per device leave χ.
-    void accumulate_and_transfer(const float* dw, rng& g) {
-      const Device& d = params_.device;
-      const float step = d.dw_min, inv = 1.0f / d.dw_min;
-      normal_source ns(g.split(0x3c1));
-      if (chi_.size() != weight_.size()) chi_.assign(weight_.size(), 0.0f);
-      for (std::size_t e = 0; e < weight_.size(); ++e) {
-        const float c = chi_[e] - dw[e];
-        const float n = std::trunc(c * inv);
-        chi_[e] = c - n * step;
-        if (n == 0) continue;
-        const bool up = n > 0;
-        const devices::device_cell cl = cell(e);
-        float& w = weight_.data()[e];
-        float& a = aux_.data()[e];
-        for (float p = 0, m = std::abs(n); p < m; p += 1.0f) d.pulse(w, a, up, cl, ns.next());
-      }
+      cost_.report([&] { return physical_events{.pulses = fired}; });
     }
 
     // Stochastic pulse trains (Gokmen & Vlasov 2016): per sample, row i fires each of BL slots
@@ -470,6 +476,7 @@ struct crossbar {
     // management balances the largest row and column probabilities.
     void pulse_trains(const float* h, const float* delta, std::size_t n, float s, rng& g) {
       if (s == 0) return;
+      std::uint64_t fired = 0;
       const Device& d = params_.device;
       const std::size_t in = in_size(), out = out_size();
       const float lr = std::abs(s);
@@ -523,10 +530,12 @@ struct crossbar {
               const bool up = (x[i] < 0) != dneg;
               const devices::device_cell c = cell(j * in + i);
               for (int p = 0; p < count; ++p) d.pulse(wrow[i], arow[i], up, c, ns.next());
+              fired += std::uint64_t(count);
             }
           }
         }
       }
+      cost_.report([&] { return physical_events{.pulses = fired}; });
     }
 
     // out[i] = BL slot bits, each 1 with probability min(p[i], 1). Eight masks at a time from
@@ -594,7 +603,7 @@ struct crossbar {
     pcm_inference_state inference_{};
     // Scratch of updates (reads use a per-thread `read_workspace`).
     std::vector<float> px_{}, pd_{};
-    std::vector<float> chi_{};  // mixed-precision accumulator (Out × In), pulsed devices only
+    cost_report cost_{};
     std::vector<std::uint32_t> xm_{}, dm_{};
     std::vector<std::uint64_t> slots_{};
   };

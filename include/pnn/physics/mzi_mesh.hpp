@@ -22,6 +22,7 @@
 #include <pnn/core/rng.hpp>
 #include <pnn/physics/concepts.hpp>
 #include <pnn/physics/mzi.hpp>
+#include <pnn/physics/cost.hpp>
 #include <pnn/physics/photonic_noise.hpp>
 #include <pnn/physics/unitary_mesh.hpp>
 #include <pnn/simd/gemm.hpp>
@@ -34,8 +35,11 @@ enum class mesh_programming {
   /// In situ via re-programming: target `W − ΔW`, SVD, Clements/Reck decomposition (exact on
   /// an ideal mesh; O(N³) per update).
   reprogram,
-  /// In situ adjoint: the update is mapped to phase space, `Δθ = η Jᵀ ΔW` (J = ∂Re W/∂θ), with
-  /// the fields and adjoint fields of the mesh (Hughes et al. 2018); uses the update's
+  /// In situ adjoint: the mesh learns in phase space. Every rule's weight-space estimate is
+  /// mapped there before the optimiser, `∂L/∂θ = Jᵀ ∂L/∂W` (J = ∂Re W/∂θ), with the fields and
+  /// adjoint fields of the mesh (Hughes et al. 2018), so the optimiser's learning rate and
+  /// moments act on phases; a dense `ΔW` given to `program` directly is mapped alike. Uses the
+  /// update's
   /// factors `(h, δ)` when present (O(n N²)), else probes with the `In` unit inputs (O(In N²)).
   adjoint
 };
@@ -71,15 +75,12 @@ struct basic_mzi_mesh {
     detection detect = detection::coherent;
     double responsivity = 1.0;  ///< R (A/W) of the intensity detector
     mesh_programming programming = mesh_programming::reprogram;
-    double phase_learning_rate = 1.0;  ///< η: multiplies the mapped phase step (adjoint programming)
     photonic_imperfections imperfections{};
     detection_noise detector{};
 
-    /// \pre responsivity > 0, phase_learning_rate ≥ 0, valid imperfections and detector noise.
+    /// \pre responsivity > 0, valid imperfections and detector noise.
     void validate() const {
       PNN_EXPECTS(responsivity > 0 && std::isfinite(responsivity), "physics::mzi_mesh: responsivity must be > 0");
-      PNN_EXPECTS(phase_learning_rate >= 0 && std::isfinite(phase_learning_rate),
-                  "physics::mzi_mesh: phase_learning_rate must be >= 0 and finite");
       imperfections.validate();
       detector.validate();
     }
@@ -95,6 +96,11 @@ struct basic_mzi_mesh {
     static constexpr std::size_t out_extent = Out;
     /// Adjoint programming drives the mesh with the update's factors `(h, δ)`.
     static constexpr bool uses_update_factors = true;
+
+    /// Under adjoint programming the mesh learns in phase space
+    /// (`tile_hooks::learns_in_parameter_space`): rules' estimates reach the optimiser as phase
+    /// gradients (`parameter_gradient`).
+    [[nodiscard]] bool learns_in_parameter_space() const noexcept { return p_.programming == mesh_programming::adjoint; }
 
     /// Applies parameters; static imperfections are (re)drawn if the tile is already prepared.
     void set_params(const params& p) {
@@ -143,9 +149,14 @@ struct basic_mzi_mesh {
       decompose(w_.data());
     }
 
+    /// Reports every read (vectors, and `N²` complex MACs per vector through the meshes) and
+    /// every phase or attenuator setting programmed into `c` (`tile_hooks::attach_cost_counter`).
+    void attach_cost_counter(cost_counter* c) noexcept { cost_.attach(c); }
+
     /// `y(n × Out)` = detection of `U Σ V† x` for real inputs `x(n × In)`; bias not included.
     void read(const T* x, std::size_t n, T* y, rng& g) const {
       if (n == 0) return;
+      cost_.report([&] { return physical_events{.reads = n, .macs = n * modes_ * modes_}; });
       if (use_matrix(n)) {
         ensure_effective();
         simd::gemm_nt<T>(n, out_, in_, T(1), x, in_, weff_re_.data(), in_, T(0), y, out_);
@@ -185,6 +196,7 @@ struct basic_mzi_mesh {
                   "transposed read; use read_vjp (backprop does), or train the mesh in its parameter space "
                   "(weight_perturbation, spsa)");
       if (n == 0) return;
+      cost_.report([&] { return physical_events{.transposed_reads = n, .macs = n * modes_ * modes_}; });
       if (use_matrix(n)) {
         ensure_effective();
         simd::gemm_nn<T>(n, in_, out_, T(1), dy, out_, weff_re_.data(), in_, T(0), dx, in_);
@@ -263,7 +275,6 @@ struct basic_mzi_mesh {
             for (std::size_t j = 0; j < in_; ++j) probe[j * out_ + o] = dw[o * in_ + j];
           adjoint_phase_gradients(eye.data(), probe.data(), in_, step, g, 1.0);
         }
-        scale_step(step, p_.phase_learning_rate);
         program_phases(step);
       }
       for (std::size_t j = 0; j < out_; ++j) b_[j] -= db[j];
@@ -314,6 +325,7 @@ struct basic_mzi_mesh {
       v_.step_phases(step.v);
       // An attenuator transmits between nothing and everything: its amplitude stops at 0.
       for (std::size_t m = 0; m < modes_; ++m) sigma_[m] = std::max(sigma_[m] - step.sigma[m], 0.0);
+      cost_.report([&] { return physical_events{.parameter_writes = parameter_count() - out_}; });
       nominal_valid_.invalidate();
       invalidate();
     }
@@ -345,6 +357,7 @@ struct basic_mzi_mesh {
       v_.set_phases(v.v.theta, v.v.phi, v.v.screen);
       sigma_ = v.sigma;
       for (double& a : sigma_) a = std::max(a, 0.0);  // amplitudes below 0 are not an attenuator
+      cost_.report([&] { return physical_events{.parameter_writes = parameter_count() - out_}; });
       for (std::size_t j = 0; j < out_; ++j) b_[j] = T(rest[j]);
       nominal_valid_.invalidate();
       invalidate();
@@ -418,14 +431,6 @@ struct basic_mzi_mesh {
         if (!std::isfinite(double(p[i]))) return false;
       return true;
     }
-    static void scale_step(mzi_mesh_gradients& s, double a) {
-      for (auto* m : {&s.u, &s.v}) {
-        for (double& x : m->theta) x *= a;
-        for (double& x : m->phi) x *= a;
-        for (double& x : m->screen) x *= a;
-      }
-      for (double& x : s.sigma) x *= a;
-    }
     static void scale_rows(field_batch<double>& f, const std::vector<double>& s) {
       for (std::size_t m = 0; m < f.modes; ++m)
         for (std::size_t j = 0; j < f.n; ++j) {
@@ -490,6 +495,7 @@ struct basic_mzi_mesh {
           uc[i * n + j] = u[i * n + j];
           vh[i * n + j] = v[j * n + i];
         }
+      cost_.report([&] { return physical_events{.parameter_writes = parameter_count() - out_}; });
       u_.program(uc.data());
       v_.program(vh.data());
       sigma_ = s;
@@ -507,6 +513,7 @@ struct basic_mzi_mesh {
     // Caches filled on demand by const reads, each behind its flag (safe for concurrent reads).
     mutable std::vector<T> weff_re_{}, weff_im_{};
     pnn::detail::lazy_cache_flag weff_valid_{false}, nominal_valid_{true};
+    cost_report cost_{};
     bool prepared_ = false;
     rng static_rng_{};
   };

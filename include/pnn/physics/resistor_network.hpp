@@ -103,12 +103,41 @@ class resistor_network {
     return resistor_network(nodes, std::move(es), std::move(src), std::move(out), {nodes - 1}, params{});
   }
 
+  /// The single-stage network a `resistor_substrate` layer starts from: every input node `i`
+  /// joined to every output node `o` by a resistor, and every output to ground by a load
+  /// resistor — the output voltage is the conductance-weighted mean
+  /// `V_o = Σ_i k_oi V_i / (Σ_i k_oi + k_o,load)`. Nodes: inputs `0…In−1`, outputs
+  /// `In…In+Out−1`, ground `In+Out`; edge `o·(In+1) + i` joins input `i` to output `o`, edge
+  /// `o·(In+1) + In` is output `o`'s load. Every conductance starts at `k` µS.
+  /// \pre inputs, outputs ≥ 1; `k` ≥ `p.k_min` (else `pnn::error`).
+  static resistor_network single_stage(std::size_t inputs, std::size_t outputs, double k, params p) {
+    PNN_EXPECTS(inputs >= 1 && outputs >= 1, "resistor_network::single_stage: needs at least one input and one output");
+    std::vector<edge> es;
+    es.reserve(outputs * (inputs + 1));
+    const std::size_t ground = inputs + outputs;
+    for (std::size_t o = 0; o < outputs; ++o) {
+      for (std::size_t i = 0; i < inputs; ++i) es.push_back({i, inputs + o, k});
+      es.push_back({inputs + o, ground, k});
+    }
+    std::vector<std::size_t> src(inputs), out(outputs);
+    for (std::size_t i = 0; i < inputs; ++i) src[i] = i;
+    for (std::size_t o = 0; o < outputs; ++o) out[o] = inputs + o;
+    return resistor_network(inputs + outputs + 1, std::move(es), std::move(src), std::move(out), {ground}, p);
+  }
+
+  /// As above with default `params`.
+  static resistor_network single_stage(std::size_t inputs, std::size_t outputs, double k) {
+    return single_stage(inputs, outputs, k, params{});
+  }
+
   [[nodiscard]] std::size_t num_nodes() const noexcept { return nodes_; }
   [[nodiscard]] std::size_t num_edges() const noexcept { return edges_.size(); }
   [[nodiscard]] std::size_t num_inputs() const noexcept { return sources_.size(); }
   [[nodiscard]] std::size_t num_outputs() const noexcept { return outputs_.size(); }
   [[nodiscard]] const std::vector<edge>& edges() const noexcept { return edges_; }
+  [[nodiscard]] const std::vector<std::size_t>& source_nodes() const noexcept { return sources_; }
   [[nodiscard]] const std::vector<std::size_t>& output_nodes() const noexcept { return outputs_; }
+  [[nodiscard]] const std::vector<std::size_t>& ground_nodes() const noexcept { return ground_; }
   [[nodiscard]] const params& parameters() const noexcept { return params_; }
 
   /// The conductances (µS), one per edge.
@@ -141,6 +170,25 @@ class resistor_network {
   void clamped_state(const double* vs, const double* vo, std::size_t n, double* v) const {
     settle(clamped_, vs, vo, n, v);
   }
+  /// Adjoint state: all node voltages `u` (n × nodes) when currents `current` (n × outputs, µA)
+  /// are injected into the output nodes and every source and ground node is held at 0 V — a
+  /// measurement on the same network. With `current = ∂L/∂V_out` it is the adjoint of the free
+  /// state: `∂L/∂k_e = −(V_a − V_b)(U_a − U_b)` for edge `e = (a, b)` (docs/physics.md,
+  /// "Resistor network").
+  void adjoint_state(const double* current, std::size_t n, double* u) const {
+    const std::size_t m = free_.unknown.size();
+    std::vector<double> rhs(m);
+    for (std::size_t r = 0; r < n; ++r) {
+      double* ur = u + r * nodes_;
+      std::fill(ur, ur + nodes_, 0.0);
+      std::fill(rhs.begin(), rhs.end(), 0.0);
+      for (std::size_t o = 0; o < outputs_.size(); ++o)
+        rhs[std::size_t(free_.pos[outputs_[o]])] = current[r * outputs_.size() + o];
+      solve(free_, rhs);
+      for (std::size_t c = 0; c < m; ++c) ur[free_.unknown[c]] = rhs[c];
+    }
+  }
+
   /// Output voltages `y` (n × outputs) of node voltages `v` (n × nodes).
   void outputs(const double* v, std::size_t n, double* y) const {
     for (std::size_t r = 0; r < n; ++r)
@@ -227,17 +275,23 @@ class resistor_network {
         if (i >= 0 && j < 0) rhs[std::size_t(i)] += e.conductance * vr[e.to];
         if (j >= 0 && i < 0) rhs[std::size_t(j)] += e.conductance * vr[e.from];
       }
-      for (std::size_t c = 0; c < m; ++c) {  // forward substitution with the factor G (L = G Gᵀ)
-        double x = rhs[c];
-        for (std::size_t k = 0; k < c; ++k) x -= s.chol[c * m + k] * rhs[k];
-        rhs[c] = x / s.chol[c * m + c];
-      }
-      for (std::size_t c = m; c-- > 0;) {  // back substitution with Gᵀ
-        double x = rhs[c];
-        for (std::size_t k = c + 1; k < m; ++k) x -= s.chol[k * m + c] * rhs[k];
-        rhs[c] = x / s.chol[c * m + c];
-      }
+      solve(s, rhs);
       for (std::size_t c = 0; c < m; ++c) vr[s.unknown[c]] = rhs[c];
+    }
+  }
+
+  // Solves L_uu z = rhs in place with the system's Cholesky factor G (L_uu = G Gᵀ).
+  static void solve(const linear_system& s, std::vector<double>& rhs) {
+    const std::size_t m = s.unknown.size();
+    for (std::size_t c = 0; c < m; ++c) {
+      double x = rhs[c];
+      for (std::size_t k = 0; k < c; ++k) x -= s.chol[c * m + k] * rhs[k];
+      rhs[c] = x / s.chol[c * m + c];
+    }
+    for (std::size_t c = m; c-- > 0;) {
+      double x = rhs[c];
+      for (std::size_t k = c + 1; k < m; ++k) x -= s.chol[k * m + c] * rhs[k];
+      rhs[c] = x / s.chol[c * m + c];
     }
   }
 
