@@ -31,19 +31,19 @@ TEST_CASE("column_gain scales output columns, not transposed read-outs", "[noise
   noise::column_gain cg{.sigma = 0.1};
   rng g(3);
   cg.prepare(4, 3, g);
-  REQUIRE(cg.gain.size() == 3);
+  REQUIRE(cg.state.gain.size() == 3);
   // k_j = 1 + σ ξ_j, ξ_j the stream's standard normals in column order.
   rng gr(3);
-  for (std::size_t j = 0; j < 3; ++j) CHECK(cg.gain[j] == Approx(1.0 + 0.1 * gr.normal_double()).epsilon(1e-6));
+  for (std::size_t j = 0; j < 3; ++j) CHECK(cg.state.gain[j] == Approx(1.0 + 0.1 * gr.normal_double()).epsilon(1e-6));
   // A 2 × 3 read-out (the shaped hook a layer calls): column j of every row times k_j.
   const std::vector<float> y0{0.5f, -1.0f, 2.0f, 0.25f, 3.0f, -0.75f};
   std::vector<float> y = y0;
   cg.output(y.data(), 2, 3, g);
-  for (std::size_t i = 0; i < 6; ++i) CHECK(y[i] == Approx(y0[i] * cg.gain[i % 3]));
+  for (std::size_t i = 0; i < 6; ++i) CHECK(y[i] == Approx(y0[i] * cg.state.gain[i % 3]));
   // The flat hook carries no shape: one row of the prepared width.
   std::vector<float> row(y0.begin(), y0.begin() + 3);
   cg.output(row.data(), row.size(), g);
-  for (std::size_t j = 0; j < 3; ++j) CHECK(row[j] == Approx(y0[j] * cg.gain[j]));
+  for (std::size_t j = 0; j < 3; ++j) CHECK(row[j] == Approx(y0[j] * cg.state.gain[j]));
   y = y0;
   CHECK_THROWS_WITH(cg.output(y.data(), y.size(), g), Catch::Contains("pass rows and width"));
   CHECK(y == y0);
@@ -52,7 +52,7 @@ TEST_CASE("column_gain scales output columns, not transposed read-outs", "[noise
   l.noise = noise::crossbar_variation_mismatch(0.0, 0.2, 0.0);
   rng gl(5);
   l.initialize(2, 3, gl);
-  const auto& k = l.noise.get<1>().gain;
+  const auto& k = l.noise.get<1>().state.gain;
   const float x[4] = {0.5f, -1.0f, 1.5f, 0.25f};
   float out[6];
   l.read(x, 2, out, gl);
@@ -172,12 +172,12 @@ TEST_CASE("equilibrium propagation reads through the static weight variation", "
   // The effective weights and gains, from the stored draws and the documented formulas.
   auto effective = [&](const auto& l, bool gain) {
     const auto& var = l.noise.template get<0>();
-    const auto& k = l.noise.template get<1>().gain;
+    const auto& k = l.noise.template get<1>().state.gain;
     mat w(l.out_size(), std::vector<double>(l.in_size()));
     for (std::size_t j = 0; j < l.out_size(); ++j)
       for (std::size_t i = 0; i < l.in_size(); ++i) {
         const std::size_t e = j * l.in_size() + i;
-        w[j][i] = double(l.tile.weight_data()[e]) * (1 + 0.3 * double(var.gain_xi[e])) * (gain ? double(k[j]) : 1.0);
+        w[j][i] = double(l.tile.weight_data()[e]) * (1 + 0.3 * double(var.state.gain_xi[e])) * (gain ? double(k[j]) : 1.0);
       }
     return w;
   };
@@ -194,7 +194,7 @@ TEST_CASE("equilibrium propagation reads through the static weight variation", "
   SECTION("with the output layer's gains at 1, EP equals EP on the clean network of the effective weights") {
     // Layer 0's gains fold into its weights (its drive is only read forwards); layer 1's cannot
     // (see the next section), so they are set to 1 here.
-    auto& k1 = layer<1>(varied).noise.get<1>().gain;
+    auto& k1 = layer<1>(varied).noise.get<1>().state.gain;
     std::fill(k1.begin(), k1.end(), 1.0f);
     clean_t clean({in, hid, out}, seed{2});
     const mat w0 = effective(layer<0>(varied), true), w1 = effective(layer<1>(varied), false);
@@ -225,7 +225,7 @@ TEST_CASE("equilibrium propagation reads through the static weight variation", "
   SECTION("with output gains, EP relaxes the asymmetric reads K1 W_eff forwards and W_eff^T backwards") {
     // No clean network has a forward read K₁W and a backward read Wᵀ, so the reference is the
     // relaxation itself, computed here in double with exactly those reads.
-    const auto& k1 = layer<1>(varied).noise.get<1>().gain;
+    const auto& k1 = layer<1>(varied).noise.get<1>().state.gain;
     REQUIRE(std::abs(k1[0] - 1.0f) + std::abs(k1[1] - 1.0f) + std::abs(k1[2] - 1.0f) > 0.05f);
     mat xs(n, std::vector<double>(in)), ts(n, std::vector<double>(out));
     for (std::size_t r = 0; r < n; ++r) {

@@ -252,7 +252,7 @@ TEST_CASE("drift follows (t / t0)^(-nu) per device", "[noise][device]") {
   rng g(22);
   p.prepare(300, 400, g);
   const std::size_t n = 300 * 400;
-  check_moments(moments_of(p.nu), n, 0.06, 0.015 * 0.015);  // truncation at 0 is 4σ away
+  check_moments(moments_of(p.state.nu), n, 0.06, 0.015 * 0.015);  // truncation at 0 is 4σ away
   std::vector<double> w(n), we(n);
   rng gw(23);
   fill_uniform(gw, w.data(), n, -1.0, 1.0);
@@ -261,7 +261,7 @@ TEST_CASE("drift follows (t / t0)^(-nu) per device", "[noise][device]") {
   for (double t : {20.0, 3600.0, 86400.0 * 365}) {
     p.at_time(t);
     p.weights(w.data(), we.data(), n);
-    for (std::size_t i = 0; i < n; i += 997) CHECK(we[i] == Approx(w[i] * std::pow(t / 20.0, -double(p.nu[i]))).epsilon(1e-12));
+    for (std::size_t i = 0; i < n; i += 997) CHECK(we[i] == Approx(w[i] * std::pow(t / 20.0, -double(p.state.nu[i]))).epsilon(1e-12));
     // The mean log-decay is −ν_mean ln(t/t0).
     std::vector<double> logr;
     for (std::size_t i = 0; i < n; ++i)
@@ -280,14 +280,14 @@ TEST_CASE("drift follows (t / t0)^(-nu) per device", "[noise][device]") {
     double ref = 0, now = 0;
     for (std::size_t i = 0; i < n; ++i) {
       ref += std::abs(w[i]);
-      now += std::abs(w[i]) * std::pow(t / 20.0, -double(p.nu[i]));
+      now += std::abs(w[i]) * std::pow(t / 20.0, -double(p.state.nu[i]));
     }
     const double scale = ref / now;
     INFO("compensation scale " << scale);
     CHECK(scale > 2);  // a large correction, so that the checks below can tell
     double worst = 0;
     for (std::size_t i = 0; i < n; ++i)
-      worst = std::max(worst, std::abs(we[i] - w[i] * std::pow(t / 20.0, -double(p.nu[i])) * scale));
+      worst = std::max(worst, std::abs(we[i] - w[i] * std::pow(t / 20.0, -double(p.state.nu[i])) * scale));
     CHECK(worst < 1e-12);
     // Against the undrifted weights, compensation leaves only the device-to-device spread: the
     // error of the outputs y = W x over random inputs is much smaller with it than without.
@@ -324,7 +324,7 @@ TEST_CASE("drift follows (t / t0)^(-nu) per device", "[noise][device]") {
     CHECK(worst_u < 1e-12);
     u.compensate = false;
     u.weights(w.data(), wu.data(), n);
-    CHECK(wu[0] == Approx(w[0] * std::pow(t / 20.0, -double(u.nu[0]))).epsilon(1e-12));
+    CHECK(wu[0] == Approx(w[0] * std::pow(t / 20.0, -double(u.state.nu[0]))).epsilon(1e-12));
     CHECK(std::abs(wu[0] - w[0]) > 0.1 * std::abs(w[0]));
   }
   CHECK_THROWS_AS(p.at_time(-1.0), pnn::error);
@@ -399,11 +399,11 @@ TEST_CASE("chain members draw from independent streams", "[noise][chain]") {
   noise::chain<noise::variation, noise::variation> v{{{.multiplicative = 0.1}, {.multiplicative = 0.1}}};
   rng gv(32);
   v.prepare(100, 100, gv);
-  CHECK(v.get<0>().gain_xi != v.get<1>().gain_xi);
+  CHECK(v.get<0>().state.gain_xi != v.get<1>().state.gain_xi);
   std::vector<double> w(10000, 1.0), we(10000);
   v.weights(w.data(), we.data(), w.size());
   for (std::size_t i = 0; i < w.size(); i += 101) {
-    const double e = (1 + 0.1 * double(v.get<0>().gain_xi[i])) * (1 + 0.1 * double(v.get<1>().gain_xi[i]));
+    const double e = (1 + 0.1 * double(v.get<0>().state.gain_xi[i])) * (1 + 0.1 * double(v.get<1>().state.gain_xi[i]));
     CHECK(we[i] == Approx(e).epsilon(1e-12));
   }
 }
@@ -417,12 +417,12 @@ TEST_CASE("chain weights stage: later members act on earlier ones' output", "[no
   c.weights(w.data(), we.data(), w.size());
   std::size_t stuck = 0;
   for (std::size_t i = 0; i < w.size(); ++i) {
-    const auto code = c.get<1>().code[i];
+    const auto code = c.get<1>().state.code[i];
     if (code != 0) {
       ++stuck;
       CHECK((we[i] == 0.0 || we[i] == 3.0 || we[i] == -3.0));
     } else {
-      CHECK(we[i] == Approx(0.5 * (1 + 0.2 * double(c.get<0>().gain_xi[i]))));
+      CHECK(we[i] == Approx(0.5 * (1 + 0.2 * double(c.get<0>().state.gain_xi[i]))));
     }
   }
   CHECK(stuck > 0);
@@ -481,7 +481,7 @@ TEST_CASE("noise is reproducible from seeds", "[noise][seeds]") {
   rng g1(5), g2(5);
   a.prepare(30, 30, g1);
   b.prepare(30, 30, g2);
-  CHECK(a.code == b.code);
+  CHECK(a.state.code == b.state.code);
 }
 
 // ---- layers ----------------------------------------------------------------------------------
@@ -496,7 +496,7 @@ TEST_CASE("a layer reads through the weights stage; other policies are unchanged
 
   network<var_layer> net({6, 4}, seed{3}, noise::variation{.multiplicative = 0.2, .additive = 0.05});
   auto& l = layer<0>(net);
-  REQUIRE(l.noise.gain_xi.size() == 24);
+  REQUIRE(l.noise.state.gain_xi.size() == 24);
   rng gx(4);
   xt::xtensor<double, 2> x({5, 6});
   for (auto& v : x) v = gx.normal_double();
@@ -526,7 +526,7 @@ TEST_CASE("drift through a network: set_time decays the read", "[noise][dense]")
   const auto y0 = forward(net, x, g);
   noise::set_time(net, 20.0 * 1000);
   const auto y1 = forward(net, x, g);
-  const double nu = static_cast<double>(layer<0>(net).noise.nu[0]);  // ν_std = 0: every device drifts alike
+  const double nu = static_cast<double>(layer<0>(net).noise.state.nu[0]);  // ν_std = 0: every device drifts alike
   CHECK(nu == Approx(0.1).epsilon(1e-6));
   for (std::size_t j = 0; j < 3; ++j) CHECK(y1(0, j) == Approx(y0(0, j) * std::pow(1000.0, -nu)).epsilon(1e-12));
 }
@@ -741,4 +741,43 @@ TEST_CASE("a noisy transposed read acts in the converters' range: its noise scal
     noise = std::max(noise, std::abs(double(dx.data()[k]) - double(clean.data()[k])));
   }
   CHECK(noise > 1e-3);  // the read is noisy
+}
+
+TEST_CASE("noise parameters are apart from the drawn device state: reconfigure keeps the devices",
+          "[noise][device]") {
+  using dd = physics::basic_digital<double>;
+  using var_layer = dense<dynamic, dynamic, dd, noise::variation, act::identity>;
+  using chain_t = noise::chain<noise::variation, noise::drift>;
+  using chained = dense<dynamic, dynamic, dd, chain_t, act::identity>;
+  network<var_layer, chained> net({5, 4, 3}, seed{2}, noise::variation{.multiplicative = 0.1},
+                                  chain_t{{noise::variation{.multiplicative = 0.1}, noise::drift{.nu_mean = 0.05}}});
+  auto effective = [](const auto& l) {
+    std::vector<double> w(l.in_size() * l.out_size());
+    l.noise.weights(l.tile.weight_data(), w.data(), w.size());
+    return w;
+  };
+  const auto xi0 = layer<0>(net).noise.state.gain_xi;
+  const auto w_before = effective(layer<0>(net));
+  // σ 0.1 → 0.2: the same devices deviate twice as much.
+  CHECK(noise::reconfigure(net, noise::variation{.multiplicative = 0.2}) == 2);
+  CHECK(layer<0>(net).noise.state.gain_xi == xi0);
+  CHECK(layer<0>(net).noise.multiplicative == 0.2);
+  CHECK(layer<1>(net).noise.get<0>().multiplicative == 0.2);
+  const auto w_after = effective(layer<0>(net));
+  const double* w = layer<0>(net).tile.weight_data();
+  for (std::size_t k = 0; k < w_after.size(); ++k)
+    CHECK(w_after[k] - w[k] == Approx(2 * (w_before[k] - w[k])).epsilon(1e-12).margin(1e-15));
+  // A drift member gets a new t0 and its factors follow; its exponents stay.
+  noise::set_time(net, 1000.0);
+  const auto nu0 = layer<1>(net).noise.get<1>().state.nu;
+  CHECK(noise::reconfigure(net, noise::drift{.nu_mean = 0.05, .t0 = 10.0, .time = 1000.0}) == 1);
+  const auto& d = layer<1>(net).noise.get<1>();
+  CHECK(d.state.nu == nu0);
+  CHECK(d.state.factor[0] == Approx(std::pow(100.0, -double(nu0[0]))).epsilon(1e-12));
+  // Nothing to reconfigure, or impossible parameters: an error, and nothing changes.
+  CHECK_THROWS_WITH(noise::reconfigure(net, noise::stuck_at{}), Catch::Contains("no layer"));
+  CHECK_THROWS_AS(noise::reconfigure(net, noise::variation{.multiplicative = -1.0}), pnn::error);
+  CHECK(layer<0>(net).noise.multiplicative == 0.2);
+  static_assert(has_drawn_state<noise::variation> && has_drawn_state<noise::drift> && has_drawn_state<noise::stuck_at> &&
+                has_drawn_state<noise::column_gain> && !has_drawn_state<noise::gaussian_read>);
 }

@@ -33,8 +33,13 @@ struct variation {
   double multiplicative = 0.05;  ///< σ_m, relative spread of each device's gain (dimensionless)
   double additive = 0.0;         ///< σ_a, spread of each device's offset (weight units)
 
-  std::vector<float> gain_xi{};    ///< ξ per device, drawn by `prepare`
-  std::vector<float> offset_xi{};  ///< ζ per device, drawn by `prepare`
+  /// What `prepare` draws per device, kept apart from the parameters above
+  /// (`noise::reconfigure` changes the parameters and keeps it).
+  struct drawn_state {
+    std::vector<float> gain_xi{};    ///< ξ per device
+    std::vector<float> offset_xi{};  ///< ζ per device
+  };
+  drawn_state state{};
 
   /// \pre multiplicative >= 0, additive >= 0, both finite (else `pnn::error`).
   void validate() const {
@@ -47,10 +52,10 @@ struct variation {
     validate();
     const std::size_t n = in * out;
     rng g0 = g.split(0), g1 = g.split(1);
-    gain_xi.resize(n);
-    offset_xi.resize(n);
-    fill_normal(g0, gain_xi.data(), n);
-    fill_normal(g1, offset_xi.data(), n);
+    state.gain_xi.resize(n);
+    state.offset_xi.resize(n);
+    fill_normal(g0, state.gain_xi.data(), n);
+    fill_normal(g1, state.offset_xi.data(), n);
   }
 
   /// w_eff[i] = w[i]·(1 + σ_m ξ_i) + σ_a ζ_i over [0, n).
@@ -58,11 +63,11 @@ struct variation {
   template <std::floating_point T>
   void weights(const T* w, T* w_eff, std::size_t n) const {
     validate();
-    PNN_EXPECTS(gain_xi.size() == n && offset_xi.size() == n,
+    PNN_EXPECTS(state.gain_xi.size() == n && state.offset_xi.size() == n,
                 "noise::variation: weights() on a tile of another size than prepare() drew");
     const T sm = static_cast<T>(multiplicative), sa = static_cast<T>(additive);
-    const float* xi = gain_xi.data();
-    const float* zeta = offset_xi.data();
+    const float* xi = state.gain_xi.data();
+    const float* zeta = state.offset_xi.data();
     for (std::size_t i = 0; i < n; ++i) w_eff[i] = w[i] * (T(1) + sm * static_cast<T>(xi[i])) + sa * static_cast<T>(zeta[i]);
   }
 };
@@ -83,8 +88,13 @@ struct drift {
   bool compensate = false;  ///< apply global drift compensation
   double time = 0.0;        ///< time since programming (s); set by `at_time`
 
-  std::vector<float> nu{};       ///< ν per device, drawn by `prepare`
-  std::vector<double> factor{};  ///< (max(t, t₀)/t₀)^(−ν) per device, cached for `time`
+  /// What `prepare` draws per device, kept apart from the parameters above
+  /// (`noise::reconfigure` changes the parameters and keeps it).
+  struct drawn_state {
+    std::vector<float> nu{};       ///< ν per device
+    std::vector<double> factor{};  ///< (max(t, t₀)/t₀)^(−ν) per device, cached for `time`
+  };
+  drawn_state state{};
 
   /// \pre nu_std >= 0, t0 > 0, time >= 0, all finite (else `pnn::error`).
   void validate() const {
@@ -98,9 +108,9 @@ struct drift {
   void prepare(std::size_t in, std::size_t out, rng& g) {
     validate();
     const std::size_t n = in * out;
-    nu.resize(n);
-    fill_normal(g, nu.data(), n, static_cast<float>(nu_mean), static_cast<float>(nu_std));
-    for (float& v : nu) v = std::max(v, 0.0f);
+    state.nu.resize(n);
+    fill_normal(g, state.nu.data(), n, static_cast<float>(nu_mean), static_cast<float>(nu_std));
+    for (float& v : state.nu) v = std::max(v, 0.0f);
     refresh();
   }
 
@@ -120,24 +130,24 @@ struct drift {
   template <std::floating_point T>
   void weights(const T* w, T* w_eff, std::size_t n) const {
     validate();
-    PNN_EXPECTS(factor.size() == n, "noise::drift: weights() on a tile of another size than prepare() drew");
+    PNN_EXPECTS(state.factor.size() == n, "noise::drift: weights() on a tile of another size than prepare() drew");
     double scale = 1.0;
     if (compensate) {
       double ref = 0, now = 0;
       for (std::size_t i = 0; i < n; ++i) {
         const double a = std::abs(static_cast<double>(w[i]));
         ref += a;
-        now += a * factor[i];
+        now += a * state.factor[i];
       }
       if (now > 0) scale = ref / now;
     }
-    for (std::size_t i = 0; i < n; ++i) w_eff[i] = static_cast<T>(static_cast<double>(w[i]) * factor[i] * scale);
+    for (std::size_t i = 0; i < n; ++i) w_eff[i] = static_cast<T>(static_cast<double>(w[i]) * state.factor[i] * scale);
   }
 
  private:
   void refresh() {
-    factor.resize(nu.size());
-    for (std::size_t i = 0; i < nu.size(); ++i) factor[i] = factor_of(static_cast<double>(nu[i]));
+    state.factor.resize(state.nu.size());
+    for (std::size_t i = 0; i < state.nu.size(); ++i) state.factor[i] = factor_of(static_cast<double>(state.nu[i]));
   }
 };
 
@@ -157,8 +167,12 @@ struct stuck_at {
   double fraction_g_max = 0.005;  ///< probability a weight is stuck at g_max (reads ±w_max)
   double w_max = 1.0;             ///< |weight| of a pair with one side at g_max (weight units)
 
-  /// Per-device state drawn by `prepare`: 0 free, 1 stuck at g_min, 2 at +w_max, 3 at −w_max.
-  std::vector<std::uint8_t> code{};
+  /// What `prepare` draws per device, kept apart from the parameters above
+  /// (`noise::reconfigure` changes the parameters and keeps it).
+  struct drawn_state {
+    std::vector<std::uint8_t> code{};  ///< 0 free, 1 stuck at g_min, 2 at +w_max, 3 at −w_max
+  };
+  drawn_state state{};
 
   /// \pre fractions in [0, 1] with sum ≤ 1; w_max > 0 and finite (else `pnn::error`).
   void validate() const {
@@ -173,7 +187,7 @@ struct stuck_at {
   void prepare(std::size_t in, std::size_t out, rng& g) {
     validate();
     const std::size_t n = in * out;
-    code.assign(n, 0);
+    state.code.assign(n, 0);
     rng gu = g.split(0), gs = g.split(1);
     double u[256];
     float s[256];
@@ -182,15 +196,15 @@ struct stuck_at {
       fill_uniform(gu, u, m);
       fill_rademacher(gs, s, m);
       for (std::size_t i = 0; i < m; ++i) {
-        if (u[i] <= fraction_g_min) code[i0 + i] = 1;
-        else if (u[i] <= fraction_g_min + fraction_g_max) code[i0 + i] = s[i] > 0 ? 2 : 3;
+        if (u[i] <= fraction_g_min) state.code[i0 + i] = 1;
+        else if (u[i] <= fraction_g_min + fraction_g_max) state.code[i0 + i] = s[i] > 0 ? 2 : 3;
       }
     }
   }
 
   /// Number of devices stuck (either way), for diagnostics.
   std::size_t stuck_count() const noexcept {
-    return static_cast<std::size_t>(std::count_if(code.begin(), code.end(), [](std::uint8_t c) { return c != 0; }));
+    return static_cast<std::size_t>(std::count_if(state.code.begin(), state.code.end(), [](std::uint8_t c) { return c != 0; }));
   }
 
   /// w_eff[i] = w[i] for free devices, else the stuck value, over [0, n).
@@ -198,9 +212,9 @@ struct stuck_at {
   template <std::floating_point T>
   void weights(const T* w, T* w_eff, std::size_t n) const {
     validate();
-    PNN_EXPECTS(code.size() == n, "noise::stuck_at: weights() on a tile of another size than prepare() drew");
+    PNN_EXPECTS(state.code.size() == n, "noise::stuck_at: weights() on a tile of another size than prepare() drew");
     const T table[4] = {T(0), T(0), static_cast<T>(w_max), static_cast<T>(-w_max)};
-    for (std::size_t i = 0; i < n; ++i) w_eff[i] = code[i] == 0 ? w[i] : table[code[i]];
+    for (std::size_t i = 0; i < n; ++i) w_eff[i] = state.code[i] == 0 ? w[i] : table[state.code[i]];
   }
 };
 

@@ -31,7 +31,12 @@ struct column_gain {
   static constexpr unsigned stages = output_stage | static_stage;
   static constexpr const char* name = "column_gain";
   double sigma = 0.1;  ///< relative spread of the column gains (dimensionless)
-  std::vector<float> gain{};
+  /// What `prepare` draws, kept apart from the parameter above (`noise::reconfigure` changes
+  /// the parameter and keeps it).
+  struct drawn_state {
+    std::vector<float> gain{};  ///< k_j per output column
+  };
+  drawn_state state{};
 
   /// \pre sigma ≥ 0 and finite (else `pnn::error`).
   void validate() const {
@@ -40,8 +45,8 @@ struct column_gain {
   /// Draws the `out` column gains.
   void prepare(std::size_t, std::size_t out, rng& g) {
     validate();
-    gain.resize(out);
-    for (auto& k : gain) k = static_cast<float>(1.0 + sigma * g.normal_double());
+    state.gain.resize(out);
+    for (auto& k : state.gain) k = static_cast<float>(1.0 + sigma * g.normal_double());
   }
   /// Multiplies each output column by its gain; `y` is `rows × width`, row-major (what a layer calls).
   /// \pre `prepare` drew `width` gains (else `pnn::error` naming both widths; `y` unchanged).
@@ -49,7 +54,7 @@ struct column_gain {
   void output(T* y, std::size_t rows, std::size_t width, rng&) const {
     check_width(width, false);
     for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t j = 0; j < width; ++j) y[r * width + j] *= static_cast<T>(gain[j]);
+      for (std::size_t j = 0; j < width; ++j) y[r * width + j] *= static_cast<T>(state.gain[j]);
   }
   /// The flat form of the output stage: `n` values carry no shape, so they are one read-out row
   /// of width `n` (a batch needs the shaped form above).
@@ -66,11 +71,11 @@ struct column_gain {
 
  private:
   void check_width(std::size_t width, bool flat) const {
-    PNN_EXPECTS(!gain.empty(), "noise::column_gain: prepare() was not called for this layer");
-    if (width == gain.size()) return;
+    PNN_EXPECTS(!state.gain.empty(), "noise::column_gain: prepare() was not called for this layer");
+    if (width == state.gain.size()) return;
 #if PNN_HAS_EXCEPTIONS
     throw_error("noise::column_gain: a read-out of width " + std::to_string(width) + " does not match the " +
-                std::to_string(gain.size()) + " column gains prepare() drew for this layer" +
+                std::to_string(state.gain.size()) + " column gains prepare() drew for this layer" +
                 (flat ? " (output(y, n, rng) is one row of width n; pass rows and width for a batch)" : ""));
 #else
     (void)flat;

@@ -9,8 +9,14 @@
 /// an output-stage policy may also take the read-out's shape (`has_shaped_output`).
 #pragma once
 
+#include <concepts>
 #include <cstddef>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 
+#include <pnn/core/error.hpp>
 #include <pnn/core/rng.hpp>
 #include <pnn/noise/none.hpp>
 
@@ -40,6 +46,12 @@ concept has_shaped_output = has_output_stage<N, T> && bool(N::stages & noise::ou
 template <class N>
 concept has_validate = noise_policy<N> && requires(const N& p) { p.validate(); };
 
+/// A policy whose per-device draws (`prepare`) are kept apart from its parameters: a nested
+/// `drawn_state` held in the member `state` (`variation`, `drift`, `stuck_at`, `column_gain`).
+template <class N>
+concept has_drawn_state =
+    noise_policy<N> && requires { typename N::drawn_state; } && std::same_as<decltype(N::state), typename N::drawn_state>;
+
 namespace noise {
 
 /// Checks `p`'s parameters when it has a `validate()`; a policy without parameters is valid.
@@ -56,6 +68,41 @@ void set_time(Net& net, double seconds) {
   net.for_each_layer([&](auto& l, std::size_t) {
     if constexpr (requires { l.noise.at_time(seconds); }) l.noise.at_time(seconds);
   });
+}
+
+namespace detail {
+template <class P, class N>
+std::size_t reconfigure_one(N& n, const P& p) {
+  if constexpr (std::is_same_v<N, P>) {
+    if constexpr (has_drawn_state<P>) {
+      auto kept = std::move(n.state);
+      n = p;
+      n.state = std::move(kept);
+    } else {
+      n = p;
+    }
+    if constexpr (requires { n.at_time(n.time); }) n.at_time(n.time);  // factors for the new parameters
+    return 1;
+  } else if constexpr (requires { n.members; }) {
+    return std::apply([&](auto&... m) { return (std::size_t{0} + ... + reconfigure_one(m, p)); }, n.members);
+  } else {
+    return 0;
+  }
+}
+}  // namespace detail
+
+/// \brief Gives every policy of type `P` in `net` (a layer's policy, or a member of its chain)
+/// the parameters of `p` and keeps what each drew per device: a σ changed from 0.1 to 0.2
+/// doubles the same devices' deviations instead of drawing new devices. Returns how many
+/// policies changed. \pre `p` is valid and some layer has a policy of type `P` (else
+/// `pnn::error`, nothing changed).
+template <class Net, class P>
+std::size_t reconfigure(Net& net, const P& p) {
+  validate(p);
+  std::size_t count = 0;
+  net.for_each_layer([&](auto& l, std::size_t) { count += detail::reconfigure_one(l.noise, p); });
+  if (count == 0) throw_error(std::string("noise::reconfigure: no layer of the network has a policy of type ") + P::name);
+  return count;
 }
 
 }  // namespace noise
