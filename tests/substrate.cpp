@@ -357,7 +357,9 @@ TEST_CASE("a minimal user substrate trains through network, train and every rule
   using hidden = dense<dynamic, dynamic, user::gained_crossbar, noise::none, act::tanh>;
   using output = dense<dynamic, dynamic, user::gained_crossbar, noise::none, act::identity>;
   using net_t = network<hidden, output>;
-  const auto [train_set, test_set] = blobs();
+  const auto sets = blobs();  // not a structured binding: clang 14 cannot capture one in a lambda
+  const data::dataset& train_set = sets.first;
+  const data::dataset& test_set = sets.second;
   const loss::softmax_cross_entropy ce{};
   const train_options opt{.epochs = 15, .batch = 20, .seed = 1, .progress = progress_mode::never};
   auto accuracy_after = [&](auto rule) {
@@ -404,7 +406,9 @@ TEST_CASE("a resistor-network layer learns in its conductances under every rule 
                         dense<dynamic, dynamic, rsub, noise::none, act::identity>>;
   rsub::params rp;
   rp.output_gain = 4.0;
-  const auto [train_set, test_set] = blobs();
+  const auto sets = blobs();  // not a structured binding: clang 14 cannot capture one in a lambda
+  const data::dataset& train_set = sets.first;
+  const data::dataset& test_set = sets.second;
   const loss::softmax_cross_entropy ce{};
 
   // One SGD step moves the conductances by exactly −η·∂L/∂k, the mapped backprop gradient, and
