@@ -180,7 +180,11 @@ class dense {
       // the read-out is scaled back. Without it, a read-noise floor set for O(1) forward
       // signals would swamp the errors.
       const std::size_t out = out_size(), in = in_size();
-      std::vector<value_type> scale(n), normalised(n * out);
+      // Per thread: const reads may run concurrently, and EP reads transposed every relaxation
+      // step, so the buffers are reused rather than allocated per read.
+      static thread_local std::vector<value_type> scale, normalised;
+      scale.resize(n);
+      normalised.resize(n * out);
       for (std::size_t r = 0; r < n; ++r) {
         value_type m = 0;
         for (std::size_t j = 0; j < out; ++j) m = std::max(m, std::abs(dy[r * out + j]));
