@@ -517,6 +517,71 @@ TEST_CASE("pulsed training never crosses device bounds; conductances map the wei
   }
 }
 
+TEST_CASE("conductance pairs load onto the array: exact round trip, clipped to each device, bad values rejected",
+          "[crossbar]") {
+  rng g(12);
+  SECTION("PCM pairs keep both devices as written") {
+    using xbar = physics::crossbar<physics::devices::pcm>;
+    xbar::tile<dynamic, dynamic> t;
+    t.resize(6, 4);
+    t.prepare(g);
+    const float g0 = t.parameters().g_min, r = t.g_ref();
+    std::vector<float> gp(24), gm(24);
+    for (std::size_t e = 0; e < 24; ++e) {
+      // Inside both devices' ranges: a pair with both devices partly set (not reachable by write()).
+      gp[e] = g0 + r * 0.5f * std::min(t.cell(e).b_max, -t.cell(e).b_min) * float(e % 5) / 4.0f;
+      gm[e] = g0 + r * 0.3f * std::min(t.cell(e).b_max, -t.cell(e).b_min) * float(e % 3) / 2.0f;
+    }
+    t.set_conductances(gp.data(), gm.data());
+    std::vector<float> bp(24), bm(24);
+    t.conductances(bp.data(), bm.data());
+    for (std::size_t e = 0; e < 24; ++e) {
+      CHECK(bp[e] == Approx(gp[e]).margin(1e-4));
+      CHECK(bm[e] == Approx(gm[e]).margin(1e-4));
+      CHECK(t.weight_data()[e] == Approx((gp[e] - gm[e]) / r).margin(1e-6));
+    }
+    // Beyond a device's range: that device saturates, the other keeps its value.
+    std::vector<float> hi(24, g0 + 10.0f * r), lo(24, g0);
+    t.set_conductances(hi.data(), lo.data());
+    for (std::size_t e = 0; e < 24; ++e) CHECK(t.weight_data()[e] == Approx(t.cell(e).b_max));
+  }
+  SECTION("a single bipolar device holds the difference, within its bounds") {
+    using xbar = physics::crossbar<physics::devices::soft_bounds>;
+    xbar::tile<dynamic, dynamic> t;
+    t.resize(5, 3);
+    t.prepare(g);
+    const float g0 = t.parameters().g_min, r = t.g_ref();
+    std::vector<float> gp(15), gm(15);
+    for (std::size_t e = 0; e < 15; ++e) {
+      gp[e] = g0 + r * 0.1f * float(e % 4);
+      gm[e] = g0 + r * 0.1f * float(e % 3);
+    }
+    t.set_conductances(gp.data(), gm.data());
+    for (std::size_t e = 0; e < 15; ++e) {
+      const float want = std::clamp((gp[e] - gm[e]) / r, t.cell(e).b_min, t.cell(e).b_max);
+      CHECK(t.weight_data()[e] == Approx(want).margin(1e-6));
+    }
+    std::vector<float> bp(15), bm(15);
+    t.conductances(bp.data(), bm.data());
+    for (std::size_t e = 0; e < 15; ++e) CHECK((bp[e] - bm[e]) / r == Approx(t.weight_data()[e]).margin(1e-6));
+  }
+  SECTION("NaN or a conductance below g_min is an error and changes nothing") {
+    using xbar = physics::crossbar<physics::devices::pcm>;
+    xbar::tile<dynamic, dynamic> t;
+    t.resize(3, 2);
+    t.prepare(g);
+    fill_uniform(g, t.weight_data(), 6, -0.3f, 0.3f);
+    const std::vector<float> before(t.weight_data(), t.weight_data() + 6);
+    std::vector<float> gp(6, 5.0f), gm(6, 5.0f);
+    gp[4] = std::nanf("");
+    CHECK_THROWS_WITH(t.set_conductances(gp.data(), gm.data()), Catch::Contains("finite and >= g_min"));
+    gp[4] = 5.0f;
+    gm[2] = t.parameters().g_min - 1.0f;
+    CHECK_THROWS_WITH(t.set_conductances(gp.data(), gm.data()), Catch::Contains("finite and >= g_min"));
+    CHECK(std::vector<float>(t.weight_data(), t.weight_data() + 6) == before);
+  }
+}
+
 TEST_CASE("bad crossbar parameters are rejected at set_params, leaving the tile unchanged", "[crossbar]") {
   using xbar = physics::crossbar<physics::devices::pcm>;
   xbar::tile<dynamic, dynamic> t;

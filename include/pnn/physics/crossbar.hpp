@@ -309,6 +309,36 @@ struct crossbar {
         g_minus[e] = g0 + r * gm;
       }
     }
+    /// Writes every pair of conductances (µS, Out × In each), as a measured or externally trained
+    /// state is loaded onto an array: `w = (G⁺ − G⁻)/g_ref` after each device is clipped into its
+    /// own range (`[g_min, g_min + g_ref·b_max]` for `G⁺`, `[g_min, g_min − g_ref·b_min]` for `G⁻`).
+    /// Pair devices (PCM) keep both conductances as written; single bipolar devices hold only their
+    /// difference. Clears any inference programming.
+    /// \pre every value finite and ≥ g_min; otherwise `pnn::error` and nothing changes.
+    void set_conductances(const float* g_plus, const float* g_minus) {
+      const std::size_t n = weight_.size();
+      const float r = g_ref(), g0 = params_.g_min;
+      for (std::size_t e = 0; e < n; ++e)
+        PNN_EXPECTS(std::isfinite(g_plus[e]) && std::isfinite(g_minus[e]) && g_plus[e] >= g0 && g_minus[e] >= g0,
+                    "crossbar::set_conductances: conductances must be finite and >= g_min (µS)");
+      for (std::size_t e = 0; e < n; ++e) {
+        float gp = (g_plus[e] - g0) / r, gm = (g_minus[e] - g0) / r;
+        if constexpr (is_pulsed) {
+          const devices::device_cell c = cell(e);
+          if constexpr (Device::has_pair) {
+            gp = std::min(gp, c.b_max);
+            gm = std::min(gm, -c.b_min);
+            weight_.data()[e] = gp - gm;
+            aux_.data()[e] = gm;
+          } else {
+            weight_.data()[e] = std::clamp(gp - gm, c.b_min, c.b_max);
+          }
+        } else {
+          weight_.data()[e] = gp - gm;
+        }
+      }
+      inference_.clear();
+    }
     /// Device `e`'s own parameters (row-major index `j·In + i`).
     [[nodiscard]] devices::device_cell cell(std::size_t e) const noexcept
       requires is_pulsed
