@@ -36,5 +36,13 @@
 #define PNN_ALWAYS_INLINE inline
 #endif
 
+// Fully unrolls a short loop over register arrays, so that they stay in registers (GCC's -O2
+// does not peel loops; Clang reads the same pragma).
+#if defined(__clang__) || defined(__GNUC__)
+#define PNN_UNROLL _Pragma("GCC unroll 16")
+#else
+#define PNN_UNROLL
+#endif
+
 /// Cache-line alignment used for fixed storage and packing buffers (bytes).
 #define PNN_ALIGNMENT 64

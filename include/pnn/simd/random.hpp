@@ -44,9 +44,10 @@ namespace detail {
 template <class Arch>
 inline constexpr bool rng_avx2 = PNN_DETAIL_RNG_AVX2 != 0 && !simd::is_scalar_arch<Arch>;
 
-/// Blocks per group: eight (one AVX2 register of counters), or a whole float register if wider.
+/// Blocks per group: sixteen (two AVX2 registers of counters, whose Philox rounds interleave), or
+/// a whole float register if wider.
 template <class Arch>
-inline constexpr std::size_t rng_group = simd::lanes<float, Arch> > 8 ? simd::lanes<float, Arch> : 8;
+inline constexpr std::size_t rng_group = simd::lanes<float, Arch> > 16 ? simd::lanes<float, Arch> : 16;
 
 /// Eight consecutive Philox blocks, word-major: rows[w * stride + b] = word w of block ctr + b.
 inline void philox8_portable(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
@@ -58,30 +59,46 @@ inline void philox8_portable(std::array<std::uint32_t, 2> key, std::uint64_t ctr
 }
 
 #if PNN_DETAIL_RNG_AVX2
-/// Philox4x32-10 of blocks ctr .. ctr + 7, word w of the eight blocks in x[w].
+/// Philox4x32-10 of eight blocks per register, word w of the blocks in x[w].
 ///
 /// `_mm256_mul_epu32` multiplies only the low 32 bits of each 64-bit lane into a full 64-bit
 /// product. So the even blocks (0, 2, 4, 6) and the odd ones (shifted down) run as two
 /// independent halves whose upper 32 bits are left as garbage: the product's low half is the
 /// `lo` word in place, its high half one shift away, and garbage in the upper halves never
 /// reaches a low half (xor and the multiplier ignore it). The halves are re-interleaved once at
-/// the end instead of blending after every multiplication.
-PNN_ALWAYS_INLINE void philox8_avx2(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
-                                    __m256i (&x)[4]) noexcept {
-  const __m256i base = _mm256_set1_epi32(static_cast<int>(lo32(ctr)));
-  const __m256i c0 = _mm256_add_epi32(base, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  // Carry into the high word where the low word wrapped (unsigned c0 < base, via the sign flip).
+/// the end instead of blending after every multiplication. Group g holds blocks ctr + 8g ..
+/// ctr + 8g + 7. The rounds of N groups run interleaved (`philox_avx2<N>`): one group's rounds form a
+/// dependency chain (multiply, shift, xor: about six cycles a round), so a single group leaves
+/// the multipliers idle; two or more independent groups fill them.
+template <std::size_t N>
+PNN_ALWAYS_INLINE void philox_avx2(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
+                                   __m256i (&x)[N][4]) noexcept {
   const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
-  const __m256i wrapped = _mm256_cmpgt_epi32(_mm256_xor_si256(base, sign), _mm256_xor_si256(c0, sign));
-  const __m256i c1 = _mm256_sub_epi32(_mm256_set1_epi32(static_cast<int>(hi32(ctr))), wrapped);
   const __m256i c2 = _mm256_set1_epi32(static_cast<int>(lo32(stream)));
   const __m256i c3 = _mm256_set1_epi32(static_cast<int>(hi32(stream)));
-  __m256i e0 = c0, e1 = c1, e2 = c2, e3 = c3;
-  __m256i o0 = _mm256_srli_epi64(c0, 32), o1 = _mm256_srli_epi64(c1, 32), o2 = c2, o3 = c3;
+  __m256i e[N][4], o[N][4];
+  PNN_UNROLL
+  for (std::size_t g = 0; g < N; ++g) {
+    const std::uint64_t cg = ctr + 8 * g;
+    const __m256i base = _mm256_set1_epi32(static_cast<int>(lo32(cg)));
+    const __m256i c0 = _mm256_add_epi32(base, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    // Carry into the high word where the low word wrapped (unsigned c0 < base, via the sign flip).
+    const __m256i wrapped = _mm256_cmpgt_epi32(_mm256_xor_si256(base, sign), _mm256_xor_si256(c0, sign));
+    const __m256i c1 = _mm256_sub_epi32(_mm256_set1_epi32(static_cast<int>(hi32(cg))), wrapped);
+    e[g][0] = c0;
+    e[g][1] = c1;
+    e[g][2] = c2;
+    e[g][3] = c3;
+    o[g][0] = _mm256_srli_epi64(c0, 32);
+    o[g][1] = _mm256_srli_epi64(c1, 32);
+    o[g][2] = c2;
+    o[g][3] = c3;
+  }
   const __m256i m0 = _mm256_set1_epi32(static_cast<int>(philox4x32::multiplier0));
   const __m256i m1 = _mm256_set1_epi32(static_cast<int>(philox4x32::multiplier1));
   std::uint32_t k0 = key[0];
   std::uint32_t k1 = key[1];
+  PNN_UNROLL
   for (int r = 0; r < philox4x32::rounds; ++r) {
     if (r != 0) {
       k0 += philox4x32::weyl0;
@@ -89,23 +106,34 @@ PNN_ALWAYS_INLINE void philox8_avx2(std::array<std::uint32_t, 2> key, std::uint6
     }
     const __m256i kk0 = _mm256_set1_epi32(static_cast<int>(k0));
     const __m256i kk1 = _mm256_set1_epi32(static_cast<int>(k1));
-    const __m256i pe0 = _mm256_mul_epu32(e0, m0);
-    const __m256i pe1 = _mm256_mul_epu32(e2, m1);
-    const __m256i po0 = _mm256_mul_epu32(o0, m0);
-    const __m256i po1 = _mm256_mul_epu32(o2, m1);
-    e0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pe1, 32), e1), kk0);
-    e1 = pe1;
-    e2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pe0, 32), e3), kk1);
-    e3 = pe0;
-    o0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(po1, 32), o1), kk0);
-    o1 = po1;
-    o2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(po0, 32), o3), kk1);
-    o3 = po0;
+    PNN_UNROLL
+    for (std::size_t g = 0; g < N; ++g) {
+      const __m256i pe0 = _mm256_mul_epu32(e[g][0], m0);
+      const __m256i pe1 = _mm256_mul_epu32(e[g][2], m1);
+      const __m256i po0 = _mm256_mul_epu32(o[g][0], m0);
+      const __m256i po1 = _mm256_mul_epu32(o[g][2], m1);
+      e[g][0] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pe1, 32), e[g][1]), kk0);
+      e[g][1] = pe1;
+      e[g][2] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pe0, 32), e[g][3]), kk1);
+      e[g][3] = pe0;
+      o[g][0] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(po1, 32), o[g][1]), kk0);
+      o[g][1] = po1;
+      o[g][2] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(po0, 32), o[g][3]), kk1);
+      o[g][3] = po0;
+    }
   }
-  x[0] = _mm256_blend_epi32(e0, _mm256_slli_epi64(o0, 32), 0xAA);
-  x[1] = _mm256_blend_epi32(e1, _mm256_slli_epi64(o1, 32), 0xAA);
-  x[2] = _mm256_blend_epi32(e2, _mm256_slli_epi64(o2, 32), 0xAA);
-  x[3] = _mm256_blend_epi32(e3, _mm256_slli_epi64(o3, 32), 0xAA);
+  PNN_UNROLL
+  for (std::size_t g = 0; g < N; ++g)
+    PNN_UNROLL
+    for (std::size_t w = 0; w < 4; ++w) x[g][w] = _mm256_blend_epi32(e[g][w], _mm256_slli_epi64(o[g][w], 32), 0xAA);
+}
+
+/// Philox4x32-10 of blocks ctr .. ctr + 7, word w of the eight blocks in x[w].
+PNN_ALWAYS_INLINE void philox8_avx2(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
+                                    __m256i (&x)[4]) noexcept {
+  __m256i y[1][4];
+  philox_avx2<1>(key, ctr, stream, y);
+  for (std::size_t w = 0; w < 4; ++w) x[w] = y[0][w];
 }
 
 /// 4×8 transpose: from four registers indexed by block (a[b], b[b], c[b], d[b]) to the
@@ -198,37 +226,38 @@ PNN_ALWAYS_INLINE void box_muller_angle8(__m256i w, __m256& cos_t, __m256& sin_t
 template <class Arch, std::size_t G>
 PNN_ALWAYS_INLINE void philox_rows(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
                                    std::uint32_t* rows) noexcept {
-  for (std::size_t j = 0; j < G; j += 8) {
 #if PNN_DETAIL_RNG_AVX2
-    if constexpr (rng_avx2<Arch>) {
-      __m256i x[4];
-      philox8_avx2(key, ctr + j, stream, x);
+  if constexpr (rng_avx2<Arch>) {
+    __m256i x[G / 8][4];
+    philox_avx2<G / 8>(key, ctr, stream, x);
+    for (std::size_t j = 0; j < G / 8; ++j)
       for (std::size_t k = 0; k < 4; ++k)
-        _mm256_store_si256(reinterpret_cast<__m256i*>(rows + k * G + j), x[k]);
-      continue;
-    }
-#endif
-    philox8_portable(key, ctr + j, stream, rows + j, G);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(rows + k * G + 8 * j), x[j][k]);
+    return;
   }
+#endif
+  for (std::size_t j = 0; j < G; j += 8) philox8_portable(key, ctr + j, stream, rows + j, G);
 }
 
 /// G blocks from ctr, block-major (the order scalar draws use): words[4 b + w].
 template <class Arch, std::size_t G>
 PNN_ALWAYS_INLINE void philox_words(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
                                     std::uint32_t* words) noexcept {
-  for (std::size_t j = 0; j < G; j += 8) {
 #if PNN_DETAIL_RNG_AVX2
-    if constexpr (rng_avx2<Arch>) {
-      __m256i x[4];
-      philox8_avx2(key, ctr + j, stream, x);
+  if constexpr (rng_avx2<Arch>) {
+    __m256i x[G / 8][4];
+    philox_avx2<G / 8>(key, ctr, stream, x);
+    for (std::size_t j = 0; j < G / 8; ++j) {
       __m256 o[4];
-      transpose4x8(_mm256_castsi256_ps(x[0]), _mm256_castsi256_ps(x[1]), _mm256_castsi256_ps(x[2]),
-                   _mm256_castsi256_ps(x[3]), o);
+      transpose4x8(_mm256_castsi256_ps(x[j][0]), _mm256_castsi256_ps(x[j][1]), _mm256_castsi256_ps(x[j][2]),
+                   _mm256_castsi256_ps(x[j][3]), o);
       for (std::size_t k = 0; k < 4; ++k)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(words + 4 * j + 8 * k), _mm256_castps_si256(o[k]));
-      continue;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(words + 32 * j + 8 * k), _mm256_castps_si256(o[k]));
     }
+    return;
+  }
 #endif
+  for (std::size_t j = 0; j < G; j += 8) {
     for (std::size_t b = 0; b < 8; ++b) {
       const auto w = philox4x32::generate(philox_counter(ctr + j + b, stream), key);
       for (std::size_t k = 0; k < 4; ++k) words[4 * (j + b) + k] = w[k];
@@ -306,6 +335,29 @@ PNN_ALWAYS_INLINE void uniform_group(std::array<std::uint32_t, 2> key, std::uint
                                      float* dst, float lo, float scale) noexcept {
   constexpr std::size_t G = rng_group<Arch>;
   using P = simd::pack<float, Arch>;
+#if PNN_DETAIL_RNG_AVX2
+  if constexpr (rng_avx2<Arch>) {
+    // Converted in registers, then transposed to block order: no round trip through memory.
+    __m256i x[G / 8][4];
+    philox_avx2<G / 8>(key, ctr, stream, x);
+    const __m256 vlo = _mm256_set1_ps(lo), vscale = _mm256_set1_ps(scale), two = _mm256_set1_ps(2.0f);
+    const __m256i exponent = _mm256_set1_epi32(0x3F800000);
+    PNN_UNROLL
+    for (std::size_t j = 0; j < G / 8; ++j) {
+      __m256 u[4];
+      PNN_UNROLL
+      for (std::size_t w = 0; w < 4; ++w) {
+        const __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_srli_epi32(x[j][w], 9), exponent));
+        u[w] = _mm256_add_ps(vlo, _mm256_mul_ps(vscale, _mm256_sub_ps(two, m)));
+      }
+      __m256 o[4];
+      transpose4x8(u[0], u[1], u[2], u[3], o);
+      PNN_UNROLL
+      for (std::size_t k = 0; k < 4; ++k) _mm256_storeu_ps(dst + 32 * j + 8 * k, o[k]);
+    }
+    return;
+  }
+#endif
   alignas(64) std::uint32_t words[4 * G];
   philox_words<Arch, G>(key, ctr, stream, words);
   for (std::size_t i = 0; i < 4 * G; i += P::size) (P(lo) + P(scale) * u01_pack<Arch>(words + i)).store_unaligned(dst + i);
@@ -329,24 +381,31 @@ PNN_ALWAYS_INLINE void normal_group(std::array<std::uint32_t, 2> key, std::uint6
   constexpr std::size_t G = rng_group<Arch>;
   using P = simd::pack<float, Arch>;
 #if PNN_DETAIL_RNG_AVX2
-  if constexpr (rng_avx2<Arch> && G == 8) {
-    // All in registers: Philox, Box–Muller, transpose to block order, scale, store.
-    __m256i x[4];
-    philox8_avx2(key, ctr, stream, x);
-    __m256 z[4];
-    for (std::size_t h = 0; h < 4; h += 2) {
-      const __m256 r = box_muller_radius8(x[h]);
-      __m256 c, s;
-      box_muller_angle8(x[h + 1], c, s);
-      z[h] = _mm256_mul_ps(r, c);
-      z[h + 1] = _mm256_mul_ps(r, s);
-    }
-    __m256 o[4];
-    transpose4x8(z[0], z[1], z[2], z[3], o);
+  if constexpr (rng_avx2<Arch>) {
+    // All in registers, eight blocks at a time (also under AVX-512, where a group is 16 blocks:
+    // the register path beats generic log/sincos by far): Philox, Box–Muller, transpose to
+    // block order, scale, store.
     const __m256 sc = _mm256_set1_ps(scale);
-    for (std::size_t k = 0; k < 4; ++k) {
-      const __m256 base = Add ? _mm256_loadu_ps(dst + 8 * k) : _mm256_set1_ps(shift);
-      _mm256_storeu_ps(dst + 8 * k, fmadd8(sc, o[k], base));
+    __m256i x[G / 8][4];
+    philox_avx2<G / 8>(key, ctr, stream, x);
+    PNN_UNROLL
+    for (std::size_t j = 0; j < G; j += 8) {
+      __m256 z[4];
+      PNN_UNROLL
+      for (std::size_t h = 0; h < 4; h += 2) {
+        const __m256 r = box_muller_radius8(x[j / 8][h]);
+        __m256 c, s;
+        box_muller_angle8(x[j / 8][h + 1], c, s);
+        z[h] = _mm256_mul_ps(r, c);
+        z[h + 1] = _mm256_mul_ps(r, s);
+      }
+      __m256 o[4];
+      transpose4x8(z[0], z[1], z[2], z[3], o);
+      float* d = dst + 4 * j;
+      for (std::size_t k = 0; k < 4; ++k) {
+        const __m256 base = Add ? _mm256_loadu_ps(d + 8 * k) : _mm256_set1_ps(shift);
+        _mm256_storeu_ps(d + 8 * k, fmadd8(sc, o[k], base));
+      }
     }
     return;
   }
