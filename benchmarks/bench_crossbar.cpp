@@ -85,12 +85,14 @@ void forward(benchmark::State& state, Tile& t) {
   xt::xtensor<float, 2> y({batch, out});
   pnn::rng g(7);
   std::uint64_t k = 0;
+  const auto mark = bench::work_mark();
   for (auto _ : state) {
     pnn::rng gk = g.split(k++);
     t.read(b.x.data(), batch, y.data(), gk);
     benchmark::DoNotOptimize(y.data());
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(batch));
+  bench::report_roofline(state, mark, double(state.iterations()) * double(batch));
 }
 
 void BM_crossbar_forward_ideal(benchmark::State& state) {

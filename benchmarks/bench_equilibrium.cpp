@@ -34,12 +34,14 @@ ep_net_t make_ep_net() {
 template <class Net, class Rule, class Loss>
 void epoch_50(benchmark::State& state, Net net, Rule rule, Loss loss) {
   const auto& d = bench::train_set();
+  const auto mark = bench::work_mark();
   for (auto _ : state) {
     auto h = pnn::train(net, rule, loss, d,
                         {.epochs = 1, .batch = ep_batch, .seed = 1, .progress = pnn::progress_mode::never});
     benchmark::DoNotOptimize(h);
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(d.size()));
+  bench::report_roofline(state, mark, double(state.iterations()) * double(d.size()));
 }
 
 learn::equilibrium_propagation<>::params ep_params(learn::ep_estimator e, bool alternating = false) {
@@ -90,12 +92,14 @@ void BM_step_ep_centered(benchmark::State& state) {
   xt::xtensor<float, 2> t = xt::view(d.targets, xt::range(0, ep_batch), xt::all());
   rng g(3);
   std::uint64_t k = 0;
+  const auto mark = bench::work_mark();
   for (auto _ : state) {
     rng gk = g.split(k++);
     auto r = rule.step(net, x, t, loss::mse{}, gk);
     benchmark::DoNotOptimize(r);
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(ep_batch));
+  bench::report_roofline(state, mark, double(state.iterations()) * double(ep_batch));
 }
 BENCHMARK(BM_step_ep_centered);
 

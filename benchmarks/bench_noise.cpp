@@ -26,12 +26,14 @@ void run_forward(benchmark::State& state, const Net& net) {
   trace<Net> tr;
   rng g(1);
   std::uint64_t k = 0;
+  const auto mark = bench::work_mark();
   for (auto _ : state) {
     rng gk = g.split(k++);
     forward_trace(net, b.x.data(), batch, tr, gk);
     benchmark::DoNotOptimize(tr.output().data());
   }
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch));
+  bench::report_roofline(state, mark, double(state.iterations()) * double(batch));
 }
 
 void BM_clean_forward(benchmark::State& state) { run_forward(state, bench::make_mlp()); }

@@ -125,6 +125,24 @@ TEST_CASE("a diverging deferred update is rejected and changes nothing", "[rule]
   }
 }
 
+TEST_CASE("a backprop step does exactly the matrix work of its layers: no first-layer dx, no extra products",
+          "[rule][work]") {
+#if PNN_COUNT_KERNEL_WORK
+  // 5-4-3, batch 6: forward 2n(5·4 + 4·3), weight gradients the same again, and the input
+  // gradient of the output layer only, 2n·4·3 (the first layer's dx is never needed).
+  network<tanh_d, out_d> net({5, 4, 3}, seed{2});
+  xt::xtensor<double, 2> x = xt::ones<double>({6, 5}) * 0.3, t = xt::zeros<double>({6, 3});
+  for (std::size_t i = 0; i < 6; ++i) t(i, i % 3) = 1;
+  learn::backprop<> rule{{.optimizer = {.learning_rate = 0.1f}}};
+  rng g(1);
+  rule.step(net, x, t, loss::softmax_cross_entropy{}, g);  // first step: buffers settle
+  const auto w0 = simd::kernel_work_on_this_thread();
+  rule.step(net, x, t, loss::softmax_cross_entropy{}, g);
+  const auto w = simd::kernel_work_on_this_thread() - w0;
+  CHECK(w.flops == 2 * 6 * (20 + 12) * 2 + 2 * 6 * 12);
+#endif
+}
+
 #include "static/readout_rule.hpp"
 
 static_assert(learning_rule<user::readout<>, network<tanh_d, out_d>, loss::mse>);

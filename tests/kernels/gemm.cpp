@@ -286,3 +286,33 @@ TEST_CASE("gemm rejects violated preconditions", "[simd][gemm]") {
                   pnn::error);
 }
 #endif
+
+TEST_CASE("the matrix kernels count their work: 2·M·N·K FLOPs and each operand's bytes once", "[simd][gemm][work]") {
+#if PNN_COUNT_KERNEL_WORK
+  const std::size_t m = 7, n = 5, k = 3;
+  std::vector<float> a(m * k, 1.0f), b(k * n, 1.0f), c(m * n, 0.0f), x(n, 1.0f), y(m, 0.0f);
+  const auto w0 = pnn::simd::kernel_work_on_this_thread();
+  pnn::simd::gemm_nn<float>(m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n);
+  const auto w1 = pnn::simd::kernel_work_on_this_thread() - w0;
+  CHECK(w1.flops == 2 * m * n * k);
+  CHECK(w1.bytes == 4 * (m * k + k * n + m * n));
+  // Accumulating into C reads it as well.
+  pnn::simd::gemm_nt<float>(m, k, n, 1.0f, c.data(), n, b.data(), n, 1.0f, a.data(), k);
+  const auto w2 = pnn::simd::kernel_work_on_this_thread() - w0 - w1;
+  CHECK(w2.flops == 2 * m * n * k);
+  CHECK(w2.bytes == 4 * (m * n + k * n + 2 * m * k));
+  // Nothing to multiply (K = 0) is no arithmetic.
+  pnn::simd::gemm_nn<float>(m, n, 0, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n);
+  CHECK((pnn::simd::kernel_work_on_this_thread() - w0).flops == w1.flops + w2.flops);
+  // Counts are per thread: another thread's products do not appear here.
+  const auto before = pnn::simd::kernel_work_on_this_thread();
+  std::thread([&] {
+    std::vector<float> cc(m * n);
+    pnn::simd::gemm_nn<float>(m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, cc.data(), n);
+    CHECK(pnn::simd::kernel_work_on_this_thread().flops == 2 * m * n * k);
+  }).join();
+  CHECK(pnn::simd::kernel_work_on_this_thread().flops == before.flops);
+#else
+  CHECK(pnn::simd::kernel_work_on_this_thread().flops == 0);
+#endif
+}

@@ -12,11 +12,13 @@
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 #include <pnn/core/config.hpp>
 #include <pnn/core/error.hpp>
 #include <pnn/simd/arch.hpp>
+#include <pnn/simd/work.hpp>
 
 namespace pnn::simd {
 
@@ -158,6 +160,7 @@ void gemv(std::size_t M, std::size_t N, std::type_identity_t<T> alpha, const T* 
   PNN_EXPECTS(M == 0 || y != nullptr, "gemv: y is null");
   PNN_EXPECTS(M == 0 || N == 0 || (A != nullptr && x != nullptr), "gemv: A or x is null");
   PNN_EXPECTS(M == 0 || lda >= N, "gemv: lda is smaller than a row of A");
+  detail::count_kernel_work(2 * std::uint64_t(M) * N, std::uint64_t(M) * N + N + (beta == T(0) ? M : 2 * M), sizeof(T));
   using P = pack<T, Arch>;
   constexpr std::size_t W = P::size;
   auto finish = [&](std::size_t i, T s) { y[i] = beta == T(0) ? alpha * s : alpha * s + beta * y[i]; };
@@ -206,6 +209,7 @@ void gemv_t(std::size_t M, std::size_t N, std::type_identity_t<T> alpha, const T
   PNN_EXPECTS(N == 0 || y != nullptr, "gemv_t: y is null");
   PNN_EXPECTS(M == 0 || N == 0 || (A != nullptr && x != nullptr), "gemv_t: A or x is null");
   PNN_EXPECTS(M == 0 || lda >= N, "gemv_t: lda is smaller than a row of A");
+  detail::count_kernel_work(2 * std::uint64_t(M) * N, std::uint64_t(M) * N + M + (beta == T(0) ? N : 2 * N), sizeof(T));
   using P = pack<T, Arch>;
   constexpr std::size_t W = P::size;
   if (beta != T(1)) scale<T, Arch>(N, beta, y);
@@ -242,6 +246,7 @@ void ger(std::size_t M, std::size_t N, std::type_identity_t<T> alpha, const T* x
   PNN_EXPECTS(M == 0 || N == 0 || (A != nullptr && x != nullptr && y != nullptr), "ger: null operand");
   PNN_EXPECTS(M == 0 || lda >= N, "ger: lda is smaller than a row of A");
   if (N == 0) return;
+  detail::count_kernel_work(2 * std::uint64_t(M) * N, 2 * std::uint64_t(M) * N + M + N, sizeof(T));
   for (std::size_t i = 0; i < M; ++i) axpy<T, Arch>(N, alpha * x[i], y, A + i * lda);
 }
 

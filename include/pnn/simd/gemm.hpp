@@ -19,11 +19,13 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 #include <pnn/core/config.hpp>
 #include <pnn/core/error.hpp>
 #include <pnn/simd/arch.hpp>
+#include <pnn/simd/work.hpp>
 
 /// \def PNN_GEMM_PACKING
 /// 1 when GEMM may use its packed path, whose `static thread_local` buffers take about 0.75 MiB
@@ -658,6 +660,9 @@ void run(path how, std::size_t m, std::size_t n, std::size_t k, T alpha, const T
     scale_c<T, Arch>(m, n, beta, c, ldc);
     return;
   }
+  ::pnn::simd::detail::count_kernel_work(2 * std::uint64_t(m) * n * k,
+                                         std::uint64_t(m) * k + std::uint64_t(k) * n + (beta == T(0) ? 1 : 2) * std::uint64_t(m) * n,
+                                         sizeof(T));
   if (how == path::automatic) how = choose<Lay, T, Arch>(m, n, k);
   if (how == path::skinny) {
     skinny<Lay, T, Arch>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
