@@ -98,6 +98,8 @@ TEST_CASE("pnn-bench --rules all writes JSON that follows the schema", "[pnn-ben
     CHECK(floor <= 1.0);
     CHECK(is_number(row.at("train_seconds")));
     CHECK(is_number(row.at("samples_per_second")));
+    // Evaluation is timed apart from training, and every epoch evaluated the test set.
+    CHECK(row.at("eval_seconds").get<double>() > 0.0);
     CHECK((row.at("alignment_angle_deg").is_null() || is_number(row.at("alignment_angle_deg"))));
     CHECK(row.at("settings").is_object());
     CHECK(row.at("sweep").is_null());
@@ -107,6 +109,7 @@ TEST_CASE("pnn-bench --rules all writes JSON that follows the schema", "[pnn-ben
     CHECK(h[0].at("epoch").get<int>() == 1);
     CHECK(h[1].at("epoch").get<int>() == 2);
     CHECK(is_number(h[0].at("test_accuracy")));
+    CHECK(h[0].at("eval_seconds").get<double>() > 0.0);
     // Every rule learns: its training loss falls from the first epoch to the second (fixed
     // seed: 2000 samples are enough for each rule's loss to fall, not for the slow ones —
     // perturbative rules and forward-forward — to beat the untrained network by a margin).

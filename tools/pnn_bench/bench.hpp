@@ -51,6 +51,7 @@ struct result {
   std::string rule, substrate, noise;
   std::size_t epochs = 0;
   double test_accuracy = 0, train_seconds = 0, samples_per_second = 0;
+  double eval_seconds = 0;  ///< test evaluations after the epochs (and alignment probes), not in samples/s
   double untrained_accuracy = 0;  ///< test accuracy of the same network before training (the floor to beat)
   std::optional<double> alignment_angle_deg;
   nlohmann::json settings = nlohmann::json::object();

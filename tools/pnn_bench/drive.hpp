@@ -3,6 +3,7 @@
 // substrate (1 or 2 hidden layers), train it with `pnn::train`, and turn the history into a row.
 #pragma once
 
+#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <utility>
@@ -184,14 +185,20 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
   constexpr bool builtin_eval = requires { Eval::builtin; };
   pnn::train_options opt{.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed,
                          .test = builtin_eval ? &d.test : nullptr, .progress = pnn::progress_mode::never};
+  // Evaluation and probes are timed apart from training: samples/s is training throughput.
+  auto timed = [](pnn::epoch_metrics& m, auto&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    m.eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
   if constexpr (!builtin_eval)
     opt.callbacks.push_back([&](pnn::epoch_metrics& m) {
-      m.test_accuracy = eval(net, d.test, m.epoch);
+      timed(m, [&] { m.test_accuracy = eval(net, d.test, m.epoch); });
       return true;
     });
   if (align)
     opt.callbacks.push_back([&](pnn::epoch_metrics& m) {
-      m.extra["alignment_angle_deg"] = alignment_angle(net, rule, px, pt);
+      timed(m, [&] { m.extra["alignment_angle_deg"] = alignment_angle(net, rule, px, pt); });
       return true;
     });
   if constexpr (builtin_eval) r.untrained_accuracy = pnn::evaluate(net, loss, d.test).accuracy;
@@ -200,8 +207,9 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
   r.epochs = h.size();
   for (const auto& m : h) {
     r.train_seconds += m.seconds;
+    r.eval_seconds += m.eval_seconds;
     nlohmann::json row{{"epoch", m.epoch}, {"train_loss", m.train_loss}, {"test_accuracy", m.test_accuracy},
-                       {"seconds", m.seconds}};
+                       {"seconds", m.seconds}, {"eval_seconds", m.eval_seconds}};
     if (auto it = m.extra.find("alignment_angle_deg"); it != m.extra.end()) row["alignment_angle_deg"] = it->second;
     r.history.push_back(row);
   }

@@ -76,6 +76,7 @@ nlohmann::json to_json(const result& r) {
                    {"untrained_accuracy", r.untrained_accuracy},
                    {"train_seconds", r.train_seconds},
                    {"samples_per_second", r.samples_per_second},
+                   {"eval_seconds", r.eval_seconds},
                    {"alignment_angle_deg", nullptr},
                    {"settings", r.settings},
                    {"sweep", nullptr},
@@ -130,13 +131,13 @@ std::string markdown_table(const std::vector<result>& rows) {
 
 std::string csv(const std::vector<result>& rows) {
   std::string s = "rule,substrate,noise,epochs,test_accuracy,train_seconds,samples_per_second,alignment_angle_deg,"
-                  "sweep_param,sweep_value,skipped\n";
+                  "sweep_param,sweep_value,skipped,eval_seconds\n";
   for (const auto& r : rows)
     s += r.rule + "," + r.substrate + "," + r.noise + "," + std::to_string(r.epochs) + "," +
          fmt("%.6f", r.test_accuracy) + "," + fmt("%.3f", r.train_seconds) + "," + fmt("%.1f", r.samples_per_second) +
          "," + (r.alignment_angle_deg ? fmt("%.3f", *r.alignment_angle_deg) : "") + "," +
          (r.sweep ? r.sweep->param : "") + "," + (r.sweep ? fmt("%g", r.sweep->value) : "") + "," +
-         (r.skipped ? "\"" + *r.skipped + "\"" : "") + "\n";
+         (r.skipped ? "\"" + *r.skipped + "\"" : "") + "," + (r.skipped ? "" : fmt("%.3f", r.eval_seconds)) + "\n";
   return s;
 }
 

@@ -35,7 +35,8 @@ struct epoch_metrics {
   double test_loss = std::nan("");
   double test_accuracy = std::nan("");
   double seconds = 0;  ///< training time of the epoch (evaluation excluded)
-  double samples_per_second = 0;
+  double samples_per_second = 0;  ///< training throughput: samples / `seconds`
+  double eval_seconds = 0;  ///< time of the test-set evaluation after the epoch (`train_options::test`)
   std::map<std::string, double> extra{};
 };
 
@@ -187,7 +188,9 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
     m.train_accuracy = double(correct) / double(seen);
     if (opt.test != nullptr) {
       rng ge = root.split(epoch).split(0xe7a1);
+      const auto te = std::chrono::steady_clock::now();
       const evaluation e = evaluate(net, loss, *opt.test, ge, opt.eval_batch);
+      m.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - te).count();
       m.test_loss = e.loss;
       m.test_accuracy = e.accuracy;
     }
