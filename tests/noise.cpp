@@ -101,6 +101,32 @@ TEST_CASE("quantiser: formula, odd symmetry, error within half a step, array for
   CHECK(noise::quantize_unipolar(5.0f, 1.0f, 24) == 1.0f);
 }
 
+TEST_CASE("the vectorised array quantiser equals the scalar one: ties to even, every tail length, NaN kept, double",
+          "[noise][quantize]") {
+  // Exact half steps (code k + 1/2 with step 1) round to the even code, as std::nearbyint.
+  for (std::size_t n : {1u, 7u, 8u, 15u, 16u, 17u, 33u, 64u}) {
+    std::vector<float> x(n), q;
+    for (std::size_t i = 0; i < n; ++i) x[i] = (float(i % 9) - 4.0f) + 0.5f;
+    x[n / 2] = std::nanf("");
+    q = x;
+    noise::quantize_symmetric(q.data(), n, 127.0f, 8);  // step 1
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i == n / 2) {
+        CHECK(std::isnan(q[i]));
+      } else {
+        CHECK(q[i] == std::nearbyint(x[i]));
+        CHECK(q[i] == noise::quantize_symmetric(x[i], 127.0f, 8));
+      }
+    }
+  }
+  rng g(8);
+  std::vector<double> d(301);
+  fill_uniform(g, d.data(), d.size(), -2.0, 2.0);
+  std::vector<double> qd = d;
+  noise::quantize_unipolar(qd.data(), qd.size(), 1.5, 5);
+  for (std::size_t i = 0; i < d.size(); ++i) CHECK(qd[i] == noise::quantize_unipolar(d[i], 1.5, 5));
+}
+
 TEST_CASE("quantizer object, clip_only and bad quantiser parameters", "[noise][quantize]") {
   const auto c = noise::quantizer<double>::clip_only(0.5);
   CHECK_FALSE(c.quantizes());

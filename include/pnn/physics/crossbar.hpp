@@ -452,7 +452,8 @@ struct crossbar {
     // Scales one input vector by 1/s, applies the first-order IR drop and the DAC.
     static void prepare_input(const io_params& io, const float* x, std::size_t k, float s, float* out) {
       const float inv = s > 0 ? 1.0f / s : 0.0f;
-      for (std::size_t i = 0; i < k; ++i) out[i] = x[i] * inv;
+      std::copy(x, x + k, out);
+      simd::scale<float>(k, inv, out);  // vectorised; -O2 leaves a copying scalar loop as it is
       noise::quantize_symmetric<float>(out, k, io.inp_bound, io.inp_res);
       if (io.ir_drop > 0) {
         double drive = 0;

@@ -140,6 +140,9 @@ template <class T>
 PNN_ALWAYS_INLINE scalar_pack<T> abs(scalar_pack<T> a) noexcept { return {a.v < T(0) ? -a.v : a.v}; }
 template <class T>
 PNN_ALWAYS_INLINE T reduce_max(scalar_pack<T> a) noexcept { return a.v; }
+/// Round to the nearest integer, ties to even (the default rounding mode), as `std::nearbyint`.
+template <class T>
+PNN_ALWAYS_INLINE scalar_pack<T> nearbyint(scalar_pack<T> a) noexcept { return {std::nearbyint(a.v)}; }
 
 #if !defined(PNN_NO_SIMD)
 template <class T, class A>
@@ -166,6 +169,10 @@ PNN_ALWAYS_INLINE xsimd::batch<T, A> min(const xsimd::batch<T, A>& a, const xsim
 template <class T, class A>
 PNN_ALWAYS_INLINE xsimd::batch<T, A> abs(const xsimd::batch<T, A>& a) noexcept {
   return xsimd::abs(a);
+}
+template <class T, class A>
+PNN_ALWAYS_INLINE xsimd::batch<T, A> nearbyint(const xsimd::batch<T, A>& a) noexcept {
+  return xsimd::nearbyint(a);
 }
 template <class T, class A>
 PNN_ALWAYS_INLINE T reduce_max(const xsimd::batch<T, A>& a) noexcept {
