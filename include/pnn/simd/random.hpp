@@ -36,6 +36,11 @@
 #else
 #define PNN_DETAIL_RNG_AVX2 0
 #endif
+#if PNN_DETAIL_RNG_AVX2 && defined(__AVX512F__) && defined(__AVX512DQ__)
+#define PNN_DETAIL_RNG_AVX512 1
+#else
+#define PNN_DETAIL_RNG_AVX512 0
+#endif
 
 namespace pnn {
 namespace detail {
@@ -43,11 +48,14 @@ namespace detail {
 /// True when the Philox rounds for `Arch` run on AVX2 registers.
 template <class Arch>
 inline constexpr bool rng_avx2 = PNN_DETAIL_RNG_AVX2 != 0 && !simd::is_scalar_arch<Arch>;
-
-/// Blocks per group: sixteen (two AVX2 registers of counters, whose Philox rounds interleave), or
-/// a whole float register if wider.
+/// True when they run on AVX-512 registers (sixteen blocks each), for an `Arch` that wide.
 template <class Arch>
-inline constexpr std::size_t rng_group = simd::lanes<float, Arch> > 16 ? simd::lanes<float, Arch> : 16;
+inline constexpr bool rng_avx512 = PNN_DETAIL_RNG_AVX512 != 0 && rng_avx2<Arch> && simd::lanes<float, Arch> >= 16;
+
+/// Blocks per group: two registers of counters, whose Philox rounds interleave (sixteen blocks
+/// on AVX2, 32 on AVX-512), and at least sixteen.
+template <class Arch>
+inline constexpr std::size_t rng_group = 2 * simd::lanes<float, Arch> > 16 ? 2 * simd::lanes<float, Arch> : 16;
 
 /// Eight consecutive Philox blocks, word-major: rows[w * stride + b] = word w of block ctr + b.
 inline void philox8_portable(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
@@ -220,12 +228,161 @@ PNN_ALWAYS_INLINE void box_muller_angle8(__m256i w, __m256& cos_t, __m256& sin_t
   cos_t = _mm256_xor_ps(c0, _mm256_castsi256_ps(cos_sign));
   sin_t = _mm256_xor_ps(s0, _mm256_castsi256_ps(sin_sign));
 }
+
+#if PNN_DETAIL_RNG_AVX512
+/// `philox_avx2` on AVX-512 registers: N groups of sixteen blocks (group g: ctr + 16g ..
+/// ctr + 16g + 15), word w of group g in x[g][w]; the same even/odd halves.
+template <std::size_t N>
+PNN_ALWAYS_INLINE void philox_avx512(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
+                                     __m512i (&x)[N][4]) noexcept {
+  const __m512i c2 = _mm512_set1_epi32(static_cast<int>(lo32(stream)));
+  const __m512i c3 = _mm512_set1_epi32(static_cast<int>(hi32(stream)));
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m512i e[N][4], o[N][4];
+  PNN_UNROLL
+  for (std::size_t g = 0; g < N; ++g) {
+    const std::uint64_t cg = ctr + 16 * g;
+    const __m512i base = _mm512_set1_epi32(static_cast<int>(lo32(cg)));
+    const __m512i c0 = _mm512_add_epi32(base, lanes);
+    // Carry into the high word where the low word wrapped (unsigned c0 < base).
+    const __mmask16 wrapped = _mm512_cmplt_epu32_mask(c0, base);
+    const __m512i hi = _mm512_set1_epi32(static_cast<int>(hi32(cg)));
+    const __m512i c1 = _mm512_mask_add_epi32(hi, wrapped, hi, _mm512_set1_epi32(1));
+    e[g][0] = c0;
+    e[g][1] = c1;
+    e[g][2] = c2;
+    e[g][3] = c3;
+    o[g][0] = _mm512_srli_epi64(c0, 32);
+    o[g][1] = _mm512_srli_epi64(c1, 32);
+    o[g][2] = c2;
+    o[g][3] = c3;
+  }
+  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(philox4x32::multiplier0));
+  const __m512i m1 = _mm512_set1_epi32(static_cast<int>(philox4x32::multiplier1));
+  std::uint32_t k0 = key[0];
+  std::uint32_t k1 = key[1];
+  PNN_UNROLL
+  for (int r = 0; r < philox4x32::rounds; ++r) {
+    if (r != 0) {
+      k0 += philox4x32::weyl0;
+      k1 += philox4x32::weyl1;
+    }
+    const __m512i kk0 = _mm512_set1_epi32(static_cast<int>(k0));
+    const __m512i kk1 = _mm512_set1_epi32(static_cast<int>(k1));
+    PNN_UNROLL
+    for (std::size_t g = 0; g < N; ++g) {
+      const __m512i pe0 = _mm512_mul_epu32(e[g][0], m0);
+      const __m512i pe1 = _mm512_mul_epu32(e[g][2], m1);
+      const __m512i po0 = _mm512_mul_epu32(o[g][0], m0);
+      const __m512i po1 = _mm512_mul_epu32(o[g][2], m1);
+      // xor of three operands in one instruction (0x96: a ^ b ^ c)
+      e[g][0] = _mm512_ternarylogic_epi32(_mm512_srli_epi64(pe1, 32), e[g][1], kk0, 0x96);
+      e[g][1] = pe1;
+      e[g][2] = _mm512_ternarylogic_epi32(_mm512_srli_epi64(pe0, 32), e[g][3], kk1, 0x96);
+      e[g][3] = pe0;
+      o[g][0] = _mm512_ternarylogic_epi32(_mm512_srli_epi64(po1, 32), o[g][1], kk0, 0x96);
+      o[g][1] = po1;
+      o[g][2] = _mm512_ternarylogic_epi32(_mm512_srli_epi64(po0, 32), o[g][3], kk1, 0x96);
+      o[g][3] = po0;
+    }
+  }
+  PNN_UNROLL
+  for (std::size_t g = 0; g < N; ++g)
+    PNN_UNROLL
+    for (std::size_t w = 0; w < 4; ++w)
+      x[g][w] = _mm512_mask_blend_epi32(__mmask16(0xAAAA), e[g][w], _mm512_slli_epi64(o[g][w], 32));
+}
+
+/// 4×16 transpose to block-major order (a0 b0 c0 d0 a1 b1 ...): 4×4 transposes inside each
+/// 128-bit lane, then a 4×4 transpose of the lanes.
+PNN_ALWAYS_INLINE void transpose4x16(__m512 a, __m512 b, __m512 c, __m512 d, __m512 (&o)[4]) noexcept {
+  const __m512 t0 = _mm512_unpacklo_ps(a, b);
+  const __m512 t1 = _mm512_unpackhi_ps(a, b);
+  const __m512 t2 = _mm512_unpacklo_ps(c, d);
+  const __m512 t3 = _mm512_unpackhi_ps(c, d);
+  const __m512 u0 = _mm512_shuffle_ps(t0, t2, 0x44);  // blocks 0 | 4 | 8 | 12
+  const __m512 u1 = _mm512_shuffle_ps(t0, t2, 0xEE);  // blocks 1 | 5 | 9 | 13
+  const __m512 u2 = _mm512_shuffle_ps(t1, t3, 0x44);
+  const __m512 u3 = _mm512_shuffle_ps(t1, t3, 0xEE);
+  const __m512 v0 = _mm512_shuffle_f32x4(u0, u1, 0x44);
+  const __m512 v1 = _mm512_shuffle_f32x4(u2, u3, 0x44);
+  const __m512 v2 = _mm512_shuffle_f32x4(u0, u1, 0xEE);
+  const __m512 v3 = _mm512_shuffle_f32x4(u2, u3, 0xEE);
+  o[0] = _mm512_shuffle_f32x4(v0, v1, 0x88);
+  o[1] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
+  o[2] = _mm512_shuffle_f32x4(v2, v3, 0x88);
+  o[3] = _mm512_shuffle_f32x4(v2, v3, 0xDD);
+}
+
+/// `box_muller_radius8` on sixteen lanes (the same operations).
+PNN_ALWAYS_INLINE __m512 box_muller_radius16(__m512i w) noexcept {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 u = _mm512_sub_ps(_mm512_set1_ps(2.0f), _mm512_castsi512_ps(_mm512_or_si512(
+                                                          _mm512_srli_epi32(w, 9), _mm512_set1_epi32(0x3F800000))));
+  const __m512i bits = _mm512_castps_si512(u);
+  __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127));
+  __m512 m = _mm512_castsi512_ps(
+      _mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x007FFFFF)), _mm512_set1_epi32(0x3F800000)));
+  const __mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
+  m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));
+  e = _mm512_mask_add_epi32(e, big, e, _mm512_set1_epi32(1));
+  const __m512 t = _mm512_sub_ps(m, one);
+  __m512 q = _mm512_fmadd_ps(t, _mm512_set1_ps(8.512234464e-02f), _mm512_set1_ps(-1.425844454e-01f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.498023681e-01f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-1.657972454e-01f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.995582851e-01f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-2.500127191e-01f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(3.333419429e-01f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-4.999999732e-01f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(9.999999741e-01f));
+  const __m512 ef = _mm512_cvtepi32_ps(e);
+  __m512 ln_u = _mm512_fmadd_ps(ef, _mm512_set1_ps(0.693145752f), _mm512_mul_ps(t, q));
+  ln_u = _mm512_fmadd_ps(ef, _mm512_set1_ps(1.42860682e-06f), ln_u);
+  return _mm512_sqrt_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_set1_ps(-2.0f), ln_u), _mm512_setzero_ps()));
+}
+
+/// `box_muller_angle8` on sixteen lanes (the same operations).
+PNN_ALWAYS_INLINE void box_muller_angle16(__m512i w, __m512& cos_t, __m512& sin_t) noexcept {
+  const __m512i q = _mm512_srli_epi32(_mm512_add_epi32(w, _mm512_set1_epi32(1 << 29)), 30);
+  const __m512i rho_int = _mm512_srai_epi32(_mm512_slli_epi32(w, 2), 11);
+  const __m512 rho = _mm512_mul_ps(_mm512_cvtepi32_ps(rho_int), _mm512_set1_ps(7.49014057e-07f));
+  const __m512 r2 = _mm512_mul_ps(rho, rho);
+  __m512 sp = _mm512_fmadd_ps(r2, _mm512_set1_ps(1.0f / 362880), _mm512_set1_ps(-1.0f / 5040));
+  sp = _mm512_fmadd_ps(sp, r2, _mm512_set1_ps(1.0f / 120));
+  sp = _mm512_fmadd_ps(sp, r2, _mm512_set1_ps(-1.0f / 6));
+  sp = _mm512_mul_ps(sp, r2);
+  const __m512 sn = _mm512_fmadd_ps(sp, rho, rho);
+  __m512 cp = _mm512_fmadd_ps(r2, _mm512_set1_ps(-1.0f / 3628800), _mm512_set1_ps(1.0f / 40320));
+  cp = _mm512_fmadd_ps(cp, r2, _mm512_set1_ps(-1.0f / 720));
+  cp = _mm512_fmadd_ps(cp, r2, _mm512_set1_ps(1.0f / 24));
+  cp = _mm512_fmadd_ps(cp, r2, _mm512_set1_ps(-0.5f));
+  const __m512 cs = _mm512_fmadd_ps(cp, r2, _mm512_set1_ps(1.0f));
+  const __mmask16 swap = _mm512_test_epi32_mask(q, _mm512_set1_epi32(1));
+  const __m512 c0 = _mm512_mask_blend_ps(swap, cs, sn);
+  const __m512 s0 = _mm512_mask_blend_ps(swap, sn, cs);
+  const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+  const __m512i cos_sign = _mm512_and_si512(_mm512_slli_epi32(_mm512_add_epi32(q, _mm512_set1_epi32(1)), 30), sign);
+  const __m512i sin_sign = _mm512_andnot_si512(_mm512_slli_epi32(q, 30), sign);
+  cos_t = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(c0), cos_sign));
+  sin_t = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(s0), sin_sign));
+}
+#endif  // PNN_DETAIL_RNG_AVX512
 #endif  // PNN_DETAIL_RNG_AVX2
 
 /// G blocks from ctr, word-major: rows[w * G + b]. `rows` is 32-byte aligned.
 template <class Arch, std::size_t G>
 PNN_ALWAYS_INLINE void philox_rows(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
                                    std::uint32_t* rows) noexcept {
+#if PNN_DETAIL_RNG_AVX512
+  if constexpr (rng_avx512<Arch> && G % 16 == 0) {
+    __m512i x[G / 16][4];
+    philox_avx512<G / 16>(key, ctr, stream, x);
+    for (std::size_t j = 0; j < G / 16; ++j)
+      for (std::size_t k = 0; k < 4; ++k)
+        _mm512_storeu_si512(reinterpret_cast<void*>(rows + k * G + 16 * j), x[j][k]);
+    return;
+  }
+#endif
 #if PNN_DETAIL_RNG_AVX2
   if constexpr (rng_avx2<Arch>) {
     __m256i x[G / 8][4];
@@ -243,6 +400,19 @@ PNN_ALWAYS_INLINE void philox_rows(std::array<std::uint32_t, 2> key, std::uint64
 template <class Arch, std::size_t G>
 PNN_ALWAYS_INLINE void philox_words(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
                                     std::uint32_t* words) noexcept {
+#if PNN_DETAIL_RNG_AVX512
+  if constexpr (rng_avx512<Arch> && G % 16 == 0) {
+    __m512i x[G / 16][4];
+    philox_avx512<G / 16>(key, ctr, stream, x);
+    for (std::size_t j = 0; j < G / 16; ++j) {
+      __m512 o[4];
+      transpose4x16(_mm512_castsi512_ps(x[j][0]), _mm512_castsi512_ps(x[j][1]), _mm512_castsi512_ps(x[j][2]),
+                    _mm512_castsi512_ps(x[j][3]), o);
+      for (std::size_t k = 0; k < 4; ++k) _mm512_storeu_ps(reinterpret_cast<float*>(words + 64 * j + 16 * k), o[k]);
+    }
+    return;
+  }
+#endif
 #if PNN_DETAIL_RNG_AVX2
   if constexpr (rng_avx2<Arch>) {
     __m256i x[G / 8][4];
@@ -335,6 +505,28 @@ PNN_ALWAYS_INLINE void uniform_group(std::array<std::uint32_t, 2> key, std::uint
                                      float* dst, float lo, float scale) noexcept {
   constexpr std::size_t G = rng_group<Arch>;
   using P = simd::pack<float, Arch>;
+#if PNN_DETAIL_RNG_AVX512
+  if constexpr (rng_avx512<Arch> && G % 16 == 0) {
+    __m512i x[G / 16][4];
+    philox_avx512<G / 16>(key, ctr, stream, x);
+    const __m512 vlo = _mm512_set1_ps(lo), vscale = _mm512_set1_ps(scale), two = _mm512_set1_ps(2.0f);
+    const __m512i exponent = _mm512_set1_epi32(0x3F800000);
+    PNN_UNROLL
+    for (std::size_t j = 0; j < G / 16; ++j) {
+      __m512 u[4];
+      PNN_UNROLL
+      for (std::size_t w = 0; w < 4; ++w) {
+        const __m512 m = _mm512_castsi512_ps(_mm512_or_si512(_mm512_srli_epi32(x[j][w], 9), exponent));
+        u[w] = _mm512_add_ps(vlo, _mm512_mul_ps(vscale, _mm512_sub_ps(two, m)));
+      }
+      __m512 o[4];
+      transpose4x16(u[0], u[1], u[2], u[3], o);
+      PNN_UNROLL
+      for (std::size_t k = 0; k < 4; ++k) _mm512_storeu_ps(dst + 64 * j + 16 * k, o[k]);
+    }
+    return;
+  }
+#endif
 #if PNN_DETAIL_RNG_AVX2
   if constexpr (rng_avx2<Arch>) {
     // Converted in registers, then transposed to block order: no round trip through memory.
@@ -380,6 +572,35 @@ PNN_ALWAYS_INLINE void normal_group(std::array<std::uint32_t, 2> key, std::uint6
                                     float* dst, float shift, float scale) noexcept {
   constexpr std::size_t G = rng_group<Arch>;
   using P = simd::pack<float, Arch>;
+#if PNN_DETAIL_RNG_AVX512
+  if constexpr (rng_avx512<Arch> && G % 16 == 0) {
+    // All in registers, sixteen blocks a register.
+    const __m512 sc = _mm512_set1_ps(scale);
+    __m512i x[G / 16][4];
+    philox_avx512<G / 16>(key, ctr, stream, x);
+    PNN_UNROLL
+    for (std::size_t j = 0; j < G / 16; ++j) {
+      __m512 z[4];
+      PNN_UNROLL
+      for (std::size_t h = 0; h < 4; h += 2) {
+        const __m512 r = box_muller_radius16(x[j][h]);
+        __m512 c, s;
+        box_muller_angle16(x[j][h + 1], c, s);
+        z[h] = _mm512_mul_ps(r, c);
+        z[h + 1] = _mm512_mul_ps(r, s);
+      }
+      __m512 o[4];
+      transpose4x16(z[0], z[1], z[2], z[3], o);
+      float* d = dst + 64 * j;
+      PNN_UNROLL
+      for (std::size_t k = 0; k < 4; ++k) {
+        const __m512 base = Add ? _mm512_loadu_ps(d + 16 * k) : _mm512_set1_ps(shift);
+        _mm512_storeu_ps(d + 16 * k, _mm512_fmadd_ps(sc, o[k], base));
+      }
+    }
+    return;
+  }
+#endif
 #if PNN_DETAIL_RNG_AVX2
   if constexpr (rng_avx2<Arch>) {
     // All in registers, eight blocks at a time (also under AVX-512, where a group is 16 blocks:
