@@ -100,6 +100,18 @@ TEST_CASE("pnn-bench --rules all writes JSON that follows the schema", "[pnn-ben
     CHECK(is_number(row.at("samples_per_second")));
     // Evaluation is timed apart from training, and every epoch evaluated the test set.
     CHECK(row.at("eval_seconds").get<double>() > 0.0);
+    // Energy: training and inference cost something, and on the digital substrate all of it
+    // is digital work (no physical passes, no pulses).
+    const auto& en = row.at("energy");
+    CHECK(en.at("train_joules_per_sample").get<double>() > 0.0);
+    CHECK(en.at("inference_joules_per_sample").get<double>() > 0.0);
+    CHECK(en.at("train_latency_seconds_per_sample").get<double>() > 0.0);
+    CHECK(en.at("digital_flops_per_sample").get<double>() > 0.0);
+    if (row.at("substrate") == "digital") {
+      CHECK(en.at("physical_passes_per_sample").get<double>() == 0.0);
+      CHECK(en.at("train_joules_by_kind").at("digital").get<double>() ==
+            Approx(en.at("train_joules_per_sample").get<double>() * 1000 * 2).epsilon(1e-6));
+    }
     CHECK((row.at("alignment_angle_deg").is_null() || is_number(row.at("alignment_angle_deg"))));
     CHECK(row.at("settings").is_object());
     CHECK(row.at("sweep").is_null());
@@ -204,6 +216,27 @@ TEST_CASE("pnn-bench runs every rule on the MZI substrate, the perturbative ones
   // The alignment angle (over hidden layers: the digital encoder) is measured for both.
   CHECK(is_number(results[1].at("alignment_angle_deg")));
   CHECK(is_number(results[2].at("alignment_angle_deg")));
+}
+
+TEST_CASE("pnn-bench prices what each rule does on the crossbar: passes, pulses, converters, digital work",
+          "[pnn-bench][energy][slow]") {
+  const auto results = small_run("pnn_bench_crossbar_energy", "backprop,in_silico,equilibrium_propagation", "crossbar");
+  REQUIRE(results.size() == 3);
+  const auto& bp = results[0].at("energy");
+  const auto& is = results[1].at("energy");
+  const auto& ep = results[2].at("energy");
+  // Backprop on the crossbar: every sample read forwards through both layers, the output layer
+  // read transposed (3 passes), and pulses programmed; the converters cost something.
+  CHECK(bp.at("physical_passes_per_sample").get<double>() == Approx(3.0));
+  CHECK(bp.at("pulses_per_sample").get<double>() > 0.0);
+  CHECK(bp.at("train_joules_by_kind").at("converters").get<double>() > 0.0);
+  // In-silico training never touches the crossbar: all of its training energy is digital,
+  // while its inference runs on the crossbar and costs far less than digital inference would.
+  CHECK(is.at("physical_passes_per_sample").get<double>() == 0.0);
+  CHECK(is.at("train_joules_by_kind").at("converters").get<double>() == 0.0);
+  CHECK(is.at("inference_joules_per_sample").get<double>() < 0.1 * is.at("train_joules_per_sample").get<double>());
+  // EP relaxes through many reads per sample (free and nudged phases, both directions).
+  CHECK(ep.at("physical_passes_per_sample").get<double>() > 20.0);
 }
 
 TEST_CASE("pnn-bench trains a resistor-network output layer in its conductances", "[pnn-bench][slow]") {

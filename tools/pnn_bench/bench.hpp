@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pnn/pnn.hpp>
+#include <pnn/physics/energy.hpp>
 
 namespace pnn_bench {
 
@@ -43,6 +44,9 @@ struct config {
   std::size_t ep_average = 5;  ///< measure each phase as the mean of its last N steps
   std::string fg_mode = "activity";
   std::string ff_goodness = "energy";
+  /// Per-event energies and times (docs/physics.md, "Energy and latency"); `--digital-energy`
+  /// picks the digital part (45 nm arithmetic or a datacentre GPU).
+  pnn::energy_model energy{};
   std::string perturbation = "spsa";
 };
 
@@ -52,6 +56,14 @@ struct result {
   std::size_t epochs = 0;
   double test_accuracy = 0, train_seconds = 0, samples_per_second = 0;
   double eval_seconds = 0;  ///< test evaluations after the epochs (and alignment probes), not in samples/s
+  /// Digital work done before the measured training (a twin trained first), charged to the run.
+  pnn::simd::kernel_work pretraining_work{};
+  /// Energy (J) and latency (s) per training sample, per inference, and what they count.
+  struct energy_figures {
+    double train_joules_per_sample = 0, inference_joules_per_sample = 0, train_latency_per_sample = 0;
+    double physical_passes_per_sample = 0, pulses_per_sample = 0, digital_flops_per_sample = 0;
+    pnn::energy_estimate train{};  ///< the whole training run, by where it is spent
+  } energy{};
   double untrained_accuracy = 0;  ///< test accuracy of the same network before training (the floor to beat)
   std::optional<double> alignment_angle_deg;
   nlohmann::json settings = nlohmann::json::object();

@@ -171,6 +171,46 @@ struct feedforward_accuracy {
   static constexpr bool builtin = true;
 };
 
+/// Energy per inference of `net` as the rule's network infers (a feed-forward pass, or a free
+/// relaxation): the evaluator on 256 test images with a counter attached.
+template <class Net, class Loss, class Eval = feedforward_accuracy>
+double inference_energy(const config& cfg, const pnn::data::split& d, Net& net, const Loss& loss, Eval eval = {},
+                        std::size_t epoch = 0) {
+  const pnn::data::dataset probe = pnn::data::subset(d.test, 0, std::min<std::size_t>(256, d.test.size()));
+  pnn::cost_counter counter;
+  pnn::attach_cost_counter(net, &counter);
+  const pnn::simd::kernel_work w0 = pnn::simd::kernel_work_on_this_thread();
+  constexpr bool builtin_eval = requires { Eval::builtin; };
+  if constexpr (builtin_eval) (void)pnn::evaluate(net, loss, probe);
+  else (void)eval(net, probe, epoch);
+  const pnn::simd::kernel_work iw = pnn::simd::kernel_work_on_this_thread() - w0;
+  pnn::attach_cost_counter(net, nullptr);
+  return pnn::estimate_energy(counter.totals(), iw, cfg.energy).total() / double(probe.size());
+}
+
+/// Energy of the training run (its events and digital work, and any twin trained before it)
+/// and of inference (the run's evaluator on 256 test images with a counter attached), per sample.
+template <class Net, class Loss, class Eval>
+void measure_energy(const config& cfg, const pnn::data::split& d, Net& net, const pnn::history& h, result& r,
+                    const Loss& loss, Eval& eval) {
+  pnn::physical_events events;
+  pnn::simd::kernel_work work = r.pretraining_work;
+  for (const auto& m : h) {
+    events += m.events;
+    work.flops += m.digital_work.flops;
+    work.bytes += m.digital_work.bytes;
+  }
+  const double samples = double(d.train.size() * h.size());
+  auto& e = r.energy;
+  e.train = pnn::estimate_energy(events, work, cfg.energy);
+  e.train_joules_per_sample = e.train.total() / samples;
+  e.train_latency_per_sample = e.train.latency / samples;
+  e.physical_passes_per_sample = double(events.reads + events.transposed_reads) / samples;
+  e.pulses_per_sample = double(events.pulses) / samples;
+  e.digital_flops_per_sample = double(work.flops) / samples;
+  e.inference_joules_per_sample = inference_energy(cfg, d, net, loss, eval, h.size());
+}
+
 /// Trains `net` with `rule` and fills `r`'s measurements; `align` adds the alignment angle.
 /// `Eval` measures test accuracy where a rule's network computes its output another way
 /// (equilibrium propagation: at the free equilibrium).
@@ -203,6 +243,8 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
     });
   if constexpr (builtin_eval) r.untrained_accuracy = pnn::evaluate(net, loss, d.test).accuracy;
   else r.untrained_accuracy = eval(net, d.test, std::size_t{0});
+  pnn::cost_counter counter;
+  opt.cost = &counter;
   const auto h = pnn::train(net, rule, loss, d.train, opt);
   r.epochs = h.size();
   for (const auto& m : h) {
@@ -216,6 +258,7 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
   r.test_accuracy = h.back().test_accuracy;
   r.samples_per_second = r.train_seconds > 0 ? double(d.train.size() * h.size()) / r.train_seconds : 0;
   if (align) r.alignment_angle_deg = h.back().extra.at("alignment_angle_deg");
+  measure_energy(cfg, d, net, h, r, loss, eval);
   return r;
 }
 

@@ -81,6 +81,20 @@ nlohmann::json to_json(const result& r) {
                    {"settings", r.settings},
                    {"sweep", nullptr},
                    {"history", r.history}};
+  const auto& e = r.energy;
+  j["energy"] = {{"train_joules_per_sample", e.train_joules_per_sample},
+                 {"inference_joules_per_sample", e.inference_joules_per_sample},
+                 {"train_latency_seconds_per_sample", e.train_latency_per_sample},
+                 {"physical_passes_per_sample", e.physical_passes_per_sample},
+                 {"pulses_per_sample", e.pulses_per_sample},
+                 {"digital_flops_per_sample", e.digital_flops_per_sample},
+                 {"train_joules_by_kind",
+                  {{"array", e.train.array},
+                   {"converters", e.train.converters},
+                   {"programming", e.train.programming},
+                   {"optical", e.train.optical},
+                   {"resistive", e.train.resistive},
+                   {"digital", e.train.digital}}}};
   if (r.alignment_angle_deg) j["alignment_angle_deg"] = *r.alignment_angle_deg;
   if (r.sweep) j["sweep"] = {{"param", r.sweep->param}, {"value", r.sweep->value}};
   return j;
@@ -111,33 +125,50 @@ std::size_t parse_count(const std::string& s, const std::string& what, double lo
   return static_cast<std::size_t>(v);
 }
 
+// An energy with its SI prefix: 3.2 µJ, 410 nJ.
+std::string joules(double j) {
+  if (!(j > 0)) return "0 J";
+  static const std::pair<double, const char*> units[] = {{1, "J"}, {1e-3, "mJ"}, {1e-6, "µJ"}, {1e-9, "nJ"}, {1e-12, "pJ"}};
+  for (const auto& [scale, name] : units)
+    if (j >= scale) return fmt("%.3g ", j / scale) + name;
+  return fmt("%.3g fJ", j / 1e-15);
+}
+
 std::string markdown_table(const std::vector<result>& rows) {
   std::string s =
-      "| rule | substrate | noise | epochs | test accuracy | train time | samples/s | alignment angle |\n"
-      "|---|---|---|---:|---:|---:|---:|---:|\n";
+      "| rule | substrate | noise | epochs | test accuracy | train time | samples/s | alignment angle | energy / training sample | energy / inference |\n"
+      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
     std::string rule = r.rule + (r.sweep ? " (" + r.sweep->param + "=" + fmt("%g", r.sweep->value) + ")" : "");
     if (r.skipped) {
-      s += "| " + rule + " | " + r.substrate + " | — | — | skipped: " + *r.skipped + " | | | |\n";
+      s += "| " + rule + " | " + r.substrate + " | — | — | skipped: " + *r.skipped + " | | | | | |\n";
       continue;
     }
     s += "| " + rule + " | " + r.substrate + " | " + r.noise + " | " + std::to_string(r.epochs) + " | " +
          fmt("%.2f %%", 100 * r.test_accuracy) + " | " + fmt("%.1f s", r.train_seconds) + " | " +
          fmt("%.0f", r.samples_per_second) + " | " +
-         (r.alignment_angle_deg ? fmt("%.1f°", *r.alignment_angle_deg) : std::string("—")) + " |\n";
+         (r.alignment_angle_deg ? fmt("%.1f°", *r.alignment_angle_deg) : std::string("—")) + " | " +
+         joules(r.energy.train_joules_per_sample) + " | " + joules(r.energy.inference_joules_per_sample) + " |\n";
   }
   return s;
 }
 
 std::string csv(const std::vector<result>& rows) {
   std::string s = "rule,substrate,noise,epochs,test_accuracy,train_seconds,samples_per_second,alignment_angle_deg,"
-                  "sweep_param,sweep_value,skipped,eval_seconds\n";
+                  "sweep_param,sweep_value,skipped,eval_seconds,train_joules_per_sample,inference_joules_per_sample,"
+                  "train_latency_seconds_per_sample,physical_passes_per_sample,pulses_per_sample,digital_flops_per_sample\n";
   for (const auto& r : rows)
     s += r.rule + "," + r.substrate + "," + r.noise + "," + std::to_string(r.epochs) + "," +
          fmt("%.6f", r.test_accuracy) + "," + fmt("%.3f", r.train_seconds) + "," + fmt("%.1f", r.samples_per_second) +
          "," + (r.alignment_angle_deg ? fmt("%.3f", *r.alignment_angle_deg) : "") + "," +
          (r.sweep ? r.sweep->param : "") + "," + (r.sweep ? fmt("%g", r.sweep->value) : "") + "," +
-         (r.skipped ? "\"" + *r.skipped + "\"" : "") + "," + (r.skipped ? "" : fmt("%.3f", r.eval_seconds)) + "\n";
+         (r.skipped ? "\"" + *r.skipped + "\"" : "") + "," + (r.skipped ? "" : fmt("%.3f", r.eval_seconds)) +
+         (r.skipped ? std::string(",,,,,,")
+                    : "," + fmt("%.4g", r.energy.train_joules_per_sample) + "," + fmt("%.4g", r.energy.inference_joules_per_sample) +
+                          "," + fmt("%.4g", r.energy.train_latency_per_sample) + "," +
+                          fmt("%.4g", r.energy.physical_passes_per_sample) + "," + fmt("%.4g", r.energy.pulses_per_sample) +
+                          "," + fmt("%.4g", r.energy.digital_flops_per_sample)) +
+         "\n";
   return s;
 }
 
@@ -149,6 +180,7 @@ void plots(const std::vector<result>& rows, const std::filesystem::path& dir) {
   const std::string term = "set terminal pngcairo noenhanced size ";
   std::vector<std::string> substrates;
   std::map<std::string, std::string> panels;  // substrate -> plot command
+  std::map<std::string, std::size_t> rule_index;
   std::string times;
   std::map<std::string, std::string> sweep_data;
   int k = 0;
@@ -162,7 +194,13 @@ void plots(const std::vector<result>& rows, const std::filesystem::path& dir) {
       write_file_atomically(f, d);
       if (!panels.count(r.substrate)) substrates.push_back(r.substrate);
       auto& p = panels[r.substrate];
-      p += std::string(p.empty() ? "plot " : ", ") + "'" + f.string() + "' using 1:2 with linespoints lw 2 title '" + r.rule + "'";
+      // A colour, a marker and a dash pattern per rule, the same in every panel: twelve rules
+      // stay apart on screen and in grey print.
+      auto [it, fresh] = rule_index.try_emplace(r.rule, rule_index.size());
+      const std::size_t ri = it->second;
+      p += std::string(p.empty() ? "plot " : ", ") + "'" + f.string() + "' using 1:2 with linespoints lw 2 lc " +
+           std::to_string(1 + ri) + " pt " + std::to_string(1 + ri % 13) + " dt " + std::to_string(1 + ri % 5) +
+           " title '" + r.rule + "'";
       times += "\"" + r.rule + " / " + r.substrate + "\" " +
                fmt("%.3f", r.train_seconds / double(std::max<std::size_t>(1, r.epochs))) + "\n";
     } else {
@@ -194,6 +232,32 @@ void plots(const std::vector<result>& rows, const std::filesystem::path& dir) {
       p += std::string(j++ ? ", " : "") + "'" + f.string() + "' using 1:2 lw 2 title '" + label + "'";
     }
     script += p + "\n";
+  }
+  // Accuracy against training energy: one point per rule × substrate, a colour and a marker
+  // per rule, a label per substrate, log energy axis.
+  std::map<std::string, std::string> energy_points;
+  std::vector<std::string> energy_rules;
+  for (const auto& r : rows) {
+    if (r.skipped || r.sweep || !(r.energy.train_joules_per_sample > 0)) continue;
+    if (!energy_points.count(r.rule)) energy_rules.push_back(r.rule);
+    energy_points[r.rule] += fmt("%.6g", r.energy.train_joules_per_sample) + " " + fmt("%.4f", 100 * r.test_accuracy) +
+                             " " + r.substrate + "\n";
+  }
+  if (!energy_rules.empty()) {
+    std::string p = term + "1000,650\nset output '" + (dir / "accuracy_vs_energy.png").string() +
+                    "'\nunset style\nset xtics norotate\nset logscale x\nset format x '%.0e'\nset grid\n"
+                    "set key outside right font ',9'\nset xlabel 'training energy per sample (J)'\n"
+                    "set ylabel 'test accuracy (%)'\nplot ";
+    int j = 0;
+    for (const auto& rule : energy_rules) {
+      const auto f = dir / ("energy_" + std::to_string(j) + ".dat");
+      write_file_atomically(f, energy_points[rule]);
+      p += std::string(j ? ", " : "") + "'" + f.string() + "' using 1:2 with points pt " + std::to_string(1 + j % 13) +
+           " ps 1.6 lc " + std::to_string(1 + j) + " title '" + rule + "', '" + f.string() +
+           "' using 1:2:3 with labels offset 0.8,0.4 font ',7' notitle";
+      ++j;
+    }
+    script += p + "\nunset logscale x\nset format x '%g'\n";
   }
   if (script.empty()) return;
   write_file_atomically(dir / "plots.gp", script);
@@ -239,6 +303,11 @@ int run(int argc, char** argv) {
   app.add_option("--fg-mode", cfg.fg_mode, "activity | weight")->check(CLI::IsMember({"activity", "weight"}));
   app.add_option("--ff-goodness", cfg.ff_goodness, "energy | cosine")->check(CLI::IsMember({"energy", "cosine"}));
   app.add_option("--perturbation", cfg.perturbation, "spsa | code_multiplexed")->check(CLI::IsMember({"spsa", "code_multiplexed"}));
+  std::string digital_energy = "cpu";
+  app.add_option("--digital-energy", digital_energy,
+                 "energy of digital work: cpu (45 nm arithmetic and SRAM, Horowitz 2014; default) | gpu (a datacentre "
+                 "GPU's board power over its peak FP32 rate)")
+      ->check(CLI::IsMember({"cpu", "gpu"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -248,6 +317,7 @@ int run(int argc, char** argv) {
     return 2;
   }
 
+  if (digital_energy == "gpu") cfg.energy = pnn::energy_model::gpu();
   std::optional<std::string> sweep_param;
   std::vector<double> sweep_values;
   try {

@@ -58,6 +58,7 @@ result run_in_silico(const config& cfg, const std::string& substrate, const pnn:
       t.test_accuracy = e.accuracy;
       t.settings["twin_test_accuracy"] = t.history.back()["test_accuracy"];
       t.history.back()["test_accuracy"] = e.accuracy;
+      t.energy.inference_joules_per_sample = inference_energy(cfg, d, physical, pnn::loss::softmax_cross_entropy{});
       return t;
     }
   });

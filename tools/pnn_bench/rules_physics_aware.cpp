@@ -28,8 +28,10 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
         .learning_rate = twin_lr,
         .momentum = momentum,
         .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}}}};
+    const pnn::simd::kernel_work twin0 = pnn::simd::kernel_work_on_this_thread();
     pnn::train(twin, bp, pnn::loss::softmax_cross_entropy{}, d.train,
                {.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed, .progress = pnn::progress_mode::never});
+    r.pretraining_work = pnn::simd::kernel_work_on_this_thread() - twin0;  // charged to this run's energy
     pnn::rng g(cfg.seed, 0xde9);
     pnn::deploy(twin, physical, g);
     pnn::learn::physics_aware<on_substrate_t<physical_t, pnn::optim::momentum>> pat{
@@ -39,6 +41,7 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
              .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}})}};
     r.settings = optimizer_settings("momentum", pat_lr, momentum);
     r.settings["init"] = "in_silico deployment (twin: backprop, momentum, lr 0.02, same epochs)";
+    r.settings["twin_epochs"] = cfg.epochs;  // their digital work is in this run's energy
     r.settings["twin"] = "ideal digital network of the same shape, mirroring the nominal (model) weights";
     r.settings["jacobian_point"] = "measured_inputs";
     return train_and_measure(cfg, d, physical, pat, r, true);

@@ -29,6 +29,7 @@
 #include <pnn/core/extents.hpp>
 #include <pnn/core/rng.hpp>
 #include <pnn/physics/concepts.hpp>
+#include <pnn/simd/work.hpp>
 
 namespace pnn::physics {
 
@@ -98,6 +99,7 @@ struct black_box {
     /// \throws pnn::error naming the layer when `F` returns other than n × Out values, or a
     ///         non-finite value.
     void read(const T* x, std::size_t n, T* y, rng& g) const {
+      const simd::kernel_work_pause simulated;  // the model stands for physics, not digital work
       const black_box_call<T> c{x, n, in_size(), out_size(), weight_.data(), bias_.data()};
       std::vector<T> r;
       if constexpr (requires { model_(c, g); }) r = model_(c, g);

@@ -21,7 +21,8 @@
 
 namespace pnn {
 
-/// Events of a tile's physics, as counts (dimensionless).
+/// Events of a tile's physics: counts (dimensionless) and the two sums an energy model needs
+/// from the physical state (`array_drive`, `dissipation`).
 struct physical_events {
   std::uint64_t reads = 0;             ///< vectors applied forward (rows of a batch)
   std::uint64_t transposed_reads = 0;  ///< vectors applied backwards (columns driven, rows sensed)
@@ -30,6 +31,16 @@ struct physical_events {
   std::uint64_t adc_conversions = 0;   ///< output values digitised
   std::uint64_t pulses = 0;            ///< programming pulses fired at devices
   std::uint64_t parameter_writes = 0;  ///< parameters set to a value (phases, conductances)
+  std::uint64_t dac_levels = 0;        ///< Σ 2^bits over DAC conversions (Walden's conversion steps)
+  std::uint64_t adc_levels = 0;        ///< Σ 2^bits over ADC conversions
+  std::uint64_t pulse_slots = 0;       ///< time slots of programming (all devices of an array pulse in parallel)
+  std::uint64_t array_vectors = 0;     ///< vectors read on a crossbar array (either direction, re-reads included)
+  std::uint64_t optical_vectors = 0;   ///< vectors sent through a photonic mesh (either direction)
+  std::uint64_t optical_channels = 0;  ///< Σ modes over those vectors (each modulated and detected)
+  std::uint64_t held_element_vectors = 0;  ///< Σ over those vectors of the thermo-optic elements held
+  std::uint64_t settled_vectors = 0;   ///< vectors a resistor network settled on
+  double array_drive = 0;  ///< µS: Σ over crossbar vectors of Σ_cells G·u², u = drive / full-scale read voltage
+  double dissipation = 0;  ///< µW: Σ over settled vectors of the power Σ_e k_e ΔV_e² (per volt² of source)
 
   physical_events& operator+=(const physical_events& o) noexcept {
     reads += o.reads;
@@ -39,7 +50,38 @@ struct physical_events {
     adc_conversions += o.adc_conversions;
     pulses += o.pulses;
     parameter_writes += o.parameter_writes;
+    dac_levels += o.dac_levels;
+    adc_levels += o.adc_levels;
+    pulse_slots += o.pulse_slots;
+    array_vectors += o.array_vectors;
+    optical_vectors += o.optical_vectors;
+    optical_channels += o.optical_channels;
+    held_element_vectors += o.held_element_vectors;
+    settled_vectors += o.settled_vectors;
+    array_drive += o.array_drive;
+    dissipation += o.dissipation;
     return *this;
+  }
+  /// The events between two readings of a counter (`later - earlier`).
+  [[nodiscard]] friend physical_events operator-(physical_events a, const physical_events& b) noexcept {
+    a.reads -= b.reads;
+    a.transposed_reads -= b.transposed_reads;
+    a.macs -= b.macs;
+    a.dac_conversions -= b.dac_conversions;
+    a.adc_conversions -= b.adc_conversions;
+    a.pulses -= b.pulses;
+    a.parameter_writes -= b.parameter_writes;
+    a.dac_levels -= b.dac_levels;
+    a.adc_levels -= b.adc_levels;
+    a.pulse_slots -= b.pulse_slots;
+    a.array_vectors -= b.array_vectors;
+    a.optical_vectors -= b.optical_vectors;
+    a.optical_channels -= b.optical_channels;
+    a.held_element_vectors -= b.held_element_vectors;
+    a.settled_vectors -= b.settled_vectors;
+    a.array_drive -= b.array_drive;
+    a.dissipation -= b.dissipation;
+    return a;
   }
   friend bool operator==(const physical_events&, const physical_events&) = default;
 };
@@ -49,31 +91,40 @@ class cost_counter {
  public:
   /// Adds one call's events (relaxed atomics: totals are read after the work is done).
   void add(const physical_events& e) noexcept {
-    add(reads_, e.reads);
-    add(transposed_reads_, e.transposed_reads);
-    add(macs_, e.macs);
-    add(dac_, e.dac_conversions);
-    add(adc_, e.adc_conversions);
-    add(pulses_, e.pulses);
-    add(writes_, e.parameter_writes);
+    for (std::size_t i = 0; i < counts; ++i) add(count_[i], e.*count_fields[i]);
+    add(drive_, e.array_drive);
+    add(dissipation_, e.dissipation);
   }
   /// The events counted since construction or the last `reset`.
   [[nodiscard]] physical_events totals() const noexcept {
-    return {reads_.load(std::memory_order_relaxed),  transposed_reads_.load(std::memory_order_relaxed),
-            macs_.load(std::memory_order_relaxed),   dac_.load(std::memory_order_relaxed),
-            adc_.load(std::memory_order_relaxed),    pulses_.load(std::memory_order_relaxed),
-            writes_.load(std::memory_order_relaxed)};
+    physical_events e;
+    for (std::size_t i = 0; i < counts; ++i) e.*count_fields[i] = count_[i].load(std::memory_order_relaxed);
+    e.array_drive = drive_.load(std::memory_order_relaxed);
+    e.dissipation = dissipation_.load(std::memory_order_relaxed);
+    return e;
   }
   void reset() noexcept {
-    for (auto* a : {&reads_, &transposed_reads_, &macs_, &dac_, &adc_, &pulses_, &writes_})
-      a->store(0, std::memory_order_relaxed);
+    for (auto& a : count_) a.store(0, std::memory_order_relaxed);
+    drive_.store(0, std::memory_order_relaxed);
+    dissipation_.store(0, std::memory_order_relaxed);
   }
 
  private:
+  static constexpr std::size_t counts = 15;
+  static constexpr std::uint64_t physical_events::* count_fields[counts] = {
+      &physical_events::reads,           &physical_events::transposed_reads,  &physical_events::macs,
+      &physical_events::dac_conversions, &physical_events::adc_conversions,   &physical_events::pulses,
+      &physical_events::parameter_writes, &physical_events::dac_levels,       &physical_events::adc_levels,
+      &physical_events::pulse_slots,     &physical_events::optical_vectors,   &physical_events::optical_channels,
+      &physical_events::held_element_vectors, &physical_events::settled_vectors, &physical_events::array_vectors};
   static void add(std::atomic<std::uint64_t>& a, std::uint64_t v) noexcept {
     if (v != 0) a.fetch_add(v, std::memory_order_relaxed);
   }
-  std::atomic<std::uint64_t> reads_{0}, transposed_reads_{0}, macs_{0}, dac_{0}, adc_{0}, pulses_{0}, writes_{0};
+  static void add(std::atomic<double>& a, double v) noexcept {
+    if (v != 0) a.fetch_add(v, std::memory_order_relaxed);
+  }
+  std::atomic<std::uint64_t> count_[counts]{};
+  std::atomic<double> drive_{0}, dissipation_{0};
 };
 
 /// The member a reporting tile embeds: a pointer to the attached counter (none by default)

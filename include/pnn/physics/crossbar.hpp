@@ -43,6 +43,7 @@
 #include <pnn/simd/blas.hpp>
 #include <pnn/simd/gemm.hpp>
 #include <pnn/simd/random.hpp>
+#include <pnn/simd/work.hpp>
 
 namespace pnn::physics {
 
@@ -243,6 +244,7 @@ struct crossbar {
     /// fire exactly their count). Clears any inference programming.
     template <class U>
     void program(const U& update, rng& g) {
+      const simd::kernel_work_pause simulated;  // the array's physics, not digital work
       const float* db = update.bias_data();
       for (std::size_t j = 0; j < out_size(); ++j) bias_.data()[j] -= db[j];
       if constexpr (!is_pulsed) {
@@ -378,10 +380,22 @@ struct crossbar {
 
     template <bool Transposed>
     void mvm(const io_params& io, const float* x, std::size_t n, float* y, rng& g) const {
+      const simd::kernel_work_pause simulated;  // the array's physics, not digital work
       const std::size_t k = Transposed ? out_size() : in_size();
       const std::size_t m = Transposed ? in_size() : out_size();
       const float* W = active_weights();
       read_workspace& ws = workspace();
+      // Array energy needs Σ G·u² over the driven cells: each input line's total conductance,
+      // computed only when a cost counter listens.
+      const bool counting = cost_.counter() != nullptr;
+      std::vector<float> line;
+      double drive = 0;
+      if (counting) line = line_conductance(Transposed);
+      auto add_drive = [&](const float* u, std::size_t rows) {
+        if (!counting) return;
+        for (std::size_t r = 0; r < rows; ++r)
+          for (std::size_t i = 0; i < k; ++i) drive += double(u[r * k + i]) * double(u[r * k + i]) * double(line[i]);
+      };
       if (io.w_noise > 0) {
         ws.wn.assign(W, W + weight_.size());
         rng gw = g.split(0x77);
@@ -401,14 +415,19 @@ struct crossbar {
           physical_events e;
           (Transposed ? e.transposed_reads : e.reads) = n + rereads;
           e.macs = (n + rereads) * k * m;
+          e.array_vectors = n + rereads;
           if (!io.is_perfect) {
             e.dac_conversions = (n + rereads) * k;
             e.adc_conversions = (n + rereads) * m;
+            e.dac_levels = e.dac_conversions << io.inp_res;
+            e.adc_levels = e.adc_conversions << io.out_res;
           }
+          e.array_drive = drive;
           return e;
         });
       };
       if (io.is_perfect) {
+        add_drive(x, n);
         report();
         multiply(x, n, y);
         if (post != 1.0f) simd::scale<float>(n * m, post, y);
@@ -422,6 +441,7 @@ struct crossbar {
         ws.scale[r] = s;
         prepare_input(io, x + r * k, k, s, ws.xs.data() + r * k);
       }
+      add_drive(ws.xs.data(), n);
       multiply(ws.xs.data(), n, y);
       rng gn = g.split(0);
       add_normal(gn, y, n * m, io.out_noise);
@@ -438,6 +458,7 @@ struct crossbar {
             s *= 2.0f;
             ws.xs_row.resize(k);
             prepare_input(io, x + r * k, k, s, ws.xs_row.data());
+            add_drive(ws.xs_row.data(), 1);
             multiply(ws.xs_row.data(), 1, yr);
             add_normal(gb, yr, m, io.out_noise);
             ++rereads;
@@ -447,6 +468,17 @@ struct crossbar {
         simd::scale<float>(m, s * post, yr);
       }
       report();
+    }
+
+    // Σ over the devices each input line drives of G⁺ + G⁻ (µS): columns of W forwards, rows
+    // when the columns are driven (transposed).
+    std::vector<float> line_conductance(bool transposed) const {
+      const std::size_t in = in_size(), out = out_size();
+      std::vector<float> gp(in * out), gm(in * out), line(transposed ? out : in, 0.0f);
+      conductances(gp.data(), gm.data());
+      for (std::size_t j = 0; j < out; ++j)
+        for (std::size_t i = 0; i < in; ++i) line[transposed ? j : i] += gp[j * in + i] + gm[j * in + i];
+      return line;
     }
 
     // Scales one input vector by 1/s, applies the first-order IR drop and the DAC.
@@ -484,13 +516,14 @@ struct crossbar {
 
     // Deterministic pulse counts from the dense update: n = round(|ΔW|/dw_min), applied one by one.
     void pulse_counts(const float* dw, rng& g) {
-      std::uint64_t fired = 0;
+      std::uint64_t fired = 0, slots = 0;
       const Device& d = params_.device;
       const float inv = 1.0f / d.dw_min;
       normal_source ns(g.split(0x5ea));
       for (std::size_t e = 0; e < weight_.size(); ++e) {
         const float pulses = std::nearbyint(std::abs(dw[e]) * inv);
         if (pulses == 0) continue;
+        slots = std::max(slots, std::uint64_t(pulses));
         const bool up = dw[e] < 0;  // the update is subtracted
         const devices::device_cell c = cell(e);
         float& w = weight_.data()[e];
@@ -498,7 +531,9 @@ struct crossbar {
         for (float p = 0; p < pulses; p += 1.0f) d.pulse(w, a, up, c, ns.next());
         fired += std::uint64_t(pulses);
       }
-      cost_.report([&] { return physical_events{.pulses = fired}; });
+      // Every device receives its count in parallel: the update takes as many slots as the
+      // largest count.
+      cost_.report([&] { return physical_events{.pulses = fired, .pulse_slots = slots}; });
     }
 
     // Stochastic pulse trains (Gokmen & Vlasov 2016): per sample, row i fires each of BL slots
@@ -507,7 +542,7 @@ struct crossbar {
     // management balances the largest row and column probabilities.
     void pulse_trains(const float* h, const float* delta, std::size_t n, float s, rng& g) {
       if (s == 0) return;
-      std::uint64_t fired = 0;
+      std::uint64_t fired = 0, slots = 0;
       const Device& d = params_.device;
       const std::size_t in = in_size(), out = out_size();
       const float lr = std::abs(s);
@@ -527,6 +562,7 @@ struct crossbar {
           const double want = std::ceil(double(lr) * double(xmax) * double(dmax) / double(d.dw_min));
           bl = static_cast<unsigned>(std::clamp(want, 1.0, double(bl)));
         }
+        slots += bl;  // one train of BL slots per sample, all devices in parallel
         float A = std::sqrt(lr / (d.dw_min * static_cast<float>(bl))), B = A;
         if (params_.update_management) {
           const float r = std::sqrt(dmax / xmax);
@@ -566,7 +602,7 @@ struct crossbar {
           }
         }
       }
-      cost_.report([&] { return physical_events{.pulses = fired}; });
+      cost_.report([&] { return physical_events{.pulses = fired, .pulse_slots = slots}; });
     }
 
     // out[i] = BL slot bits, each 1 with probability min(p[i], 1). Eight masks at a time from

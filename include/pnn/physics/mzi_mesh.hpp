@@ -27,6 +27,7 @@
 #include <pnn/physics/unitary_mesh.hpp>
 #include <pnn/simd/gemm.hpp>
 #include <pnn/simd/svd.hpp>
+#include <pnn/simd/work.hpp>
 
 namespace pnn::physics {
 
@@ -153,10 +154,23 @@ struct basic_mzi_mesh {
     /// every phase or attenuator setting programmed into `c` (`tile_hooks::attach_cost_counter`).
     void attach_cost_counter(cost_counter* c) noexcept { cost_.attach(c); }
 
+    /// One batch of `n` vectors through the mesh: `N` modes modulated and detected per vector,
+    /// every programmable element (phases, attenuators) held while the light passes.
+    [[nodiscard]] physical_events optical_events(std::size_t n, bool transposed) const noexcept {
+      physical_events e;
+      (transposed ? e.transposed_reads : e.reads) = n;
+      e.macs = n * modes_ * modes_;
+      e.optical_vectors = n;
+      e.optical_channels = n * modes_;
+      e.held_element_vectors = n * (parameter_count() - out_);
+      return e;
+    }
+
     /// `y(n × Out)` = detection of `U Σ V† x` for real inputs `x(n × In)`; bias not included.
     void read(const T* x, std::size_t n, T* y, rng& g) const {
       if (n == 0) return;
-      cost_.report([&] { return physical_events{.reads = n, .macs = n * modes_ * modes_}; });
+      const simd::kernel_work_pause simulated;  // the mesh's optics, not digital work
+      cost_.report([&] { return optical_events(n, false); });
       if (use_matrix(n)) {
         ensure_effective();
         simd::gemm_nt<T>(n, out_, in_, T(1), x, in_, weff_re_.data(), in_, T(0), y, out_);
@@ -196,7 +210,8 @@ struct basic_mzi_mesh {
                   "transposed read; use read_vjp (backprop does), or train the mesh in its parameter space "
                   "(weight_perturbation, spsa)");
       if (n == 0) return;
-      cost_.report([&] { return physical_events{.transposed_reads = n, .macs = n * modes_ * modes_}; });
+      const simd::kernel_work_pause simulated;
+      cost_.report([&] { return optical_events(n, true); });
       if (use_matrix(n)) {
         ensure_effective();
         simd::gemm_nn<T>(n, in_, out_, T(1), dy, out_, weff_re_.data(), in_, T(0), dx, in_);
@@ -244,6 +259,7 @@ struct basic_mzi_mesh {
     /// `mesh_programming`). `U` has `weight_data()`/`bias_data()` and optionally the factors.
     template <class U>
     void program(const U& update, rng& g) {
+      const simd::kernel_work_pause simulated;
       const T* dw = update.weight_data();
       const T* db = update.bias_data();
       PNN_EXPECTS(all_finite_(dw, in_ * out_) && all_finite_(db, out_), "physics::mzi_mesh::program: update is not finite");
@@ -369,6 +385,7 @@ struct basic_mzi_mesh {
     /// `bias_grad`). What a perturbative estimate in phase space is compared with.
     void parameter_gradient(const T* h, const T* delta, std::size_t n, double s, const T* bias_grad, double* out,
                             rng& g) const {
+      const simd::kernel_work_pause simulated;  // measured with the mesh's own fields
       mzi_mesh_gradients pg;
       adjoint_phase_gradients(h, delta, n, pg, g, s);
       for (const mesh_phase_gradients* m : {&pg.u, &pg.v})

@@ -194,7 +194,8 @@ class resistor_network {
     for (std::size_t r = 0; r < n; ++r)
       for (std::size_t o = 0; o < outputs_.size(); ++o) y[r * outputs_.size() + o] = v[r * nodes_ + outputs_[o]];
   }
-  /// Dissipated power `½ Σ k_e ΔV_e²` of one state (µW for µS and V).
+  /// The energy function `½ Σ k_e ΔV_e²` of one state (µW for µS and V): what the free state
+  /// minimises and coupled learning contrasts; the power the network dissipates is twice it.
   [[nodiscard]] double power(const double* v) const {
     double p = 0;
     for (const auto& e : edges_) {

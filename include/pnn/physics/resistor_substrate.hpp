@@ -35,6 +35,7 @@
 #include <pnn/physics/cost.hpp>
 #include <pnn/physics/resistor_network.hpp>
 #include <pnn/simd/gemm.hpp>
+#include <pnn/simd/work.hpp>
 
 namespace pnn::physics {
 
@@ -115,10 +116,21 @@ struct basic_resistor_substrate {
     /// `y = G·T(k)·x` for `x` (n × In, volts) into `y` (n × Out): the settled output voltages,
     /// amplified.
     void read(const T* x, std::size_t n, T* y, rng&) const {
-      cost_.report([&] { return physical_events{.reads = n, .macs = n * net_.num_edges()}; });
+      const simd::kernel_work_pause simulated;  // the network's settling, not digital work
+      cost_.report([&] {
+        // The power each settled state dissipates, Σ_e k_e ΔV_e² (µW), from its free state.
+        const std::size_t nodes = net_.num_nodes();
+        std::vector<double> vs(n * in_), v(n * nodes);
+        for (std::size_t k = 0; k < n * in_; ++k) vs[k] = double(x[k]);
+        net_.free_state(vs.data(), n, v.data());
+        double p = 0;
+        for (std::size_t r = 0; r < n; ++r) p += 2 * net_.power(v.data() + r * nodes);
+        return physical_events{.reads = n, .macs = n * net_.num_edges(), .settled_vectors = n, .dissipation = p};
+      });
       simd::gemm_nt<T>(n, out_, in_, T(1), x, in_, w_.data(), in_, T(0), y, out_);
     }
-    /// `dx = dy·G·T(k)`: the VJP of the read.
+    /// `dx = dy·G·T(k)`: the VJP of the read (computed from the realised weights: a digital
+    /// model's work, counted as such).
     void read_transposed(const T* dy, std::size_t n, T* dx, rng&) const {
       simd::gemm_nn<T>(n, in_, out_, T(1), dy, out_, w_.data(), in_, T(0), dx, in_);
     }
@@ -167,6 +179,7 @@ struct basic_resistor_substrate {
     /// is what direct callers of `pnn::program` get. \pre as `set_weights`.
     template <class U>
     void program(const U& update, rng& g) {
+      const simd::kernel_work_pause simulated;
       std::vector<T> target(w_);
       const T* dw = update.weight_data();
       for (std::size_t k = 0; k < target.size(); ++k) target[k] -= dw[k];
@@ -202,12 +215,18 @@ struct basic_resistor_substrate {
     /// `−s·Σ_r ΔV_e(h_r)·ΔU_e(G δ_r)` with the free state `V` and the adjoint state `U`
     /// (currents `G δ_r` injected at the outputs, `resistor_network::adjoint_state`).
     void parameter_gradient(const T* h, const T* delta, std::size_t n, double s, const T*, double* out, rng&) const {
+      const simd::kernel_work_pause simulated;  // two measured states per sample
       const std::size_t nodes = net_.num_nodes();
       std::vector<double> vs(n * in_), cur(n * out_), v(n * nodes), u(n * nodes);
       for (std::size_t k = 0; k < n * in_; ++k) vs[k] = double(h[k]);
       for (std::size_t k = 0; k < n * out_; ++k) cur[k] = p_.output_gain * double(delta[k]);
       net_.free_state(vs.data(), n, v.data());
       net_.adjoint_state(cur.data(), n, u.data());
+      cost_.report([&] {
+        double p = 0;
+        for (std::size_t r = 0; r < n; ++r) p += 2 * (net_.power(v.data() + r * nodes) + net_.power(u.data() + r * nodes));
+        return physical_events{.settled_vectors = 2 * n, .dissipation = p};
+      });
       const auto& es = net_.edges();
       for (std::size_t e = 0; e < es.size(); ++e) {
         double acc = 0;

@@ -14,7 +14,7 @@
 /// One add per kernel call, on a `thread_local` counter (no contention between threads; a
 /// multi-threaded caller sums its threads' counts). `PNN_COUNT_KERNEL_WORK=0` removes the
 /// counting; it defaults to 0 where there is no operating system (firmware), as thread-local
-/// storage may not exist there.
+/// storage may not exist there. Simulated physics pauses the count (`kernel_work_pause`).
 #pragma once
 
 #include <cstddef>
@@ -63,6 +63,26 @@ inline kernel_work& thread_kernel_work() noexcept {
   return {};
 #endif
 }
+
+/// \brief While it lives, the calling thread's kernels do not count: the matrix products that
+/// *simulate* a physical substrate (a crossbar's read, a mesh's fields, a network's settling)
+/// are not digital work of the trained system, and each such tile holds one of these around its
+/// simulation so that the counter keeps only what would run on digital hardware (digital
+/// layers, a rule's gradients, twins). Restores the count it found.
+class kernel_work_pause {
+ public:
+  kernel_work_pause() noexcept : saved_(kernel_work_on_this_thread()) {}
+  ~kernel_work_pause() {
+#if PNN_COUNT_KERNEL_WORK
+    detail::thread_kernel_work() = saved_;
+#endif
+  }
+  kernel_work_pause(const kernel_work_pause&) = delete;
+  kernel_work_pause& operator=(const kernel_work_pause&) = delete;
+
+ private:
+  kernel_work saved_;
+};
 
 namespace detail {
 /// Adds one kernel call's work: `flops`, and `elements` values of `bytes_per_element` each.

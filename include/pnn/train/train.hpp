@@ -24,6 +24,8 @@
 #include <pnn/data/dataset.hpp>
 #include <pnn/learn/rule.hpp>
 #include <pnn/nn/forward.hpp>
+#include <pnn/physics/cost.hpp>
+#include <pnn/simd/work.hpp>
 
 namespace pnn {
 
@@ -37,6 +39,11 @@ struct epoch_metrics {
   double seconds = 0;  ///< training time of the epoch (evaluation excluded)
   double samples_per_second = 0;  ///< training throughput: samples / `seconds`
   double eval_seconds = 0;  ///< time of the test-set evaluation after the epoch (`train_options::test`)
+  /// What the epoch's training steps did physically (with `train_options::cost`; evaluation not included).
+  physical_events events{};
+  /// The matrix kernels' digital work of the epoch's training steps (digital layers, gradients,
+  /// twins; simulated physics excluded, simd/work.hpp) on the calling thread.
+  simd::kernel_work digital_work{};
   std::map<std::string, double> extra{};
 };
 
@@ -60,6 +67,9 @@ struct train_options {
   progress_mode progress = progress_mode::automatic;  ///< automatic: a bar only on a terminal
   bool log = false;                                   ///< a line per epoch on stderr
   std::vector<epoch_callback> callbacks{};
+  /// When set, attached to the network's tiles for the training steps only (detached for
+  /// evaluation and callbacks); each epoch's events land in `epoch_metrics::events`.
+  cost_counter* cost = nullptr;
 };
 
 /// Loss and accuracy of a network on a data set.
@@ -168,6 +178,21 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
     double loss_sum = 0;
     std::size_t correct = 0, seen = 0;
     const std::size_t batches = (set.size() + opt.batch - 1) / opt.batch;
+    physical_events events0{};
+    // Detached again however the epoch ends: a throwing step must not leave the tiles pointing
+    // at a counter the caller may destroy.
+    struct attachment {
+      Net* net = nullptr;
+      ~attachment() {
+        if (net != nullptr) attach_cost_counter(*net, nullptr);
+      }
+    } attached;
+    if (opt.cost != nullptr) {
+      attach_cost_counter(net, opt.cost);
+      attached.net = &net;
+      events0 = opt.cost->totals();
+    }
+    const simd::kernel_work work0 = simd::kernel_work_on_this_thread();
     const auto t0 = std::chrono::steady_clock::now();
     for (std::size_t b = 0; b < batches; ++b) {
       const std::size_t first = b * opt.batch;
@@ -184,6 +209,12 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
     }
     m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     m.samples_per_second = m.seconds > 0 ? double(seen) / m.seconds : 0;
+    m.digital_work = simd::kernel_work_on_this_thread() - work0;
+    if (opt.cost != nullptr) {
+      m.events = opt.cost->totals() - events0;
+      attach_cost_counter(net, nullptr);
+      attached.net = nullptr;
+    }
     m.train_loss = loss_sum / double(seen);
     m.train_accuracy = double(correct) / double(seen);
     if (opt.test != nullptr) {
