@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #ifdef PNN_HAVE_BENCH_EXE
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -172,6 +173,7 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--seed -1", "--seed: '-1' must be a whole number");
   check("--seed 0.5", "--seed: '0.5' must be a whole number");
   check("--threads 0", "--threads: '0' must be a whole number in [1, 1024]");
+  check("--seeds 0", "--seeds: '0' must be a whole number in [1, 100]");
   check("--threads -2", "--threads: '-2' must be a whole number");
   check("--hidden -4", "--hidden: '-4' must be a whole number in [1, 100000]");
   check("--hidden 16,0", "--hidden: '0' must be a whole number");
@@ -216,6 +218,35 @@ TEST_CASE("pnn-bench runs every rule on the MZI substrate, the perturbative ones
   // The alignment angle (over hidden layers: the digital encoder) is measured for both.
   CHECK(is_number(results[1].at("alignment_angle_deg")));
   CHECK(is_number(results[2].at("alignment_angle_deg")));
+}
+
+TEST_CASE("pnn-bench --seeds N reports the mean and spread over N seeds, and each seed's run", "[pnn-bench][slow]") {
+  const auto dir = fresh_dir("pnn_bench_seeds");
+  const auto out = dir / "out.json";
+  const auto r = run_bench("--rules backprop --substrates digital --epochs 1 --train-limit 300 --hidden 16 --batch 16 "
+                           "--seed 5 --seeds 3 --json " + out.string(),
+                           dir);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  std::ifstream f(out);
+  const auto j = nlohmann::json::parse(f);
+  const auto& results = j.at("results");
+  REQUIRE(results.size() == 1);
+  const auto& row = results[0];
+  CHECK(row.at("seeds") == 3);
+  const auto& ps = row.at("per_seed");
+  REQUIRE(ps.size() == 3);
+  double mean = 0;
+  for (std::size_t k = 0; k < 3; ++k) {
+    CHECK(ps[k].at("seed") == 5 + k);
+    mean += ps[k].at("test_accuracy").get<double>() / 3;
+  }
+  CHECK(row.at("test_accuracy").get<double>() == Approx(mean));
+  double var = 0;
+  for (std::size_t k = 0; k < 3; ++k) var += std::pow(ps[k].at("test_accuracy").get<double>() - mean, 2) / 2;
+  CHECK(row.at("test_accuracy_std").get<double>() == Approx(std::sqrt(var)).margin(1e-12));
+  // Different seeds are different runs.
+  CHECK(ps[0].at("test_accuracy") != ps[1].at("test_accuracy"));
 }
 
 TEST_CASE("pnn-bench prices what each rule does on the crossbar: passes, pulses, converters, digital work",

@@ -70,6 +70,11 @@ struct result {
   std::optional<sweep_point> sweep;
   nlohmann::json history = nlohmann::json::array();
   std::optional<std::string> skipped;  ///< set when the pair cannot run: then only rule/substrate/skipped count
+  /// With `--seeds N`: the row is the mean over N runs (seeds `--seed` … `--seed` + N − 1), and
+  /// these are the spread and each run's accuracy.
+  std::size_t seeds = 1;
+  double test_accuracy_std = 0;
+  std::vector<std::pair<std::uint64_t, double>> per_seed{};
 };
 
 /// A rule's runner: trains the benchmark architecture on one substrate and reports.

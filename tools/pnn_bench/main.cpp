@@ -96,6 +96,13 @@ nlohmann::json to_json(const result& r) {
                    {"resistive", e.train.resistive},
                    {"digital", e.train.digital}}}};
   if (r.alignment_angle_deg) j["alignment_angle_deg"] = *r.alignment_angle_deg;
+  j["seeds"] = r.seeds;
+  j["test_accuracy_std"] = r.test_accuracy_std;
+  if (!r.per_seed.empty()) {
+    nlohmann::json ps = nlohmann::json::array();
+    for (const auto& [seed, acc] : r.per_seed) ps.push_back({{"seed", seed}, {"test_accuracy", acc}});
+    j["per_seed"] = ps;
+  }
   if (r.sweep) j["sweep"] = {{"param", r.sweep->param}, {"value", r.sweep->value}};
   return j;
 }
@@ -145,7 +152,9 @@ std::string markdown_table(const std::vector<result>& rows) {
       continue;
     }
     s += "| " + rule + " | " + r.substrate + " | " + r.noise + " | " + std::to_string(r.epochs) + " | " +
-         fmt("%.2f %%", 100 * r.test_accuracy) + " | " + fmt("%.1f s", r.train_seconds) + " | " +
+         (r.seeds > 1 ? fmt("%.2f", 100 * r.test_accuracy) + fmt(" ± %.2f %%", 100 * r.test_accuracy_std)
+                      : fmt("%.2f %%", 100 * r.test_accuracy)) +
+         " | " + fmt("%.1f s", r.train_seconds) + " | " +
          fmt("%.0f", r.samples_per_second) + " | " +
          (r.alignment_angle_deg ? fmt("%.1f°", *r.alignment_angle_deg) : std::string("—")) + " | " +
          joules(r.energy.train_joules_per_sample) + " | " + joules(r.energy.inference_joules_per_sample) + " |\n";
@@ -170,6 +179,67 @@ std::string csv(const std::vector<result>& rows) {
                           "," + fmt("%.4g", r.energy.digital_flops_per_sample)) +
          "\n";
   return s;
+}
+
+// One row per `seeds` consecutive runs: means of every measurement (per epoch for the
+// history), the accuracy's sample standard deviation, and each run's accuracy. A row is
+// skipped if any of its runs was.
+std::vector<result> mean_over_seeds(const std::vector<result>& runs, std::size_t seeds) {
+  if (seeds <= 1) return runs;
+  std::vector<result> rows;
+  for (std::size_t first = 0; first < runs.size(); first += seeds) {
+    const std::size_t n = std::min(seeds, runs.size() - first);
+    result m = runs[first];
+    for (std::size_t k = 0; k < n; ++k)
+      if (runs[first + k].skipped) m = runs[first + k];
+    m.seeds = n;
+    if (m.skipped) {
+      rows.push_back(m);
+      continue;
+    }
+    auto mean = [&](auto get) {
+      double acc = 0;
+      for (std::size_t k = 0; k < n; ++k) acc += get(runs[first + k]);
+      return acc / double(n);
+    };
+    m.test_accuracy = mean([](const result& r) { return r.test_accuracy; });
+    double var = 0;
+    m.per_seed.clear();
+    for (std::size_t k = 0; k < n; ++k) {
+      const double dev = runs[first + k].test_accuracy - m.test_accuracy;
+      var += dev * dev;
+      m.per_seed.push_back(runs[first + k].per_seed.at(0));
+    }
+    m.test_accuracy_std = n > 1 ? std::sqrt(var / double(n - 1)) : 0.0;
+    m.untrained_accuracy = mean([](const result& r) { return r.untrained_accuracy; });
+    m.train_seconds = mean([](const result& r) { return r.train_seconds; });
+    m.samples_per_second = mean([](const result& r) { return r.samples_per_second; });
+    m.eval_seconds = mean([](const result& r) { return r.eval_seconds; });
+    if (m.alignment_angle_deg) m.alignment_angle_deg = mean([](const result& r) { return r.alignment_angle_deg.value_or(0.0); });
+    auto& e = m.energy;
+    e.train_joules_per_sample = mean([](const result& r) { return r.energy.train_joules_per_sample; });
+    e.inference_joules_per_sample = mean([](const result& r) { return r.energy.inference_joules_per_sample; });
+    e.train_latency_per_sample = mean([](const result& r) { return r.energy.train_latency_per_sample; });
+    e.physical_passes_per_sample = mean([](const result& r) { return r.energy.physical_passes_per_sample; });
+    e.pulses_per_sample = mean([](const result& r) { return r.energy.pulses_per_sample; });
+    e.digital_flops_per_sample = mean([](const result& r) { return r.energy.digital_flops_per_sample; });
+    e.train.array = mean([](const result& r) { return r.energy.train.array; });
+    e.train.converters = mean([](const result& r) { return r.energy.train.converters; });
+    e.train.programming = mean([](const result& r) { return r.energy.train.programming; });
+    e.train.optical = mean([](const result& r) { return r.energy.train.optical; });
+    e.train.resistive = mean([](const result& r) { return r.energy.train.resistive; });
+    e.train.digital = mean([](const result& r) { return r.energy.train.digital; });
+    e.train.latency = mean([](const result& r) { return r.energy.train.latency; });
+    // Per-epoch means of the curves (every run has the same epochs).
+    for (std::size_t ep = 0; ep < m.history.size(); ++ep)
+      for (const char* key : {"train_loss", "test_accuracy", "seconds", "eval_seconds"}) {
+        double acc = 0;
+        for (std::size_t k = 0; k < n; ++k) acc += runs[first + k].history.at(ep).at(key).get<double>();
+        m.history[ep][key] = acc / double(n);
+      }
+    rows.push_back(std::move(m));
+  }
+  return rows;
 }
 
 // Learning curves (one panel per substrate), time per epoch and (with --sweep) accuracy against
@@ -241,7 +311,7 @@ void plots(const std::vector<result>& rows, const std::filesystem::path& dir) {
     if (r.skipped || r.sweep || !(r.energy.train_joules_per_sample > 0)) continue;
     if (!energy_points.count(r.rule)) energy_rules.push_back(r.rule);
     energy_points[r.rule] += fmt("%.6g", r.energy.train_joules_per_sample) + " " + fmt("%.4f", 100 * r.test_accuracy) +
-                             " " + r.substrate + "\n";
+                             " " + r.substrate + " " + fmt("%.4f", 100 * r.test_accuracy_std) + "\n";
   }
   if (!energy_rules.empty()) {
     std::string p = term + "1000,650\nset output '" + (dir / "accuracy_vs_energy.png").string() +
@@ -252,7 +322,8 @@ void plots(const std::vector<result>& rows, const std::filesystem::path& dir) {
     for (const auto& rule : energy_rules) {
       const auto f = dir / ("energy_" + std::to_string(j) + ".dat");
       write_file_atomically(f, energy_points[rule]);
-      p += std::string(j ? ", " : "") + "'" + f.string() + "' using 1:2 with points pt " + std::to_string(1 + j % 13) +
+      // Error bars: the standard deviation over seeds (zero with one seed).
+      p += std::string(j ? ", " : "") + "'" + f.string() + "' using 1:2:4 with yerrorbars pt " + std::to_string(1 + j % 13) +
            " ps 1.6 lc " + std::to_string(1 + j) + " title '" + rule + "', '" + f.string() +
            "' using 1:2:3 with labels offset 0.8,0.4 font ',7' notitle";
       ++j;
@@ -272,7 +343,7 @@ int run(int argc, char** argv) {
   // substrates, 3 epochs on the first 20000 training images, all cores.
   std::string rules = "all", substrates = "digital,crossbar,crossbar_variation", hidden = "256", sweep_spec, json_path,
               csv_path, plot_dir, data_dir;
-  std::string epochs_s = "3", batch_s = "64", limit_s = "20000", seed_s = "1",
+  std::string epochs_s = "3", batch_s = "64", limit_s = "20000", seed_s = "1", seeds_s = "1",
               threads_s = std::to_string(std::max(1U, std::thread::hardware_concurrency()));
   CLI::App app{"pnn-bench: every learning rule x substrate on Fashion-MNIST"};
   app.add_option("--rules", rules, "comma-separated rules, or 'all'");
@@ -282,6 +353,8 @@ int run(int argc, char** argv) {
   app.add_option("--hidden", hidden, "comma-separated hidden sizes (default 256)");
   app.add_option("--train-limit", limit_s, "train on the first N training samples only (default 20000; 0: all)");
   app.add_option("--seed", seed_s, "seed of every random draw (default 1)");
+  app.add_option("--seeds", seeds_s,
+                 "runs per pair with seeds --seed ... --seed + N - 1; rows give the mean and standard deviation (default 1)");
   app.add_option("--threads", threads_s, "runs trained concurrently (default: all cores)");
   app.add_option("--json", json_path, "write results as JSON");
   app.add_option("--csv", csv_path, "write results as CSV");
@@ -320,11 +393,13 @@ int run(int argc, char** argv) {
   if (digital_energy == "gpu") cfg.energy = pnn::energy_model::gpu();
   std::optional<std::string> sweep_param;
   std::vector<double> sweep_values;
+  std::size_t seeds = 1;
   try {
     cfg.epochs = parse_count(epochs_s, "--epochs", 1, 1e5);
     cfg.batch = parse_count(batch_s, "--batch", 1, 1e6);
     cfg.train_limit = parse_count(limit_s, "--train-limit", 0, 1e9);
     cfg.seed = parse_count(seed_s, "--seed", 0, 9007199254740992.0);  // 2^53: every value exact
+    seeds = parse_count(seeds_s, "--seeds", 1, 100);
     cfg.threads = parse_count(threads_s, "--threads", 1, 1024);
     cfg.ep_beta = parse_number(ep_beta_s, "--ep-beta");
     cfg.ep_noise = parse_number(ep_noise_s, "--ep-noise");
@@ -388,14 +463,19 @@ int run(int argc, char** argv) {
   struct job {
     std::string rule, substrate;
     std::optional<sweep_point> sweep;
+    std::uint64_t seed = 0;
   };
+  // Seeds innermost: the runs of one row are consecutive.
   std::vector<job> jobs;
   for (const auto& r : cfg.rules)
     for (const auto& s : cfg.substrates) {
+      std::vector<std::optional<sweep_point>> points;
       if (sweep_param)
-        for (double v : sweep_values) jobs.push_back({r, s, sweep_point{*sweep_param, v}});
+        for (double v : sweep_values) points.push_back(sweep_point{*sweep_param, v});
       else
-        jobs.push_back({r, s, std::nullopt});
+        points.push_back(std::nullopt);
+      for (const auto& p : points)
+        for (std::size_t k = 0; k < seeds; ++k) jobs.push_back({r, s, p, cfg.seed + k});
     }
   std::vector<result> rows(jobs.size());
   std::atomic<std::size_t> next{0};
@@ -409,7 +489,9 @@ int run(int argc, char** argv) {
         r = skipped(j.rule, j.substrate, "rule has not landed in this build");
       } else {
         try {
-          r = it->second(cfg, j.substrate, d, j.sweep);
+          config c = cfg;
+          c.seed = j.seed;
+          r = it->second(c, j.substrate, d, j.sweep);
         } catch (const skip& e) {
           r = skipped(j.rule, j.substrate, e.what());
         } catch (const std::exception& e) {
@@ -417,6 +499,7 @@ int run(int argc, char** argv) {
         }
       }
       r.sweep = j.sweep;
+      if (!r.skipped) r.per_seed = {{j.seed, r.test_accuracy}};
       {
         std::lock_guard<std::mutex> lock(io);
         if (r.skipped)
@@ -432,6 +515,7 @@ int run(int argc, char** argv) {
   for (std::size_t t = 1; t < std::min(cfg.threads, jobs.size()); ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
+  rows = mean_over_seeds(rows, seeds);
 
   std::cout << markdown_table(rows) << std::flush;
   nlohmann::json out{{"dataset", d.train.name}, {"results", nlohmann::json::array()}};
