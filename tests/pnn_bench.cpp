@@ -224,7 +224,7 @@ TEST_CASE("pnn-bench --seeds N reports the mean and spread over N seeds, and eac
   const auto dir = fresh_dir("pnn_bench_seeds");
   const auto out = dir / "out.json";
   const auto r = run_bench("--rules backprop --substrates digital --epochs 1 --train-limit 300 --hidden 16 --batch 16 "
-                           "--seed 5 --seeds 3 --json " + out.string(),
+                           "--seed 5 --seeds 3 --plot-dir " + (dir / "plots").string() + " --json " + out.string(),
                            dir);
   INFO(r.err);
   REQUIRE(r.status == 0);
@@ -247,6 +247,40 @@ TEST_CASE("pnn-bench --seeds N reports the mean and spread over N seeds, and eac
   CHECK(row.at("test_accuracy_std").get<double>() == Approx(std::sqrt(var)).margin(1e-12));
   // Different seeds are different runs.
   CHECK(ps[0].at("test_accuracy") != ps[1].at("test_accuracy"));
+  // The figures' data are written (the PNGs too where gnuplot is installed).
+  CHECK(std::filesystem::exists(dir / "plots" / "heatmap.dat"));
+  CHECK(std::filesystem::exists(dir / "plots" / "energy_0.dat"));
+  if (std::system("command -v gnuplot > /dev/null 2>&1") == 0)
+    for (const char* png : {"learning_curves.png", "accuracy_vs_energy.png", "accuracy_heatmap.png"})
+      CHECK(std::filesystem::exists(dir / "plots" / png));
+}
+
+TEST_CASE("pnn-bench --tune picks the learning-rate scale on a validation split of the training set",
+          "[pnn-bench][slow]") {
+  const auto dir = fresh_dir("pnn_bench_tune");
+  const auto out = dir / "out.json";
+  const auto r = run_bench("--rules backprop,spsa --substrates digital --epochs 1 --train-limit 400 --hidden 16 "
+                           "--batch 16 --tune --json " + out.string(),
+                           dir);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  std::ifstream f(out);
+  const auto j = nlohmann::json::parse(f);
+  for (const auto& row : j.at("results")) {
+    INFO(row.dump());
+    const auto& t = row.at("settings").at("tuning");
+    CHECK(t.at("grid") == nlohmann::json::array({0.5, 1.0, 2.0}));
+    REQUIRE(t.at("validation_accuracy").size() == 3);
+    // The held-out tenth of the 400 training images, never the test set.
+    CHECK(t.at("validation_samples") == 100);
+    CHECK(t.at("training_samples") == 300);
+    // The chosen scale is the grid point with the best validation accuracy, and the final run used it.
+    std::size_t best = 0;
+    for (std::size_t k = 1; k < 3; ++k)
+      if (t.at("validation_accuracy")[k].get<double>() > t.at("validation_accuracy")[best].get<double>()) best = k;
+    CHECK(t.at("chosen") == t.at("grid")[best]);
+    CHECK(row.at("settings").at("lr_scale") == t.at("chosen"));
+  }
 }
 
 TEST_CASE("pnn-bench prices what each rule does on the crossbar: passes, pulses, converters, digital work",

@@ -47,6 +47,9 @@ struct config {
   /// Per-event energies and times (docs/physics.md, "Energy and latency"); `--digital-energy`
   /// picks the digital part (45 nm arithmetic or a datacentre GPU).
   pnn::energy_model energy{};
+  /// Every runner multiplies its learning rate(s) (SPSA: its gain `a`) by this: what `--tune`
+  /// selects on a validation split.
+  double lr_scale = 1.0;
   std::string perturbation = "spsa";
 };
 

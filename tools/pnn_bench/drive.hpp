@@ -245,6 +245,7 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
   else r.untrained_accuracy = eval(net, d.test, std::size_t{0});
   pnn::cost_counter counter;
   opt.cost = &counter;
+  r.settings["lr_scale"] = cfg.lr_scale;
   const auto h = pnn::train(net, rule, loss, d.train, opt);
   r.epochs = h.size();
   for (const auto& m : h) {

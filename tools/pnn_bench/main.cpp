@@ -330,6 +330,40 @@ void plots(const std::vector<result>& rows, const std::filesystem::path& dir) {
     }
     script += p + "\nunset logscale x\nset format x '%g'\n";
   }
+  // Final accuracy as a rule × substrate heat map, each cell labelled (skipped pairs blank).
+  std::vector<std::string> hm_rules, hm_substrates;
+  std::map<std::pair<std::string, std::string>, double> hm;
+  for (const auto& r : rows) {
+    if (r.sweep) continue;
+    if (std::find(hm_rules.begin(), hm_rules.end(), r.rule) == hm_rules.end()) hm_rules.push_back(r.rule);
+    if (std::find(hm_substrates.begin(), hm_substrates.end(), r.substrate) == hm_substrates.end())
+      hm_substrates.push_back(r.substrate);
+    if (!r.skipped) hm[{r.rule, r.substrate}] = 100 * r.test_accuracy;
+  }
+  if (!hm.empty()) {
+    std::string cells, labels;
+    for (std::size_t i = 0; i < hm_rules.size(); ++i) {
+      for (std::size_t c = 0; c < hm_substrates.size(); ++c) {
+        const auto it = hm.find({hm_rules[i], hm_substrates[c]});
+        cells += std::string(c ? " " : "") + (it == hm.end() ? std::string("NaN") : fmt("%.2f", it->second));
+        if (it != hm.end()) labels += std::to_string(c) + " " + std::to_string(i) + " " + fmt("%.1f", it->second) + "\n";
+      }
+      cells += "\n";
+    }
+    write_file_atomically(dir / "heatmap.dat", cells);
+    write_file_atomically(dir / "heatmap_labels.dat", labels);
+    std::string xt, yt;
+    for (std::size_t c = 0; c < hm_substrates.size(); ++c) xt += std::string(c ? ", " : "") + "'" + hm_substrates[c] + "' " + std::to_string(c);
+    for (std::size_t i = 0; i < hm_rules.size(); ++i) yt += std::string(i ? ", " : "") + "'" + hm_rules[i] + "' " + std::to_string(i);
+    script += term + std::to_string(380 + 150 * hm_substrates.size()) + "," + std::to_string(160 + 40 * hm_rules.size()) +
+              "\nset output '" + (dir / "accuracy_heatmap.png").string() +
+              "'\nunset logscale\nunset key\nunset grid\nunset xlabel\nunset ylabel\nset title 'test accuracy (%)'\n"
+              "set xtics (" + xt + ") norotate\nset ytics (" + yt + ")\nset yrange [" +
+              std::to_string(hm_rules.size()) + "-0.5:-0.5]\nset xrange [-0.5:" + std::to_string(hm_substrates.size()) +
+              "-0.5]\nset palette defined (0 '#ffffff', 1 '#9ecae1', 2 '#3182bd')\nplot '" + (dir / "heatmap.dat").string() +
+              "' matrix with image, '" + (dir / "heatmap_labels.dat").string() +
+              "' using 1:2:3 with labels font ',9' tc rgb 'black'\nset yrange [*:*]\nset xrange [*:*]\nunset title\n";
+  }
   if (script.empty()) return;
   write_file_atomically(dir / "plots.gp", script);
   const std::string cmd = "gnuplot '" + (dir / "plots.gp").string() + "' 2>/dev/null";
@@ -376,6 +410,11 @@ int run(int argc, char** argv) {
   app.add_option("--fg-mode", cfg.fg_mode, "activity | weight")->check(CLI::IsMember({"activity", "weight"}));
   app.add_option("--ff-goodness", cfg.ff_goodness, "energy | cosine")->check(CLI::IsMember({"energy", "cosine"}));
   app.add_option("--perturbation", cfg.perturbation, "spsa | code_multiplexed")->check(CLI::IsMember({"spsa", "code_multiplexed"}));
+  bool tune = false;
+  app.add_flag("--tune", tune,
+               "choose each run's learning-rate scale from {0.5, 1, 2} on a validation split (the last tenth of the "
+               "training set, at least 100 images), then train on the whole training set and test");
+  const std::vector<double> tune_grid{0.5, 1.0, 2.0};
   std::string digital_energy = "cpu";
   app.add_option("--digital-energy", digital_energy,
                  "energy of digital work: cpu (45 nm arithmetic and SRAM, Horowitz 2014; default) | gpu (a datacentre "
@@ -491,7 +530,31 @@ int run(int argc, char** argv) {
         try {
           config c = cfg;
           c.seed = j.seed;
-          r = it->second(c, j.substrate, d, j.sweep);
+          if (tune) {
+            // Select the learning-rate scale on a validation split held out from the training
+            // set (its last tenth); the test set is not seen until the final run.
+            const std::size_t n = d.train.size();
+            const std::size_t v = std::max<std::size_t>(n / 10, std::min<std::size_t>(100, n / 2));
+            const pnn::data::split held{pnn::data::subset(d.train, 0, n - v), pnn::data::subset(d.train, n - v, v)};
+            nlohmann::json record{{"parameter", "lr_scale"}, {"grid", tune_grid}, {"validation_samples", v},
+                                  {"training_samples", n - v}, {"validation_accuracy", nlohmann::json::array()}};
+            double best = -1;
+            for (double scale : tune_grid) {
+              config t = c;
+              t.lr_scale = scale;
+              const result rv = it->second(t, j.substrate, held, j.sweep);
+              record["validation_accuracy"].push_back(rv.test_accuracy);
+              if (rv.test_accuracy > best) {
+                best = rv.test_accuracy;
+                c.lr_scale = scale;
+              }
+            }
+            record["chosen"] = c.lr_scale;
+            r = it->second(c, j.substrate, d, j.sweep);
+            r.settings["tuning"] = record;
+          } else {
+            r = it->second(c, j.substrate, d, j.sweep);
+          }
         } catch (const skip& e) {
           r = skipped(j.rule, j.substrate, e.what());
         } catch (const std::exception& e) {

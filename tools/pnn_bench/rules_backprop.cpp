@@ -14,7 +14,7 @@ auto make_backprop(const config& cfg, const pnn::data::split& d) {
   const std::size_t steps = cfg.epochs * ((d.train.size() + cfg.batch - 1) / cfg.batch);
   using opt = on_substrate_t<Net, pnn::optim::momentum>;
   return pnn::learn::backprop<opt>{{.optimizer = on_substrate<Net>(pnn::optim::momentum{
-      .learning_rate = backprop_lr,
+      .learning_rate = backprop_lr * float(cfg.lr_scale),
       .momentum = backprop_momentum,
       .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}})}};
 }
@@ -28,7 +28,7 @@ result run_backprop(const config& cfg, const std::string& substrate, const pnn::
   return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     auto rule = make_backprop<net_t>(cfg, d);
-    r.settings = optimizer_settings("momentum", backprop_lr, backprop_momentum);
+    r.settings = optimizer_settings("momentum", backprop_lr * cfg.lr_scale, backprop_momentum);
     r.settings["lr_schedule"] = "cosine";
     r.settings["activation"] = "tanh";
     return train_and_measure(cfg, d, net, rule, r, false);
@@ -49,7 +49,7 @@ result run_in_silico(const config& cfg, const std::string& substrate, const pnn:
     twin.initialize(sizes.data(), pnn::seed{cfg.seed});
     {
       auto rule = make_backprop<twin_t>(cfg, d);
-      r.settings = optimizer_settings("momentum", backprop_lr, backprop_momentum);
+      r.settings = optimizer_settings("momentum", backprop_lr * cfg.lr_scale, backprop_momentum);
       r.settings["workflow"] = "train digital twin with backprop, program onto the substrate, evaluate there";
       result t = train_and_measure(cfg, d, twin, rule, r, false);
       pnn::rng g(cfg.seed, 0xde9);

@@ -22,7 +22,7 @@ pnn::optim::sgd layer_rates(const config& cfg, const pnn::data::split& d) {
   const std::size_t steps = cfg.epochs * ((d.train.size() + cfg.batch - 1) / cfg.batch);
   std::vector<float> rates{0.2f, 0.1f};
   if (cfg.hidden.size() == 2) rates = {0.4f, 0.2f, 0.1f};
-  return {.learning_rate = 0.1f,
+  return {.learning_rate = 0.1f * float(cfg.lr_scale),
           .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps},
           .layer_learning_rates = rates};
 }

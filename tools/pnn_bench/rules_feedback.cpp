@@ -12,7 +12,7 @@ constexpr float lr = 0.05f, mu = 0.9f;
 
 pnn::optim::momentum recipe(const config& cfg, const pnn::data::split& d) {
   const std::size_t steps = cfg.epochs * ((d.train.size() + cfg.batch - 1) / cfg.batch);
-  return {.learning_rate = lr,
+  return {.learning_rate = lr * float(cfg.lr_scale),
           .momentum = mu,
           .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}};
 }

@@ -36,10 +36,10 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
     pnn::deploy(twin, physical, g);
     pnn::learn::physics_aware<on_substrate_t<physical_t, pnn::optim::momentum>> pat{
         {.optimizer = on_substrate<physical_t>(pnn::optim::momentum{
-             .learning_rate = pat_lr,
+             .learning_rate = pat_lr * float(cfg.lr_scale),
              .momentum = momentum,
              .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}})}};
-    r.settings = optimizer_settings("momentum", pat_lr, momentum);
+    r.settings = optimizer_settings("momentum", pat_lr * cfg.lr_scale, momentum);
     r.settings["init"] = "in_silico deployment (twin: backprop, momentum, lr 0.02, same epochs)";
     r.settings["twin_epochs"] = cfg.epochs;  // their digital work is in this run's energy
     r.settings["twin"] = "ideal digital network of the same shape, mirroring the nominal (model) weights";
