@@ -342,3 +342,19 @@ TEST_CASE("train counts the training steps' events per epoch, not the evaluation
   (void)forward(net, d.inputs, g);
   CHECK(c.totals().reads == 80);
 }
+
+TEST_CASE("a perturbative rule's writes into a crossbar are counted and priced", "[cost][energy][crossbar]") {
+  using xbar = physics::crossbar<physics::devices::soft_bounds>;
+  network<dense<dynamic, dynamic, xbar, noise::none, act::identity>> net({5, 3}, seed{2});
+  cost_counter c;
+  attach_cost_counter(net, &c);
+  const auto x = batch(4, 5, 6);
+  xt::xtensor<float, 2> t = xt::zeros<float>({4, 3});
+  rng g(3);
+  learn::weight_perturbation<> wp{{.optimizer = {.learning_rate = 0.01f}, .sigma = 1e-3, .num_perturbations = 1}};
+  (void)wp.step(net, x, t, loss::mse{}, g);
+  // Central differences: W perturbed +, perturbed −, restored — three writes of every device
+  // (the bias is digital); the step itself is pulses.
+  CHECK(c.totals().parameter_writes == 3 * 15);
+  CHECK(estimate_energy(c.totals(), {}, energy_model{}).programming >= 3 * 15 * 1e-12);
+}

@@ -108,6 +108,8 @@ void write(Net& net, const std::vector<V>& saved, const V* dir, V s, std::vector
       T* bias = l.tile.bias_data();
       for (std::size_t k = 0; k < nw; ++k) w[k] = static_cast<T>(b[k] + s * d[k]);
       for (std::size_t j = 0; j < l.out_size(); ++j) bias[j] = static_cast<T>(b[nw + j] + s * d[nw + j]);
+      // A physical tile programs every device to its perturbed value (physics/parameters.hpp).
+      if constexpr (requires { l.tile.report_parameter_writes(std::uint64_t{}); }) l.tile.report_parameter_writes(nw);
     }
     off += np;
   });

@@ -202,6 +202,11 @@ struct crossbar {
     /// perfect; re-reads of bound management included) and every pulse fired into `c`
     /// (`tile_hooks::attach_cost_counter`; null detaches).
     void attach_cost_counter(cost_counter* c) noexcept { cost_.attach(c); }
+    /// Reports `n` devices written to a value (a perturbative rule setting W through
+    /// `set_tile_parameters`): one programming slot, `n` parameter writes.
+    void report_parameter_writes(std::uint64_t n) const {
+      cost_.report([&] { return physical_events{.parameter_writes = n, .pulse_slots = 1}; });
+    }
 
     /// The nominal step of one pulse (`device.dw_min`) for pulsed devices, 0 otherwise
     /// (`tile_hooks::update_granularity`, used by `optim::mixed_precision`).

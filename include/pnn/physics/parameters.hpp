@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
@@ -79,6 +80,9 @@ void set_tile_parameters(Tile& t, const V* p) {
     T* b = t.bias_data();
     for (std::size_t k = 0; k < nw; ++k) w[k] = static_cast<T>(p[k]);
     for (std::size_t j = 0; j < t.out_size(); ++j) b[j] = static_cast<T>(p[nw + j]);
+    // A physical tile whose W is written directly (a crossbar: each device programmed to its
+    // value) reports those writes to its cost counter; the bias is digital.
+    if constexpr (requires { t.report_parameter_writes(std::uint64_t{}); }) t.report_parameter_writes(nw);
   }
 }
 
