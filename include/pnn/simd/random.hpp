@@ -136,14 +136,6 @@ PNN_ALWAYS_INLINE void philox_avx2(std::array<std::uint32_t, 2> key, std::uint64
     for (std::size_t w = 0; w < 4; ++w) x[g][w] = _mm256_blend_epi32(e[g][w], _mm256_slli_epi64(o[g][w], 32), 0xAA);
 }
 
-/// Philox4x32-10 of blocks ctr .. ctr + 7, word w of the eight blocks in x[w].
-PNN_ALWAYS_INLINE void philox8_avx2(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
-                                    __m256i (&x)[4]) noexcept {
-  __m256i y[1][4];
-  philox_avx2<1>(key, ctr, stream, y);
-  for (std::size_t w = 0; w < 4; ++w) x[w] = y[0][w];
-}
-
 /// 4×8 transpose: from four registers indexed by block (a[b], b[b], c[b], d[b]) to the
 /// block-major order a0 b0 c0 d0 a1 b1 ... in o[0..3].
 PNN_ALWAYS_INLINE void transpose4x8(__m256 a, __m256 b, __m256 c, __m256 d, __m256 (&o)[4]) noexcept {
