@@ -107,6 +107,18 @@ void BM_crossbar_forward_io(benchmark::State& state) {
   forward(state, t);
 }
 
+// Cost accounting is a branch per read when no counter is attached (BM_crossbar_forward_io);
+// attached, each read also sums the drive Σ G u² over its cells. The ratio of the two is what
+// counting costs.
+void BM_crossbar_forward_io_counted(benchmark::State& state) {
+  ideal_xbar::tile<pnn::dynamic, pnn::dynamic> t;
+  fill_weights(t);
+  pnn::cost_counter c;
+  t.attach_cost_counter(&c);
+  forward(state, t);
+  benchmark::DoNotOptimize(c.totals());
+}
+
 void BM_crossbar_backward_io(benchmark::State& state) {
   ideal_xbar::tile<pnn::dynamic, pnn::dynamic> t;
   fill_weights(t);
@@ -129,4 +141,5 @@ BENCHMARK(BM_crossbar_update_pulsed_x64)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_crossbar_update_float)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_crossbar_forward_ideal)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_crossbar_forward_io)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_crossbar_forward_io_counted)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_crossbar_backward_io)->Unit(benchmark::kMicrosecond);

@@ -358,3 +358,29 @@ TEST_CASE("a perturbative rule's writes into a crossbar are counted and priced",
   CHECK(c.totals().parameter_writes == 3 * 15);
   CHECK(estimate_energy(c.totals(), {}, energy_model{}).programming >= 3 * 15 * 1e-12);
 }
+
+TEST_CASE("deploying a twin onto a crossbar or a resistor network is counted as one write of every device",
+          "[cost][energy][crossbar]") {
+  using xbar = physics::crossbar<physics::devices::soft_bounds>;
+  network<dense<dynamic, dynamic, physics::digital, noise::none, act::identity>,
+          dense<dynamic, dynamic, physics::digital, noise::none, act::identity>>
+      twin({6, 4, 3}, seed{5});
+  network<dense<dynamic, dynamic, xbar, noise::none, act::identity>, dense<dynamic, dynamic, xbar, noise::none, act::identity>>
+      physical({6, 4, 3}, seed{6});
+  cost_counter c;
+  attach_cost_counter(physical, &c);
+  rng g(7);
+  deploy(twin, physical, g);
+  CHECK(c.totals().parameter_writes == 6 * 4 + 4 * 3);  // the biases are digital
+  CHECK(c.totals().pulse_slots == 2);                     // one programming slot per array
+  CHECK(estimate_energy(c.totals(), {}, energy_model{}).programming ==
+        Approx((6 * 4 + 4 * 3) * energy_model{}.conductance_write_energy));
+
+  using rsub = physics::resistor_substrate;
+  network<dense<dynamic, dynamic, physics::digital, noise::none, act::identity>> dtwin({4, 2}, seed{1});
+  network<dense<dynamic, dynamic, rsub, noise::none, act::identity>> rnet({4, 2}, seed{1});
+  cost_counter rc;
+  attach_cost_counter(rnet, &rc);
+  deploy(dtwin, rnet, g);
+  CHECK(rc.totals().parameter_writes == layer<0>(rnet).tile.parameter_count());
+}

@@ -88,6 +88,17 @@ TEMPLATE_TEST_CASE("reductions match naive loops", "[simd][blas]", float, double
     CHECK(std::abs(static_cast<double>(s::sum_squares(n, x.data())) - ss) <= tolerance<T>(n, ss));
     CHECK(static_cast<double>(s::abs_max(n, x.data())) == am);
     CHECK(std::abs(static_cast<double>(s::dot<T, s::scalar>(n, x.data(), y.data())) - d) <= tolerance<T>(n, dm));
+    CHECK(std::abs(static_cast<double>(s::abs_sum(n, x.data())) - sa) <= tolerance<T>(n, sa));
+    // Σ |y|·x² with non-negative weights |y|; and y + |x| element by element.
+    std::vector<T> w(n), acc(y);
+    double ws = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      w[i] = y[i] < T(0) ? -y[i] : y[i];
+      ws += static_cast<double>(w[i]) * static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    }
+    CHECK(std::abs(static_cast<double>(s::weighted_sum_squares(n, x.data(), w.data())) - ws) <= tolerance<T>(n, ws));
+    s::add_abs(n, x.data(), acc.data());
+    for (std::size_t i = 0; i < n; ++i) CHECK(acc[i] == y[i] + (x[i] < T(0) ? -x[i] : x[i]));
   }
 }
 

@@ -277,7 +277,8 @@ struct crossbar {
       inference_.clear();
     }
 
-    /// Writes target weights (clipped into each device's bounds) and bias directly.
+    /// Writes target weights (clipped into each device's bounds) and bias directly: a
+    /// deployment, reported as one write of every device (`report_parameter_writes`).
     void set_weights(const float* w, const float* b, rng&) {
       for (std::size_t e = 0; e < weight_.size(); ++e) {
         if constexpr (is_pulsed) params_.device.write(weight_.data()[e], aux_.data()[e], w[e], cell(e));
@@ -285,6 +286,7 @@ struct crossbar {
       }
       for (std::size_t j = 0; j < out_size(); ++j) bias_.data()[j] = b[j];
       inference_.clear();
+      report_parameter_writes(weight_.size());
     }
     /// The weights reads use: the programmed (drifted) ones after `program_inference`/`set_time`.
     void effective_weights(float* w) const {
@@ -398,8 +400,7 @@ struct crossbar {
       if (counting) line = line_conductance(Transposed);
       auto add_drive = [&](const float* u, std::size_t rows) {
         if (!counting) return;
-        for (std::size_t r = 0; r < rows; ++r)
-          for (std::size_t i = 0; i < k; ++i) drive += double(u[r * k + i]) * double(u[r * k + i]) * double(line[i]);
+        for (std::size_t r = 0; r < rows; ++r) drive += double(simd::weighted_sum_squares<float>(k, u + r * k, line.data()));
       };
       if (io.w_noise > 0) {
         ws.wn.assign(W, W + weight_.size());
@@ -476,13 +477,31 @@ struct crossbar {
     }
 
     // Σ over the devices each input line drives of G⁺ + G⁻ (µS): columns of W forwards, rows
-    // when the columns are driven (transposed).
+    // when the columns are driven (transposed). Per pair G⁺ + G⁻ = 2 g_min + g_ref·|w| (pair
+    // devices: 2 g_min + g_ref·(w + 2 G⁻-state)), summed in one pass over W without forming the
+    // conductances, so that counting costs a small fraction of the read it prices.
     std::vector<float> line_conductance(bool transposed) const {
       const std::size_t in = in_size(), out = out_size();
-      std::vector<float> gp(in * out), gm(in * out), line(transposed ? out : in, 0.0f);
-      conductances(gp.data(), gm.data());
-      for (std::size_t j = 0; j < out; ++j)
-        for (std::size_t i = 0; i < in; ++i) line[transposed ? j : i] += gp[j * in + i] + gm[j * in + i];
+      std::vector<float> line(transposed ? out : in, 0.0f);
+      const float* w = weight_.data();
+      for (std::size_t j = 0; j < out; ++j) {
+        const float* wj = w + j * in;
+        if constexpr (Device::has_pair) {
+          const float* aj = aux_.data() + j * in;
+          if (transposed) {
+            line[j] = simd::sum<float>(in, wj) + 2.0f * simd::sum<float>(in, aj);
+          } else {
+            simd::axpy<float>(in, 1.0f, wj, line.data());
+            simd::axpy<float>(in, 2.0f, aj, line.data());
+          }
+        } else if (transposed) {
+          line[j] = simd::abs_sum<float>(in, wj);
+        } else {
+          simd::add_abs<float>(in, wj, line.data());
+        }
+      }
+      const float r = g_ref(), lines = float(transposed ? in : out);
+      for (float& l : line) l = 2.0f * params_.g_min * lines + r * l;
       return line;
     }
 

@@ -143,7 +143,7 @@ struct basic_resistor_substrate {
     /// \brief Deploys target weights on the single-stage network as closely as resistors can:
     /// `k_oi ∝ max(w_oi, 0)`, each output's load taking the rest, rows scaled to sum below `G`
     /// (a negative weight becomes the smallest conductance). `b` cannot be realised (no offset)
-    /// and is not used.
+    /// and is not used. Every conductance written is reported to an attached cost counter.
     /// \pre the tile holds its single-stage network (a custom topology has no such inverse:
     ///      `pnn::error`); finite `w`, `b`.
     void set_weights(const T* w, const T* b, rng&) {
@@ -170,6 +170,7 @@ struct basic_resistor_substrate {
         row[in_] = std::max(total - realised, p_.k_min);
       }
       net_.set_conductances(k);
+      cost_.report([&] { return physical_events{.parameter_writes = net_.num_edges()}; });
       (void)b;
       refresh();
     }

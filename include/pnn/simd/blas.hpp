@@ -90,6 +90,62 @@ T sum_squares(std::size_t n, const T* x) {
   return dot<T, Arch>(n, x, x);
 }
 
+/// Σ |x(i)|, the 1-norm.
+/// \pre x is not null when n > 0.
+template <class T, class Arch = default_arch>
+T abs_sum(std::size_t n, const T* x) {
+  PNN_EXPECTS(n == 0 || x != nullptr, "abs_sum: null vector");
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  P s0(T(0)), s1(T(0));
+  std::size_t i = 0;
+  for (const std::size_t i_end = n - n % (2 * W); i < i_end; i += 2 * W) {
+    s0 += simd::abs(P::load_unaligned(x + i));
+    s1 += simd::abs(P::load_unaligned(x + i + W));
+  }
+  for (const std::size_t i_end = n - n % W; i < i_end; i += W) s0 += simd::abs(P::load_unaligned(x + i));
+  T s = simd::reduce_add(s0 + s1);
+  for (; i < n; ++i) s += x[i] < T(0) ? -x[i] : x[i];
+  return s;
+}
+
+/// y(i) += |x(i)|.
+/// \pre x, y are not null when n > 0 and do not overlap.
+template <class T, class Arch = default_arch>
+void add_abs(std::size_t n, const T* x, T* y) {
+  PNN_EXPECTS(n == 0 || (x != nullptr && y != nullptr), "add_abs: null vector");
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  std::size_t i = 0;
+  for (const std::size_t i_end = n - n % W; i < i_end; i += W)
+    (P::load_unaligned(y + i) + simd::abs(P::load_unaligned(x + i))).store_unaligned(y + i);
+  for (; i < n; ++i) y[i] += x[i] < T(0) ? -x[i] : x[i];
+}
+
+/// Σ w(i)·x(i)², a weighted squared norm (e.g. the power Σ G·u² a drive dissipates in
+/// conductances G).
+/// \pre x, w are not null when n > 0.
+template <class T, class Arch = default_arch>
+T weighted_sum_squares(std::size_t n, const T* x, const T* w) {
+  PNN_EXPECTS(n == 0 || (x != nullptr && w != nullptr), "weighted_sum_squares: null vector");
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  P s0(T(0)), s1(T(0));
+  std::size_t i = 0;
+  for (const std::size_t i_end = n - n % (2 * W); i < i_end; i += 2 * W) {
+    const P x0 = P::load_unaligned(x + i), x1 = P::load_unaligned(x + i + W);
+    s0 = simd::fma(x0 * x0, P::load_unaligned(w + i), s0);
+    s1 = simd::fma(x1 * x1, P::load_unaligned(w + i + W), s1);
+  }
+  for (const std::size_t i_end = n - n % W; i < i_end; i += W) {
+    const P x0 = P::load_unaligned(x + i);
+    s0 = simd::fma(x0 * x0, P::load_unaligned(w + i), s0);
+  }
+  T s = simd::reduce_add(s0 + s1);
+  for (; i < n; ++i) s += w[i] * x[i] * x[i];
+  return s;
+}
+
 /// max |x(i)|, the infinity norm; 0 for an empty vector.
 /// \pre x is not null when n > 0.
 template <class T, class Arch = default_arch>
