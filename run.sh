@@ -54,7 +54,7 @@ case "$cmd" in
     # Build output goes to stderr: stdout carries only pnn-bench's table.
     build release pnn-bench >&2
     # Without flags: the default comparison, with its JSON, CSV and figures under results/.
-    if (($# == 0)); then set -- --seeds 3 --json results/pnn-bench.json --csv results/pnn-bench.csv --plot-dir results/plots; fi
+    if (($# == 0)); then set -- --seeds 3 --scorecard --json results/pnn-bench.json --csv results/pnn-bench.csv --plot-dir results/plots; fi
     exec ./build/release/tools/pnn-bench "$@"
     ;;
   test)

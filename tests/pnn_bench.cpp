@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -184,6 +186,8 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--sweep variation=-1", "--sweep variation: '-1' must be non-negative");
   check("--sweep dac_bits=4,0", "--sweep dac_bits: '0' must be a whole number in [1, 24]");
   check("--sweep adc_bits=3.5", "--sweep adc_bits: '3.5' must be a whole number in [1, 24]");
+  check("--scorecard --sweep read_noise=0.1", "--scorecard does not combine with --sweep");
+  check("--scorecard --scorecard-seeds 0", "--scorecard-seeds: '0' must be a whole number in [1, 100]");
 }
 
 TEST_CASE("pnn-bench runs the energy-based rules with neuron noise and the prototypical setting",
@@ -300,8 +304,78 @@ TEST_CASE("pnn-bench prices what each rule does on the crossbar: passes, pulses,
   CHECK(is.at("physical_passes_per_sample").get<double>() == 0.0);
   CHECK(is.at("train_joules_by_kind").at("converters").get<double>() == 0.0);
   CHECK(is.at("inference_joules_per_sample").get<double>() < 0.1 * is.at("train_joules_per_sample").get<double>());
+  // Its deployment writes every device once (784·16 + 16·10 at 1 pJ, the default), charged to
+  // training; its budget is all twin epochs, none on the substrate.
+  CHECK(is.at("deployment_joules").get<double>() == Approx((784 * 16 + 16 * 10) * 1e-12));
+  CHECK(is.at("train_joules_by_kind").at("programming").get<double>() == Approx(is.at("deployment_joules").get<double>()));
+  CHECK(results[1].at("physical_epochs") == 0);
+  CHECK(results[1].at("twin_epochs") == 1);
+  CHECK(results[0].at("physical_epochs") == 1);
+  CHECK(results[0].at("twin_epochs") == 0);
+  CHECK(bp.at("deployment_joules").get<double>() == 0.0);
   // EP relaxes through many reads per sample (free and nudged phases, both directions).
   CHECK(ep.at("physical_passes_per_sample").get<double>() > 20.0);
+}
+
+TEST_CASE("pnn-bench --scorecard sets each rule's robustness to variation, read noise and PCM drift beside its cost",
+          "[pnn-bench][scorecard][slow]") {
+  const auto dir = fresh_dir("pnn_bench_scorecard");
+  const auto out = dir / "out.json";
+  const auto r = run_bench("--rules backprop,in_silico --substrates digital,crossbar --epochs 1 --train-limit 300 "
+                           "--hidden 16 --batch 16 --scorecard --plot-dir " + (dir / "plots").string() + " --json " +
+                               out.string(),
+                           dir);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  std::ifstream f(out);
+  const auto j = nlohmann::json::parse(f);
+  const auto& card = j.at("scorecard");
+  REQUIRE(card.size() == 4);  // 2 rules × 2 substrates
+  const std::vector<std::pair<std::string, double>> conditions{
+      {"variation", 0.1}, {"variation", 0.3}, {"read_noise", 0.02}, {"read_noise", 0.05}, {"read_noise", 0.1}};
+  for (const auto& e : card) {
+    INFO(e.dump());
+    REQUIRE(!e.contains("skipped"));
+    CHECK(e.at("model") == (e.at("rule") == "in_silico" ? "twin" : "none"));
+    REQUIRE(e.at("conditions").size() == conditions.size());
+    for (std::size_t k = 0; k < conditions.size(); ++k) {
+      const auto& c = e.at("conditions")[k];
+      CHECK(c.at("kind") == conditions[k].first);
+      CHECK(c.at("sigma").get<double>() == conditions[k].second);
+      const double acc = c.at("test_accuracy").get<double>();
+      CHECK((acc > 0.0 && acc <= 1.0));
+    }
+    if (e.at("substrate") == "digital") {
+      CHECK(e.at("pcm_drift").is_null());  // no drift model: "—"
+    } else {
+      const auto& dr = e.at("pcm_drift");
+      REQUIRE(dr.size() == 4);  // 1 day and 1 year, without and with compensation
+      CHECK(dr[0].at("seconds").get<double>() == 86400.0);
+      CHECK(dr[2].at("seconds").get<double>() == 365.25 * 86400.0);
+      CHECK(dr[0].at("compensated") == false);
+      CHECK(dr[1].at("compensated") == true);
+      for (const auto& p : dr) CHECK((p.at("test_accuracy").get<double>() > 0.0 && p.at("test_accuracy").get<double>() <= 1.0));
+    }
+  }
+  // The conditions are real: the robustness runs are separate trainings with the non-ideality
+  // in the network, and heavy static variation changes what backprop reaches on digital.
+  const auto& runs = j.at("scorecard_runs");
+  CHECK(runs.size() == 4 * conditions.size());
+  bool found = false;
+  for (const auto& run : runs)
+    if (run.at("rule") == "backprop" && run.at("substrate") == "digital" &&
+        run.at("hardware_condition").at("kind") == "variation" && run.at("hardware_condition").at("sigma") == 0.3) {
+      found = true;
+      CHECK(run.at("noise") == "variation σ 0.3");
+      CHECK(run.at("test_accuracy") != card[0].at("clean").at("test_accuracy"));
+    }
+  CHECK(found);
+  std::ifstream so(dir / "stdout.txt");
+  const std::string table((std::istreambuf_iterator<char>(so)), std::istreambuf_iterator<char>());
+  CHECK(table.find("| rule | substrate | model | physical passes |") != std::string::npos);
+  CHECK(table.find("0 + 1 twin") != std::string::npos);
+  CHECK(std::filesystem::exists(dir / "plots" / "scorecard.dat"));
+  if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) CHECK(std::filesystem::exists(dir / "plots" / "scorecard.png"));
 }
 
 TEST_CASE("pnn-bench trains a resistor-network output layer in its conductances", "[pnn-bench][slow]") {

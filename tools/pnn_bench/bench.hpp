@@ -23,6 +23,14 @@ struct sweep_point {
   double value = 0;
 };
 
+/// A hardware condition the scorecard trains *and* tests under, on top of the substrate's own
+/// (`--scorecard`): static multiplicative device variation `w (1 + σ ξ)`, or Gaussian read noise
+/// σ (of full scale 1) on every output.
+struct condition {
+  std::string kind;  ///< "variation" | "read_noise"
+  double value = 0;  ///< σ
+};
+
 /// Everything the command line sets.
 struct config {
   std::vector<std::string> rules;
@@ -51,22 +59,42 @@ struct config {
   /// selects on a validation split.
   double lr_scale = 1.0;
   std::string perturbation = "spsa";
+  /// Set on the scorecard's robustness runs: the condition trained and tested under.
+  std::optional<condition> hardware_condition;
+  /// `--scorecard`: evaluate the trained network after PCM drift (crossbar substrates).
+  bool drift = false;
+};
+
+/// Test accuracy of the trained network programmed onto PCM devices and read after drift.
+struct drift_point {
+  double seconds = 0;        ///< time after the reference read
+  bool compensated = false;  ///< global drift compensation on
+  double accuracy = 0;
 };
 
 /// One row of the table / one object of the JSON `results` array.
 struct result {
   std::string rule, substrate, noise;
   std::size_t epochs = 0;
+  /// Equal budgets: epochs of training samples the physical system saw, and epochs a digital
+  /// twin trained before (or instead of) it (in_silico: 0 + N; physics_aware: N + N).
+  std::size_t physical_epochs = 0, twin_epochs = 0;
   double test_accuracy = 0, train_seconds = 0, samples_per_second = 0;
   double eval_seconds = 0;  ///< test evaluations after the epochs (and alignment probes), not in samples/s
   /// Digital work done before the measured training (a twin trained first), charged to the run.
   pnn::simd::kernel_work pretraining_work{};
+  /// Physical events before the measured training (programming a twin's weights onto the
+  /// substrate), charged to the run.
+  pnn::physical_events pretraining_events{};
   /// Energy (J) and latency (s) per training sample, per inference, and what they count.
   struct energy_figures {
     double train_joules_per_sample = 0, inference_joules_per_sample = 0, train_latency_per_sample = 0;
     double physical_passes_per_sample = 0, pulses_per_sample = 0, digital_flops_per_sample = 0;
     pnn::energy_estimate train{};  ///< the whole training run, by where it is spent
+    double deployment_joules = 0;  ///< of which: programming a twin's weights onto the substrate
   } energy{};
+  std::optional<condition> hardware_condition;  ///< the scorecard condition this run trained under
+  std::vector<drift_point> drift{};             ///< `--scorecard` on crossbars: accuracy after PCM drift
   double untrained_accuracy = 0;  ///< test accuracy of the same network before training (the floor to beat)
   std::optional<double> alignment_angle_deg;
   nlohmann::json settings = nlohmann::json::object();

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 #include <utility>
 #include <string>
@@ -72,12 +73,42 @@ template <class A, class O = pnn::act::identity, class F>
 result with_network(const config& cfg, const std::string& substrate, const pnn::data::split& d,
                     const std::optional<sweep_point>& sweep, std::string& noise, F&& f) {
   const std::size_t in = d.train.features(), out = d.train.outputs();
+  using xbar = pnn::physics::crossbar<pnn::physics::devices::soft_bounds>;
+  if (cfg.hardware_condition) {
+    // The scorecard's robustness runs: the substrate with one more non-ideality, present while
+    // training and testing (static draws are part of the network, fixed by its seed).
+    const condition& c = *cfg.hardware_condition;
+    if (sweep) throw skip("a scorecard condition does not combine with --sweep");
+    auto with = [&](pnn::noise::crossbar_mismatch m) {
+      if (c.kind == "variation") std::get<0>(m.members).multiplicative = c.value;
+      else std::get<2>(m.members).sigma = c.value;
+      return m;
+    };
+    char amount[32];
+    std::snprintf(amount, sizeof amount, "%g", c.value);
+    const std::string what = (c.kind == "variation" ? "variation σ " : "read noise σ ") + std::string(amount);
+    if (substrate == "digital") {
+      noise = what;
+      return with_depth<pnn::physics::digital, pnn::noise::crossbar_mismatch, A, O>(
+          cfg, in, out, f, with(pnn::noise::crossbar_variation_mismatch(0, 0, 0)));
+    }
+    if (substrate == "crossbar") {
+      noise = "default_io+" + what;
+      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O>(cfg, in, out, f, typename xbar::params{},
+                                                                 with(pnn::noise::crossbar_variation_mismatch(0, 0, 0)));
+    }
+    if (substrate == "crossbar_variation") {
+      noise = "default_io+mismatch(" + what + ")";
+      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O>(cfg, in, out, f, typename xbar::params{},
+                                                                 with(pnn::noise::crossbar_variation_mismatch()));
+    }
+    throw skip("the scorecard's variation and read-noise conditions are defined on digital and crossbar substrates");
+  }
   if (substrate == "digital") {
     if (sweep) throw skip("sweeping '" + sweep->param + "' needs a physical substrate (crossbar, crossbar_variation)");
     noise = "none";
     return with_depth<pnn::physics::digital, pnn::noise::none, A, O>(cfg, in, out, f);
   }
-  using xbar = pnn::physics::crossbar<pnn::physics::devices::soft_bounds>;
   if (substrate == "crossbar" || substrate == "crossbar_variation") {
     // Soft-bounds device, aihwkit's default IO. Every rule's optimiser is wrapped in
     // `optim::mixed_precision` on these networks (`on_substrate`).
@@ -193,7 +224,7 @@ double inference_energy(const config& cfg, const pnn::data::split& d, Net& net, 
 template <class Net, class Loss, class Eval>
 void measure_energy(const config& cfg, const pnn::data::split& d, Net& net, const pnn::history& h, result& r,
                     const Loss& loss, Eval& eval) {
-  pnn::physical_events events;
+  pnn::physical_events events = r.pretraining_events;
   pnn::simd::kernel_work work = r.pretraining_work;
   for (const auto& m : h) {
     events += m.events;
@@ -209,6 +240,81 @@ void measure_energy(const config& cfg, const pnn::data::split& d, Net& net, cons
   e.pulses_per_sample = double(events.pulses) / samples;
   e.digital_flops_per_sample = double(work.flops) / samples;
   e.inference_joules_per_sample = inference_energy(cfg, d, net, loss, eval, h.size());
+  e.deployment_joules = pnn::estimate_energy(r.pretraining_events, {}, cfg.energy).total();
+}
+
+/// Programs `twin`'s weights onto `physical` (`pnn::deploy`) and returns what the substrate
+/// did (one write of every device): the programming cost of a deployment.
+template <class Twin, class Physical>
+pnn::physical_events deploy_counted(const config& cfg, const Twin& twin, Physical& physical) {
+  pnn::cost_counter counter;
+  pnn::attach_cost_counter(physical, &counter);
+  pnn::rng g(cfg.seed, 0xde9);
+  pnn::deploy(twin, physical, g);
+  pnn::attach_cost_counter(physical, nullptr);
+  return counter.totals();
+}
+
+template <class Tile>
+inline constexpr bool has_pcm_inference =
+    requires(Tile& t, const pnn::physics::pcm_inference_params& p, pnn::rng& g) { t.program_inference(p, g); };
+
+/// True when every layer of `Net` is an array that can be programmed for PCM inference.
+template <class Net>
+constexpr bool pcm_deployable() {
+  bool all = true;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    ((all = all && has_pcm_inference<typename Net::template layer_type<I>::tile_type>), ...);
+  }(std::make_index_sequence<Net::num_layers>{});
+  return all;
+}
+
+/// The scorecard's drift columns: the trained network's effective weights (what its reads
+/// compute with, static variation included) are programmed onto PCM conductance pairs behind
+/// the same periphery — aihwkit's PCM inference model (docs/physics.md, "PCM inference"):
+/// programming noise, drift ν per device, 1/f read noise — and tested 1 day and 1 year after
+/// programming, without and with global drift compensation. The same read-noise draws serve
+/// both, so the difference is the compensation's alone. Substrates of other physics get none.
+template <class Net, class Loss, class Eval>
+void measure_drift(const config& cfg, const pnn::data::split& d, const Net& net, result& r, const Loss& loss,
+                   Eval& eval, std::size_t epoch) {
+  if constexpr (pcm_deployable<Net>()) {
+    if (!cfg.drift) return;
+    using substrate_t = typename Net::template layer_type<0>::substrate_type;
+    using plain_t = pnn::rebind_t<Net, substrate_t, pnn::noise::none>;
+    plain_t pcm;
+    const auto sizes = net.sizes();
+    pcm.initialize(sizes.data(), pnn::seed{cfg.seed});
+    std::vector<float> w;
+    net.for_each_layer([&](const auto& l, std::size_t i) {
+      pcm.for_each_layer([&](auto& pl, std::size_t j) {
+        if (i != j) return;
+        w.resize(l.in_size() * l.out_size());
+        l.with_read_tile([&](const auto& t) { t.effective_weights(w.data()); });
+        pl.tile.set_params(l.tile.parameters());
+        std::copy(w.begin(), w.end(), pl.tile.weight_data());
+        std::copy(l.tile.bias_data(), l.tile.bias_data() + l.out_size(), pl.tile.bias_data());
+      });
+    });
+    pnn::rng gp(cfg.seed, 0x9c3);
+    pnn::physics::program_inference(pcm, pnn::physics::pcm_inference_params{}, gp);
+    constexpr bool builtin_eval = requires { Eval::builtin; };
+    std::size_t k = 0;
+    for (const double seconds : {86400.0, 365.25 * 86400.0}) {
+      ++k;
+      for (const bool compensated : {false, true}) {
+        pnn::physics::set_drift_compensation(pcm, compensated);
+        pnn::rng gt(cfg.seed, 0x71e0 + k);
+        pnn::physics::set_time(pcm, seconds, gt);
+        double acc = 0;
+        if constexpr (builtin_eval) acc = pnn::evaluate(pcm, loss, d.test).accuracy;
+        else acc = eval(pcm, d.test, epoch);
+        r.drift.push_back({seconds, compensated, acc});
+      }
+    }
+  } else {
+    (void)cfg, (void)d, (void)net, (void)r, (void)loss, (void)eval, (void)epoch;
+  }
 }
 
 /// Trains `net` with `rule` and fills `r`'s measurements; `align` adds the alignment angle.
@@ -248,6 +354,7 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
   r.settings["lr_scale"] = cfg.lr_scale;
   const auto h = pnn::train(net, rule, loss, d.train, opt);
   r.epochs = h.size();
+  r.physical_epochs = h.size();
   for (const auto& m : h) {
     r.train_seconds += m.seconds;
     r.eval_seconds += m.eval_seconds;
@@ -260,6 +367,7 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
   r.samples_per_second = r.train_seconds > 0 ? double(d.train.size() * h.size()) / r.train_seconds : 0;
   if (align) r.alignment_angle_deg = h.back().extra.at("alignment_angle_deg");
   measure_energy(cfg, d, net, h, r, loss, eval);
+  measure_drift(cfg, d, net, r, loss, eval, h.size());
   return r;
 }
 

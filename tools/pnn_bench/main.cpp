@@ -72,6 +72,8 @@ nlohmann::json to_json(const result& r) {
                    {"substrate", r.substrate},
                    {"noise", r.noise},
                    {"epochs", r.epochs},
+                   {"physical_epochs", r.physical_epochs},
+                   {"twin_epochs", r.twin_epochs},
                    {"test_accuracy", r.test_accuracy},
                    {"untrained_accuracy", r.untrained_accuracy},
                    {"train_seconds", r.train_seconds},
@@ -88,6 +90,7 @@ nlohmann::json to_json(const result& r) {
                  {"physical_passes_per_sample", e.physical_passes_per_sample},
                  {"pulses_per_sample", e.pulses_per_sample},
                  {"digital_flops_per_sample", e.digital_flops_per_sample},
+                 {"deployment_joules", e.deployment_joules},
                  {"train_joules_by_kind",
                   {{"array", e.train.array},
                    {"converters", e.train.converters},
@@ -104,6 +107,13 @@ nlohmann::json to_json(const result& r) {
     j["per_seed"] = ps;
   }
   if (r.sweep) j["sweep"] = {{"param", r.sweep->param}, {"value", r.sweep->value}};
+  if (r.hardware_condition) j["hardware_condition"] = {{"kind", r.hardware_condition->kind}, {"sigma", r.hardware_condition->value}};
+  if (!r.drift.empty()) {
+    nlohmann::json dj = nlohmann::json::array();
+    for (const auto& p : r.drift)
+      dj.push_back({{"seconds", p.seconds}, {"compensated", p.compensated}, {"test_accuracy", p.accuracy}});
+    j["pcm_drift"] = dj;
+  }
   return j;
 }
 
@@ -141,9 +151,25 @@ std::string joules(double j) {
   return fmt("%.3g fJ", j / 1e-15);
 }
 
+// Equal budgets made visible: "3" for a rule trained on the substrate alone, "0 + 3 twin" for
+// one whose epochs were all spent on a digital twin, "3 + 3 twin" for one that starts from it.
+std::string epochs_cell(const result& r) {
+  if (r.twin_epochs == 0) return std::to_string(r.physical_epochs);
+  return std::to_string(r.physical_epochs) + " + " + std::to_string(r.twin_epochs) + " twin";
+}
+
+// A duration with its SI prefix: 2.1 µs, 310 ns.
+std::string seconds_si(double t) {
+  if (!(t > 0)) return "0 s";
+  static const std::pair<double, const char*> units[] = {{1, "s"}, {1e-3, "ms"}, {1e-6, "µs"}, {1e-9, "ns"}};
+  for (const auto& [scale, name] : units)
+    if (t >= scale) return fmt("%.3g ", t / scale) + name;
+  return fmt("%.3g ps", t / 1e-12);
+}
+
 std::string markdown_table(const std::vector<result>& rows) {
   std::string s =
-      "| rule | substrate | noise | epochs | test accuracy | train time | samples/s | alignment angle | energy / training sample | energy / inference |\n"
+      "| rule | substrate | noise | epochs (physical + twin) | test accuracy | train time | samples/s | alignment angle | energy / training sample | energy / inference |\n"
       "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
     std::string rule = r.rule + (r.sweep ? " (" + r.sweep->param + "=" + fmt("%g", r.sweep->value) + ")" : "");
@@ -151,7 +177,7 @@ std::string markdown_table(const std::vector<result>& rows) {
       s += "| " + rule + " | " + r.substrate + " | — | — | skipped: " + *r.skipped + " | | | | | |\n";
       continue;
     }
-    s += "| " + rule + " | " + r.substrate + " | " + r.noise + " | " + std::to_string(r.epochs) + " | " +
+    s += "| " + rule + " | " + r.substrate + " | " + r.noise + " | " + epochs_cell(r) + " | " +
          (r.seeds > 1 ? fmt("%.2f", 100 * r.test_accuracy) + fmt(" ± %.2f %%", 100 * r.test_accuracy_std)
                       : fmt("%.2f %%", 100 * r.test_accuracy)) +
          " | " + fmt("%.1f s", r.train_seconds) + " | " +
@@ -165,18 +191,20 @@ std::string markdown_table(const std::vector<result>& rows) {
 std::string csv(const std::vector<result>& rows) {
   std::string s = "rule,substrate,noise,epochs,test_accuracy,train_seconds,samples_per_second,alignment_angle_deg,"
                   "sweep_param,sweep_value,skipped,eval_seconds,train_joules_per_sample,inference_joules_per_sample,"
-                  "train_latency_seconds_per_sample,physical_passes_per_sample,pulses_per_sample,digital_flops_per_sample\n";
+                  "train_latency_seconds_per_sample,physical_passes_per_sample,pulses_per_sample,digital_flops_per_sample,"
+                  "physical_epochs,twin_epochs,deployment_joules\n";
   for (const auto& r : rows)
     s += r.rule + "," + r.substrate + "," + r.noise + "," + std::to_string(r.epochs) + "," +
          fmt("%.6f", r.test_accuracy) + "," + fmt("%.3f", r.train_seconds) + "," + fmt("%.1f", r.samples_per_second) +
          "," + (r.alignment_angle_deg ? fmt("%.3f", *r.alignment_angle_deg) : "") + "," +
          (r.sweep ? r.sweep->param : "") + "," + (r.sweep ? fmt("%g", r.sweep->value) : "") + "," +
          (r.skipped ? "\"" + *r.skipped + "\"" : "") + "," + (r.skipped ? "" : fmt("%.3f", r.eval_seconds)) +
-         (r.skipped ? std::string(",,,,,,")
+         (r.skipped ? std::string(",,,,,,,,,")
                     : "," + fmt("%.4g", r.energy.train_joules_per_sample) + "," + fmt("%.4g", r.energy.inference_joules_per_sample) +
                           "," + fmt("%.4g", r.energy.train_latency_per_sample) + "," +
                           fmt("%.4g", r.energy.physical_passes_per_sample) + "," + fmt("%.4g", r.energy.pulses_per_sample) +
-                          "," + fmt("%.4g", r.energy.digital_flops_per_sample)) +
+                          "," + fmt("%.4g", r.energy.digital_flops_per_sample) + "," + std::to_string(r.physical_epochs) +
+                          "," + std::to_string(r.twin_epochs) + "," + fmt("%.4g", r.energy.deployment_joules)) +
          "\n";
   return s;
 }
@@ -230,6 +258,9 @@ std::vector<result> mean_over_seeds(const std::vector<result>& runs, std::size_t
     e.train.resistive = mean([](const result& r) { return r.energy.train.resistive; });
     e.train.digital = mean([](const result& r) { return r.energy.train.digital; });
     e.train.latency = mean([](const result& r) { return r.energy.train.latency; });
+    e.deployment_joules = mean([](const result& r) { return r.energy.deployment_joules; });
+    for (std::size_t p = 0; p < m.drift.size(); ++p)
+      m.drift[p].accuracy = mean([&](const result& r) { return r.drift.at(p).accuracy; });
     // Per-epoch means of the curves (every run has the same epochs).
     for (std::size_t ep = 0; ep < m.history.size(); ++ep)
       for (const char* key : {"train_loss", "test_accuracy", "seconds", "eval_seconds"}) {
@@ -371,6 +402,186 @@ void plots(const std::vector<result>& rows, const std::filesystem::path& dir) {
     std::fprintf(stderr, "pnn-bench: gnuplot failed or is missing; data and script are in %s\n", dir.c_str());
 }
 
+// The scorecard (`--scorecard`): the review's criteria for a training method side by side, per
+// rule × substrate — what it needs from the hardware, what it costs, and how its accuracy holds
+// up under variation, read noise and drift.
+
+/// What a rule needs: a model of the hardware, and which physical passes.
+struct rule_needs {
+  const char* model;
+  const char* passes;
+};
+rule_needs needs_of(const std::string& rule) {
+  static const std::map<std::string, rule_needs> n{
+      {"in_silico", {"twin", "none: programs the twin's weights"}},
+      {"backprop", {"none", "forward + transposed reads"}},
+      {"physics_aware", {"twin", "forward; backward through the twin"}},
+      {"feedback_alignment", {"none", "forward; fixed random feedback"}},
+      {"direct_feedback_alignment", {"none", "forward; fixed random feedback"}},
+      {"equilibrium_propagation", {"none", "free + nudged relaxations"}},
+      {"coupled_learning", {"none", "free + clamped relaxations"}},
+      {"forward_gradient", {"none", "forward with tangents"}},
+      {"weight_perturbation", {"none", "forward only"}},
+      {"node_perturbation", {"none", "forward only"}},
+      {"spsa", {"none", "forward only"}},
+      {"forward_forward", {"none", "forward only"}}};
+  const auto it = n.find(rule);
+  return it == n.end() ? rule_needs{"?", "?"} : it->second;
+}
+
+const std::vector<condition>& scorecard_conditions() {
+  static const std::vector<condition> c{
+      {"variation", 0.1}, {"variation", 0.3}, {"read_noise", 0.02}, {"read_noise", 0.05}, {"read_noise", 0.1}};
+  return c;
+}
+constexpr double one_day = 86400.0, one_year = 365.25 * 86400.0;
+
+struct scorecard_entry {
+  const result* clean = nullptr;
+  std::vector<const result*> under;  ///< one per scorecard condition; null where not run
+};
+
+std::vector<scorecard_entry> build_scorecard(const std::vector<result>& clean, const std::vector<result>& conditioned) {
+  std::vector<scorecard_entry> out;
+  for (const auto& r : clean) {
+    if (r.sweep) continue;
+    scorecard_entry e{&r, std::vector<const result*>(scorecard_conditions().size(), nullptr)};
+    for (const auto& c : conditioned)
+      for (std::size_t k = 0; k < scorecard_conditions().size(); ++k) {
+        const auto& want = scorecard_conditions()[k];
+        if (c.rule == r.rule && c.substrate == r.substrate && c.hardware_condition &&
+            c.hardware_condition->kind == want.kind && c.hardware_condition->value == want.value)
+          e.under[k] = &c;
+      }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::optional<double> drift_accuracy(const result& r, double seconds, bool compensated) {
+  for (const auto& p : r.drift)
+    if (p.seconds == seconds && p.compensated == compensated) return p.accuracy;
+  return std::nullopt;
+}
+
+std::string accuracy_cell(const result* r) {
+  if (!r) return "—";
+  if (r->skipped) return "skipped";
+  return fmt("%.1f", 100 * r->test_accuracy) + (r->seeds > 1 ? fmt(" ± %.1f", 100 * r->test_accuracy_std) : "");
+}
+
+std::string scorecard_table(const std::vector<scorecard_entry>& card) {
+  std::string s =
+      "| rule | substrate | model | physical passes | epochs (physical + twin) | clean accuracy | energy / training "
+      "sample | latency / training sample | energy / inference | variation 0.1 | variation 0.3 | read noise 0.02 | "
+      "read noise 0.05 | read noise 0.1 | PCM drift 1 day (raw / compensated) | PCM drift 1 year (raw / compensated) |\n"
+      "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const auto& e : card) {
+    const result& r = *e.clean;
+    const rule_needs n = needs_of(r.rule);
+    s += "| " + r.rule + " | " + r.substrate + " | " + n.model + " | " + n.passes + " | ";
+    if (r.skipped) {
+      s += "— | skipped: " + *r.skipped + " | | | | | | | | | | |\n";
+      continue;
+    }
+    s += epochs_cell(r) + " | " + accuracy_cell(&r) + " | " + joules(r.energy.train_joules_per_sample) + " | " +
+         seconds_si(r.energy.train_latency_per_sample) + " | " + joules(r.energy.inference_joules_per_sample) + " | ";
+    for (const result* c : e.under) s += accuracy_cell(c) + " | ";
+    for (const double t : {one_day, one_year}) {
+      const auto raw = drift_accuracy(r, t, false), comp = drift_accuracy(r, t, true);
+      s += (raw && comp ? fmt("%.1f", 100 * *raw) + fmt(" / %.1f", 100 * *comp) : std::string("—")) + " | ";
+    }
+    s.pop_back();
+    s += "\n";
+  }
+  return s;
+}
+
+nlohmann::json scorecard_json(const std::vector<scorecard_entry>& card) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& e : card) {
+    const result& r = *e.clean;
+    const rule_needs n = needs_of(r.rule);
+    nlohmann::json j{{"rule", r.rule}, {"substrate", r.substrate}, {"model", n.model}, {"physical_passes", n.passes}};
+    if (r.skipped) {
+      j["skipped"] = *r.skipped;
+      out.push_back(j);
+      continue;
+    }
+    j["physical_epochs"] = r.physical_epochs;
+    j["twin_epochs"] = r.twin_epochs;
+    j["clean"] = {{"test_accuracy", r.test_accuracy}, {"test_accuracy_std", r.test_accuracy_std}, {"seeds", r.seeds}};
+    j["train_joules_per_sample"] = r.energy.train_joules_per_sample;
+    j["train_latency_seconds_per_sample"] = r.energy.train_latency_per_sample;
+    j["inference_joules_per_sample"] = r.energy.inference_joules_per_sample;
+    j["conditions"] = nlohmann::json::array();
+    for (std::size_t k = 0; k < e.under.size(); ++k) {
+      const auto& want = scorecard_conditions()[k];
+      nlohmann::json c{{"kind", want.kind}, {"sigma", want.value}};
+      if (!e.under[k]) c["test_accuracy"] = nullptr;
+      else if (e.under[k]->skipped) c["skipped"] = *e.under[k]->skipped;
+      else {
+        c["test_accuracy"] = e.under[k]->test_accuracy;
+        c["test_accuracy_std"] = e.under[k]->test_accuracy_std;
+        c["seeds"] = e.under[k]->seeds;
+      }
+      j["conditions"].push_back(c);
+    }
+    if (r.drift.empty()) {
+      j["pcm_drift"] = nullptr;  // the substrate has no PCM drift model
+    } else {
+      j["pcm_drift"] = nlohmann::json::array();
+      for (const auto& p : r.drift)
+        j["pcm_drift"].push_back({{"seconds", p.seconds}, {"compensated", p.compensated}, {"test_accuracy", p.accuracy}});
+    }
+    out.push_back(j);
+  }
+  return out;
+}
+
+// The scorecard as one figure: a heat map of test accuracy, one row per rule × substrate and
+// one column per condition (blank where it does not apply).
+void scorecard_plot(const std::vector<scorecard_entry>& card, const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  const std::vector<std::string> columns{"clean", "var 0.1", "var 0.3", "read 0.02", "read 0.05", "read 0.1",
+                                         "1 day", "1 day comp.", "1 year", "1 year comp."};
+  std::string cells, labels, yt;
+  std::size_t row = 0;
+  for (const auto& e : card) {
+    const result& r = *e.clean;
+    if (r.skipped) continue;
+    std::vector<std::optional<double>> v{r.test_accuracy};
+    for (const result* c : e.under) v.push_back(c && !c->skipped ? std::optional<double>(c->test_accuracy) : std::nullopt);
+    for (const double t : {one_day, one_year})
+      for (const bool comp : {false, true}) v.push_back(drift_accuracy(r, t, comp));
+    for (std::size_t c = 0; c < v.size(); ++c) {
+      cells += std::string(c ? " " : "") + (v[c] ? fmt("%.2f", 100 * *v[c]) : std::string("NaN"));
+      if (v[c]) labels += std::to_string(c) + " " + std::to_string(row) + " " + fmt("%.1f", 100 * *v[c]) + "\n";
+    }
+    cells += "\n";
+    yt += std::string(row ? ", " : "") + "'" + r.rule + " @ " + r.substrate + "' " + std::to_string(row);
+    ++row;
+  }
+  if (row == 0) return;
+  write_file_atomically(dir / "scorecard.dat", cells);
+  write_file_atomically(dir / "scorecard_labels.dat", labels);
+  std::string xt;
+  for (std::size_t c = 0; c < columns.size(); ++c) xt += std::string(c ? ", " : "") + "'" + columns[c] + "' " + std::to_string(c);
+  const std::string script =
+      "set terminal pngcairo noenhanced size 1300," + std::to_string(160 + 26 * row) + "\nset output '" +
+      (dir / "scorecard.png").string() +
+      "'\nunset key\nset title 'test accuracy (%): trained and tested under each condition; PCM drift of the trained network'\n"
+      "set xtics (" + xt + ") norotate font ',9'\nset ytics (" + yt + ") font ',9'\nset yrange [" + std::to_string(row) +
+      "-0.5:-0.5]\nset xrange [-0.5:" + std::to_string(columns.size()) +
+      "-0.5]\nset cbrange [10:90]\nset palette defined (0 '#de2d26', 0.5 '#fee08b', 1 '#1a9850')\nplot '" +
+      (dir / "scorecard.dat").string() + "' matrix with image, '" + (dir / "scorecard_labels.dat").string() +
+      "' using 1:2:3 with labels font ',8' tc rgb 'black'\n";
+  write_file_atomically(dir / "scorecard.gp", script);
+  const std::string cmd = "gnuplot '" + (dir / "scorecard.gp").string() + "' 2>/dev/null";
+  if (std::system(cmd.c_str()) != 0)
+    std::fprintf(stderr, "pnn-bench: gnuplot failed or is missing; the scorecard's data and script are in %s\n", dir.c_str());
+}
+
 int run(int argc, char** argv) {
   config cfg;
   // The defaults are the main job's comparison: every landed rule on the three electronic
@@ -410,7 +621,14 @@ int run(int argc, char** argv) {
   app.add_option("--fg-mode", cfg.fg_mode, "activity | weight")->check(CLI::IsMember({"activity", "weight"}));
   app.add_option("--ff-goodness", cfg.ff_goodness, "energy | cosine")->check(CLI::IsMember({"energy", "cosine"}));
   app.add_option("--perturbation", cfg.perturbation, "spsa | code_multiplexed")->check(CLI::IsMember({"spsa", "code_multiplexed"}));
-  bool tune = false;
+  bool tune = false, scorecard = false;
+  std::string scorecard_seeds_s = "1";
+  app.add_flag("--scorecard", scorecard,
+               "also train and test every pair under static variation (0.1, 0.3) and read noise (0.02, 0.05, 0.1), "
+               "and test crossbar-trained networks after PCM drift (1 day, 1 year, without/with compensation); "
+               "prints the scorecard and adds it to the JSON and figures");
+  app.add_option("--scorecard-seeds", scorecard_seeds_s,
+                 "seeds of each scorecard condition run, from --seed (default 1)");
   app.add_flag("--tune", tune,
                "choose each run's learning-rate scale from {0.5, 1, 2} on a validation split (the last tenth of the "
                "training set, at least 100 images), then train on the whole training set and test");
@@ -432,13 +650,16 @@ int run(int argc, char** argv) {
   if (digital_energy == "gpu") cfg.energy = pnn::energy_model::gpu();
   std::optional<std::string> sweep_param;
   std::vector<double> sweep_values;
-  std::size_t seeds = 1;
+  std::size_t seeds = 1, scorecard_seeds = 1;
   try {
     cfg.epochs = parse_count(epochs_s, "--epochs", 1, 1e5);
     cfg.batch = parse_count(batch_s, "--batch", 1, 1e6);
     cfg.train_limit = parse_count(limit_s, "--train-limit", 0, 1e9);
     cfg.seed = parse_count(seed_s, "--seed", 0, 9007199254740992.0);  // 2^53: every value exact
     seeds = parse_count(seeds_s, "--seeds", 1, 100);
+    scorecard_seeds = parse_count(scorecard_seeds_s, "--scorecard-seeds", 1, 100);
+    if (scorecard && sweep_spec.size()) throw usage_error("--scorecard does not combine with --sweep");
+    cfg.drift = scorecard;
     cfg.threads = parse_count(threads_s, "--threads", 1, 1024);
     cfg.ep_beta = parse_number(ep_beta_s, "--ep-beta");
     cfg.ep_noise = parse_number(ep_noise_s, "--ep-noise");
@@ -503,6 +724,7 @@ int run(int argc, char** argv) {
     std::string rule, substrate;
     std::optional<sweep_point> sweep;
     std::uint64_t seed = 0;
+    std::optional<condition> hardware_condition;
   };
   // Seeds innermost: the runs of one row are consecutive.
   std::vector<job> jobs;
@@ -514,8 +736,14 @@ int run(int argc, char** argv) {
       else
         points.push_back(std::nullopt);
       for (const auto& p : points)
-        for (std::size_t k = 0; k < seeds; ++k) jobs.push_back({r, s, p, cfg.seed + k});
+        for (std::size_t k = 0; k < seeds; ++k) jobs.push_back({r, s, p, cfg.seed + k, std::nullopt});
     }
+  const std::size_t clean_jobs = jobs.size();
+  if (scorecard)
+    for (const auto& r : cfg.rules)
+      for (const auto& s : cfg.substrates)
+        for (const auto& c : scorecard_conditions())
+          for (std::size_t k = 0; k < scorecard_seeds; ++k) jobs.push_back({r, s, std::nullopt, cfg.seed + k, c});
   std::vector<result> rows(jobs.size());
   std::atomic<std::size_t> next{0};
   std::mutex io;
@@ -530,6 +758,8 @@ int run(int argc, char** argv) {
         try {
           config c = cfg;
           c.seed = j.seed;
+          c.hardware_condition = j.hardware_condition;
+          if (j.hardware_condition) c.drift = false;  // drift is measured on the clean runs
           if (tune) {
             // Select the learning-rate scale on a validation split held out from the training
             // set (its last tenth); the test set is not seen until the final run.
@@ -562,14 +792,15 @@ int run(int argc, char** argv) {
         }
       }
       r.sweep = j.sweep;
+      r.hardware_condition = j.hardware_condition;
       if (!r.skipped) r.per_seed = {{j.seed, r.test_accuracy}};
       {
         std::lock_guard<std::mutex> lock(io);
         if (r.skipped)
           std::fprintf(stderr, "pnn-bench: %s on %s skipped: %s\n", r.rule.c_str(), r.substrate.c_str(), r.skipped->c_str());
         else
-          std::fprintf(stderr, "pnn-bench: %s on %s: %.2f %% in %.1f s\n", r.rule.c_str(), r.substrate.c_str(),
-                       100 * r.test_accuracy, r.train_seconds);
+          std::fprintf(stderr, "pnn-bench: %s on %s%s: %.2f %% in %.1f s\n", r.rule.c_str(), r.substrate.c_str(),
+                       r.hardware_condition ? (" (" + r.noise + ")").c_str() : "", 100 * r.test_accuracy, r.train_seconds);
       }
       rows[i] = std::move(r);
     }
@@ -578,15 +809,27 @@ int run(int argc, char** argv) {
   for (std::size_t t = 1; t < std::min(cfg.threads, jobs.size()); ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
+  const std::vector<result> conditioned =
+      mean_over_seeds(std::vector<result>(rows.begin() + std::ptrdiff_t(clean_jobs), rows.end()), scorecard_seeds);
+  rows.resize(clean_jobs);
   rows = mean_over_seeds(rows, seeds);
 
   std::cout << markdown_table(rows) << std::flush;
   nlohmann::json out{{"dataset", d.train.name}, {"results", nlohmann::json::array()}};
   for (const auto& r : rows) out["results"].push_back(to_json(r));
+  std::vector<scorecard_entry> card;
+  if (scorecard) {
+    card = build_scorecard(rows, conditioned);
+    std::cout << "\n" << scorecard_table(card) << std::flush;
+    out["scorecard"] = scorecard_json(card);
+    out["scorecard_runs"] = nlohmann::json::array();
+    for (const auto& r : conditioned) out["scorecard_runs"].push_back(to_json(r));
+  }
   try {
     if (!json_path.empty()) write_file_atomically(json_path, out.dump(2) + "\n");
     if (!csv_path.empty()) write_file_atomically(csv_path, csv(rows));
     if (!plot_dir.empty()) plots(rows, plot_dir);
+    if (!plot_dir.empty() && scorecard) scorecard_plot(card, plot_dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pnn-bench: %s\n", e.what());
     return 1;

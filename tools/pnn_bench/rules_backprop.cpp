@@ -52,13 +52,28 @@ result run_in_silico(const config& cfg, const std::string& substrate, const pnn:
       r.settings = optimizer_settings("momentum", backprop_lr * cfg.lr_scale, backprop_momentum);
       r.settings["workflow"] = "train digital twin with backprop, program onto the substrate, evaluate there";
       result t = train_and_measure(cfg, d, twin, rule, r, false);
-      pnn::rng g(cfg.seed, 0xde9);
-      pnn::deploy(twin, physical, g);
+      // The physical system sees no training sample: all epochs are the twin's, and the
+      // deployment's programming is charged to the training energy.
+      t.physical_epochs = 0;
+      t.twin_epochs = t.epochs;
+      const pnn::physical_events programmed = deploy_counted(cfg, twin, physical);
+      const pnn::energy_estimate dep = pnn::estimate_energy(programmed, {}, cfg.energy);
+      auto& en = t.energy;
+      en.deployment_joules = dep.total();
+      en.train.programming += dep.programming;
+      en.train.array += dep.array;
+      en.train.converters += dep.converters;
+      en.train.latency += dep.latency;
+      const double samples = double(d.train.size() * t.epochs);
+      en.train_joules_per_sample = en.train.total() / samples;
+      en.train_latency_per_sample = en.train.latency / samples;
       const auto e = pnn::evaluate(physical, pnn::loss::softmax_cross_entropy{}, d.test);
       t.test_accuracy = e.accuracy;
       t.settings["twin_test_accuracy"] = t.history.back()["test_accuracy"];
       t.history.back()["test_accuracy"] = e.accuracy;
-      t.energy.inference_joules_per_sample = inference_energy(cfg, d, physical, pnn::loss::softmax_cross_entropy{});
+      en.inference_joules_per_sample = inference_energy(cfg, d, physical, pnn::loss::softmax_cross_entropy{});
+      feedforward_accuracy ff;
+      measure_drift(cfg, d, physical, t, pnn::loss::softmax_cross_entropy{}, ff, t.epochs);
       return t;
     }
   });

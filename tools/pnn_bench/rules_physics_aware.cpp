@@ -32,8 +32,7 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
     pnn::train(twin, bp, pnn::loss::softmax_cross_entropy{}, d.train,
                {.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed, .progress = pnn::progress_mode::never});
     r.pretraining_work = pnn::simd::kernel_work_on_this_thread() - twin0;  // charged to this run's energy
-    pnn::rng g(cfg.seed, 0xde9);
-    pnn::deploy(twin, physical, g);
+    r.pretraining_events = deploy_counted(cfg, twin, physical);  // its programming, charged too
     pnn::learn::physics_aware<on_substrate_t<physical_t, pnn::optim::momentum>> pat{
         {.optimizer = on_substrate<physical_t>(pnn::optim::momentum{
              .learning_rate = pat_lr * float(cfg.lr_scale),
@@ -44,7 +43,9 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
     r.settings["twin_epochs"] = cfg.epochs;  // their digital work is in this run's energy
     r.settings["twin"] = "ideal digital network of the same shape, mirroring the nominal (model) weights";
     r.settings["jacobian_point"] = "measured_inputs";
-    return train_and_measure(cfg, d, physical, pat, r, true);
+    result out = train_and_measure(cfg, d, physical, pat, r, true);
+    out.twin_epochs = cfg.epochs;
+    return out;
   });
 }
 
