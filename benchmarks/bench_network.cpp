@@ -100,8 +100,14 @@ BENCHMARK(BM_train_step_backprop);
 // Whole epoch. The counted FLOP per sample (2 per multiply-add) should read forward and weight
 // gradient for both layers, input gradient for the output layer only (backprop never forms the
 // first layer's dx): 4·784·256 + 6·256·10 ≈ 0.82 MFLOP.
+// The argument is the thread count inside the run (pnn::set_num_threads; one run, not Google
+// Benchmark's Threads(), which would run copies side by side). The GEMMs split C between the
+// threads; the weights are bitwise those of one thread (tests/threads.cpp).
 void BM_train_epoch_backprop(benchmark::State& state) {
+  pnn::set_num_threads(static_cast<unsigned>(state.range(0)));
   bench::train_epoch(state, bench::make_mlp(), learn::backprop<>{{.optimizer = {.learning_rate = 0.01f}}});
+  pnn::set_num_threads(1);
+  state.counters["threads"] = pnn::threads_available ? double(state.range(0)) : 1.0;  // used
 }
-BENCHMARK(BM_train_epoch_backprop)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_train_epoch_backprop)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <pnn/embedded.hpp>
 
+#include <pnn/core/threads.hpp>
 #include <pnn/data/dataset.hpp>
 #include <pnn/data/fashion_mnist.hpp>
 #include <pnn/data/idx.hpp>

@@ -600,7 +600,11 @@ int run(int argc, char** argv) {
   app.add_option("--seed", seed_s, "seed of every random draw (default 1)");
   app.add_option("--seeds", seeds_s,
                  "runs per pair with seeds --seed ... --seed + N - 1; rows give the mean and standard deviation (default 1)");
-  app.add_option("--threads", threads_s, "runs trained concurrently (default: all cores)");
+  app.add_option("--threads", threads_s, "cores used in total (default: all cores)");
+  std::string threads_per_run_s = "1";
+  app.add_option("--threads-per-run", threads_per_run_s,
+                 "threads inside each run (kernels; needs an OpenMP build); --threads / this many runs train "
+                 "concurrently (default 1). Results do not depend on it");
   app.add_option("--json", json_path, "write results as JSON");
   app.add_option("--csv", csv_path, "write results as CSV");
   app.add_option("--plot-dir", plot_dir, "write PNG figures (gnuplot) here");
@@ -650,7 +654,7 @@ int run(int argc, char** argv) {
   if (digital_energy == "gpu") cfg.energy = pnn::energy_model::gpu();
   std::optional<std::string> sweep_param;
   std::vector<double> sweep_values;
-  std::size_t seeds = 1, scorecard_seeds = 1;
+  std::size_t seeds = 1, scorecard_seeds = 1, threads_per_run = 1;
   try {
     cfg.epochs = parse_count(epochs_s, "--epochs", 1, 1e5);
     cfg.batch = parse_count(batch_s, "--batch", 1, 1e6);
@@ -661,6 +665,8 @@ int run(int argc, char** argv) {
     if (scorecard && sweep_spec.size()) throw usage_error("--scorecard does not combine with --sweep");
     cfg.drift = scorecard;
     cfg.threads = parse_count(threads_s, "--threads", 1, 1024);
+    threads_per_run = parse_count(threads_per_run_s, "--threads-per-run", 1, 1024);
+    if (threads_per_run > cfg.threads) throw usage_error("--threads-per-run must not exceed --threads");
     cfg.ep_beta = parse_number(ep_beta_s, "--ep-beta");
     cfg.ep_noise = parse_number(ep_noise_s, "--ep-noise");
     const double ep_average = parse_number(ep_average_s, "--ep-average");
@@ -806,7 +812,10 @@ int run(int argc, char** argv) {
     }
   };
   std::vector<std::thread> pool;
-  for (std::size_t t = 1; t < std::min(cfg.threads, jobs.size()); ++t) pool.emplace_back(worker);
+  // Kernels of one run use `threads_per_run` threads; that many fewer runs train at once.
+  pnn::set_num_threads(static_cast<unsigned>(threads_per_run));
+  const std::size_t concurrent = std::max<std::size_t>(1, cfg.threads / threads_per_run);
+  for (std::size_t t = 1; t < std::min(concurrent, jobs.size()); ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
   const std::vector<result> conditioned =

@@ -20,10 +20,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <tuple>
 #include <type_traits>
 
 #include <pnn/core/config.hpp>
 #include <pnn/core/error.hpp>
+#include <pnn/core/threads.hpp>
 #include <pnn/simd/arch.hpp>
 #include <pnn/simd/work.hpp>
 
@@ -664,17 +666,36 @@ void run(path how, std::size_t m, std::size_t n, std::size_t k, T alpha, const T
                                          std::uint64_t(m) * k + std::uint64_t(k) * n + (beta == T(0) ? 1 : 2) * std::uint64_t(m) * n,
                                          sizeof(T));
   if (how == path::automatic) how = choose<Lay, T, Arch>(m, n, k);
-  if (how == path::skinny) {
-    skinny<Lay, T, Arch>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
+  // Threads split C into column slabs (row slabs where it is narrow) at whole register tiles:
+  // every element is then summed by the same kernel in the same order as without the split, so
+  // the result does not depend on the thread count. A thread gets at least ~2 MFLOP.
+  using blk = blocking<T, Arch>;
+  const std::size_t unit_n = how == path::packed ? blk::nr : blk::lanes;
+  const std::size_t unit_m = how == path::packed ? blk::mr : how == path::skinny ? 4 : 1;
+  const std::size_t max_team = static_cast<std::size_t>(2.0 * double(m) * double(n) * double(k) / 2e6);
+  ::pnn::detail::parallel_team(max_team, [&](std::size_t t, std::size_t team) noexcept {
+    std::size_t i0 = 0, i1 = m, j0 = 0, j1 = n;
+    if (team > 1) {
+      if (n >= team * unit_n) std::tie(j0, j1) = ::pnn::detail::team_range(n, unit_n, t, team);
+      else std::tie(i0, i1) = ::pnn::detail::team_range(m, unit_m, t, team);
+    }
+    if (i0 >= i1 || j0 >= j1) return;
+    const T* as = a_transposed<Lay> ? a + i0 : a + i0 * lda;
+    const T* bs = b_transposed<Lay> ? b + j0 * ldb : b + j0;
+    T* cs = c + i0 * ldc + j0;
+    const std::size_t ms = i1 - i0, ns = j1 - j0;
+    if (how == path::skinny) {
+      skinny<Lay, T, Arch>(ms, ns, k, alpha, as, lda, bs, ldb, beta, cs, ldc);
+      return;
+    }
 #if PNN_GEMM_PACKING
-  if (how == path::packed) {
-    packed<Lay, T, Arch>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
+    if (how == path::packed) {
+      packed<Lay, T, Arch>(ms, ns, k, alpha, as, lda, bs, ldb, beta, cs, ldc);
+      return;
+    }
 #endif
-  direct<Lay, T, Arch>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    direct<Lay, T, Arch>(ms, ns, k, alpha, as, lda, bs, ldb, beta, cs, ldc);
+  });
 }
 
 }  // namespace detail::gemm

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: MIT
+// Threads inside one run (include/pnn/core/threads.hpp): the same inputs give bitwise the same
+// GEMM products and the same trained weights on 1, 2 and 3 threads, and kernels called from
+// threads of the caller's own stay correct.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include <pnn/pnn.hpp>
+
+using namespace pnn;
+
+namespace {
+
+// Restores the default thread count when a test ends, however it ends.
+struct thread_setting_guard {
+  ~thread_setting_guard() { set_num_threads(0); }
+};
+
+template <class T>
+std::vector<T> filled(std::size_t n, std::uint64_t seed) {
+  std::vector<T> v(n);
+  rng g(seed);
+  for (auto& x : v) x = T(g.normal());
+  return v;
+}
+
+template <class T>
+bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+// C = A·op(B) for one layout at the current thread count, from C's prior contents (beta 0.5).
+template <class T>
+std::vector<T> product(char layout, std::size_t m, std::size_t n, std::size_t k) {
+  const auto a = filled<T>(m * k, 1), b = filled<T>(k * n, 2);
+  auto c = filled<T>(m * n, 3);
+  if (layout == 'n') simd::gemm_nn<T>(m, n, k, T(1.25), a.data(), k, b.data(), n, T(0.5), c.data(), n);
+  if (layout == 't') simd::gemm_nt<T>(m, n, k, T(1.25), a.data(), k, b.data(), k, T(0.5), c.data(), n);
+  if (layout == 'a') simd::gemm_tn<T>(m, n, k, T(1.25), a.data(), m, b.data(), n, T(0.5), c.data(), n);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("set_num_threads sets how many threads a kernel may use", "[threads]") {
+  thread_setting_guard restore;
+  set_num_threads(3);
+  CHECK(num_threads() == (threads_available ? 3U : 1U));
+  set_num_threads(1);
+  CHECK(num_threads() == 1U);
+  set_num_threads(0);  // the default: OpenMP's, or 1 without it
+  CHECK(num_threads() >= 1U);
+}
+
+TEST_CASE("a kernel's team has the threads asked for, and one thread without OpenMP", "[threads]") {
+  thread_setting_guard restore;
+  for (unsigned t : {1U, 2U, 3U}) {
+    set_num_threads(t);
+    std::vector<int> seen(8, 0);
+    std::size_t team_size = 0;
+    detail::parallel_team(8, [&](std::size_t i, std::size_t team) noexcept {
+      seen[i] = 1;
+      team_size = team;  // every member writes the same value
+    });
+    const std::size_t expected = threads_available ? t : 1;
+    CHECK(team_size == expected);
+    for (std::size_t i = 0; i < 8; ++i) CHECK(seen[i] == (i < expected ? 1 : 0));
+  }
+  // The split covers [0, n) once, at multiples of the unit.
+  for (std::size_t team : {1U, 2U, 3U, 5U}) {
+    std::size_t covered = 0, last_end = 0;
+    for (std::size_t t = 0; t < team; ++t) {
+      const auto [b, e] = detail::team_range(1000, 16, t, team);
+      if (b == e) continue;
+      CHECK(b == last_end);
+      CHECK(b % 16 == 0);
+      covered += e - b;
+      last_end = e;
+    }
+    CHECK(covered == 1000);
+  }
+}
+
+TEST_CASE("GEMM gives bitwise the same product on 1, 2 and 3 threads", "[threads][gemm]") {
+  thread_setting_guard restore;
+  if (!threads_available) WARN("built without OpenMP: every thread count runs on the calling thread");
+  // The MLP's three products, a shape with ragged tiles, a single row (split by columns), a
+  // narrow A·Bᵀ (split by rows) and a short-K product (the skinny path).
+  struct shape {
+    char layout;
+    std::size_t m, n, k;
+  };
+  const shape shapes[] = {{'t', 64, 256, 784}, {'a', 256, 784, 64}, {'n', 64, 784, 256}, {'n', 37, 333, 129},
+                          {'t', 1, 1000, 500},  {'t', 300, 20, 500},  {'a', 300, 640, 16}, {'n', 97, 71, 1000}};
+  for (const auto& s : shapes) {
+    INFO(s.layout << " " << s.m << "x" << s.n << "x" << s.k);
+    set_num_threads(1);
+    const auto one_f = product<float>(s.layout, s.m, s.n, s.k);
+    const auto one_d = product<double>(s.layout, s.m, s.n, s.k);
+    for (unsigned t : {2U, 3U}) {
+      set_num_threads(t);
+      CHECK(bitwise_equal(product<float>(s.layout, s.m, s.n, s.k), one_f));
+      CHECK(bitwise_equal(product<double>(s.layout, s.m, s.n, s.k), one_d));
+    }
+  }
+}
+
+TEST_CASE("training gives bitwise the same weights on 1, 2 and 3 threads", "[threads][train]") {
+  thread_setting_guard restore;
+  rng g(11);
+  // Batch 128 through 256 inputs and 256 hidden units: each product is large enough to split.
+  const data::dataset d = data::gaussian_blobs(512, 256, 10, g, 0.8f);
+  using net_t = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,
+                        dense<dynamic, dynamic, physics::digital, noise::none, act::identity>>;
+  auto trained = [&](unsigned threads) {
+    set_num_threads(threads);
+    net_t net({256, 256, 10}, seed{3});
+    learn::backprop<optim::momentum> bp{{.optimizer = {.learning_rate = 0.05f, .momentum = 0.9f}}};
+    (void)train(net, bp, loss::softmax_cross_entropy{}, d,
+                {.epochs = 2, .batch = 128, .seed = 5, .progress = progress_mode::never});
+    std::vector<float> w;
+    net.for_each_layer([&](const auto& l, std::size_t) {
+      const float* p = l.tile.weight_data();
+      w.insert(w.end(), p, p + l.in_size() * l.out_size());
+      w.insert(w.end(), l.tile.bias_data(), l.tile.bias_data() + l.out_size());
+    });
+    return w;
+  };
+  const auto one = trained(1);
+  CHECK(bitwise_equal(trained(2), one));
+  CHECK(bitwise_equal(trained(3), one));
+}
+
+TEST_CASE("kernels called from the caller's own threads share one team and stay exact", "[threads][gemm]") {
+  thread_setting_guard restore;
+  set_num_threads(1);
+  const auto expected = product<float>('t', 64, 256, 784);
+  set_num_threads(2);
+  // Two callers at once: one gets the team, the other runs on its own thread; both exact.
+  std::vector<float> r1, r2;
+  std::thread a([&] {
+    for (int i = 0; i < 20; ++i) r1 = product<float>('t', 64, 256, 784);
+  });
+  std::thread b([&] {
+    for (int i = 0; i < 20; ++i) r2 = product<float>('t', 64, 256, 784);
+  });
+  a.join();
+  b.join();
+  CHECK(bitwise_equal(r1, expected));
+  CHECK(bitwise_equal(r2, expected));
+}
