@@ -187,6 +187,8 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--sweep dac_bits=4,0", "--sweep dac_bits: '0' must be a whole number in [1, 24]");
   check("--sweep adc_bits=3.5", "--sweep adc_bits: '3.5' must be a whole number in [1, 24]");
   check("--scorecard --sweep read_noise=0.1", "--scorecard does not combine with --sweep");
+  check("--threads 2 --threads-per-run 3", "--threads-per-run must not exceed --threads");
+  check("--threads-per-run 0", "--threads-per-run: '0' must be a whole number in [1, 1024]");
   check("--scorecard --scorecard-seeds 0", "--scorecard-seeds: '0' must be a whole number in [1, 100]");
 }
 
@@ -376,6 +378,29 @@ TEST_CASE("pnn-bench --scorecard sets each rule's robustness to variation, read 
   CHECK(table.find("0 + 1 twin") != std::string::npos);
   CHECK(std::filesystem::exists(dir / "plots" / "scorecard.dat"));
   if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) CHECK(std::filesystem::exists(dir / "plots" / "scorecard.png"));
+}
+
+// 784-256-10 on batches of 64: the first layer's products are large enough to split.
+TEST_CASE("pnn-bench gives the same results with threads inside each run", "[pnn-bench][threads][slow]") {
+  const auto dir = fresh_dir("pnn_bench_threads");
+  nlohmann::json runs[2];
+  for (int k = 0; k < 2; ++k) {
+    const auto out = dir / ("out" + std::to_string(k) + ".json");
+    const auto r = run_bench("--rules backprop,equilibrium_propagation --substrates digital,crossbar --epochs 1 "
+                             "--train-limit 300 --hidden 256 --batch 64 --threads 2 --threads-per-run " +
+                                 std::to_string(k + 1) + " --json " + out.string(),
+                             dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    std::ifstream f(out);
+    runs[k] = nlohmann::json::parse(f).at("results");
+  }
+  REQUIRE(runs[0].size() == 4);
+  REQUIRE(runs[1].size() == runs[0].size());
+  for (std::size_t i = 0; i < runs[0].size(); ++i) {
+    CHECK(runs[1][i].at("test_accuracy") == runs[0][i].at("test_accuracy"));
+    CHECK(runs[1][i].at("history").at(0).at("train_loss") == runs[0][i].at("history").at(0).at("train_loss"));
+  }
 }
 
 TEST_CASE("pnn-bench trains a resistor-network output layer in its conductances", "[pnn-bench][slow]") {
