@@ -188,6 +188,8 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--sweep adc_bits=3.5", "--sweep adc_bits: '3.5' must be a whole number in [1, 24]");
   check("--scorecard --sweep read_noise=0.1", "--scorecard does not combine with --sweep");
   check("--threads 2 --threads-per-run 3", "--threads-per-run must not exceed --threads");
+  check("--sweep depth=1,4", "--sweep depth: '4' must be a whole number in [1, 2]");
+  check("--sweep hidden=0", "--sweep hidden: '0' must be a whole number in [1, 100000]");
   check("--threads-per-run 0", "--threads-per-run: '0' must be a whole number in [1, 1024]");
   check("--scorecard --scorecard-seeds 0", "--scorecard-seeds: '0' must be a whole number in [1, 100]");
 }
@@ -400,6 +402,36 @@ TEST_CASE("pnn-bench gives the same results with threads inside each run", "[pnn
   for (std::size_t i = 0; i < runs[0].size(); ++i) {
     CHECK(runs[1][i].at("test_accuracy") == runs[0][i].at("test_accuracy"));
     CHECK(runs[1][i].at("history").at(0).at("train_loss") == runs[0][i].at("history").at(0).at("train_loss"));
+  }
+}
+
+TEST_CASE("pnn-bench --sweep hidden|depth reports each rule's gap to backprop at every width and depth",
+          "[pnn-bench][scaling][slow]") {
+  const auto dir = fresh_dir("pnn_bench_scaling");
+  for (const std::string sweep : {"hidden=8,32", "depth=1,2"}) {
+    const auto out = dir / "out.json";
+    const auto r = run_bench("--rules backprop,feedback_alignment --substrates digital --epochs 1 --train-limit 300 "
+                             "--hidden 16 --batch 16 --sweep " + sweep + " --plot-dir " + (dir / "plots").string() +
+                                 " --json " + out.string(),
+                             dir);
+    INFO(sweep << "\n" << r.err);
+    REQUIRE(r.status == 0);
+    std::ifstream f(out);
+    const auto results = nlohmann::json::parse(f).at("results");
+    REQUIRE(results.size() == 4);  // 2 rules × 2 points
+    for (std::size_t k = 0; k < 2; ++k) {
+      const auto& bp = results[k];
+      const auto& fa = results[2 + k];
+      REQUIRE(bp.at("rule") == "backprop");
+      REQUIRE(fa.at("rule") == "feedback_alignment");
+      CHECK(bp.at("sweep").at("value") == fa.at("sweep").at("value"));
+      CHECK(!bp.contains("gap_to_backprop"));
+      CHECK(fa.at("gap_to_backprop").get<double>() ==
+            Approx(fa.at("test_accuracy").get<double>() - bp.at("test_accuracy").get<double>()).margin(1e-12));
+    }
+    // Different shapes are different networks.
+    CHECK(results[0].at("test_accuracy") != results[1].at("test_accuracy"));
+    CHECK(std::filesystem::exists(dir / "plots" / "gap_0.dat"));
   }
 }
 

@@ -93,6 +93,9 @@ struct result {
     pnn::energy_estimate train{};  ///< the whole training run, by where it is spent
     double deployment_joules = 0;  ///< of which: programming a twin's weights onto the substrate
   } energy{};
+  /// With `--sweep hidden|depth`: test accuracy minus backprop's on the same substrate and
+  /// sweep point (the scaling study's "gap to backprop"; absent for backprop itself).
+  std::optional<double> gap_to_backprop;
   std::optional<condition> hardware_condition;  ///< the scorecard condition this run trained under
   std::vector<drift_point> drift{};             ///< `--scorecard` on crossbars: accuracy after PCM drift
   double untrained_accuracy = 0;  ///< test accuracy of the same network before training (the floor to beat)

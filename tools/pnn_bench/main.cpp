@@ -107,6 +107,7 @@ nlohmann::json to_json(const result& r) {
     j["per_seed"] = ps;
   }
   if (r.sweep) j["sweep"] = {{"param", r.sweep->param}, {"value", r.sweep->value}};
+  if (r.gap_to_backprop) j["gap_to_backprop"] = *r.gap_to_backprop;
   if (r.hardware_condition) j["hardware_condition"] = {{"kind", r.hardware_condition->kind}, {"sigma", r.hardware_condition->value}};
   if (!r.drift.empty()) {
     nlohmann::json dj = nlohmann::json::array();
@@ -180,6 +181,7 @@ std::string markdown_table(const std::vector<result>& rows) {
     s += "| " + rule + " | " + r.substrate + " | " + r.noise + " | " + epochs_cell(r) + " | " +
          (r.seeds > 1 ? fmt("%.2f", 100 * r.test_accuracy) + fmt(" ± %.2f %%", 100 * r.test_accuracy_std)
                       : fmt("%.2f %%", 100 * r.test_accuracy)) +
+         (r.gap_to_backprop ? fmt(" (%+.2f vs backprop)", 100 * *r.gap_to_backprop) : std::string()) +
          " | " + fmt("%.1f s", r.train_seconds) + " | " +
          fmt("%.0f", r.samples_per_second) + " | " +
          (r.alignment_angle_deg ? fmt("%.1f°", *r.alignment_angle_deg) : std::string("—")) + " | " +
@@ -334,6 +336,23 @@ void plots(const std::vector<result>& rows, const std::filesystem::path& dir) {
     }
     script += p + "\n";
   }
+  // The scaling study: gap to backprop against width or depth, one line per rule × substrate.
+  std::map<std::string, std::string> gap_data;
+  for (const auto& r : rows)
+    if (r.gap_to_backprop)
+      gap_data[r.rule + " / " + r.substrate] += fmt("%g", r.sweep->value) + " " + fmt("%.4f", 100 * *r.gap_to_backprop) + "\n";
+  if (!gap_data.empty()) {
+    std::string p = term + "900,600\nset output '" + (dir / "gap_to_backprop.png").string() +
+                    "'\nunset style\nset xtics norotate\nset key outside right\nset grid\nset xlabel '" +
+                    rows.front().sweep->param + "'\nset ylabel 'test accuracy minus backprop (points)'\nset style data linespoints\nplot ";
+    int j = 0;
+    for (const auto& [label, d] : gap_data) {
+      const auto f = dir / ("gap_" + std::to_string(j) + ".dat");
+      write_file_atomically(f, d);
+      p += std::string(j++ ? ", " : "") + "'" + f.string() + "' using 1:2 lw 2 title '" + label + "'";
+    }
+    script += p + "\n";
+  }
   // Accuracy against training energy: one point per rule × substrate, a colour and a marker
   // per rule, a label per substrate, log energy axis.
   std::map<std::string, std::string> energy_points;
@@ -400,6 +419,19 @@ void plots(const std::vector<result>& rows, const std::filesystem::path& dir) {
   const std::string cmd = "gnuplot '" + (dir / "plots.gp").string() + "' 2>/dev/null";
   if (std::system(cmd.c_str()) != 0)
     std::fprintf(stderr, "pnn-bench: gnuplot failed or is missing; data and script are in %s\n", dir.c_str());
+}
+
+// The scaling study (`--sweep hidden|depth`): each rule's accuracy minus backprop's on the same
+// substrate and network shape.
+void add_gap_to_backprop(std::vector<result>& rows) {
+  for (auto& r : rows) {
+    if (r.skipped || !r.sweep || (r.sweep->param != "hidden" && r.sweep->param != "depth") || r.rule == "backprop")
+      continue;
+    for (const auto& b : rows)
+      if (b.rule == "backprop" && !b.skipped && b.substrate == r.substrate && b.sweep && b.sweep->param == r.sweep->param &&
+          b.sweep->value == r.sweep->value)
+        r.gap_to_backprop = r.test_accuracy - b.test_accuracy;
+  }
 }
 
 // The scorecard (`--scorecard`): the review's criteria for a training method side by side, per
@@ -608,7 +640,9 @@ int run(int argc, char** argv) {
   app.add_option("--json", json_path, "write results as JSON");
   app.add_option("--csv", csv_path, "write results as CSV");
   app.add_option("--plot-dir", plot_dir, "write PNG figures (gnuplot) here");
-  app.add_option("--sweep", sweep_spec, "PARAM=v1,v2,... with PARAM in read_noise, variation, dac_bits, adc_bits");
+  app.add_option("--sweep", sweep_spec,
+                 "PARAM=v1,v2,... with PARAM in read_noise, variation, dac_bits, adc_bits (noise), hidden (width of "
+                 "every hidden layer) or depth (hidden layers of the first --hidden width: 1 or 2)");
   app.add_option("--data-dir", data_dir, "Fashion-MNIST directory (default $PNN_DATA_DIR or Debian's)");
   app.add_option("--fa-feedback", cfg.fa_feedback, "random | sign")->check(CLI::IsMember({"random", "sign"}));
   app.add_option("--ep-estimator", cfg.ep_estimator, "one_sided | random_sign | centered | holomorphic")
@@ -696,7 +730,7 @@ int run(int argc, char** argv) {
       const auto eq = sweep_spec.find('=');
       if (eq == std::string::npos) throw usage_error("--sweep: expected PARAM=v1,v2,...");
       sweep_param = sweep_spec.substr(0, eq);
-      static const std::vector<std::string> params{"read_noise", "variation", "dac_bits", "adc_bits"};
+      static const std::vector<std::string> params{"read_noise", "variation", "dac_bits", "adc_bits", "hidden", "depth"};
       if (std::find(params.begin(), params.end(), *sweep_param) == params.end())
         throw usage_error("--sweep: unknown parameter '" + *sweep_param + "'");
       const bool bits = *sweep_param == "dac_bits" || *sweep_param == "adc_bits";
@@ -704,6 +738,11 @@ int run(int argc, char** argv) {
         // Every value is checked here, so a bad one stops the run instead of becoming a skipped row.
         if (bits) {
           sweep_values.push_back(double(parse_count(v, "--sweep " + *sweep_param, 1, 24)));
+        } else if (*sweep_param == "hidden") {
+          sweep_values.push_back(double(parse_count(v, "--sweep hidden", 1, 1e5)));
+        } else if (*sweep_param == "depth") {
+          // The networks pnn-bench instantiates have one or two hidden layers.
+          sweep_values.push_back(double(parse_count(v, "--sweep depth", 1, 2)));
         } else {
           const double x = parse_number(v, "--sweep " + *sweep_param);
           if (x < 0) throw usage_error("--sweep " + *sweep_param + ": '" + v + "' must be non-negative");
@@ -765,6 +804,14 @@ int run(int argc, char** argv) {
           config c = cfg;
           c.seed = j.seed;
           c.hardware_condition = j.hardware_condition;
+          // A shape sweep changes the network, not the substrate's noise: the runner sees none.
+          std::optional<sweep_point> noise_sweep = j.sweep;
+          if (j.sweep && (j.sweep->param == "hidden" || j.sweep->param == "depth")) {
+            const auto v = static_cast<std::size_t>(j.sweep->value);
+            c.hidden = j.sweep->param == "hidden" ? std::vector<std::size_t>(cfg.hidden.size(), v)
+                                                  : std::vector<std::size_t>(v, cfg.hidden.front());
+            noise_sweep.reset();
+          }
           if (j.hardware_condition) c.drift = false;  // drift is measured on the clean runs
           if (tune) {
             // Select the learning-rate scale on a validation split held out from the training
@@ -778,7 +825,7 @@ int run(int argc, char** argv) {
             for (double scale : tune_grid) {
               config t = c;
               t.lr_scale = scale;
-              const result rv = it->second(t, j.substrate, held, j.sweep);
+              const result rv = it->second(t, j.substrate, held, noise_sweep);
               record["validation_accuracy"].push_back(rv.test_accuracy);
               if (rv.test_accuracy > best) {
                 best = rv.test_accuracy;
@@ -786,10 +833,10 @@ int run(int argc, char** argv) {
               }
             }
             record["chosen"] = c.lr_scale;
-            r = it->second(c, j.substrate, d, j.sweep);
+            r = it->second(c, j.substrate, d, noise_sweep);
             r.settings["tuning"] = record;
           } else {
-            r = it->second(c, j.substrate, d, j.sweep);
+            r = it->second(c, j.substrate, d, noise_sweep);
           }
         } catch (const skip& e) {
           r = skipped(j.rule, j.substrate, e.what());
@@ -822,6 +869,7 @@ int run(int argc, char** argv) {
       mean_over_seeds(std::vector<result>(rows.begin() + std::ptrdiff_t(clean_jobs), rows.end()), scorecard_seeds);
   rows.resize(clean_jobs);
   rows = mean_over_seeds(rows, seeds);
+  add_gap_to_backprop(rows);
 
   std::cout << markdown_table(rows) << std::flush;
   nlohmann::json out{{"dataset", d.train.name}, {"results", nlohmann::json::array()}};
