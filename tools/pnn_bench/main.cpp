@@ -324,35 +324,28 @@ void plots(const std::vector<result>& rows, const std::filesystem::path& dir) {
               "set xtics rotate by -60 font ',8'\nset ylabel 'seconds per epoch'\nunset xlabel\nset key off\nplot '" +
               (dir / "epoch_time.dat").string() + "' using 2:xtic(1)\n";
   }
-  if (!sweep_data.empty()) {
-    std::string p = term + "900,600\nset output '" + (dir / "noise_sweep.png").string() +
+  // One line per rule × substrate against the swept value: `series` label → "x y" lines.
+  auto against_sweep = [&](const std::map<std::string, std::string>& series, const char* png, const char* prefix,
+                           const char* ylabel) {
+    if (series.empty()) return;
+    std::string p = term + "900,600\nset output '" + (dir / png).string() +
                     "'\nunset style\nset xtics norotate\nset key outside right\nset grid\nset xlabel '" +
-                    rows.front().sweep->param + "'\nset ylabel 'test accuracy (%)'\nset style data linespoints\nplot ";
+                    rows.front().sweep->param + "'\nset ylabel '" + ylabel + "'\nset style data linespoints\nplot ";
     int j = 0;
-    for (const auto& [label, d] : sweep_data) {
-      const auto f = dir / ("sweep_" + std::to_string(j) + ".dat");
+    for (const auto& [label, d] : series) {
+      const auto f = dir / (prefix + std::to_string(j) + ".dat");
       write_file_atomically(f, d);
       p += std::string(j++ ? ", " : "") + "'" + f.string() + "' using 1:2 lw 2 title '" + label + "'";
     }
     script += p + "\n";
-  }
-  // The scaling study: gap to backprop against width or depth, one line per rule × substrate.
+  };
+  against_sweep(sweep_data, "noise_sweep.png", "sweep_", "test accuracy (%)");
+  // The scaling study: gap to backprop against width or depth.
   std::map<std::string, std::string> gap_data;
   for (const auto& r : rows)
     if (r.gap_to_backprop)
       gap_data[r.rule + " / " + r.substrate] += fmt("%g", r.sweep->value) + " " + fmt("%.4f", 100 * *r.gap_to_backprop) + "\n";
-  if (!gap_data.empty()) {
-    std::string p = term + "900,600\nset output '" + (dir / "gap_to_backprop.png").string() +
-                    "'\nunset style\nset xtics norotate\nset key outside right\nset grid\nset xlabel '" +
-                    rows.front().sweep->param + "'\nset ylabel 'test accuracy minus backprop (points)'\nset style data linespoints\nplot ";
-    int j = 0;
-    for (const auto& [label, d] : gap_data) {
-      const auto f = dir / ("gap_" + std::to_string(j) + ".dat");
-      write_file_atomically(f, d);
-      p += std::string(j++ ? ", " : "") + "'" + f.string() + "' using 1:2 lw 2 title '" + label + "'";
-    }
-    script += p + "\n";
-  }
+  against_sweep(gap_data, "gap_to_backprop.png", "gap_", "test accuracy minus backprop (points)");
   // Accuracy against training energy: one point per rule × substrate, a colour and a marker
   // per rule, a label per substrate, log energy axis.
   std::map<std::string, std::string> energy_points;
