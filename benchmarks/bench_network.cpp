@@ -111,3 +111,25 @@ void BM_train_epoch_backprop(benchmark::State& state) {
 }
 BENCHMARK(BM_train_epoch_backprop)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 }  // namespace
+
+namespace {
+// LeNet-5 (conv 6@5×5 pad 2, max-pool 2, conv 16@5×5, max-pool 2, 120, 84, 10; tanh; digital)
+// trained by backprop, one epoch of 60000 images at batch 64: the convolutions read every patch
+// through their kernel tile (im2col + GEMM). Compare with benchmarks/reference/lenet5_pytorch.py
+// on the same machine (one thread). The argument is the thread count inside the run.
+// Per sample ≈ 2·(6·25·784 + 16·150·100 + 400·120 + 120·84 + 84·10) ≈ 0.86 MFLOP forward; the
+// backward pass adds the weight gradients and every input gradient but the first layer's.
+using lenet5_t = network<conv2d<conv_shape<28, 28, 1, 6, 5, 1, 2>, physics::digital, noise::none, act::tanh, pool::max<2>>,
+                         conv2d<conv_shape<14, 14, 6, 16, 5>, physics::digital, noise::none, act::tanh, pool::max<2>>,
+                         dense<400, 120, physics::digital, noise::none, act::tanh>,
+                         dense<120, 84, physics::digital, noise::none, act::tanh>,
+                         dense<84, 10, physics::digital, noise::none, act::identity>>;
+
+void BM_train_epoch_lenet5_backprop(benchmark::State& state) {
+  pnn::set_num_threads(static_cast<unsigned>(state.range(0)));
+  bench::train_epoch(state, lenet5_t(seed{42}), learn::backprop<>{{.optimizer = {.learning_rate = 0.01f}}});
+  pnn::set_num_threads(1);
+  state.counters["threads"] = pnn::threads_available ? double(state.range(0)) : 1.0;
+}
+BENCHMARK(BM_train_epoch_lenet5_backprop)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+}  // namespace

@@ -435,6 +435,39 @@ TEST_CASE("pnn-bench --sweep hidden|depth reports each rule's gap to backprop at
   }
 }
 
+TEST_CASE("pnn-bench --model lenet5 trains LeNet-5 under the rules that run on convolutions, and skips the others",
+          "[pnn-bench][conv][slow]") {
+  const auto dir = fresh_dir("pnn_bench_lenet5");
+  const auto out = dir / "out.json";
+  const auto r = run_bench("--rules backprop,feedback_alignment,direct_feedback_alignment,in_silico,physics_aware,"
+                           "equilibrium_propagation --substrates digital,crossbar,mzi --model lenet5 --epochs 1 "
+                           "--train-limit 256 --batch 32 --json " + out.string(),
+                           dir);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  std::ifstream f(out);
+  const auto j = nlohmann::json::parse(f);
+  CHECK(j.at("model") == "lenet5");
+  std::size_t trained = 0;
+  for (const auto& row : j.at("results")) {
+    INFO(row.dump());
+    const std::string rule = row.at("rule"), substrate = row.at("substrate");
+    if (rule == "equilibrium_propagation" || substrate == "mzi") {
+      CHECK(row.contains("skipped"));
+      continue;
+    }
+    REQUIRE(!row.contains("skipped"));
+    ++trained;
+    CHECK(row.at("settings").at("model") == "lenet5");
+    CHECK(row.at("test_accuracy").get<double>() > 0.0);
+    CHECK(std::isfinite(row.at("history").at(0).at("train_loss").get<double>()));
+    if (substrate == "crossbar" && rule != "in_silico")  // the kernels are read and pulsed on the array
+      CHECK(row.at("energy").at("pulses_per_sample").get<double>() > 0);
+  }
+  CHECK(trained == 10);  // 5 rules × 2 substrates
+  CHECK(r.err.find("does not run on convolutional layers") != std::string::npos);
+}
+
 TEST_CASE("pnn-bench trains a resistor-network output layer in its conductances", "[pnn-bench][slow]") {
   const auto results = small_run("pnn_bench_resistor", "backprop,feedback_alignment,weight_perturbation", "resistor");
   REQUIRE(results.size() == 3);

@@ -29,6 +29,28 @@ def load(directory, prefix):
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
+def time_epochs(net, x, y, epochs, batch, lr=0.01):
+    """Trains `net` with SGD on (x, y) for `epochs` shuffled epochs; prints and returns the
+    samples/s of each epoch."""
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    rates = []
+    for epoch in range(epochs):
+        order = torch.randperm(x.shape[0])
+        t0 = time.perf_counter()
+        for first in range(0, x.shape[0], batch):
+            idx = order[first:first + batch]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+        dt = time.perf_counter() - t0
+        rates.append(x.shape[0] / dt)
+        print(f'epoch {epoch + 1}: {dt:.3f} s, {rates[-1]:.0f} samples/s, last loss {loss.item():.4f}')
+    print(f'median: {statistics.median(rates):.0f} samples/s')
+    return rates
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--data-dir', default=os.environ.get('PNN_DATA_DIR', '/usr/share/datasets/fashion-mnist'))
@@ -39,22 +61,7 @@ def main():
     torch.manual_seed(1)
     x, y = load(args.data_dir, 'train')
     net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.Tanh(), torch.nn.Linear(256, 10))
-    opt = torch.optim.SGD(net.parameters(), lr=0.01)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    rates = []
-    for epoch in range(args.epochs):
-        order = torch.randperm(x.shape[0])
-        t0 = time.perf_counter()
-        for first in range(0, x.shape[0], args.batch):
-            idx = order[first:first + args.batch]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-        dt = time.perf_counter() - t0
-        rates.append(x.shape[0] / dt)
-        print(f'epoch {epoch + 1}: {dt:.3f} s, {rates[-1]:.0f} samples/s, last loss {loss.item():.4f}')
-    print(f'median: {statistics.median(rates):.0f} samples/s')
+    time_epochs(net, x, y, args.epochs, args.batch)
 
 
 if __name__ == '__main__':

@@ -25,6 +25,7 @@
 #include <pnn/train/surrogate.hpp>
 #include <pnn/physics/black_box.hpp>
 #include <pnn/nn/check_substrate.hpp>
+#include <pnn/nn/conv.hpp>
 #include <pnn/physics/oscillators.hpp>
 #include <pnn/physics/parameters.hpp>
 #include <pnn/learn/rule.hpp>

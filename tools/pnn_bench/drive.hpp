@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The shared machinery of every rule runner: build the benchmark network on the chosen
-// substrate (1 or 2 hidden layers), train it with `pnn::train`, and turn the history into a row.
+// substrate (an MLP of 1 or 2 hidden layers, or LeNet-5), train it with `pnn::train`, and turn
+// the history into a row.
 #pragma once
 
 #include <chrono>
@@ -52,10 +53,28 @@ struct mlp {
                                   pnn::dense<dynamic, dynamic, S, N, O>>;
 };
 
-/// Builds the network for `cfg.hidden` and calls `f(net)`.
-template <class S, class N, class A, class O, class F, class... Configs>
+/// LeNet-5 (LeCun et al. 1998, as aihwkit's and BioTorch's benchmarks use it) for 28 × 28 × 1
+/// images: conv 6@5×5 (padding 2) → max-pool 2 → conv 16@5×5 → max-pool 2 → 120 → 84 → 10.
+/// Every layer, the convolutions' kernel arrays included, lies on substrate `S` with noise `N`.
+template <class S, class N, class A, class O>
+using lenet5 = pnn::network<pnn::conv2d<pnn::conv_shape<28, 28, 1, 6, 5, 1, 2>, S, N, A, pnn::pool::max<2>>,
+                            pnn::conv2d<pnn::conv_shape<14, 14, 6, 16, 5>, S, N, A, pnn::pool::max<2>>,
+                            pnn::dense<400, 120, S, N, A>, pnn::dense<120, 84, S, N, A>, pnn::dense<84, 10, S, N, O>>;
+
+/// Builds the network for `cfg.model` and `cfg.hidden` and calls `f(net)`. `Conv`: the rule
+/// runs on convolutional networks (`with_network` has rejected `--model lenet5` otherwise).
+template <class S, class N, class A, class O, bool Conv, class F, class... Configs>
 result with_depth(const config& cfg, std::size_t inputs, std::size_t outputs, F&& f, const Configs&... configs) {
   const pnn::seed s{cfg.seed};
+  if (cfg.model == "lenet5") {
+    if constexpr (Conv) {
+      if (inputs != 784 || outputs != 10) throw skip("--model lenet5 needs 28 x 28 images and 10 classes");
+      lenet5<S, N, A, O> net(s, configs...);
+      return f(net);
+    } else {
+      throw skip("--model lenet5: this rule does not run on convolutional layers yet");
+    }
+  }
   if (cfg.hidden.size() == 1) {
     typename mlp<S, N, A, O>::one_hidden net({inputs, cfg.hidden[0], outputs}, s, configs...);
     return f(net);
@@ -68,11 +87,20 @@ result with_depth(const config& cfg, std::size_t inputs, std::size_t outputs, F&
 }
 
 /// Dispatches on the substrate name: `f(net)` gets the network built on it; `noise` receives
-/// the name of the substrate's noise configuration for the table.
-template <class A, class O = pnn::act::identity, class F>
+/// the name of the substrate's noise configuration for the table. `Conv`: the rule runs on
+/// convolutional layers, so `--model lenet5` builds LeNet-5 on digital and crossbar substrates.
+template <class A, class O = pnn::act::identity, bool Conv = false, class F>
 result with_network(const config& cfg, const std::string& substrate, const pnn::data::split& d,
                     const std::optional<sweep_point>& sweep, std::string& noise, F&& f) {
   const std::size_t in = d.train.features(), out = d.train.outputs();
+  if (cfg.model != "mlp") {
+    if (!Conv) throw skip("--model " + cfg.model + ": this rule does not run on convolutional layers yet");
+    if (cfg.hardware_condition) throw skip("the scorecard's conditions run on the MLP (--model mlp)");
+    if (sweep && (sweep->param == "hidden" || sweep->param == "depth"))
+      throw skip("--sweep " + sweep->param + " changes the MLP; it does not apply to --model " + cfg.model);
+    if (substrate != "digital" && substrate != "crossbar" && substrate != "crossbar_variation")
+      throw skip("--model " + cfg.model + " runs on digital, crossbar and crossbar_variation");
+  }
   using xbar = pnn::physics::crossbar<pnn::physics::devices::soft_bounds>;
   if (cfg.hardware_condition) {
     // The scorecard's robustness runs: the substrate with one more non-ideality, present while
@@ -89,17 +117,17 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     const std::string what = (c.kind == "variation" ? "variation σ " : "read noise σ ") + std::string(amount);
     if (substrate == "digital") {
       noise = what;
-      return with_depth<pnn::physics::digital, pnn::noise::crossbar_mismatch, A, O>(
+      return with_depth<pnn::physics::digital, pnn::noise::crossbar_mismatch, A, O, false>(
           cfg, in, out, f, with(pnn::noise::crossbar_variation_mismatch(0, 0, 0)));
     }
     if (substrate == "crossbar") {
       noise = "default_io+" + what;
-      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O>(cfg, in, out, f, typename xbar::params{},
+      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O, false>(cfg, in, out, f, typename xbar::params{},
                                                                  with(pnn::noise::crossbar_variation_mismatch(0, 0, 0)));
     }
     if (substrate == "crossbar_variation") {
       noise = "default_io+mismatch(" + what + ")";
-      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O>(cfg, in, out, f, typename xbar::params{},
+      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O, false>(cfg, in, out, f, typename xbar::params{},
                                                                  with(pnn::noise::crossbar_variation_mismatch()));
     }
     throw skip("the scorecard's variation and read-noise conditions are defined on digital and crossbar substrates");
@@ -107,7 +135,7 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
   if (substrate == "digital") {
     if (sweep) throw skip("sweeping '" + sweep->param + "' needs a physical substrate (crossbar, crossbar_variation)");
     noise = "none";
-    return with_depth<pnn::physics::digital, pnn::noise::none, A, O>(cfg, in, out, f);
+    return with_depth<pnn::physics::digital, pnn::noise::none, A, O, Conv>(cfg, in, out, f);
   }
   if (substrate == "crossbar" || substrate == "crossbar_variation") {
     // Soft-bounds device, aihwkit's default IO. Every rule's optimiser is wrapped in
@@ -137,11 +165,11 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     }
     if (!mismatched) {
       noise = "default_io";  // update: mixed precision (see above)
-      return with_depth<xbar, pnn::noise::none, A, O>(cfg, in, out, f, p);
+      return with_depth<xbar, pnn::noise::none, A, O, Conv>(cfg, in, out, f, p);
     }
     noise = "default_io+mismatch";
     if (sweep) noise = "default_io+mismatch(swept)";
-    return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O>(cfg, in, out, f, p, m);
+    return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O, Conv>(cfg, in, out, f, p, m);
   }
   if (substrate == "mzi") {
     // A digital encoder (784 → first hidden width) feeds MZI-mesh layers (W = U Σ V†, Clements
@@ -289,11 +317,11 @@ void measure_drift(const config& cfg, const pnn::data::split& d, const Net& net,
     net.for_each_layer([&](const auto& l, std::size_t i) {
       pcm.for_each_layer([&](auto& pl, std::size_t j) {
         if (i != j) return;
-        w.resize(l.in_size() * l.out_size());
+        w.resize(l.tile.in_size() * l.tile.out_size());
         l.with_read_tile([&](const auto& t) { t.effective_weights(w.data()); });
         pl.tile.set_params(l.tile.parameters());
         std::copy(w.begin(), w.end(), pl.tile.weight_data());
-        std::copy(l.tile.bias_data(), l.tile.bias_data() + l.out_size(), pl.tile.bias_data());
+        std::copy(l.tile.bias_data(), l.tile.bias_data() + l.tile.out_size(), pl.tile.bias_data());
       });
     });
     pnn::rng gp(cfg.seed, 0x9c3);

@@ -621,6 +621,10 @@ int run(int argc, char** argv) {
   app.add_option("--epochs", epochs_s, "epochs per run (default 3)");
   app.add_option("--batch", batch_s, "mini-batch size (default 64)");
   app.add_option("--hidden", hidden, "comma-separated hidden sizes (default 256)");
+  app.add_option("--model", cfg.model,
+                 "mlp (784 -> --hidden -> 10; default) | lenet5 (conv 6@5x5, max-pool, conv 16@5x5, max-pool, 120, 84, "
+                 "10; the convolutions' kernels on the substrate too)")
+      ->check(CLI::IsMember({"mlp", "lenet5"}));
   app.add_option("--train-limit", limit_s, "train on the first N training samples only (default 20000; 0: all)");
   app.add_option("--seed", seed_s, "seed of every random draw (default 1)");
   app.add_option("--seeds", seeds_s,
@@ -838,6 +842,7 @@ int run(int argc, char** argv) {
         }
       }
       r.sweep = j.sweep;
+      if (!r.skipped) r.settings["model"] = cfg.model;
       r.hardware_condition = j.hardware_condition;
       if (!r.skipped) r.per_seed = {{j.seed, r.test_accuracy}};
       {
@@ -865,7 +870,7 @@ int run(int argc, char** argv) {
   add_gap_to_backprop(rows);
 
   std::cout << markdown_table(rows) << std::flush;
-  nlohmann::json out{{"dataset", d.train.name}, {"results", nlohmann::json::array()}};
+  nlohmann::json out{{"dataset", d.train.name}, {"model", cfg.model}, {"results", nlohmann::json::array()}};
   for (const auto& r : rows) out["results"].push_back(to_json(r));
   std::vector<scorecard_entry> card;
   if (scorecard) {

@@ -62,6 +62,8 @@ void backward_walk(const Net& net, std::size_t n, xt::xtensor<typename Net::valu
 /// \brief The chain rule through a recorded forward pass: layer i's `δ_i = up ⊙ f′(a_i, h_i)`
 /// (at the measured activations), update `ĝ_W = δ_iᵀ x_i`, `ĝ_b = Σ δ_i`, and the error below
 /// `carry(std::integral_constant<size_t, i>, layer, const T* δ_i, n, T* down)` for i > 0.
+/// For a `conv2d`, `δ_i` is at every position before pooling (`detail::layer_delta`) and the
+/// update sums over patches (`detail::layer_update`).
 ///
 /// `carry` is what distinguishes the rules: `layer.backward_read_at(x_i, δ, n, down, g)`
 /// (backprop), a feedback projection (FA, DFA). `up` holds `∂L/∂h_L` on entry; `delta` and
@@ -75,9 +77,9 @@ void chain_rule_backward(const Net& net, const trace<Net>& tr, xt::xtensor<typen
   backward_walk(net, n, up, down, grad, [&](auto ic, const T* u, layer_gradient<T>& g, T* d) {
     constexpr std::size_t i = decltype(ic)::value;
     const auto& l = layer<i>(net);
-    detail::resize_if_needed(delta, n, l.out_size());
-    detail::times_derivative(l, u, tr.a[i].data(), tr.h[i].data(), delta.size(), delta.data());
-    detail::outer_product_update(l, tr.input_of(i), delta.data(), n, l.in_size(), l.out_size(), T(1), g);
+    detail::resize_if_needed(delta, n, detail::pre_activation_size(l));
+    detail::layer_delta(l, u, tr.a[i].data(), tr.h[i].data(), n, delta.data());
+    detail::layer_update(l, tr.input_of(i), delta.data(), n, T(1), g);
     if constexpr (i > 0) carry(ic, l, static_cast<const T*>(delta.data()), n, d);
   });
 }

@@ -97,6 +97,10 @@ class coupled_learning : public rule_skeleton<coupled_learning<Optimizer>> {
   /// estimate and the optimiser's state.
   template <class Net>
   struct state {
+    static_assert(pnn::detail::dense_only<Net>,
+                  "learn::coupled_learning does not run on convolutional layers (pnn::conv2d) yet; on convolutions use backprop, "
+                  "feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, in_silico, "
+                  "weight_perturbation or spsa");
     using T = typename Net::value_type;
     struct no_engine {};
     std::conditional_t<on_resistor_network<Net>(), no_engine, energy_detail::energy_relaxation<Net>> engine{};

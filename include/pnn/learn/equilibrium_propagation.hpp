@@ -114,6 +114,10 @@ class equilibrium_propagation : public rule_skeleton<equilibrium_propagation<Opt
   /// optimiser's state (and the last free state, for `persistent`).
   template <class Net>
   struct state {
+    static_assert(pnn::detail::dense_only<Net>,
+                  "learn::equilibrium_propagation does not run on convolutional layers (pnn::conv2d) yet; on convolutions use backprop, "
+                  "feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, in_silico, "
+                  "weight_perturbation or spsa");
     using T = typename Net::value_type;
     energy_detail::energy_relaxation<Net> engine{};
     std::array<xt::xtensor<T, 2>, Net::num_layers> free{}, nudged{}, imag{};

@@ -39,6 +39,7 @@
 #include <pnn/learn/rule.hpp>
 #include <pnn/learn/skeleton.hpp>
 #include <pnn/nn/activation.hpp>
+#include <pnn/nn/conv.hpp>
 #include <pnn/nn/dense.hpp>
 #include <pnn/noise/none.hpp>
 #include <pnn/physics/concepts.hpp>
@@ -231,13 +232,15 @@ class feedback_rule : public learn::rule_skeleton<feedback_rule<Optimizer, Feedb
     return Direct ? l + 1 < num_layers : (l >= 1 && l < num_layers);
   }
 
-  /// Shape (rows, cols) of layer `l`'s `B`: FA `In_l × Out_l` (the shape of `W_lᵀ`), DFA
-  /// `Out_l × n_out`.
+  /// Shape (rows, cols) of layer `l`'s `B`: FA `In_l × Out_l` (the shape of `W_lᵀ`; for a
+  /// convolution the kernel matrix's transpose, one feedback kernel shared over positions as
+  /// BioTorch does), DFA `Out_l × n_out` (a convolution's flattened output).
   template <class Net>
   [[nodiscard]] static std::pair<std::size_t, std::size_t> feedback_shape(const Net& net, std::size_t l) {
     std::pair<std::size_t, std::size_t> r{0, 0};
     net.for_each_layer([&](const auto& ly, std::size_t i) {
-      if (i == l) r = Direct ? std::pair{ly.out_size(), net.output_size()} : std::pair{ly.in_size(), ly.out_size()};
+      if (i == l)
+        r = Direct ? std::pair{ly.out_size(), net.output_size()} : std::pair{ly.tile.in_size(), ly.tile.out_size()};
     });
     return r;
   }
@@ -351,7 +354,7 @@ class feedback_rule : public learn::rule_skeleton<feedback_rule<Optimizer, Feedb
   // b (In × Out) = c · sign(W)ᵀ from the weights the tile currently computes with.
   template <class Layer, class T>
   static void sign_of_transpose(const Layer& ly, T c, xt::xtensor<T, 2>& w, xt::xtensor<T, 2>& b) {
-    const std::size_t in = ly.in_size(), out = ly.out_size();
+    const std::size_t in = ly.tile.in_size(), out = ly.tile.out_size();
     detail::resize_if_needed(w, out, in);
     ly.tile.effective_weights(w.data());  // part of every substrate's protocol
     const T* wp = w.data();
@@ -381,7 +384,7 @@ class feedback_rule : public learn::rule_skeleton<feedback_rule<Optimizer, Feedb
     // layer i's delta through B_i; DFA projects the output layer's delta (kept from the top
     // layer) through B_{i−1} straight into layer i−1.
     chain_rule_backward(net, s.tr, s.dy, s.delta, s.next, s.grad,
-                        [&](auto ic, const auto&, const T* d, std::size_t n, T* down) {
+                        [&](auto ic, const auto& ly, const T* d, std::size_t n, T* down) {
                           constexpr std::size_t i = decltype(ic)::value;
                           if constexpr (Direct) {
                             if constexpr (i + 1 == Net::num_layers) {
@@ -390,7 +393,14 @@ class feedback_rule : public learn::rule_skeleton<feedback_rule<Optimizer, Feedb
                             }
                             rng gl = gb.split(i - 1);
                             s.fb[i - 1].project(s.error.data(), n, down, gl);
+                          } else if constexpr (is_conv_v<std::remove_cvref_t<decltype(ly)>>) {
+                            // One feedback kernel for every position, like the forward kernel.
+                            rng gl = gb.split(i);
+                            ly.carry_through_patches(d, n, down, [&](const T* dp, std::size_t rows, T* out) {
+                              s.fb[i].project(dp, rows, out, gl);
+                            });
                           } else {
+                            (void)ly;
                             rng gl = gb.split(i);
                             s.fb[i].project(d, n, down, gl);
                           }

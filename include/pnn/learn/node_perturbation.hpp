@@ -71,6 +71,10 @@ class node_perturbation : public rule_skeleton<node_perturbation<Optimizer>> {
  private:
   template <class Net>
   void validate(const Net&) const {
+    static_assert(pnn::detail::dense_only<Net>,
+                  "learn::node_perturbation does not run on convolutional layers (pnn::conv2d) yet; on convolutions use backprop, "
+                  "feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, in_silico, "
+                  "weight_perturbation or spsa");
     check_params();
   }
 

@@ -103,11 +103,11 @@ void write(Net& net, const std::vector<V>& saved, const V* dir, V s, std::vector
       set_tile_parameters(l.tile, work.data());
     } else {
       pnn::detail::require_writable_parameters(l.tile);
-      const std::size_t nw = l.out_size() * l.in_size();
+      const std::size_t nw = l.tile.out_size() * l.tile.in_size();
       T* w = l.tile.weight_data();
       T* bias = l.tile.bias_data();
       for (std::size_t k = 0; k < nw; ++k) w[k] = static_cast<T>(b[k] + s * d[k]);
-      for (std::size_t j = 0; j < l.out_size(); ++j) bias[j] = static_cast<T>(b[nw + j] + s * d[nw + j]);
+      for (std::size_t j = 0; j < l.tile.out_size(); ++j) bias[j] = static_cast<T>(b[nw + j] + s * d[nw + j]);
       // A physical tile programs every device to its perturbed value (physics/parameters.hpp).
       if constexpr (requires { l.tile.report_parameter_writes(std::uint64_t{}); }) l.tile.report_parameter_writes(nw);
     }
@@ -141,16 +141,16 @@ void accumulate(Net& net, gradients<Net>& grad, const V* flat, V s) {
       g.parameter_space = true;
       off += np;
     } else if constexpr (std::is_same_v<V, T>) {
-      const std::size_t nw = l.out_size() * l.in_size();
+      const std::size_t nw = l.tile.out_size() * l.tile.in_size();
       simd::axpy<T>(nw, s, flat + off, g.weight.data());
-      simd::axpy<T>(l.out_size(), s, flat + off + nw, g.bias.data());
-      off += nw + l.out_size();
+      simd::axpy<T>(l.tile.out_size(), s, flat + off + nw, g.bias.data());
+      off += nw + l.tile.out_size();
     } else {
-      const std::size_t nw = l.out_size() * l.in_size();
+      const std::size_t nw = l.tile.out_size() * l.tile.in_size();
       for (std::size_t k = 0; k < nw; ++k) g.weight.data()[k] += static_cast<T>(s * flat[off + k]);
       off += nw;
-      for (std::size_t j = 0; j < l.out_size(); ++j) g.bias.data()[j] += static_cast<T>(s * flat[off + j]);
-      off += l.out_size();
+      for (std::size_t j = 0; j < l.tile.out_size(); ++j) g.bias.data()[j] += static_cast<T>(s * flat[off + j]);
+      off += l.tile.out_size();
     }
   });
 }

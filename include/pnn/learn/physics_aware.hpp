@@ -106,14 +106,14 @@ class network_twin {
     model.for_each_layer([&](auto& tl, std::size_t i) {
       physical.for_each_layer([&](const auto& pl, std::size_t j) {
         if (i != j) return;
-        const std::size_t out = pl.out_size();
+        const std::size_t out = pl.tile.out_size();
         using twin_substrate = typename std::remove_cvref_t<decltype(tl)>::substrate_type;
         if constexpr (std::is_same_v<twin_substrate, physics::basic_digital<T>>) {
           // A digital tile's weight_data() is W itself: mirror without a buffer.
           tile_hooks::model_weights(pl.tile, tl.tile.weight_data());
           std::copy(pl.tile.bias_data(), pl.tile.bias_data() + out, tl.tile.bias_data());
         } else {
-          w_.resize(pl.in_size() * out);
+          w_.resize(pl.tile.in_size() * out);
           tile_hooks::model_weights(pl.tile, w_.data());
           rng g(0);
           tl.tile.set_weights(w_.data(), pl.tile.bias_data(), g);
@@ -129,7 +129,7 @@ class network_twin {
     using T = typename Net::value_type;
     const auto& pl = layer<I>(physical);
     const auto& tl = layer<I>(model);
-    const std::size_t n = tr.batch, in = pl.in_size(), out = pl.out_size();
+    const std::size_t n = tr.batch, in = pl.in_size(), pre = pnn::detail::pre_activation_size(pl);
     const T* x = tr.input_of(I);
     const T* a = tr.a[I].data();
     const T* h = tr.h[I].data();
@@ -145,18 +145,18 @@ class network_twin {
         std::is_same_v<typename pl_t::activation_type, typename tl_t::activation_type> &&
         std::is_empty_v<typename pl_t::activation_type>;
     if (at == jacobian_point::measured_inputs && !twin_reproduces_measurement) {
-      pnn::detail::resize_if_needed(am_, n, out);
-      pnn::detail::resize_if_needed(hm_, n, out);
+      pnn::detail::resize_if_needed(am_, n, pre);
+      pnn::detail::resize_if_needed(hm_, n, pl.out_size());
       if (scratch_.size() < n * in) scratch_.resize({n * in});
       rng gl = r.split(I);
       tl.forward(x, n, am_.data(), hm_.data(), gl, scratch_.data());
       a = am_.data();
       h = hm_.data();
     }
-    pnn::detail::resize_if_needed(delta_, n, out);
-    pnn::detail::times_derivative(tl, up, a, h, n * out, delta_.data());
+    pnn::detail::resize_if_needed(delta_, n, pre);
+    pnn::detail::layer_delta(tl, up, a, h, n, delta_.data());
     // The physical layer decides the update's form: its substrate is what gets programmed.
-    pnn::detail::outer_product_update(pl, x, delta_.data(), n, in, out, T(1), g);
+    pnn::detail::layer_update(pl, x, delta_.data(), n, T(1), g);
     if (down != nullptr) {
       using tile_t = typename std::remove_cvref_t<decltype(tl)>::tile_type;
       static_assert(transposable_tile<tile_t>, "learn::network_twin: the twin's substrate must be read transposed");

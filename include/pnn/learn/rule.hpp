@@ -198,7 +198,7 @@ void map_to_tile_parameters(const Net& net, gradients<Net>& grad, rng& g) {
     if constexpr (tile_hooks::maps_parameter_gradients<tile_t> && parameterised_tile<tile_t>) {
       auto& gi = grad[i];
       if (gi.parameter_space || !tile_hooks::learns_in_parameter_space(l.tile)) return;
-      const std::size_t in = l.in_size(), out = l.out_size();
+      const std::size_t in = l.tile.in_size(), out = l.tile.out_size();
       if (gi.parameter.size() != l.tile.parameter_count()) gi.parameter.resize({l.tile.parameter_count()});
       std::vector<double> theta(l.tile.parameter_count());
       rng gl = g.split(0x70a ^ i);
@@ -267,6 +267,37 @@ void times_derivative(const Layer& l, const T* dy, const T* a, const T* h, std::
   for (std::size_t k = 0; k < count; ++k) delta[k] = dy[k] * l.activation.derivative(a[k], h[k]);
 }
 
+/// The error at a layer's pre-activation from the error `dy` (n × Out) at its output, at the
+/// recorded `a` and `h` of its trace: `dy ⊙ f′(a, h)` for a dense layer; for a convolution
+/// also back through its pooling, into every position (n × `pre_activation_size`).
+template <class Layer, class T>
+void layer_delta(const Layer& l, const T* dy, const T* a, const T* h, std::size_t n, T* delta) {
+  if constexpr (requires { l.output_delta(dy, a, h, n, delta); })
+    l.output_delta(dy, a, h, n, delta);
+  else
+    times_derivative(l, dy, a, h, n * l.out_size(), delta);
+}
+
+/// A layer's update from its inputs `x` (n × In) and pre-activation errors `delta` (what
+/// `layer_delta` gives): one outer product per sample for a dense layer; for a convolution one
+/// per patch, `ĝ_K = scale · Σ_{s,p} δ_{s,p} x_{s,p}ᵀ` (the factors are the patches, which is
+/// what a crossbar holding the kernel is pulsed with).
+template <class Layer, class T>
+void layer_update(const Layer& l, const T* x, const T* delta, std::size_t n, T scale, layer_gradient<T>& g) {
+  if constexpr (requires { Layer::positions; Layer::kernel_inputs; l.patches(x, n, static_cast<T*>(nullptr)); }) {
+    static thread_local std::vector<T> patch_buffer;
+    patch_buffer.resize(n * Layer::positions * Layer::kernel_inputs);
+    // A kernel matrix is small and its factors (every patch) are large: forming the update
+    // costs less than keeping the factors, so a convolution's update is never deferred.
+    g.defer = false;
+    l.patches(x, n, patch_buffer.data());
+    outer_product_update(l, static_cast<const T*>(patch_buffer.data()), delta, n * Layer::positions,
+                         Layer::kernel_inputs, l.tile.out_size(), scale, g);
+  } else {
+    outer_product_update(l, x, delta, n, l.in_size(), l.out_size(), scale, g);
+  }
+}
+
 }  // namespace detail
 
 /// A batch checked against a network (shape, finiteness): `x` (n × inputs) and `target`
@@ -281,13 +312,14 @@ template <class T>
 }
 
 /// Writes layer `l`'s update `ĝ_W = scale · δᵀh`, `ĝ_b = scale · Σ_n δ_n` into `g` (shaped like
-/// the layer), keeping the factors `(h, δ, scale)` where the layer's substrate programs them
-/// (a crossbar's pulse trains, a mesh's adjoint phase steps). `h`: the layer's inputs n × In,
-/// `delta`: ∂L/∂(pre-activation) n × Out.
+/// the layer's tile), keeping the factors `(h, δ, scale)` where the layer's substrate programs
+/// them (a crossbar's pulse trains, a mesh's adjoint phase steps). `h`: the layer's inputs
+/// n × In, `delta`: ∂L/∂(pre-activation) n × Out (for a `conv2d`, n × `pre_activation_size`:
+/// the sum then runs over every patch).
 template <class Layer, class T>
 void outer_product_update(const Layer& l, const T* h, const T* delta, std::size_t n, T scale,
                           layer_gradient<T>& g) {
-  detail::outer_product_update(l, h, delta, n, l.in_size(), l.out_size(), scale, g);
+  detail::layer_update(l, h, delta, n, scale, g);
 }
 
 }  // namespace pnn

@@ -16,6 +16,7 @@ namespace pnn::act {
 /// `f(a) = a`.
 struct identity {
   static constexpr const char* name = "identity";
+  static constexpr bool nondecreasing = true;  ///< max pooling commutes with it (pnn::conv2d)
   template <class T> constexpr T operator()(T a) const noexcept { return a; }
   template <class T> constexpr T derivative(T, T) const noexcept { return T(1); }
 };
@@ -23,6 +24,7 @@ struct identity {
 /// Rectified linear unit `f(a) = max(a, 0)`.
 struct relu {
   static constexpr const char* name = "relu";
+  static constexpr bool nondecreasing = true;  ///< max pooling commutes with it (pnn::conv2d)
   template <class T> T operator()(T a) const noexcept { return pnn::detail::max_any(a, T(0)); }
   template <class T> constexpr T derivative(T, T h) const noexcept { return h > T(0) ? T(1) : T(0); }
 };
@@ -30,6 +32,7 @@ struct relu {
 /// Hyperbolic tangent; `f' = 1 − h²`.
 struct tanh {
   static constexpr const char* name = "tanh";
+  static constexpr bool nondecreasing = true;  ///< max pooling commutes with it (pnn::conv2d)
   template <class T> T operator()(T a) const noexcept { return pnn::detail::tanh_any(a); }
   template <class T> constexpr T derivative(T, T h) const noexcept { return T(1) - h * h; }
 };
@@ -37,6 +40,7 @@ struct tanh {
 /// Logistic sigmoid `1/(1 + e^{−a})`; `f' = h(1 − h)`.
 struct sigmoid {
   static constexpr const char* name = "sigmoid";
+  static constexpr bool nondecreasing = true;  ///< max pooling commutes with it (pnn::conv2d)
   template <class T> T operator()(T a) const noexcept { return T(1) / (T(1) + pnn::detail::exp_any(-a)); }
   template <class T> constexpr T derivative(T, T h) const noexcept { return h * (T(1) - h); }
 };
@@ -45,6 +49,7 @@ struct sigmoid {
 /// (Scellier & Bengio 2017); `ρ' = 1` strictly inside (0, 1), else 0.
 struct hard_sigmoid {
   static constexpr const char* name = "hard_sigmoid";
+  static constexpr bool nondecreasing = true;  ///< max pooling commutes with it (pnn::conv2d)
   template <class T> T operator()(T a) const noexcept {
     return pnn::detail::min_any(pnn::detail::max_any(a, T(0)), T(1));
   }

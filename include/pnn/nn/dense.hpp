@@ -96,11 +96,18 @@ class dense {
   /// \pre `in`, `out` > 0 and equal to the static extents where those are fixed.
   void initialize(std::size_t in, std::size_t out, rng& g) {
     PNN_EXPECTS(in > 0 && out > 0, "pnn::dense: extents must be positive");
+    // √(3/fan): Glorot's √(6/(in+out)) with fan = (in+out)/2, He's √(6/in) with fan = in/2.
+    const double fan = std::is_same_v<Activation, act::relu> ? 0.5 * double(in) : 0.5 * double(in + out);
+    initialize_with_fan(in, out, fan, g);
+  }
+
+ protected:
+  /// `initialize` with weights `U(±√(3/fan))`: layers that share weights over positions
+  /// (`pnn::conv2d`) count their fans differently from a dense layer of the tile's shape.
+  void initialize_with_fan(std::size_t in, std::size_t out, double fan, rng& g) {
     if constexpr (requires { noise.validate(); }) noise.validate();
     tile.resize(in, out);
     using T = value_type;
-    // √(3/fan): Glorot's √(6/(in+out)) with fan = (in+out)/2, He's √(6/in) with fan = in/2.
-    const double fan = std::is_same_v<Activation, act::relu> ? 0.5 * double(in) : 0.5 * double(in + out);
     const T limit = static_cast<T>(std::sqrt(3.0 / fan));
     auto draw = [&](T* w, T* b) {
       for (std::size_t i = 0; i < in * out; ++i) w[i] = static_cast<T>((2 * g.uniform_double() - 1)) * limit;
@@ -119,6 +126,7 @@ class dense {
     refresh_effective_tile();
   }
 
+ public:
   /// Forward read of a batch: `x` (n × In) → pre-activation `a` and output `h` (n × Out).
   /// `a` may alias `h` (inference: bias and activation fused in one pass). `input_scratch`
   /// (n × In values) is needed only when the noise policy perturbs inputs.

@@ -23,7 +23,8 @@
 namespace pnn {
 
 /// What one batch forward pass recorded: `a[l]` and `h[l]` are layer `l`'s pre-activation and
-/// output (n × Out, row-major); `input` points at the batch that drove layer 0 (not copied: it
+/// output (n × Out, row-major; a convolution's `a[l]` holds every position before pooling,
+/// n × `pre_activation_size()`); `input` points at the batch that drove layer 0 (not copied: it
 /// must outlive the trace's use).
 template <class Net>
 struct trace {
@@ -41,6 +42,25 @@ struct trace {
 };
 
 namespace detail {
+/// Values of a layer's pre-activation per sample: its outputs, or a convolution's outputs at
+/// every position before pooling.
+template <class Layer>
+constexpr std::size_t pre_activation_size(const Layer& l) noexcept {
+  if constexpr (requires { l.pre_activation_size(); }) return l.pre_activation_size();
+  else return l.out_size();
+}
+
+template <class L>
+inline constexpr bool is_convolution_v = requires { L::pre_activation_extent; };
+template <class Net>
+struct dense_only_impl;
+template <class... L>
+struct dense_only_impl<network<L...>> : std::bool_constant<(!is_convolution_v<L> && ...)> {};
+/// True when every layer of `Net` is dense: what the rules that do not yet run on
+/// convolutions (`conv2d`) check, with a message.
+template <class Net>
+inline constexpr bool dense_only = dense_only_impl<Net>::value;
+
 template <class T>
 void resize_if_needed(xt::xtensor<T, 2>& m, std::size_t r, std::size_t c) {
   if (m.shape()[0] != r || m.shape()[1] != c) m.resize({r, c});
@@ -118,7 +138,7 @@ void forward_trace(const Net& net, const typename Net::value_type* x, std::size_
   net.for_each_layer([&](const auto& l, std::size_t) { widest = std::max(widest, l.in_size()); });
   net.for_each_layer([&](const auto& l, std::size_t i) {
     using L = std::remove_cvref_t<decltype(l)>;
-    detail::resize_if_needed(tr.a[i], n, l.out_size());
+    detail::resize_if_needed(tr.a[i], n, detail::pre_activation_size(l));
     detail::resize_if_needed(tr.h[i], n, l.out_size());
     T* scratch = nullptr;
     if constexpr (L::has_input_noise) {

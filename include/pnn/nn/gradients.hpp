@@ -36,7 +36,7 @@
 
 namespace pnn {
 
-/// One layer's update estimate.
+/// One layer's update estimate, shaped like the layer's tile (a convolution's kernel matrix).
 template <class T>
 struct layer_gradient {
   xt::xtensor<T, 2> weight{};  ///< ĝ_W, Out × In (row-major, like the tile's W)
@@ -89,9 +89,9 @@ class gradients {
   void ensure_shape(const Net& net) {
     net.for_each_layer([&](const auto& l, std::size_t i) {
       auto& g = layers[i];
-      if (g.weight.shape()[0] != l.out_size() || g.weight.shape()[1] != l.in_size())
-        g.weight.resize({l.out_size(), l.in_size()});
-      if (g.bias.size() != l.out_size()) g.bias.resize({l.out_size()});
+      const std::size_t rows = l.tile.out_size(), cols = l.tile.in_size();
+      if (g.weight.shape()[0] != rows || g.weight.shape()[1] != cols) g.weight.resize({rows, cols});
+      if (g.bias.size() != rows) g.bias.resize({rows});
       shape_parameters(l, g);
       g.factored = false;
       g.parameter_space = false;
@@ -105,13 +105,13 @@ class gradients {
     return false;
   }
 
-  /// Shapes every layer like `net` (weights Out × In, bias Out) and zeroes it.
+  /// Shapes every layer like `net`'s tiles (weights Out × In, bias Out) and zeroes it.
   void reshape(const Net& net) {
     net.for_each_layer([&](const auto& l, std::size_t i) {
       auto& g = layers[i];
-      if (g.weight.shape()[0] != l.out_size() || g.weight.shape()[1] != l.in_size())
-        g.weight.resize({l.out_size(), l.in_size()});
-      if (g.bias.size() != l.out_size()) g.bias.resize({l.out_size()});
+      const std::size_t rows = l.tile.out_size(), cols = l.tile.in_size();
+      if (g.weight.shape()[0] != rows || g.weight.shape()[1] != cols) g.weight.resize({rows, cols});
+      if (g.bias.size() != rows) g.bias.resize({rows});
       shape_parameters(l, g);
       g.weight.fill(value_type(0));
       g.bias.fill(value_type(0));

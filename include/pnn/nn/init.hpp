@@ -37,9 +37,11 @@ void uniform_layers(Net& net, seed s, WeightLimit weight_limit, BiasLimit bias_l
   using T = typename Net::value_type;
   net.for_each_layer([&](auto& l, std::size_t i) {
     rng g = rng(s).split(i);
-    const double in = double(l.in_size()), out = double(l.out_size());
+    // The tile's fans: a convolution's kernel matrix has fan-in k²·C_in.
+    const std::size_t ni = l.tile.in_size(), no = l.tile.out_size();
+    const double in = double(ni), out = double(no);
     const double wl = weight_limit(in, out), bl = bias_limit(in, out);
-    std::vector<T> w(l.in_size() * l.out_size()), b(l.out_size());
+    std::vector<T> w(ni * no), b(no);
     for (auto& v : w) v = static_cast<T>(wl * (2 * g.uniform_double() - 1));
     for (auto& v : b) v = bl > 0 ? static_cast<T>(bl * (2 * g.uniform_double() - 1)) : T(0);
     rng gp = g.split(1);

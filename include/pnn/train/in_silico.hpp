@@ -31,15 +31,17 @@ void deploy(const Twin& twin, Physical& physical, rng& g) {
   twin.for_each_layer([&](const auto& tl, std::size_t i) {
     physical.for_each_layer([&](auto& pl, std::size_t j) {
       if (i != j) return;
-      if (tl.in_size() != pl.in_size() || tl.out_size() != pl.out_size())
-        throw_error("pnn::deploy: layer " + std::to_string(i) + " has shape " + std::to_string(tl.out_size()) + "x" +
-                    std::to_string(tl.in_size()) + " in the twin but " + std::to_string(pl.out_size()) + "x" +
-                    std::to_string(pl.in_size()) + " on the physical network");
-      w.resize(tl.in_size() * tl.out_size());
-      tl.tile.effective_weights(w.data());
-      const auto* tb = tl.tile.bias_data();
+      const auto& tt = tl.tile;
+      const auto& pt = pl.tile;
+      if (tt.in_size() != pt.in_size() || tt.out_size() != pt.out_size())
+        throw_error("pnn::deploy: layer " + std::to_string(i) + " has shape " + std::to_string(tt.out_size()) + "x" +
+                    std::to_string(tt.in_size()) + " in the twin but " + std::to_string(pt.out_size()) + "x" +
+                    std::to_string(pt.in_size()) + " on the physical network");
+      w.resize(tt.in_size() * tt.out_size());
+      tt.effective_weights(w.data());
+      const auto* tb = tt.bias_data();
       wt.assign(w.begin(), w.end());
-      bt.assign(tb, tb + tl.out_size());
+      bt.assign(tb, tb + tt.out_size());
       rng gl = g.split(i);
       pl.tile.set_weights(wt.data(), bt.data(), gl);
     });

@@ -270,6 +270,10 @@ struct surrogate_twin {
   template <class Net>
   void backward(const Net& physical, const trace<Net>& tr, const typename Net::value_type* dy, gradients<Net>& grad,
                 rng& r) {
+    static_assert(pnn::detail::dense_only<Net>,
+                  "learned surrogate twins (learn::mlp_surrogate) does not run on convolutional layers (pnn::conv2d) yet; on convolutions use backprop, "
+                  "feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, in_silico, "
+                  "weight_perturbation or spsa");
     auto& dt = digital_.for_network<Net>();
     dt.mirror(physical);
     twin_backward(physical, tr, dy, grad, [&](auto ic, const auto* up, auto& g, auto* down) {

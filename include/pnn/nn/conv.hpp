@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: MIT
+/// \file
+/// \brief `pnn::conv2d<Shape, Substrate, Noise, Activation, Pool>`: a convolution whose kernel
+/// matrix lives on one substrate tile, with optional pooling.
+///
+/// Analog hardware maps a convolution the way aihwkit's analog convolutions and crossbar
+/// accelerators (ISAAC, Shafiee et al. 2016) do: the kernel matrix `K` (out_channels ×
+/// kernel·kernel·in_channels) is programmed into one array and every input patch is one read of
+/// it, `y_p = K x_p`. So every periphery and noise stage of the tile acts per patch read exactly
+/// as it acts per sample of a `pnn::dense` layer, a crossbar's pulse-train update is driven by
+/// the patches and their errors (one factored outer product per position), and energy and
+/// converter counts follow the number of reads. Images are channels-last (height × width ×
+/// channels, flattened per sample) because that is the layout the array's reads produce, so no
+/// transposition sits between layers; a dense layer after the last convolution reads the
+/// flattened image as is (no separate flatten layer is needed).
+///
+/// Pooling (`pool::max<S>`, `pool::avg<S>`: S × S windows, stride S, a trailing remainder dropped
+/// as PyTorch does) is applied after the activation, `h = pool(f(a))`; the layer's trace keeps
+/// the pre-activation `a` at every convolution position, so the backward pass routes each error
+/// to the window element that produced the output (max) or spreads it (avg).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <type_traits>
+#include <vector>
+
+#include <pnn/core/error.hpp>
+#include <pnn/core/extents.hpp>
+#include <pnn/core/rng.hpp>
+#include <pnn/nn/dense.hpp>
+#include <pnn/nn/network.hpp>
+#include <pnn/simd/blas.hpp>
+
+namespace pnn {
+
+/// Geometry of a 2-D convolution on channels-last images: an input of `Height × Width ×
+/// InChannels`, `OutChannels` kernels of `Kernel × Kernel`, `Stride` and zero `Padding` on every
+/// side. Checked at compile time.
+template <std::size_t Height, std::size_t Width, std::size_t InChannels, std::size_t OutChannels,
+          std::size_t Kernel, std::size_t Stride = 1, std::size_t Padding = 0>
+struct conv_shape {
+  static_assert(Height > 0 && Width > 0, "pnn::conv_shape: the image must have a positive height and width");
+  static_assert(InChannels > 0 && OutChannels > 0, "pnn::conv_shape: channel counts must be positive");
+  static_assert(Kernel > 0, "pnn::conv_shape: the kernel size must be positive");
+  static_assert(Stride > 0, "pnn::conv_shape: the stride must be positive");
+  static_assert(Padding < Kernel, "pnn::conv_shape: padding of a kernel's size or more reads only zeros at the border");
+  static_assert(Height + 2 * Padding >= Kernel && Width + 2 * Padding >= Kernel,
+                "pnn::conv_shape: the kernel is larger than the padded image");
+
+  static constexpr std::size_t height = Height, width = Width, in_channels = InChannels;
+  static constexpr std::size_t out_channels = OutChannels, kernel = Kernel, stride = Stride, padding = Padding;
+  static constexpr std::size_t out_height = (Height + 2 * Padding - Kernel) / Stride + 1;
+  static constexpr std::size_t out_width = (Width + 2 * Padding - Kernel) / Stride + 1;
+  /// Kernel positions per image: the reads of the array per sample.
+  static constexpr std::size_t positions = out_height * out_width;
+  /// Values per patch: the array's input lines.
+  static constexpr std::size_t patch_size = Kernel * Kernel * InChannels;
+  /// Values per input image.
+  static constexpr std::size_t in_size = Height * Width * InChannels;
+};
+
+/// Pooling after a convolution's activation.
+namespace pool {
+/// No pooling.
+struct none {
+  static constexpr std::size_t window = 1;
+  static constexpr const char* name = "none";
+};
+/// Maximum over non-overlapping `S × S` windows.
+template <std::size_t S = 2>
+struct max {
+  static_assert(S > 0, "pnn::pool::max: the window must be positive");
+  static constexpr std::size_t window = S;
+  static constexpr const char* name = "max";
+};
+/// Mean over non-overlapping `S × S` windows.
+template <std::size_t S = 2>
+struct avg {
+  static_assert(S > 0, "pnn::pool::avg: the window must be positive");
+  static constexpr std::size_t window = S;
+  static constexpr const char* name = "avg";
+};
+}  // namespace pool
+
+namespace detail {
+template <class P>
+inline constexpr bool is_max_pool_v = false;
+template <std::size_t S>
+inline constexpr bool is_max_pool_v<pool::max<S>> = true;
+template <class P>
+inline constexpr bool is_avg_pool_v = false;
+template <std::size_t S>
+inline constexpr bool is_avg_pool_v<pool::avg<S>> = true;
+template <class P>
+concept pooling = std::is_same_v<P, pool::none> || is_max_pool_v<P> || is_avg_pool_v<P>;
+}  // namespace detail
+
+/// A convolutional physical layer: `a = noise_out(K noise_in(x_p)) + b` at every position `p`,
+/// `h = pool(f(a))`. Inherits the tile, noise and effective-weight machinery of the
+/// `pnn::dense` layer of the kernel matrix's shape (`patch_size` inputs, `out_channels`
+/// outputs); `in_size()`/`out_size()` are the flattened image sizes the network chains.
+/// \tparam Shape      a `pnn::conv_shape`
+/// \tparam Substrate  physics of the kernel array (`physics::digital`, `crossbar<D>`, …)
+/// \tparam Noise      noise of every patch read
+/// \tparam Activation nonlinearity before pooling
+/// \tparam Pool       `pool::none`, `pool::max<S>` or `pool::avg<S>`
+template <class Shape, class Substrate, noise_policy Noise = noise::none, class Activation = act::identity,
+          class Pool = pool::none>
+class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, Noise, Activation> {
+  static_assert(detail::pooling<Pool>, "pnn::conv2d: Pool must be pool::none, pool::max<S> or pool::avg<S>");
+  static_assert(Pool::window <= Shape::out_height && Pool::window <= Shape::out_width,
+                "pnn::conv2d: the pooling window is larger than the convolution's output");
+
+ public:
+  using base_type = dense<Shape::patch_size, Shape::out_channels, Substrate, Noise, Activation>;
+  using shape_type = Shape;
+  using pool_type = Pool;
+  using typename base_type::tile_type;
+  using typename base_type::value_type;
+  static_assert(!tile_hooks::has_read_vjp<tile_type>,
+                "pnn::conv2d: substrates whose read is nonlinear in its input (read_vjp) cannot share one kernel "
+                "array over patches; use a linear-read substrate");
+
+  static constexpr std::size_t kernel_inputs = Shape::patch_size;
+  static constexpr std::size_t channels = Shape::out_channels;
+  static constexpr std::size_t positions = Shape::positions;
+  static constexpr std::size_t pooled_height = Shape::out_height / Pool::window;
+  static constexpr std::size_t pooled_width = Shape::out_width / Pool::window;
+  static constexpr std::size_t in_extent = Shape::in_size;
+  static constexpr std::size_t out_extent = pooled_height * pooled_width * channels;
+  /// Values of the pre-activation per sample: every position's outputs, before pooling.
+  static constexpr std::size_t pre_activation_extent = positions * channels;
+  static constexpr bool is_static = true;
+
+  [[nodiscard]] constexpr std::size_t in_size() const noexcept { return in_extent; }
+  [[nodiscard]] constexpr std::size_t out_size() const noexcept { return out_extent; }
+  [[nodiscard]] constexpr std::size_t pre_activation_size() const noexcept { return pre_activation_extent; }
+
+  /// Shapes the kernel array and draws its weights: Glorot-uniform with the convolution's fans
+  /// (fan-in `k²·C_in`, fan-out `k²·C_out`), He-uniform for ReLU, zero bias.
+  /// \pre `in == in_extent` and `out == out_extent` (the network passes its sizes).
+  void initialize(std::size_t in, std::size_t out, rng& g) {
+    PNN_EXPECTS(in == in_extent && out == out_extent,
+                "pnn::conv2d: the network's sizes differ from the convolution's fixed geometry");
+    constexpr double fan_in = double(kernel_inputs);
+    constexpr double fan_out = double(Shape::kernel * Shape::kernel * channels);
+    const double fan = std::is_same_v<Activation, act::relu> ? 0.5 * fan_in : 0.5 * (fan_in + fan_out);
+    this->initialize_with_fan(kernel_inputs, channels, fan, g);
+  }
+
+  /// Forward read of a batch `x` (n × in_size) → pre-activation `a` (n × pre_activation_size)
+  /// and output `h` (n × out_size). `a` may alias `h` (inference: `a` is then not kept). The
+  /// patches' reads draw their noise as a dense layer's read of `n · positions` rows does.
+  void forward(const value_type* x, std::size_t n, value_type* a, value_type* h, rng& g,
+               value_type* /*input_scratch*/ = nullptr) const {
+    using T = value_type;
+    static thread_local std::vector<T> patch_buffer, noise_scratch, pre_buffer;
+    const std::size_t rows = n * positions;
+    patch_buffer.resize(rows * kernel_inputs);
+    patches(x, n, patch_buffer.data());
+    T* scratch = nullptr;
+    if constexpr (base_type::has_input_noise) {
+      noise_scratch.resize(rows * kernel_inputs);
+      scratch = noise_scratch.data();
+    }
+    constexpr bool pooled = !std::is_same_v<Pool, pool::none>;
+    T* pre = a;
+    if (pooled && a == h) {
+      pre_buffer.resize(rows * channels);
+      pre = pre_buffer.data();
+    }
+    base_type::read(patch_buffer.data(), rows, pre, g, scratch);
+    if constexpr (!pooled) {
+      if (pre == h) {
+        simd::bias_map<T>(rows, channels, pre, channels, this->tile.bias_data(), this->activation);
+      } else {
+        simd::bias_map<T>(rows, channels, pre, channels, this->tile.bias_data(), act::identity{});
+        simd::map<T>(rows * channels, pre, h, this->activation);
+      }
+    } else {
+      simd::bias_map<T>(rows, channels, pre, channels, this->tile.bias_data(), act::identity{});
+      pool_forward(pre, n, h);
+    }
+  }
+
+  /// True when the layer max-pools after a nondecreasing activation: then `max f(a) = f(max a)`,
+  /// so the forward pass pools first and applies `f` to the pooled values only, and the
+  /// backward pass finds each window's maximum in `a` itself.
+  static constexpr bool pools_before_activation = [] {
+    if constexpr (requires { Activation::nondecreasing; }) return detail::is_max_pool_v<Pool> && Activation::nondecreasing;
+    else return false;
+  }();
+
+  /// `δ` at the convolution's outputs (n × pre_activation_size) from the error `up` reaching the
+  /// layer's output (n × out_size), through pooling and the activation at the recorded `a`
+  /// (the trace's pre-activation) and `h` (its output): `δ = unpool(up) ⊙ f′(a)`. Max pooling
+  /// sends each error to the first maximum of its window; average pooling spreads it.
+  void output_delta(const value_type* up, const value_type* a, const value_type* h, std::size_t n,
+                    value_type* delta) const {
+    using T = value_type;
+    if constexpr (std::is_same_v<Pool, pool::none>) {
+      for (std::size_t k = 0; k < n * pre_activation_extent; ++k)
+        delta[k] = up[k] * this->activation.derivative(a[k], h[k]);
+    } else {
+      constexpr std::size_t S = Pool::window, OW = Shape::out_width, C = channels;
+      std::fill(delta, delta + n * pre_activation_extent, T(0));
+      // f(a) at every position, in one vectorised pass (not needed when the maximum of a is
+      // the maximum of f(a)).
+      static thread_local std::vector<T> activated;
+      if constexpr (!pools_before_activation) {
+        activated.resize(n * pre_activation_extent);
+        simd::map<T>(n * pre_activation_extent, a, activated.data(), this->activation);
+      }
+      for (std::size_t s = 0; s < n; ++s) {
+        const T* as = a + s * pre_activation_extent;
+        const T* fs = pools_before_activation ? as : activated.data() + s * pre_activation_extent;
+        const T* hs = h + s * out_extent;
+        T* ds = delta + s * pre_activation_extent;
+        const T* us = up + s * out_extent;
+        for (std::size_t py = 0; py < pooled_height; ++py)
+          for (std::size_t px = 0; px < pooled_width; ++px)
+            for (std::size_t c = 0; c < C; ++c) {
+              const T u = us[(py * pooled_width + px) * C + c];
+              if constexpr (detail::is_max_pool_v<Pool>) {
+                // The first maximum of f(a) in the window (of a itself when they coincide).
+                std::size_t best = ((py * S) * OW + px * S) * C + c;
+                for (std::size_t wy = 0; wy < S; ++wy)
+                  for (std::size_t wx = 0; wx < S; ++wx) {
+                    const std::size_t k = ((py * S + wy) * OW + (px * S + wx)) * C + c;
+                    if (fs[k] > fs[best]) best = k;
+                  }
+                const T hv = pools_before_activation ? hs[(py * pooled_width + px) * C + c] : fs[best];
+                ds[best] = u * this->activation.derivative(as[best], hv);
+              } else {
+                const T share = u / T(S * S);
+                for (std::size_t wy = 0; wy < S; ++wy)
+                  for (std::size_t wx = 0; wx < S; ++wx) {
+                    const std::size_t k = ((py * S + wy) * OW + (px * S + wx)) * C + c;
+                    ds[k] = share * this->activation.derivative(as[k], fs[k]);
+                  }
+              }
+            }
+      }
+    }
+    (void)h;
+  }
+
+  /// The vector–Jacobian product of the layer's read: the errors at the convolution's outputs
+  /// `delta` (n × pre_activation_size) carried to its input (n × in_size) by the array's
+  /// transposed read of every position's errors, `dx_p = Kᵀ δ_p` (through the noise stages as
+  /// `dense::backward_read_at`), summed back over overlapping patches. `x` is not needed (the
+  /// read is linear in it).
+  void backward_read_at(const value_type* /*x*/, const value_type* delta, std::size_t n, value_type* dx,
+                        rng& g) const
+    requires transposable_tile<tile_type>
+  {
+    carry_through_patches(delta, n, dx, [&](const value_type* d, std::size_t rows, value_type* dp) {
+      base_type::backward_read_at(nullptr, d, rows, dp, g);
+    });
+  }
+
+  /// Carries `delta` (n × pre_activation_size) to the input (n × in_size) with any projection of
+  /// one position's errors to one patch, `project(const T* d, rows, T* dp)` mapping `rows ×
+  /// out_channels` to `rows × kernel_inputs`: the transposed read (backprop), a fixed feedback
+  /// kernel `B` (feedback alignment's per-kernel feedback, as BioTorch), a twin's read.
+  template <class Project>
+  void carry_through_patches(const value_type* delta, std::size_t n, value_type* dx, Project&& project) const {
+    static thread_local std::vector<value_type> patch_errors;
+    patch_errors.resize(n * positions * kernel_inputs);
+    project(delta, n * positions, patch_errors.data());
+    accumulate_patches(patch_errors.data(), n, dx);
+  }
+
+  /// Unfolds `x` (n × in_size) into its patches (n·positions × kernel_inputs, row `s·P + p`
+  /// for sample `s` at position `p`, entries in (ky, kx, channel) order; zeros outside the
+  /// image): the rows the array reads (im2col).
+  static void patches(const value_type* x, std::size_t n, value_type* out) {
+    constexpr std::size_t H = Shape::height, W = Shape::width, C = Shape::in_channels, K = Shape::kernel;
+    constexpr std::size_t S = Shape::stride, P = Shape::padding;
+    for (std::size_t s = 0; s < n; ++s) {
+      const value_type* xs = x + s * in_extent;
+      for (std::size_t oy = 0; oy < Shape::out_height; ++oy)
+        for (std::size_t ox = 0; ox < Shape::out_width; ++ox) {
+          value_type* row = out + ((s * positions) + oy * Shape::out_width + ox) * kernel_inputs;
+          for (std::size_t ky = 0; ky < K; ++ky) {
+            value_type* seg = row + ky * K * C;
+            const std::size_t iy = oy * S + ky;  // shifted by P
+            if (iy < P || iy >= H + P) {
+              std::fill(seg, seg + K * C, value_type(0));
+              continue;
+            }
+            const std::size_t ox0 = ox * S;
+            if (ox0 >= P && ox0 + K <= W + P) {  // the whole kernel row lies inside the image
+              const value_type* src = xs + ((iy - P) * W + (ox0 - P)) * C;
+              for (std::size_t k = 0; k < K * C; ++k) seg[k] = src[k];  // short: no library call
+            } else {
+              for (std::size_t kx = 0; kx < K; ++kx) {
+                const std::size_t ix = ox0 + kx;
+                if (ix < P || ix >= W + P)
+                  std::fill(seg + kx * C, seg + (kx + 1) * C, value_type(0));
+                else
+                  std::copy(xs + ((iy - P) * W + (ix - P)) * C, xs + ((iy - P) * W + (ix - P) + 1) * C, seg + kx * C);
+              }
+            }
+          }
+        }
+    }
+  }
+
+  /// The adjoint of `patches`: sums patch values (n·positions × kernel_inputs) back into the
+  /// image positions they were read from, `dx` (n × in_size, overwritten).
+  static void accumulate_patches(const value_type* dp, std::size_t n, value_type* dx) {
+    constexpr std::size_t H = Shape::height, W = Shape::width, C = Shape::in_channels, K = Shape::kernel;
+    constexpr std::size_t S = Shape::stride, P = Shape::padding;
+    std::fill(dx, dx + n * in_extent, value_type(0));
+    for (std::size_t s = 0; s < n; ++s) {
+      value_type* xs = dx + s * in_extent;
+      for (std::size_t oy = 0; oy < Shape::out_height; ++oy)
+        for (std::size_t ox = 0; ox < Shape::out_width; ++ox) {
+          const value_type* row = dp + ((s * positions) + oy * Shape::out_width + ox) * kernel_inputs;
+          for (std::size_t ky = 0; ky < K; ++ky) {
+            const std::size_t iy = oy * S + ky;
+            if (iy < P || iy >= H + P) continue;
+            for (std::size_t kx = 0; kx < K; ++kx) {
+              const std::size_t ix = ox * S + kx;
+              if (ix < P || ix >= W + P) continue;
+              value_type* dst = xs + ((iy - P) * W + (ix - P)) * C;
+              const value_type* src = row + (ky * K + kx) * C;
+              for (std::size_t c = 0; c < C; ++c) dst[c] += src[c];
+            }
+          }
+        }
+    }
+  }
+
+ private:
+  // h = pool(f(pre)) over non-overlapping windows; `pre` holds the biased convolution outputs.
+  // f runs vectorised: over the pooled values when it commutes with the maximum, else over
+  // every position first.
+  void pool_forward(const value_type* pre, std::size_t n, value_type* h) const {
+    using T = value_type;
+    constexpr std::size_t S = Pool::window, OW = Shape::out_width, C = channels;
+    static thread_local std::vector<T> activated;
+    const T* src = pre;
+    if constexpr (!pools_before_activation) {
+      activated.resize(n * pre_activation_extent);
+      simd::map<T>(n * pre_activation_extent, pre, activated.data(), this->activation);
+      src = activated.data();
+    }
+    for (std::size_t s = 0; s < n; ++s) {
+      const T* ps = src + s * pre_activation_extent;
+      T* hs = h + s * out_extent;
+      for (std::size_t py = 0; py < pooled_height; ++py)
+        for (std::size_t px = 0; px < pooled_width; ++px) {
+          T* out = hs + (py * pooled_width + px) * C;
+          const T* corner = ps + ((py * S) * OW + px * S) * C;
+          for (std::size_t c = 0; c < C; ++c) out[c] = corner[c];
+          for (std::size_t wy = 0; wy < S; ++wy)
+            for (std::size_t wx = (wy == 0 ? 1 : 0); wx < S; ++wx) {
+              const T* v = ps + ((py * S + wy) * OW + (px * S + wx)) * C;
+              for (std::size_t c = 0; c < C; ++c) {
+                if constexpr (detail::is_max_pool_v<Pool>) out[c] = v[c] > out[c] ? v[c] : out[c];
+                else out[c] += v[c];
+              }
+            }
+          if constexpr (detail::is_avg_pool_v<Pool>)
+            for (std::size_t c = 0; c < C; ++c) out[c] /= T(S * S);
+        }
+    }
+    if constexpr (pools_before_activation) simd::map<T>(n * out_extent, h, h, this->activation);
+  }
+};
+
+/// True for instantiations of `pnn::conv2d`.
+template <class L>
+inline constexpr bool is_conv_v = false;
+template <class Sh, class S, class N, class A, class P>
+inline constexpr bool is_conv_v<conv2d<Sh, S, N, A, P>> = true;
+
+namespace detail {
+template <class Sh, class S0, class N0, class A, class P, class S, class N>
+struct rebind_layer<conv2d<Sh, S0, N0, A, P>, S, N> {
+  using type = conv2d<Sh, S, N, A, P>;
+};
+}  // namespace detail
+
+}  // namespace pnn

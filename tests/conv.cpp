@@ -1,0 +1,311 @@
+// SPDX-License-Identifier: MIT
+// Convolutional layers on substrate tiles: the read against a direct convolution, pooling,
+// the patch unfolding's adjoint, gradients by finite differences (double), FA with B = Kᵀ is
+// backprop, the rules that run on convolutions, crossbar kernels, threads, and bad input.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include <pnn/core/threads.hpp>
+#include <pnn/learn/backprop.hpp>
+#include <pnn/learn/check_gradients.hpp>
+#include <pnn/learn/direct_feedback_alignment.hpp>
+#include <pnn/learn/feedback_alignment.hpp>
+#include <pnn/learn/perturbation.hpp>
+#include <pnn/learn/physics_aware.hpp>
+#include <pnn/nn/conv.hpp>
+#include <pnn/noise/noise.hpp>
+#include <pnn/physics/crossbar.hpp>
+#include <pnn/train/in_silico.hpp>
+
+using namespace pnn;
+
+namespace {
+using dd = physics::basic_digital<double>;
+
+template <class T>
+xt::xtensor<T, 2> random_batch(std::size_t n, std::size_t k, std::uint64_t s) {
+  rng g(s);
+  xt::xtensor<T, 2> x({n, k});
+  for (auto& v : x) v = static_cast<T>(g.normal_double());
+  return x;
+}
+
+template <class T>
+xt::xtensor<T, 2> one_hot(std::size_t n, std::size_t k) {
+  xt::xtensor<T, 2> t = xt::zeros<T>({n, k});
+  for (std::size_t i = 0; i < n; ++i) t(i, (i * 5 + 2) % k) = T(1);
+  return t;
+}
+
+// y[s][oy][ox][o] = b[o] + Σ_{ky,kx,c} K[o][(ky·k + kx)·C + c] · x[s][oy·S+ky−P][ox·S+kx−P][c], directly.
+template <class Shape, class L>
+std::vector<double> direct_convolution(const L& l, const xt::xtensor<double, 2>& x) {
+  const std::size_t n = x.shape()[0];
+  constexpr std::size_t H = Shape::height, W = Shape::width, C = Shape::in_channels, O = Shape::out_channels;
+  constexpr std::size_t K = Shape::kernel, S = Shape::stride, P = Shape::padding;
+  std::vector<double> y(n * Shape::positions * O);
+  const double* w = l.tile.weight_data();
+  const double* b = l.tile.bias_data();
+  for (std::size_t s = 0; s < n; ++s)
+    for (std::size_t oy = 0; oy < Shape::out_height; ++oy)
+      for (std::size_t ox = 0; ox < Shape::out_width; ++ox)
+        for (std::size_t o = 0; o < O; ++o) {
+          double acc = b[o];
+          for (std::size_t ky = 0; ky < K; ++ky)
+            for (std::size_t kx = 0; kx < K; ++kx)
+              for (std::size_t c = 0; c < C; ++c) {
+                const long iy = long(oy * S + ky) - long(P), ix = long(ox * S + kx) - long(P);
+                if (iy < 0 || ix < 0 || iy >= long(H) || ix >= long(W)) continue;
+                acc += w[o * Shape::patch_size + (ky * K + kx) * C + c] *
+                       x(s, (std::size_t(iy) * W + std::size_t(ix)) * C + c);
+              }
+          y[((s * Shape::out_height + oy) * Shape::out_width + ox) * O + o] = acc;
+        }
+  return y;
+}
+
+using shape_a = conv_shape<7, 6, 2, 3, 3, 2, 1>;  // odd sizes, stride 2, padding 1
+
+// Mean loss of the last 5 of `steps` training steps over that of the first 5.
+template <class Rule, class Net, class X, class Y>
+double loss_ratio(Rule& rule, Net& net, const X& x, const Y& t, std::uint64_t steps) {
+  double first = 0, last = 0;
+  for (std::uint64_t s = 0; s < steps; ++s) {
+    rng gs(s);
+    const auto r = rule.step(net, x, t, loss::softmax_cross_entropy{}, gs);
+    if (s < 5) first += r.loss;
+    if (s + 5 >= steps) last += r.loss;
+  }
+  return last / first;
+}
+}  // namespace
+
+TEST_CASE("conv2d reads like a direct convolution (stride, padding, channels-last)", "[conv]") {
+  STATIC_REQUIRE(shape_a::out_height == 4);
+  STATIC_REQUIRE(shape_a::out_width == 3);
+  using layer_t = conv2d<shape_a, dd, noise::none, act::tanh>;
+  STATIC_REQUIRE(layer_t::in_extent == 7 * 6 * 2);
+  STATIC_REQUIRE(layer_t::out_extent == 4 * 3 * 3);
+  network<layer_t> net(seed{4});
+  // A bias that is not zero, so its per-channel broadcast is checked.
+  for (std::size_t o = 0; o < 3; ++o) layer<0>(net).tile.bias_data()[o] = 0.1 * double(o + 1);
+  const auto x = random_batch<double>(3, layer_t::in_extent, 1);
+  const auto y = forward(net, x);
+  const auto ref = direct_convolution<shape_a>(layer<0>(net), x);
+  REQUIRE(y.size() == ref.size());
+  for (std::size_t k = 0; k < ref.size(); ++k) CHECK(y.data()[k] == Approx(std::tanh(ref[k])).margin(1e-12));
+}
+
+TEST_CASE("max and average pooling follow the activation; a trailing remainder is dropped", "[conv]") {
+  using shape = conv_shape<7, 7, 1, 2, 2>;  // 6 × 6 outputs → pooled by 4 to 1 × 1, by 2 to 3 × 3
+  using max_t = conv2d<shape, dd, noise::none, act::tanh, pool::max<4>>;
+  using avg_t = conv2d<shape, dd, noise::none, act::tanh, pool::avg<2>>;
+  STATIC_REQUIRE(max_t::out_extent == 1 * 1 * 2);
+  STATIC_REQUIRE(avg_t::out_extent == 3 * 3 * 2);
+  network<max_t> mnet(seed{2});
+  network<avg_t> anet(seed{2});
+  const auto x = random_batch<double>(2, shape::in_size, 3);
+  const auto ym = forward(mnet, x), ya = forward(anet, x);
+  const auto ref = direct_convolution<shape>(layer<0>(mnet), x);  // same seed: same kernels
+  for (std::size_t s = 0; s < 2; ++s)
+    for (std::size_t c = 0; c < 2; ++c) {
+      double m = -2;
+      for (std::size_t p = 0; p < 4; ++p)
+        for (std::size_t q = 0; q < 4; ++q) m = std::max(m, std::tanh(ref[((s * 6 + p) * 6 + q) * 2 + c]));
+      CHECK(ym(s, c) == Approx(m).margin(1e-12));
+      for (std::size_t py = 0; py < 3; ++py)
+        for (std::size_t px = 0; px < 3; ++px) {
+          double a = 0;
+          for (std::size_t wy = 0; wy < 2; ++wy)
+            for (std::size_t wx = 0; wx < 2; ++wx)
+              a += std::tanh(ref[((s * 6 + 2 * py + wy) * 6 + 2 * px + wx) * 2 + c]);
+          CHECK(ya(s, (py * 3 + px) * 2 + c) == Approx(a / 4).margin(1e-12));
+        }
+    }
+}
+
+TEST_CASE("unfolding patches and summing them back are adjoint", "[conv]") {
+  using layer_t = conv2d<shape_a, dd>;
+  const std::size_t n = 2;
+  const auto x = random_batch<double>(n, layer_t::in_extent, 5);
+  const auto p = random_batch<double>(n * layer_t::positions, layer_t::kernel_inputs, 6);
+  std::vector<double> px(p.size()), pt(x.size());
+  layer_t::patches(x.data(), n, px.data());
+  layer_t::accumulate_patches(p.data(), n, pt.data());
+  double lhs = 0, rhs = 0;
+  for (std::size_t k = 0; k < p.size(); ++k) lhs += px[k] * p.data()[k];
+  for (std::size_t k = 0; k < x.size(); ++k) rhs += x.data()[k] * pt[k];
+  CHECK(lhs == Approx(rhs).epsilon(1e-12));
+}
+
+TEST_CASE("backprop through convolutions and pooling matches finite differences (double)", "[conv][gradcheck]") {
+  using c1 = conv2d<conv_shape<8, 8, 2, 3, 3, 1, 1>, dd, noise::none, act::tanh, pool::max<2>>;  // → 4×4×3
+  using c2 = conv2d<conv_shape<4, 4, 3, 4, 3, 1, 0>, dd, noise::none, act::sigmoid, pool::avg<2>>;  // → 1×1×4
+  using c3 = conv2d<conv_shape<4, 4, 3, 2, 2, 2, 0>, dd, noise::none, act::tanh>;  // stride 2, no pool
+  SECTION("max pool, then average pool, then dense") {
+    network<c1, c2, dense<4, 3, dd, noise::none, act::identity>> net(seed{7});
+    const auto x = random_batch<double>(3, c1::in_extent, 8);
+    const auto r = check_gradients(net, x, one_hot<double>(3, 3), loss::softmax_cross_entropy{}, {.epsilon = 1e-6});
+    CHECK(r.max_error < 1e-6);
+  }
+  SECTION("strided convolution without pooling") {
+    network<c1, c3, dense<8, 3, dd, noise::none, act::identity>> net(seed{9});
+    const auto x = random_batch<double>(2, c1::in_extent, 10);
+    const auto r = check_gradients(net, x, random_batch<double>(2, 3, 11), loss::mse{}, {.epsilon = 1e-6});
+    CHECK(r.max_error < 1e-6);
+  }
+}
+
+namespace {
+using conv_hidden = conv2d<conv_shape<6, 6, 1, 4, 3, 1, 1>, dd, noise::none, act::tanh, pool::max<2>>;  // → 3×3×4
+using conv_hidden2 = conv2d<conv_shape<3, 3, 4, 5, 2>, dd, noise::none, act::tanh>;                   // → 2×2×5
+using small_net = network<conv_hidden, conv_hidden2, dense<20, 3, dd, noise::none, act::identity>>;
+}  // namespace
+
+TEST_CASE("feedback alignment on convolutions with B = Kᵀ equals backprop; DFA and sign symmetry run", "[conv][fa]") {
+  small_net net(seed{12});
+  const auto x = random_batch<double>(5, conv_hidden::in_extent, 13);
+  const auto t = one_hot<double>(5, 3);
+  learn::feedback_alignment<> fa;
+  learn::backprop<> bp;
+  for (std::size_t l = 1; l < 3; ++l) {
+    const auto [rows, cols] = fa.feedback_shape(net, l);
+    xt::xtensor<double, 2> b({rows, cols});
+    net.for_each_layer([&](const auto& ly, std::size_t i) {
+      if (i != l) return;
+      const std::size_t in = ly.tile.in_size(), out = ly.tile.out_size();
+      REQUIRE(rows == in);
+      REQUIRE(cols == out);
+      for (std::size_t o = 0; o < out; ++o)
+        for (std::size_t k = 0; k < in; ++k) b(k, o) = ly.tile.weight_data()[o * in + k];
+    });
+    fa.set_feedback(net, l, b);
+  }
+  rng g1(3), g2(3);
+  const auto a = fa.estimate(net, x, t, loss::softmax_cross_entropy{}, g1);
+  const auto e = bp.estimate(net, x, t, loss::softmax_cross_entropy{}, g2);
+  for (std::size_t l = 0; l < 3; ++l) {
+    double d = 0;
+    for (std::size_t k = 0; k < a[l].weight.size(); ++k)
+      d = std::max(d, std::abs(a[l].weight.data()[k] - e[l].weight.data()[k]));
+    CHECK(d < 1e-12);
+  }
+  // Random feedback kernels, sign symmetry and DFA give estimates shaped like the kernels whose
+  // top layer is backprop's.
+  learn::feedback_alignment<> ss{{.feedback = learn::feedback_kind::sign_symmetry}};
+  learn::direct_feedback_alignment<> dfa;
+  rng g3(3), g4(3);
+  const auto s = ss.estimate(net, x, t, loss::softmax_cross_entropy{}, g3);
+  const auto d = dfa.estimate(net, x, t, loss::softmax_cross_entropy{}, g4);
+  CHECK(cosine(s, e, 2) == Approx(1.0));
+  CHECK(cosine(d, e, 2) == Approx(1.0));
+  CHECK(s[0].weight.shape() == e[0].weight.shape());
+  CHECK(d[0].weight.shape() == e[0].weight.shape());
+  CHECK(d[0].weight.shape()[1] == 9);  // the kernel matrix: 3·3·1 inputs
+  // Sign symmetry's feedback has the sign of the kernels: its first conv update points along
+  // backprop's (a loose check of the carry through patches).
+  CHECK(cosine(s, e, 0) > 0.3);
+}
+
+TEST_CASE("weight perturbation on convolutions is an unbiased estimate of the kernel gradient", "[conv][perturbation]") {
+  small_net net(seed{21});
+  const auto x = random_batch<double>(4, conv_hidden::in_extent, 22);
+  const auto t = one_hot<double>(4, 3);
+  learn::backprop<> bp;
+  rng gb(1);
+  const auto e = bp.estimate(net, x, t, loss::softmax_cross_entropy{}, gb);
+  learn::weight_perturbation<> wp{{.sigma = 1e-4, .num_perturbations = 4000}};
+  rng gw(2);
+  const auto w = wp.estimate(net, x, t, loss::softmax_cross_entropy{}, gw);
+  CHECK(cosine(w, e) > 0.9);
+  CHECK(cosine(w, e, 0) > 0.8);  // the convolution's kernels, not only the dense layer
+}
+
+TEST_CASE("convolutions on a crossbar: the ideal array equals digital, pulsed training lowers the loss",
+          "[conv][crossbar]") {
+  using ideal_xbar = physics::crossbar<physics::devices::ideal>;
+  using shape = conv_shape<6, 6, 1, 4, 3, 1, 1>;
+  using xnet = network<conv2d<shape, ideal_xbar, noise::none, act::tanh, pool::max<2>>,
+                       dense<36, 3, ideal_xbar, noise::none, act::identity>>;
+  using dnet = network<conv2d<shape, physics::digital, noise::none, act::tanh, pool::max<2>>,
+                       dense<36, 3, physics::digital, noise::none, act::identity>>;
+  xnet a(seed{3}, ideal_xbar::params::ideal());
+  dnet b(seed{3});
+  const auto x = random_batch<float>(6, shape::in_size, 1);
+  const auto t = one_hot<float>(6, 3);
+  rng g1(5), g2(5);
+  const auto ya = forward(a, x, g1), yb = forward(b, x, g2);
+  for (std::size_t k = 0; k < ya.size(); ++k) CHECK(ya.data()[k] == Approx(yb.data()[k]).margin(1e-5));
+  learn::backprop<> ra{{.optimizer = {.learning_rate = 0.1f}}}, rb{{.optimizer = {.learning_rate = 0.1f}}};
+  for (std::uint64_t s = 0; s < 4; ++s) {
+    rng ga(s), gb(s);
+    ra.step(a, x, t, loss::mse{}, ga);
+    rb.step(b, x, t, loss::mse{}, gb);
+  }
+  const auto za = forward(a, x, g1), zb = forward(b, x, g2);
+  for (std::size_t k = 0; k < za.size(); ++k) CHECK(za.data()[k] == Approx(zb.data()[k]).margin(1e-4));
+
+  // A soft-bounds array with the default periphery, trained by stochastic pulse trains driven
+  // by the patches and their errors.
+  using xbar = physics::crossbar<physics::devices::soft_bounds>;
+  using pnet = network<conv2d<shape, xbar, noise::none, act::tanh, pool::max<2>>,
+                       dense<36, 3, xbar, noise::none, act::identity>>;
+  pnet p(seed{8});
+  learn::backprop<> rp{{.optimizer = {.learning_rate = 0.05f}}};
+  CHECK(loss_ratio(rp, p, x, t, 60) < 0.8);
+}
+
+TEST_CASE("in-silico deployment and physics-aware training run on convolutional networks", "[conv][physics_aware]") {
+  using xbar = physics::crossbar<physics::devices::soft_bounds>;
+  using shape = conv_shape<6, 6, 1, 4, 3, 1, 1>;
+  using pnet = network<conv2d<shape, xbar, noise::none, act::tanh, pool::max<2>>,
+                       dense<36, 3, xbar, noise::none, act::identity>>;
+  using twin = rebind_t<pnet, physics::digital>;
+  STATIC_REQUIRE(std::is_same_v<typename twin::template layer_type<0>,
+                                conv2d<shape, physics::digital, noise::none, act::tanh, pool::max<2>>>);
+  const auto x = random_batch<float>(8, shape::in_size, 2);
+  const auto t = one_hot<float>(8, 3);
+  twin tw(seed{4});
+  pnet p(seed{4});
+  rng gd(1);
+  deploy(tw, p, gd);
+  // The array realises the twin's kernels to within its programming precision.
+  double err = 0;
+  for (std::size_t k = 0; k < 36; ++k)
+    err = std::max(err, double(std::abs(layer<0>(p).tile.weight_data()[k] - layer<0>(tw).tile.weight_data()[k])));
+  CHECK(err < 0.05);
+  learn::physics_aware<> pat{{.optimizer = {.learning_rate = 0.05f}}};
+  CHECK(loss_ratio(pat, p, x, t, 40) < 0.8);
+}
+
+TEST_CASE("convolutional training gives the same weights on 1, 2 and 3 threads", "[conv][threads]") {
+  using shape = conv_shape<12, 12, 1, 8, 5, 1, 2>;
+  using net_t = network<conv2d<shape, physics::digital, noise::none, act::relu, pool::max<2>>,
+                        dense<6 * 6 * 8, 10, physics::digital, noise::none, act::identity>>;
+  const auto x = random_batch<float>(32, shape::in_size, 4);
+  const auto t = one_hot<float>(32, 10);
+  auto run = [&](unsigned threads) {
+    set_num_threads(threads);
+    net_t net(seed{5});
+    learn::backprop<optim::momentum> r{{.optimizer = {.learning_rate = 0.05f}}};
+    for (std::uint64_t s = 0; s < 3; ++s) {
+      rng g(s);
+      r.step(net, x, t, loss::softmax_cross_entropy{}, g);
+    }
+    set_num_threads(0);
+    const auto& k = layer<0>(net).tile;
+    return std::vector<float>(k.weight_data(), k.weight_data() + 8 * 25);
+  };
+  const auto one = run(1);
+  CHECK(run(2) == one);
+  CHECK(run(3) == one);
+}
+
+TEST_CASE("a convolutional network rejects wrong input sizes and sizes that contradict its geometry", "[conv][errors]") {
+  small_net net(seed{1});
+  const auto bad = random_batch<double>(2, conv_hidden::in_extent + 1, 1);
+  CHECK_THROWS_WITH(forward(net, bad), Catch::Contains("expected rows of 36 values"));
+  CHECK_THROWS_WITH((small_net({37, 36, 20, 3}, seed{1})), Catch::Contains("fixed geometry"));
+}
