@@ -188,7 +188,8 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--sweep adc_bits=3.5", "--sweep adc_bits: '3.5' must be a whole number in [1, 24]");
   check("--scorecard --sweep read_noise=0.1", "--scorecard does not combine with --sweep");
   check("--threads 2 --threads-per-run 3", "--threads-per-run must not exceed --threads");
-  check("--sweep depth=1,4", "--sweep depth: '4' must be a whole number in [1, 2]");
+  check("--sweep depth=1,3", "--sweep depth: '3' must be 1, 2, 4 or 8 hidden layers");
+  check("--sweep depth=16", "--sweep depth: '16' must be a whole number in [1, 8]");
   check("--sweep hidden=0", "--sweep hidden: '0' must be a whole number in [1, 100000]");
   check("--threads-per-run 0", "--threads-per-run: '0' must be a whole number in [1, 1024]");
   check("--scorecard --scorecard-seeds 0", "--scorecard-seeds: '0' must be a whole number in [1, 100]");
@@ -408,7 +409,7 @@ TEST_CASE("pnn-bench gives the same results with threads inside each run", "[pnn
 TEST_CASE("pnn-bench --sweep hidden|depth reports each rule's gap to backprop at every width and depth",
           "[pnn-bench][scaling][slow]") {
   const auto dir = fresh_dir("pnn_bench_scaling");
-  for (const std::string sweep : {"hidden=8,32", "depth=1,2"}) {
+  for (const std::string sweep : {"hidden=8,32", "depth=1,4"}) {
     const auto out = dir / "out.json";
     const auto r = run_bench("--rules backprop,feedback_alignment --substrates digital --epochs 1 --train-limit 300 "
                              "--hidden 16 --batch 16 --sweep " + sweep + " --plot-dir " + (dir / "plots").string() +

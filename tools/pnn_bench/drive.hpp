@@ -53,6 +53,16 @@ struct mlp {
                                   pnn::dense<dynamic, dynamic, S, N, O>>;
 };
 
+/// The MLP with `D` hidden layers of activation `A` (the scaling study's deep networks).
+template <class S, class N, class A, class O, std::size_t D>
+struct deep_mlp {
+  template <std::size_t>
+  using hidden = pnn::dense<dynamic, dynamic, S, N, A>;
+  template <std::size_t... I>
+  static auto make(std::index_sequence<I...>) -> pnn::network<hidden<I>..., pnn::dense<dynamic, dynamic, S, N, O>>;
+  using type = decltype(make(std::make_index_sequence<D>{}));
+};
+
 /// LeNet-5 (LeCun et al. 1998, as aihwkit's and BioTorch's benchmarks use it) for 28 × 28 × 1
 /// images: conv 6@5×5 (padding 2) → max-pool 2 → conv 16@5×5 → max-pool 2 → 120 → 84 → 10.
 /// Every layer, the convolutions' kernel arrays included, lies on substrate `S` with noise `N`.
@@ -83,7 +93,25 @@ result with_depth(const config& cfg, std::size_t inputs, std::size_t outputs, F&
     typename mlp<S, N, A, O>::two_hidden net({inputs, cfg.hidden[0], cfg.hidden[1], outputs}, s, configs...);
     return f(net);
   }
-  throw skip("--hidden supports one or two hidden layers");
+  if (cfg.hidden.size() == 4 || cfg.hidden.size() == 8) {
+    // Deep networks (`--sweep depth=4,8`) are instantiated on the ideal digital substrate only:
+    // each depth is a network type per rule, and the question they answer — does a rule keep
+    // up with backprop as depth grows — is asked first without the physics.
+    if constexpr (std::is_same_v<S, pnn::physics::digital> && std::is_same_v<N, pnn::noise::none>) {
+      std::vector<std::size_t> sizes{inputs};
+      sizes.insert(sizes.end(), cfg.hidden.begin(), cfg.hidden.end());
+      sizes.push_back(outputs);
+      auto build = [&](auto net) {
+        net.initialize(sizes.data(), s);
+        return f(net);
+      };
+      if (cfg.hidden.size() == 4) return build(typename deep_mlp<S, N, A, O, 4>::type{});
+      return build(typename deep_mlp<S, N, A, O, 8>::type{});
+    } else {
+      throw skip("depth 4 and 8 are instantiated on the digital substrate only");
+    }
+  }
+  throw skip("--hidden supports one or two hidden layers (--sweep depth also 4 and 8, on digital)");
 }
 
 /// Dispatches on the substrate name: `f(net)` gets the network built on it; `noise` receives

@@ -639,7 +639,7 @@ int run(int argc, char** argv) {
   app.add_option("--plot-dir", plot_dir, "write PNG figures (gnuplot) here");
   app.add_option("--sweep", sweep_spec,
                  "PARAM=v1,v2,... with PARAM in read_noise, variation, dac_bits, adc_bits (noise), hidden (width of "
-                 "every hidden layer) or depth (hidden layers of the first --hidden width: 1 or 2)");
+                 "every hidden layer) or depth (hidden layers of the first --hidden width: 1 or 2; 4 and 8 on digital)");
   app.add_option("--data-dir", data_dir, "Fashion-MNIST directory (default $PNN_DATA_DIR or Debian's)");
   app.add_option("--fa-feedback", cfg.fa_feedback, "random | sign")->check(CLI::IsMember({"random", "sign"}));
   app.add_option("--ep-estimator", cfg.ep_estimator, "one_sided | random_sign | centered | holomorphic")
@@ -738,8 +738,11 @@ int run(int argc, char** argv) {
         } else if (*sweep_param == "hidden") {
           sweep_values.push_back(double(parse_count(v, "--sweep hidden", 1, 1e5)));
         } else if (*sweep_param == "depth") {
-          // The networks pnn-bench instantiates have one or two hidden layers.
-          sweep_values.push_back(double(parse_count(v, "--sweep depth", 1, 2)));
+          // The networks pnn-bench instantiates have 1 or 2 hidden layers, and 4 or 8 on digital.
+          const double depth = double(parse_count(v, "--sweep depth", 1, 8));
+          if (depth != 1 && depth != 2 && depth != 4 && depth != 8)
+            throw usage_error("--sweep depth: '" + v + "' must be 1, 2, 4 or 8 hidden layers");
+          sweep_values.push_back(depth);
         } else {
           const double x = parse_number(v, "--sweep " + *sweep_param);
           if (x < 0) throw usage_error("--sweep " + *sweep_param + ": '" + v + "' must be non-negative");
