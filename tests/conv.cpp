@@ -284,8 +284,10 @@ TEST_CASE("convolutional training gives the same weights on 1, 2 and 3 threads",
   using shape = conv_shape<12, 12, 1, 8, 5, 1, 2>;
   using net_t = network<conv2d<shape, physics::digital, noise::none, act::relu, pool::max<2>>,
                         dense<6 * 6 * 8, 10, physics::digital, noise::none, act::identity>>;
-  const auto x = random_batch<float>(32, shape::in_size, 4);
-  const auto t = one_hot<float>(32, 10);
+  // 128 images: enough values that the unfolding, pooling and error routing split over
+  // samples too (a thread takes at least ~64k values), not only the GEMMs.
+  const auto x = random_batch<float>(128, shape::in_size, 4);
+  const auto t = one_hot<float>(128, 10);
   auto run = [&](unsigned threads) {
     set_num_threads(threads);
     net_t net(seed{5});

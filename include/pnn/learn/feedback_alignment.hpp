@@ -15,7 +15,8 @@
 /// Scaling of `B` (our choice, documented): every entry has standard deviation
 /// `gain · √(2 / (rows + cols))` — Glorot's scale for a matrix of `B`'s shape, which for FA is
 /// exactly the scale `pnn::dense` draws `W` with (tanh, sigmoid, identity layers), so `Bᵀ δ` and
-/// `Wᵀ δ` start with the same magnitude. Uniform (default, `±gain·√(6/(rows+cols))`) or normal
+/// `Wᵀ δ` start with the same magnitude; a convolution's feedback kernel uses the convolution's
+/// fans `√(2 / (k²·C_in + k²·C_out))`, the scale `pnn::conv2d` draws its kernel with. Uniform (default, `±gain·√(6/(rows+cols))`) or normal
 /// entries; sign symmetry uses the same standard deviation as its constant `c`.
 #pragma once
 
@@ -333,7 +334,15 @@ class feedback_rule : public learn::rule_skeleton<feedback_rule<Optimizer, Feedb
       auto& p = s.fb[l];
       const bool fresh = p.rows() != rows || p.cols() != cols;
       if (!sign && !fresh) return;
-      const double sd = params_.feedback_gain * glorot_sd(rows, cols);
+      // A convolution's kernel is drawn with the convolution's fans (k²·C_in, k²·C_out): FA's
+      // feedback kernel gets the same scale, as a dense layer's B gets its W's.
+      using layer_t = std::remove_cvref_t<decltype(ly)>;
+      double sd = params_.feedback_gain * glorot_sd(rows, cols);
+      if constexpr (is_conv_v<layer_t>)
+        if (!Direct) {
+          constexpr std::size_t k2 = layer_t::shape_type::kernel * layer_t::shape_type::kernel;
+          sd = params_.feedback_gain * glorot_sd(layer_t::kernel_inputs, k2 * layer_t::channels);
+        }
       detail::resize_if_needed(s.b, rows, cols);
       rng g = feedback_rng(l);
       if (sign) {

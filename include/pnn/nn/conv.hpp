@@ -28,6 +28,7 @@
 #include <pnn/core/error.hpp>
 #include <pnn/core/extents.hpp>
 #include <pnn/core/rng.hpp>
+#include <pnn/core/threads.hpp>
 #include <pnn/nn/dense.hpp>
 #include <pnn/nn/network.hpp>
 #include <pnn/simd/blas.hpp>
@@ -204,17 +205,20 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
         delta[k] = up[k] * this->activation.derivative(a[k], h[k]);
     } else {
       constexpr std::size_t S = Pool::window, OW = Shape::out_width, C = channels;
-      std::fill(delta, delta + n * pre_activation_extent, T(0));
       // f(a) at every position, in one vectorised pass (not needed when the maximum of a is
       // the maximum of f(a)).
       static thread_local std::vector<T> activated;
+      const T* fa = a;
       if constexpr (!pools_before_activation) {
         activated.resize(n * pre_activation_extent);
         simd::map<T>(n * pre_activation_extent, a, activated.data(), this->activation);
+        fa = activated.data();
       }
-      for (std::size_t s = 0; s < n; ++s) {
+      for_samples(n, pre_activation_extent, [&](std::size_t s0, std::size_t s1) {
+      std::fill(delta + s0 * pre_activation_extent, delta + s1 * pre_activation_extent, T(0));
+      for (std::size_t s = s0; s < s1; ++s) {
         const T* as = a + s * pre_activation_extent;
-        const T* fs = pools_before_activation ? as : activated.data() + s * pre_activation_extent;
+        const T* fs = fa + s * pre_activation_extent;
         const T* hs = h + s * out_extent;
         T* ds = delta + s * pre_activation_extent;
         const T* us = up + s * out_extent;
@@ -242,6 +246,7 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
               }
             }
       }
+      });
     }
     (void)h;
   }
@@ -278,7 +283,8 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
   static void patches(const value_type* x, std::size_t n, value_type* out) {
     constexpr std::size_t H = Shape::height, W = Shape::width, C = Shape::in_channels, K = Shape::kernel;
     constexpr std::size_t S = Shape::stride, P = Shape::padding;
-    for (std::size_t s = 0; s < n; ++s) {
+    for_samples(n, positions * kernel_inputs, [&](std::size_t s0, std::size_t s1) {
+    for (std::size_t s = s0; s < s1; ++s) {
       const value_type* xs = x + s * in_extent;
       for (std::size_t oy = 0; oy < Shape::out_height; ++oy)
         for (std::size_t ox = 0; ox < Shape::out_width; ++ox) {
@@ -306,6 +312,7 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
           }
         }
     }
+    });
   }
 
   /// The adjoint of `patches`: sums patch values (n·positions × kernel_inputs) back into the
@@ -313,8 +320,9 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
   static void accumulate_patches(const value_type* dp, std::size_t n, value_type* dx) {
     constexpr std::size_t H = Shape::height, W = Shape::width, C = Shape::in_channels, K = Shape::kernel;
     constexpr std::size_t S = Shape::stride, P = Shape::padding;
-    std::fill(dx, dx + n * in_extent, value_type(0));
-    for (std::size_t s = 0; s < n; ++s) {
+    for_samples(n, positions * kernel_inputs, [&](std::size_t s0, std::size_t s1) {
+    std::fill(dx + s0 * in_extent, dx + s1 * in_extent, value_type(0));
+    for (std::size_t s = s0; s < s1; ++s) {
       value_type* xs = dx + s * in_extent;
       for (std::size_t oy = 0; oy < Shape::out_height; ++oy)
         for (std::size_t ox = 0; ox < Shape::out_width; ++ox) {
@@ -332,9 +340,21 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
           }
         }
     }
+    });
   }
 
  private:
+  // Runs `f(s0, s1)` over disjoint ranges of samples on the kernels' threads
+  // (`pnn::set_num_threads`): each sample's values are computed alone, so the result does not
+  // depend on the split. A thread gets at least ~64k values.
+  template <class F>
+  static void for_samples(std::size_t n, std::size_t values_per_sample, F&& f) {
+    ::pnn::detail::parallel_team(n * values_per_sample / 65536, [&](std::size_t t, std::size_t team) noexcept {
+      const auto [s0, s1] = ::pnn::detail::team_range(n, 1, t, team);
+      if (s0 < s1) f(s0, s1);
+    });
+  }
+
   // h = pool(f(pre)) over non-overlapping windows; `pre` holds the biased convolution outputs.
   // f runs vectorised: over the pooled values when it commutes with the maximum, else over
   // every position first.
@@ -348,7 +368,8 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
       simd::map<T>(n * pre_activation_extent, pre, activated.data(), this->activation);
       src = activated.data();
     }
-    for (std::size_t s = 0; s < n; ++s) {
+    for_samples(n, pre_activation_extent, [&](std::size_t s0, std::size_t s1) {
+    for (std::size_t s = s0; s < s1; ++s) {
       const T* ps = src + s * pre_activation_extent;
       T* hs = h + s * out_extent;
       for (std::size_t py = 0; py < pooled_height; ++py)
@@ -368,6 +389,7 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
             for (std::size_t c = 0; c < C; ++c) out[c] /= T(S * S);
         }
     }
+    });
     if constexpr (pools_before_activation) simd::map<T>(n * out_extent, h, h, this->activation);
   }
 };
