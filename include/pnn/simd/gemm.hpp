@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include <pnn/core/config.hpp>
 #include <pnn/core/error.hpp>
@@ -172,10 +173,68 @@ PNN_ALWAYS_INLINE T dot_row(std::size_t n, const T* x, const T* y) noexcept {
   return s;
 }
 
-/// The unpacked path: row-wise updates of C (nn, tn) or dot products (nt). No buffers at all.
+/// Longest K `narrow_nt` takes: its transposed block (K × W values) lives on the stack.
+inline constexpr std::size_t narrow_max_k = 256;
+
+/// `A·Bᵀ` with fewer columns `N` than a vector has lanes (a convolution's few kernels against
+/// its many patches): rows of A go into lanes instead — each block of W rows is transposed into
+/// `at` (k × W, rows past `m` zero) and every column of C is N accumulators updated by one FMA
+/// per k. A row's result does not depend on its block or lane, so any split of the rows gives
+/// the same C. \pre k ≤ narrow_max_k.
+template <std::size_t N, class T, class Arch>
+void narrow_nt(std::size_t m, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb,
+               T beta, T* c, std::size_t ldc) noexcept {
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  alignas(PNN_ALIGNMENT) T at[narrow_max_k * W];
+  alignas(PNN_ALIGNMENT) T out[N * W];
+  for (std::size_t i0 = 0; i0 < m; i0 += W) {
+    const std::size_t rows = m - i0 < W ? m - i0 : W;
+    for (std::size_t r = 0; r < W; ++r) {
+      if (r < rows) {
+        const T* ar = a + (i0 + r) * lda;
+        for (std::size_t p = 0; p < k; ++p) at[p * W + r] = ar[p];
+      } else {
+        for (std::size_t p = 0; p < k; ++p) at[p * W + r] = T(0);
+      }
+    }
+    P acc[N];
+    for (std::size_t j = 0; j < N; ++j) acc[j] = P(T(0));
+    for (std::size_t p = 0; p < k; ++p) {
+      const P av = P::load_unaligned(at + p * W);
+      for (std::size_t j = 0; j < N; ++j) acc[j] = simd::fma(av, P(b[j * ldb + p]), acc[j]);
+    }
+    for (std::size_t j = 0; j < N; ++j) acc[j].store_unaligned(out + j * W);
+    for (std::size_t r = 0; r < rows; ++r) {
+      T* cr = c + (i0 + r) * ldc;
+      for (std::size_t j = 0; j < N; ++j) {
+        const T s = alpha * out[j * W + r];
+        cr[j] = beta == T(0) ? s : s + beta * cr[j];
+      }
+    }
+  }
+}
+
+/// Calls `narrow_nt<N>` for the run-time `n` (1 ≤ n < W).
+template <class T, class Arch, std::size_t... N>
+void narrow_nt_dispatch(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
+                        const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc,
+                        std::index_sequence<N...>) noexcept {
+  ((n == N + 1 ? (narrow_nt<N + 1, T, Arch>(m, k, alpha, a, lda, b, ldb, beta, c, ldc), true) : false) || ...);
+}
+
+/// The unpacked path: row-wise updates of C (nn, tn) or dot products (nt; with fewer columns
+/// than lanes and at least a vector's worth of rows, `narrow_nt`). No heap buffers.
 template <layout Lay, class T, class Arch>
 void direct(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
             std::size_t ldb, T beta, T* c, std::size_t ldc) noexcept {
+  constexpr std::size_t W = pack<T, Arch>::size;
+  if constexpr (Lay == layout::nt && W > 1) {
+    if (n < W && m >= W && k <= narrow_max_k) {
+      narrow_nt_dispatch<T, Arch>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, std::make_index_sequence<W - 1>{});
+      return;
+    }
+  }
   if constexpr (Lay == layout::nt) {
     for (std::size_t i = 0; i < m; ++i) {
       const T* ai = a + i * lda;
