@@ -171,7 +171,8 @@ TEST_CASE("feedback alignment on convolutions with B = Kᵀ equals backprop; DFA
   learn::feedback_alignment<> fa;
   learn::backprop<> bp;
   for (std::size_t l = 1; l < 3; ++l) {
-    const auto [rows, cols] = fa.feedback_shape(net, l);
+    const auto shape = fa.feedback_shape(net, l);  // not a structured binding: Clang 14 cannot capture one
+    const std::size_t rows = shape.first, cols = shape.second;
     xt::xtensor<double, 2> b({rows, cols});
     net.for_each_layer([&](const auto& ly, std::size_t i) {
       if (i != l) return;

@@ -51,6 +51,8 @@ class coupled_learning : public rule_skeleton<coupled_learning<Optimizer>> {
  public:
   static constexpr bool factored_updates = true;
   static constexpr const char* name = "coupled_learning";
+  /// Not yet on `pnn::conv2d` layers: `step`/`estimate` on such a network is a compile error.
+  static constexpr bool runs_on_convolutions = false;
 
   /// Estimator parameters and the optimiser.
   struct params {
@@ -97,10 +99,6 @@ class coupled_learning : public rule_skeleton<coupled_learning<Optimizer>> {
   /// estimate and the optimiser's state.
   template <class Net>
   struct state {
-    static_assert(pnn::detail::dense_only<Net>,
-                  "learn::coupled_learning does not run on convolutional layers (pnn::conv2d) yet; on convolutions use backprop, "
-                  "feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, in_silico, "
-                  "weight_perturbation or spsa");
     using T = typename Net::value_type;
     struct no_engine {};
     std::conditional_t<on_resistor_network<Net>(), no_engine, energy_detail::energy_relaxation<Net>> engine{};

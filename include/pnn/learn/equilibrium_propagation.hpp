@@ -83,6 +83,8 @@ class equilibrium_propagation : public rule_skeleton<equilibrium_propagation<Opt
 
  public:
   static constexpr const char* name = "equilibrium_propagation";
+  /// Not yet on `pnn::conv2d` layers: `step`/`estimate` on such a network is a compile error.
+  static constexpr bool runs_on_convolutions = false;
   static constexpr bool factored_updates = true;
 
   /// Estimator parameters (defaults: the prototypical setting of Laborieux et al. 2021 on an
@@ -114,10 +116,6 @@ class equilibrium_propagation : public rule_skeleton<equilibrium_propagation<Opt
   /// optimiser's state (and the last free state, for `persistent`).
   template <class Net>
   struct state {
-    static_assert(pnn::detail::dense_only<Net>,
-                  "learn::equilibrium_propagation does not run on convolutional layers (pnn::conv2d) yet; on convolutions use backprop, "
-                  "feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, in_silico, "
-                  "weight_perturbation or spsa");
     using T = typename Net::value_type;
     energy_detail::energy_relaxation<Net> engine{};
     std::array<xt::xtensor<T, 2>, Net::num_layers> free{}, nudged{}, imag{};

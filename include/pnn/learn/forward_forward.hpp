@@ -72,6 +72,8 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
 
  public:
   static constexpr const char* name = "forward_forward";
+  /// Not yet on `pnn::conv2d` layers: `step`/`estimate` on such a network is a compile error.
+  static constexpr bool runs_on_convolutions = false;
 
   /// Rule parameters (defaults in brackets).
   struct params {
@@ -98,10 +100,6 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
   /// labels and forward noise come from `g`; `loss` is ignored.
   template <class Net>
   struct state {
-    static_assert(pnn::detail::dense_only<Net>,
-                  "learn::forward_forward does not run on convolutional layers (pnn::conv2d) yet; on convolutions use backprop, "
-                  "feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, in_silico, "
-                  "weight_perturbation or spsa");
     using T = typename Net::value_type;
     gradients<Net> grad{};
     typename Optimizer::template state<Net> opt{};

@@ -58,6 +58,8 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
 
  public:
   static constexpr const char* name = "forward_gradient";
+  /// Not yet on `pnn::conv2d` layers: `step`/`estimate` on such a network is a compile error.
+  static constexpr bool runs_on_convolutions = false;
 
   /// Rule parameters (defaults in brackets).
   struct params {
@@ -83,10 +85,6 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
   /// state, the local readouts and scratch. Tangents come from the `rng` of `estimate`/`step`.
   template <class Net>
   struct state {
-    static_assert(pnn::detail::dense_only<Net>,
-                  "learn::forward_gradient does not run on convolutional layers (pnn::conv2d) yet; on convolutions use backprop, "
-                  "feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, in_silico, "
-                  "weight_perturbation or spsa");
     using T = typename Net::value_type;
     trace<Net> tr{};
     gradients<Net> grad{}, tangent{};

@@ -48,6 +48,8 @@ class node_perturbation : public rule_skeleton<node_perturbation<Optimizer>> {
 
  public:
   static constexpr const char* name = "node_perturbation";
+  /// Not yet on `pnn::conv2d` layers: `step`/`estimate` on such a network is a compile error.
+  static constexpr bool runs_on_convolutions = false;
   using optimizer_type = Optimizer;
   /// Per-network state: the traces, flat parameter vectors and buffers of the passes, the
   /// estimate and the optimiser's state.
@@ -71,10 +73,6 @@ class node_perturbation : public rule_skeleton<node_perturbation<Optimizer>> {
  private:
   template <class Net>
   void validate(const Net&) const {
-    static_assert(pnn::detail::dense_only<Net>,
-                  "learn::node_perturbation does not run on convolutional layers (pnn::conv2d) yet; on convolutions use backprop, "
-                  "feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, in_silico, "
-                  "weight_perturbation or spsa");
     check_params();
   }
 

@@ -35,6 +35,20 @@ template <class Rule, class Net>
 struct rule_state {
   using type = typename Rule::template state<Net>;
 };
+
+template <class>
+inline constexpr bool always_false_v = false;
+
+/// True unless `Net` has a convolution and `Rule` says it does not run on one
+/// (`static constexpr bool runs_on_convolutions = false`). Checked before the rule's state for
+/// `Net` is instantiated, so the compile error is one sentence.
+template <class Rule, class Net>
+constexpr bool rule_runs_on_impl() {
+  if constexpr (requires { Rule::runs_on_convolutions; }) return dense_only<Net> || Rule::runs_on_convolutions;
+  else return true;
+}
+template <class Rule, class Net>
+inline constexpr bool rule_runs_on = rule_runs_on_impl<Rule, Net>();
 }  // namespace detail
 
 namespace learn {
@@ -67,6 +81,8 @@ class rule_skeleton {
   /// several runs on one network) apart, or to reset the optimiser.
   template <class Net>
   [[nodiscard]] state_type<Net> make_state(const Net& net) const {
+    static_assert(detail::rule_runs_on<Rule, Net>,
+                  "this learning rule does not run on convolutional layers (pnn::conv2d) yet");
     state_type<Net> s;
     s.grad.reshape(net);
     return s;
@@ -78,8 +94,16 @@ class rule_skeleton {
     requires is_network_v<Net>
   gradients<Net> estimate(Net& net, state_type<Net>& s, const xt::xexpression<X>& x,
                           const xt::xexpression<Y>& target, const Loss& loss, rng& g) {
-    run_checked(net, s, x, target, loss, g, rule_pass::estimate);
-    return s.grad;
+    if constexpr (!detail::rule_runs_on<Rule, Net>) {
+      static_assert(detail::always_false_v<Net>,
+                    "this learning rule does not run on convolutional layers (pnn::conv2d) yet; on convolutions use "
+                    "backprop, feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, "
+                    "in_silico, weight_perturbation or spsa");
+      return {};
+    } else {
+      run_checked(net, s, x, target, loss, g, rule_pass::estimate);
+      return s.grad;
+    }
   }
 
   /// Estimate, shape with the rule's optimiser, check finiteness, program every layer's
@@ -88,9 +112,17 @@ class rule_skeleton {
     requires is_network_v<Net>
   step_result step(Net& net, state_type<Net>& s, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
                    const Loss& loss, rng& g) {
-    const step_result r = run_checked(net, s, x, target, loss, g, rule_pass::step);
-    detail::finish_step(net, s.grad, self().parameters().optimizer, s.opt, g, Rule::name);
-    return r;
+    if constexpr (!detail::rule_runs_on<Rule, Net>) {
+      static_assert(detail::always_false_v<Net>,
+                    "this learning rule does not run on convolutional layers (pnn::conv2d) yet; on convolutions use "
+                    "backprop, feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, "
+                    "in_silico, weight_perturbation or spsa");
+      return {};
+    } else {
+      const step_result r = run_checked(net, s, x, target, loss, g, rule_pass::step);
+      detail::finish_step(net, s.grad, self().parameters().optimizer, s.opt, g, Rule::name);
+      return r;
+    }
   }
 
   /// `estimate` with the state the rule keeps for `Net` (created on first use; one per network
@@ -99,14 +131,30 @@ class rule_skeleton {
     requires is_network_v<Net>
   gradients<Net> estimate(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target,
                           const Loss& loss, rng& g) {
-    return estimate(net, kept_state<Net>(), x, target, loss, g);
+    if constexpr (!detail::rule_runs_on<Rule, Net>) {
+      static_assert(detail::always_false_v<Net>,
+                    "this learning rule does not run on convolutional layers (pnn::conv2d) yet; on convolutions use "
+                    "backprop, feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, "
+                    "in_silico, weight_perturbation or spsa");
+      return {};
+    } else {
+      return estimate(net, kept_state<Net>(), x, target, loss, g);
+    }
   }
   /// `step` with the state the rule keeps for `Net`.
   template <class Net, class X, class Y, class Loss>
     requires is_network_v<Net>
   step_result step(Net& net, const xt::xexpression<X>& x, const xt::xexpression<Y>& target, const Loss& loss,
                    rng& g) {
-    return step(net, kept_state<Net>(), x, target, loss, g);
+    if constexpr (!detail::rule_runs_on<Rule, Net>) {
+      static_assert(detail::always_false_v<Net>,
+                    "this learning rule does not run on convolutional layers (pnn::conv2d) yet; on convolutions use "
+                    "backprop, feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, "
+                    "in_silico, weight_perturbation or spsa");
+      return {};
+    } else {
+      return step(net, kept_state<Net>(), x, target, loss, g);
+    }
   }
 
  protected:

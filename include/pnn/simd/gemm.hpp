@@ -220,7 +220,12 @@ template <class T, class Arch, std::size_t... N>
 void narrow_nt_dispatch(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
                         const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc,
                         std::index_sequence<N...>) noexcept {
-  ((n == N + 1 ? (narrow_nt<N + 1, T, Arch>(m, k, alpha, a, lda, b, ldb, beta, c, ldc), true) : false) || ...);
+  const auto run_if = [&](auto width) {
+    if (n != width) return false;
+    narrow_nt<decltype(width)::value, T, Arch>(m, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return true;
+  };
+  (void)(run_if(std::integral_constant<std::size_t, N + 1>{}) || ...);
 }
 
 /// The unpacked path: row-wise updates of C (nn, tn) or dot products (nt; with fewer columns
