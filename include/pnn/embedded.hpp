@@ -11,10 +11,12 @@
 #include <pnn/core/extents.hpp>
 #include <pnn/core/fixed_storage.hpp>
 #include <pnn/core/rng.hpp>
+#include <pnn/core/state_format.hpp>
 #include <pnn/nn/activation.hpp>
 #include <pnn/nn/dense.hpp>
 #include <pnn/nn/loss.hpp>
 #include <pnn/nn/network.hpp>
+#include <pnn/nn/state.hpp>
 #include <pnn/noise/none.hpp>
 #include <pnn/physics/concepts.hpp>
 #include <pnn/physics/digital.hpp>

@@ -50,3 +50,5 @@
 #include <pnn/train/alignment.hpp>
 #include <pnn/train/callbacks.hpp>
 #include <pnn/train/train.hpp>
+#include <pnn/io/checkpoint.hpp>
+#include <pnn/io/npy.hpp>

@@ -40,6 +40,12 @@ class backprop : public rule_skeleton<backprop<Optimizer>> {
     gradients<Net> grad{};
     typename Optimizer::template state<Net> opt{};
     xt::xtensor<typename Net::value_type, 2> dy{}, delta{}, next{};
+    /// Checkpoint contents (pnn/core/state_format.hpp): the optimiser's state.
+    template <class V>
+    void visit_state(V& vis) {
+      auto g = vis.scope("optimizer");
+      opt.visit_state(vis);
+    }
   };
 
   backprop() = default;

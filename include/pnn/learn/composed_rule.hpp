@@ -62,6 +62,12 @@ class composed_rule : public rule_skeleton<composed_rule<Core, Optimizer>> {
   struct state {
     gradients<Net> grad{};
     typename Optimizer::template state<Net> opt{};
+    /// Checkpoint contents (pnn/core/state_format.hpp): the optimiser's state.
+    template <class V>
+    void visit_state(V& vis) {
+      auto g = vis.scope("optimizer");
+      opt.visit_state(vis);
+    }
   };
 
   composed_rule() = default;

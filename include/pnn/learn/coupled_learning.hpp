@@ -107,6 +107,11 @@ class coupled_learning : public rule_skeleton<coupled_learning<Optimizer>> {
     gradients<Net> grad{};
     typename Optimizer::template state<Net> opt{};
     bool have_free = false;
+    /// Checkpoint contents: the optimiser's state and the persistent free phase.
+    template <class V>
+    void visit_state(V& vis) {
+      energy_detail::visit_rule_state(*this, vis);
+    }
   };
 
  private:

@@ -100,6 +100,21 @@ struct relaxation_report {
 
 namespace energy_detail {
 
+/// Checkpoint contents of an energy-based rule's state (EP, coupled learning): the optimiser's
+/// state and the free phase kept for a persistent start (pnn/core/state_format.hpp).
+template <class State, class V>
+void visit_rule_state(State& s, V& vis) {
+  {
+    auto g = vis.scope("optimizer");
+    s.opt.visit_state(vis);
+  }
+  vis("have_free", s.have_free);
+  for (std::size_t l = 0; l < s.free.size(); ++l) {
+    auto g = vis.scope("free", l);
+    vis("state", s.free[l]);
+  }
+}
+
 template <class Net>
 struct ep_traits {
   static constexpr bool is_network = false;

@@ -124,6 +124,11 @@ class equilibrium_propagation : public rule_skeleton<equilibrium_propagation<Opt
     gradients<Net> grad{};
     typename Optimizer::template state<Net> opt{};
     bool have_free = false;
+    /// Checkpoint contents: the optimiser's state and the persistent free phase.
+    template <class V>
+    void visit_state(V& vis) {
+      energy_detail::visit_rule_state(*this, vis);
+    }
   };
 
   /// Default parameters.

@@ -42,6 +42,7 @@
 #include <pnn/nn/activation.hpp>
 #include <pnn/nn/conv.hpp>
 #include <pnn/nn/dense.hpp>
+#include <pnn/nn/state.hpp>
 #include <pnn/noise/none.hpp>
 #include <pnn/physics/concepts.hpp>
 #include <pnn/physics/digital.hpp>
@@ -74,6 +75,11 @@ struct digital {
     [[nodiscard]] std::size_t cols() const noexcept { return b_.shape()[1]; }
     /// The programmed `B` (rows × cols).
     [[nodiscard]] const T* matrix() const noexcept { return b_.data(); }
+    /// Checkpoint contents (pnn/core/state_format.hpp): `B`.
+    template <class V>
+    void visit_state(V& v) {
+      v("matrix", b_);
+    }
 
    private:
     xt::xtensor<T, 2> b_{};
@@ -141,6 +147,16 @@ struct substrate {
     [[nodiscard]] const T* matrix() const noexcept { return b_.data(); }
     /// The tile holding `B` (for inspection).
     [[nodiscard]] const layer_type& layer() const noexcept { return layer_; }
+    /// Checkpoint contents (pnn/core/state_format.hpp): `B` and the feedback tile's state.
+    /// The tile's shape comes from `B`'s, so a load into a projection not yet set fails on the
+    /// tile's entries: load into a rule state that has taken a step on this network.
+    template <class V>
+    void visit_state(V& v) {
+      v("matrix", b_);
+      v("prepared", prepared_);
+      auto g = v.scope("tile");
+      ::pnn::detail::visit_layer_state(layer_, v);
+    }
 
    private:
     layer_type layer_{};
@@ -225,6 +241,19 @@ class feedback_rule : public learn::rule_skeleton<feedback_rule<Optimizer, Feedb
     typename Optimizer::template state<Net> opt{};
     xt::xtensor<typename Net::value_type, 2> dy{}, delta{}, next{}, w{}, b{}, error{};
     std::array<projection_t<Net>, Net::num_layers> fb{};
+    /// Checkpoint contents (pnn/core/state_format.hpp): the optimiser's state and the feedback
+    /// matrices (and their devices, on a feedback substrate).
+    template <class V>
+    void visit_state(V& vis) {
+      {
+        auto g = vis.scope("optimizer");
+        opt.visit_state(vis);
+      }
+      for (std::size_t l = 0; l < fb.size(); ++l) {
+        auto g = vis.scope("feedback", l);
+        fb[l].visit_state(vis);
+      }
+    }
   };
 
   /// True when layer `l` of an `L`-layer network has a feedback matrix: FA feeds layer `l`'s

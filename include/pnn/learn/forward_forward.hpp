@@ -106,6 +106,12 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
     buffers<T> buf{};
     std::vector<T> x2{}, dh{}, delta{}, gpos{}, gneg{};
     std::vector<std::size_t> labels{}, predicted{};
+    /// Checkpoint contents (pnn/core/state_format.hpp): the optimiser's state.
+    template <class V>
+    void visit_state(V& vis) {
+      auto g = vis.scope("optimizer");
+      opt.visit_state(vis);
+    }
   };
 
   /// Goodness of every candidate label for each of `n` inputs `x` (n × inputs, label pixels

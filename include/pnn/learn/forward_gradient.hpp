@@ -94,6 +94,21 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
     xt::xtensor<T, 1> ta{}, th{}, u{}, delta{}, y{}, d{};
     std::uint64_t readout_key = 0;
     bool readout_ready = false;
+    /// Checkpoint contents (pnn/core/state_format.hpp): the optimiser's state and the local
+    /// losses' fixed random readouts.
+    template <class V>
+    void visit_state(V& vis) {
+      {
+        auto g = vis.scope("optimizer");
+        opt.visit_state(vis);
+      }
+      vis("readout_key", readout_key);
+      vis("readout_ready", readout_ready);
+      for (std::size_t l = 0; l < readout.size(); ++l) {
+        auto g = vis.scope("readout", l);
+        vis("matrix", readout[l]);
+      }
+    }
   };
 
   /// The forward-mode directional derivative `∇L·v` of the batch loss along a given parameter

@@ -120,6 +120,11 @@ struct sgd {
   template <class Net>
   struct state {
     std::size_t step = 0;
+    /// Checkpoint contents (pnn/core/state_format.hpp).
+    template <class V>
+    void visit_state(V& v) {
+      v("step", step);
+    }
   };
 
   /// True when `apply` only rescales each layer's estimate, so that a factored estimate stays
@@ -158,6 +163,14 @@ struct momentum {
     std::size_t step = 0;
     gradients<Net> velocity{};
     bool ready = false;
+    /// Checkpoint contents (pnn/core/state_format.hpp).
+    template <class V>
+    void visit_state(V& vis) {
+      vis("step", step);
+      vis("ready", ready);
+      auto g = vis.scope("velocity");
+      velocity.visit_state(vis);
+    }
   };
 
   /// \pre as `sgd`, and `momentum` ∈ [0, 1) (at 1 the velocity never forgets; above, it grows).
@@ -209,6 +222,18 @@ struct adam {
     std::size_t step = 0;
     gradients<Net> m{}, v{};
     bool ready = false;
+    /// Checkpoint contents (pnn/core/state_format.hpp).
+    template <class V>
+    void visit_state(V& vis) {
+      vis("step", step);
+      vis("ready", ready);
+      {
+        auto g = vis.scope("m");
+        m.visit_state(vis);
+      }
+      auto g = vis.scope("v");
+      v.visit_state(vis);
+    }
   };
 
   /// \pre as `sgd`, `beta1`, `beta2` ∈ [0, 1) (the bias corrections divide by 1 − βᵏ) and
@@ -273,6 +298,18 @@ struct mixed_precision {
   struct state {
     typename Inner::template state<Net> inner{};
     std::array<std::vector<double>, Net::num_layers> chi{};  ///< χ per layer (Out × In)
+    /// Checkpoint contents (pnn/core/state_format.hpp): the inner optimiser's state and χ.
+    template <class V>
+    void visit_state(V& v) {
+      {
+        auto g = v.scope("inner");
+        inner.visit_state(v);
+      }
+      for (std::size_t i = 0; i < chi.size(); ++i) {
+        auto g = v.scope("chi", i);
+        v("values", chi[i]);
+      }
+    }
   };
 
   /// Never keeps factors: the transferred update is a whole-step matrix.

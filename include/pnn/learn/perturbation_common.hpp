@@ -189,6 +189,16 @@ struct state {
   std::vector<flat_t<Net>> saved{}, dir{}, codes{}, pert{}, work{};  ///< flat parameter vectors
   std::size_t estimates = 0;  ///< estimates made so far (SPSA's k)
   xt::xtensor<T, 1> a{}, h{}, a2{}, h2{}, scratch{}, u{}, delta{}, base{}, lp{}, lm{};
+  /// Checkpoint contents (pnn/core/state_format.hpp): the optimiser's state and the number of
+  /// estimates made (SPSA's perturbation-size clock).
+  template <class V>
+  void visit_state(V& vis) {
+    {
+      auto g = vis.scope("optimizer");
+      opt.visit_state(vis);
+    }
+    vis("estimates", estimates);
+  }
 };
 
 /// Clean forward pass: the loss and accuracy `step` reports.

@@ -232,6 +232,12 @@ class physics_aware : public rule_skeleton<physics_aware<Optimizer, Twin>> {
     gradients<Net> grad{};
     typename Optimizer::template state<Net> opt{};
     xt::xtensor<typename Net::value_type, 2> dy{};
+    /// Checkpoint contents (pnn/core/state_format.hpp): the optimiser's state.
+    template <class V>
+    void visit_state(V& vis) {
+      auto g = vis.scope("optimizer");
+      opt.visit_state(vis);
+    }
   };
 
   physics_aware() = default;

@@ -157,6 +157,19 @@ class rule_skeleton {
     }
   }
 
+  /// The state the rule keeps for networks of `net`'s type (what `pnn::train` trains with):
+  /// for a checkpoint, `pnn::io::save(net, rule.kept_state_for(net), path)`, and the matching
+  /// `load` into a fresh rule's before resuming.
+  template <class Net>
+    requires is_network_v<Net>
+  state_type<Net>& kept_state_for(const Net& net) {
+    static_assert(detail::rule_runs_on<Rule, Net>,
+                  "this learning rule does not run on convolutional layers (pnn::conv2d) yet");
+    auto& s = kept_state<Net>();
+    if (s.grad[0].weight.size() == 0) s.grad.reshape(net);
+    return s;
+  }
+
  protected:
   /// The state kept for `Net` by the overloads without a caller-owned state.
   template <class Net>

@@ -43,6 +43,11 @@ struct spsa_gain {
   template <class Net>
   struct state {
     std::size_t step = 0;
+    /// Checkpoint contents (pnn/core/state_format.hpp).
+    template <class V>
+    void visit_state(V& v) {
+      v("step", step);
+    }
   };
 
   /// \pre `a`, `stability`, `weight_decay` ≥ 0 and finite; `alpha` > 0 and finite (else `pnn::error`).

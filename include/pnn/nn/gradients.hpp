@@ -122,6 +122,18 @@ class gradients {
     });
   }
 
+  /// Checkpoint contents (pnn/core/state_format.hpp): each layer's weight, bias and parameter
+  /// arrays (what optimisers keep as moments); factors are per-step scratch.
+  template <class V>
+  void visit_state(V& v) {
+    for (std::size_t i = 0; i < num_layers; ++i) {
+      auto g = v.scope("layer", i);
+      v("weight", layers[i].weight);
+      v("bias", layers[i].bias);
+      v("parameter", layers[i].parameter);
+    }
+  }
+
   layer_gradient<value_type>& operator[](std::size_t i) noexcept { return layers[i]; }
   const layer_gradient<value_type>& operator[](std::size_t i) const noexcept { return layers[i]; }
 

@@ -164,6 +164,10 @@ class network {
   layers_type layers{};
 
  private:
+  // Checkpoints keep the seed that `operator()`'s reads draw their noise from (pnn/nn/state.hpp).
+  template <class V, class... L>
+  friend void visit_state(network<L...>& net, V& v);
+
   template <class F, std::size_t... I>
   constexpr void for_each_impl(F& f, std::index_sequence<I...>) {
     (f(std::get<I>(layers), I), ...);

@@ -41,6 +41,13 @@ struct variation {
   };
   drawn_state state{};
 
+  /// Checkpoint contents (pnn/core/state_format.hpp): the drawn ξ and ζ.
+  template <class V>
+  void visit_state(V& v) {
+    v("gain_xi", state.gain_xi);
+    v("offset_xi", state.offset_xi);
+  }
+
   /// \pre multiplicative >= 0, additive >= 0, both finite (else `pnn::error`).
   void validate() const {
     PNN_EXPECTS(multiplicative >= 0 && std::isfinite(multiplicative), "noise::variation: multiplicative must be >= 0 and finite");
@@ -95,6 +102,15 @@ struct drift {
     std::vector<double> factor{};  ///< (max(t, t₀)/t₀)^(−ν) per device, cached for `time`
   };
   drawn_state state{};
+
+  /// Checkpoint contents (pnn/core/state_format.hpp): the drift clock, the drawn ν and the
+  /// factors cached for that time.
+  template <class V>
+  void visit_state(V& v) {
+    v("time", time);
+    v("nu", state.nu);
+    v("factor", state.factor);
+  }
 
   /// \pre nu_std >= 0, t0 > 0, time >= 0, all finite (else `pnn::error`).
   void validate() const {
@@ -173,6 +189,12 @@ struct stuck_at {
     std::vector<std::uint8_t> code{};  ///< 0 free, 1 stuck at g_min, 2 at +w_max, 3 at −w_max
   };
   drawn_state state{};
+
+  /// Checkpoint contents (pnn/core/state_format.hpp): the stuck-at map.
+  template <class V>
+  void visit_state(V& v) {
+    v("code", state.code);
+  }
 
   /// \pre fractions in [0, 1] with sum ≤ 1; w_max > 0 and finite (else `pnn::error`).
   void validate() const {

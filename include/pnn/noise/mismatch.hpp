@@ -38,6 +38,12 @@ struct column_gain {
   };
   drawn_state state{};
 
+  /// Checkpoint contents (pnn/core/state_format.hpp): the drawn column gains.
+  template <class V>
+  void visit_state(V& v) {
+    v("gain", state.gain);
+  }
+
   /// \pre sigma ≥ 0 and finite (else `pnn::error`).
   void validate() const {
     PNN_EXPECTS(sigma >= 0 && std::isfinite(sigma), "noise::column_gain: sigma must be >= 0 and finite");

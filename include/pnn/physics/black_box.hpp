@@ -21,6 +21,7 @@
 #include <cmath>
 #include <concepts>
 #include <cstddef>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -139,6 +140,14 @@ struct black_box {
     [[nodiscard]] constexpr const T* weight_data() const noexcept { return weight_.data(); }
     [[nodiscard]] constexpr T* bias_data() noexcept { return bias_.data(); }
     [[nodiscard]] constexpr const T* bias_data() const noexcept { return bias_.data(); }
+
+    /// Checkpoint contents (pnn/core/state_format.hpp): the weights and the bias (the
+    /// model is code, not state).
+    template <class V>
+    void visit_state(V& v) {
+      v("weight", std::span<T>(weight_.data(), weight_.size()));
+      v("bias", std::span<T>(bias_.data(), bias_.size()));
+    }
 
    private:
     std::string where() const {

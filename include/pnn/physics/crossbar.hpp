@@ -29,6 +29,7 @@
 #include <bit>
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -369,6 +370,21 @@ struct crossbar {
     void clear_inference() noexcept { inference_.clear(); }
     [[nodiscard]] const pcm_inference_state& inference() const noexcept { return inference_; }
 
+    /// Checkpoint contents (pnn/core/state_format.hpp): the weights and bias; for pulsed
+    /// devices each device's drawn parameters (step sizes, bounds) and the pair's state; and the
+    /// programmed PCM inference state. The device model's parameters are configuration: a
+    /// checkpoint is loaded into a crossbar built with the same ones.
+    template <class V>
+    void visit_state(V& v) {
+      v("weight", std::span<float>(weight_.data(), weight_.size()));
+      v("bias", std::span<float>(bias_.data(), bias_.size()));
+      if constexpr (is_pulsed) {
+        v("cells", std::span<float>(cells_.data(), cells_.size()));
+        v("pair_state", std::span<float>(aux_.data(), aux_.size()));
+      }
+      auto g = v.scope("pcm_inference");
+      inference_.visit_state(v);
+    }
    private:
     [[nodiscard]] const float* active_weights() const noexcept {
       return inference_.programmed() ? inference_.weights() : weight_.data();

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 
 #include <pnn/core/extents.hpp>
 #include <pnn/core/rng.hpp>
@@ -90,7 +91,14 @@ struct basic_digital {
     [[nodiscard]] constexpr T* bias_data() noexcept { return bias_.data(); }
     [[nodiscard]] constexpr const T* bias_data() const noexcept { return bias_.data(); }
 
-   private:
+      /// Checkpoint contents (pnn/core/state_format.hpp): the weights and the bias.
+    template <class V>
+    void visit_state(V& v) {
+      v("weight", std::span<T>(weight_.data(), weight_.size()));
+      v("bias", std::span<T>(bias_.data(), bias_.size()));
+    }
+
+ private:
     matrix_storage<T, Out, In> weight_{};
     matrix_storage<T, 1, Out> bias_{};
   };

@@ -172,6 +172,28 @@ class pcm_inference_state {
   [[nodiscard]] const pcm_inference_params& params() const noexcept { return params_; }
   void clear() noexcept { *this = pcm_inference_state{}; }
 
+  /// Checkpoint contents (pnn/core/state_format.hpp): parameters, the programmed conductance
+  /// pairs, drift exponents, clock and compensation.
+  template <class V>
+  void visit_state(V& v) {
+    v("g_max", params_.g_max);
+    v("t0", params_.t0);
+    v("t_read", params_.t_read);
+    v("prog_noise_scale", params_.prog_noise_scale);
+    v("read_noise_scale", params_.read_noise_scale);
+    v("drift_scale", params_.drift_scale);
+    v("drift_compensation", params_.drift_compensation);
+    v("devices", n_);
+    v("w_max", w_max_);
+    v("reference", ref0_);
+    v("time", time_);
+    v("output_scale", scale_);
+    v("g_plus", gp_);
+    v("g_minus", gm_);
+    v("nu_plus", nup_);
+    v("nu_minus", num_);
+    v("effective", eff_);
+  }
  private:
   void set_time_noiseless() {
     const double to_w = double(w_max_) / params_.g_max;

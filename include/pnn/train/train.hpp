@@ -59,6 +59,9 @@ enum class progress_mode { automatic, always, never };
 /// Settings of `train`.
 struct train_options {
   std::size_t epochs = 10;
+  /// The first epoch to run (1-based): a run resumed from a checkpoint written after epoch k
+  /// sets `first_epoch = k + 1` and draws the same shuffles and noise as the uninterrupted run.
+  std::size_t first_epoch = 1;
   std::size_t batch = 64;
   std::uint64_t seed = 0;
   bool shuffle = true;
@@ -155,6 +158,7 @@ template <class Net, class Rule, class Loss>
 history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, const train_options& opt = {}) {
   using T = typename Net::value_type;
   if (opt.batch == 0) throw_error("pnn::train: batch must be positive");
+  if (opt.first_epoch == 0) throw_error("pnn::train: first_epoch is 1-based and must be positive");
   if (set.size() == 0) throw_error("pnn::train: empty training set '" + set.name + "'");
   if (set.features() != net.input_size() || set.outputs() != net.output_size())
     throw_error("pnn::train: data set '" + set.name + "' has " + std::to_string(set.features()) + " inputs and " +
@@ -166,7 +170,7 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
   std::vector<std::size_t> order(set.size());
   xt::xtensor<T, 2> xb, tb;
   const rng root(opt.seed, 0x7a1);
-  for (std::size_t epoch = 1; epoch <= opt.epochs; ++epoch) {
+  for (std::size_t epoch = opt.first_epoch; epoch <= opt.epochs; ++epoch) {
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     if (opt.shuffle) {
       rng gs = root.split(epoch).split(0);
