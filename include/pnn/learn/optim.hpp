@@ -279,6 +279,68 @@ struct adam {
   }
 };
 
+/// \brief Gradient-norm clipping around another optimiser (Pascanu, Mikolov & Bengio 2013): the
+/// estimate is rescaled so that its global L2 norm over all layers is at most `max_norm`, then
+/// `Inner` shapes it. A single exploding batch — an EP phase far from equilibrium, a
+/// perturbative estimate from a noisy read — then moves the weights by a bounded step instead
+/// of throwing them off the devices' range. The norm covers weights, biases and a tile's own
+/// parameters; the estimate is formed densely (factors are not kept).
+template <class Inner = sgd>
+struct clipped {
+  static constexpr const char* name = "clipped";
+  Inner inner{};           ///< the optimiser that shapes the clipped estimate
+  float max_norm = 1.0f;   ///< largest global L2 norm of an estimate (> 0)
+
+  template <class Net>
+  struct state {
+    typename Inner::template state<Net> inner{};
+    double last_norm = 0;           ///< norm of the last estimate, before clipping
+    std::size_t clipped_steps = 0;  ///< estimates that were rescaled so far
+    /// Checkpoint contents (pnn/core/state_format.hpp).
+    template <class V>
+    void visit_state(V& v) {
+      {
+        auto g = v.scope("inner");
+        inner.visit_state(v);
+      }
+      v("last_norm", last_norm);
+      v("clipped_steps", clipped_steps);
+    }
+  };
+
+  /// The estimate's norm needs its dense form.
+  [[nodiscard]] bool keeps_factors() const noexcept { return false; }
+
+  /// \pre `max_norm` > 0 and finite, and the inner optimiser's preconditions (else `pnn::error`).
+  void validate() const {
+    if (!(max_norm > 0.0f && std::isfinite(max_norm))) detail::parameter_error("optim::clipped", "max_norm must be positive and finite");
+    if constexpr (requires { inner.validate(); }) inner.validate();
+  }
+
+  /// Rescales `g` to norm ≤ `max_norm` (a non-finite norm is left for the rule's finiteness check
+  /// to report), then applies the inner optimiser.
+  template <class Net>
+  void apply(gradients<Net>& g, state<Net>& s, const Net& net) const {
+    using T = typename Net::value_type;
+    double sq = 0;
+    auto add = [&](const auto& t) {
+      for (std::size_t k = 0; k < t.size(); ++k) sq += double(t.data()[k]) * double(t.data()[k]);
+    };
+    for (std::size_t i = 0; i < Net::num_layers; ++i) {
+      if (!g[i].parameter_space) add(g[i].weight);
+      add(g[i].bias);
+      add(g[i].parameter);
+    }
+    s.last_norm = std::sqrt(sq);
+    if (std::isfinite(s.last_norm) && s.last_norm > double(max_norm)) {
+      const T f = static_cast<T>(double(max_norm) / s.last_norm);
+      for (std::size_t i = 0; i < Net::num_layers; ++i) g[i].scale(f);
+      ++s.clipped_steps;
+    }
+    inner.apply(g, s.inner, net);
+  }
+};
+
 /// \brief Mixed-precision transfer around an optimiser (Nandakumar et al. 2020; aihwkit's
 /// `MixedPrecisionCompound`): the shaped update is accumulated in a digital matrix χ per layer
 /// and only whole device steps leave it, `n = trunc(χ/Δw_min)` per element, `χ ← χ − n·Δw_min`.

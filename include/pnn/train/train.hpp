@@ -204,7 +204,15 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
       detail::gather_rows(set.inputs, order, first, count, xb);
       detail::gather_rows(set.targets, order, first, count, tb);
       rng gb = root.split(epoch).split(b + 1);
-      const step_result r = rule.step(net, xb, tb, loss, gb);
+      step_result r;
+      try {
+        r = rule.step(net, xb, tb, loss, gb);
+      } catch (const pnn::error& e) {
+        // Which step failed is known only here; the rule has already said which layer and why.
+        throw_error("pnn::train: epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1) + " of " +
+                    std::to_string(batches) + " (samples " + std::to_string(first) + "-" +
+                    std::to_string(first + count - 1) + " in shuffled order): " + e.what());
+      }
       loss_sum += r.loss * double(r.count);
       correct += r.correct;
       seen += r.count;

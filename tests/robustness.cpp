@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+// Non-finite training and gradient-norm clipping: a diverging run stops with an error naming the
+// epoch, the batch, the rule and the layer, and leaves the network as it was before that step;
+// `optim::clipped` bounds every step's norm.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+
+#include <pnn/pnn.hpp>
+
+using namespace pnn;
+
+namespace {
+using net_t = network<dense<dynamic, dynamic, physics::basic_digital<double>, noise::none, act::tanh>,
+                      dense<dynamic, dynamic, physics::basic_digital<double>, noise::none, act::identity>>;
+
+template <class Net>
+std::vector<std::byte> snapshot(const Net& n) {
+  return io::to_bytes(state_part{"network", n});
+}
+
+double update_norm(const net_t& before, const net_t& after) {
+  double sq = 0;
+  before.for_each_layer([&](const auto& l, std::size_t i) {
+    after.for_each_layer([&](const auto& m, std::size_t j) {
+      if (i != j) return;
+      for (std::size_t k = 0; k < l.tile.in_size() * l.tile.out_size(); ++k)
+        sq += std::pow(l.tile.weight_data()[k] - m.tile.weight_data()[k], 2);
+      for (std::size_t k = 0; k < l.tile.out_size(); ++k) sq += std::pow(l.tile.bias_data()[k] - m.tile.bias_data()[k], 2);
+    });
+  });
+  return std::sqrt(sq);
+}
+}  // namespace
+
+TEST_CASE("a diverging training run names the epoch, batch, rule and layer, and keeps the last good network",
+          "[robustness][train][errors]") {
+  using float_net = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,
+                            dense<dynamic, dynamic, physics::digital, noise::none, act::identity>>;
+  rng gd(1);
+  auto d = data::gaussian_blobs(64, 4, 2, gd);
+  d.inputs *= 1e3f;
+  float_net net({4, 8, 2}, seed{3});
+  learn::backprop<> rule{{.optimizer = {.learning_rate = 3e38f}}};
+  const auto before = snapshot(net);
+  try {
+    train(net, rule, loss::mse{}, d, {.epochs = 2, .batch = 16, .progress = progress_mode::never});
+    FAIL("a learning rate of 3e38 trained without error");
+  } catch (const pnn::error& e) {
+    const std::string m = e.what();
+    INFO(m);
+    CHECK(m.find("pnn::train: epoch 1, batch 1 of 4") != std::string::npos);
+    CHECK(m.find("backprop: update of layer") != std::string::npos);
+    CHECK(m.find("not finite") != std::string::npos);
+  }
+  CHECK(snapshot(net) == before);
+}
+
+TEST_CASE("optim::clipped bounds each step's global norm and passes smaller ones through", "[robustness][optim]") {
+  net_t net({3, 5, 2}, seed{4});
+  xt::xtensor<double, 2> x = {{0.5, -1.0, 2.0}, {1.5, 0.3, -0.7}};
+  xt::xtensor<double, 2> t = {{1.0, 0.0}, {0.0, 1.0}};
+  rng g(1);
+  learn::backprop<> plain{{.optimizer = {.learning_rate = 1.0f}}};
+  const gradients<net_t> grad = plain.estimate(net, x, t, loss::mse{}, g);
+  double sq = 0;
+  for (std::size_t i = 0; i < 2; ++i) {
+    for (double v : grad[i].weight) sq += v * v;
+    for (double v : grad[i].bias) sq += v * v;
+  }
+  const double norm = std::sqrt(sq);
+  REQUIRE(norm > 0.05);
+
+  for (const double cap : {0.01, 10.0 * norm}) {
+    learn::backprop<optim::clipped<optim::sgd>> rule{{.optimizer = {.inner = {.learning_rate = 1.0f}, .max_norm = float(cap)}}};
+    auto s = rule.make_state(net);
+    net_t stepped = net;
+    rule.step(stepped, s, x, t, loss::mse{}, g);
+    CHECK(s.opt.last_norm == Approx(norm).epsilon(1e-5));
+    CHECK(update_norm(net, stepped) == Approx(std::min(cap, norm)).epsilon(1e-5));
+    CHECK(s.opt.clipped_steps == (cap < norm ? 1u : 0u));
+  }
+  learn::backprop<optim::clipped<>> bad{{.optimizer = {.max_norm = 0.0f}}};
+  const auto before = snapshot(net);
+  CHECK_THROWS_WITH(bad.step(net, x, t, loss::mse{}, g), Catch::Contains("optim::clipped: max_norm must be positive"));
+  CHECK(snapshot(net) == before);
+}
