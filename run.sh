@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 packages=(cmake g++ make xtensor-dev libxsimd-dev xtl-dev catch2 libbenchmark-dev doxygen graphviz zlib1g-dev
           dataset-fashion-mnist libopenblas-dev libcli11-dev nlohmann-json3-dev gnuplot-nox ccache)
 # What only the test command needs: the other compilers and targets the library claims.
-test_packages=(clang g++-aarch64-linux-gnu gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib python3)
+test_packages=(clang libclang-rt-14-dev g++-aarch64-linux-gnu gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib python3)
 
 install_missing() {  # install_missing [extra packages...]
   local missing=()
@@ -81,6 +81,8 @@ case "$cmd" in
     # Clang, the other compiler we support: the whole suite again.
     build clang
     ctest --preset clang -j "$jobs"
+    # Untrusted-input readers under libFuzzer with ASan + UBSan, from the committed corpora.
+    bash tools/fuzz.sh 30 build/fuzz
     echo "run.sh: all checks passed in $((SECONDS - start)) s"
     ;;
   *)

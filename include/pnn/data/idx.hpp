@@ -348,13 +348,16 @@ constexpr U load_big_endian(const unsigned char* p) noexcept {
 template <class T>
 std::vector<T> read_elements(idx_reader& r, std::size_t count) {
   // Grow with the data actually read rather than trusting the header for one big allocation: a
-  // truncated file announcing 2³¹ doubles must fail fast, not allocate 16 GB first.
+  // truncated file announcing 2³¹ doubles must fail fast, not allocate 16 GB first. Reads start
+  // at 4096 elements and double up to 16 MB, so memory follows what the file really holds
+  // (found by fuzzing: a 20-byte file used to reserve 256 MB).
   constexpr std::size_t chunk = (std::size_t{16} << 20) / sizeof(T);
   std::vector<T> out;
-  out.reserve(std::min(count, 16 * chunk));
   std::size_t have = 0;
+  std::size_t step = 4096;
   while (have < count) {
-    const std::size_t want = std::min(chunk, count - have);
+    const std::size_t want = std::min({step, chunk, count - have});
+    step *= 2;
     out.resize(have + want);
     const std::size_t bytes = want * sizeof(T);
     const std::size_t got = r.read(reinterpret_cast<unsigned char*>(out.data() + have), bytes);
