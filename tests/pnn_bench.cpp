@@ -4,12 +4,14 @@
 #include <catch2/catch.hpp>
 
 #ifdef PNN_HAVE_BENCH_EXE
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -227,6 +229,77 @@ TEST_CASE("pnn-bench runs every rule on the MZI substrate, the perturbative ones
   // The alignment angle (over hidden layers: the digital encoder) is measured for both.
   CHECK(is_number(results[1].at("alignment_angle_deg")));
   CHECK(is_number(results[2].at("alignment_angle_deg")));
+}
+
+namespace {
+// The results with the measured-time fields removed: what a resumed run must reproduce exactly.
+nlohmann::json without_times(nlohmann::json j) {
+  for (auto& row : j.at("results")) {
+    for (const char* k : {"train_seconds", "samples_per_second", "eval_seconds"}) row.erase(k);
+    for (auto& h : row.at("history")) {
+      h.erase("seconds");
+      h.erase("eval_seconds");
+    }
+  }
+  return j;
+}
+}  // namespace
+
+TEST_CASE("pnn-bench --checkpoint-dir: killed with SIGKILL mid-run, the same command resumes to the same results",
+          "[pnn-bench][checkpoint][slow]") {
+  const auto dir = fresh_dir("pnn_bench_checkpoint");
+  // Two runs of 4 epochs each (backprop on the pulsed crossbar with variation, EP with its
+  // persistent state), so that a kill lands inside a run, between epochs or between runs.
+  const std::string args = "--rules backprop,equilibrium_propagation --substrates crossbar_variation --epochs 4 "
+                           "--train-limit 6000 --hidden 16 --batch 16 --seeds 2 --threads 1";
+  const auto whole = dir / "whole.json";
+  auto r = run_bench(args + " --json " + whole.string(), dir);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+
+  const auto ckpt = dir / "ckpt";
+  const auto resumed = dir / "resumed.json";
+  // Start in the background, kill -9 once the third run (EP, seed 1) has checkpointed an epoch:
+  // two runs are finished and one is in progress.
+  const std::string cmd = bench_exe() + " " + args + " --checkpoint-dir " + ckpt.string() + " --json " +
+                          resumed.string() + " > /dev/null 2>&1 & echo $! > " + (dir / "pid").string();
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  bool killed = false;
+  for (int t = 0; t < 12000 && !killed; ++t) {  // at most 120 s
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(ckpt, ec))
+      if (e.path().filename().string().rfind("run-2.epoch", 0) == 0) killed = true;
+    if (killed || std::filesystem::exists(resumed)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  {
+    std::ifstream pf(dir / "pid");
+    long pid = 0;
+    pf >> pid;
+    REQUIRE(pid > 0);
+    std::system(("kill -9 " + std::to_string(pid) + " 2> /dev/null").c_str());
+  }
+  INFO("killed mid-run: " << killed);
+  CHECK(killed);
+  CHECK(!std::filesystem::exists(resumed));
+  CHECK(std::filesystem::exists(ckpt / "run-1.json"));  // the first two runs had finished
+
+  r = run_bench(args + " --checkpoint-dir " + ckpt.string() + " --json " + resumed.string(), dir);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.err.find("restored from") != std::string::npos);
+  std::ifstream fa(whole), fb(resumed);
+  const auto a = without_times(nlohmann::json::parse(fa)), b = without_times(nlohmann::json::parse(fb));
+  CHECK(a.dump(1) == b.dump(1));
+  // Run again: everything is restored, nothing retrained, same results.
+  r = run_bench(args + " --checkpoint-dir " + ckpt.string() + " --json " + resumed.string(), dir);
+  REQUIRE(r.status == 0);
+  std::ifstream fc(resumed);
+  CHECK(without_times(nlohmann::json::parse(fc)).dump(1) == a.dump(1));
+  // Another command may not reuse the directory.
+  r = run_bench("--rules backprop --substrates digital --epochs 1 --train-limit 300 --checkpoint-dir " + ckpt.string(), dir);
+  CHECK(r.status != 0);
+  CHECK(r.err.find("holds the runs of another command") != std::string::npos);
 }
 
 TEST_CASE("pnn-bench --seeds N reports the mean and spread over N seeds, and each seed's run", "[pnn-bench][slow]") {

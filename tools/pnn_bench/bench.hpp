@@ -65,6 +65,9 @@ struct config {
   std::optional<condition> hardware_condition;
   /// `--scorecard`: evaluate the trained network after PCM drift (crossbar substrates).
   bool drift = false;
+  /// `--checkpoint-dir`: where this run keeps its state after each epoch (files
+  /// `<stem>.progress.json` and `<stem>.epoch<k>.pnn`); empty: no checkpoints.
+  std::string checkpoint_stem;
 };
 
 /// Test accuracy of the trained network programmed onto PCM devices and read after drift.

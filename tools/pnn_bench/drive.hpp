@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <utility>
 #include <string>
@@ -373,6 +375,118 @@ void measure_drift(const config& cfg, const pnn::data::split& d, const Net& net,
   }
 }
 
+/// One epoch's metrics as `--checkpoint-dir` keeps them (every field, events and work included).
+inline nlohmann::json epoch_to_json(const pnn::epoch_metrics& m) {
+  const auto& e = m.events;
+  return {{"epoch", m.epoch}, {"train_loss", m.train_loss}, {"train_accuracy", m.train_accuracy},
+          {"test_loss", m.test_loss}, {"test_accuracy", m.test_accuracy}, {"seconds", m.seconds},
+          {"samples_per_second", m.samples_per_second}, {"eval_seconds", m.eval_seconds}, {"extra", m.extra},
+          {"flops", m.digital_work.flops}, {"bytes", m.digital_work.bytes},
+          {"events", {e.reads, e.transposed_reads, e.macs, e.dac_conversions, e.adc_conversions, e.pulses,
+                      e.parameter_writes, e.dac_levels, e.adc_levels, e.pulse_slots, e.array_vectors, e.optical_vectors,
+                      e.optical_channels, e.held_element_vectors, e.settled_vectors}},
+          {"array_drive", e.array_drive}, {"dissipation", e.dissipation}};
+}
+inline pnn::epoch_metrics epoch_from_json(const nlohmann::json& j) {
+  auto num = [](const nlohmann::json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
+  pnn::epoch_metrics m;
+  m.epoch = j.at("epoch").get<std::size_t>();
+  m.train_loss = num(j.at("train_loss"));
+  m.train_accuracy = num(j.at("train_accuracy"));
+  m.test_loss = num(j.at("test_loss"));
+  m.test_accuracy = num(j.at("test_accuracy"));
+  m.seconds = num(j.at("seconds"));
+  m.samples_per_second = num(j.at("samples_per_second"));
+  m.eval_seconds = num(j.at("eval_seconds"));
+  m.extra = j.at("extra").get<std::map<std::string, double>>();
+  m.digital_work = {j.at("flops").get<std::uint64_t>(), j.at("bytes").get<std::uint64_t>()};
+  const auto v = j.at("events").get<std::vector<std::uint64_t>>();
+  if (v.size() != 15) throw std::runtime_error("checkpoint: events of another version");
+  auto& e = m.events;
+  std::uint64_t* f[] = {&e.reads, &e.transposed_reads, &e.macs, &e.dac_conversions, &e.adc_conversions, &e.pulses,
+                        &e.parameter_writes, &e.dac_levels, &e.adc_levels, &e.pulse_slots, &e.array_vectors,
+                        &e.optical_vectors, &e.optical_channels, &e.held_element_vectors, &e.settled_vectors};
+  for (std::size_t k = 0; k < 15; ++k) *f[k] = v[k];
+  e.array_drive = num(j.at("array_drive"));
+  e.dissipation = num(j.at("dissipation"));
+  return m;
+}
+
+/// `--checkpoint-dir` for one training run: after every epoch the network and the rule's state go
+/// to `<stem>.epoch<k>.pnn`, then `<stem>.progress.json` (written atomically, last) names it with
+/// the epochs' metrics; a later run of the same job resumes from there bit for bit (the training
+/// loop draws by (seed, epoch, batch)). A rule without a kept state (`kept_state_for`) is not
+/// checkpointed mid-run: it is re-run whole.
+/// Networks whose every substrate declares its state (not yet: MZI meshes, resistor networks).
+template <class Tile>
+inline constexpr bool tile_checkpointable = requires(Tile& t, pnn::detail::state_writer& w) { t.visit_state(w); };
+template <class Net>
+inline constexpr bool tiles_checkpointable = false;
+template <class... L>
+inline constexpr bool tiles_checkpointable<pnn::network<L...>> = (tile_checkpointable<typename L::tile_type> && ...);
+
+template <class Net, class Rule>
+struct epoch_checkpoints {
+  std::string stem;
+  std::vector<pnn::epoch_metrics> done{};
+  double untrained_accuracy = 0;
+  static constexpr bool possible = [] {
+    if constexpr (requires(Rule& r, Net& n) { r.kept_state_for(n); }) {
+      using state_t = std::remove_cvref_t<decltype(std::declval<Rule&>().kept_state_for(std::declval<Net&>()))>;
+      return tiles_checkpointable<Net> && requires(state_t& st, pnn::detail::state_writer& w) { st.visit_state(w); };
+    } else {
+      return false;
+    }
+  }();
+
+  /// Loads the last checkpoint if there is one; true when the run resumes.
+  bool resume(Net& net, Rule& rule) {
+    if constexpr (possible) {
+      namespace fs = std::filesystem;
+      const fs::path progress = stem + ".progress.json";
+      if (stem.empty() || !fs::exists(progress)) return false;
+      try {
+        std::ifstream f(progress);
+        const nlohmann::json j = nlohmann::json::parse(f);
+        std::vector<pnn::epoch_metrics> epochs;
+        for (const auto& e : j.at("epochs")) epochs.push_back(epoch_from_json(e));
+        pnn::io::load(net, rule.kept_state_for(net), j.at("state").get<std::string>());
+        done = std::move(epochs);
+        untrained_accuracy = j.at("untrained_accuracy").get<double>();
+        return true;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "pnn-bench: %s: not resumed (%s); the run starts over\n", progress.c_str(), e.what());
+        return false;
+      }
+    } else {
+      (void)net, (void)rule;
+      return false;
+    }
+  }
+
+  /// Saves after an epoch: the new state file, then the progress that names it, then the old
+  /// state file is removed. A kill at any moment leaves a progress file naming a complete state.
+  void save(const Net& net, Rule& rule, const pnn::epoch_metrics& m) {
+    if constexpr (possible) {
+      done.push_back(m);
+      const std::string state = stem + ".epoch" + std::to_string(m.epoch) + ".pnn";
+      pnn::io::save(net, rule.kept_state_for(net), state);
+      nlohmann::json j{{"state", state}, {"untrained_accuracy", untrained_accuracy}, {"epochs", nlohmann::json::array()}};
+      for (const auto& e : done) j["epochs"].push_back(epoch_to_json(e));
+      const std::string progress = stem + ".progress.json", tmp = progress + ".tmp";
+      {
+        std::ofstream f(tmp, std::ios::trunc);
+        f << j.dump() << "\n";
+        if (!f.flush()) throw std::runtime_error("cannot write '" + tmp + "'");
+      }
+      std::filesystem::rename(tmp, progress);
+      if (m.epoch > 1) std::filesystem::remove(stem + ".epoch" + std::to_string(m.epoch - 1) + ".pnn");
+    } else {
+      (void)net, (void)rule, (void)m;
+    }
+  }
+};
+
 /// Trains `net` with `rule` and fills `r`'s measurements; `align` adds the alignment angle.
 /// `Eval` measures test accuracy where a rule's network computes its output another way
 /// (equilibrium propagation: at the free equilibrium).
@@ -403,12 +517,26 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
       timed(m, [&] { m.extra["alignment_angle_deg"] = alignment_angle(net, rule, px, pt); });
       return true;
     });
-  if constexpr (builtin_eval) r.untrained_accuracy = pnn::evaluate(net, loss, d.test).accuracy;
-  else r.untrained_accuracy = eval(net, d.test, std::size_t{0});
+  epoch_checkpoints<Net, Rule> ckpt{cfg.checkpoint_stem};
+  const bool checkpointing = !cfg.checkpoint_stem.empty() && epoch_checkpoints<Net, Rule>::possible;
+  if (checkpointing && ckpt.resume(net, rule)) {
+    r.untrained_accuracy = ckpt.untrained_accuracy;
+    opt.first_epoch = ckpt.done.size() + 1;
+  } else {
+    if constexpr (builtin_eval) r.untrained_accuracy = pnn::evaluate(net, loss, d.test).accuracy;
+    else r.untrained_accuracy = eval(net, d.test, std::size_t{0});
+    ckpt.untrained_accuracy = r.untrained_accuracy;
+  }
+  if (checkpointing)
+    opt.callbacks.push_back([&](pnn::epoch_metrics& m) {  // last: the metrics are complete
+      ckpt.save(net, rule, m);
+      return true;
+    });
   pnn::cost_counter counter;
   opt.cost = &counter;
   r.settings["lr_scale"] = cfg.lr_scale;
-  const auto h = pnn::train(net, rule, loss, d.train, opt);
+  auto h = opt.first_epoch <= opt.epochs ? pnn::train(net, rule, loss, d.train, opt) : pnn::history{};
+  if (checkpointing) h = ckpt.done;
   r.epochs = h.size();
   r.physical_epochs = h.size();
   for (const auto& m : h) {

@@ -118,6 +118,67 @@ nlohmann::json to_json(const result& r) {
   return j;
 }
 
+// A finished run as `--checkpoint-dir` keeps it: its JSON row plus what the row leaves out but
+// the aggregation over seeds reads (the energy model's latency).
+nlohmann::json to_checkpoint_json(const result& r) {
+  nlohmann::json j = to_json(r);
+  if (!r.skipped) j["checkpoint"] = {{"train_latency", r.energy.train.latency}};
+  return j;
+}
+
+// The inverse of `to_checkpoint_json`: a run restored from `--checkpoint-dir` prints and writes
+// exactly what the run did.
+result from_checkpoint_json(const nlohmann::json& j) {
+  result r;
+  r.rule = j.at("rule").get<std::string>();
+  r.substrate = j.at("substrate").get<std::string>();
+  if (j.contains("skipped")) {
+    r.skipped = j.at("skipped").get<std::string>();
+    return r;
+  }
+  auto num = [](const nlohmann::json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
+  r.noise = j.at("noise").get<std::string>();
+  r.epochs = j.at("epochs").get<std::size_t>();
+  r.physical_epochs = j.at("physical_epochs").get<std::size_t>();
+  r.twin_epochs = j.at("twin_epochs").get<std::size_t>();
+  r.test_accuracy = num(j.at("test_accuracy"));
+  r.untrained_accuracy = num(j.at("untrained_accuracy"));
+  r.train_seconds = num(j.at("train_seconds"));
+  r.samples_per_second = num(j.at("samples_per_second"));
+  r.eval_seconds = num(j.at("eval_seconds"));
+  if (!j.at("alignment_angle_deg").is_null()) r.alignment_angle_deg = num(j.at("alignment_angle_deg"));
+  r.settings = j.at("settings");
+  r.history = j.at("history");
+  const auto& e = j.at("energy");
+  r.energy.train_joules_per_sample = num(e.at("train_joules_per_sample"));
+  r.energy.inference_joules_per_sample = num(e.at("inference_joules_per_sample"));
+  r.energy.train_latency_per_sample = num(e.at("train_latency_seconds_per_sample"));
+  r.energy.physical_passes_per_sample = num(e.at("physical_passes_per_sample"));
+  r.energy.pulses_per_sample = num(e.at("pulses_per_sample"));
+  r.energy.digital_flops_per_sample = num(e.at("digital_flops_per_sample"));
+  r.energy.deployment_joules = num(e.at("deployment_joules"));
+  const auto& k = e.at("train_joules_by_kind");
+  r.energy.train.array = num(k.at("array"));
+  r.energy.train.converters = num(k.at("converters"));
+  r.energy.train.programming = num(k.at("programming"));
+  r.energy.train.optical = num(k.at("optical"));
+  r.energy.train.resistive = num(k.at("resistive"));
+  r.energy.train.digital = num(k.at("digital"));
+  r.energy.train.latency = num(j.at("checkpoint").at("train_latency"));
+  r.seeds = j.at("seeds").get<std::size_t>();
+  r.test_accuracy_std = num(j.at("test_accuracy_std"));
+  if (j.contains("per_seed"))
+    for (const auto& p : j.at("per_seed")) r.per_seed.emplace_back(p.at("seed").get<std::uint64_t>(), num(p.at("test_accuracy")));
+  if (!j.at("sweep").is_null()) r.sweep = sweep_point{j.at("sweep").at("param").get<std::string>(), num(j.at("sweep").at("value"))};
+  if (j.contains("gap_to_backprop")) r.gap_to_backprop = num(j.at("gap_to_backprop"));
+  if (j.contains("hardware_condition"))
+    r.hardware_condition = condition{j.at("hardware_condition").at("kind").get<std::string>(), num(j.at("hardware_condition").at("sigma"))};
+  if (j.contains("pcm_drift"))
+    for (const auto& p : j.at("pcm_drift"))
+      r.drift.push_back({num(p.at("seconds")), p.at("compensated").get<bool>(), num(p.at("test_accuracy"))});
+  return r;
+}
+
 void write_file_atomically(const std::filesystem::path& p, const std::string& text) {
   if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
   const auto tmp = std::filesystem::path(p.string() + ".tmp");
@@ -612,7 +673,7 @@ int run(int argc, char** argv) {
   // The defaults are the main job's comparison: every landed rule on the three electronic
   // substrates, 3 epochs on the first 20000 training images, all cores.
   std::string rules = "all", substrates = "digital,crossbar,crossbar_variation", hidden = "256", sweep_spec, json_path,
-              csv_path, plot_dir, data_dir;
+              csv_path, plot_dir, data_dir, checkpoint_dir;
   std::string epochs_s = "3", batch_s = "64", limit_s = "20000", seed_s = "1", seeds_s = "1",
               threads_s = std::to_string(std::max(1U, std::thread::hardware_concurrency()));
   CLI::App app{"pnn-bench: every learning rule x substrate on Fashion-MNIST"};
@@ -637,6 +698,9 @@ int run(int argc, char** argv) {
   app.add_option("--json", json_path, "write results as JSON");
   app.add_option("--csv", csv_path, "write results as CSV");
   app.add_option("--plot-dir", plot_dir, "write PNG figures (gnuplot) here");
+  app.add_option("--checkpoint-dir", checkpoint_dir,
+                 "keep each finished run and each run's state after every epoch here; the same command run again "
+                 "(after a crash or kill) resumes and writes the same results");
   app.add_option("--sweep", sweep_spec,
                  "PARAM=v1,v2,... with PARAM in read_noise, variation, dac_bits, adc_bits (noise), hidden (width of "
                  "every hidden layer) or depth (hidden layers of the first --hidden width: 1 or 2; 4 and 8 on digital)");
@@ -789,12 +853,65 @@ int run(int argc, char** argv) {
       for (const auto& s : cfg.substrates)
         for (const auto& c : scorecard_conditions())
           for (std::size_t k = 0; k < scorecard_seeds; ++k) jobs.push_back({r, s, std::nullopt, cfg.seed + k, c});
+  // --checkpoint-dir: the directory belongs to one command (flags that change results; output
+  // paths and thread counts do not), so that a resumed run never mixes in another's results.
+  const std::filesystem::path ckpt_dir = checkpoint_dir;
+  if (!checkpoint_dir.empty()) {
+    std::string command;
+    for (int a = 1; a < argc; ++a) {
+      const std::string s = argv[a];
+      bool drop = false;
+      for (const char* f : {"--checkpoint-dir", "--json", "--csv", "--plot-dir", "--threads"}) {
+        if (s == f) {
+          ++a;
+          drop = true;
+        } else if (s.rfind(std::string(f) + "=", 0) == 0) {
+          drop = true;
+        }
+      }
+      if (!drop) command += s + "\n";
+    }
+    try {
+      std::filesystem::create_directories(ckpt_dir);
+      const auto cmd_file = ckpt_dir / "command.txt";
+      if (std::filesystem::exists(cmd_file)) {
+        std::ifstream f(cmd_file);
+        const std::string kept((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        if (kept != command) {
+          std::fprintf(stderr,
+                       "pnn-bench: --checkpoint-dir '%s' holds the runs of another command; give a new directory or "
+                       "remove it\n",
+                       checkpoint_dir.c_str());
+          return 2;
+        }
+      } else {
+        write_file_atomically(cmd_file, command);
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "pnn-bench: --checkpoint-dir '%s': %s\n", checkpoint_dir.c_str(), e.what());
+      return 2;
+    }
+  }
+  auto run_file = [&](std::size_t i) { return ckpt_dir / ("run-" + std::to_string(i) + ".json"); };
   std::vector<result> rows(jobs.size());
   std::atomic<std::size_t> next{0};
   std::mutex io;
   auto worker = [&] {
     for (std::size_t i; (i = next++) < jobs.size();) {
       const auto& j = jobs[i];
+      if (!checkpoint_dir.empty() && std::filesystem::exists(run_file(i))) {
+        try {
+          std::ifstream f(run_file(i));
+          rows[i] = from_checkpoint_json(nlohmann::json::parse(f));
+          std::lock_guard<std::mutex> lock(io);
+          std::fprintf(stderr, "pnn-bench: %s on %s: restored from %s\n", rows[i].rule.c_str(), rows[i].substrate.c_str(),
+                       run_file(i).c_str());
+          continue;
+        } catch (const std::exception& e) {
+          std::lock_guard<std::mutex> lock(io);
+          std::fprintf(stderr, "pnn-bench: %s unreadable (%s); the run starts over\n", run_file(i).c_str(), e.what());
+        }
+      }
       result r;
       auto it = registry().find(j.rule);
       if (it == registry().end()) {
@@ -833,9 +950,11 @@ int run(int argc, char** argv) {
               }
             }
             record["chosen"] = c.lr_scale;
+            if (!checkpoint_dir.empty()) c.checkpoint_stem = (ckpt_dir / ("run-" + std::to_string(i))).string();
             r = it->second(c, j.substrate, d, noise_sweep);
             r.settings["tuning"] = record;
           } else {
+            if (!checkpoint_dir.empty()) c.checkpoint_stem = (ckpt_dir / ("run-" + std::to_string(i))).string();
             r = it->second(c, j.substrate, d, noise_sweep);
           }
         } catch (const skip& e) {
@@ -855,6 +974,21 @@ int run(int argc, char** argv) {
         else
           std::fprintf(stderr, "pnn-bench: %s on %s%s: %.2f %% in %.1f s\n", r.rule.c_str(), r.substrate.c_str(),
                        r.hardware_condition ? (" (" + r.noise + ")").c_str() : "", 100 * r.test_accuracy, r.train_seconds);
+      }
+      if (!checkpoint_dir.empty()) {
+        // The finished run, then its epoch checkpoints go: a kill in between re-reads the run.
+        try {
+          write_file_atomically(run_file(i), to_checkpoint_json(r).dump() + "\n");
+        } catch (const std::exception& e) {
+          std::lock_guard<std::mutex> lock(io);
+          std::fprintf(stderr, "pnn-bench: cannot keep %s: %s\n", run_file(i).c_str(), e.what());
+        }
+        const std::string stem = "run-" + std::to_string(i) + ".";
+        std::error_code ec;
+        for (const auto& e : std::filesystem::directory_iterator(ckpt_dir, ec)) {
+          const std::string name = e.path().filename().string();
+          if (name.rfind(stem, 0) == 0 && name != run_file(i).filename().string()) std::filesystem::remove(e.path(), ec);
+        }
       }
       rows[i] = std::move(r);
     }
