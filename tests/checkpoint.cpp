@@ -7,6 +7,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -215,6 +218,61 @@ TEST_CASE("checkpoint: foreign, truncated, corrupted, newer and missing files ar
   }
 }
 
+TEST_CASE("checkpoint: MZI meshes keep their phases and imperfections, resistor networks their conductances",
+          "[io][checkpoint]") {
+  using mzi = physics::mzi_mesh;
+  mzi::params p;
+  p.imperfections.coupler_sigma = 0.05;
+  p.imperfections.phase_error_sigma = 0.02;
+  p.imperfections.insertion_loss_db = 0.2;
+  using mzi_net = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,
+                          dense<dynamic, dynamic, mzi, noise::none, act::identity>>;
+  mzi_net a({5, 4, 3}, seed{1}, p), b({5, 4, 3}, seed{2}, p);
+  // Train a little so the phases are not the initial decomposition.
+  rng gd(2);
+  const auto d = data::gaussian_blobs(32, 5, 3, gd);
+  learn::backprop<> bp{{.optimizer = {.learning_rate = 0.05f}}};
+  train(a, bp, loss::softmax_cross_entropy{}, d, {.epochs = 1, .batch = 8, .progress = progress_mode::never});
+  const auto bytes = io::to_bytes(state_part{"network", a});
+  io::from_bytes(bytes, "memory", state_part{"network", b});
+  CHECK(snapshot(a) == snapshot(b));
+  xt::xtensor<float, 2> x = xt::ones<float>({3, 5}) * 0.2f;
+  rng g1(3), g2(3);
+  xt::xtensor<float, 2> ya = forward(a, x, g1), yb = forward(b, x, g2);
+  CHECK(bool(ya == yb));
+
+  // A non-finite phase in the file is refused before anything changes.
+  auto bad = bytes;
+  const std::string key = "layer1.parameters";
+  const auto at = std::search(bad.begin(), bad.end(), reinterpret_cast<const std::byte*>(key.data()),
+                              reinterpret_cast<const std::byte*>(key.data()) + key.size());
+  REQUIRE(at != bad.end());
+  const std::size_t values = std::size_t(at - bad.begin()) + key.size() + 4 + 8;
+  const double nan = std::nan("");
+  std::memcpy(bad.data() + values + 8, &nan, 8);
+  const std::uint64_t pb = bad.size() - 32;
+  const std::uint32_t pc = crc32(std::span<const std::byte>(bad).subspan(32, pb));
+  for (int k = 0; k < 4; ++k) bad[std::size_t(24 + k)] = static_cast<std::byte>((pc >> (8 * k)) & 0xffu);
+  const std::uint32_t hc = pnn::detail::header_crc(bad.data());
+  for (int k = 0; k < 4; ++k) bad[std::size_t(28 + k)] = static_cast<std::byte>((hc >> (8 * k)) & 0xffu);
+  mzi_net c({5, 4, 3}, seed{5}, p);
+  const auto c_before = snapshot(c);
+  CHECK_THROWS_WITH(io::from_bytes(bad, "memory", state_part{"network", c}),
+                    Catch::Contains("entry 'layer1.parameters' are not finite"));
+  CHECK(snapshot(c) == c_before);
+
+  using res_net = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,
+                          dense<dynamic, dynamic, physics::resistor_substrate, noise::none, act::identity>>;
+  res_net r1({5, 4, 2}, seed{1}), r2({5, 4, 2}, seed{9});
+  REQUIRE(snapshot(r1) != snapshot(r2));
+  io::from_bytes(io::to_bytes(state_part{"network", r1}), "memory", state_part{"network", r2});
+  CHECK(snapshot(r1) == snapshot(r2));
+  xt::xtensor<float, 2> xr = xt::ones<float>({2, 5}) * 0.3f;
+  rng g3(1), g4(1);
+  xt::xtensor<float, 2> y1 = forward(r1, xr, g3), y2 = forward(r2, xr, g4);
+  CHECK(bool(y1 == y2));
+}
+
 // The committed fixture of format version 1: tests/fixtures/checkpoint_v1.pnn. Its network's
 // first-layer weights were set to w_k = 0.125 k − 0.5 before saving; everything else comes from
 // seed 11. Regenerate only for a new format version (then add a v2 fixture, keep this one):
@@ -322,6 +380,15 @@ TEST_CASE("checkpoint: resumed training equals uninterrupted training, bit for b
                           return learn::equilibrium_propagation<>(p);
                         },
                         se, d, 16);
+  }
+  SECTION("backprop through an MZI mesh with static imperfections") {
+    using net_t = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,
+                          dense<dynamic, dynamic, physics::mzi_mesh, noise::none, act::identity>>;
+    physics::mzi_mesh::params p;
+    p.imperfections.coupler_sigma = 0.05;
+    p.imperfections.phase_error_sigma = 0.02;
+    check_resume<net_t>([p](seed s) { return net_t({6, 8, 3}, s, p); },
+                        [] { return learn::backprop<optim::momentum>{{.optimizer = {.learning_rate = 0.02f}}}; }, ce, d, 16);
   }
   SECTION("SPSA (its perturbation-size clock is state)") {
     using net_t = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,

@@ -412,12 +412,7 @@ inline pnn::epoch_metrics epoch_from_json(const nlohmann::json& j) {
   return m;
 }
 
-/// `--checkpoint-dir` for one training run: after every epoch the network and the rule's state go
-/// to `<stem>.epoch<k>.pnn`, then `<stem>.progress.json` (written atomically, last) names it with
-/// the epochs' metrics; a later run of the same job resumes from there bit for bit (the training
-/// loop draws by (seed, epoch, batch)). A rule without a kept state (`kept_state_for`) is not
-/// checkpointed mid-run: it is re-run whole.
-/// Networks whose every substrate declares its state (not yet: MZI meshes, resistor networks).
+/// Networks whose every substrate declares its state (every shipped one does; a user substrate may not).
 template <class Tile>
 inline constexpr bool tile_checkpointable = requires(Tile& t, pnn::detail::state_writer& w) { t.visit_state(w); };
 template <class Net>
@@ -425,6 +420,11 @@ inline constexpr bool tiles_checkpointable = false;
 template <class... L>
 inline constexpr bool tiles_checkpointable<pnn::network<L...>> = (tile_checkpointable<typename L::tile_type> && ...);
 
+/// `--checkpoint-dir` for one training run: after every epoch the network and the rule's state go
+/// to `<stem>.epoch<k>.pnn`, then `<stem>.progress.json` (written atomically, last) names it with
+/// the epochs' metrics; a later run of the same job resumes from there bit for bit (the training
+/// loop draws by (seed, epoch, batch)). A rule without a kept state (`kept_state_for`) is not
+/// checkpointed mid-run: it is re-run whole.
 template <class Net, class Rule>
 struct epoch_checkpoints {
   std::string stem;

@@ -60,6 +60,13 @@ struct state_status {
   explicit operator bool() const noexcept { return ok; }
 };
 
+/// Marks a span as the visiting object's own scratch copy (`v(name, span, state_scratch)`):
+/// the reader fills it already in the checking pass, so the object can validate the values
+/// (`v.reject(name, why)`) before anything of it changes, and apply them itself when
+/// `v.applying()` (a tile that programs its parameters through `set_parameters`).
+struct state_scratch_t {};
+inline constexpr state_scratch_t state_scratch{};
+
 /// One object stored in a checkpoint under `role` ("network", "rule", …).
 template <class Obj>
 struct state_part {
@@ -348,6 +355,13 @@ class state_writer : public state_visitor_base {
     const std::uint64_t d = a.size();
     entry(name, state_element<std::remove_const_t<T>>::code, &d, 1, a.data(), a.size());
   }
+  template <class T, std::size_t E>
+    requires state_element_type<std::remove_const_t<T>>
+  void operator()(std::string_view name, std::span<T, E> a, state_scratch_t) {
+    (*this)(name, a);
+  }
+  /// Nothing to reject when writing.
+  void reject(std::string_view, const char*) noexcept {}
   template <class C>
     requires resizable_tensor<C>
   void operator()(std::string_view name, C& t) {
@@ -434,6 +448,18 @@ class state_reader : public state_visitor_base {
     std::uint64_t d = a.size();
     const std::byte* p = next(name, state_element<T>::code, 1, &d, false);
     if (p != nullptr && apply_) get_bytes(a.data(), p, sizeof(T), a.size());
+  }
+  template <class T, std::size_t E>
+    requires state_element_type<T>
+  void operator()(std::string_view name, std::span<T, E> a, state_scratch_t) {
+    std::uint64_t d = a.size();
+    const std::byte* p = next(name, state_element<T>::code, 1, &d, false);
+    if (p != nullptr) get_bytes(a.data(), p, sizeof(T), a.size());
+  }
+  /// Records that entry `name`'s values are unacceptable (checking pass; the load then fails
+  /// and nothing changes).
+  void reject(std::string_view name, const char* why) noexcept {
+    if (status_.ok && !apply_) fail_value(name, why);
   }
   template <class C>
     requires resizable_tensor<C>

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <numbers>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +21,7 @@
 #include <pnn/core/extents.hpp>
 #include <pnn/core/lazy_cache.hpp>
 #include <pnn/core/rng.hpp>
+#include <pnn/core/state_format.hpp>
 #include <pnn/physics/concepts.hpp>
 #include <pnn/physics/mzi.hpp>
 #include <pnn/physics/cost.hpp>
@@ -350,6 +352,29 @@ struct basic_mzi_mesh {
     /// N attenuators σ and the Out biases.
     [[nodiscard]] std::size_t parameter_count() const noexcept {
       return 2 * (2 * u_.num_mzis() + modes_) + modes_ + out_;
+    }
+    /// Checkpoint contents (pnn/core/state_format.hpp): the stream the static imperfections
+    /// were drawn from and the programmed parameters (phases, attenuators, bias). A load draws
+    /// the same imperfections again and programs the parameters, as the hardware would be.
+    template <class V>
+    void visit_state(V& v) {
+      std::uint64_t seed = static_rng_.seed_value(), stream = static_rng_.stream();
+      bool prepared = prepared_;
+      v("static_seed", seed);
+      v("static_stream", stream);
+      v("prepared", prepared);
+      std::vector<double> theta(parameter_count());
+      if constexpr (!V::loading) get_parameters(theta.data());
+      v("parameters", std::span<double>(theta), state_scratch);
+      if constexpr (V::loading) {
+        if (!all_finite_(theta.data(), theta.size())) v.reject("parameters", "are not finite");
+        if (v.applying()) {
+          static_rng_ = rng(seed, stream);
+          prepared_ = prepared;
+          if (prepared_) draw_imperfections();
+          set_parameters(theta.data());
+        }
+      }
     }
     /// The parameters as one flat vector (rad for phases): U's θ, φ, screen; V†'s θ, φ, screen;
     /// σ; bias. Exact copies of the programmed values.

@@ -25,12 +25,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <pnn/core/error.hpp>
 #include <pnn/core/rng.hpp>
+#include <pnn/core/state_format.hpp>
 #include <pnn/physics/concepts.hpp>
 #include <pnn/physics/cost.hpp>
 #include <pnn/physics/resistor_network.hpp>
@@ -191,6 +193,22 @@ struct basic_resistor_substrate {
     [[nodiscard]] std::size_t parameter_count() const noexcept { return net_.num_edges(); }
     void get_parameters(double* p) const {
       for (const auto& e : net_.edges()) *p++ = e.conductance;
+    }
+    /// Checkpoint contents (pnn/core/state_format.hpp): the conductances (the graph and the
+    /// periphery are configuration). A load programs them as `set_parameters` does.
+    template <class V>
+    void visit_state(V& v) {
+      std::vector<double> k(parameter_count());
+      if constexpr (!V::loading) get_parameters(k.data());
+      v("conductances", std::span<double>(k), state_scratch);
+      if constexpr (V::loading) {
+        for (const double x : k)
+          if (!std::isfinite(x)) {
+            v.reject("conductances", "are not finite");
+            break;
+          }
+        if (v.applying()) set_parameters(k.data());
+      }
     }
     /// Writes the conductances (a value below `k_min` is programmed as `k_min`).
     /// \pre finite values (else `pnn::error`, nothing changed).
