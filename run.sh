@@ -82,7 +82,7 @@ case "$cmd" in
     build clang
     ctest --preset clang -j "$jobs"
     # Untrusted-input readers under libFuzzer with ASan + UBSan, from the committed corpora.
-    bash tools/fuzz.sh 30 build/fuzz
+    bash tools/fuzz.sh 20 build/fuzz
     echo "run.sh: all checks passed in $((SECONDS - start)) s"
     ;;
   *)

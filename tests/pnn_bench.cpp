@@ -195,6 +195,16 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--sweep hidden=0", "--sweep hidden: '0' must be a whole number in [1, 100000]");
   check("--threads-per-run 0", "--threads-per-run: '0' must be a whole number in [1, 1024]");
   check("--scorecard --scorecard-seeds 0", "--scorecard-seeds: '0' must be a whole number in [1, 100]");
+  // --dry-run checks the same flags, counts the runs and loads nothing.
+  check("--dry-run --epochs 0", "--epochs: '0' must be a whole number");
+  const auto ok = run_bench("--dry-run --rules backprop,spsa --substrates digital,crossbar --seeds 3 "
+                            "--sweep read_noise=0,0.1 --data-dir /nonexistent --json " + out, dir);
+  INFO(ok.err);
+  CHECK(ok.status == 0);
+  std::ifstream so(dir / "stdout.txt");
+  const std::string said((std::istreambuf_iterator<char>(so)), std::istreambuf_iterator<char>());
+  CHECK(said.find("= 24 runs") != std::string::npos);
+  CHECK(!std::filesystem::exists(out));
 }
 
 TEST_CASE("pnn-bench runs the energy-based rules with neuron noise and the prototypical setting",

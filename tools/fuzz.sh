@@ -12,9 +12,10 @@ out=${2:-$src/build/fuzz}
 mkdir -p "$out"
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -I"$src/include")
-for target in idx checkpoint; do
+for target in idx checkpoint bench_args; do
   extra=()
   [ "$target" = idx ] && extra=(-DPNN_HAS_ZLIB=1 -lz)
+  [ "$target" = bench_args ] && extra=(-pthread)
   clang++ "${flags[@]}" "$src/tests/fuzz/$target.cpp" "${extra[@]}" -o "$out/fuzz_$target"
   # Work on a copy: what the fuzzer adds stays out of the repository.
   corpus="$out/corpus_$target"
@@ -23,7 +24,7 @@ for target in idx checkpoint; do
   cp "$src/tests/fuzz/corpus/$target/"* "$corpus/" 2>/dev/null || true
   echo "fuzz.sh: $target for $seconds s" >&2
   PNN_FUZZ_SEED_DIR="$corpus" "$out/fuzz_$target" -max_total_time="$seconds" -rss_limit_mb=2048 \
-    -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$out/" "$corpus" 2>"$out/fuzz_$target.log" ||
+    -malloc_limit_mb=1024 -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$out/" "$corpus" 2>"$out/fuzz_$target.log" ||
     { tail -n 60 "$out/fuzz_$target.log" >&2; echo "fuzz.sh: $target found a failure (input in $out/)" >&2; exit 1; }
   grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$out/fuzz_$target.log" | sed "s/^/fuzz.sh: $target /" >&2
 done

@@ -720,7 +720,7 @@ int run(int argc, char** argv) {
   app.add_option("--fg-mode", cfg.fg_mode, "activity | weight")->check(CLI::IsMember({"activity", "weight"}));
   app.add_option("--ff-goodness", cfg.ff_goodness, "energy | cosine")->check(CLI::IsMember({"energy", "cosine"}));
   app.add_option("--perturbation", cfg.perturbation, "spsa | code_multiplexed")->check(CLI::IsMember({"spsa", "code_multiplexed"}));
-  bool tune = false, scorecard = false;
+  bool tune = false, scorecard = false, dry_run = false;
   std::string scorecard_seeds_s = "1";
   app.add_flag("--scorecard", scorecard,
                "also train and test every pair under static variation (0.1, 0.3) and read noise (0.02, 0.05, 0.1), "
@@ -728,6 +728,7 @@ int run(int argc, char** argv) {
                "prints the scorecard and adds it to the JSON and figures");
   app.add_option("--scorecard-seeds", scorecard_seeds_s,
                  "seeds of each scorecard condition run, from --seed (default 1)");
+  app.add_flag("--dry-run", dry_run, "check the flags, say how many runs they make, and exit without loading data");
   app.add_flag("--tune", tune,
                "choose each run's learning-rate scale from {0.5, 1, 2} on a validation split (the last tenth of the "
                "training set, at least 100 images), then train on the whole training set and test");
@@ -818,6 +819,14 @@ int run(int argc, char** argv) {
   } catch (const usage_error& e) {
     std::fprintf(stderr, "pnn-bench: %s\n", e.what());
     return 2;
+  }
+  if (dry_run) {
+    const std::size_t points = sweep_param ? sweep_values.size() : 1;
+    const std::size_t runs = cfg.rules.size() * cfg.substrates.size() * points * seeds +
+                             (scorecard ? cfg.rules.size() * cfg.substrates.size() * scorecard_conditions().size() * scorecard_seeds : 0);
+    std::printf("pnn-bench: the flags are valid: %zu rule(s) x %zu substrate(s) x %zu point(s) x %zu seed(s)%s = %zu runs\n",
+                cfg.rules.size(), cfg.substrates.size(), points, seeds, scorecard ? " + scorecard" : "", runs);
+    return 0;
   }
 
   pnn::data::split d;
