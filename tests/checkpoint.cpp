@@ -368,6 +368,14 @@ TEST_CASE("checkpoint: resumed training equals uninterrupted training, bit for b
                         [] { return learn::feedback_alignment<optim::momentum>{{.optimizer = {.learning_rate = 0.05f}}}; }, ce,
                         d, 16);
   }
+  SECTION("direct feedback alignment projected through a noisy, varied crossbar (feedback::substrate)") {
+    using net_t = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,
+                          dense<dynamic, dynamic, physics::digital, noise::none, act::identity>>;
+    using fb_t = feedback::substrate<physics::crossbar<physics::devices::ideal>, noise::chain<noise::variation, noise::gaussian_read>>;
+    check_resume<net_t>([](seed s) { return net_t({6, 10, 3}, s); },
+                        [] { return learn::direct_feedback_alignment<optim::sgd, fb_t>{{.optimizer = {.learning_rate = 0.05f}}}; },
+                        ce, d, 16);
+  }
   SECTION("equilibrium propagation (persistent free phase)") {
     using hs = dense<dynamic, dynamic, physics::digital, noise::none, act::hard_sigmoid>;
     using net_t = network<hs, hs>;
@@ -396,4 +404,64 @@ TEST_CASE("checkpoint: resumed training equals uninterrupted training, bit for b
     check_resume<net_t>([](seed s) { return net_t({6, 10, 3}, s); },
                         [] { return learn::spsa<>{{.c = 0.01f, .num_perturbations = 2}}; }, ce, d, 16);
   }
+}
+
+TEST_CASE("checkpoint: PAT with a learned surrogate twin resumes bit for bit, the twin saved as a part of its own",
+          "[io][checkpoint][resume][surrogate]") {
+  struct warped {  // sin(W x + b): a smooth box the surrogate learns
+    std::vector<double> operator()(const physics::black_box_call<double>& c) const {
+      auto y = physics::detail::affine_callable<double>{}(c);
+      for (auto& v : y) v = std::sin(v);
+      return y;
+    }
+  };
+  using box = physics::black_box<warped, double>;
+  using net_t = network<dense<dynamic, dynamic, box, noise::none, act::identity>,
+                        dense<dynamic, dynamic, physics::basic_digital<double>, noise::none, act::identity>>;
+  using pat_t = learn::physics_aware<optim::momentum, learn::surrogate_twin>;
+  rng gx(8);
+  xt::xtensor<double, 2> x({24, 3}), t({24, 2});
+  for (auto& v : x) v = 0.8 * gx.normal_double();
+  for (std::size_t i = 0; i < 24; ++i) {
+    t(i, 0) = 0.5 * std::sin(x(i, 0) - x(i, 1));
+    t(i, 1) = 0.3 * x(i, 2);
+  }
+  const auto steps = [&](net_t& n, pat_t& r, int from, int to) {
+    for (int k = from; k < to; ++k) {
+      rng g{std::uint64_t(k)};
+      r.step(n, x, t, loss::mse{}, g);
+    }
+  };
+  net_t a({3, 4, 2}, seed{5});
+  learn::surrogate_twin twin;
+  twin.set(0, learn::fit_surrogate(layer<0>(a), {.hidden1 = 8, .hidden2 = 8, .epochs = 3, .batch = 32,
+                                                 .learning_rate = 1e-2f, .samples = 256}));
+  pat_t ra{twin, {.learning_rate = 0.02f}};
+  steps(a, ra, 0, 6);
+
+  net_t b({3, 4, 2}, seed{5});
+  pat_t rb{twin, {.learning_rate = 0.02f}};
+  steps(b, rb, 0, 4);
+  temp_dir dir;
+  io::save_parts(dir.file("pat.pnn"), state_part{"network", b}, state_part{"rule", rb.kept_state_for(b)},
+                 state_part{"twin", rb.twin()});
+
+  net_t c({3, 4, 2}, seed{77});
+  pat_t rc{learn::surrogate_twin{}, {.learning_rate = 0.02f}};
+  // Without the twin's part the load is refused and nothing changes.
+  io::save(b, rb.kept_state_for(b), dir.file("no_twin.pnn"));
+  const auto c_before = snapshot(c);
+  CHECK_THROWS_WITH(io::load_parts(dir.file("no_twin.pnn"), state_part{"network", c}, state_part{"twin", rc.twin()}),
+                    Catch::Contains("twin"));
+  CHECK(snapshot(c) == c_before);
+  CHECK(rc.twin().layers.empty());
+
+  io::load_parts(dir.file("pat.pnn"), state_part{"network", c}, state_part{"rule", rc.kept_state_for(c)},
+                 state_part{"twin", rc.twin()});
+  REQUIRE(rc.twin().layers.size() == 1);
+  CHECK(rc.twin().layers[0]->model.features() == 3 + 12 + 4);
+  steps(c, rc, 4, 6);
+  CHECK(snapshot(b) != snapshot(a));
+  CHECK(snapshot(c) == snapshot(a));
+  CHECK(io::to_bytes(state_part{"twin", ra.twin()}) == io::to_bytes(state_part{"twin", rc.twin()}));
 }

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include <pnn/pnn.hpp>
@@ -19,6 +20,12 @@ template <class Net>
 std::vector<std::byte> snapshot(const Net& n) {
   return io::to_bytes(state_part{"network", n});
 }
+
+// tanh forward, NaN derivative: a twin that is right going forward and broken going back.
+struct broken_derivative {
+  template <class T> T operator()(T a) const noexcept { return act::tanh{}(a); }
+  template <class T> T derivative(T, T) const noexcept { return std::numeric_limits<T>::quiet_NaN(); }
+};
 
 double update_norm(const net_t& before, const net_t& after) {
   double sq = 0;
@@ -85,4 +92,76 @@ TEST_CASE("optim::clipped bounds each step's global norm and passes smaller ones
   const auto before = snapshot(net);
   CHECK_THROWS_WITH(bad.step(net, x, t, loss::mse{}, g), Catch::Contains("optim::clipped: max_norm must be positive"));
   CHECK(snapshot(net) == before);
+}
+
+TEST_CASE("a forward pass that diverges is reported at the layer where it did, by every rule that reads forward",
+          "[robustness][errors]") {
+  using lin = dense<dynamic, dynamic, physics::digital, noise::none, act::identity>;
+  using net_f = network<lin, lin, lin>;
+  net_f net({4, 3, 3, 2}, seed{5});
+  rng gw(9);
+  // Layer 0 maps inputs of 1e38 to outputs of 1e38 (finite in float); layer 1 doubles and sums
+  // three of them, which overflows: its pre-activation is the first non-finite value.
+  const std::vector<float> quarter(12, 0.25f), twos(9, 2.0f), zeros(3, 0.0f);
+  layer<0>(net).tile.set_weights(quarter.data(), zeros.data(), gw);
+  layer<1>(net).tile.set_weights(twos.data(), zeros.data(), gw);
+  xt::xtensor<float, 2> x({2, 4}, 1e38f);
+  xt::xtensor<float, 2> t = {{1.0f, 0.0f}, {0.0f, 1.0f}};
+  const auto before = snapshot(net);
+  const std::string expected = "the forward pass gave NaN or Inf in the output of layer 1 (sample 0 of the batch, unit 0; "
+                               "already in its pre-activation";
+  auto check = [&](auto rule, const std::string& name) {
+    INFO(name);
+    rng g(3);
+    try {
+      rule.step(net, x, t, loss::mse{}, g);
+      FAIL("a diverging forward pass trained without error");
+    } catch (const pnn::error& e) {
+      const std::string m = e.what();
+      INFO(m);
+      CHECK(m.rfind(name + ": ", 0) == 0);
+      CHECK(m.find(expected) != std::string::npos);
+      CHECK(m.find("the network was left unchanged") != std::string::npos);
+    }
+    CHECK(snapshot(net) == before);
+  };
+  check(learn::backprop<>{}, "backprop");
+  check(learn::physics_aware<>{}, "physics_aware");
+  check(learn::feedback_alignment<>{}, "feedback_alignment");
+  check(learn::direct_feedback_alignment<>{}, "direct_feedback_alignment");
+  check(learn::forward_gradient<>{}, "forward_gradient");
+  check(learn::weight_perturbation<>{}, "weight_perturbation");
+  check(learn::node_perturbation<>{}, "node_perturbation");
+  check(learn::spsa<>{}, "spsa");
+}
+
+TEST_CASE("a twin whose backward pass diverges stops physics-aware training, the network unchanged",
+          "[robustness][errors][physics_aware]") {
+  // The model's activation is right in the forward direction but its derivative is NaN, as a
+  // badly calibrated twin (or a surrogate outside its data) can give: the measured forward pass
+  // is finite, the twin's error signal is not. With momentum, the velocity must not take the
+  // NaN either: the next step (after the caller has fixed the twin) would diverge again.
+  using model_t = network<dense<dynamic, dynamic, physics::basic_digital<double>, noise::none, broken_derivative>,
+                          dense<dynamic, dynamic, physics::basic_digital<double>, noise::none, act::identity>>;
+  net_t net({3, 5, 2}, seed{4});
+  xt::xtensor<double, 2> x = {{0.5, -1.0, 2.0}, {1.5, 0.3, -0.7}};
+  xt::xtensor<double, 2> t = {{1.0, 0.0}, {0.0, 1.0}};
+  learn::physics_aware<optim::momentum, learn::network_twin<model_t>> pat{learn::network_twin<model_t>{}};
+  auto s = pat.make_state(net);
+  const auto before = snapshot(net);
+  const auto state_before = io::to_bytes(state_part{"rule", s});
+  rng g(1);
+  CHECK_THROWS_WITH(pat.step(net, s, x, t, loss::mse{}, g),
+                    Catch::Contains("physics_aware: the estimate of layer 0 is not finite") &&
+                        Catch::Contains("the network and the optimiser's state were left unchanged"));
+  CHECK(snapshot(net) == before);
+  CHECK(io::to_bytes(state_part{"rule", s}) == state_before);
+
+  SECTION("a plain step counter is put back too") {
+    learn::physics_aware<optim::sgd, learn::network_twin<model_t>> plain{learn::network_twin<model_t>{}};
+    auto ps = plain.make_state(net);
+    CHECK_THROWS_WITH(plain.step(net, ps, x, t, loss::mse{}, g), Catch::Contains("physics_aware: update of layer 0 is not finite"));
+    CHECK(ps.opt.step == 0);
+    CHECK(snapshot(net) == before);
+  }
 }

@@ -74,6 +74,7 @@ class backprop : public rule_skeleton<backprop<Optimizer>> {
     using T = typename Net::value_type;
     rng gf = g.split(1);
     forward_trace(net, b.x, b.n, s.tr, gf);
+    detail::require_finite_forward(s.tr, name);
     const std::size_t k = net.output_size();
     detail::resize_if_needed(s.dy, b.n, k);
     step_result r;

@@ -148,8 +148,8 @@ struct substrate {
     /// The tile holding `B` (for inspection).
     [[nodiscard]] const layer_type& layer() const noexcept { return layer_; }
     /// Checkpoint contents (pnn/core/state_format.hpp): `B` and the feedback tile's state.
-    /// The tile's shape comes from `B`'s, so a load into a projection not yet set fails on the
-    /// tile's entries: load into a rule state that has taken a step on this network.
+    /// The tile's shape comes from `B`'s: a rule's `make_state(net)` and `kept_state_for(net)`
+    /// program every projection for `net` first, so a load into them finds the shapes it needs.
     template <class V>
     void visit_state(V& v) {
       v("matrix", b_);
@@ -351,10 +351,17 @@ class feedback_rule : public learn::rule_skeleton<feedback_rule<Optimizer, Feedb
 
   static double glorot_sd(std::size_t rows, std::size_t cols) { return std::sqrt(2.0 / double(rows + cols)); }
 
+  // What `make_state` and `kept_state_for` call: draws and programs every B for `net`, so a
+  // fresh state has the shapes a checkpoint holds (a load into it then replaces them).
+  template <class Net>
+  void prepare_state(const Net& net, state<Net>& s) const {
+    ensure_feedback(net, s);
+  }
+
   // Draws (or, for sign symmetry, recomputes) every feedback matrix whose shape does not match
   // `net` yet. Randomness depends on (feedback_seed, layer) only.
   template <class Net>
-  void ensure_feedback(const Net& net, state<Net>& s) {
+  void ensure_feedback(const Net& net, state<Net>& s) const {
     using T = typename Net::value_type;
     const bool sign = params_.feedback == learn::feedback_kind::sign_symmetry;
     net.for_each_layer([&](const auto& ly, std::size_t l) {
@@ -410,6 +417,7 @@ class feedback_rule : public learn::rule_skeleton<feedback_rule<Optimizer, Feedb
     ensure_feedback(net, s);
     rng gf = g.split(1);
     forward_trace(net, b.x, b.n, s.tr, gf);
+    require_finite_forward(s.tr, name);
     const std::size_t k = net.output_size();
     resize_if_needed(s.dy, b.n, k);
     step_result r;

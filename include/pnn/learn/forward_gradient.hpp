@@ -149,6 +149,7 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
     const std::size_t n = b.n, k = net.output_size();
     rng gf = g.split(1);
     forward_trace(net, b.x, n, s.tr, gf);
+    pnn::detail::require_finite_forward(s.tr, name);
     pnn::detail::resize_if_needed(s.dy, n, k);
     step_result r;
     r.loss = double(loss.gradient(s.tr.output().data(), b.target, n, k, s.dy.data()));

@@ -116,7 +116,7 @@ class node_perturbation : public rule_skeleton<node_perturbation<Optimizer>> {
     using T = typename Net::value_type;
     const std::size_t n = b.n, k = net.output_size();
     rng g0 = g.split(1);
-    const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0);
+    const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0, name);
     s.grad.ensure_shape(net);
     std::size_t widest = k;
     net.for_each_layer([&](const auto& l, std::size_t) { widest = std::max({widest, l.in_size(), l.out_size()}); });

@@ -201,13 +201,15 @@ struct state {
   }
 };
 
-/// Clean forward pass: the loss and accuracy `step` reports.
+/// Clean forward pass: the loss and accuracy `step` reports (a non-finite output is an error
+/// naming `rule` and the layer).
 template <class Net, class Loss>
 step_result clean_pass(const Net& net, const pnn::detail::checked_batch<typename Net::value_type>& b,
-                       const Loss& loss, trace<Net>& tr, rng& g) {
+                       const Loss& loss, trace<Net>& tr, rng& g, const char* rule) {
   using T = typename Net::value_type;
   step_result r;
   r.loss = batch_loss(net, b.x, b.target, b.n, loss, tr, g);
+  pnn::detail::require_finite_forward(tr, rule);
   r.correct = pnn::detail::count_correct<T>(tr.output().data(), b.target, b.n, net.output_size());
   r.count = b.n;
   return r;

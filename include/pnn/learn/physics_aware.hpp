@@ -258,6 +258,7 @@ class physics_aware : public rule_skeleton<physics_aware<Optimizer, Twin>> {
     using T = typename Net::value_type;
     rng gf = g.split(1);
     forward_trace(net, b.x, b.n, s.tr, gf);
+    pnn::detail::require_finite_forward(s.tr, name);
     const std::size_t k = net.output_size();
     pnn::detail::resize_if_needed(s.dy, b.n, k);
     step_result r;

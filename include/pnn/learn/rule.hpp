@@ -151,19 +151,26 @@ bool deferred_update_finite(const layer_gradient<T>& g) {
   return bound < double(std::numeric_limits<T>::max());
 }
 
-/// Rejects a non-finite update before it reaches the substrate (a diverging rule is reported,
-/// not propagated into the weights).
+/// The first layer whose update (or estimate) holds NaN or Inf, or `num_layers` when none does.
 template <class Net>
-void require_finite_update(const gradients<Net>& g, const char* rule) {
+std::size_t first_non_finite_layer(const gradients<Net>& g) {
   for (std::size_t i = 0; i < Net::num_layers; ++i) {
     const bool ok = g[i].deferred() ? deferred_update_finite(g[i])
                                     : all_finite(g[i].weight.data(), g[i].weight.size()) &&
                                           all_finite(g[i].bias.data(), g[i].bias.size()) &&
                                           all_finite(g[i].parameter.data(), g[i].parameter.size());
-    if (!ok)
-      throw_error(std::string(rule) + ": update of layer " + std::to_string(i) +
-                  " is not finite (the rule diverged); the network was left unchanged");
+    if (!ok) return i;
   }
+  return Net::num_layers;
+}
+
+/// Rejects a non-finite update before it reaches the substrate (a diverging rule is reported,
+/// not propagated into the weights).
+template <class Net>
+void require_finite_update(const gradients<Net>& g, const char* rule) {
+  if (const std::size_t i = first_non_finite_layer(g); i < Net::num_layers)
+    throw_error(std::string(rule) + ": update of layer " + std::to_string(i) +
+                " is not finite (the rule diverged); the network was left unchanged");
 }
 
 /// A tile that programs a factored update `W ← W − s·δᵀh` itself, exactly (the digital
@@ -226,13 +233,28 @@ void map_to_tile_parameters(const Net& net, gradients<Net>& grad, rng& g) {
 /// that learn in their own parameters there, shape the estimate with the optimiser, reject a
 /// non-finite update, and program it onto the substrates (write noise from
 /// `g.split(golden ratio)`). A bad parameter throws before the optimiser state or the network
-/// change.
+/// change. A non-finite estimate leaves the optimiser's state as it was too (moments holding a
+/// NaN would poison every later step): a state that is a plain value (a step counter) is put
+/// back; one with moments sees the estimate checked before it changes. Only an optimiser that
+/// itself overflows a finite estimate (an absurd learning rate) leaves its moments changed.
 template <class Net, class Optimizer, class OptState>
 void finish_step(Net& net, gradients<Net>& grad, const Optimizer& opt, OptState& st, rng& g, const char* rule) {
   if constexpr (requires { opt.validate(); }) opt.validate();
   map_to_tile_parameters(net, grad, g);
-  opt.apply(grad, st, net);
-  require_finite_update(grad, rule);
+  if constexpr (std::is_trivially_copyable_v<OptState>) {
+    const OptState before = st;
+    opt.apply(grad, st, net);
+    if (first_non_finite_layer(grad) < Net::num_layers) {
+      st = before;
+      require_finite_update(grad, rule);  // throws, naming the layer
+    }
+  } else {
+    if (const std::size_t i = first_non_finite_layer(grad); i < Net::num_layers)
+      throw_error(std::string(rule) + ": the estimate of layer " + std::to_string(i) +
+                  " is not finite (the rule diverged); the network and the optimiser's state were left unchanged");
+    opt.apply(grad, st, net);
+    require_finite_update(grad, rule);
+  }
   rng gp = g.split(0x9e3779b97f4a7c15ULL);
   program(net, grad, gp);
 }

@@ -51,6 +51,13 @@ template <class Rule, class Net>
 inline constexpr bool rule_runs_on = rule_runs_on_impl<Rule, Net>();
 }  // namespace detail
 
+// The one sentence every entry point of a rule gives when `rule_runs_on` is false (a macro:
+// static_assert takes only a literal). Undefined at the end of this header.
+#define PNN_DETAIL_CONV_UNSUPPORTED                                                                      \
+  "this learning rule does not run on convolutional layers (pnn::conv2d) yet; on convolutions use "     \
+  "backprop, feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, "       \
+  "in_silico, weight_perturbation or spsa"
+
 namespace learn {
 
 /// \brief The skeleton of a learning rule `Rule` (CRTP base).
@@ -82,9 +89,10 @@ class rule_skeleton {
   template <class Net>
   [[nodiscard]] state_type<Net> make_state(const Net& net) const {
     static_assert(detail::rule_runs_on<Rule, Net>,
-                  "this learning rule does not run on convolutional layers (pnn::conv2d) yet");
+                  PNN_DETAIL_CONV_UNSUPPORTED);
     state_type<Net> s;
     s.grad.reshape(net);
+    if constexpr (requires(const Rule& r) { r.prepare_state(net, s); }) self().prepare_state(net, s);
     return s;
   }
 
@@ -96,9 +104,7 @@ class rule_skeleton {
                           const xt::xexpression<Y>& target, const Loss& loss, rng& g) {
     if constexpr (!detail::rule_runs_on<Rule, Net>) {
       static_assert(detail::always_false_v<Net>,
-                    "this learning rule does not run on convolutional layers (pnn::conv2d) yet; on convolutions use "
-                    "backprop, feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, "
-                    "in_silico, weight_perturbation or spsa");
+                    PNN_DETAIL_CONV_UNSUPPORTED);
       return {};
     } else {
       run_checked(net, s, x, target, loss, g, rule_pass::estimate);
@@ -114,9 +120,7 @@ class rule_skeleton {
                    const Loss& loss, rng& g) {
     if constexpr (!detail::rule_runs_on<Rule, Net>) {
       static_assert(detail::always_false_v<Net>,
-                    "this learning rule does not run on convolutional layers (pnn::conv2d) yet; on convolutions use "
-                    "backprop, feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, "
-                    "in_silico, weight_perturbation or spsa");
+                    PNN_DETAIL_CONV_UNSUPPORTED);
       return {};
     } else {
       const step_result r = run_checked(net, s, x, target, loss, g, rule_pass::step);
@@ -133,9 +137,7 @@ class rule_skeleton {
                           const Loss& loss, rng& g) {
     if constexpr (!detail::rule_runs_on<Rule, Net>) {
       static_assert(detail::always_false_v<Net>,
-                    "this learning rule does not run on convolutional layers (pnn::conv2d) yet; on convolutions use "
-                    "backprop, feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, "
-                    "in_silico, weight_perturbation or spsa");
+                    PNN_DETAIL_CONV_UNSUPPORTED);
       return {};
     } else {
       return estimate(net, kept_state<Net>(), x, target, loss, g);
@@ -148,9 +150,7 @@ class rule_skeleton {
                    rng& g) {
     if constexpr (!detail::rule_runs_on<Rule, Net>) {
       static_assert(detail::always_false_v<Net>,
-                    "this learning rule does not run on convolutional layers (pnn::conv2d) yet; on convolutions use "
-                    "backprop, feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, "
-                    "in_silico, weight_perturbation or spsa");
+                    PNN_DETAIL_CONV_UNSUPPORTED);
       return {};
     } else {
       return step(net, kept_state<Net>(), x, target, loss, g);
@@ -164,9 +164,10 @@ class rule_skeleton {
     requires is_network_v<Net>
   state_type<Net>& kept_state_for(const Net& net) {
     static_assert(detail::rule_runs_on<Rule, Net>,
-                  "this learning rule does not run on convolutional layers (pnn::conv2d) yet");
+                  PNN_DETAIL_CONV_UNSUPPORTED);
     auto& s = kept_state<Net>();
     if (s.grad[0].weight.size() == 0) s.grad.reshape(net);
+    if constexpr (requires(const Rule& r) { r.prepare_state(net, s); }) self().prepare_state(net, s);
     return s;
   }
 
@@ -179,6 +180,7 @@ class rule_skeleton {
 
  private:
   Rule& self() noexcept { return static_cast<Rule&>(*this); }
+  const Rule& self() const noexcept { return static_cast<const Rule&>(*this); }
 
   template <class Net, class X, class Y, class Loss>
   step_result run_checked(Net& net, state_type<Net>& s, const xt::xexpression<X>& x,
@@ -198,3 +200,5 @@ class rule_skeleton {
 
 }  // namespace learn
 }  // namespace pnn
+
+#undef PNN_DETAIL_CONV_UNSUPPORTED

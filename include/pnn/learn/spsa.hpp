@@ -156,7 +156,7 @@ class spsa : public rule_skeleton<spsa<Optimizer>> {
                   "learn::spsa needs tiles whose parameters can be written (weight_data() or "
                   "get_parameters/set_parameters)");
     rng g0 = g.split(1);
-    const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0);
+    const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0, name);
     s.grad.reshape(net);
     using V = perturb_detail::flat_t<Net>;
     const std::size_t M = params_.num_perturbations;

@@ -80,7 +80,7 @@ class weight_perturbation : public rule_skeleton<weight_perturbation<Optimizer>>
                   "learn::weight_perturbation needs tiles whose parameters can be written (weight_data() or "
                   "get_parameters/set_parameters)");
     rng g0 = g.split(1);
-    const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0);
+    const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0, name);
     s.grad.reshape(net);
     using V = perturb_detail::flat_t<Net>;
     const std::size_t P = params_.num_perturbations;

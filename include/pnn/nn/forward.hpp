@@ -150,6 +150,33 @@ void forward_trace(const Net& net, const typename Net::value_type* x, std::size_
   });
 }
 
+namespace detail {
+/// Rejects a recorded forward pass whose output is not finite, naming the first layer whose
+/// physics (or activation) produced NaN or Inf and the sample, so that a diverging substrate is
+/// reported where it diverged rather than as a non-finite update of some layer further down.
+/// Only the output (n × outputs) is scanned on the normal path; the layers only on failure.
+/// \pre `tr` was filled by `forward_trace` from finite inputs.
+template <class Net>
+void require_finite_forward(const trace<Net>& tr, const char* rule) {
+  const auto& y = tr.output();
+  if (all_finite(y.data(), y.size())) return;
+  for (std::size_t l = 0; l < Net::num_layers; ++l) {
+    const auto& h = tr.h[l];
+    if (all_finite(h.data(), h.size())) continue;
+    std::size_t at = 0;
+    while (at < h.size() && std::isfinite(h.data()[at])) ++at;
+    const std::size_t width = h.shape()[1];
+    const auto& a = tr.a[l];
+    const bool drive_finite = all_finite(a.data(), a.size());
+    throw_error(std::string(rule) + ": the forward pass gave NaN or Inf in the output of layer " + std::to_string(l) +
+                " (sample " + std::to_string(at / width) + " of the batch, unit " + std::to_string(at % width) + "; " +
+                (drive_finite ? "its pre-activation was finite, so the activation overflowed"
+                              : "already in its pre-activation, so the substrate's read diverged") +
+                "); the network was left unchanged");
+  }
+}
+}  // namespace detail
+
 /// Outputs of `net` for a batch `x` (n × inputs) or a single sample (inputs), with forward
 /// noise drawn from `g`. Throws `pnn::error` on a wrong shape or non-finite input.
 template <class Net, class E>

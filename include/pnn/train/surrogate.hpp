@@ -16,15 +16,19 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 #include <cmath>
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <xtensor/xtensor.hpp>
 
+#include <pnn/core/state_format.hpp>
 #include <pnn/data/dataset.hpp>
 #include <pnn/learn/backprop.hpp>
 #include <pnn/learn/optim.hpp>
@@ -145,6 +149,76 @@ class mlp_surrogate {
       for (std::size_t c = 0; c < d; ++c) gz[r * d + c] = static_cast<T>(double(up_(r, c)) / sd_z_[c]);
   }
 
+  /// Checkpoint contents (pnn/core/state_format.hpp): the sizes, the standardisation, the fit
+  /// report and the network's weights. The file decides the sizes, so a default-constructed
+  /// surrogate loads any fit; sizes, scales and weights are checked (finite, σ > 0) before the
+  /// surrogate changes.
+  template <class V>
+  void visit_state(V& v) {
+    constexpr std::size_t L = network_type::num_layers;
+    std::array<std::uint64_t, L + 1> dims{};  // features, hidden1, hidden2, outputs (all 0: not fitted)
+    if constexpr (!V::loading) {
+      dims[0] = features();
+      if (dims[0] > 0) net_.for_each_layer([&](const auto& l, std::size_t i) { dims[i + 1] = l.out_size(); });
+    }
+    v("sizes", std::span<std::uint64_t>(dims), state_scratch);
+    if constexpr (V::loading) {
+      const bool none = dims[0] == 0, all = std::all_of(dims.begin(), dims.end(), [](auto d) { return d > 0; });
+      const bool plausible = std::all_of(dims.begin(), dims.end(), [](auto d) { return d <= (std::uint64_t{1} << 16); });
+      if (!plausible || !(none || all)) {
+        v.reject("sizes", "are not those of a surrogate (all zero, or all positive and at most 65536)");
+        dims.fill(0);
+      }
+    }
+    const auto size = [](std::uint64_t d) { return static_cast<std::size_t>(d); };
+    std::vector<double> mu_z(size(dims[0])), sd_z(size(dims[0])), mu_y(size(dims[L])), sd_y(size(dims[L]));
+    std::array<std::vector<float>, L> w, b;
+    for (std::size_t i = 0; i < L; ++i) {
+      w[i].resize(size(dims[i + 1] * dims[i]));
+      b[i].resize(size(dims[i + 1]));
+    }
+    if constexpr (!V::loading) {
+      mu_z = mu_z_, sd_z = sd_z_, mu_y = mu_y_, sd_y = sd_y_;
+      if (dims[0] > 0)
+        net_.for_each_layer([&](const auto& l, std::size_t i) {
+          std::copy(l.tile.weight_data(), l.tile.weight_data() + w[i].size(), w[i].begin());
+          std::copy(l.tile.bias_data(), l.tile.bias_data() + b[i].size(), b[i].begin());
+        });
+    }
+    v("mu_z", std::span<double>(mu_z), state_scratch);
+    v("sd_z", std::span<double>(sd_z), state_scratch);
+    v("mu_y", std::span<double>(mu_y), state_scratch);
+    v("sd_y", std::span<double>(sd_y), state_scratch);
+    for (std::size_t i = 0; i < L; ++i) {
+      auto g = v.scope("layer", i);
+      v("weight", std::span<float>(w[i]), state_scratch);
+      v("bias", std::span<float>(b[i]), state_scratch);
+      if constexpr (V::loading) {
+        if (!pnn::detail::all_finite(w[i].data(), w[i].size()) || !pnn::detail::all_finite(b[i].data(), b[i].size()))
+          v.reject("weight", "are not finite");
+      }
+    }
+    v("train_error", report_.train_error);
+    v("validation_error", report_.validation_error);
+    v("train_samples", report_.train_samples);
+    v("validation_samples", report_.validation_samples);
+    if constexpr (V::loading) {
+      for (const auto* m : {&mu_z, &mu_y})
+        if (!pnn::detail::all_finite(m->data(), m->size())) v.reject(m == &mu_z ? "mu_z" : "mu_y", "are not finite");
+      for (const auto* sd : {&sd_z, &sd_y})
+        if (!std::all_of(sd->begin(), sd->end(), [](double x) { return x > 0 && std::isfinite(x); }))
+          v.reject(sd == &sd_z ? "sd_z" : "sd_y", "are not positive and finite");
+      if (v.applying()) {
+        mu_z_ = std::move(mu_z), sd_z_ = std::move(sd_z), mu_y_ = std::move(mu_y), sd_y_ = std::move(sd_y);
+        net_ = dims[0] == 0 ? network_type{}
+                            : network_type({size(dims[0]), size(dims[1]), size(dims[2]), size(dims[3])}, seed{0});
+        rng g(0);
+        if (dims[0] > 0)
+          net_.for_each_layer([&](auto& l, std::size_t i) { l.tile.set_weights(w[i].data(), b[i].data(), g); });
+      }
+    }
+  }
+
  private:
   static void standardise(const xt::xtensor<double, 2>& m, std::vector<double>& mu, std::vector<double>& sd) {
     const std::size_t n = m.shape()[0], c = m.shape()[1];
@@ -209,6 +283,19 @@ class mlp_surrogate {
 struct layer_surrogate {
   mlp_surrogate model{};
   surrogate_input input = surrogate_input::parameters;
+
+  /// Checkpoint contents: how the surrogate sees the layer, and the model.
+  template <class V>
+  void visit_state(V& v) {
+    std::array<std::uint8_t, 1> kind{static_cast<std::uint8_t>(input)};
+    v("input", std::span<std::uint8_t>(kind), state_scratch);
+    if constexpr (V::loading) {
+      if (kind[0] > static_cast<std::uint8_t>(surrogate_input::drive)) v.reject("input", "is not a surrogate_input");
+      if (v.applying()) input = static_cast<surrogate_input>(kind[0]);
+    }
+    auto g = v.scope("model");
+    model.visit_state(v);
+  }
 };
 
 /// Measures a dense layer `l` (through a copy: its callable, noise and all) at
@@ -265,6 +352,46 @@ struct surrogate_twin {
   void set(std::size_t i, layer_surrogate s) {
     if (layers.size() <= i) layers.resize(i + 1);
     layers[i] = std::move(s);
+  }
+
+  /// Checkpoint contents: which layers have a surrogate, and each surrogate. The twin lives in
+  /// the rule's parameters, not its state: save it as a part of its own,
+  /// `io::save_parts(path, state_part{"network", net}, state_part{"rule", rule.kept_state_for(net)},
+  /// state_part{"twin", rule.twin()})`; a default-constructed twin loads it.
+  template <class V>
+  void visit_state(V& v) {
+    std::array<std::uint64_t, 1> count{layers.size()};
+    v("layers", std::span<std::uint64_t>(count), state_scratch);
+    if constexpr (V::loading) {
+      if (count[0] > 4096) {
+        v.reject("layers", "is implausibly large");
+        count[0] = 0;
+      }
+    }
+    std::vector<std::uint8_t> present(static_cast<std::size_t>(count[0]));
+    if constexpr (!V::loading)
+      for (std::size_t i = 0; i < layers.size(); ++i) present[i] = layers[i].has_value() ? 1 : 0;
+    v("present", std::span<std::uint8_t>(present), state_scratch);
+    // Loading fills copies, which replace the surrogates only in the applying pass.
+    std::vector<std::optional<layer_surrogate>> loaded;
+    if constexpr (V::loading) {
+      loaded.resize(present.size());
+      for (std::size_t i = 0; i < present.size(); ++i) {
+        if (present[i] > 1) v.reject("present", "is not a list of booleans");
+        if (present[i] == 1) loaded[i].emplace();
+      }
+    }
+    auto& ls = [&]() -> std::vector<std::optional<layer_surrogate>>& {
+      if constexpr (V::loading) return loaded;
+      else return layers;
+    }();
+    for (std::size_t i = 0; i < ls.size(); ++i)
+      if (ls[i].has_value()) {
+        auto g = v.scope("surrogate", i);
+        ls[i]->visit_state(v);
+      }
+    if constexpr (V::loading)
+      if (v.applying()) layers = std::move(loaded);
   }
 
   template <class Net>
