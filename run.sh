@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 packages=(cmake g++ make xtensor-dev libxsimd-dev xtl-dev catch2 libbenchmark-dev doxygen graphviz zlib1g-dev
           dataset-fashion-mnist libopenblas-dev libcli11-dev nlohmann-json3-dev gnuplot-nox ccache)
 # What only the test command needs: the other compilers and targets the library claims.
-test_packages=(clang libclang-rt-14-dev g++-aarch64-linux-gnu gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib python3)
+test_packages=(clang libclang-rt-14-dev libomp-14-dev g++-aarch64-linux-gnu gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib python3)
 
 install_missing() {  # install_missing [extra packages...]
   local missing=()
@@ -78,9 +78,12 @@ case "$cmd" in
     # API documentation builds without warnings.
     cmake --build --preset release --target docs
     echo "run.sh: g++ checks done after $((SECONDS - start)) s"
-    # Clang, the other compiler we support: the whole suite again.
-    build clang
-    ctest --preset clang -j "$jobs"
+    # Clang, the other compiler we support, with AddressSanitizer and UndefinedBehaviorSanitizer
+    # (assertions on): the whole suite and the examples again; and ThreadSanitizer on the
+    # multi-threaded paths (concurrent reads, OpenMP kernel teams) in the same build.
+    build sanitize
+    echo "run.sh: sanitizer build done after $((SECONDS - start)) s"
+    ctest --preset sanitize -j "$jobs"
     # Untrusted-input readers under libFuzzer with ASan + UBSan, from the committed corpora.
     bash tools/fuzz.sh 20 build/fuzz
     echo "run.sh: all checks passed in $((SECONDS - start)) s"

@@ -105,7 +105,7 @@ TEST_CASE("reprogramming realises W - dW exactly on an ideal mesh", "[photonic]"
   const std::vector<double> w0(t.weight_data(), t.weight_data() + 15), b0(t.bias_data(), t.bias_data() + 3);
   layer_gradient<double> up;
   up.weight = xt::xtensor<double, 2>({3, 5});
-  up.bias = xt::xtensor<double, 1>({3});
+  up.bias = xt::xtensor<double, 1>::from_shape({3});  // ({3}) would be one element holding 3
   const auto d = randn(15, 77);
   for (std::size_t i = 0; i < 15; ++i) up.weight.data()[i] = 0.1 * d[i];
   for (std::size_t j = 0; j < 3; ++j) up.bias.data()[j] = 0.5;

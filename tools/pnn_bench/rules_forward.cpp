@@ -96,8 +96,10 @@ result run_spsa(const config& cfg, const std::string& substrate, const pnn::data
          .c = 0.01,
          .num_perturbations = 8,
          .perturbation = multiplexed ? pnn::learn::spsa_perturbation::code_multiplexed : pnn::learn::spsa_perturbation::spsa}};
-    r.settings = {{"optimizer", "spsa_gain"}, {"a", 0.05}, {"A", 100}, {"alpha", 0.602}, {"c", 0.01},
-                  {"gamma", 0.101}, {"num_perturbations", 8}, {"perturbation", multiplexed ? "code_multiplexed" : "spsa"}};
+    nlohmann::json settings{{"optimizer", "spsa_gain"}, {"a", 0.05}, {"A", 100}, {"alpha", 0.602}, {"c", 0.01},
+                            {"gamma", 0.101}, {"num_perturbations", 8}};
+    settings["perturbation"] = multiplexed ? "code_multiplexed" : "spsa";
+    r.settings = std::move(settings);
     return train_and_measure(cfg, d, net, rule, r, true);
   });
 }
