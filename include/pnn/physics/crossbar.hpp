@@ -138,6 +138,11 @@ struct crossbar {
     bool update_bl_management = true;
     float g_min = 0.0f;                ///< conductance of w = 0 on each device, µS, ≥ 0
     float g_max = 25.0f;               ///< conductance at the nominal weight range, µS, > g_min
+    /// Largest physical array, in input lines (W's columns) and output lines (W's rows): a
+    /// larger layer is split into a grid of arrays whose outputs are summed digitally, each
+    /// with its own periphery (aihwkit's `max_input_size`/`max_output_size`). ≥ 1.
+    std::size_t max_input_size = 512;
+    std::size_t max_output_size = 512;  ///< see `max_input_size`
     Device device{};
 
     /// Rejects bad parameters with a clear error.
@@ -151,6 +156,8 @@ struct crossbar {
       PNN_EXPECTS(!update_bl_management || update_management,
                   "crossbar params: update_bl_management needs update_management (else pulse probabilities exceed 1)");
       PNN_EXPECTS(g_min >= 0 && g_min < g_max && std::isfinite(g_max), "crossbar params: need 0 <= g_min < g_max");
+      PNN_EXPECTS(max_input_size >= 1 && max_output_size >= 1,
+                  "crossbar params: max_input_size and max_output_size (the physical array) must be >= 1");
       device.validate();
     }
     /// Ideal periphery both ways (no DAC/ADC, noise or bounds); the update stays the device's.
@@ -188,6 +195,11 @@ struct crossbar {
       }
       inference_.clear();
     }
+    /// Physical arrays the layer occupies: ⌈In/max_input_size⌉ · ⌈Out/max_output_size⌉.
+    [[nodiscard]] std::size_t physical_arrays() const noexcept {
+      const std::size_t a = (in_size() + params_.max_input_size - 1) / params_.max_input_size;
+      return a * ((out_size() + params_.max_output_size - 1) / params_.max_output_size);
+    }
     [[nodiscard]] std::size_t in_size() const noexcept { return weight_.cols(); }
     [[nodiscard]] std::size_t out_size() const noexcept { return weight_.rows(); }
 
@@ -203,6 +215,9 @@ struct crossbar {
     /// perfect; re-reads of bound management included) and every pulse fired into `c`
     /// (`tile_hooks::attach_cost_counter`; null detaches).
     void attach_cost_counter(cost_counter* c) noexcept { cost_.attach(c); }
+    /// The counter reads and pulses are reported to (null when none is attached): a compound
+    /// update's extra arrays report to the same one (`optim::transfer_compound`).
+    [[nodiscard]] cost_counter* attached_cost_counter() const noexcept { return cost_.counter(); }
     /// Reports `n` devices written to a value (a perturbative rule setting W through
     /// `set_tile_parameters`): one programming slot, `n` parameter writes.
     void report_parameter_writes(std::uint64_t n) const {
@@ -274,6 +289,35 @@ struct crossbar {
         if (!done) {
           pulse_counts(update.weight_data(), g);
         }
+      }
+      inference_.clear();
+    }
+
+    /// Drives every device with `pairs` alternating up/down pulses (cycle-to-cycle noise
+    /// included). An asymmetric device then settles where its up and down steps are equal — its
+    /// symmetry point, `w* = (Δw_up − Δw_down)/(Δw_up/b_max − Δw_down/b_min)` for soft bounds —
+    /// which is how a reference array is calibrated for Tiki-Taka training ("zero-shifting",
+    /// Kim et al. 2020). All devices are pulsed in parallel: `2·pairs` pulse slots. No effect
+    /// on ideal devices. Clears any inference programming.
+    void apply_pulse_pairs(std::size_t pairs, rng& g) {
+      if constexpr (is_pulsed) {
+        const simd::kernel_work_pause simulated;
+        const Device& d = params_.device;
+        normal_source ns(g.split(0x5e7));
+        for (std::size_t e = 0; e < weight_.size(); ++e) {
+          const devices::device_cell c = cell(e);
+          float& w = weight_.data()[e];
+          float& a = aux_.data()[e];
+          for (std::size_t p = 0; p < pairs; ++p) {
+            d.pulse(w, a, true, c, ns.next());
+            d.pulse(w, a, false, c, ns.next());
+          }
+        }
+        cost_.report([&] {
+          return physical_events{.pulses = 2 * pairs * weight_.size(), .pulse_slots = 2 * pairs};
+        });
+      } else {
+        (void)pairs, (void)g;
       }
       inference_.clear();
     }
@@ -401,43 +445,80 @@ struct crossbar {
       return w;
     }
 
+    // One read direction: y(n × m) = x(n × k)·op(W) through the periphery `io`. A layer larger
+    // than one physical array (`max_input_size` × `max_output_size`) is read as a grid of arrays:
+    // each block of W gets its slice of the inputs through its own DACs, noise and bound
+    // management and its own ADCs, and the blocks' outputs are summed digitally (aihwkit's and
+    // CrossSim's mapping of large layers). A layer that fits is one block and draws exactly the
+    // streams it always did.
     template <bool Transposed>
     void mvm(const io_params& io, const float* x, std::size_t n, float* y, rng& g) const {
       const simd::kernel_work_pause simulated;  // the array's physics, not digital work
       const std::size_t k = Transposed ? out_size() : in_size();
       const std::size_t m = Transposed ? in_size() : out_size();
+      const std::size_t kc = std::min(k, Transposed ? params_.max_output_size : params_.max_input_size);
+      const std::size_t mc = std::min(m, Transposed ? params_.max_input_size : params_.max_output_size);
       const float* W = active_weights();
       read_workspace& ws = workspace();
-      // Array energy needs Σ G·u² over the driven cells: each input line's total conductance,
-      // computed only when a cost counter listens.
-      const bool counting = cost_.counter() != nullptr;
-      std::vector<float> line;
-      double drive = 0;
-      if (counting) line = line_conductance(Transposed);
-      auto add_drive = [&](const float* u, std::size_t rows) {
-        if (!counting) return;
-        for (std::size_t r = 0; r < rows; ++r) drive += double(simd::weighted_sum_squares<float>(k, u + r * k, line.data()));
-      };
       if (io.w_noise > 0) {
         ws.wn.assign(W, W + weight_.size());
         rng gw = g.split(0x77);
         add_normal(gw, ws.wn.data(), ws.wn.size(), io.w_noise * simd::abs_max<float>(ws.wn.size(), W));
         W = ws.wn.data();
       }
-      auto multiply = [&](const float* a, std::size_t rows, float* out) {
+      if (kc == k && mc == m) {
+        read_block<Transposed>(io, W, x, k, n, 0, k, 0, m, y, g, true);
+        return;
+      }
+      std::vector<float> part(n * mc);
+      std::fill(y, y + n * m, 0.0f);
+      std::size_t b = 0;
+      for (std::size_t k0 = 0; k0 < k; k0 += kc) {
+        for (std::size_t m0 = 0; m0 < m; m0 += mc, ++b) {
+          const std::size_t kb = std::min(kc, k - k0), mb = std::min(mc, m - m0);
+          rng gb = g.split(0xb10c).split(b);
+          read_block<Transposed>(io, W, x + k0, k, n, k0, kb, m0, mb, part.data(), gb, b == 0);
+          for (std::size_t r = 0; r < n; ++r) simd::axpy<float>(mb, 1.0f, part.data() + r * mb, y + r * m + m0);
+        }
+      }
+    }
+
+    // One physical array: the block of W whose input lines are [k0, k0 + kb) and output lines
+    // [m0, m0 + mb) of this read direction, driven by `x` (n rows of stride `ldx`, already
+    // offset to k0), writing y (n × mb). `first`: this block reports the read itself (passes
+    // and array vectors are counted once per layer read: the arrays work in parallel).
+    template <bool Transposed>
+    void read_block(const io_params& io, const float* W, const float* x, std::size_t ldx, std::size_t n, std::size_t k0,
+                    std::size_t k, std::size_t m0, std::size_t m, float* y, rng& g, bool first) const {
+      read_workspace& ws = workspace();
+      // Array energy needs Σ G·u² over the driven cells: each input line's total conductance
+      // over this block's devices, computed only when a cost counter listens.
+      const bool counting = cost_.counter() != nullptr;
+      std::vector<float> line;
+      double drive = 0;
+      if (counting) line = line_conductance(Transposed, k0, k, m0, m);
+      auto add_drive = [&](const float* u, std::size_t rows, std::size_t ld) {
+        if (!counting) return;
+        for (std::size_t r = 0; r < rows; ++r) drive += double(simd::weighted_sum_squares<float>(k, u + r * ld, line.data()));
+      };
+      // The block of W: rows [m0, m0 + m) × columns [k0, k0 + k) forwards (C = x·Wᵀ), rows
+      // [k0, k0 + k) × columns [m0, m0 + m) transposed (C = dy·W).
+      const float* Wb = Transposed ? W + k0 * in_size() + m0 : W + m0 * in_size() + k0;
+      auto multiply = [&](const float* a, std::size_t lda, std::size_t rows, float* out) {
         if constexpr (Transposed)
-          simd::gemm_nn<float>(rows, m, k, 1.0f, a, k, W, in_size(), 0.0f, out, m);
+          simd::gemm_nn<float>(rows, m, k, 1.0f, a, lda, Wb, in_size(), 0.0f, out, m);
         else
-          simd::gemm_nt<float>(rows, m, k, 1.0f, a, k, W, in_size(), 0.0f, out, m);
+          simd::gemm_nt<float>(rows, m, k, 1.0f, a, lda, Wb, in_size(), 0.0f, out, m);
       };
       const float post = inference_.programmed() ? inference_.output_scale() : 1.0f;
       std::uint64_t rereads = 0;  // vectors re-read by bound management
       auto report = [&] {
         cost_.report([&] {
           physical_events e;
-          (Transposed ? e.transposed_reads : e.reads) = n + rereads;
+          const std::uint64_t passes = (first ? n : 0) + rereads;
+          (Transposed ? e.transposed_reads : e.reads) = passes;
           e.macs = (n + rereads) * k * m;
-          e.array_vectors = n + rereads;
+          e.array_vectors = passes;
           if (!io.is_perfect) {
             e.dac_conversions = (n + rereads) * k;
             e.adc_conversions = (n + rereads) * m;
@@ -449,9 +530,9 @@ struct crossbar {
         });
       };
       if (io.is_perfect) {
-        add_drive(x, n);
+        add_drive(x, n, ldx);
         report();
-        multiply(x, n, y);
+        multiply(x, ldx, n, y);
         if (post != 1.0f) simd::scale<float>(n * m, post, y);
         return;
       }
@@ -459,12 +540,12 @@ struct crossbar {
       ws.scale.resize(n);
       for (std::size_t r = 0; r < n; ++r) {
         float s = 1.0f;
-        if (io.noise_management == io_noise_management::abs_max) s = simd::abs_max<float>(k, x + r * k);
+        if (io.noise_management == io_noise_management::abs_max) s = simd::abs_max<float>(k, x + r * ldx);
         ws.scale[r] = s;
-        prepare_input(io, x + r * k, k, s, ws.xs.data() + r * k);
+        prepare_input(io, x + r * ldx, k, s, ws.xs.data() + r * k);
       }
-      add_drive(ws.xs.data(), n);
-      multiply(ws.xs.data(), n, y);
+      add_drive(ws.xs.data(), n, k);
+      multiply(ws.xs.data(), k, n, y);
       rng gn = g.split(0);
       add_normal(gn, y, n * m, io.out_noise);
       for (std::size_t r = 0; r < n; ++r) {
@@ -479,9 +560,9 @@ struct crossbar {
           for (unsigned it = 0; it < io.max_bound_iterations && saturated(yr, m, io.out_bound); ++it) {
             s *= 2.0f;
             ws.xs_row.resize(k);
-            prepare_input(io, x + r * k, k, s, ws.xs_row.data());
-            add_drive(ws.xs_row.data(), 1);
-            multiply(ws.xs_row.data(), 1, yr);
+            prepare_input(io, x + r * ldx, k, s, ws.xs_row.data());
+            add_drive(ws.xs_row.data(), 1, k);
+            multiply(ws.xs_row.data(), k, 1, yr);
             add_normal(gb, yr, m, io.out_noise);
             ++rereads;
           }
@@ -492,31 +573,36 @@ struct crossbar {
       report();
     }
 
-    // Σ over the devices each input line drives of G⁺ + G⁻ (µS): columns of W forwards, rows
-    // when the columns are driven (transposed). Per pair G⁺ + G⁻ = 2 g_min + g_ref·|w| (pair
-    // devices: 2 g_min + g_ref·(w + 2 G⁻-state)), summed in one pass over W without forming the
-    // conductances, so that counting costs a small fraction of the read it prices.
-    std::vector<float> line_conductance(bool transposed) const {
-      const std::size_t in = in_size(), out = out_size();
-      std::vector<float> line(transposed ? out : in, 0.0f);
+    // Σ over the devices each input line drives of G⁺ + G⁻ (µS), within one array: input lines
+    // [k0, k0 + k) and output lines [m0, m0 + m) of the read direction (columns of W forwards,
+    // rows when the columns are driven). Per pair G⁺ + G⁻ = 2 g_min + g_ref·|w| (pair devices:
+    // 2 g_min + g_ref·(w + 2 G⁻-state)), summed in one pass without forming the conductances, so
+    // that counting costs a small fraction of the read it prices.
+    std::vector<float> line_conductance(bool transposed, std::size_t k0, std::size_t k, std::size_t m0,
+                                        std::size_t m) const {
+      const std::size_t in = in_size();
+      std::vector<float> line(k, 0.0f);
       const float* w = weight_.data();
-      for (std::size_t j = 0; j < out; ++j) {
-        const float* wj = w + j * in;
+      // Rows j of W (outputs forwards, inputs transposed) and the column range [c0, c0 + cn).
+      const std::size_t j0 = transposed ? k0 : m0, jn = transposed ? k : m;
+      const std::size_t c0 = transposed ? m0 : k0, cn = transposed ? m : k;
+      for (std::size_t j = j0; j < j0 + jn; ++j) {
+        const float* wj = w + j * in + c0;
         if constexpr (Device::has_pair) {
-          const float* aj = aux_.data() + j * in;
+          const float* aj = aux_.data() + j * in + c0;
           if (transposed) {
-            line[j] = simd::sum<float>(in, wj) + 2.0f * simd::sum<float>(in, aj);
+            line[j - j0] = simd::sum<float>(cn, wj) + 2.0f * simd::sum<float>(cn, aj);
           } else {
-            simd::axpy<float>(in, 1.0f, wj, line.data());
-            simd::axpy<float>(in, 2.0f, aj, line.data());
+            simd::axpy<float>(cn, 1.0f, wj, line.data());
+            simd::axpy<float>(cn, 2.0f, aj, line.data());
           }
         } else if (transposed) {
-          line[j] = simd::abs_sum<float>(in, wj);
+          line[j - j0] = simd::abs_sum<float>(cn, wj);
         } else {
-          simd::add_abs<float>(in, wj, line.data());
+          simd::add_abs<float>(cn, wj, line.data());
         }
       }
-      const float r = g_ref(), lines = float(transposed ? in : out);
+      const float r = g_ref(), lines = float(m);
       for (float& l : line) l = 2.0f * params_.g_min * lines + r * l;
       return line;
     }
