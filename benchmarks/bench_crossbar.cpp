@@ -10,6 +10,7 @@
 
 #include <map>
 
+#include <pnn/learn/transfer_compound.hpp>
 #include <pnn/physics/crossbar.hpp>
 
 namespace {
@@ -65,6 +66,37 @@ void BM_crossbar_update_pulsed(benchmark::State& state) { pulsed(state, true, 1.
 void BM_crossbar_update_pulsed_fixed_bl31(benchmark::State& state) { pulsed(state, false, 1.0f); }
 // Deltas 64× larger (per-sample instead of batch-mean scale): 64× more pulses.
 void BM_crossbar_update_pulsed_x64(benchmark::State& state) { pulsed(state, true, 64.0f); }
+
+// A transfer compound's whole update of the same tile and step (issue 20): the factors pulsed
+// onto the fast array A (fast_lr 1: the same pulse trains as BM_crossbar_update_pulsed), 64 column
+// reads of A through the periphery (one per sample), the digital buffer, and C's whole pulses.
+void transfer(benchmark::State& state, pnn::optim::transfer_algorithm a) {
+  using one_layer = pnn::network<pnn::dense<pnn::dynamic, pnn::dynamic, cs_xbar, pnn::noise::none, pnn::act::identity>>;
+  one_layer net({in, out}, pnn::seed{3});
+  fill_weights(pnn::layer<0>(net).tile);
+  auto opt = pnn::optim::transfer_compound::preset(a);
+  opt.fast_lr = 1.0f;  // the estimate below already carries lr 0.01
+  opt.learning_rate = 0.01f;
+  opt.zero_shift_pairs = 100;
+  pnn::optim::transfer_compound::state<one_layer> st;
+  opt.prepare_state(net, st);
+  const auto& u = first_layer_update(1.0f);
+  pnn::gradients<one_layer> g(net);
+  pnn::rng gr(5);
+  std::uint64_t k = 0;
+  for (auto _ : state) {
+    g[0].input = u.input;
+    g[0].delta = u.delta;
+    g[0].factor_scale = u.factor_scale;
+    g[0].factored = true;
+    opt.apply(g, st, net);
+    pnn::rng gk = gr.split(k++);
+    pnn::program(net, g, gk);
+    benchmark::DoNotOptimize(pnn::layer<0>(net).tile.weight_data());
+  }
+}
+void BM_crossbar_update_ttv2(benchmark::State& state) { transfer(state, pnn::optim::transfer_algorithm::ttv2); }
+void BM_crossbar_update_c_ttv2(benchmark::State& state) { transfer(state, pnn::optim::transfer_algorithm::c_ttv2); }
 
 void BM_crossbar_update_float(benchmark::State& state) {
   const auto& u = first_layer_update(1.0f);
@@ -138,6 +170,8 @@ void BM_crossbar_backward_io(benchmark::State& state) {
 BENCHMARK(BM_crossbar_update_pulsed)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_crossbar_update_pulsed_fixed_bl31)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_crossbar_update_pulsed_x64)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_crossbar_update_ttv2)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_crossbar_update_c_ttv2)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_crossbar_update_float)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_crossbar_forward_ideal)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_crossbar_forward_io)->Unit(benchmark::kMicrosecond);

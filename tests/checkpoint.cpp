@@ -18,6 +18,7 @@
 #include <pnn/pnn.hpp>
 #include <pnn/io/checkpoint.hpp>
 #include <pnn/learn/equilibrium_propagation.hpp>
+#include <pnn/learn/transfer_compound.hpp>
 #include <pnn/physics/crossbar.hpp>
 
 using namespace pnn;
@@ -359,6 +360,20 @@ TEST_CASE("checkpoint: resumed training equals uninterrupted training, bit for b
         [](seed s) { return net_t({6, 10, 3}, s); },
         [] { return learn::backprop<optim::mixed_precision<optim::sgd>>{{.optimizer = {.inner = {.learning_rate = 0.1f}}}}; },
         ce, d, 16);
+  }
+  SECTION("chopped TTv2 and AGAD (fast arrays, buffers, references and choppers are state)") {
+    using net_t = network<dense<dynamic, dynamic, xbar, noise::none, act::tanh>,
+                          dense<dynamic, dynamic, xbar, noise::none, act::identity>>;
+    for (auto alg : {optim::transfer_algorithm::c_ttv2, optim::transfer_algorithm::agad}) {
+      check_resume<net_t>(
+          [](seed s) { return net_t({6, 10, 3}, s); },
+          [alg] {
+            auto o = optim::transfer_compound::preset(alg);
+            o.zero_shift_pairs = 50;
+            return learn::backprop<optim::transfer_compound>{{.optimizer = o}};
+          },
+          ce, d, 16);
+    }
   }
   SECTION("feedback alignment") {
     using net_t = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,

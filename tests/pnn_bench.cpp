@@ -375,6 +375,43 @@ TEST_CASE("pnn-bench --tune picks the learning-rate scale on a validation split 
   }
 }
 
+TEST_CASE("pnn-bench --crossbar-update trains the crossbar by plain pulses or a transfer compound, and says which",
+          "[pnn-bench][transfer][slow]") {
+  for (const std::string u : {"sgd", "tiki_taka", "ttv2", "c_ttv2", "agad"}) {
+    const auto dir = fresh_dir("pnn_bench_crossbar_update");
+    const auto out = dir / "out.json";
+    const auto r = run_bench("--rules backprop,feedback_alignment --substrates crossbar --crossbar-update " + u +
+                                 " --epochs 2 --train-limit 1500 --hidden 16 --batch 16 --json " + out.string(),
+                             dir);
+    INFO(u << ": " << r.err);
+    REQUIRE(r.status == 0);
+    std::ifstream f(out);
+    const auto j = nlohmann::json::parse(f);
+    CHECK(j.at("crossbar_update") == u);
+    for (const auto& row : j.at("results")) {
+      INFO(row.dump());
+      REQUIRE(!row.contains("skipped"));
+      const auto& st = row.at("settings");
+      CHECK(st.at("crossbar_update") == u);
+      // Learns: well above the same network untrained (about 0.13 here; 0.25–0.65 after training).
+      CHECK(row.at("test_accuracy").get<double>() > row.at("untrained_accuracy").get<double>() + 0.12);
+      // The transfer's pulses and column reads are priced with the rest.
+      CHECK(row.at("energy").at("pulses_per_sample").get<double>() > 0.0);
+      if (u != "sgd") {
+        // The digital buffers are reported: H and the reference for TTv2/c-TTv2, H and AGAD's
+        // dynamic reference; Tiki-Taka v1 keeps only the reference.
+        const double per_matrix = 784 * 16 + 16 * 10;
+        CHECK(st.at("transfer").at("buffer_floats").get<double>() == Approx(u == "tiki_taka" ? per_matrix : 2 * per_matrix));
+        CHECK(st.at("transfer").at("buffer_precision_bits") == 32);
+      }
+    }
+  }
+  const auto dir = fresh_dir("pnn_bench_crossbar_update_bad");
+  const auto r = run_bench("--rules backprop --substrates crossbar --crossbar-update adam", dir);
+  CHECK(r.status != 0);
+  CHECK(r.err.find("--crossbar-update") != std::string::npos);
+}
+
 TEST_CASE("pnn-bench prices what each rule does on the crossbar: passes, pulses, converters, digital work",
           "[pnn-bench][energy][slow]") {
   const auto results = small_run("pnn_bench_crossbar_energy", "backprop,in_silico,equilibrium_propagation", "crossbar");

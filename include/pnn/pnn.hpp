@@ -19,6 +19,7 @@
 #include <pnn/learn/forward_gradient.hpp>
 #include <pnn/train/in_silico.hpp>
 #include <pnn/learn/optim.hpp>
+#include <pnn/learn/transfer_compound.hpp>
 #include <pnn/learn/perturbation.hpp>
 #include <pnn/learn/physics_aware.hpp>
 #include <pnn/learn/composed_rule.hpp>
@@ -40,6 +41,7 @@
 #include <pnn/physics/cost.hpp>
 #include <pnn/physics/crossbar.hpp>
 #include <pnn/physics/devices.hpp>
+#include <pnn/physics/measured_device.hpp>
 #include <pnn/physics/mzi.hpp>
 #include <pnn/physics/mzi_mesh.hpp>
 #include <pnn/physics/pcm_inference.hpp>

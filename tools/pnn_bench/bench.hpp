@@ -61,6 +61,13 @@ struct config {
   /// selects on a validation split.
   double lr_scale = 1.0;
   std::string perturbation = "spsa";
+  /// `--crossbar-update`: how updates reach pulsed crossbars — mixed_precision (a digital
+  /// accumulator fires whole pulses), sgd (plain stochastic pulse trains), or a transfer
+  /// compound: tiki_taka, ttv2, c_ttv2, agad (`drive.hpp`, `crossbar_optimizer`).
+  std::string crossbar_update = "mixed_precision";
+  double crossbar_lr = 0;  ///< `--crossbar-lr`: η of `sgd` and the transfer compounds (0: `drive.hpp`'s)
+  double fast_lr = 0;      ///< `--fast-lr`: a transfer compound's rate onto the fast array (0: default)
+  double chop_prob = -1;   ///< `--chop-prob`: c_ttv2/agad chopper probability (< 0: the preset's)
   /// Set on the scorecard's robustness runs: the condition trained and tested under.
   std::optional<condition> hardware_condition;
   /// `--scorecard`: evaluate the trained network after PCM drift (crossbar substrates).

@@ -17,6 +17,8 @@
 
 #include "bench.hpp"
 
+#include <pnn/learn/transfer_compound.hpp>
+
 namespace pnn_bench {
 
 using pnn::dynamic;
@@ -34,17 +36,113 @@ constexpr bool programs_in_steps() {
   return any;
 }
 
-/// The optimiser a rule runs with on `Net`: on pulsed crossbars, `optim::mixed_precision` around
-/// it (updates accumulate digitally and whole device pulses are transferred — aihwkit's
-/// mixed-precision compound; plain stochastic pulse trains plateau near 81 % on this task
-/// because every sample's pulses pull soft-bounds devices towards zero); elsewhere `o` itself.
+/// Learning rates of the analog updates (`--crossbar-update` other than mixed_precision), the
+/// same for every rule: they replace the rule's own optimiser on pulsed layers, whose rates are
+/// tuned for digital arithmetic. Chosen for backprop on the crossbar by validation accuracy
+/// (`--tune`'s split: the last 2000 of the 20000 training images, 3 epochs) over η ∈ {0.025 … 0.4}
+/// and fast rates ∈ {0.025 … 6}: one pair serves all four compounds within a point of each one's
+/// best (`--crossbar-lr`, `--fast-lr` and `--tune` change them).
+inline constexpr float pulsed_sgd_lr = 0.02f;     ///< plain pulse trains: η
+inline constexpr float transfer_eta = 0.05f;      ///< transfer compounds: η (transfer rate and digital parts)
+inline constexpr float transfer_fast_lr = 1.5f;   ///< transfer compounds: rate onto the fast array
+
+/// \brief The optimiser of a rule on a network of pulsed crossbars, chosen at run time by
+/// `--crossbar-update` (one instantiation per rule serves every choice):
+/// * `mixed_precision`: `optim::mixed_precision` around the rule's own optimiser — updates
+///   accumulate digitally and whole device pulses are transferred (aihwkit's mixed-precision
+///   compound; the default, because plain pulse trains plateau on soft-bounds devices);
+/// * `sgd`: plain stochastic pulse trains of the factored estimate, `optim::sgd`;
+/// * `tiki_taka`, `ttv2`, `c_ttv2`, `agad`: `optim::transfer_compound` with that preset.
+template <class Opt>
+struct crossbar_optimizer {
+  static constexpr const char* name = "crossbar_optimizer";
+  enum class kind { mixed_precision, sgd, transfer };
+  kind which = kind::mixed_precision;
+  pnn::optim::mixed_precision<Opt> mixed{};
+  pnn::optim::sgd pulsed{};
+  pnn::optim::transfer_compound transfer{};
+
+  template <class Net>
+  struct state {
+    typename pnn::optim::mixed_precision<Opt>::template state<Net> mixed{};
+    pnn::optim::sgd::state<Net> pulsed{};
+    pnn::optim::transfer_compound::state<Net> transfer{};
+    template <class V>
+    void visit_state(V& v) {
+      {
+        auto g = v.scope("mixed_precision");
+        mixed.visit_state(v);
+      }
+      {
+        auto g = v.scope("sgd");
+        pulsed.visit_state(v);
+      }
+      auto g = v.scope("transfer");
+      transfer.visit_state(v);
+    }
+  };
+
+  [[nodiscard]] bool keeps_factors() const noexcept { return which == kind::sgd; }
+  void validate() const {
+    if (which == kind::mixed_precision) mixed.validate();
+    else if (which == kind::sgd) pulsed.validate();
+    else transfer.validate();
+  }
+  template <class Net>
+  void prepare_state(const Net& net, state<Net>& s) const {
+    if (which == kind::transfer) transfer.prepare_state(net, s.transfer);
+  }
+  template <class Net>
+  void apply(pnn::gradients<Net>& g, state<Net>& s, const Net& net) const {
+    if (which == kind::mixed_precision) mixed.apply(g, s.mixed, net);
+    else if (which == kind::sgd) pulsed.apply(g, s.pulsed, net);
+    else transfer.apply(g, s.transfer, net);
+  }
+};
+
+/// True for the names `--crossbar-update` accepts.
+inline bool is_crossbar_update(const std::string& u) {
+  return u == "mixed_precision" || u == "sgd" || u == "tiki_taka" || u == "ttv2" || u == "c_ttv2" || u == "agad";
+}
+
+/// The transfer algorithm `--crossbar-update` names (`tiki_taka`, `ttv2`, `c_ttv2`, `agad`).
+inline pnn::optim::transfer_algorithm transfer_algorithm_of(const std::string& u) {
+  using a = pnn::optim::transfer_algorithm;
+  if (u == "tiki_taka") return a::tiki_taka;
+  if (u == "ttv2") return a::ttv2;
+  if (u == "agad") return a::agad;
+  return a::c_ttv2;
+}
+
+/// The optimiser a rule runs with on `Net`: on pulsed crossbars, `crossbar_optimizer` around it
+/// (`--crossbar-update`); elsewhere `o` itself.
 template <class Net, class Opt>
-auto on_substrate(Opt o) {
-  if constexpr (programs_in_steps<Net>()) return pnn::optim::mixed_precision<Opt>{std::move(o)};
-  else return o;
+auto on_substrate(const config& cfg, Opt o) {
+  if constexpr (programs_in_steps<Net>()) {
+    crossbar_optimizer<Opt> c;
+    c.mixed.inner = std::move(o);
+    const float scale = float(cfg.lr_scale);
+    const auto or_default = [](double given, float fallback) { return given > 0 ? float(given) : fallback; };
+    if (cfg.crossbar_update == "sgd") {
+      c.which = crossbar_optimizer<Opt>::kind::sgd;
+      c.pulsed.learning_rate = or_default(cfg.crossbar_lr, pulsed_sgd_lr) * scale;
+    } else if (cfg.crossbar_update != "mixed_precision") {
+      c.which = crossbar_optimizer<Opt>::kind::transfer;
+      c.transfer = pnn::optim::transfer_compound::preset(transfer_algorithm_of(cfg.crossbar_update));
+      c.transfer.learning_rate = or_default(cfg.crossbar_lr, transfer_eta) * scale;
+      c.transfer.fast_lr = or_default(cfg.fast_lr, transfer_fast_lr) * scale;
+      if (cfg.chop_prob >= 0 && (c.transfer.algorithm == pnn::optim::transfer_algorithm::c_ttv2 ||
+                                 c.transfer.algorithm == pnn::optim::transfer_algorithm::agad))
+        c.transfer.in_chop_prob = float(cfg.chop_prob);
+      c.transfer.seed = cfg.seed;
+    }
+    return c;
+  } else {
+    return o;
+  }
 }
 template <class Net, class Opt>
-using on_substrate_t = decltype(on_substrate<Net>(std::declval<Opt>()));
+using on_substrate_t = decltype(on_substrate<Net>(std::declval<const config&>(), std::declval<Opt>()));
 
 /// The benchmark architecture on substrate `S` with noise `N`, hidden activation `A` and output
 /// activation `O`.
@@ -493,8 +591,23 @@ struct epoch_checkpoints {
 template <class Net, class Rule, class Loss = pnn::loss::softmax_cross_entropy, class Eval = feedforward_accuracy>
 result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net, Rule& rule, result r, bool align,
                          const Loss& loss = {}, Eval eval = {}) {
-  if constexpr (programs_in_steps<Net>())
-    r.settings["update_transfer"] = "mixed_precision (digital accumulator, whole dw_min pulses)";
+  if constexpr (programs_in_steps<Net>()) {
+    r.settings["crossbar_update"] = cfg.crossbar_update;
+    if (cfg.crossbar_update == "mixed_precision") {
+      r.settings["update_transfer"] = "mixed_precision (digital accumulator, whole dw_min pulses)";
+    } else if (cfg.crossbar_update == "sgd") {
+      r.settings["update_transfer"] = "stochastic pulse trains of every estimate (plain pulsed SGD)";
+      r.settings["crossbar_lr"] = rule.parameters().optimizer.pulsed.learning_rate;
+    } else {
+      const auto& t = rule.parameters().optimizer.transfer;
+      r.settings["update_transfer"] = std::string("transfer compound ") + pnn::optim::to_string(t.algorithm) +
+                                      " (fast array + transfers of its columns)";
+      r.settings["transfer"] = {{"learning_rate", t.learning_rate}, {"fast_lr", t.fast_lr},
+                                {"transfer_lr", t.transfer_lr},     {"transfer_every", t.transfer_every},
+                                {"in_chop_prob", t.in_chop_prob},   {"zero_shift", t.zero_shift},
+                                {"buffer_floats", t.buffer_floats(net)}, {"buffer_precision_bits", 32}};
+    }
+  }
   const std::size_t probe = std::min<std::size_t>(256, d.train.size());
   const xt::xtensor<float, 2> px = xt::view(d.train.inputs, xt::range(0, probe), xt::all());
   const xt::xtensor<float, 2> pt = xt::view(d.train.targets, xt::range(0, probe), xt::all());

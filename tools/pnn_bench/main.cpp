@@ -719,6 +719,15 @@ int run(int argc, char** argv) {
                  "energy-based rules measure each phase as the mean of its last N steps (default 5)");
   app.add_option("--fg-mode", cfg.fg_mode, "activity | weight")->check(CLI::IsMember({"activity", "weight"}));
   app.add_option("--ff-goodness", cfg.ff_goodness, "energy | cosine")->check(CLI::IsMember({"energy", "cosine"}));
+  app.add_option("--crossbar-update", cfg.crossbar_update,
+                 "how updates reach pulsed crossbars: mixed_precision (default: digital accumulator, whole pulses) | "
+                 "sgd (plain stochastic pulse trains) | tiki_taka | ttv2 | c_ttv2 | agad (transfer compounds)")
+      ->check(CLI::IsMember({"mixed_precision", "sgd", "tiki_taka", "ttv2", "c_ttv2", "agad"}));
+  std::string crossbar_lr_s, fast_lr_s, chop_prob_s;
+  app.add_option("--crossbar-lr", crossbar_lr_s,
+                 "learning rate of --crossbar-update sgd and of the transfer compounds (their eta; default 0.02 / 0.05)");
+  app.add_option("--fast-lr", fast_lr_s, "transfer compounds: rate of the gradient written onto the fast array (default 1.5)");
+  app.add_option("--chop-prob", chop_prob_s, "c_ttv2: chopper flip probability per read; agad: 1/period (default 0.1)");
   app.add_option("--perturbation", cfg.perturbation, "spsa | code_multiplexed")->check(CLI::IsMember({"spsa", "code_multiplexed"}));
   bool tune = false, scorecard = false, dry_run = false;
   std::string scorecard_seeds_s = "1";
@@ -763,6 +772,14 @@ int run(int argc, char** argv) {
     cfg.threads = parse_count(threads_s, "--threads", 1, 1024);
     threads_per_run = parse_count(threads_per_run_s, "--threads-per-run", 1, 1024);
     if (threads_per_run > cfg.threads) throw usage_error("--threads-per-run must not exceed --threads");
+    if (!crossbar_lr_s.empty() && (cfg.crossbar_lr = parse_number(crossbar_lr_s, "--crossbar-lr")) <= 0)
+      throw usage_error("--crossbar-lr must be positive");
+    if (!fast_lr_s.empty() && (cfg.fast_lr = parse_number(fast_lr_s, "--fast-lr")) <= 0)
+      throw usage_error("--fast-lr must be positive");
+    if (!chop_prob_s.empty()) {
+      cfg.chop_prob = parse_number(chop_prob_s, "--chop-prob");
+      if (!(cfg.chop_prob > 0 && cfg.chop_prob <= 1)) throw usage_error("--chop-prob must lie in (0, 1]");
+    }
     cfg.ep_beta = parse_number(ep_beta_s, "--ep-beta");
     cfg.ep_noise = parse_number(ep_noise_s, "--ep-noise");
     const double ep_average = parse_number(ep_average_s, "--ep-average");
@@ -1016,7 +1033,8 @@ int run(int argc, char** argv) {
   add_gap_to_backprop(rows);
 
   std::cout << markdown_table(rows) << std::flush;
-  nlohmann::json out{{"dataset", d.train.name}, {"model", cfg.model}, {"results", nlohmann::json::array()}};
+  nlohmann::json out{{"dataset", d.train.name}, {"model", cfg.model}, {"crossbar_update", cfg.crossbar_update},
+                     {"results", nlohmann::json::array()}};
   for (const auto& r : rows) out["results"].push_back(to_json(r));
   std::vector<scorecard_entry> card;
   if (scorecard) {

@@ -13,7 +13,7 @@ template <class Net>
 auto make_backprop(const config& cfg, const pnn::data::split& d) {
   const std::size_t steps = cfg.epochs * ((d.train.size() + cfg.batch - 1) / cfg.batch);
   using opt = on_substrate_t<Net, pnn::optim::momentum>;
-  return pnn::learn::backprop<opt>{{.optimizer = on_substrate<Net>(pnn::optim::momentum{
+  return pnn::learn::backprop<opt>{{.optimizer = on_substrate<Net>(cfg, pnn::optim::momentum{
       .learning_rate = backprop_lr * float(cfg.lr_scale),
       .momentum = backprop_momentum,
       .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}})}};

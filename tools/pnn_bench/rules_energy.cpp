@@ -68,7 +68,7 @@ result run_ep(const config& cfg, const std::string& substrate, const pnn::data::
   return with_network<hs, hs>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     pnn::init::uniform_fan_in(net, pnn::seed{cfg.seed});
     using net_t = std::remove_cvref_t<decltype(net)>;
-    const auto p = ep_params(cfg, on_substrate<net_t>(layer_rates(cfg, d)));
+    const auto p = ep_params(cfg, on_substrate<net_t>(cfg, layer_rates(cfg, d)));
     pnn::learn::equilibrium_propagation<on_substrate_t<net_t, pnn::optim::sgd>> rule(p);
     r.settings = {{"estimator", cfg.ep_estimator},
                   {"beta", p.beta},
@@ -101,7 +101,7 @@ result run_coupled(const config& cfg, const std::string& substrate, const pnn::d
     const bool alternating = cfg.ep_update == "alternating";
     using net_t = std::remove_cvref_t<decltype(net)>;
     pnn::learn::coupled_learning<on_substrate_t<net_t, pnn::optim::sgd>> rule(
-        {.optimizer = on_substrate<net_t>(layer_rates(cfg, d)),
+        {.optimizer = on_substrate<net_t>(cfg, layer_rates(cfg, d)),
          .eta = 0.2,
          .free_steps = alternating ? 15U : 30U,
          .nudged_steps = alternating ? 5U : 10U,

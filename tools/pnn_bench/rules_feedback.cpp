@@ -38,7 +38,7 @@ result run_fa(const config& cfg, const std::string& substrate, const pnn::data::
   return with_network<pnn::act::tanh, pnn::act::identity, true>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     pnn::learn::feedback_alignment<on_substrate_t<net_t, pnn::optim::momentum>> rule{
-        {.optimizer = on_substrate<net_t>(recipe(cfg, d)),
+        {.optimizer = on_substrate<net_t>(cfg, recipe(cfg, d)),
          .feedback = sign ? pnn::learn::feedback_kind::sign_symmetry : pnn::learn::feedback_kind::random,
          .feedback_seed = 1}};
     r.settings = settings(sign ? "sign_symmetry" : "random");
@@ -55,7 +55,7 @@ result run_dfa(const config& cfg, const std::string& substrate, const pnn::data:
   return with_network<pnn::act::tanh, pnn::act::identity, true>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     pnn::learn::direct_feedback_alignment<on_substrate_t<net_t, pnn::optim::momentum>> rule{
-        {.optimizer = on_substrate<net_t>(recipe(cfg, d)), .feedback_seed = 1}};
+        {.optimizer = on_substrate<net_t>(cfg, recipe(cfg, d)), .feedback_seed = 1}};
     r.settings = settings("random");
     return train_and_measure(cfg, d, net, rule, r, true);
   });

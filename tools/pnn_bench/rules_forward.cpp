@@ -33,7 +33,7 @@ result run_forward_gradient(const config& cfg, const std::string& substrate, con
     using net_t = std::remove_cvref_t<decltype(net)>;
     if (activity) {
       pnn::learn::forward_gradient<on_substrate_t<net_t, pnn::optim::adam>> rule{
-          {.optimizer = on_substrate<net_t>(pnn::optim::adam{.learning_rate = 1e-3f * float(cfg.lr_scale), .lr_schedule = cosine(cfg, d)}),
+          {.optimizer = on_substrate<net_t>(cfg, pnn::optim::adam{.learning_rate = 1e-3f * float(cfg.lr_scale), .lr_schedule = cosine(cfg, d)}),
                                                            .mode = pnn::learn::forward_gradient_mode::activity,
                                                            .num_tangents = 4}};
       r.settings = optimizer_settings("adam", 1e-3);
@@ -42,7 +42,7 @@ result run_forward_gradient(const config& cfg, const std::string& substrate, con
       return train_and_measure(cfg, d, net, rule, r, true);
     }
     pnn::learn::forward_gradient<on_substrate_t<net_t, pnn::optim::sgd>> rule{
-        {.optimizer = on_substrate<net_t>(pnn::optim::sgd{.learning_rate = 1e-3f * float(cfg.lr_scale), .lr_schedule = cosine(cfg, d)}),
+        {.optimizer = on_substrate<net_t>(cfg, pnn::optim::sgd{.learning_rate = 1e-3f * float(cfg.lr_scale), .lr_schedule = cosine(cfg, d)}),
                                                         .mode = pnn::learn::forward_gradient_mode::weight}};
     r.settings = optimizer_settings("sgd", 1e-3);
     r.settings["mode"] = "weight";
@@ -57,7 +57,7 @@ result run_weight_perturbation(const config& cfg, const std::string& substrate, 
   return with_network<pnn::act::tanh, pnn::act::identity, true>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     pnn::learn::weight_perturbation<on_substrate_t<net_t, pnn::optim::adam>> rule{
-        {.optimizer = on_substrate<net_t>(pnn::optim::adam{.learning_rate = 1e-3f * float(cfg.lr_scale), .lr_schedule = cosine(cfg, d)}),
+        {.optimizer = on_substrate<net_t>(cfg, pnn::optim::adam{.learning_rate = 1e-3f * float(cfg.lr_scale), .lr_schedule = cosine(cfg, d)}),
          .sigma = 0.01,
          .num_perturbations = 8}};
     r.settings = optimizer_settings("adam", 1e-3);
@@ -74,7 +74,7 @@ result run_node_perturbation(const config& cfg, const std::string& substrate, co
   return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     pnn::learn::node_perturbation<on_substrate_t<net_t, pnn::optim::adam>> rule{
-        {.optimizer = on_substrate<net_t>(pnn::optim::adam{.learning_rate = 1e-3f * float(cfg.lr_scale), .lr_schedule = cosine(cfg, d)}),
+        {.optimizer = on_substrate<net_t>(cfg, pnn::optim::adam{.learning_rate = 1e-3f * float(cfg.lr_scale), .lr_schedule = cosine(cfg, d)}),
          .sigma = 0.01,
          .num_perturbations = 1}};
     r.settings = optimizer_settings("adam", 1e-3);
@@ -92,7 +92,7 @@ result run_spsa(const config& cfg, const std::string& substrate, const pnn::data
   return with_network<pnn::act::tanh, pnn::act::identity, true>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     pnn::learn::spsa<on_substrate_t<net_t, pnn::optim::spsa_gain>> rule{
-        {.optimizer = on_substrate<net_t>(pnn::optim::spsa_gain{.a = 0.05f * float(cfg.lr_scale), .stability = 100.0f}),
+        {.optimizer = on_substrate<net_t>(cfg, pnn::optim::spsa_gain{.a = 0.05f * float(cfg.lr_scale), .stability = 100.0f}),
          .c = 0.01,
          .num_perturbations = 8,
          .perturbation = multiplexed ? pnn::learn::spsa_perturbation::code_multiplexed : pnn::learn::spsa_perturbation::spsa}};
@@ -122,7 +122,7 @@ result run_forward_forward(const config& cfg, const std::string& substrate, cons
     using net_t = std::remove_cvref_t<decltype(net)>;
     using rule_t = pnn::learn::forward_forward<on_substrate_t<net_t, pnn::optim::adam>>;
     rule_t rule{
-        {.optimizer = on_substrate<net_t>(pnn::optim::adam{.learning_rate = 3e-3f * float(cfg.lr_scale), .lr_schedule = cosine(cfg, d)}),
+        {.optimizer = on_substrate<net_t>(cfg, pnn::optim::adam{.learning_rate = 3e-3f * float(cfg.lr_scale), .lr_schedule = cosine(cfg, d)}),
          .goodness = cos ? pnn::learn::ff_goodness::cosine : pnn::learn::ff_goodness::energy,
          .threshold = cos ? 0.0 : 0.5,
          .sharpness = 10.0,

@@ -34,7 +34,7 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
     r.pretraining_work = pnn::simd::kernel_work_on_this_thread() - twin0;  // charged to this run's energy
     r.pretraining_events = deploy_counted(cfg, twin, physical);  // its programming, charged too
     pnn::learn::physics_aware<on_substrate_t<physical_t, pnn::optim::momentum>> pat{
-        {.optimizer = on_substrate<physical_t>(pnn::optim::momentum{
+        {.optimizer = on_substrate<physical_t>(cfg, pnn::optim::momentum{
              .learning_rate = pat_lr * float(cfg.lr_scale),
              .momentum = momentum,
              .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}})}};

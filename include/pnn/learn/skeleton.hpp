@@ -85,7 +85,8 @@ class rule_skeleton {
   using state_type = typename detail::rule_state<Rule, Net>::type;
 
   /// A fresh state for `net`: pass it to the overloads below to keep several networks (or
-  /// several runs on one network) apart, or to reset the optimiser.
+  /// several runs on one network) apart, or to reset the optimiser. The rule's and the
+  /// optimiser's `prepare_state` (where they have one) shape it for `net` first.
   template <class Net>
   [[nodiscard]] state_type<Net> make_state(const Net& net) const {
     static_assert(detail::rule_runs_on<Rule, Net>,
@@ -93,6 +94,8 @@ class rule_skeleton {
     state_type<Net> s;
     s.grad.reshape(net);
     if constexpr (requires(const Rule& r) { r.prepare_state(net, s); }) self().prepare_state(net, s);
+    if constexpr (requires(const Rule& r) { r.parameters().optimizer.prepare_state(net, s.opt); })
+      self().parameters().optimizer.prepare_state(net, s.opt);
     return s;
   }
 
@@ -168,6 +171,8 @@ class rule_skeleton {
     auto& s = kept_state<Net>();
     if (s.grad[0].weight.size() == 0) s.grad.reshape(net);
     if constexpr (requires(const Rule& r) { r.prepare_state(net, s); }) self().prepare_state(net, s);
+    if constexpr (requires(const Rule& r) { r.parameters().optimizer.prepare_state(net, s.opt); })
+      self().parameters().optimizer.prepare_state(net, s.opt);
     return s;
   }
 
