@@ -37,6 +37,10 @@ launcher=()
 if command -v ccache >/dev/null; then
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   export CCACHE_BASEDIR=$PWD CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+  # Units built with debug info (the sanitizer build's line tables) would otherwise hash the
+  # clone's own directory and never hit from another clone; their line tables keep relative
+  # paths under CCACHE_BASEDIR either way.
+  export CCACHE_NOHASHDIR=true
 fi
 
 build() {  # build PRESET [targets...]

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 // A crossbar layer larger than one physical array is read as a grid of arrays, each with its own
 // periphery, summed digitally: splitting an ideal layer changes nothing, the converters follow
-// the tiling, each array manages its own input range, and bad array sizes are rejected.
+// the tiling, each array manages its own input range and its own pulsed update, and bad array
+// sizes are rejected.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <vector>
+
+#include <xtensor/xtensor.hpp>
 
 #include <pnn/pnn.hpp>
 #include <pnn/physics/crossbar.hpp>
@@ -99,6 +102,50 @@ TEST_CASE("array tiling: each array scales its own inputs (noise management per 
   split.read(x.data(), 1, &y_split, g);
   CHECK(y_whole == 0.0f);
   CHECK(y_split == Approx(0.04f).margin(5e-4));  // ADC step 24/511 of 4, times the scale 0.01
+}
+
+TEST_CASE("array tiling: each array manages its own pulsed update", "[crossbar][tiling]") {
+  // One output, eight inputs: four large ones and four small ones, one sample, |s| = 1. Managed
+  // over the whole layer, lr·x_max·δ_max = 1 needs 1000 slots of dw_min 0.001: BL stays 31, the
+  // column probability B|δ| = 5.7 is clipped at 1 and the small inputs' weights get
+  // 31·A·0.01 ≈ 1.8 pulses instead of 10. On their own array (x_max 0.01) BL is 10 and every
+  // probability exactly 1: each of those weights moves by exactly 10 pulses.
+  using cs = physics::devices::constant_step;
+  using xbar = physics::crossbar<cs>;
+  struct update {
+    bool factored = true;
+    xt::xtensor<float, 2> input = {{1.0f, 1.0f, 1.0f, 1.0f, 0.01f, 0.01f, 0.01f, 0.01f}};
+    xt::xtensor<float, 2> delta = {{1.0f}};
+    double factor_scale = 1.0;
+    std::vector<float> dense = std::vector<float>(8, 0.0f), bias = std::vector<float>(1, 0.0f);
+    const float* weight_data() const { return dense.data(); }
+    const float* bias_data() const { return bias.data(); }
+  } u;
+  auto run = [&](std::size_t max_in, std::uint64_t trial, cost_counter* counter) {
+    xbar::params p = xbar::params::ideal();
+    p.device = cs{.dw_min = 0.001f, .dw_min_dtod = 0, .dw_min_std = 0, .up_down_dtod = 0, .w_min = -1.0f, .w_max = 1.0f,
+                  .w_min_dtod = 0, .w_max_dtod = 0};
+    p.max_input_size = max_in;
+    xbar::tile<dynamic, dynamic> t(p);
+    t.resize(8, 1);
+    rng g(trial);
+    t.prepare(g);
+    t.attach_cost_counter(counter);
+    rng gu(100 + trial);
+    t.program(u, gu);
+    double small = 0;
+    for (std::size_t i = 4; i < 8; ++i) small += -double(t.weight_data()[i]) / 4;
+    return small;
+  };
+  cost_counter split_cost;
+  const double split = run(4, 1, &split_cost);
+  CHECK(split == Approx(0.010).margin(1e-6));
+  CHECK(split_cost.totals().pulse_slots == 31);  // the arrays pulse in parallel: the longer train
+  double whole = 0;
+  for (std::uint64_t trial = 0; trial < 40; ++trial) whole += run(8, trial, nullptr) / 40;
+  INFO("mean step of a small input's weight managed over the whole layer: " << whole);
+  CHECK(whole == Approx(31 * std::sqrt(1.0 / 0.031) * 0.01 * 0.001).epsilon(0.15));
+  CHECK(whole < 0.4 * split);
 }
 
 TEST_CASE("array tiling: an array of no lines is rejected", "[crossbar][tiling]") {

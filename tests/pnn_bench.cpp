@@ -412,6 +412,53 @@ TEST_CASE("pnn-bench --crossbar-update trains the crossbar by plain pulses or a 
   CHECK(r.err.find("--crossbar-update") != std::string::npos);
 }
 
+TEST_CASE("pnn-bench --device trains the crossbar on the named device, measured data included, and says which",
+          "[pnn-bench][device_choice][slow]") {
+  struct named {
+    std::string device, update, model;
+  };
+  std::vector<named> runs{{"constant_step", "sgd", "constant_step"},
+                          {"exp_step", "mixed_precision", "exp_step"},
+                          {"pow_step", "mixed_precision", "pow_step"},
+                          {"pcm", "ttv2", "pcm"}};
+  if (const char* src = std::getenv("PNN_SOURCE_DIR"))
+    runs.push_back({std::string("measured:") + src + "/examples/data/devices/ecram.csv", "ttv2", "measured"});
+  else
+    WARN("PNN_SOURCE_DIR not set: --device measured:FILE not checked");
+  for (const auto& n : runs) {
+    const auto dir = fresh_dir("pnn_bench_device");
+    const auto out = dir / "out.json";
+    const auto r = run_bench("--rules backprop --substrates digital,crossbar --device " + n.device + " --crossbar-update " +
+                                 n.update + " --epochs 2 --train-limit 1500 --hidden 16 --batch 16 --json " + out.string(),
+                             dir);
+    INFO(n.device << ": " << r.err);
+    REQUIRE(r.status == 0);
+    std::ifstream f(out);
+    const auto j = nlohmann::json::parse(f);
+    CHECK(j.at("device") == n.device);
+    const auto& rows = j.at("results");
+    REQUIRE(rows.size() == 2);
+    CHECK_FALSE(rows[0].at("settings").contains("device"));  // digital: no device
+    const auto& row = rows[1];
+    INFO(row.dump());
+    const auto& d = row.at("settings").at("device");
+    CHECK(d.at("name") == n.device);
+    CHECK(d.at("model") == n.model);
+    CHECK(d.at("pair") == (n.model == "pcm"));
+    CHECK(d.at("dw_min").get<double>() > 0);
+    CHECK(row.at("test_accuracy").get<double>() > row.at("untrained_accuracy").get<double>() + 0.12);
+    CHECK(row.at("energy").at("pulses_per_sample").get<double>() > 0.0);
+  }
+  const auto dir = fresh_dir("pnn_bench_device_bad");
+  const auto bad = run_bench("--rules backprop --substrates crossbar --device softbounds", dir);
+  CHECK(bad.status != 0);
+  CHECK(bad.err.find("--device") != std::string::npos);
+  CHECK(bad.err.find("unknown device 'softbounds'") != std::string::npos);
+  const auto missing = run_bench("--rules backprop --substrates crossbar --device measured:" + (dir / "none.csv").string(), dir);
+  CHECK(missing.status != 0);
+  CHECK(missing.err.find("no such file") != std::string::npos);
+}
+
 TEST_CASE("pnn-bench prices what each rule does on the crossbar: passes, pulses, converters, digital work",
           "[pnn-bench][energy][slow]") {
   const auto results = small_run("pnn_bench_crossbar_energy", "backprop,in_silico,equilibrium_propagation", "crossbar");

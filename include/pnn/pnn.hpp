@@ -40,6 +40,7 @@
 #include <pnn/noise/noise.hpp>
 #include <pnn/physics/cost.hpp>
 #include <pnn/physics/crossbar.hpp>
+#include <pnn/physics/device_choice.hpp>
 #include <pnn/physics/devices.hpp>
 #include <pnn/physics/measured_device.hpp>
 #include <pnn/physics/mzi.hpp>

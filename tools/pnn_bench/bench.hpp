@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pnn/pnn.hpp>
+#include <pnn/physics/device_choice.hpp>
 #include <pnn/physics/energy.hpp>
 
 namespace pnn_bench {
@@ -65,6 +67,9 @@ struct config {
   /// accumulator fires whole pulses), sgd (plain stochastic pulse trains), or a transfer
   /// compound: tiki_taka, ttv2, c_ttv2, agad (`drive.hpp`, `crossbar_optimizer`).
   std::string crossbar_update = "mixed_precision";
+  /// `--device`: the pulsed device of the crossbar substrates (`devices::device_from_name`:
+  /// soft_bounds, constant_step, linear_step, exp_step, pow_step, pcm, measured:FILE.csv).
+  std::string device = "soft_bounds";
   double crossbar_lr = 0;  ///< `--crossbar-lr`: η of `sgd` and the transfer compounds (0: `drive.hpp`'s)
   double fast_lr = 0;      ///< `--fast-lr`: a transfer compound's rate onto the fast array (0: default)
   double chop_prob = -1;   ///< `--chop-prob`: c_ttv2/agad chopper probability (< 0: the preset's)
@@ -76,6 +81,18 @@ struct config {
   /// `<stem>.progress.json` and `<stem>.epoch<k>.pnn`); empty: no checkpoints.
   std::string checkpoint_stem;
 };
+
+/// The device model `--device` names (`devices::device_from_name`: a closed-form model, the
+/// PCM preset, or `measured:FILE.csv` fitted from pulse-response data), read and fitted once.
+/// \throws pnn::error for an unknown name or a bad file.
+inline const pnn::physics::devices::selectable& device_model(const config& cfg) {
+  static std::mutex guard;
+  static std::map<std::string, pnn::physics::devices::selectable> known;
+  const std::lock_guard<std::mutex> lock(guard);
+  auto it = known.find(cfg.device);
+  if (it == known.end()) it = known.emplace(cfg.device, pnn::physics::devices::device_from_name(cfg.device)).first;
+  return it->second;
+}
 
 /// Test accuracy of the trained network programmed onto PCM devices and read after drift.
 struct drift_point {

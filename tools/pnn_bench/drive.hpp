@@ -136,6 +136,12 @@ auto on_substrate(const config& cfg, Opt o) {
         c.transfer.in_chop_prob = float(cfg.chop_prob);
       c.transfer.seed = cfg.seed;
     }
+    // The rule's schedule (cosine in every runner) carries over to the analog updates: on η of
+    // plain pulse trains, on the transfer rate of the compounds (their fast rate stays fixed).
+    if constexpr (requires { c.mixed.inner.lr_schedule; }) {
+      c.pulsed.lr_schedule = c.mixed.inner.lr_schedule;
+      c.transfer.lr_schedule = c.mixed.inner.lr_schedule;
+    }
     return c;
   } else {
     return o;
@@ -229,7 +235,14 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     if (substrate != "digital" && substrate != "crossbar" && substrate != "crossbar_variation")
       throw skip("--model " + cfg.model + " runs on digital, crossbar and crossbar_variation");
   }
-  using xbar = pnn::physics::crossbar<pnn::physics::devices::soft_bounds>;
+  // One crossbar type for every device `--device` names (`devices::selectable`): the device is
+  // chosen at run time and dispatched once per array operation, so no rule is compiled twice.
+  using xbar = pnn::physics::crossbar<pnn::physics::devices::selectable>;
+  const auto xbar_params = [&] {
+    typename xbar::params p;
+    p.device = device_model(cfg);
+    return p;
+  };
   if (cfg.hardware_condition) {
     // The scorecard's robustness runs: the substrate with one more non-ideality, present while
     // training and testing (static draws are part of the network, fixed by its seed).
@@ -250,12 +263,12 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     }
     if (substrate == "crossbar") {
       noise = "default_io+" + what;
-      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O, false>(cfg, in, out, f, typename xbar::params{},
+      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O, false>(cfg, in, out, f, xbar_params(),
                                                                  with(pnn::noise::crossbar_variation_mismatch(0, 0, 0)));
     }
     if (substrate == "crossbar_variation") {
       noise = "default_io+mismatch(" + what + ")";
-      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O, false>(cfg, in, out, f, typename xbar::params{},
+      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O, false>(cfg, in, out, f, xbar_params(),
                                                                  with(pnn::noise::crossbar_variation_mismatch()));
     }
     throw skip("the scorecard's variation and read-noise conditions are defined on digital and crossbar substrates");
@@ -266,9 +279,9 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     return with_depth<pnn::physics::digital, pnn::noise::none, A, O, Conv>(cfg, in, out, f);
   }
   if (substrate == "crossbar" || substrate == "crossbar_variation") {
-    // Soft-bounds device, aihwkit's default IO. Every rule's optimiser is wrapped in
-    // `optim::mixed_precision` on these networks (`on_substrate`).
-    typename xbar::params p;
+    // `--device` (soft bounds by default), aihwkit's default IO. Every rule's optimiser is
+    // wrapped in `crossbar_optimizer` on these networks (`on_substrate`, `--crossbar-update`).
+    typename xbar::params p = xbar_params();
     auto m = pnn::noise::crossbar_variation_mismatch();
     const bool mismatched = substrate == "crossbar_variation";
     if (sweep) {
@@ -284,7 +297,7 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
       } else if (sweep->param == "variation") {
         if (v < 0) throw skip("variation must be >= 0");
         if (mismatched) std::get<0>(m.members).multiplicative = v;
-        else p.device.dw_min_dtod = static_cast<float>(v);
+        else p.device.visit([&](auto& dev) { dev.dw_min_dtod = static_cast<float>(v); });
       } else if (sweep->param == "dac_bits") {
         p.forward.inp_res = p.backward.inp_res = bits("dac_bits");
       } else if (sweep->param == "adc_bits") {
@@ -593,6 +606,12 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
                          const Loss& loss = {}, Eval eval = {}) {
   if constexpr (programs_in_steps<Net>()) {
     r.settings["crossbar_update"] = cfg.crossbar_update;
+    const auto& dev = device_model(cfg);
+    dev.visit([&](const auto& m) {
+      r.settings["device"] = {{"name", cfg.device}, {"model", dev.model_name()}, {"dw_min", m.dw_min},
+                              {"dw_min_dtod", m.dw_min_dtod}, {"dw_min_std", m.dw_min_std}, {"up_down", m.up_down},
+                              {"w_min", m.w_min}, {"w_max", m.w_max}, {"pair", dev.pair()}};
+    });
     if (cfg.crossbar_update == "mixed_precision") {
       r.settings["update_transfer"] = "mixed_precision (digital accumulator, whole dw_min pulses)";
     } else if (cfg.crossbar_update == "sgd") {

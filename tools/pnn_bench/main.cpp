@@ -723,6 +723,10 @@ int run(int argc, char** argv) {
                  "how updates reach pulsed crossbars: mixed_precision (default: digital accumulator, whole pulses) | "
                  "sgd (plain stochastic pulse trains) | tiki_taka | ttv2 | c_ttv2 | agad (transfer compounds)")
       ->check(CLI::IsMember({"mixed_precision", "sgd", "tiki_taka", "ttv2", "c_ttv2", "agad"}));
+  app.add_option("--device", cfg.device,
+                 "pulsed device of the crossbar substrates: soft_bounds (default) | constant_step | linear_step | "
+                 "exp_step | pow_step | pcm (aihwkit-like PCM pair with refresh) | measured:FILE.csv (fitted from "
+                 "pulse-response data; examples/data/devices)");
   std::string crossbar_lr_s, fast_lr_s, chop_prob_s;
   app.add_option("--crossbar-lr", crossbar_lr_s,
                  "learning rate of --crossbar-update sgd and of the transfer compounds (their eta; default 0.02 / 0.05)");
@@ -776,6 +780,11 @@ int run(int argc, char** argv) {
       throw usage_error("--crossbar-lr must be positive");
     if (!fast_lr_s.empty() && (cfg.fast_lr = parse_number(fast_lr_s, "--fast-lr")) <= 0)
       throw usage_error("--fast-lr must be positive");
+    try {
+      (void)device_model(cfg);  // an unknown name or a bad file stops here, before any data loads
+    } catch (const pnn::error& e) {
+      throw usage_error(std::string("--device: ") + e.what());
+    }
     if (!chop_prob_s.empty()) {
       cfg.chop_prob = parse_number(chop_prob_s, "--chop-prob");
       if (!(cfg.chop_prob > 0 && cfg.chop_prob <= 1)) throw usage_error("--chop-prob must lie in (0, 1]");
@@ -1034,7 +1043,7 @@ int run(int argc, char** argv) {
 
   std::cout << markdown_table(rows) << std::flush;
   nlohmann::json out{{"dataset", d.train.name}, {"model", cfg.model}, {"crossbar_update", cfg.crossbar_update},
-                     {"results", nlohmann::json::array()}};
+                     {"device", cfg.device}, {"results", nlohmann::json::array()}};
   for (const auto& r : rows) out["results"].push_back(to_json(r));
   std::vector<scorecard_entry> card;
   if (scorecard) {

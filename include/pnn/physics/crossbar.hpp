@@ -227,7 +227,7 @@ struct crossbar {
     /// The nominal step of one pulse (`device.dw_min`) for pulsed devices, 0 otherwise
     /// (`tile_hooks::update_granularity`, used by `optim::mixed_precision`).
     [[nodiscard]] double update_granularity() const noexcept {
-      if constexpr (is_pulsed) return double(params_.device.dw_min);
+      if constexpr (is_pulsed) return with_device([](const auto& d) { return double(d.dw_min); });
       else return 0.0;
     }
 
@@ -235,16 +235,18 @@ struct crossbar {
     /// weights into the devices' bounds. Called by the layer after it drew initial weights.
     void prepare(rng& g) {
       if constexpr (is_pulsed) {
-        const std::size_t n = weight_.size();
-        for (std::size_t e = 0; e < n; ++e) {
-          const devices::device_cell c = params_.device.draw_cell(g);
-          float* ce = cells_.data() + 4 * e;
-          ce[0] = c.dw_up;
-          ce[1] = c.dw_down;
-          ce[2] = c.b_min;
-          ce[3] = c.b_max;
-          params_.device.write(weight_.data()[e], aux_.data()[e], weight_.data()[e], c);
-        }
+        with_device([&](const auto& d) {
+          const std::size_t n = weight_.size();
+          for (std::size_t e = 0; e < n; ++e) {
+            const devices::device_cell c = d.draw_cell(g);
+            float* ce = cells_.data() + 4 * e;
+            ce[0] = c.dw_up;
+            ce[1] = c.dw_down;
+            ce[2] = c.b_min;
+            ce[3] = c.b_max;
+            d.write(weight_.data()[e], aux_.data()[e], weight_.data()[e], c);
+          }
+        });
       }
       inference_.clear();
     }
@@ -302,17 +304,18 @@ struct crossbar {
     void apply_pulse_pairs(std::size_t pairs, rng& g) {
       if constexpr (is_pulsed) {
         const simd::kernel_work_pause simulated;
-        const Device& d = params_.device;
-        normal_source ns(g.split(0x5e7));
-        for (std::size_t e = 0; e < weight_.size(); ++e) {
-          const devices::device_cell c = cell(e);
-          float& w = weight_.data()[e];
-          float& a = aux_.data()[e];
-          for (std::size_t p = 0; p < pairs; ++p) {
-            d.pulse(w, a, true, c, ns.next());
-            d.pulse(w, a, false, c, ns.next());
+        with_device([&](const auto& d) {
+          normal_source ns(g.split(0x5e7));
+          for (std::size_t e = 0; e < weight_.size(); ++e) {
+            const devices::device_cell c = cell(e);
+            float& w = weight_.data()[e];
+            float& a = aux_.data()[e];
+            for (std::size_t p = 0; p < pairs; ++p) {
+              d.pulse(w, a, true, c, ns.next());
+              d.pulse(w, a, false, c, ns.next());
+            }
           }
-        }
+        });
         cost_.report([&] {
           return physical_events{.pulses = 2 * pairs * weight_.size(), .pulse_slots = 2 * pairs};
         });
@@ -325,9 +328,12 @@ struct crossbar {
     /// Writes target weights (clipped into each device's bounds) and bias directly: a
     /// deployment, reported as one write of every device (`report_parameter_writes`).
     void set_weights(const float* w, const float* b, rng&) {
-      for (std::size_t e = 0; e < weight_.size(); ++e) {
-        if constexpr (is_pulsed) params_.device.write(weight_.data()[e], aux_.data()[e], w[e], cell(e));
-        else weight_.data()[e] = w[e];
+      if constexpr (is_pulsed) {
+        with_device([&](const auto& d) {
+          for (std::size_t e = 0; e < weight_.size(); ++e) d.write(weight_.data()[e], aux_.data()[e], w[e], cell(e));
+        });
+      } else {
+        std::copy(w, w + weight_.size(), weight_.data());
       }
       for (std::size_t j = 0; j < out_size(); ++j) bias_.data()[j] = b[j];
       inference_.clear();
@@ -352,10 +358,11 @@ struct crossbar {
     /// The pair of conductances (µS) of every weight, Out × In each.
     void conductances(float* g_plus, float* g_minus) const {
       const float r = g_ref(), g0 = params_.g_min;
+      const bool pair = pair_devices();
       for (std::size_t e = 0; e < weight_.size(); ++e) {
         const float w = weight_.data()[e];
         float gp = std::max(w, 0.0f), gm = std::max(-w, 0.0f);
-        if constexpr (Device::has_pair) {
+        if (pair) {
           gm = aux_.data()[e];
           gp = w + gm;
         }
@@ -372,6 +379,7 @@ struct crossbar {
     void set_conductances(const float* g_plus, const float* g_minus) {
       const std::size_t n = weight_.size();
       const float r = g_ref(), g0 = params_.g_min;
+      const bool pair = pair_devices();
       for (std::size_t e = 0; e < n; ++e)
         PNN_EXPECTS(std::isfinite(g_plus[e]) && std::isfinite(g_minus[e]) && g_plus[e] >= g0 && g_minus[e] >= g0,
                     "crossbar::set_conductances: conductances must be finite and >= g_min (µS)");
@@ -379,7 +387,7 @@ struct crossbar {
         float gp = (g_plus[e] - g0) / r, gm = (g_minus[e] - g0) / r;
         if constexpr (is_pulsed) {
           const devices::device_cell c = cell(e);
-          if constexpr (Device::has_pair) {
+          if (pair) {
             gp = std::min(gp, c.b_max);
             gm = std::min(gm, -c.b_min);
             weight_.data()[e] = gp - gm;
@@ -583,12 +591,13 @@ struct crossbar {
       const std::size_t in = in_size();
       std::vector<float> line(k, 0.0f);
       const float* w = weight_.data();
+      const bool pair = pair_devices();
       // Rows j of W (outputs forwards, inputs transposed) and the column range [c0, c0 + cn).
       const std::size_t j0 = transposed ? k0 : m0, jn = transposed ? k : m;
       const std::size_t c0 = transposed ? m0 : k0, cn = transposed ? m : k;
       for (std::size_t j = j0; j < j0 + jn; ++j) {
         const float* wj = w + j * in + c0;
-        if constexpr (Device::has_pair) {
+        if (pair) {
           const float* aj = aux_.data() + j * in + c0;
           if (transposed) {
             line[j - j0] = simd::sum<float>(cn, wj) + 2.0f * simd::sum<float>(cn, aj);
@@ -605,6 +614,20 @@ struct crossbar {
       const float r = g_ref(), lines = float(m);
       for (float& l : line) l = 2.0f * params_.g_min * lines + r * l;
       return line;
+    }
+
+    // Calls `f` with the device model: the chosen one of a run-time choice (`devices::any_of`:
+    // one dispatch per array operation, so pulse loops run on the concrete model), else the model.
+    template <class F>
+    decltype(auto) with_device(F&& f) const {
+      if constexpr (device_choice<Device>) return params_.device.visit(std::forward<F>(f));
+      else return std::forward<F>(f)(params_.device);
+    }
+    // True when each weight is a pair of one-sided devices, w = G⁺ − G⁻ with G⁻'s state in aux_.
+    [[nodiscard]] bool pair_devices() const noexcept {
+      if constexpr (!Device::has_pair) return false;
+      else if constexpr (device_choice<Device>) return params_.device.pair();
+      else return true;
     }
 
     // Scales one input vector by 1/s, applies the first-order IR drop and the DAC.
@@ -643,20 +666,21 @@ struct crossbar {
     // Deterministic pulse counts from the dense update: n = round(|ΔW|/dw_min), applied one by one.
     void pulse_counts(const float* dw, rng& g) {
       std::uint64_t fired = 0, slots = 0;
-      const Device& d = params_.device;
-      const float inv = 1.0f / d.dw_min;
-      normal_source ns(g.split(0x5ea));
-      for (std::size_t e = 0; e < weight_.size(); ++e) {
-        const float pulses = std::nearbyint(std::abs(dw[e]) * inv);
-        if (pulses == 0) continue;
-        slots = std::max(slots, std::uint64_t(pulses));
-        const bool up = dw[e] < 0;  // the update is subtracted
-        const devices::device_cell c = cell(e);
-        float& w = weight_.data()[e];
-        float& a = aux_.data()[e];
-        for (float p = 0; p < pulses; p += 1.0f) d.pulse(w, a, up, c, ns.next());
-        fired += std::uint64_t(pulses);
-      }
+      with_device([&](const auto& d) {
+        const float inv = 1.0f / d.dw_min;
+        normal_source ns(g.split(0x5ea));
+        for (std::size_t e = 0; e < weight_.size(); ++e) {
+          const float pulses = std::nearbyint(std::abs(dw[e]) * inv);
+          if (pulses == 0) continue;
+          slots = std::max(slots, std::uint64_t(pulses));
+          const bool up = dw[e] < 0;  // the update is subtracted
+          const devices::device_cell c = cell(e);
+          float& w = weight_.data()[e];
+          float& a = aux_.data()[e];
+          for (float p = 0; p < pulses; p += 1.0f) d.pulse(w, a, up, c, ns.next());
+          fired += std::uint64_t(pulses);
+        }
+      });
       // Every device receives its count in parallel: the update takes as many slots as the
       // largest count.
       cost_.report([&] { return physical_events{.pulses = fired, .pulse_slots = slots}; });
@@ -665,69 +689,90 @@ struct crossbar {
     // Stochastic pulse trains (Gokmen & Vlasov 2016): per sample, row i fires each of BL slots
     // with probability A|x_i|, column j with B|δ_j|; every coincidence is one pulse of sign
     // −sign(s·x_i δ_j). A·B = |s|/(dw_min·BL), so E[Δw_ij] = −s·x_i δ_j to first order; update
-    // management balances the largest row and column probabilities.
+    // management balances the largest row and column probabilities. A layer split over several
+    // physical arrays (`max_input_size`, `max_output_size`) updates each array on its own, as
+    // its own drivers would: its slices' x_max and δ_max set its BL and probabilities, and the
+    // arrays pulse in parallel (a sample takes the longest train's slots).
     void pulse_trains(const float* h, const float* delta, std::size_t n, float s, rng& g) {
       if (s == 0) return;
       std::uint64_t fired = 0, slots = 0;
-      const Device& d = params_.device;
-      const std::size_t in = in_size(), out = out_size();
-      const float lr = std::abs(s);
-      const std::size_t words = (in + 63) / 64;
-      px_.resize(in);
-      pd_.resize(out);
-      xm_.resize(in);
-      dm_.resize(out);
-      slots_.resize(32 * words);
-      for (std::size_t b = 0; b < n; ++b) {
-        const float* x = h + b * in;
-        const float* dl = delta + b * out;
-        const float xmax = simd::abs_max<float>(in, x), dmax = simd::abs_max<float>(out, dl);
-        if (xmax == 0 || dmax == 0) continue;
-        unsigned bl = params_.desired_bl;
-        if (params_.update_bl_management) {
-          const double want = std::ceil(double(lr) * double(xmax) * double(dmax) / double(d.dw_min));
-          bl = static_cast<unsigned>(std::clamp(want, 1.0, double(bl)));
-        }
-        slots += bl;  // one train of BL slots per sample, all devices in parallel
-        float A = std::sqrt(lr / (d.dw_min * static_cast<float>(bl))), B = A;
-        if (params_.update_management) {
-          const float r = std::sqrt(dmax / xmax);
-          A *= r;
-          B /= r;
-        }
-        for (std::size_t i = 0; i < in; ++i) px_[i] = A * std::abs(x[i]);
-        for (std::size_t j = 0; j < out; ++j) pd_[j] = B * std::abs(dl[j]);
-        const rng gs = g.split(b);
-        bernoulli_masks(gs.split(0), px_.data(), in, bl, xm_.data());
-        bernoulli_masks(gs.split(1), pd_.data(), out, bl, dm_.data());
-        std::fill(slots_.begin(), slots_.begin() + static_cast<std::ptrdiff_t>(bl * words), std::uint64_t{0});
-        for (std::size_t i = 0; i < in; ++i)
-          for (std::uint32_t mk = xm_[i]; mk != 0; mk &= mk - 1)
-            slots_[std::size_t(std::countr_zero(mk)) * words + (i >> 6)] |= std::uint64_t{1} << (i & 63);
-        normal_source ns(gs.split(2));
+      with_device([&](const auto& d) {
+        const std::size_t in = in_size(), out = out_size();
+        const std::size_t in_blk = std::min(in, params_.max_input_size), out_blk = std::min(out, params_.max_output_size);
+        const std::size_t blocks_in = (in + in_blk - 1) / in_blk, blocks_out = (out + out_blk - 1) / out_blk;
+        const bool grid = blocks_in * blocks_out > 1;
+        const float lr = std::abs(s);
         const bool s_neg = s < 0;
-        for (std::size_t j = 0; j < out; ++j) {
-          const std::uint32_t dj = dm_[j];
-          if (dj == 0) continue;
-          const bool dneg = (dl[j] < 0) != s_neg;
-          float* wrow = weight_.data() + j * in;
-          float* arow = aux_.data() + j * in;
-          for (std::size_t wd = 0; wd < words; ++wd) {
-            std::uint64_t touched = 0;
-            for (std::uint32_t mk = dj; mk != 0; mk &= mk - 1)
-              touched |= slots_[std::size_t(std::countr_zero(mk)) * words + wd];
-            for (; touched != 0; touched &= touched - 1) {
-              const std::size_t i = wd * 64 + std::size_t(std::countr_zero(touched));
-              const int count = std::popcount(xm_[i] & dj);
-              // ΔW_ij ∝ s·δ_j·x_i is subtracted: w goes up when that product is negative.
-              const bool up = (x[i] < 0) != dneg;
-              const devices::device_cell c = cell(j * in + i);
-              for (int p = 0; p < count; ++p) d.pulse(wrow[i], arow[i], up, c, ns.next());
-              fired += std::uint64_t(count);
+        px_.resize(in);
+        pd_.resize(out);
+        xm_.resize(in);
+        dm_.resize(out);
+        slots_.resize(32 * ((in_blk + 63) / 64));
+        for (std::size_t b = 0; b < n; ++b) {
+          const float* x = h + b * in;
+          const float* dl = delta + b * out;
+          const rng gs = g.split(b);
+          unsigned sample_slots = 0;
+          for (std::size_t bo = 0; bo < blocks_out; ++bo) {
+            const std::size_t j0 = bo * out_blk, nj = std::min(out_blk, out - j0);
+            const float dmax = simd::abs_max<float>(nj, dl + j0);
+            if (dmax == 0) continue;
+            for (std::size_t bi = 0; bi < blocks_in; ++bi) {
+              const std::size_t i0 = bi * in_blk, ni = std::min(in_blk, in - i0);
+              const float xmax = simd::abs_max<float>(ni, x + i0);
+              if (xmax == 0) continue;
+              unsigned bl = params_.desired_bl;
+              if (params_.update_bl_management) {
+                const double want = std::ceil(double(lr) * double(xmax) * double(dmax) / double(d.dw_min));
+                bl = static_cast<unsigned>(std::clamp(want, 1.0, double(bl)));
+              }
+              sample_slots = std::max(sample_slots, bl);
+              float A = std::sqrt(lr / (d.dw_min * static_cast<float>(bl))), B = A;
+              if (params_.update_management) {
+                const float r = std::sqrt(dmax / xmax);
+                A *= r;
+                B /= r;
+              }
+              for (std::size_t i = i0; i < i0 + ni; ++i) px_[i] = A * std::abs(x[i]);
+              for (std::size_t j = j0; j < j0 + nj; ++j) pd_[j] = B * std::abs(dl[j]);
+              // One array keeps the streams of the unsplit layer; a grid gives each array its own.
+              const rng ga = grid ? gs.split(0xb10c).split(bo * blocks_in + bi) : gs;
+              bernoulli_masks(ga.split(0), px_.data() + i0, ni, bl, xm_.data() + i0);
+              bernoulli_masks(ga.split(1), pd_.data() + j0, nj, bl, dm_.data() + j0);
+              const std::size_t words = (ni + 63) / 64;
+              std::fill(slots_.begin(), slots_.begin() + static_cast<std::ptrdiff_t>(bl * words), std::uint64_t{0});
+              for (std::size_t k = 0; k < ni; ++k)
+                for (std::uint32_t mk = xm_[i0 + k]; mk != 0; mk &= mk - 1)
+                  slots_[std::size_t(std::countr_zero(mk)) * words + (k >> 6)] |= std::uint64_t{1} << (k & 63);
+              normal_source ns(ga.split(2));
+              for (std::size_t j = j0; j < j0 + nj; ++j) {
+                const std::uint32_t dj = dm_[j];
+                if (dj == 0) continue;
+                const bool dneg = (dl[j] < 0) != s_neg;
+                float* wrow = weight_.data() + j * in + i0;
+                float* arow = aux_.data() + j * in + i0;
+                const float* xa = x + i0;
+                const std::size_t e0 = j * in + i0;
+                for (std::size_t wd = 0; wd < words; ++wd) {
+                  std::uint64_t touched = 0;
+                  for (std::uint32_t mk = dj; mk != 0; mk &= mk - 1)
+                    touched |= slots_[std::size_t(std::countr_zero(mk)) * words + wd];
+                  for (; touched != 0; touched &= touched - 1) {
+                    const std::size_t k = wd * 64 + std::size_t(std::countr_zero(touched));
+                    const int count = std::popcount(xm_[i0 + k] & dj);
+                    // ΔW_ij ∝ s·δ_j·x_i is subtracted: w goes up when that product is negative.
+                    const bool up = (xa[k] < 0) != dneg;
+                    const devices::device_cell c = cell(e0 + k);
+                    for (int p = 0; p < count; ++p) d.pulse(wrow[k], arow[k], up, c, ns.next());
+                    fired += std::uint64_t(count);
+                  }
+                }
+              }
             }
           }
+          slots += sample_slots;  // one train per sample, every array and device in parallel
         }
-      }
+      });
       cost_.report([&] { return physical_events{.pulses = fired, .pulse_slots = slots}; });
     }
 

@@ -294,9 +294,23 @@ concept pulsed_device = std::default_initializable<D> && D::is_pulsed &&
       { d.weight_range() } -> std::convertible_to<float>;
     };
 
-/// Any device a crossbar accepts: a pulsed one, or an ideal (non-pulsed) one.
+/// A pulsed device model chosen at run time among several (`devices::any_of`, in
+/// pnn/physics/device_choice.hpp): `visit(f)` calls `f` with the chosen model, so that a crossbar
+/// dispatches once per array operation and its pulse loops run on the concrete model.
 template <class D>
-concept crossbar_device = pulsed_device<D> || (std::default_initializable<D> && !D::is_pulsed && requires(const D& d) {
+concept device_choice = std::default_initializable<D> && requires { D::is_choice; } && D::is_choice &&
+                        D::is_pulsed && requires(const D& d) {
+                          { D::name } -> std::convertible_to<const char*>;
+                          d.validate();
+                          { d.weight_range() } -> std::convertible_to<float>;
+                          { d.pair() } -> std::same_as<bool>;
+                        };
+
+/// Any device a crossbar accepts: a pulsed one, a run-time choice of pulsed ones, or an ideal
+/// (non-pulsed) one.
+template <class D>
+concept crossbar_device = pulsed_device<D> || device_choice<D> ||
+                          (std::default_initializable<D> && !D::is_pulsed && requires(const D& d) {
                             d.validate();
                             { d.weight_range() } -> std::convertible_to<float>;
                           });
