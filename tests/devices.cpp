@@ -119,6 +119,22 @@ TEST_CASE("pcm pair: set-only steps on one device each, refresh when one saturat
   CHECK(std::min(w + aux, aux) == 0.0f);  // after a refresh one device is empty
 }
 
+TEST_CASE("pcm pair: abrupt first set steps fade with the fill (set_boost)", "[devices]") {
+  const devices::pcm d{.dw_min_std = 0.0f, .law = {.set_boost = 27.2f, .set_decay = 5.0f}};
+  const devices::device_cell c{0.003f, 0.003f, -0.6f, 0.6f};
+  // Step of g⁺ at fill x: 0.003·(1 − x)·(1 + 27.2·e^{−5x}).
+  for (const float g : {0.0f, 0.06f, 0.3f}) {
+    float w = g, aux = 0.0f;
+    d.pulse(w, aux, true, c, 0.0f);
+    const double x = g / 0.6;
+    CHECK(w - g == Approx(0.003 * (1 - x) * (1 + 27.2 * std::exp(-5 * x))).epsilon(1e-5));
+  }
+  float w = 0.0f, aux = 0.0f;
+  d.pulse(w, aux, true, c, 0.0f);
+  CHECK(w == Approx(28.2 * 0.003));  // an empty device's first step: 14 % of its range
+  check_bounds_never_crossed(d);
+}
+
 TEST_CASE("bounds are never crossed, whatever the pulses and their noise", "[devices]") {
   check_bounds_never_crossed(devices::constant_step{});
   check_bounds_never_crossed(devices::linear_step{});
@@ -201,6 +217,7 @@ TEST_CASE("bad device parameters are rejected with a clear error", "[devices]") 
   CHECK_THROWS_WITH(devices::soft_bounds{.w_min = 0.1f}.validate(), Catch::Contains("w_min"));
   CHECK_THROWS_WITH(devices::linear_step{.law = {.ls_decrease_up = 1.5f}}.validate(), Catch::Contains("[0, 1]"));
   CHECK_THROWS_WITH(devices::pcm{.law = {.refresh_threshold = 1.2f}}.validate(), Catch::Contains("refresh"));
+  CHECK_THROWS_WITH(devices::pcm{.law = {.set_boost = -1.0f}}.validate(), Catch::Contains("set_boost"));
   CHECK_THROWS_WITH(devices::pow_step{.law = {.gamma_up = -1.0f}}.validate(), Catch::Contains("gamma"));
   CHECK_NOTHROW(devices::exp_step{}.validate());
   CHECK_THROWS_WITH(pcm_inference_params{.g_max = 0}.validate(), Catch::Contains("g_max"));

@@ -83,13 +83,18 @@ struct any_of {
 /// Every pulsed model of this library, chosen at run time (pnn-bench's `--device`).
 using selectable = any_of<soft_bounds, constant_step, linear_step, exp_step, pow_step, pcm, measured>;
 
-/// PCM pair after aihwkit's PCM preset (Nandakumar et al. 2020's Ge₂Sb₂Te₅ fit): about 200 set
-/// steps over a device's range (aihwkit: dw_min 0.01 over [0, 2]; here 0.003 over [0, 0.6]),
-/// cycle-to-cycle spread 0.6 of a step, device-to-device spreads 0.2 (step), 0.05 (asymmetry),
-/// 0.1 (range). The set step saturates as the device fills (soft-bounds form) and the pair is
-/// refreshed at 75 % of its range. A device on which plain pulsed SGD trains poorly.
+/// PCM pair after aihwkit's PCM preset (Nandakumar et al. 2020's Ge₂Sb₂Te₅ fit): a late set
+/// step of 1/200 of a device's range (aihwkit: dw_min 0.01 over [0, 2]; here 0.003 over
+/// [0, 0.6]) and abrupt first steps, 28 times larger on an empty device and fading as
+/// `e^{−5·fill}` (aihwkit: 1 + 27.2·e^{−2.5 g} over g ∈ [0, 2]), cycle-to-cycle spread 0.6 of a
+/// step, device-to-device spreads 0.2 (step), 0.05 (asymmetry), 0.1 (range). The set step also
+/// saturates as the device fills (soft-bounds form) and the pair is refreshed at 75 % of its
+/// range, so every refresh restarts both devices on their abrupt steps. A device on which plain
+/// pulsed SGD trains poorly.
 [[nodiscard]] inline pcm pcm_preset() noexcept {
   pcm d;
+  d.law.set_boost = 27.2f;
+  d.law.set_decay = 5.0f;
   d.dw_min = 0.003f;
   d.dw_min_std = 0.6f;
   d.dw_min_dtod = 0.2f;

@@ -135,20 +135,30 @@ struct power {
 
 /// Phase-change memory pair: `w = g⁺ − g⁻` with two unipolar, set-only devices. An up pulse
 /// crystallises `g⁺` a little, a down pulse `g⁻`; each set step saturates as the device fills,
-/// `Δg = Δw·(1 − g/g_bound)` with `g_bound = b_max` for `g⁺` and `−b_min` for `g⁻` (Nandakumar
-/// et al. 2019's saturating set response, soft-bounds form). Devices cannot be reset one pulse at
-/// a time, so when either exceeds `refresh_threshold·g_bound` the pair is refreshed: both are
-/// reset and the weight is rewritten onto one device (aihwkit OneSidedUnitCell's refresh).
+/// `Δg = Δw·(1 − x)·(1 + set_boost·e^{−set_decay·x})` at fill `x = g/g_bound`, with
+/// `g_bound = b_max` for `g⁺` and `−b_min` for `g⁻` (Nandakumar et al. 2019/2020's saturating set
+/// response in soft-bounds form; `set_boost > 0` adds the large first steps of a nearly amorphous
+/// cell, after aihwkit's PCM preset). Devices cannot be reset one pulse at a time, so when either
+/// exceeds `refresh_threshold·g_bound` the pair is refreshed: both are reset and the weight is
+/// rewritten onto one device (aihwkit OneSidedUnitCell's refresh).
 struct pcm_pair {
   static constexpr const char* name = "pcm";
   static constexpr bool has_pair = true;
   float refresh_threshold = 0.75f;  ///< fraction of g_bound that triggers a refresh, in (0, 1]
+  /// Extra relative step of an empty device (fill 0): its first set step is `1 + set_boost` times
+  /// the plain one. ≥ 0; 0 (default) is the plain saturating step.
+  float set_boost = 0.0f;
+  float set_decay = 5.0f;  ///< how fast that extra step fades with the fill, ≥ 0
   void validate() const {
     PNN_EXPECTS(refresh_threshold > 0 && refresh_threshold <= 1, "devices::pcm: refresh_threshold must lie in (0, 1]");
+    PNN_EXPECTS(set_boost >= 0 && std::isfinite(set_boost) && set_decay >= 0 && std::isfinite(set_decay),
+                "devices::pcm: set_boost and set_decay must be finite and >= 0");
   }
   /// Set step of a device at `g ∈ [0, bound]`.
-  [[nodiscard]] static float set_step(float g, float dw, float bound) noexcept {
-    return std::max(dw * (1.0f - g / bound), 0.0f);
+  [[nodiscard]] float set_step(float g, float dw, float bound) const noexcept {
+    const float x = g / bound;
+    const float step = std::max(dw * (1.0f - x), 0.0f);
+    return set_boost > 0 ? step * (1.0f + set_boost * std::exp(-set_decay * x)) : step;
   }
 };
 
@@ -217,7 +227,7 @@ struct pulsed {
   /// pair device it is the step of the set device at its conductance.
   [[nodiscard]] float step(float w, float aux, bool up, const device_cell& c) const noexcept {
     if constexpr (has_pair) {
-      return up ? Law::set_step(w + aux, c.dw_up, c.b_max) : Law::set_step(aux, c.dw_down, -c.b_min);
+      return up ? law.set_step(w + aux, c.dw_up, c.b_max) : law.set_step(aux, c.dw_down, -c.b_min);
     } else if constexpr (requires { law.up(w, c, w_min, w_max); }) {
       return up ? law.up(w, c, w_min, w_max) : law.down(w, c, w_min, w_max);  // laws referred to nominal bounds
     } else {
