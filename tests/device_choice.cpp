@@ -65,7 +65,7 @@ void same_as_concrete(const Concrete& d) {
   CHECK(ta.update_granularity() == ts.update_granularity());
   CHECK(ta.g_ref() == ts.g_ref());
   const auto u = random_update(8, in, out, 11);
-  for (int step = 0; step < 5; ++step) {
+  for (std::uint64_t step = 0; step < 5; ++step) {
     rng ga(100 + step), gs(100 + step);
     ta.program(u, ga);
     ts.program(u, gs);
