@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /// \file
-/// \brief Counter-based RNG throughput: pnn's vectorised fills against std::mt19937 with
+/// \brief Counter-based RNG throughput: pnn's vectorised fills (Philox and ARS engines) against std::mt19937 with
 /// std::normal_distribution / std::uniform_real_distribution, and against the same register
 /// Box–Muller fed by a fast stateful generator (xoshiro128+, eight lanes).
 #include <benchmark/benchmark.h>
@@ -65,6 +65,31 @@ void BM_uniform_std(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(bench_count));
 }
 BENCHMARK(BM_uniform_std);
+
+// The same fills on the ARS engine (AES rounds: VAES or AES-NI where the build targets them).
+void BM_uniform_pnn_ars(benchmark::State& state) {
+  std::vector<float> out(bench_count);
+  pnn::rng g(pnn::seed{42, pnn::rng_engine::ars});
+  for (auto _ : state) {
+    pnn::fill_uniform(g, out.data(), out.size());
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(bench_count));
+}
+BENCHMARK(BM_uniform_pnn_ars);
+
+void BM_normal_pnn_ars(benchmark::State& state) {
+  std::vector<float> out(bench_count);
+  pnn::rng g(pnn::seed{42, pnn::rng_engine::ars});
+  for (auto _ : state) {
+    pnn::fill_normal(g, out.data(), out.size());
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(bench_count));
+}
+BENCHMARK(BM_normal_pnn_ars);
 
 #if PNN_DETAIL_RNG_AVX2
 // The anchor for generator speed: the same register Box–Muller fed by xoshiro128+ on eight
@@ -177,6 +202,18 @@ void BM_add_normal_pnn(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(bench_count));
 }
 BENCHMARK(BM_add_normal_pnn);
+
+void BM_add_normal_pnn_ars(benchmark::State& state) {
+  std::vector<float> out(bench_count, 1.0f);
+  pnn::rng g(pnn::seed{42, pnn::rng_engine::ars});
+  for (auto _ : state) {
+    pnn::add_normal(g, out.data(), out.size(), 0.01f);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(bench_count));
+}
+BENCHMARK(BM_add_normal_pnn_ars);
 
 void BM_poisson_pnn(benchmark::State& state) {
   std::vector<float> out(bench_count);

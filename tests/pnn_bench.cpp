@@ -643,4 +643,42 @@ TEST_CASE("pnn-bench trains a resistor-network output layer in its conductances"
   // images, fixed seed).
   CHECK(results[0].at("test_accuracy").get<double>() > results[0].at("untrained_accuracy").get<double>() + 0.15);
 }
+
+TEST_CASE("pnn-bench --rng ars runs on the ARS generator: reproducible, and a different stream from philox",
+          "[pnn-bench][rng]") {
+  const auto run = [](const char* name, const std::string& engine) {
+    const auto dir = fresh_dir(name);
+    const auto out = dir / "out.json";
+    // Read noise, pulses and a perturbative rule: every kind of training draw.
+    const auto r = run_bench("--rules backprop,spsa --substrates crossbar --rng " + engine +
+                                 " --epochs 2 --train-limit 1000 --hidden 16 --batch 16 --json " + out.string(),
+                             dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    std::ifstream f(out);
+    return nlohmann::json::parse(f);
+  };
+  const auto a = run("pnn_bench_rng_a", "ars"), b = run("pnn_bench_rng_b", "ars"), p = run("pnn_bench_rng_p", "philox");
+  CHECK(a.at("rng") == "ars");
+  CHECK(p.at("rng") == "philox");
+  REQUIRE(a.at("results").size() == 2);
+  REQUIRE(p.at("results").size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto &ra = a["results"][i], &rb = b["results"][i], &rp = p["results"][i];
+    INFO(ra.dump());
+    const auto losses = [](const nlohmann::json& row) {
+      std::vector<double> l;
+      for (const auto& e : row.at("history")) l.push_back(e.at("train_loss").get<double>());
+      return l;
+    };
+    CHECK(losses(ra) == losses(rb));  // same seed and engine: the same run, bit for bit
+    CHECK(ra.at("test_accuracy") == rb.at("test_accuracy"));
+    CHECK(losses(ra) != losses(rp));  // another engine: other draws
+    CHECK(ra.at("test_accuracy").get<double>() > ra.at("untrained_accuracy").get<double>() + (i == 0 ? 0.2 : 0.0));
+  }
+  const auto dir = fresh_dir("pnn_bench_rng_bad");
+  const auto bad = run_bench("--rules backprop --substrates digital --rng aes", dir);
+  CHECK(bad.status != 0);
+  CHECK(bad.err.find("--rng") != std::string::npos);
+}
 #endif

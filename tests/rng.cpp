@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Counter-based RNG: Philox4x32-10 known answers, the counter/stream contract, statistics of
-// every sampler, and the SIMD path against the scalar one.
+// Counter-based RNG: Philox4x32-10 and ARS-7 known answers, the counter/stream contract,
+// statistics of every sampler under both engines, and the SIMD paths against the scalar one.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -12,6 +12,10 @@
 
 #include <pnn/core/rng.hpp>
 #include <pnn/simd/random.hpp>
+
+#if defined(__AES__) && !defined(PNN_NO_SIMD)
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -66,6 +70,91 @@ TEST_CASE("philox4x32-10 matches Random123's known-answer vectors", "[rng]") {
         words4{0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu});
   CHECK(pnn::philox4x32::generate({0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}, {0xa4093822u, 0x299f31d0u}) ==
         words4{0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u});
+}
+
+TEST_CASE("ars4x32 matches Random123's known-answer vectors and the AES instructions", "[rng][ars]") {
+  // Random123's kat_vectors, "ars4x32 10" lines (its only ARS answers): counter, key, output.
+  STATIC_REQUIRE(pnn::ars4x32::generate<10>({0, 0, 0, 0}, {0, 0, 0, 0}) ==
+                 words4{0x8d73ee19u, 0x506401efu, 0x13c2dbe4u, 0x0cbe9c0du});
+  CHECK(pnn::ars4x32::generate<10>({0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
+                                   {0xa4093822u, 0x299f31d0u, 0x082efa98u, 0xec4e6c89u}) ==
+        words4{0xa516e7d6u, 0x8357ad74u, 0x5b59b3ecu, 0x8763fff3u});
+  CHECK(pnn::ars4x32::generate<10>({0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu},
+                                   {0xffffffffu, 0xffffffffu, 0u, 0u}) ==
+        words4{0xbb3743b1u, 0x9f635551u, 0xecbc87fcu, 0xa19478a9u});
+  // FIPS-197's S-box examples: the table is derived, not typed in.
+  STATIC_REQUIRE(pnn::detail::aes_sbox[0x00] == 0x63);
+  STATIC_REQUIRE(pnn::detail::aes_sbox[0x53] == 0xED);
+  STATIC_REQUIRE(pnn::detail::aes_sbox[0xFF] == 0x16);
+#if defined(__AES__) && !defined(PNN_NO_SIMD)
+  // The portable round is the instruction, bit for bit, on random states and keys.
+  pnn::rng g(pnn::seed{99});
+  for (int i = 0; i < 20000; ++i) {
+    const words4 st = g.next_block(), key = g.next_block();
+    const __m128i hs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(st.data()));
+    const __m128i hk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key.data()));
+    words4 full{}, last{};
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(full.data()), _mm_aesenc_si128(hs, hk));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(last.data()), _mm_aesenclast_si128(hs, hk));
+    REQUIRE(pnn::detail::aes_round<false>(st, key) == full);
+    REQUIRE(pnn::detail::aes_round<true>(st, key) == last);
+  }
+#endif
+}
+
+TEST_CASE("the ars engine: its blocks, its streams, and the same words on every architecture", "[rng][ars]") {
+  const std::uint64_t seed = 0x299f31d0a4093822ull, stream = 0x0370734413198a2eull;
+  pnn::rng a(pnn::seed{seed, pnn::rng_engine::ars}, stream);
+  CHECK(a.engine() == pnn::rng_engine::ars);
+  a.set_counter(0x85a308d3243f6a88ull);
+  CHECK(a.next_block() == pnn::ars4x32::generate({0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
+                                                 {0xa4093822u, 0x299f31d0u, 0u, 0u}));
+  // Children keep the engine; the engine is part of what a seed means.
+  const pnn::rng p(seed, stream), r(seed, stream, pnn::rng_engine::ars);
+  CHECK(r.split(3).engine() == pnn::rng_engine::ars);
+  CHECK(r.split(3).stream() == p.split(3).stream());
+  CHECK(p.with_engine(pnn::rng_engine::ars) == r);
+  CHECK(p != r);
+  pnn::rng pp = p, rr = r;
+  CHECK(pp.next_block() != rr.next_block());
+  // Bulk fills at every width this build has give the scalar draws' words, through the
+  // counter's carry into its high word and its wrap at 2⁶⁴.
+  for (std::uint64_t start : {std::uint64_t{0xFFFFFFF0ull}, ~std::uint64_t{0} - 20}) {
+    for (std::size_t n : {std::size_t{5}, std::size_t{64}, std::size_t{131}, std::size_t{1000}}) {
+      INFO("start " << start << ", n " << n);
+      pnn::rng s(pnn::seed{7, pnn::rng_engine::ars}, 9);
+      s.set_counter(start);
+      std::vector<float> ref(n);
+      for (float& v : ref) v = s.uniform();
+      const auto check_arch = [&](auto arch) {
+        using A = decltype(arch);
+        pnn::rng g(pnn::seed{7, pnn::rng_engine::ars}, 9);
+        g.set_counter(start);
+        std::vector<float> u(n);
+        pnn::fill_uniform<float, A>(g, u.data(), n);
+        CHECK(u == ref);
+        CHECK(g.counter() == start + (n + 3) / 4);
+        // Normals: the same words through each width's Box–Muller (last bits may differ).
+        pnn::rng h(pnn::seed{7, pnn::rng_engine::ars}, 9), k(pnn::seed{7, pnn::rng_engine::ars}, 9);
+        h.set_counter(start);
+        k.set_counter(start);
+        std::vector<float> z(n), zs(n);
+        pnn::fill_normal<float, A>(h, z.data(), n, 0.5f, 2.0f);
+        pnn::fill_normal<float, pnn::simd::scalar>(k, zs.data(), n, 0.5f, 2.0f);
+        for (std::size_t i = 0; i < n; ++i) REQUIRE(z[i] == Approx(zs[i]).margin(4e-5));
+        std::vector<float> b(n), bs(n);
+        pnn::fill_bernoulli<float, A>(h, b.data(), n, 0.3f);
+        pnn::fill_bernoulli<float, pnn::simd::scalar>(k, bs.data(), n, 0.3f);
+        CHECK(b == bs);
+      };
+      check_arch(pnn::simd::scalar{});
+      check_arch(pnn::simd::default_arch{});
+#if !defined(PNN_NO_SIMD) && defined(__AVX2__)
+      check_arch(xsimd::avx2{});
+      check_arch(xsimd::sse4_2{});
+#endif
+    }
+  }
 }
 
 TEST_CASE("rng blocks are Philox of (counter lo, hi, stream lo, hi) under the seed", "[rng]") {
@@ -134,9 +223,11 @@ TEST_CASE("scalar draws: ranges, uniform_int, Box-Muller", "[rng]") {
 }
 
 TEST_CASE("fills follow the counter contract", "[rng]") {
+  const auto engine = GENERATE(pnn::rng_engine::philox, pnn::rng_engine::ars);
+  INFO("engine " << (engine == pnn::rng_engine::ars ? "ars" : "philox"));
   for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{4}, std::size_t{31},
                         std::size_t{32}, std::size_t{33}, std::size_t{100}}) {
-    pnn::rng g(pnn::seed{7}, 2);
+    pnn::rng g(pnn::seed{7, engine}, 2);
     g.set_counter(10);
     std::vector<float> x(n + 1);
     pnn::fill_uniform(g, x.data(), n);
@@ -151,7 +242,7 @@ TEST_CASE("fills follow the counter contract", "[rng]") {
   }
   // Fill of n, then m, equals fill of n + m when the samples-per-block divides n.
   const std::size_t n = 36, m = 77;
-  pnn::rng a(pnn::seed{11}), b(pnn::seed{11});
+  pnn::rng a(pnn::seed{11, engine}), b(pnn::seed{11, engine});
   std::vector<float> one(n + m), two(n + m);
   pnn::fill_normal(a, one.data(), n + m);
   pnn::fill_normal(b, two.data(), n);
@@ -159,20 +250,20 @@ TEST_CASE("fills follow the counter contract", "[rng]") {
   CHECK(one == two);
   CHECK(a.counter() == b.counter());
   std::vector<double> p1(n + m), p2(n + m);
-  pnn::rng c(pnn::seed{12}), e(pnn::seed{12});
+  pnn::rng c(pnn::seed{12, engine}), e(pnn::seed{12, engine});
   pnn::fill_poisson(c, p1.data(), n + m, 40.0);
   pnn::fill_poisson(e, p2.data(), 13, 40.0);
   pnn::fill_poisson(e, p2.data() + 13, n + m - 13, 40.0);
   CHECK(p1 == p2);
   // Consecutive calls give fresh numbers; a fresh stream gives the same uniforms as scalar draws.
-  pnn::rng f(pnn::seed{13}), h(pnn::seed{13});
+  pnn::rng f(pnn::seed{13, engine}), h(pnn::seed{13, engine});
   std::vector<float> u1(50), u2(50);
   pnn::fill_uniform(f, u1.data(), 50);
   pnn::fill_uniform(f, u2.data(), 50);
   CHECK(u1 != u2);
   for (float v : u1) CHECK(v == h.uniform());
   // add_normal adds exactly what fill_normal draws.
-  pnn::rng q(pnn::seed{14}), r(pnn::seed{14});
+  pnn::rng q(pnn::seed{14, engine}), r(pnn::seed{14, engine});
   std::vector<float> base(45, 2.0f), noise(45);
   pnn::add_normal(q, base.data(), base.size(), 0.5f);
   pnn::fill_normal(r, noise.data(), noise.size());
@@ -180,8 +271,10 @@ TEST_CASE("fills follow the counter contract", "[rng]") {
 }
 
 TEST_CASE("SIMD and scalar paths agree", "[rng]") {
+  const auto engine = GENERATE(pnn::rng_engine::philox, pnn::rng_engine::ars);
+  INFO("engine " << (engine == pnn::rng_engine::ars ? "ars" : "philox"));
   for (std::size_t n : {std::size_t{1}, std::size_t{17}, std::size_t{33}, std::size_t{1000}}) {
-    pnn::rng a(pnn::seed{21}, 4), b(pnn::seed{21}, 4);
+    pnn::rng a(pnn::seed{21, engine}, 4), b(pnn::seed{21, engine}, 4);
     a.set_counter(0xFFFFFFFEull);  // crosses the carry into the counter's high word
     b.set_counter(0xFFFFFFFEull);
     std::vector<float> x(n), y(n);
@@ -207,15 +300,17 @@ TEST_CASE("SIMD and scalar paths agree", "[rng]") {
     CHECK(a == b);
   }
   // The scalar Box–Muller of a fresh stream draws the same normals as the bulk fill.
-  pnn::rng s(pnn::seed{5}), t(pnn::seed{5});
+  pnn::rng s(pnn::seed{5, engine}), t(pnn::seed{5, engine});
   std::vector<float> z(64);
   pnn::fill_normal(s, z.data(), z.size());
   for (float v : z) CHECK(v == Approx(t.normal()).margin(2e-5));
 }
 
 TEST_CASE("bulk samplers have the right moments", "[rng][statistics]") {
+  const auto engine = GENERATE(pnn::rng_engine::philox, pnn::rng_engine::ars);
+  INFO("engine " << (engine == pnn::rng_engine::ars ? "ars" : "philox"));
   const std::size_t n = 1000000;
-  pnn::rng g(pnn::seed{20261123});
+  pnn::rng g(pnn::seed{20261123, engine});
   std::vector<float> x(n);
   pnn::fill_uniform(g, x.data(), n, -1.0f, 3.0f);
   CHECK(*std::min_element(x.begin(), x.end()) > -1.0f);
@@ -247,12 +342,14 @@ TEST_CASE("bulk samplers have the right moments", "[rng][statistics]") {
 }
 
 TEST_CASE("Poisson probabilities match the pmf", "[rng][statistics]") {
+  const auto engine = GENERATE(pnn::rng_engine::philox, pnn::rng_engine::ars);
+  INFO("engine " << (engine == pnn::rng_engine::ars ? "ars" : "philox"));
   // Chi-square over k = 0 .. 11 (tail lumped) at λ = 4, and for λ = 15 (PTRS) around the mode.
   for (double lambda : {4.0, 15.0}) {
     INFO("lambda " << lambda);
     const std::size_t n = 200000;
     std::vector<double> x(n);
-    pnn::rng g(pnn::seed{77});
+    pnn::rng g(pnn::seed{77, engine});
     pnn::fill_poisson(g, x.data(), n, lambda);
     const int lo = lambda < 10 ? 0 : 5, hi = lambda < 10 ? 11 : 26;
     std::vector<double> count(static_cast<std::size_t>(hi - lo + 1), 0.0);
@@ -274,9 +371,11 @@ TEST_CASE("Poisson probabilities match the pmf", "[rng][statistics]") {
 }
 
 TEST_CASE("Kolmogorov-Smirnov: normals against Phi, uniforms against U(0,1)", "[rng][statistics]") {
+  const auto engine = GENERATE(pnn::rng_engine::philox, pnn::rng_engine::ars);
+  INFO("engine " << (engine == pnn::rng_engine::ars ? "ars" : "philox"));
   const std::size_t n = 100000;
   const double critical = 1.63 / std::sqrt(static_cast<double>(n));  // alpha ≈ 0.01
-  pnn::rng g(pnn::seed{31337});
+  pnn::rng g(pnn::seed{31337, engine});
   std::vector<float> z(n);
   pnn::fill_normal(g, z.data(), n);
   CHECK(ks_statistic(z, normal_cdf) < critical);

@@ -70,6 +70,9 @@ struct config {
   /// `--device`: the pulsed device of the crossbar substrates (`devices::device_from_name`:
   /// soft_bounds, constant_step, linear_step, exp_step, pow_step, pcm, measured:FILE.csv).
   std::string device = "soft_bounds";
+  /// `--rng`: the generator of every stream a run draws (weights, shuffles, noise, pulses,
+  /// perturbations): philox (default) or ars (AES rounds; faster where the core has AES-NI).
+  pnn::rng_engine engine = pnn::rng_engine::philox;
   double crossbar_lr = 0;  ///< `--crossbar-lr`: η of `sgd` and the transfer compounds (0: `drive.hpp`'s)
   double fast_lr = 0;      ///< `--fast-lr`: a transfer compound's rate onto the fast array (0: default)
   double chop_prob = -1;   ///< `--chop-prob`: c_ttv2/agad chopper probability (< 0: the preset's)

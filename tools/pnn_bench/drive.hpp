@@ -135,6 +135,7 @@ auto on_substrate(const config& cfg, Opt o) {
                                  c.transfer.algorithm == pnn::optim::transfer_algorithm::agad))
         c.transfer.in_chop_prob = float(cfg.chop_prob);
       c.transfer.seed = cfg.seed;
+      c.transfer.engine = cfg.engine;
     }
     // The rule's schedule (cosine in every runner) carries over to the analog updates: on η of
     // plain pulse trains, on the transfer rate of the compounds (their fast rate stays fixed).
@@ -181,7 +182,7 @@ using lenet5 = pnn::network<pnn::conv2d<pnn::conv_shape<28, 28, 1, 6, 5, 1, 2>, 
 /// runs on convolutional networks (`with_network` has rejected `--model lenet5` otherwise).
 template <class S, class N, class A, class O, bool Conv, class F, class... Configs>
 result with_depth(const config& cfg, std::size_t inputs, std::size_t outputs, F&& f, const Configs&... configs) {
-  const pnn::seed s{cfg.seed};
+  const pnn::seed s{cfg.seed, cfg.engine};
   if (cfg.model == "lenet5") {
     if constexpr (Conv) {
       if (inputs != 784 || outputs != 10) throw skip("--model lenet5 needs 28 x 28 images and 10 classes");
@@ -321,7 +322,7 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     typename mzi::params p;
     p.programming = pnn::physics::mesh_programming::adjoint;
     noise = "none (digital encoder, MZI layers)";
-    const pnn::seed s{cfg.seed};
+    const pnn::seed s{cfg.seed, cfg.engine};
     using enc = pnn::dense<dynamic, dynamic, pnn::physics::digital, pnn::noise::none, A>;
     if (cfg.hidden.size() == 1) {
       pnn::network<enc, pnn::dense<dynamic, dynamic, mzi, pnn::noise::none, O>> net({in, cfg.hidden[0], out}, s, p);
@@ -348,7 +349,7 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     noise = "none (digital encoder, resistor output layer)";
     using enc = pnn::dense<dynamic, dynamic, pnn::physics::digital, pnn::noise::none, A>;
     pnn::network<enc, pnn::dense<dynamic, dynamic, rsub, pnn::noise::none, O>> net({in, cfg.hidden[0], out},
-                                                                                 pnn::seed{cfg.seed}, p);
+                                                                                 pnn::seed{cfg.seed, cfg.engine}, p);
     return f(net);
   }
   throw skip("substrate '" + substrate + "' has not landed in this build");
@@ -418,7 +419,7 @@ template <class Twin, class Physical>
 pnn::physical_events deploy_counted(const config& cfg, const Twin& twin, Physical& physical) {
   pnn::cost_counter counter;
   pnn::attach_cost_counter(physical, &counter);
-  pnn::rng g(cfg.seed, 0xde9);
+  pnn::rng g(cfg.seed, 0xde9, cfg.engine);
   pnn::deploy(twin, physical, g);
   pnn::attach_cost_counter(physical, nullptr);
   return counter.totals();
@@ -453,7 +454,7 @@ void measure_drift(const config& cfg, const pnn::data::split& d, const Net& net,
     using plain_t = pnn::rebind_t<Net, substrate_t, pnn::noise::none>;
     plain_t pcm;
     const auto sizes = net.sizes();
-    pcm.initialize(sizes.data(), pnn::seed{cfg.seed});
+    pcm.initialize(sizes.data(), pnn::seed{cfg.seed, cfg.engine});
     std::vector<float> w;
     net.for_each_layer([&](const auto& l, std::size_t i) {
       pcm.for_each_layer([&](auto& pl, std::size_t j) {
@@ -465,7 +466,7 @@ void measure_drift(const config& cfg, const pnn::data::split& d, const Net& net,
         std::copy(l.tile.bias_data(), l.tile.bias_data() + l.tile.out_size(), pl.tile.bias_data());
       });
     });
-    pnn::rng gp(cfg.seed, 0x9c3);
+    pnn::rng gp(cfg.seed, 0x9c3, cfg.engine);
     pnn::physics::program_inference(pcm, pnn::physics::pcm_inference_params{}, gp);
     constexpr bool builtin_eval = requires { Eval::builtin; };
     std::size_t k = 0;
@@ -473,7 +474,7 @@ void measure_drift(const config& cfg, const pnn::data::split& d, const Net& net,
       ++k;
       for (const bool compensated : {false, true}) {
         pnn::physics::set_drift_compensation(pcm, compensated);
-        pnn::rng gt(cfg.seed, 0x71e0 + k);
+        pnn::rng gt(cfg.seed, 0x71e0 + k, cfg.engine);
         pnn::physics::set_time(pcm, seconds, gt);
         double acc = 0;
         if constexpr (builtin_eval) acc = pnn::evaluate(pcm, loss, d.test).accuracy;
@@ -631,7 +632,7 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
   const xt::xtensor<float, 2> px = xt::view(d.train.inputs, xt::range(0, probe), xt::all());
   const xt::xtensor<float, 2> pt = xt::view(d.train.targets, xt::range(0, probe), xt::all());
   constexpr bool builtin_eval = requires { Eval::builtin; };
-  pnn::train_options opt{.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed,
+  pnn::train_options opt{.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed, .engine = cfg.engine,
                          .test = builtin_eval ? &d.test : nullptr, .progress = pnn::progress_mode::never};
   // Evaluation and probes are timed apart from training: samples/s is training throughput.
   auto timed = [](pnn::epoch_metrics& m, auto&& f) {

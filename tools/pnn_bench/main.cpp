@@ -727,6 +727,11 @@ int run(int argc, char** argv) {
                  "pulsed device of the crossbar substrates: soft_bounds (default) | constant_step | linear_step | "
                  "exp_step | pow_step | pcm (aihwkit-like PCM pair with refresh) | measured:FILE.csv (fitted from "
                  "pulse-response data; examples/data/devices)");
+  std::string rng_s = "philox";
+  app.add_option("--rng", rng_s,
+                 "generator of every random stream (weights, shuffles, noise, pulses, perturbations): philox (default) | "
+                 "ars (AES rounds: faster on cores with AES-NI/VAES, slower without; a different stream)")
+      ->check(CLI::IsMember({"philox", "ars"}));
   std::string crossbar_lr_s, fast_lr_s, chop_prob_s;
   app.add_option("--crossbar-lr", crossbar_lr_s,
                  "learning rate of --crossbar-update sgd and of the transfer compounds (their eta; default 0.02 / 0.05)");
@@ -780,6 +785,7 @@ int run(int argc, char** argv) {
       throw usage_error("--crossbar-lr must be positive");
     if (!fast_lr_s.empty() && (cfg.fast_lr = parse_number(fast_lr_s, "--fast-lr")) <= 0)
       throw usage_error("--fast-lr must be positive");
+    cfg.engine = rng_s == "ars" ? pnn::rng_engine::ars : pnn::rng_engine::philox;
     try {
       (void)device_model(cfg);  // an unknown name or a bad file stops here, before any data loads
     } catch (const pnn::error& e) {
@@ -1043,7 +1049,7 @@ int run(int argc, char** argv) {
 
   std::cout << markdown_table(rows) << std::flush;
   nlohmann::json out{{"dataset", d.train.name}, {"model", cfg.model}, {"crossbar_update", cfg.crossbar_update},
-                     {"device", cfg.device}, {"results", nlohmann::json::array()}};
+                     {"device", cfg.device}, {"rng", rng_s}, {"results", nlohmann::json::array()}};
   for (const auto& r : rows) out["results"].push_back(to_json(r));
   std::vector<scorecard_entry> card;
   if (scorecard) {

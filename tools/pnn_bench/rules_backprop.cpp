@@ -46,7 +46,7 @@ result run_in_silico(const config& cfg, const std::string& substrate, const pnn:
     using twin_t = pnn::rebind_t<std::remove_cvref_t<decltype(physical)>, pnn::physics::digital>;
     const auto sizes = physical.sizes();
     twin_t twin;
-    twin.initialize(sizes.data(), pnn::seed{cfg.seed});
+    twin.initialize(sizes.data(), pnn::seed{cfg.seed, cfg.engine});
     {
       auto rule = make_backprop<twin_t>(cfg, d);
       r.settings = optimizer_settings("momentum", backprop_lr * cfg.lr_scale, backprop_momentum);

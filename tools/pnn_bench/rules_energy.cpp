@@ -49,12 +49,13 @@ typename pnn::learn::equilibrium_propagation<Opt>::params ep_params(const config
 struct equilibrium_accuracy {
   pnn::learn::equilibrium_propagation<>::params p;
   std::uint64_t seed;
+  pnn::rng_engine engine = pnn::rng_engine::philox;
   template <class Net>
   double operator()(const Net& net, const pnn::data::dataset& test, std::size_t epoch) const {
     auto q = p;
     if (q.estimator == pnn::learn::ep_estimator::holomorphic) q.estimator = pnn::learn::ep_estimator::centered;
     pnn::learn::equilibrium_propagation<> free_phase(q);
-    pnn::rng g(seed, 0xe9 + epoch);
+    pnn::rng g(seed, 0xe9 + epoch, engine);
     return free_phase.evaluate(net, pnn::loss::mse{}, test, g).accuracy;
   }
 };
@@ -66,7 +67,7 @@ result run_ep(const config& cfg, const std::string& substrate, const pnn::data::
   r.substrate = substrate;
   r.sweep = sweep;
   return with_network<hs, hs>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
-    pnn::init::uniform_fan_in(net, pnn::seed{cfg.seed});
+    pnn::init::uniform_fan_in(net, pnn::seed{cfg.seed, cfg.engine});
     using net_t = std::remove_cvref_t<decltype(net)>;
     const auto p = ep_params(cfg, on_substrate<net_t>(cfg, layer_rates(cfg, d)));
     pnn::learn::equilibrium_propagation<on_substrate_t<net_t, pnn::optim::sgd>> rule(p);
@@ -86,7 +87,7 @@ result run_ep(const config& cfg, const std::string& substrate, const pnn::data::
                   {"loss", "mse"},
                   {"init", "uniform_fan_in"}};
     return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::mse{},
-                             equilibrium_accuracy{ep_params(cfg, layer_rates(cfg, d)), cfg.seed});
+                             equilibrium_accuracy{ep_params(cfg, layer_rates(cfg, d)), cfg.seed, cfg.engine});
   });
 }
 
@@ -97,7 +98,7 @@ result run_coupled(const config& cfg, const std::string& substrate, const pnn::d
   r.substrate = substrate;
   r.sweep = sweep;
   return with_network<hs, hs>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
-    pnn::init::uniform_fan_in(net, pnn::seed{cfg.seed});
+    pnn::init::uniform_fan_in(net, pnn::seed{cfg.seed, cfg.engine});
     const bool alternating = cfg.ep_update == "alternating";
     using net_t = std::remove_cvref_t<decltype(net)>;
     pnn::learn::coupled_learning<on_substrate_t<net_t, pnn::optim::sgd>> rule(
@@ -122,7 +123,7 @@ result run_coupled(const config& cfg, const std::string& substrate, const pnn::d
     auto p = ep_params(cfg, layer_rates(cfg, d));
     p.state_noise = 0;
     p.average_steps = 1;
-    return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::mse{}, equilibrium_accuracy{p, cfg.seed});
+    return train_and_measure(cfg, d, net, rule, r, false, pnn::loss::mse{}, equilibrium_accuracy{p, cfg.seed, cfg.engine});
   });
 }
 

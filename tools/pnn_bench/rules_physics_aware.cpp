@@ -22,7 +22,7 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
     using twin_t = pnn::rebind_t<physical_t, pnn::physics::digital>;
     const auto sizes = physical.sizes();
     twin_t twin;
-    twin.initialize(sizes.data(), pnn::seed{cfg.seed});
+    twin.initialize(sizes.data(), pnn::seed{cfg.seed, cfg.engine});
     const std::size_t steps = cfg.epochs * ((d.train.size() + cfg.batch - 1) / cfg.batch);
     pnn::learn::backprop<pnn::optim::momentum> bp{{.optimizer = {
         .learning_rate = twin_lr,
@@ -30,7 +30,7 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
         .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}}}};
     const pnn::simd::kernel_work twin0 = pnn::simd::kernel_work_on_this_thread();
     pnn::train(twin, bp, pnn::loss::softmax_cross_entropy{}, d.train,
-               {.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed, .progress = pnn::progress_mode::never});
+               {.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed, .engine = cfg.engine, .progress = pnn::progress_mode::never});
     r.pretraining_work = pnn::simd::kernel_work_on_this_thread() - twin0;  // charged to this run's energy
     r.pretraining_events = deploy_counted(cfg, twin, physical);  // its programming, charged too
     pnn::learn::physics_aware<on_substrate_t<physical_t, pnn::optim::momentum>> pat{

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /// \file
-/// \brief Counter-based random numbers: the Philox4x32-10 bijection, `pnn::seed` and `pnn::rng`.
+/// \brief Counter-based random numbers: the Philox4x32-10 and ARS-7 bijections, `pnn::seed` and `pnn::rng`.
 ///
 /// Why counter-based: a sample is a pure function of (seed, stream, counter), so it does not
 /// depend on how many threads run, in which order streams are visited, or how much another
@@ -49,10 +49,124 @@ struct philox4x32 {
   }
 };
 
+namespace detail {
+
+/// Multiplication in GF(2⁸) modulo the AES polynomial x⁸ + x⁴ + x³ + x + 1.
+constexpr std::uint8_t gf256_mul(std::uint8_t a, std::uint8_t b) noexcept {
+  std::uint8_t p = 0;
+  for (int i = 0; i < 8; ++i) {
+    if ((b & 1u) != 0) p = static_cast<std::uint8_t>(p ^ a);
+    const bool carry = (a & 0x80u) != 0;
+    a = static_cast<std::uint8_t>(a << 1);
+    if (carry) a = static_cast<std::uint8_t>(a ^ 0x1Bu);
+    b = static_cast<std::uint8_t>(b >> 1);
+  }
+  return p;
+}
+
+/// The AES S-box (FIPS-197 §5.1.1), derived rather than tabulated: the multiplicative inverse
+/// in GF(2⁸) (x²⁵⁴, with 0 ↦ 0) followed by the affine map b ⊕ rotl(b,1..4) ⊕ 0x63.
+constexpr std::array<std::uint8_t, 256> make_aes_sbox() noexcept {
+  std::array<std::uint8_t, 256> s{};
+  for (unsigned x = 0; x < 256; ++x) {
+    std::uint8_t inv = 1, base = static_cast<std::uint8_t>(x);
+    for (unsigned e = 254; e != 0; e >>= 1) {  // square and multiply
+      if ((e & 1u) != 0) inv = gf256_mul(inv, base);
+      base = gf256_mul(base, base);
+    }
+    if (x == 0) inv = 0;
+    const auto rotl = [](std::uint8_t v, int k) { return static_cast<std::uint8_t>((v << k) | (v >> (8 - k))); };
+    s[x] = static_cast<std::uint8_t>(inv ^ rotl(inv, 1) ^ rotl(inv, 2) ^ rotl(inv, 3) ^ rotl(inv, 4) ^ 0x63u);
+  }
+  return s;
+}
+inline constexpr std::array<std::uint8_t, 256> aes_sbox = make_aes_sbox();
+
+/// One AES encryption round on a state of four little-endian column words, exactly what x86's
+/// `aesenc` (`Last`: `aesenclast`, no MixColumns) computes: SubBytes, ShiftRows, MixColumns,
+/// then the round key xored in. Byte r of word c is row r of column c.
+template <bool Last>
+constexpr std::array<std::uint32_t, 4> aes_round(const std::array<std::uint32_t, 4>& s,
+                                                 const std::array<std::uint32_t, 4>& k) noexcept {
+  const auto byte = [&](std::size_t row, std::size_t col) {
+    return aes_sbox[(s[col % 4] >> (8 * row)) & 0xFFu];  // SubBytes
+  };
+  std::array<std::uint32_t, 4> out{};
+  for (std::size_t c = 0; c < 4; ++c) {
+    // ShiftRows: row r of column c comes from column c + r.
+    const std::uint8_t a0 = byte(0, c), a1 = byte(1, c + 1), a2 = byte(2, c + 2), a3 = byte(3, c + 3);
+    std::uint8_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+    if constexpr (!Last) {  // MixColumns: the circulant (2 3 1 1) over GF(2⁸)
+      b0 = static_cast<std::uint8_t>(gf256_mul(a0, 2) ^ gf256_mul(a1, 3) ^ a2 ^ a3);
+      b1 = static_cast<std::uint8_t>(a0 ^ gf256_mul(a1, 2) ^ gf256_mul(a2, 3) ^ a3);
+      b2 = static_cast<std::uint8_t>(a0 ^ a1 ^ gf256_mul(a2, 2) ^ gf256_mul(a3, 3));
+      b3 = static_cast<std::uint8_t>(gf256_mul(a0, 3) ^ a1 ^ a2 ^ gf256_mul(a3, 2));
+    }
+    out[c] = (std::uint32_t{b0} | (std::uint32_t{b1} << 8) | (std::uint32_t{b2} << 16) | (std::uint32_t{b3} << 24)) ^ k[c];
+  }
+  return out;
+}
+
+}  // namespace detail
+
+/// \brief The ARS-R counter-based bijection (AES round functions under a Weyl key schedule;
+/// Salmon, Moraes, Dror & Shaw, SC 2011), as Random123's `ars4x32_R`.
+///
+/// The counter is xored with the key, then R − 1 full AES rounds and a last round run with the
+/// key bumped by the Weyl constants (64-bit lanes) before each. With AES instructions (x86
+/// AES-NI/VAES) a round is one instruction on 1, 2 or 4 blocks, so it is the fastest
+/// counter-based generator pnn has; this constexpr form is the portable definition that every
+/// vectorised path must reproduce bit for bit, and it is slow (S-box lookups), so prefer Philox
+/// on cores without AES instructions. Seven rounds (Random123's default; five pass BigCrush).
+/// Known-answer tests against Random123's `kat_vectors` (ten rounds) are in tests/rng.cpp.
+struct ars4x32 {
+  static constexpr std::uint64_t weyl0 = 0x9E3779B97F4A7C15ull;  ///< key lane 0 increment (golden ratio)
+  static constexpr std::uint64_t weyl1 = 0xBB67AE8584CAA73Bull;  ///< key lane 1 increment (√3 − 1)
+  static constexpr int rounds = 7;
+
+  /// The R + 1 round keys of `key`: the key itself, then R Weyl steps in two 64-bit lanes.
+  template <int R = rounds>
+  static constexpr std::array<std::array<std::uint32_t, 4>, R + 1> round_keys(std::array<std::uint32_t, 4> key) noexcept {
+    std::array<std::array<std::uint32_t, 4>, R + 1> rk{};
+    std::uint64_t lane0 = (std::uint64_t{key[1]} << 32) | key[0];
+    std::uint64_t lane1 = (std::uint64_t{key[3]} << 32) | key[2];
+    for (int r = 0; r <= R; ++r) {
+      rk[static_cast<std::size_t>(r)] = {static_cast<std::uint32_t>(lane0), static_cast<std::uint32_t>(lane0 >> 32),
+                                         static_cast<std::uint32_t>(lane1), static_cast<std::uint32_t>(lane1 >> 32)};
+      lane0 += weyl0;
+      lane1 += weyl1;
+    }
+    return rk;
+  }
+
+  /// \brief One 128-bit output block for `counter` under `key` with R rounds (1 ≤ R ≤ 10).
+  template <int R = rounds>
+  static constexpr std::array<std::uint32_t, 4> generate(std::array<std::uint32_t, 4> counter,
+                                                         std::array<std::uint32_t, 4> key) noexcept {
+    static_assert(R >= 1 && R <= 10, "ars4x32: 1 to 10 rounds");
+    const auto rk = round_keys<R>(key);
+    for (std::size_t w = 0; w < 4; ++w) counter[w] ^= rk[0][w];
+    for (std::size_t r = 1; r < static_cast<std::size_t>(R); ++r) counter = detail::aes_round<false>(counter, rk[r]);
+    return detail::aes_round<true>(counter, rk[static_cast<std::size_t>(R)]);
+  }
+};
+
+/// \brief Which counter-based bijection turns (seed, stream, counter) into random bits.
+///
+/// `philox` (the default) is fast everywhere, SIMD or scalar. `ars` is about twice as fast
+/// where the core has AES instructions (x86 with AES-NI, VAES for four blocks a register) and
+/// several times slower without them. Both give the same stream on every architecture; they
+/// give different streams from each other, so the engine is part of what a seed means.
+enum class rng_engine : std::uint8_t {
+  philox,  ///< Philox4x32-10
+  ars,     ///< ARS-7 (AES rounds)
+};
+
 /// \brief A 64-bit seed, a type of its own so that `net_t net{seed{42}}` cannot be confused
-/// with a size or a count.
+/// with a size or a count; `engine` picks the generator of every stream derived from it.
 struct seed {
   std::uint64_t value = 0;
+  rng_engine engine = rng_engine::philox;
 };
 
 namespace detail {
@@ -79,6 +193,8 @@ constexpr std::array<std::uint32_t, 4> philox_counter(std::uint64_t block, std::
 }
 /// The Philox key of a 64-bit seed: (seed lo, seed hi).
 constexpr std::array<std::uint32_t, 2> philox_key(std::uint64_t s) noexcept { return {lo32(s), hi32(s)}; }
+/// The ARS key of a 64-bit seed: (seed lo, seed hi, 0, 0); the counter is laid out as Philox's.
+constexpr std::array<std::uint32_t, 4> ars_key(std::uint64_t s) noexcept { return {lo32(s), hi32(s), 0u, 0u}; }
 
 /// 32 random bits → float in (0, 1]: the top 23 bits become the mantissa of a number in [1, 2),
 /// and 2 − x (exact, Sterbenz) maps [1, 2) onto (0, 1]. Never 0, so log() is always finite; the
@@ -100,7 +216,8 @@ inline constexpr double two_pi_d = 6.28318530717958647692;
 }  // namespace detail
 
 /// \brief A counter-based random stream: block `c` of stream `s` under seed `k` is
-/// `philox4x32::generate({c lo, c hi, s lo, s hi}, {k lo, k hi})`.
+/// `philox4x32::generate({c lo, c hi, s lo, s hi}, {k lo, k hi})`, or with the `ars` engine
+/// `ars4x32::generate({c lo, c hi, s lo, s hi}, {k lo, k hi, 0, 0})`.
 ///
 /// A sample's value depends only on (seed, stream, counter), never on thread count or on the
 /// order in which different streams are used. Independent streams come from `split(id)`, which
@@ -116,19 +233,24 @@ class rng {
  public:
   /// Seed 0, stream 0, counter 0.
   constexpr rng() noexcept = default;
+  /// Stream `stream_id` of seed `s` under the seed's engine, counter 0.
+  constexpr explicit rng(seed s, std::uint64_t stream_id = 0) noexcept
+      : seed_(s.value), stream_(stream_id), engine_(s.engine) {}
   /// Stream `stream_id` of seed `s`, counter 0.
-  constexpr explicit rng(seed s, std::uint64_t stream_id = 0) noexcept : seed_(s.value), stream_(stream_id) {}
-  /// Stream `stream_id` of seed `s`, counter 0.
-  constexpr explicit rng(std::uint64_t s, std::uint64_t stream_id = 0) noexcept : seed_(s), stream_(stream_id) {}
+  constexpr explicit rng(std::uint64_t s, std::uint64_t stream_id = 0, rng_engine e = rng_engine::philox) noexcept
+      : seed_(s), stream_(stream_id), engine_(e) {}
 
-  /// \brief An independent child stream: same seed, stream = mix(stream, id), counter 0.
-  /// Depends on (seed, stream, id) only, not on this stream's counter; distinct ids give
-  /// distinct streams, and split(a).split(b) differs from split(b).split(a).
+  /// \brief An independent child stream: same seed and engine, stream = mix(stream, id),
+  /// counter 0. Depends on (seed, stream, id) only, not on this stream's counter; distinct ids
+  /// give distinct streams, and split(a).split(b) differs from split(b).split(a).
   [[nodiscard]] constexpr rng split(std::uint64_t id) const noexcept {
-    return rng(seed_, detail::split_stream(stream_, id));
+    return rng(seed_, detail::split_stream(stream_, id), engine_);
   }
+  /// The same (seed, stream) at counter 0 under engine `e`.
+  [[nodiscard]] constexpr rng with_engine(rng_engine e) const noexcept { return rng(seed_, stream_, e); }
 
-  constexpr std::uint64_t seed_value() const noexcept { return seed_; }  ///< the 64-bit Philox key
+  constexpr std::uint64_t seed_value() const noexcept { return seed_; }  ///< the 64-bit key
+  constexpr rng_engine engine() const noexcept { return engine_; }       ///< the bijection in use
   constexpr std::uint64_t stream() const noexcept { return stream_; }    ///< the stream id
   constexpr std::uint64_t counter() const noexcept { return counter_; }  ///< the next block to draw
   /// Moves to block `c`; words buffered from an earlier block and a cached normal are dropped,
@@ -142,7 +264,9 @@ class rng {
 
   /// The block at `counter()`, then advances the counter by one (does not touch buffered words).
   constexpr std::array<std::uint32_t, 4> next_block() noexcept {
-    return philox4x32::generate(detail::philox_counter(counter_++, stream_), detail::philox_key(seed_));
+    const auto ctr = detail::philox_counter(counter_++, stream_);
+    if (engine_ == rng_engine::ars) return ars4x32::generate(ctr, detail::ars_key(seed_));
+    return philox4x32::generate(ctr, detail::philox_key(seed_));
   }
 
   /// 32 random bits: the next unused word of the current block, drawing a new block when needed.
@@ -221,6 +345,7 @@ class rng {
   std::uint64_t counter_ = 0;
   std::array<std::uint32_t, 4> buf_{};
   std::uint32_t pos_ = 4;  // next word of buf_ to hand out; 4 = empty
+  rng_engine engine_ = rng_engine::philox;
   bool has_spare_f_ = false;
   bool has_spare_d_ = false;
   float spare_f_ = 0.0f;

@@ -178,6 +178,7 @@ struct transfer_compound {
   bool zero_shift = true;              ///< calibrate R to A's symmetry points (not used by agad)
   std::size_t zero_shift_pairs = 1000; ///< up/down pulse pairs of the calibration, ≥ 1
   std::uint64_t seed = 0x7a7a;         ///< draws of A's devices, its pulse trains and the choppers
+  rng_engine engine = rng_engine::philox;  ///< the generator of those draws
 
   /// Each algorithm with its defaults: Tiki-Taka v1 transfers with λ = η, the buffered ones
   /// fire one pulse per transfer (aihwkit's `transfer_update.desired_bl = 1`); c-TTv2 flips
@@ -260,7 +261,7 @@ struct transfer_compound {
         if (!g[i].parameter_space) {
           auto& ls = slot_of<Net>(s, i, l);
           prepare_layer(l.tile, i, ls);
-          transfer_layer(l.tile, g[i], ls, eta, rng(seed, 0x7ace).split(i).split(step));
+          transfer_layer(l.tile, g[i], ls, eta, rng(seed, 0x7ace, engine).split(i).split(step));
           return;
         }
       }
@@ -315,7 +316,7 @@ struct transfer_compound {
   void prepare_layer(const Tile& c, std::size_t i, detail::transfer_layer_state<Tile>& ls) const {
     if (ls.fast.has_value()) return;
     const std::size_t in = c.in_size(), out = c.out_size(), n = in * out;
-    rng g(seed, 0xfa57);
+    rng g(seed, 0xfa57, engine);
     g = g.split(i);
     Tile a = c;  // the same periphery and device model; its own devices follow
     // The gradient reaches A as pulse trains of its factors, whatever C's update mode.

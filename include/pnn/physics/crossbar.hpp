@@ -785,8 +785,7 @@ struct crossbar {
     // Group k of eight masks uses blocks [32k, 32k + 32) of `g`'s stream, so the result does
     // not depend on which groups were skipped (all p = 0).
     static void bernoulli_masks(const rng& g, const float* p, std::size_t n, unsigned bl, std::uint32_t* out) {
-      const auto key = ::pnn::detail::philox_key(g.seed_value());
-      const std::uint64_t stream = g.stream();
+      const ::pnn::detail::block_stream src = ::pnn::detail::stream_of(g);
       const std::uint32_t full = bl >= 32 ? ~std::uint32_t{0} : ((std::uint32_t{1} << bl) - 1u);
       const bool compare = bl <= 12;
       const std::size_t calls = compare ? (bl + 3) / 4 : 4;
@@ -809,7 +808,7 @@ struct crossbar {
         }
         const std::uint64_t ctr = (i0 / 8) * 32;
         for (std::size_t c = 0; c < calls; ++c)
-          ::pnn::detail::philox_rows<simd::default_arch, 8>(key, ctr + 8 * c, stream, rows[c]);
+          ::pnn::detail::block_rows<simd::default_arch, 8>(src, ctr + 8 * c, rows[c]);
         std::uint32_t m[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         if (compare) {
           for (unsigned slot = 0; slot < bl; ++slot) {

@@ -14,7 +14,9 @@
 ///
 /// On AVX2 the Philox rounds run on eight blocks per register with `_mm256_mul_epu32` on the
 /// even and odd lanes; elsewhere (SSE/NEON, or `pnn::simd::scalar`) a portable loop computes the
-/// same words. Box–Muller uses both of its outputs (r cos θ and r sin θ).
+/// same words. A stream whose engine is `rng_engine::ars` runs its AES rounds on VAES (four
+/// blocks a register, with AVX-512), AES-NI (one), or the portable `ars4x32`, again the same
+/// words. Box–Muller uses both of its outputs (r cos θ and r sin θ).
 #pragma once
 
 #include <algorithm>
@@ -40,6 +42,18 @@
 #define PNN_DETAIL_RNG_AVX512 1
 #else
 #define PNN_DETAIL_RNG_AVX512 0
+#endif
+// ARS on AES instructions: AES-NI rounds one block per register; VAES with AVX-512 four.
+#if !defined(PNN_NO_SIMD) && defined(__AES__) && defined(__SSE2__)
+#include <immintrin.h>
+#define PNN_DETAIL_RNG_AESNI 1
+#else
+#define PNN_DETAIL_RNG_AESNI 0
+#endif
+#if PNN_DETAIL_RNG_AESNI && PNN_DETAIL_RNG_AVX512 && defined(__VAES__)
+#define PNN_DETAIL_RNG_VAES512 1
+#else
+#define PNN_DETAIL_RNG_VAES512 0
 #endif
 
 namespace pnn {
@@ -306,6 +320,13 @@ PNN_ALWAYS_INLINE void transpose4x16(__m512 a, __m512 b, __m512 c, __m512 d, __m
   o[3] = _mm512_shuffle_f32x4(v2, v3, 0xDD);
 }
 
+/// Sixteen normals z stored as shift + scale·z, or added as scale·z (`Add`).
+template <bool Add>
+PNN_ALWAYS_INLINE void store_normals16(float* d, __m512 z, __m512 scale, float shift) noexcept {
+  const __m512 base = Add ? _mm512_loadu_ps(d) : _mm512_set1_ps(shift);
+  _mm512_storeu_ps(d, _mm512_fmadd_ps(scale, z, base));
+}
+
 /// `box_muller_radius8` on sixteen lanes (the same operations).
 PNN_ALWAYS_INLINE __m512 box_muller_radius16(__m512i w) noexcept {
   const __m512 one = _mm512_set1_ps(1.0f);
@@ -427,6 +448,121 @@ PNN_ALWAYS_INLINE void philox_words(std::array<std::uint32_t, 2> key, std::uint6
   }
 }
 
+// ---- ARS blocks -------------------------------------------------------------------------------
+
+/// Where a bulk fill draws its blocks from: the stream's seed, stream id and engine.
+struct block_stream {
+  std::array<std::uint32_t, 2> key;  ///< Philox key of the seed
+  std::uint64_t seed;
+  std::uint64_t stream;
+  rng_engine engine;
+};
+inline block_stream stream_of(const rng& g) noexcept {
+  return {philox_key(g.seed_value()), g.seed_value(), g.stream(), g.engine()};
+}
+
+using ars_schedule = std::array<std::array<std::uint32_t, 4>, ars4x32::rounds + 1>;
+
+#if PNN_DETAIL_RNG_AESNI
+/// ARS of N consecutive blocks from ctr, one block per register (AES-NI). The N chains are
+/// independent, so the rounds' four-cycle latency is hidden from N ≈ 8 on.
+template <std::size_t N>
+PNN_ALWAYS_INLINE void ars_aesni(const ars_schedule& rk, std::uint64_t ctr, std::uint64_t stream,
+                                 __m128i (&x)[N]) noexcept {
+  __m128i k[ars4x32::rounds + 1];
+  for (std::size_t r = 0; r <= ars4x32::rounds; ++r) k[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rk[r].data()));
+  PNN_UNROLL
+  for (std::size_t b = 0; b < N; ++b)
+    x[b] = _mm_xor_si128(_mm_set_epi64x(static_cast<long long>(stream), static_cast<long long>(ctr + b)), k[0]);
+  PNN_UNROLL
+  for (std::size_t r = 1; r < ars4x32::rounds; ++r)
+    PNN_UNROLL
+    for (std::size_t b = 0; b < N; ++b) x[b] = _mm_aesenc_si128(x[b], k[r]);
+  PNN_UNROLL
+  for (std::size_t b = 0; b < N; ++b) x[b] = _mm_aesenclast_si128(x[b], k[ars4x32::rounds]);
+}
+#endif
+
+#if PNN_DETAIL_RNG_VAES512
+/// ARS of 4N consecutive blocks from ctr, four blocks per register (VAES): register j holds
+/// blocks ctr + 4j .. ctr + 4j + 3, each 128-bit lane one block, so its sixteen words are
+/// already in the order scalar draws use.
+template <std::size_t N>
+PNN_ALWAYS_INLINE void ars_vaes512(const ars_schedule& rk, std::uint64_t ctr, std::uint64_t stream,
+                                   __m512i (&x)[N]) noexcept {
+  __m512i k[ars4x32::rounds + 1];
+  for (std::size_t r = 0; r <= ars4x32::rounds; ++r)
+    k[r] = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rk[r].data())));
+  const auto st = static_cast<long long>(stream);
+  const auto c = static_cast<long long>(ctr);
+  // 64-bit lanes (block, stream) per block: the counter's carry into its high word is free.
+  const __m512i base = _mm512_set_epi64(st, c + 3, st, c + 2, st, c + 1, st, c);
+  const __m512i step = _mm512_set_epi64(0, 4, 0, 4, 0, 4, 0, 4);
+  __m512i cj = base;
+  PNN_UNROLL
+  for (std::size_t j = 0; j < N; ++j) {
+    x[j] = _mm512_xor_si512(cj, k[0]);
+    cj = _mm512_add_epi64(cj, step);
+  }
+  PNN_UNROLL
+  for (std::size_t r = 1; r < ars4x32::rounds; ++r)
+    PNN_UNROLL
+    for (std::size_t j = 0; j < N; ++j) x[j] = _mm512_aesenc_epi128(x[j], k[r]);
+  PNN_UNROLL
+  for (std::size_t j = 0; j < N; ++j) x[j] = _mm512_aesenclast_epi128(x[j], k[ars4x32::rounds]);
+}
+#endif
+
+/// G ARS blocks from ctr, block-major: words[4 b + w].
+template <class Arch, std::size_t G>
+PNN_ALWAYS_INLINE void ars_words(std::uint64_t seed, std::uint64_t ctr, std::uint64_t stream,
+                                 std::uint32_t* words) noexcept {
+#if PNN_DETAIL_RNG_VAES512
+  if constexpr (rng_avx512<Arch> && G % 4 == 0) {
+    __m512i x[G / 4];
+    ars_vaes512<G / 4>(ars4x32::round_keys(ars_key(seed)), ctr, stream, x);
+    for (std::size_t j = 0; j < G / 4; ++j) _mm512_storeu_si512(reinterpret_cast<void*>(words + 16 * j), x[j]);
+    return;
+  }
+#endif
+#if PNN_DETAIL_RNG_AESNI
+  if constexpr (!simd::is_scalar_arch<Arch> && G % 8 == 0) {
+    const ars_schedule rk = ars4x32::round_keys(ars_key(seed));
+    for (std::size_t j = 0; j < G; j += 8) {
+      __m128i x[8];
+      ars_aesni<8>(rk, ctr + j, stream, x);
+      for (std::size_t b = 0; b < 8; ++b) _mm_storeu_si128(reinterpret_cast<__m128i*>(words + 4 * (j + b)), x[b]);
+    }
+    return;
+  }
+#endif
+  const auto key = ars_key(seed);
+  for (std::size_t b = 0; b < G; ++b) {
+    const auto w = ars4x32::generate(philox_counter(ctr + b, stream), key);
+    for (std::size_t k = 0; k < 4; ++k) words[4 * b + k] = w[k];
+  }
+}
+
+/// G blocks of either engine from ctr, block-major: words[4 b + w].
+template <class Arch, std::size_t G>
+PNN_ALWAYS_INLINE void block_words(const block_stream& s, std::uint64_t ctr, std::uint32_t* words) noexcept {
+  if (s.engine == rng_engine::ars) ars_words<Arch, G>(s.seed, ctr, s.stream, words);
+  else philox_words<Arch, G>(s.key, ctr, s.stream, words);
+}
+
+/// G blocks of either engine from ctr, word-major: rows[w * G + b]. `rows` is 32-byte aligned.
+template <class Arch, std::size_t G>
+PNN_ALWAYS_INLINE void block_rows(const block_stream& s, std::uint64_t ctr, std::uint32_t* rows) noexcept {
+  if (s.engine == rng_engine::ars) {
+    alignas(64) std::uint32_t words[4 * G];
+    ars_words<Arch, G>(s.seed, ctr, s.stream, words);
+    for (std::size_t b = 0; b < G; ++b)
+      for (std::size_t w = 0; w < 4; ++w) rows[w * G + b] = words[4 * b + w];
+  } else {
+    philox_rows<Arch, G>(s.key, ctr, s.stream, rows);
+  }
+}
+
 // ---- the math each architecture spells differently ----------------------------------------
 
 template <class T>
@@ -493,10 +629,34 @@ PNN_ALWAYS_INLINE void for_each_group(rng& g, T* out, std::size_t n, Group&& gro
 
 /// 4G uniform floats lo + scale·u, u ∈ (0, 1]: sample 4b + w from word w of block b.
 template <class Arch>
-PNN_ALWAYS_INLINE void uniform_group(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
-                                     float* dst, float lo, float scale) noexcept {
+PNN_ALWAYS_INLINE void uniform_group(const block_stream& s, std::uint64_t ctr, float* dst, float lo,
+                                     float scale) noexcept {
   constexpr std::size_t G = rng_group<Arch>;
   using P = simd::pack<float, Arch>;
+  const auto key = s.key;
+  const std::uint64_t stream = s.stream;
+  if (s.engine == rng_engine::ars) {
+#if PNN_DETAIL_RNG_VAES512
+    if constexpr (rng_avx512<Arch> && G % 4 == 0) {
+      // ARS blocks come out in block order: convert and store, no transpose.
+      __m512i x[G / 4];
+      ars_vaes512<G / 4>(ars4x32::round_keys(ars_key(s.seed)), ctr, stream, x);
+      const __m512 vlo = _mm512_set1_ps(lo), vscale = _mm512_set1_ps(scale), two = _mm512_set1_ps(2.0f);
+      const __m512i exponent = _mm512_set1_epi32(0x3F800000);
+      PNN_UNROLL
+      for (std::size_t j = 0; j < G / 4; ++j) {
+        const __m512 m = _mm512_castsi512_ps(_mm512_or_si512(_mm512_srli_epi32(x[j], 9), exponent));
+        _mm512_storeu_ps(dst + 16 * j, _mm512_add_ps(vlo, _mm512_mul_ps(vscale, _mm512_sub_ps(two, m))));
+      }
+      return;
+    }
+#endif
+    alignas(64) std::uint32_t words[4 * G];
+    ars_words<Arch, G>(s.seed, ctr, stream, words);
+    for (std::size_t i = 0; i < 4 * G; i += P::size)
+      (P(lo) + P(scale) * u01_pack<Arch>(words + i)).store_unaligned(dst + i);
+    return;
+  }
 #if PNN_DETAIL_RNG_AVX512
   if constexpr (rng_avx512<Arch> && G % 16 == 0) {
     __m512i x[G / 16][4];
@@ -549,46 +709,78 @@ PNN_ALWAYS_INLINE void uniform_group(std::array<std::uint32_t, 2> key, std::uint
 
 /// 2G uniform doubles: sample 2b + h from words 2h, 2h + 1 of block b.
 template <class Arch>
-PNN_ALWAYS_INLINE void uniform_group(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
-                                     double* dst, double lo, double scale) noexcept {
+PNN_ALWAYS_INLINE void uniform_group(const block_stream& s, std::uint64_t ctr, double* dst, double lo,
+                                     double scale) noexcept {
   constexpr std::size_t G = rng_group<Arch>;
   alignas(64) std::uint32_t words[4 * G];
-  philox_words<Arch, G>(key, ctr, stream, words);
+  block_words<Arch, G>(s, ctr, words);
   for (std::size_t i = 0; i < 2 * G; ++i) dst[i] = lo + scale * u01d(words[2 * i], words[2 * i + 1]);
 }
 
 /// 4G normal floats: block b gives r·cos θ, r·sin θ from words (0, 1) and again from (2, 3),
 /// r = √(−2 ln u₀), θ = 2π u₁. `Add`: dst += scale·z; otherwise dst = shift + scale·z.
 template <class Arch, bool Add>
-PNN_ALWAYS_INLINE void normal_group(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
-                                    float* dst, float shift, float scale) noexcept {
+PNN_ALWAYS_INLINE void normal_group(const block_stream& s, std::uint64_t ctr, float* dst, float shift,
+                                    float scale) noexcept {
   constexpr std::size_t G = rng_group<Arch>;
   using P = simd::pack<float, Arch>;
+  const bool ars = s.engine == rng_engine::ars;
+#if PNN_DETAIL_RNG_VAES512
+  if constexpr (rng_avx512<Arch> && G % 8 == 0) {
+    if (ars) {
+      // Blocks come in block order (w0 w1 w2 w3 per block): gather the radius words (even
+      // lanes) and angle words (odd lanes) of eight blocks, and interleave r cos θ, r sin θ back.
+      __m512i x[G / 4];
+      ars_vaes512<G / 4>(ars4x32::round_keys(ars_key(s.seed)), ctr, s.stream, x);
+      const __m512 sc = _mm512_set1_ps(scale);
+      const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+      const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+      const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+      PNN_UNROLL
+      for (std::size_t j = 0; j < G / 4; j += 2) {
+        const __m512 r = box_muller_radius16(_mm512_permutex2var_epi32(x[j], even, x[j + 1]));
+        __m512 c, sn;
+        box_muller_angle16(_mm512_permutex2var_epi32(x[j], odd, x[j + 1]), c, sn);
+        const __m512 rc = _mm512_mul_ps(r, c), rs = _mm512_mul_ps(r, sn);
+        const __m512 o[2] = {_mm512_permutex2var_ps(rc, first, rs), _mm512_permutex2var_ps(rc, second, rs)};
+        store_normals16<Add>(dst + 16 * j, o[0], sc, shift);
+        store_normals16<Add>(dst + 16 * j + 16, o[1], sc, shift);
+      }
+      return;
+    }
+  }
+#endif
+  // Without VAES, ARS blocks go through memory once, word-major, and then take the same
+  // register Box–Muller as Philox's.
+  alignas(64) std::uint32_t rows[4 * G];
+  if (ars) block_rows<Arch, G>(s, ctr, rows);
 #if PNN_DETAIL_RNG_AVX512
   if constexpr (rng_avx512<Arch> && G % 16 == 0) {
     // All in registers, sixteen blocks a register.
     const __m512 sc = _mm512_set1_ps(scale);
     __m512i x[G / 16][4];
-    philox_avx512<G / 16>(key, ctr, stream, x);
+    if (ars) {
+      for (std::size_t j = 0; j < G / 16; ++j)
+        for (std::size_t k = 0; k < 4; ++k) x[j][k] = _mm512_load_si512(rows + k * G + 16 * j);
+    } else {
+      philox_avx512<G / 16>(s.key, ctr, s.stream, x);
+    }
     PNN_UNROLL
     for (std::size_t j = 0; j < G / 16; ++j) {
       __m512 z[4];
       PNN_UNROLL
       for (std::size_t h = 0; h < 4; h += 2) {
         const __m512 r = box_muller_radius16(x[j][h]);
-        __m512 c, s;
-        box_muller_angle16(x[j][h + 1], c, s);
+        __m512 c, sn;
+        box_muller_angle16(x[j][h + 1], c, sn);
         z[h] = _mm512_mul_ps(r, c);
-        z[h + 1] = _mm512_mul_ps(r, s);
+        z[h + 1] = _mm512_mul_ps(r, sn);
       }
       __m512 o[4];
       transpose4x16(z[0], z[1], z[2], z[3], o);
-      float* d = dst + 64 * j;
       PNN_UNROLL
-      for (std::size_t k = 0; k < 4; ++k) {
-        const __m512 base = Add ? _mm512_loadu_ps(d + 16 * k) : _mm512_set1_ps(shift);
-        _mm512_storeu_ps(d + 16 * k, _mm512_fmadd_ps(sc, o[k], base));
-      }
+      for (std::size_t k = 0; k < 4; ++k) store_normals16<Add>(dst + 64 * j + 16 * k, o[k], sc, shift);
     }
     return;
   }
@@ -600,17 +792,23 @@ PNN_ALWAYS_INLINE void normal_group(std::array<std::uint32_t, 2> key, std::uint6
     // block order, scale, store.
     const __m256 sc = _mm256_set1_ps(scale);
     __m256i x[G / 8][4];
-    philox_avx2<G / 8>(key, ctr, stream, x);
+    if (ars) {
+      for (std::size_t j = 0; j < G / 8; ++j)
+        for (std::size_t k = 0; k < 4; ++k)
+          x[j][k] = _mm256_load_si256(reinterpret_cast<const __m256i*>(rows + k * G + 8 * j));
+    } else {
+      philox_avx2<G / 8>(s.key, ctr, s.stream, x);
+    }
     PNN_UNROLL
     for (std::size_t j = 0; j < G; j += 8) {
       __m256 z[4];
       PNN_UNROLL
       for (std::size_t h = 0; h < 4; h += 2) {
         const __m256 r = box_muller_radius8(x[j / 8][h]);
-        __m256 c, s;
-        box_muller_angle8(x[j / 8][h + 1], c, s);
+        __m256 c, sn;
+        box_muller_angle8(x[j / 8][h + 1], c, sn);
         z[h] = _mm256_mul_ps(r, c);
-        z[h + 1] = _mm256_mul_ps(r, s);
+        z[h + 1] = _mm256_mul_ps(r, sn);
       }
       __m256 o[4];
       transpose4x8(z[0], z[1], z[2], z[3], o);
@@ -623,16 +821,15 @@ PNN_ALWAYS_INLINE void normal_group(std::array<std::uint32_t, 2> key, std::uint6
     return;
   }
 #endif
-  alignas(64) std::uint32_t rows[4 * G];
-  philox_rows<Arch, G>(key, ctr, stream, rows);
+  if (!ars) philox_rows<Arch, G>(s.key, ctr, s.stream, rows);
   alignas(64) float z[4 * G];
   for (std::size_t j = 0; j < G; j += P::size) {
     for (std::size_t h = 0; h < 4; h += 2) {
       const P r = sqrt_of(P(-2.0f) * log_of(u01_pack<Arch>(rows + h * G + j)));
-      P s, c;
-      sincos_of(P(two_pi_f) * u01_pack<Arch>(rows + (h + 1) * G + j), s, c);
+      P sn, c;
+      sincos_of(P(two_pi_f) * u01_pack<Arch>(rows + (h + 1) * G + j), sn, c);
       (r * c).store_aligned(z + h * G + j);
-      (r * s).store_aligned(z + (h + 1) * G + j);
+      (r * sn).store_aligned(z + (h + 1) * G + j);
     }
   }
   for (std::size_t b = 0; b < G; ++b)
@@ -645,12 +842,12 @@ PNN_ALWAYS_INLINE void normal_group(std::array<std::uint32_t, 2> key, std::uint6
 /// 2G normal doubles: block b gives r·cos θ, r·sin θ from the 53-bit uniforms of words (0, 1)
 /// and (2, 3).
 template <class Arch, bool Add>
-PNN_ALWAYS_INLINE void normal_group(std::array<std::uint32_t, 2> key, std::uint64_t ctr, std::uint64_t stream,
-                                    double* dst, double shift, double scale) noexcept {
+PNN_ALWAYS_INLINE void normal_group(const block_stream& src, std::uint64_t ctr, double* dst, double shift,
+                                    double scale) noexcept {
   constexpr std::size_t G = rng_group<Arch>;
   using P = simd::pack<double, Arch>;
   alignas(64) std::uint32_t words[4 * G];
-  philox_words<Arch, G>(key, ctr, stream, words);
+  block_words<Arch, G>(src, ctr, words);
   alignas(64) double u[G];
   alignas(64) double t[G];
   for (std::size_t b = 0; b < G; ++b) {
@@ -773,11 +970,10 @@ void fill_uniform(rng& g, T* out, std::size_t n, std::type_identity_t<T> lo = T(
   PNN_EXPECTS(lo <= hi, "fill_uniform: lo must not exceed hi");
   constexpr std::size_t G = detail::rng_group<Arch>;
   constexpr std::size_t per_block = std::is_same_v<T, float> ? 4 : 2;
-  const auto key = detail::philox_key(g.seed_value());
-  const std::uint64_t stream = g.stream();
+  const detail::block_stream src = detail::stream_of(g);
   const T scale = hi - lo;
   detail::for_each_group<T, per_block * G, per_block, false>(g, out, n, [&](std::uint64_t c, T* dst) {
-    detail::uniform_group<Arch>(key, c, stream, dst, lo, scale);
+    detail::uniform_group<Arch>(src, c, dst, lo, scale);
   });
 }
 
@@ -793,10 +989,9 @@ void fill_normal(rng& g, T* out, std::size_t n, std::type_identity_t<T> mean = T
   PNN_EXPECTS(stddev >= T(0), "fill_normal: stddev must be >= 0");
   constexpr std::size_t G = detail::rng_group<Arch>;
   constexpr std::size_t per_block = std::is_same_v<T, float> ? 4 : 2;
-  const auto key = detail::philox_key(g.seed_value());
-  const std::uint64_t stream = g.stream();
+  const detail::block_stream src = detail::stream_of(g);
   detail::for_each_group<T, per_block * G, per_block, false>(g, out, n, [&](std::uint64_t c, T* dst) {
-    detail::normal_group<Arch, false>(key, c, stream, dst, mean, stddev);
+    detail::normal_group<Arch, false>(src, c, dst, mean, stddev);
   });
 }
 
@@ -810,10 +1005,9 @@ void add_normal(rng& g, T* inout, std::size_t n, std::type_identity_t<T> stddev)
   PNN_EXPECTS(stddev >= T(0), "add_normal: stddev must be >= 0");
   constexpr std::size_t G = detail::rng_group<Arch>;
   constexpr std::size_t per_block = std::is_same_v<T, float> ? 4 : 2;
-  const auto key = detail::philox_key(g.seed_value());
-  const std::uint64_t stream = g.stream();
+  const detail::block_stream src = detail::stream_of(g);
   detail::for_each_group<T, per_block * G, per_block, true>(g, inout, n, [&](std::uint64_t c, T* dst) {
-    detail::normal_group<Arch, true>(key, c, stream, dst, T(0), stddev);
+    detail::normal_group<Arch, true>(src, c, dst, T(0), stddev);
   });
 }
 
@@ -825,11 +1019,10 @@ void fill_rademacher(rng& g, T* out, std::size_t n) {
   static_assert(detail::is_sample_type<T>, "fill_rademacher: T must be float or double");
   PNN_EXPECTS(out != nullptr || n == 0, "fill_rademacher: out is null");
   constexpr std::size_t G = detail::rng_group<Arch>;
-  const auto key = detail::philox_key(g.seed_value());
-  const std::uint64_t stream = g.stream();
+  const detail::block_stream src = detail::stream_of(g);
   detail::for_each_group<T, 4 * G, 4, false>(g, out, n, [&](std::uint64_t c, T* dst) {
     alignas(64) std::uint32_t words[4 * G];
-    detail::philox_words<Arch, G>(key, c, stream, words);
+    detail::block_words<Arch, G>(src, c, words);
     for (std::size_t i = 0; i < 4 * G; ++i) dst[i] = (words[i] & 0x80000000u) != 0 ? T(-1) : T(1);
   });
 }
@@ -845,11 +1038,10 @@ void fill_bernoulli(rng& g, T* out, std::size_t n, std::type_identity_t<T> p) {
   PNN_EXPECTS(p >= T(0) && p <= T(1), "fill_bernoulli: p must be in [0, 1]");
   constexpr std::size_t G = detail::rng_group<Arch>;
   constexpr std::size_t per_block = std::is_same_v<T, float> ? 4 : 2;
-  const auto key = detail::philox_key(g.seed_value());
-  const std::uint64_t stream = g.stream();
+  const detail::block_stream src = detail::stream_of(g);
   detail::for_each_group<T, per_block * G, per_block, false>(g, out, n, [&](std::uint64_t c, T* dst) {
     alignas(64) std::uint32_t words[4 * G];
-    detail::philox_words<Arch, G>(key, c, stream, words);
+    detail::block_words<Arch, G>(src, c, words);
     if constexpr (std::is_same_v<T, float>) {
       for (std::size_t i = 0; i < 4 * G; ++i) dst[i] = detail::u01f(words[i]) <= p ? 1.0f : 0.0f;
     } else {
@@ -869,13 +1061,12 @@ void fill_poisson(rng& g, T* out, std::size_t n, std::type_identity_t<T> lambda)
   PNN_EXPECTS(out != nullptr || n == 0, "fill_poisson: out is null");
   PNN_EXPECTS(lambda >= T(0) && lambda <= std::numeric_limits<T>::max(), "fill_poisson: lambda must be finite and >= 0");
   constexpr std::size_t G = detail::rng_group<Arch>;
-  const auto key = detail::philox_key(g.seed_value());
-  const std::uint64_t stream = g.stream();
+  const detail::block_stream src = detail::stream_of(g);
   const detail::poisson_plan plan(static_cast<double>(lambda));
   const rng parent = g;
   detail::for_each_group<T, G, 1, false>(g, out, n, [&](std::uint64_t c, T* dst) {
     alignas(64) std::uint32_t words[4 * G];
-    detail::philox_words<Arch, G>(key, c, stream, words);
+    detail::block_words<Arch, G>(src, c, words);
     for (std::size_t b = 0; b < G; ++b) dst[b] = static_cast<T>(plan.sample(words + 4 * b, parent, c + b));
   });
 }
