@@ -97,6 +97,22 @@ void BM_train_step_backprop(benchmark::State& state) {
 }
 BENCHMARK(BM_train_step_backprop);
 
+// Momentum and Adam on the digital MLP, with the optimiser's state update and the write into W
+// as one pass (in_place:1, the default) or as separate passes over the 784×256 estimate
+// (in_place:0: apply, finiteness check, program), in the same binary.
+void BM_train_step_backprop_momentum(benchmark::State& state) {
+  bench::train_step(state, bench::make_mlp(),
+                    learn::backprop<optim::momentum>{
+                        {.optimizer = {.learning_rate = 0.01f, .momentum = 0.9f, .in_place = state.range(0) != 0}}});
+}
+BENCHMARK(BM_train_step_backprop_momentum)->ArgName("in_place")->Arg(0)->Arg(1);
+
+void BM_train_step_backprop_adam(benchmark::State& state) {
+  bench::train_step(state, bench::make_mlp(),
+                    learn::backprop<optim::adam>{{.optimizer = {.learning_rate = 0.001f, .in_place = state.range(0) != 0}}});
+}
+BENCHMARK(BM_train_step_backprop_adam)->ArgName("in_place")->Arg(0)->Arg(1);
+
 // Whole epoch. The counted FLOP per sample (2 per multiply-add) should read forward and weight
 // gradient for both layers, input gradient for the output layer only (backprop never forms the
 // first layer's dx): 4·784·256 + 6·256·10 ≈ 0.82 MFLOP.

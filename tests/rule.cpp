@@ -105,6 +105,93 @@ TEST_CASE("weight decay and momentum keep the dense path", "[rule][deferred]") {
              loss::mse{}, x, t, double(0.05f));
 }
 
+namespace {
+// `steps` backprop steps of a 5-8-3 MLP on fresh batches with optimiser `opt`; the network and
+// whether the last step took the one-pass path (`apply_in_place` keeps a bound of the state).
+template <class Net, class Opt>
+std::pair<Net, bool> train_steps(Opt opt, bool in_place, std::size_t steps) {
+  Net net({5, 8, 3}, seed{4});
+  opt.in_place = in_place;
+  learn::backprop<Opt> rule({.optimizer = opt});
+  using T = typename Net::value_type;
+  for (std::size_t k = 0; k < steps; ++k) {
+    const xt::xtensor<T, 2> x = xt::cast<T>(batch(6, 5, 10 + k)), t = xt::cast<T>(batch(6, 3, 50 + k));
+    rng g(k);
+    (void)rule.step(net, x, t, loss::mse{}, g);
+  }
+  const auto& st = rule.kept_state_for(net).opt;
+  if constexpr (std::is_same_v<Opt, optim::momentum>) return {net, st.velocity_bound >= 0};
+  else return {net, st.m_bound >= 0};
+}
+
+template <class Net>
+double max_weight_difference(const Net& a, const Net& b) {
+  double worst = 0;
+  a.for_each_layer([&](const auto& la, std::size_t i) {
+    b.for_each_layer([&](const auto& lb, std::size_t j) {
+      if (i != j) return;
+      for (std::size_t k = 0; k < la.in_size() * la.out_size(); ++k)
+        worst = std::max(worst, double(std::abs(la.tile.weight_data()[k] - lb.tile.weight_data()[k])));
+      for (std::size_t k = 0; k < la.out_size(); ++k)
+        worst = std::max(worst, double(std::abs(la.tile.bias_data()[k] - lb.tile.bias_data()[k])));
+    });
+  });
+  return worst;
+}
+}  // namespace
+
+TEST_CASE("momentum and Adam update weights in memory in one pass, as the separate passes do", "[rule][in_place]") {
+  using mlp = network<tanh_d, out_d>;
+  using tanh_f = dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>;
+  using out_f = dense<dynamic, dynamic, physics::digital, noise::none, act::identity>;
+  using mlp_f = network<tanh_f, out_f>;
+  const optim::schedule cosine{.type = optim::schedule::kind::cosine, .total_steps = 30, .min_factor = 0.1};
+  const auto compare = [](auto opt, const char* what) {
+    INFO(what);
+    const auto [fused, took] = train_steps<mlp>(opt, true, 25);
+    const auto [separate, took_separate] = train_steps<mlp>(opt, false, 25);
+    CHECK(took);
+    CHECK_FALSE(took_separate);
+    CHECK(max_weight_difference(fused, separate) == 0.0);  // the same arithmetic, the same rounding
+    CHECK(max_weight_difference(fused, mlp({5, 8, 3}, seed{4})) > 1e-3);  // and it did train
+    const auto [ff, took_f] = train_steps<mlp_f>(opt, true, 25);
+    const auto [sf, took_sf] = train_steps<mlp_f>(opt, false, 25);
+    CHECK(took_f);
+    CHECK(max_weight_difference(ff, sf) == 0.0);
+  };
+  compare(optim::momentum{.learning_rate = 0.05f, .momentum = 0.9f}, "momentum");
+  compare(optim::momentum{.learning_rate = 0.05f, .momentum = 0.8f, .nesterov = true}, "nesterov");
+  compare(optim::momentum{.learning_rate = 0.1f, .lr_schedule = cosine, .layer_learning_rates = {0.05f, 0.02f}},
+          "per-layer rates on a cosine schedule");
+  compare(optim::adam{.learning_rate = 0.01f}, "adam");
+  compare(optim::adam{.learning_rate = 0.02f, .beta1 = 0.8f, .lr_schedule = cosine}, "adam on a cosine schedule");
+  // Weight decay reads W into the estimate first: the separate passes remain.
+  CHECK_FALSE(train_steps<mlp>(optim::momentum{.weight_decay = 0.01f}, true, 2).second);
+  CHECK_FALSE(train_steps<mlp>(optim::adam{.weight_decay = 0.01f}, true, 2).second);
+}
+
+TEST_CASE("an in-place update that could overflow takes the checked path and changes nothing",
+          "[rule][in_place][errors]") {
+  using mlp = network<out_d, out_d>;
+  // As below: finite factors whose update overflows once formed. The bound (rate × |ĝ|) rules
+  // out the one-pass path, so the update is formed, found not finite, and never programmed.
+  const xt::xtensor<double, 2> x = batch(6, 5, 1) * 1e150;
+  const auto t = batch(6, 3, 2);
+  for (int which = 0; which < 2; ++which) {
+    mlp net({5, 8, 3}, seed{3});
+    const mlp before = net;
+    rng g(1);
+    if (which == 0) {
+      learn::backprop<optim::momentum> rule({.optimizer = {.learning_rate = std::numeric_limits<float>::max()}});
+      CHECK_THROWS_WITH(rule.step(net, x, t, loss::mse{}, g), Catch::Contains("not finite"));
+    } else {
+      learn::backprop<optim::adam> rule({.optimizer = {.learning_rate = std::numeric_limits<float>::max()}});
+      CHECK_THROWS_WITH(rule.step(net, x, t, loss::mse{}, g), Catch::Contains("not finite"));
+    }
+    CHECK(max_weight_difference(net, before) == 0.0);
+  }
+}
+
 TEST_CASE("a diverging deferred update is rejected and changes nothing", "[rule][deferred][errors]") {
   using mlp = network<out_d, out_d>;  // linear, so that no saturated unit zeroes the error
   mlp net({5, 8, 3}, seed{3});

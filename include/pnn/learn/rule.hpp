@@ -20,6 +20,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include <pnn/core/rng.hpp>
+#include <pnn/learn/optim.hpp>
 #include <pnn/nn/forward.hpp>
 #include <pnn/nn/gradients.hpp>
 #include <pnn/nn/loss.hpp>
@@ -249,9 +250,19 @@ void finish_step(Net& net, gradients<Net>& grad, const Optimizer& opt, OptState&
       require_finite_update(grad, rule);  // throws, naming the layer
     }
   } else {
-    if (const std::size_t i = first_non_finite_layer(grad); i < Net::num_layers)
+    // Weights in memory (digital): the optimiser may update its moments and W in one pass. The
+    // estimate's finiteness check also gives the bound that pass needs to rule out overflow.
+    bool in_memory = false;
+    if constexpr (requires { opt.apply_in_place(grad, st, net, 0.0); })
+      in_memory = ::pnn::optim::detail::updates_in_memory(net, grad);
+    const double bound = in_memory ? ::pnn::optim::detail::state_abs_max(grad) : 0.0;
+    // (Finite by the bound's pass when in memory; the search names the layer otherwise.)
+    if (const std::size_t i = in_memory && bound < HUGE_VAL ? Net::num_layers : first_non_finite_layer(grad);
+        i < Net::num_layers)
       throw_error(std::string(rule) + ": the estimate of layer " + std::to_string(i) +
                   " is not finite (the rule diverged); the network and the optimiser's state were left unchanged");
+    if constexpr (requires { opt.apply_in_place(grad, st, net, 0.0); })
+      if (in_memory && opt.apply_in_place(grad, st, net, bound)) return;
     opt.apply(grad, st, net);
     require_finite_update(grad, rule);
   }
