@@ -83,6 +83,44 @@ void BM_train_epoch_ep_backprop_reference(benchmark::State& state) {
 }
 BENCHMARK(BM_train_epoch_ep_backprop_reference)->Unit(benchmark::kSecond)->Iterations(1);
 
+// What the per-sample early stop buys: the centered synchronous epoch with `tolerance` =
+// arg × 10⁻⁴ (0: all T 30 / K 10 steps), driven batch by batch so that the relaxation steps
+// actually taken (the last sample's: the batch runs until its slowest sample stops) and the
+// epoch's mean training loss and accuracy are reported beside the throughput.
+void BM_train_epoch_ep_tolerance(benchmark::State& state) {
+  auto p = ep_params(learn::ep_estimator::centered);
+  p.tolerance = double(state.range(0)) * 1e-4;
+  const auto& d = bench::train_set();
+  const std::size_t batches = d.size() / ep_batch;
+  double free_steps = 0, nudged_steps = 0, loss_sum = 0, correct = 0;
+  const auto mark = bench::work_mark();
+  for (auto _ : state) {
+    auto net = make_ep_net();
+    learn::equilibrium_propagation<> rule(p);
+    rng g(5, 0xe9);
+    xt::xtensor<float, 2> x, t;
+    free_steps = nudged_steps = loss_sum = correct = 0;
+    for (std::size_t b = 0; b < batches; ++b) {
+      x = xt::view(d.inputs, xt::range(b * ep_batch, (b + 1) * ep_batch), xt::all());
+      t = xt::view(d.targets, xt::range(b * ep_batch, (b + 1) * ep_batch), xt::all());
+      rng gb = g.split(b);
+      const auto r = rule.step(net, x, t, loss::mse{}, gb);
+      loss_sum += double(r.loss);
+      correct += double(r.correct);
+      free_steps += double(rule.last_report().free_steps);
+      nudged_steps += double(rule.last_report().nudged_steps);
+    }
+  }
+  const double samples = double(state.iterations()) * double(batches * ep_batch);
+  state.SetItemsProcessed(static_cast<std::int64_t>(samples));
+  state.counters["free_steps"] = free_steps / double(batches);
+  state.counters["nudged_steps"] = nudged_steps / double(batches);
+  state.counters["train_loss"] = loss_sum / double(batches);
+  state.counters["train_accuracy"] = correct / double(batches * ep_batch);
+  bench::report_roofline(state, mark, samples);
+}
+BENCHMARK(BM_train_epoch_ep_tolerance)->ArgName("tol_e4")->Arg(0)->Arg(10)->Arg(30)->Arg(100)->Unit(benchmark::kSecond)->Iterations(1);
+
 // One centered EP step on a batch of 50: the relaxation alone, without the data pipeline.
 void BM_step_ep_centered(benchmark::State& state) {
   auto net = make_ep_net();
