@@ -1,18 +1,18 @@
 // SPDX-License-Identifier: MIT
-// Must NOT compile: a rule that does not run on convolutions (equilibrium propagation) asked to
-// train one. The error names the rule and lists those that do.
-#include <pnn/learn/equilibrium_propagation.hpp>
+// Must NOT compile: a rule that does not run on convolutions (node perturbation) asked to train
+// one. The error names the rule and lists those that do.
+#include <pnn/learn/node_perturbation.hpp>
 #include <pnn/nn/conv.hpp>
 #include <pnn/physics/digital.hpp>
 
 int main() {
   using namespace pnn;
-  using net_t = network<conv2d<conv_shape<6, 6, 1, 2, 3>, physics::digital, noise::none, act::hard_sigmoid>,
-                        dense<32, 3, physics::digital, noise::none, act::hard_sigmoid>>;
+  using net_t = network<conv2d<conv_shape<6, 6, 1, 2, 3>, physics::digital, noise::none, act::tanh>,
+                        dense<32, 3, physics::digital, noise::none, act::identity>>;
   net_t net(seed{1});
-  learn::equilibrium_propagation<> ep;
+  learn::node_perturbation<> np;
   xt::xtensor<float, 2> x = xt::zeros<float>({1, 36}), t = xt::zeros<float>({1, 3});
   rng g(1);
-  ep.step(net, x, t, loss::mse{}, g);
+  np.step(net, x, t, loss::mse{}, g);
   return 0;
 }

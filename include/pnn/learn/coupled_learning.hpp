@@ -51,8 +51,9 @@ class coupled_learning : public rule_skeleton<coupled_learning<Optimizer>> {
  public:
   static constexpr bool factored_updates = true;
   static constexpr const char* name = "coupled_learning";
-  /// Not yet on `pnn::conv2d` layers: `step`/`estimate` on such a network is a compile error.
-  static constexpr bool runs_on_convolutions = false;
+  /// Also on convolutional energy networks (`conv2d` layers of hard-sigmoid states; see
+  /// `energy_model.hpp`).
+  static constexpr bool runs_on_convolutions = true;
 
   /// Estimator parameters and the optimiser.
   struct params {
@@ -263,8 +264,9 @@ class coupled_learning : public rule_skeleton<coupled_learning<Optimizer>> {
       // No hidden layer relaxes: the clamped output is the clamped phase's measured state.
       if (averaged) std::copy(out, out + n * k, s.clamped_mean[0].data());
     }
-    energy_detail::contrast_update(net, averaged ? s.clamped_mean : s.clamped, s.delta0, s.cat_delta, s.grad, b.x, n,
-                                   scale);
+    rng gu = g.split(5);
+    energy_detail::contrast_update(net, s.engine, averaged ? s.clamped_mean : s.clamped, s.delta0, s.cat_delta, s.grad,
+                                   b.x, n, scale, gu);
     report_ = std::move(rep);
     s.have_free = true;
     return r;

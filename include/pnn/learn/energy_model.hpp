@@ -40,12 +40,24 @@
 /// stage on the driving values, output stage on the read-out, in both directions), so the
 /// relaxation runs on a noisy crossbar as it would on hardware. The input drive `W_0 x + b_0` is
 /// read once per batch.
+///
+/// A state layer may be a convolution (`conv2d`, Laborieux et al. 2021's convolutional EP): its
+/// states are the pooled image `s_l` and its term of the energy is `−ρ(s_l)·P(K_l ∗ ρ(s_{l−1}) +
+/// b_l)`, the pooling `P` taken *before* the nonlinearity. The drive up is `P(K ∗ ρ(s) + b)`
+/// (`conv2d::pooled_read`), the drive down is the gradient of that term, `K_lᵀ ∗ P*(ρ(s_l))`: the
+/// transposed read of every patch after the pooling's adjoint `P*` (`conv2d::unpool`), which
+/// spreads a state over its window (average) or hands it to the window's maximum (max pooling,
+/// where the term is piecewise bilinear and `P*` is its exact gradient between ties). The
+/// contrastive update of `K_l` is then one outer product per patch of the routed states and the
+/// patches, each phase routed by the maxima of its own states. For a nondecreasing `f` the
+/// max-pooled drive gives the same value as the feed-forward layer's `pool(f(a))`.
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -143,6 +155,10 @@ struct ep_traits<network<L...>> {
   }
   static constexpr bool hidden_hard_sigmoid = hidden_ok(std::index_sequence_for<L...>{});
   static constexpr bool output_ok = output_is_state || (output_is_readout && num_layers >= 2);
+  /// A readout is a dense layer: a convolution's outputs are states of the energy model.
+  static constexpr bool readout_dense = output_is_state || !pnn::detail::is_convolution_v<last>;
+  /// Some layer is a convolution (`conv2d`): its drive is pooled before the nonlinearity.
+  static constexpr bool has_convolution = (pnn::detail::is_convolution_v<L> || ...);
   static constexpr bool transposable = transposable_ok(std::index_sequence_for<L...>{});
 };
 
@@ -154,7 +170,8 @@ struct ep_traits<network<L...>> {
 /// transposed.
 template <class Net>
 concept energy_network = energy_detail::ep_traits<Net>::is_network && energy_detail::ep_traits<Net>::hidden_hard_sigmoid &&
-                         energy_detail::ep_traits<Net>::output_ok && energy_detail::ep_traits<Net>::transposable;
+                         energy_detail::ep_traits<Net>::output_ok && energy_detail::ep_traits<Net>::transposable &&
+                         energy_detail::ep_traits<Net>::readout_dense;
 
 namespace energy_detail {
 
@@ -170,6 +187,9 @@ constexpr void require_energy_network() {
     static_assert(tr::output_ok,
                   "energy-based rules need the last layer to be act::hard_sigmoid (an output state of the energy "
                   "model) or act::identity (a readout above at least one hard_sigmoid layer)");
+    static_assert(tr::readout_dense,
+                  "energy-based rules read a convolution's outputs as states of the energy model: the identity "
+                  "readout above them must be a pnn::dense layer");
     static_assert(tr::transposable,
                   "energy-based rules relax the network with the transposed read W^T rho(s) of every layer above "
                   "the first: their substrate's tile must offer read_transposed (pnn::transposable_tile)");
@@ -228,8 +248,9 @@ class energy_relaxation {
     const auto& l0 = layer<0>(net);
     pnn::detail::resize_if_needed(drive0_, n, l0.out_size());
     rng g0 = g.split(0xd1);
-    read_forward(l0, x, n, drive0_.data(), g0);
-    simd::bias_map<T>(n, l0.out_size(), drive0_.data(), l0.out_size(), l0.tile.bias_data(), act::identity{});
+    drive_forward(l0, 0, x, n, drive0_.data(), g0);
+    if constexpr (!pnn::detail::is_convolution_v<std::remove_cvref_t<decltype(l0)>>)
+      simd::bias_map<T>(n, l0.out_size(), drive0_.data(), l0.out_size(), l0.tile.bias_data(), act::identity{});
   }
 
   [[nodiscard]] std::size_t batch() const noexcept { return n_; }
@@ -273,6 +294,20 @@ class energy_relaxation {
         std::fill((*mean)[i].data(), (*mean)[i].data() + m * l.out_size(), T(0));
       });
     }
+    if constexpr (traits::has_convolution) {
+      // Alternating: a layer's state may be driven back through a max-pooling convolution
+      // above it before that convolution has read the current states; record its windows'
+      // maxima first.
+      if (o.alternating)
+        net.for_each_layer([&](const auto& l, std::size_t i) {
+          using layer_t = std::remove_cvref_t<decltype(l)>;
+          if constexpr (max_pooling<layer_t>)
+            if (i >= 1 && i < S) {
+              rng gp = g.split(0xa9 + i);
+              drive_forward(l, i, s[i - 1].data(), m, fwd_[i].data(), gp);
+            }
+        });
+    }
     for (std::size_t step = 0; step < o.steps; ++step) {
       rng gs = g.split(step);
       std::fill(row_r2_.begin(), row_r2_.end(), 0.0);
@@ -286,11 +321,11 @@ class energy_relaxation {
           if (i >= 1 && i < S) {
             if (updated(i)) {
               rng gf = gs.split(4 * i);
-              read_forward(l, s[i - 1].data(), m, fwd_[i].data(), gf);
+              drive_forward(l, i, s[i - 1].data(), m, fwd_[i].data(), gf);
             }
             if (updated(i - 1)) {
               rng gb = gs.split(4 * i + 1);
-              read_backward(l, s[i].data(), m, back_[i - 1].data(), gb);
+              drive_backward(l, i, s[i].data(), m, back_[i - 1].data(), gb);
             }
           }
           if constexpr (readout) {
@@ -322,7 +357,7 @@ class energy_relaxation {
             fill_normal(gn, noise_.data(), m * w, T(0), static_cast<T>(o.state_noise));
             noise = noise_.data();
           }
-          const T* bias = i == 0 ? nullptr : l.tile.bias_data();
+          const T* bias = i == 0 ? nullptr : state_bias(l);
           for (std::size_t h = 0; h < halves; ++h) {
             const std::size_t off = h * n * w;
             const T* base = i == 0 ? drive0_.data() : fwd_[i].data() + off;
@@ -385,6 +420,9 @@ class energy_relaxation {
   void relax_complex(const Net& net, std::array<matrix, L>& zr, std::array<matrix, L>& zi, const std::vector<double>& br,
                      const std::vector<double>& bi, const relax_options& o, const T* target, rng& g, const char* rule,
                      relax_outcome& out) {
+    if constexpr (traits::has_convolution)
+      throw_error(std::string(rule) + ": the holomorphic estimator does not run on convolutional energy networks "
+                                      "(a max-pooled drive has no complex continuation); use the centered estimator");
     const std::size_t n = n_, halves = br.size(), m = n * halves;
     shape_buffers(net, m);
     grow_all(net, m);
@@ -487,9 +525,9 @@ class energy_relaxation {
         using layer_t = std::remove_cvref_t<decltype(l)>;
         if (i >= 1 && !(odd_reads_current && i % 2 == 1 && deterministic_read<layer_t>)) {
           rng gf = g.split(4 * i);
-          read_forward(l, s[i - 1].data(), m, fwd_[i].data(), gf);
+          drive_forward(l, i, s[i - 1].data(), m, fwd_[i].data(), gf);
         }
-        const T* bias = i == 0 ? nullptr : l.tile.bias_data();
+        const T* bias = i == 0 ? nullptr : state_bias(l);
         // Per row Σ s (½ s − d) in registers of T (two sums, to hide the FMA latency), added up
         // in double across rows.
         using P = simd::pack<T, simd::default_arch>;
@@ -574,6 +612,57 @@ class energy_relaxation {
     l.read_transposed(y, m, x, g, Layer::has_input_noise ? scratch_.data() : nullptr);
   }
 
+  /// Drive of state layer `i` from the states below it (`x`, m rows) into `y`: the forward read,
+  /// or for a convolution its biased reads pooled before the nonlinearity (`conv2d::pooled_read`,
+  /// which records a max pool's windows for the drive back down).
+  template <class Layer>
+  void drive_forward(const Layer& l, std::size_t i, const T* x, std::size_t m, T* y, rng& g) {
+    if constexpr (pnn::detail::is_convolution_v<Layer>) {
+      std::uint32_t* am = nullptr;
+      if constexpr (Layer::max_pooled) {
+        argmax_[i].resize(m * l.out_size());
+        am = argmax_[i].data();
+      }
+      l.pooled_read(x, m, y, g, am);
+    } else {
+      read_forward(l, x, m, y, g);
+    }
+  }
+  /// Drive of the states below layer `i` from its states `y` (m rows) into `x`: the transposed
+  /// read, or for a convolution the adjoint of its pooling (to the maxima the last drive up
+  /// recorded) and the transposed read of every patch, summed back over the image.
+  template <class Layer>
+  void drive_backward(const Layer& l, std::size_t i, const T* y, std::size_t m, T* x, rng& g) {
+    if constexpr (pnn::detail::is_convolution_v<Layer>) {
+      if (routed_.size() < m * l.pre_activation_size()) routed_.resize({m * l.pre_activation_size()});
+      l.unpool(y, m, Layer::max_pooled ? argmax_[i].data() : nullptr, routed_.data());
+      l.backward_read_at(nullptr, routed_.data(), m, x, g);
+    } else {
+      read_backward(l, y, m, x, g);
+    }
+  }
+  /// The gradient factors of a state layer's weights: `delta` (rows × out_size, the states'
+  /// contrast) routed to the convolution's positions as the drive back down routes them, at the
+  /// windows' maxima of the inputs `x` (rows × in_size) — read again here, since the phases end
+  /// at different states. `nullptr` for a dense layer, whose factors are `delta` itself.
+  template <class Layer>
+  const T* route_contrast(const Layer& l, std::size_t i, const T* x, const T* delta, std::size_t rows, rng& g) {
+    if constexpr (pnn::detail::is_convolution_v<Layer>) {
+      if constexpr (Layer::max_pooled) {
+        if (i > 0 || argmax_[0].size() != rows * l.out_size()) {  // layer 0's windows are the input's
+          if (pooled_.size() < rows * l.out_size()) pooled_.resize({rows * l.out_size()});
+          drive_forward(l, i, x, rows, pooled_.data(), g);
+        }
+      }
+      if (routed_.size() < rows * l.pre_activation_size()) routed_.resize({rows * l.pre_activation_size()});
+      l.unpool(delta, rows, Layer::max_pooled ? argmax_[i].data() : nullptr, routed_.data());
+      return routed_.data();
+    } else {
+      (void)l, (void)i, (void)x, (void)delta, (void)rows, (void)g;
+      return nullptr;
+    }
+  }
+
   /// Shapes the per-row buffers for `m` rows.
   void shape_buffers(const Net& net, std::size_t m) {
     std::size_t widest = 0;
@@ -618,13 +707,25 @@ class energy_relaxation {
   void ensure_scratch(std::size_t count) {
     if (scratch_.size() < count) scratch_.resize({count});
   }
+  template <class Layer>
+  static constexpr bool max_pooling = [] {
+    if constexpr (pnn::detail::is_convolution_v<Layer>) return Layer::max_pooled;
+    else return false;
+  }();
+  /// The bias a state layer's update adds to its drive: a convolution's is inside its drive.
+  template <class Layer>
+  static const T* state_bias(const Layer& l) noexcept {
+    if constexpr (pnn::detail::is_convolution_v<Layer>) return nullptr;
+    else return l.tile.bias_data();
+  }
 
   std::size_t n_ = 0;
   const T* x_ = nullptr;
   matrix drive0_{};
   std::array<matrix, L> fwd_{}, back_{}, fwd_im_{}, back_im_{};
   matrix yhat_{}, dy_{}, nudge_{}, dy_im_{}, nudge_im_{};
-  xt::xtensor<T, 1> noise_{}, scratch_{};
+  xt::xtensor<T, 1> noise_{}, scratch_{}, routed_{}, pooled_{};
+  std::array<std::vector<std::uint32_t>, L> argmax_{};  // max-pooling convolutions' windows, per row
   std::vector<double> row_r2_{}, last_r2_{};
   std::vector<unsigned char> active_{};
 };
@@ -642,11 +743,15 @@ void stack_rows(const T* a, const T* b, T sign, std::size_t rows, std::size_t w,
 /// rows: the phase `b`): layer 0 gets `scale (s^a_0 − s^b_0)ᵀ x` (the input is clamped, so one
 /// outer product of the state difference), layer l ≥ 1 gets `scale [s^a_l; −s^b_l]ᵀ [s^a_{l−1};
 /// s^b_{l−1}]` (one outer product of the 2n-row batch). Both keep the factored form.
+/// A convolution's factors are its patches and the contrast routed to its positions through the
+/// pooling (`energy_relaxation::route_contrast`: the maxima of each phase's own inputs), the
+/// gradient of `s_l · pool(K x + b)` with respect to `K`.
 template <class Net>
-void contrast_update(const Net& net, std::array<xt::xtensor<typename Net::value_type, 2>, Net::num_layers>& nudged,
+void contrast_update(const Net& net, energy_relaxation<Net>& engine,
+                     std::array<xt::xtensor<typename Net::value_type, 2>, Net::num_layers>& nudged,
                      xt::xtensor<typename Net::value_type, 2>& delta0, xt::xtensor<typename Net::value_type, 2>& cat_delta,
                      gradients<Net>& grad, const typename Net::value_type* x, std::size_t n,
-                     typename Net::value_type scale) {
+                     typename Net::value_type scale, rng& g) {
   using T = typename Net::value_type;
   constexpr std::size_t S = ep_traits<Net>::num_states;
   net.for_each_layer([&](const auto& l, std::size_t i) {
@@ -654,15 +759,24 @@ void contrast_update(const Net& net, std::array<xt::xtensor<typename Net::value_
     const std::size_t w = l.out_size();
     const T* top = nudged[i].data();
     const T* bottom = top + n * w;
+    const T* in = x;
+    const T* delta = nullptr;
+    std::size_t rows = n;
     if (i == 0) {
       pnn::detail::resize_if_needed(delta0, n, w);
       for (std::size_t e = 0; e < n * w; ++e) delta0.data()[e] = top[e] - bottom[e];
-      pnn::detail::outer_product_update(l, x, delta0.data(), n, l.in_size(), w, scale, grad[i]);
+      delta = delta0.data();
     } else {
       stack_rows(top, bottom, T(-1), n, w, cat_delta);
-      pnn::detail::outer_product_update(l, nudged[i - 1].data(), cat_delta.data(), 2 * n, l.in_size(), w, scale,
-                                        grad[i]);
+      in = nudged[i - 1].data();
+      delta = cat_delta.data();
+      rows = 2 * n;
     }
+    rng gr = g.split(0xc0 + i);
+    if (const T* routed = engine.route_contrast(l, i, in, delta, rows, gr); routed != nullptr)
+      pnn::detail::layer_update(l, in, routed, rows, scale, grad[i]);
+    else
+      pnn::detail::outer_product_update(l, in, delta, rows, l.in_size(), w, scale, grad[i]);
   });
 }
 

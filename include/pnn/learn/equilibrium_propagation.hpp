@@ -83,8 +83,9 @@ class equilibrium_propagation : public rule_skeleton<equilibrium_propagation<Opt
 
  public:
   static constexpr const char* name = "equilibrium_propagation";
-  /// Not yet on `pnn::conv2d` layers: `step`/`estimate` on such a network is a compile error.
-  static constexpr bool runs_on_convolutions = false;
+  /// Also on convolutional energy networks (`conv2d` layers of hard-sigmoid states, pooled
+  /// before the nonlinearity; see `energy_model.hpp`), as Laborieux et al. 2021 train them.
+  static constexpr bool runs_on_convolutions = true;
   static constexpr bool factored_updates = true;
 
   /// Estimator parameters (defaults: the prototypical setting of Laborieux et al. 2021 on an
@@ -253,6 +254,9 @@ class equilibrium_propagation : public rule_skeleton<equilibrium_propagation<Opt
     if (holo && !std::is_same_v<Loss, loss::mse>)
       throw_error("equilibrium_propagation: the holomorphic estimator needs loss::mse (a cost whose gradient "
                   "continues to complex states)");
+    if (holo && tr::has_convolution)
+      throw_error("equilibrium_propagation: the holomorphic estimator does not run on convolutional energy networks "
+                  "(a max-pooled drive has no complex continuation); use the centered estimator");
     relaxation_report rep;
     s.engine.begin_batch(net, b.x, n, g);
 
@@ -328,8 +332,9 @@ class equilibrium_propagation : public rule_skeleton<equilibrium_propagation<Opt
         });
       }
       const T scale = static_cast<T>(-1.0 / ((centered ? 2.0 : 1.0) * beta * double(n)));
-      energy_detail::contrast_update(net, averaged ? s.nudged_mean : s.nudged, s.delta0, s.cat_delta, s.grad, b.x, n,
-                                     scale);
+      rng gc = g.split(5);
+      energy_detail::contrast_update(net, s.engine, averaged ? s.nudged_mean : s.nudged, s.delta0, s.cat_delta, s.grad,
+                                     b.x, n, scale, gc);
     }
     report_ = std::move(rep);
     s.have_free = true;

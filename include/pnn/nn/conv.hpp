@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
@@ -133,6 +134,8 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
   /// Values of the pre-activation per sample: every position's outputs, before pooling.
   static constexpr std::size_t pre_activation_extent = positions * channels;
   static constexpr bool is_static = true;
+  /// True when the layer max-pools: `pooled_read` then records each window's maximum.
+  static constexpr bool max_pooled = detail::is_max_pool_v<Pool>;
 
   [[nodiscard]] constexpr std::size_t in_size() const noexcept { return in_extent; }
   [[nodiscard]] constexpr std::size_t out_size() const noexcept { return out_extent; }
@@ -150,28 +153,36 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
     this->initialize_with_fan(kernel_inputs, channels, fan, g);
   }
 
+  /// Reads every patch of `x` (n × in_size) through the kernel tile, unbiased, into `pre`
+  /// (n·positions × channels): the one read `forward` and `pooled_read` share.
+  void read_patches(const value_type* x, std::size_t n, value_type* pre, rng& g) const {
+    static thread_local std::vector<value_type> patch_buffer, noise_scratch;
+    const std::size_t rows = n * positions;
+    patch_buffer.resize(rows * kernel_inputs);
+    patches(x, n, patch_buffer.data());
+    value_type* scratch = nullptr;
+    if constexpr (base_type::has_input_noise) {
+      noise_scratch.resize(rows * kernel_inputs);
+      scratch = noise_scratch.data();
+    }
+    base_type::read(patch_buffer.data(), rows, pre, g, scratch);
+  }
+
   /// Forward read of a batch `x` (n × in_size) → pre-activation `a` (n × pre_activation_size)
   /// and output `h` (n × out_size). `a` may alias `h` (inference: `a` is then not kept). The
   /// patches' reads draw their noise as a dense layer's read of `n · positions` rows does.
   void forward(const value_type* x, std::size_t n, value_type* a, value_type* h, rng& g,
                value_type* /*input_scratch*/ = nullptr) const {
     using T = value_type;
-    static thread_local std::vector<T> patch_buffer, noise_scratch, pre_buffer;
+    static thread_local std::vector<T> pre_buffer;
     const std::size_t rows = n * positions;
-    patch_buffer.resize(rows * kernel_inputs);
-    patches(x, n, patch_buffer.data());
-    T* scratch = nullptr;
-    if constexpr (base_type::has_input_noise) {
-      noise_scratch.resize(rows * kernel_inputs);
-      scratch = noise_scratch.data();
-    }
     constexpr bool pooled = !std::is_same_v<Pool, pool::none>;
     T* pre = a;
     if (pooled && a == h) {
       pre_buffer.resize(rows * channels);
       pre = pre_buffer.data();
     }
-    base_type::read(patch_buffer.data(), rows, pre, g, scratch);
+    read_patches(x, n, pre, g);
     if constexpr (!pooled) {
       if (pre == h) {
         simd::bias_map<T>(rows, channels, pre, channels, this->tile.bias_data(), this->activation);
@@ -249,6 +260,88 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
       });
     }
     (void)h;
+  }
+
+  /// The drive an energy model's state receives from this layer (Laborieux et al. 2021's
+  /// convolutional EP): the biased reads pooled *before* the nonlinearity, `d = pool(K x_p + b)`
+  /// for `x` (n × in_size) into `d` (n × out_size), the patches read as `forward` reads them.
+  /// For max pooling `argmax` (n × out_size) receives each window's first maximum, as an index
+  /// into the sample's pre-activation (`pre_activation_size` values); it is ignored otherwise.
+  /// With a nondecreasing `f` and max pooling `f(d)` is exactly the feed-forward output.
+  void pooled_read(const value_type* x, std::size_t n, value_type* d, rng& g, std::uint32_t* argmax) const {
+    using T = value_type;
+    static thread_local std::vector<T> pre_buffer;
+    const std::size_t rows = n * positions;
+    constexpr bool pooled = !std::is_same_v<Pool, pool::none>;
+    T* pre = d;
+    if constexpr (pooled) {
+      pre_buffer.resize(rows * channels);
+      pre = pre_buffer.data();
+    }
+    read_patches(x, n, pre, g);
+    simd::bias_map<T>(rows, channels, pre, channels, this->tile.bias_data(), act::identity{});
+    if constexpr (pooled) {
+      constexpr std::size_t S = Pool::window, OW = Shape::out_width, C = channels;
+      for_samples(n, pre_activation_extent, [&](std::size_t s0, std::size_t s1) {
+        for (std::size_t s = s0; s < s1; ++s) {
+          const T* ps = pre + s * pre_activation_extent;
+          T* ds = d + s * out_extent;
+          for (std::size_t py = 0; py < pooled_height; ++py)
+            for (std::size_t px = 0; px < pooled_width; ++px)
+              for (std::size_t c = 0; c < C; ++c) {
+                std::size_t best = ((py * S) * OW + px * S) * C + c;
+                T sum = T(0);
+                for (std::size_t wy = 0; wy < S; ++wy)
+                  for (std::size_t wx = 0; wx < S; ++wx) {
+                    const std::size_t k = ((py * S + wy) * OW + (px * S + wx)) * C + c;
+                    if (ps[k] > ps[best]) best = k;
+                    sum += ps[k];
+                  }
+                const std::size_t o = (py * pooled_width + px) * C + c;
+                if constexpr (detail::is_max_pool_v<Pool>) {
+                  ds[o] = ps[best];
+                  if (argmax != nullptr) argmax[s * out_extent + o] = static_cast<std::uint32_t>(best);
+                } else {
+                  ds[o] = sum / T(S * S);
+                }
+              }
+        }
+      });
+    }
+  }
+
+  /// The adjoint of `pooled_read`'s pooling: `v` (n × out_size, values at the pooled outputs)
+  /// carried to every position (n × pre_activation_size): to the window's recorded maximum
+  /// (`argmax` from `pooled_read` of the same rows), spread as `v/S²` over the window (average),
+  /// or copied (no pooling). So `Kᵀ` of the result, summed over patches, is `∂(v · d)/∂x`.
+  void unpool(const value_type* v, std::size_t n, const std::uint32_t* argmax, value_type* out) const {
+    using T = value_type;
+    if constexpr (std::is_same_v<Pool, pool::none>) {
+      std::copy(v, v + n * out_extent, out);
+    } else {
+      constexpr std::size_t S = Pool::window, OW = Shape::out_width, C = channels;
+      if constexpr (detail::is_max_pool_v<Pool>)
+        PNN_EXPECTS(argmax != nullptr, "pnn::conv2d::unpool: max pooling needs the argmax of pooled_read");
+      for_samples(n, pre_activation_extent, [&](std::size_t s0, std::size_t s1) {
+        std::fill(out + s0 * pre_activation_extent, out + s1 * pre_activation_extent, T(0));
+        for (std::size_t s = s0; s < s1; ++s) {
+          const T* vs = v + s * out_extent;
+          T* os = out + s * pre_activation_extent;
+          if constexpr (detail::is_max_pool_v<Pool>) {
+            const std::uint32_t* as = argmax + s * out_extent;
+            for (std::size_t o = 0; o < out_extent; ++o) os[as[o]] = vs[o];
+          } else {
+            for (std::size_t py = 0; py < pooled_height; ++py)
+              for (std::size_t px = 0; px < pooled_width; ++px)
+                for (std::size_t c = 0; c < C; ++c) {
+                  const T share = vs[(py * pooled_width + px) * C + c] / T(S * S);
+                  for (std::size_t wy = 0; wy < S; ++wy)
+                    for (std::size_t wx = 0; wx < S; ++wx) os[((py * S + wy) * OW + (px * S + wx)) * C + c] = share;
+                }
+          }
+        }
+      });
+    }
   }
 
   /// The vector–Jacobian product of the layer's read: the errors at the convolution's outputs
