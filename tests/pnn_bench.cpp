@@ -351,8 +351,8 @@ TEST_CASE("pnn-bench --tune picks the learning-rate scale on a validation split 
           "[pnn-bench][slow]") {
   const auto dir = fresh_dir("pnn_bench_tune");
   const auto out = dir / "out.json";
-  const auto r = run_bench("--rules backprop,spsa --substrates digital --epochs 1 --train-limit 400 --hidden 16 "
-                           "--batch 16 --tune --json " + out.string(),
+  const auto r = run_bench("--rules backprop,spsa,equilibrium_propagation --substrates digital --epochs 1 "
+                           "--train-limit 400 --hidden 16 --batch 16 --tune --json " + out.string(),
                            dir);
   INFO(r.err);
   REQUIRE(r.status == 0);
@@ -372,7 +372,15 @@ TEST_CASE("pnn-bench --tune picks the learning-rate scale on a validation split 
       if (t.at("validation_accuracy")[k].get<double>() > t.at("validation_accuracy")[best].get<double>()) best = k;
     CHECK(t.at("chosen") == t.at("grid")[best]);
     CHECK(row.at("settings").at("lr_scale") == t.at("chosen"));
+    // EP's per-layer rates replace the global rate: the scale reaches them too.
+    if (row.at("rule") == "equilibrium_propagation") {
+      const auto& rates = row.at("settings").at("layer_learning_rates");
+      REQUIRE(rates.size() == 2);
+      CHECK(rates[0].get<double>() == Approx(0.2 * t.at("chosen").get<double>()));
+      CHECK(rates[1].get<double>() == Approx(0.1 * t.at("chosen").get<double>()));
+    }
   }
+  CHECK(j.at("results").size() == 3);
 }
 
 TEST_CASE("pnn-bench --crossbar-update trains the crossbar by plain pulses or a transfer compound, and says which",
@@ -633,7 +641,38 @@ TEST_CASE("pnn-bench --model lenet5 trains LeNet-5 under the rules that run on c
       CHECK(row.at("energy").at("pulses_per_sample").get<double>() > 0);
   }
   CHECK(trained == 10);  // 5 rules × 2 substrates
-  CHECK(r.err.find("does not run on convolutional layers") != std::string::npos);
+  CHECK(r.err.find("trains the convolutional energy network instead") != std::string::npos);
+}
+
+TEST_CASE("pnn-bench --model convnet-ep trains the convolutional energy network under EP, coupled learning and backprop",
+          "[pnn-bench][conv][slow]") {
+  const auto dir = fresh_dir("pnn_bench_convnet_ep");
+  const auto out = dir / "out.json";
+  const auto r = run_bench("--rules backprop,equilibrium_propagation,coupled_learning,feedback_alignment "
+                           "--substrates digital --model convnet-ep --epochs 1 --train-limit 128 "
+                           "--batch 16 --json " + out.string(),
+                           dir);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  std::ifstream f(out);
+  const auto j = nlohmann::json::parse(f);
+  CHECK(j.at("model") == "convnet-ep");
+  std::size_t trained = 0;
+  for (const auto& row : j.at("results")) {
+    INFO(row.dump());
+    const std::string rule = row.at("rule");
+    if (rule == "feedback_alignment") {  // runs on LeNet-5, not on the energy network
+      CHECK(row.contains("skipped"));
+      continue;
+    }
+    REQUIRE(!row.contains("skipped"));
+    ++trained;
+    CHECK(row.at("settings").at("model") == "convnet-ep");
+    CHECK(row.at("test_accuracy").get<double>() > 0.0);
+    CHECK(std::isfinite(row.at("history").at(0).at("train_loss").get<double>()));
+  }
+  CHECK(trained == 3);
+  CHECK(r.err.find("the energy network runs under equilibrium_propagation") != std::string::npos);
 }
 
 TEST_CASE("pnn-bench trains a resistor-network output layer in its conductances", "[pnn-bench][slow]") {

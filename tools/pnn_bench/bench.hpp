@@ -40,7 +40,7 @@ struct config {
   std::size_t epochs = 3;
   std::size_t batch = 64;
   std::vector<std::size_t> hidden{256};
-  /// `--model`: "mlp" (784 → hidden… → 10, `hidden`) or "lenet5" (`drive.hpp`).
+  /// `--model`: "mlp" (784 → hidden… → 10, `hidden`), "lenet5" or "convnet-ep" (`drive.hpp`).
   std::string model = "mlp";
   std::size_t train_limit = 0;
   std::uint64_t seed = 1;

@@ -178,19 +178,39 @@ using lenet5 = pnn::network<pnn::conv2d<pnn::conv_shape<28, 28, 1, 6, 5, 1, 2>, 
                             pnn::conv2d<pnn::conv_shape<14, 14, 6, 16, 5>, S, N, A, pnn::pool::max<2>>,
                             pnn::dense<400, 120, S, N, A>, pnn::dense<120, 84, S, N, A>, pnn::dense<84, 10, S, N, O>>;
 
-/// Builds the network for `cfg.model` and `cfg.hidden` and calls `f(net)`. `Conv`: the rule
-/// runs on convolutional networks (`with_network` has rejected `--model lenet5` otherwise).
-template <class S, class N, class A, class O, bool Conv, class F, class... Configs>
+/// The convolutional energy network of `--model convnet-ep` (after Laborieux et al. 2021's
+/// MNIST network, narrowed to fit a CPU budget) for 28 × 28 × 1 images: conv 16@5×5 → max-pool 2
+/// → conv 32@5×5 → max-pool 2 → 10. Under EP and coupled learning every layer is a state of the
+/// energy model (hard sigmoid, pooled before the nonlinearity); backprop trains the same
+/// architecture feed-forward with its own activations, as the reference for the gap.
+template <class S, class N, class A, class O>
+using convnet_ep = pnn::network<pnn::conv2d<pnn::conv_shape<28, 28, 1, 16, 5>, S, N, A, pnn::pool::max<2>>,
+                                pnn::conv2d<pnn::conv_shape<12, 12, 16, 32, 5>, S, N, A, pnn::pool::max<2>>,
+                                pnn::dense<512, 10, S, N, O>>;
+
+/// Which convolutional models (`--model`) a rule builds: a mask of these bits.
+enum conv_models : unsigned { no_conv = 0, with_lenet5 = 1, with_convnet_ep = 2 };
+
+/// Builds the network for `cfg.model` and `cfg.hidden` and calls `f(net)`. `Models`: the
+/// convolutional models the rule builds (`with_network` has rejected the others).
+template <class S, class N, class A, class O, unsigned Models, class F, class... Configs>
 result with_depth(const config& cfg, std::size_t inputs, std::size_t outputs, F&& f, const Configs&... configs) {
   const pnn::seed s{cfg.seed, cfg.engine};
-  if (cfg.model == "lenet5") {
-    if constexpr (Conv) {
-      if (inputs != 784 || outputs != 10) throw skip("--model lenet5 needs 28 x 28 images and 10 classes");
-      lenet5<S, N, A, O> net(s, configs...);
-      return f(net);
-    } else {
-      throw skip("--model lenet5: this rule does not run on convolutional layers yet");
+  if (cfg.model == "lenet5" || cfg.model == "convnet-ep") {
+    if (inputs != 784 || outputs != 10) throw skip("--model " + cfg.model + " needs 28 x 28 images and 10 classes");
+    if constexpr ((Models & with_lenet5) != 0) {
+      if (cfg.model == "lenet5") {
+        lenet5<S, N, A, O> net(s, configs...);
+        return f(net);
+      }
     }
+    if constexpr ((Models & with_convnet_ep) != 0) {
+      if (cfg.model == "convnet-ep") {
+        convnet_ep<S, N, A, O> net(s, configs...);
+        return f(net);
+      }
+    }
+    throw skip("--model " + cfg.model + ": this rule does not run on this convolutional model");
   }
   if (cfg.hidden.size() == 1) {
     typename mlp<S, N, A, O>::one_hidden net({inputs, cfg.hidden[0], outputs}, s, configs...);
@@ -222,14 +242,19 @@ result with_depth(const config& cfg, std::size_t inputs, std::size_t outputs, F&
 }
 
 /// Dispatches on the substrate name: `f(net)` gets the network built on it; `noise` receives
-/// the name of the substrate's noise configuration for the table. `Conv`: the rule runs on
-/// convolutional layers, so `--model lenet5` builds LeNet-5 on digital and crossbar substrates.
-template <class A, class O = pnn::act::identity, bool Conv = false, class F>
+/// the name of the substrate's noise configuration for the table. `Models`: the convolutional
+/// models the rule builds (`conv_models`), on digital and crossbar substrates.
+template <class A, class O = pnn::act::identity, unsigned Models = no_conv, class F>
 result with_network(const config& cfg, const std::string& substrate, const pnn::data::split& d,
                     const std::optional<sweep_point>& sweep, std::string& noise, F&& f) {
   const std::size_t in = d.train.features(), out = d.train.outputs();
   if (cfg.model != "mlp") {
-    if (!Conv) throw skip("--model " + cfg.model + ": this rule does not run on convolutional layers yet");
+    if (Models == no_conv) throw skip("--model " + cfg.model + ": this rule does not run on convolutional layers yet");
+    if (cfg.model == "lenet5" && (Models & with_lenet5) == 0)
+      throw skip("--model lenet5: this rule trains the convolutional energy network instead (--model convnet-ep)");
+    if (cfg.model == "convnet-ep" && (Models & with_convnet_ep) == 0)
+      throw skip("--model convnet-ep: the energy network runs under equilibrium_propagation, coupled_learning and "
+                 "backprop (their reference)");
     if (cfg.hardware_condition) throw skip("the scorecard's conditions run on the MLP (--model mlp)");
     if (sweep && (sweep->param == "hidden" || sweep->param == "depth"))
       throw skip("--sweep " + sweep->param + " changes the MLP; it does not apply to --model " + cfg.model);
@@ -259,17 +284,17 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     const std::string what = (c.kind == "variation" ? "variation σ " : "read noise σ ") + std::string(amount);
     if (substrate == "digital") {
       noise = what;
-      return with_depth<pnn::physics::digital, pnn::noise::crossbar_mismatch, A, O, false>(
+      return with_depth<pnn::physics::digital, pnn::noise::crossbar_mismatch, A, O, no_conv>(
           cfg, in, out, f, with(pnn::noise::crossbar_variation_mismatch(0, 0, 0)));
     }
     if (substrate == "crossbar") {
       noise = "default_io+" + what;
-      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O, false>(cfg, in, out, f, xbar_params(),
+      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O, no_conv>(cfg, in, out, f, xbar_params(),
                                                                  with(pnn::noise::crossbar_variation_mismatch(0, 0, 0)));
     }
     if (substrate == "crossbar_variation") {
       noise = "default_io+mismatch(" + what + ")";
-      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O, false>(cfg, in, out, f, xbar_params(),
+      return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O, no_conv>(cfg, in, out, f, xbar_params(),
                                                                  with(pnn::noise::crossbar_variation_mismatch()));
     }
     throw skip("the scorecard's variation and read-noise conditions are defined on digital and crossbar substrates");
@@ -277,7 +302,7 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
   if (substrate == "digital") {
     if (sweep) throw skip("sweeping '" + sweep->param + "' needs a physical substrate (crossbar, crossbar_variation)");
     noise = "none";
-    return with_depth<pnn::physics::digital, pnn::noise::none, A, O, Conv>(cfg, in, out, f);
+    return with_depth<pnn::physics::digital, pnn::noise::none, A, O, Models>(cfg, in, out, f);
   }
   if (substrate == "crossbar" || substrate == "crossbar_variation") {
     // `--device` (soft bounds by default), aihwkit's default IO. Every rule's optimiser is
@@ -307,11 +332,11 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     }
     if (!mismatched) {
       noise = "default_io";  // update: mixed precision (see above)
-      return with_depth<xbar, pnn::noise::none, A, O, Conv>(cfg, in, out, f, p);
+      return with_depth<xbar, pnn::noise::none, A, O, Models>(cfg, in, out, f, p);
     }
     noise = "default_io+mismatch";
     if (sweep) noise = "default_io+mismatch(swept)";
-    return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O, Conv>(cfg, in, out, f, p, m);
+    return with_depth<xbar, pnn::noise::crossbar_mismatch, A, O, Models>(cfg, in, out, f, p, m);
   }
   if (substrate == "mzi") {
     // A digital encoder (784 → first hidden width) feeds MZI-mesh layers (W = U Σ V†, Clements

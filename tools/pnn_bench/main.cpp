@@ -684,8 +684,10 @@ int run(int argc, char** argv) {
   app.add_option("--hidden", hidden, "comma-separated hidden sizes (default 256)");
   app.add_option("--model", cfg.model,
                  "mlp (784 -> --hidden -> 10; default) | lenet5 (conv 6@5x5, max-pool, conv 16@5x5, max-pool, 120, 84, "
-                 "10; the convolutions' kernels on the substrate too)")
-      ->check(CLI::IsMember({"mlp", "lenet5"}));
+                 "10; the convolutions' kernels on the substrate too) | convnet-ep (conv 16@5x5, max-pool, conv 32@5x5, "
+                 "max-pool, 10: the convolutional energy network of equilibrium_propagation and coupled_learning, "
+                 "backprop as their reference)")
+      ->check(CLI::IsMember({"mlp", "lenet5", "convnet-ep"}));
   app.add_option("--train-limit", limit_s, "train on the first N training samples only (default 20000; 0: all)");
   app.add_option("--seed", seed_s, "seed of every random draw (default 1)");
   app.add_option("--seeds", seeds_s,

@@ -25,7 +25,7 @@ result run_backprop(const config& cfg, const std::string& substrate, const pnn::
   r.rule = "backprop";
   r.substrate = substrate;
   r.sweep = sweep;
-  return with_network<pnn::act::tanh, pnn::act::identity, true>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5 | with_convnet_ep>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     auto rule = make_backprop<net_t>(cfg, d);
     r.settings = optimizer_settings("momentum", backprop_lr * cfg.lr_scale, backprop_momentum);
@@ -41,7 +41,7 @@ result run_in_silico(const config& cfg, const std::string& substrate, const pnn:
   r.rule = "in_silico";
   r.substrate = substrate;
   r.sweep = sweep;
-  return with_network<pnn::act::tanh, pnn::act::identity, true>(cfg, substrate, d, sweep, r.noise, [&](auto& physical) {
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5>(cfg, substrate, d, sweep, r.noise, [&](auto& physical) {
     // The twin: the same architecture on the ideal digital substrate.
     using twin_t = pnn::rebind_t<std::remove_cvref_t<decltype(physical)>, pnn::physics::digital>;
     const auto sizes = physical.sizes();

@@ -35,7 +35,7 @@ result run_fa(const config& cfg, const std::string& substrate, const pnn::data::
   r.substrate = substrate;
   r.sweep = sweep;
   const bool sign = cfg.fa_feedback == "sign";
-  return with_network<pnn::act::tanh, pnn::act::identity, true>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     pnn::learn::feedback_alignment<on_substrate_t<net_t, pnn::optim::momentum>> rule{
         {.optimizer = on_substrate<net_t>(cfg, recipe(cfg, d)),
@@ -52,7 +52,7 @@ result run_dfa(const config& cfg, const std::string& substrate, const pnn::data:
   r.rule = "direct_feedback_alignment";
   r.substrate = substrate;
   r.sweep = sweep;
-  return with_network<pnn::act::tanh, pnn::act::identity, true>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     pnn::learn::direct_feedback_alignment<on_substrate_t<net_t, pnn::optim::momentum>> rule{
         {.optimizer = on_substrate<net_t>(cfg, recipe(cfg, d)), .feedback_seed = 1}};

@@ -17,7 +17,7 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
   r.rule = "physics_aware";
   r.substrate = substrate;
   r.sweep = sweep;
-  return with_network<pnn::act::tanh, pnn::act::identity, true>(cfg, substrate, d, sweep, r.noise, [&](auto& physical) {
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5>(cfg, substrate, d, sweep, r.noise, [&](auto& physical) {
     using physical_t = std::remove_cvref_t<decltype(physical)>;
     using twin_t = pnn::rebind_t<physical_t, pnn::physics::digital>;
     const auto sizes = physical.sizes();
