@@ -683,6 +683,32 @@ TEST_CASE("pnn-bench trains a resistor-network output layer in its conductances"
   CHECK(results[0].at("test_accuracy").get<double>() > results[0].at("untrained_accuracy").get<double>() + 0.15);
 }
 
+TEST_CASE("pnn-bench trains the quantum substrate's hybrid model by parameter shift and prices its shots",
+          "[pnn-bench][slow]") {
+  const auto results = small_run("pnn_bench_quantum",
+                                 "backprop,feedback_alignment,spsa,node_perturbation,physics_aware", "quantum");
+  REQUIRE(results.size() == 5);
+  for (const auto& row : results) {
+    INFO(row.dump());
+    // The substrate trains its own model, and says so in the row.
+    CHECK(row.at("settings").at("model") == "quantum-hybrid");
+    CHECK(row.at("noise").get<std::string>().find("4-qubit circuit") != std::string::npos);
+    CHECK(is_number(row.at("test_accuracy")));
+    // Every execution of the circuit is measured with 1000 shots, and the shots are charged.
+    CHECK(row.at("energy").at("train_joules_by_kind").at("quantum").get<double>() > 0);
+  }
+  // Energy-based rules cannot relax through a circuit: a skipped row that says why.
+  const auto dir = fresh_dir("pnn_bench_quantum_ep");
+  const auto out = dir / "out.json";
+  const auto r = run_bench("--rules equilibrium_propagation --substrates quantum --epochs 1 --train-limit 100 --json " +
+                               out.string(),
+                           dir);
+  REQUIRE(r.status == 0);
+  std::ifstream f(out);
+  const auto j = nlohmann::json::parse(f);
+  CHECK(j.at("results").at(0).at("skipped").get<std::string>().find("transposed reads") != std::string::npos);
+}
+
 TEST_CASE("pnn-bench --rng ars runs on the ARS generator: reproducible, and a different stream from philox",
           "[pnn-bench][rng]") {
   const auto run = [](const char* name, const std::string& engine) {

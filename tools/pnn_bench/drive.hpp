@@ -189,7 +189,7 @@ using convnet_ep = pnn::network<pnn::conv2d<pnn::conv_shape<28, 28, 1, 16, 5>, S
                                 pnn::dense<512, 10, S, N, O>>;
 
 /// Which convolutional models (`--model`) a rule builds: a mask of these bits.
-enum conv_models : unsigned { no_conv = 0, with_lenet5 = 1, with_convnet_ep = 2 };
+enum conv_models : unsigned { no_conv = 0, with_lenet5 = 1, with_convnet_ep = 2, without_quantum = 4 };
 
 /// Builds the network for `cfg.model` and `cfg.hidden` and calls `f(net)`. `Models`: the
 /// convolutional models the rule builds (`with_network` has rejected the others).
@@ -241,15 +241,24 @@ result with_depth(const config& cfg, std::size_t inputs, std::size_t outputs, F&
   throw skip("--hidden supports one or two hidden layers (--sweep depth also 4 and 8, on digital)");
 }
 
+/// The `quantum` substrate's model: qubits (one per circuit output) and shots per execution.
+inline constexpr std::size_t quantum_qubits = 4;
+inline constexpr std::size_t quantum_shots = 1000;
+/// What the `quantum` rows train (the table's noise column and the JSON's "noise").
+inline constexpr const char* quantum_model_description =
+    "shots 1000 (digital encoder 784-4, 4-qubit circuit with 2 re-uploading layers, digital readout 4-10)";
+
 /// Dispatches on the substrate name: `f(net)` gets the network built on it; `noise` receives
 /// the name of the substrate's noise configuration for the table. `Models`: the convolutional
-/// models the rule builds (`conv_models`), on digital and crossbar substrates.
+/// models the rule builds (`conv_models`), on digital and crossbar substrates; `without_quantum`
+/// for rules that cannot run on the quantum substrate's network (it is then not instantiated).
 template <class A, class O = pnn::act::identity, unsigned Models = no_conv, class F>
 result with_network(const config& cfg, const std::string& substrate, const pnn::data::split& d,
                     const std::optional<sweep_point>& sweep, std::string& noise, F&& f) {
   const std::size_t in = d.train.features(), out = d.train.outputs();
   if (cfg.model != "mlp") {
-    if (Models == no_conv) throw skip("--model " + cfg.model + ": this rule does not run on convolutional layers yet");
+    if ((Models & (with_lenet5 | with_convnet_ep)) == 0)
+      throw skip("--model " + cfg.model + ": this rule does not run on convolutional layers yet");
     if (cfg.model == "lenet5" && (Models & with_lenet5) == 0)
       throw skip("--model lenet5: this rule trains the convolutional energy network instead (--model convnet-ep)");
     if (cfg.model == "convnet-ep" && (Models & with_convnet_ep) == 0)
@@ -376,6 +385,25 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     pnn::network<enc, pnn::dense<dynamic, dynamic, rsub, pnn::noise::none, O>> net({in, cfg.hidden[0], out},
                                                                                  pnn::seed{cfg.seed, cfg.engine}, p);
     return f(net);
+  }
+  if (substrate == "quantum") {
+    // The 784-pixel task does not fit a qubit register: a digital encoder (784 → 4) sets the
+    // encoding angles of a 4-qubit circuit (2 re-uploading layers, 1000 shots per execution),
+    // whose ⟨Z⟩ feed a digital readout (4 → 10). Gradients through the circuit, and into its
+    // angles, come from parameter-shifted executions (`physics::quantum_circuit`).
+    if (sweep) throw skip("sweeps on quantum are not defined");
+    if constexpr ((Models & without_quantum) != 0) {
+      throw skip("energy-based rules relax through transposed reads, which a quantum circuit does not have");
+    } else {
+    using qc = pnn::physics::quantum_circuit;
+    noise = quantum_model_description;
+    using enc = pnn::dense<dynamic, dynamic, pnn::physics::digital, pnn::noise::none, A>;
+    using circuit = pnn::dense<dynamic, dynamic, qc, pnn::noise::none, pnn::act::identity>;
+    using readout = pnn::dense<dynamic, dynamic, pnn::physics::digital, pnn::noise::none, O>;
+    pnn::network<enc, circuit, readout> net({in, quantum_qubits, quantum_qubits, out}, pnn::seed{cfg.seed, cfg.engine},
+                                            typename qc::params{.layers = 2, .shots = quantum_shots});
+    return f(net);
+    }
   }
   throw skip("substrate '" + substrate + "' has not landed in this build");
 }
@@ -521,7 +549,8 @@ inline nlohmann::json epoch_to_json(const pnn::epoch_metrics& m) {
           {"flops", m.digital_work.flops}, {"bytes", m.digital_work.bytes},
           {"events", {e.reads, e.transposed_reads, e.macs, e.dac_conversions, e.adc_conversions, e.pulses,
                       e.parameter_writes, e.dac_levels, e.adc_levels, e.pulse_slots, e.array_vectors, e.optical_vectors,
-                      e.optical_channels, e.held_element_vectors, e.settled_vectors}},
+                      e.optical_channels, e.held_element_vectors, e.settled_vectors, e.circuit_executions,
+                      e.circuit_shots}},
           {"array_drive", e.array_drive}, {"dissipation", e.dissipation}};
 }
 inline pnn::epoch_metrics epoch_from_json(const nlohmann::json& j) {
@@ -538,12 +567,13 @@ inline pnn::epoch_metrics epoch_from_json(const nlohmann::json& j) {
   m.extra = j.at("extra").get<std::map<std::string, double>>();
   m.digital_work = {j.at("flops").get<std::uint64_t>(), j.at("bytes").get<std::uint64_t>()};
   const auto v = j.at("events").get<std::vector<std::uint64_t>>();
-  if (v.size() != 15) throw std::runtime_error("checkpoint: events of another version");
+  if (v.size() != 17) throw std::runtime_error("checkpoint: events of another version");
   auto& e = m.events;
   std::uint64_t* f[] = {&e.reads, &e.transposed_reads, &e.macs, &e.dac_conversions, &e.adc_conversions, &e.pulses,
                         &e.parameter_writes, &e.dac_levels, &e.adc_levels, &e.pulse_slots, &e.array_vectors,
-                        &e.optical_vectors, &e.optical_channels, &e.held_element_vectors, &e.settled_vectors};
-  for (std::size_t k = 0; k < 15; ++k) *f[k] = v[k];
+                        &e.optical_vectors, &e.optical_channels, &e.held_element_vectors, &e.settled_vectors,
+                        &e.circuit_executions, &e.circuit_shots};
+  for (std::size_t k = 0; k < 17; ++k) *f[k] = v[k];
   e.array_drive = num(j.at("array_drive"));
   e.dissipation = num(j.at("dissipation"));
   return m;

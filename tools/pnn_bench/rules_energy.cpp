@@ -72,7 +72,7 @@ result run_ep(const config& cfg, const std::string& substrate, const pnn::data::
   r.rule = "equilibrium_propagation";
   r.substrate = substrate;
   r.sweep = sweep;
-  return with_network<hs, hs, with_convnet_ep>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+  return with_network<hs, hs, with_convnet_ep | without_quantum>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     pnn::init::uniform_fan_in(net, pnn::seed{cfg.seed, cfg.engine});
     using net_t = std::remove_cvref_t<decltype(net)>;
     const auto p = ep_params(cfg, on_substrate<net_t>(cfg, layer_rates(cfg, d)));
@@ -103,7 +103,7 @@ result run_coupled(const config& cfg, const std::string& substrate, const pnn::d
   r.rule = "coupled_learning";
   r.substrate = substrate;
   r.sweep = sweep;
-  return with_network<hs, hs, with_convnet_ep>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+  return with_network<hs, hs, with_convnet_ep | without_quantum>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     pnn::init::uniform_fan_in(net, pnn::seed{cfg.seed, cfg.engine});
     const bool alternating = cfg.ep_update == "alternating";
     using net_t = std::remove_cvref_t<decltype(net)>;

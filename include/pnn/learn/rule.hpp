@@ -215,6 +215,12 @@ void map_to_tile_parameters(const Net& net, gradients<Net>& grad, rng& g) {
                                   gi.bias.data(), theta.data(), gl);
       } else {
         PNN_EXPECTS(!gi.deferred(), "pnn::map_to_tile_parameters: a deferred update has no dense form to map");
+        // The identity probes below recover ∂L/∂θ only when the read is linear in x; a tile
+        // whose read is not (a quantum circuit) must receive the estimate's factors.
+        if constexpr (requires { requires tile_t::needs_update_factors; })
+          throw_error("pnn::map_to_tile_parameters: layer " + std::to_string(i) +
+                      " reads nonlinearly in its input and can map only a factored estimate (h, delta) into its "
+                      "parameters; this rule produced a dense weight update");
         std::vector<T> eye(in * in, T(0)), probe(in * out);
         for (std::size_t j = 0; j < in; ++j) eye[j * in + j] = T(1);
         for (std::size_t o = 0; o < out; ++o)

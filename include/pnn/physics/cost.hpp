@@ -39,6 +39,8 @@ struct physical_events {
   std::uint64_t optical_channels = 0;  ///< Σ modes over those vectors (each modulated and detected)
   std::uint64_t held_element_vectors = 0;  ///< Σ over those vectors of the thermo-optic elements held
   std::uint64_t settled_vectors = 0;   ///< vectors a resistor network settled on
+  std::uint64_t circuit_executions = 0;  ///< quantum circuit executions (reads and parameter-shift runs)
+  std::uint64_t circuit_shots = 0;       ///< Σ shots over those executions (0 for exact expectations)
   double array_drive = 0;  ///< µS: Σ over crossbar vectors of Σ_cells G·u², u = drive / full-scale read voltage
   double dissipation = 0;  ///< µW: Σ over settled vectors of the power Σ_e k_e ΔV_e² (per volt² of source)
 
@@ -58,6 +60,8 @@ struct physical_events {
     optical_channels += o.optical_channels;
     held_element_vectors += o.held_element_vectors;
     settled_vectors += o.settled_vectors;
+    circuit_executions += o.circuit_executions;
+    circuit_shots += o.circuit_shots;
     array_drive += o.array_drive;
     dissipation += o.dissipation;
     return *this;
@@ -79,6 +83,8 @@ struct physical_events {
     a.optical_channels -= b.optical_channels;
     a.held_element_vectors -= b.held_element_vectors;
     a.settled_vectors -= b.settled_vectors;
+    a.circuit_executions -= b.circuit_executions;
+    a.circuit_shots -= b.circuit_shots;
     a.array_drive -= b.array_drive;
     a.dissipation -= b.dissipation;
     return a;
@@ -110,13 +116,14 @@ class cost_counter {
   }
 
  private:
-  static constexpr std::size_t counts = 15;
+  static constexpr std::size_t counts = 17;
   static constexpr std::uint64_t physical_events::* count_fields[counts] = {
       &physical_events::reads,           &physical_events::transposed_reads,  &physical_events::macs,
       &physical_events::dac_conversions, &physical_events::adc_conversions,   &physical_events::pulses,
       &physical_events::parameter_writes, &physical_events::dac_levels,       &physical_events::adc_levels,
       &physical_events::pulse_slots,     &physical_events::optical_vectors,   &physical_events::optical_channels,
-      &physical_events::held_element_vectors, &physical_events::settled_vectors, &physical_events::array_vectors};
+      &physical_events::held_element_vectors, &physical_events::settled_vectors, &physical_events::array_vectors,
+      &physical_events::circuit_executions, &physical_events::circuit_shots};
   static void add(std::atomic<std::uint64_t>& a, std::uint64_t v) noexcept {
     if (v != 0) a.fetch_add(v, std::memory_order_relaxed);
   }

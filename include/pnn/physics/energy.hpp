@@ -61,6 +61,16 @@ struct energy_model {
   /// J per conductance written (an update pulse on a variable resistor), assumed as `pulse_energy`.
   double conductance_write_energy = 1e-12;
 
+  // ---- quantum circuits ----------------------------------------------------------------------
+  /// s per shot: qubit reset, gates and dispersive readout of a superconducting processor,
+  /// dominated by the wait for the qubits to relax or by active reset (about 1–300 µs per shot
+  /// on published devices; Krantz et al., Appl. Phys. Rev. 2019); 100 µs assumed.
+  double shot_time = 100e-6;
+  /// W drawn while shots run: a dilution refrigerator with its compressor, and the room-temperature
+  /// control electronics, about 10–25 kW for today's processors (assumed 20 kW, charged per shot
+  /// as `quantum_power · shot_time`; exact expectations, `shots = 0`, are not charged).
+  double quantum_power = 20e3;
+
   // ---- digital work ------------------------------------------------------------------------
   /// J per FLOP of digital arithmetic. Default: a 45 nm FP32 multiply (3.7 pJ) and add
   /// (0.9 pJ) per two FLOPs (Horowitz, ISSCC 2014), arithmetic only. `gpu()` uses a datacentre
@@ -87,7 +97,7 @@ struct energy_model {
   void validate() const {
     for (double v : {read_voltage, read_time, dac_fom, adc_fom, adc_time, pulse_energy, pulse_time,
                      optical_channel_energy, holding_power, symbol_time, phase_write_energy, source_voltage, settle_time,
-                     conductance_write_energy, flop_energy, byte_energy})
+                     conductance_write_energy, shot_time, quantum_power, flop_energy, byte_energy})
       PNN_EXPECTS(v >= 0 && v < 1e300, "energy_model: every energy, time and voltage must be finite and >= 0");
     PNN_EXPECTS(flop_rate > 0 && flop_rate < 1e300, "energy_model: flop_rate must be finite and > 0");
   }
@@ -100,10 +110,12 @@ struct energy_estimate {
   double programming = 0; ///< pulses, conductance and phase writes
   double optical = 0;     ///< light per channel, and heaters held while light passes
   double resistive = 0;   ///< power dissipated in resistor networks while settled
+  double quantum = 0;     ///< quantum circuits: the cryostat's and control's power over the shots
   double digital = 0;     ///< digital FLOPs and bytes (digital layers, gradients, twins)
   double latency = 0;     ///< s: reads, conversions, pulse slots, settling and digital time in sequence
 
-  [[nodiscard]] double total() const noexcept { return array + converters + programming + optical + resistive + digital; }
+  [[nodiscard]] double total() const noexcept { return array + converters + programming + optical + resistive + quantum + digital;
+  }
 };
 
 /// \brief The energy and latency of `events` and digital `work` under `m`.
@@ -111,7 +123,8 @@ struct energy_estimate {
 /// Crossbars: `V_read²·Σ G u²·t_read` in the cells (µS → S), `FOM·2^bits` per conversion,
 /// `pulse_energy` per pulse and `pulse_time` per slot. Meshes: `optical_channel_energy` per mode
 /// and vector, `holding_power·symbol_time` per element and vector, `phase_write_energy` per
-/// setting. Resistor networks: `dissipation·V_source²·settle_time` (µW → W). Digital:
+/// setting. Resistor networks: `dissipation·V_source²·settle_time` (µW → W). Quantum circuits:
+/// `quantum_power·shot_time` per shot, `shot_time` of latency per shot. Digital:
 /// `flop_energy` per FLOP and `byte_energy` per byte. Latency: crossbar vectors take
 /// `read_time + adc_time`, mesh vectors `symbol_time`, settled states `settle_time`, pulses
 /// `pulse_time` per slot, digital work `flops / flop_rate` — no overlap between them assumed.
@@ -130,9 +143,11 @@ struct energy_estimate {
   r.optical = m.optical_channel_energy * double(e.optical_channels) +
               m.holding_power * m.symbol_time * double(e.held_element_vectors);
   r.resistive = e.dissipation * 1e-6 * m.source_voltage * m.source_voltage * m.settle_time;
+  r.quantum = m.quantum_power * m.shot_time * double(e.circuit_shots);
   r.digital = m.flop_energy * double(work.flops) + m.byte_energy * double(work.bytes);
   r.latency = double(e.array_vectors) * (m.read_time + m.adc_time) + double(e.optical_vectors) * m.symbol_time +
-              double(e.settled_vectors) * m.settle_time + double(e.pulse_slots) * m.pulse_time +
+              double(e.settled_vectors) * m.settle_time + double(e.circuit_shots) * m.shot_time +
+              double(e.pulse_slots) * m.pulse_time +
               double(work.flops) / m.flop_rate;
   return r;
 }
