@@ -709,6 +709,29 @@ TEST_CASE("pnn-bench trains the quantum substrate's hybrid model by parameter sh
   CHECK(j.at("results").at(0).at("skipped").get<std::string>().find("transposed reads") != std::string::npos);
 }
 
+TEST_CASE("pnn-bench trains spin-torque oscillators as a black box and skips the rules that need their derivative",
+          "[pnn-bench][slow]") {
+  const auto results = small_run("pnn_bench_spintronic", "physics_aware,in_silico,spsa", "spintronic");
+  REQUIRE(results.size() == 3);
+  for (const auto& row : results) {
+    INFO(row.dump());
+    CHECK(row.at("noise").get<std::string>().find("spin-torque oscillators") != std::string::npos);
+    CHECK(row.at("settings").at("model") == "spintronic-oscillators");
+    CHECK(is_number(row.at("test_accuracy")));
+  }
+  // The oscillators' running time is priced (in-silico deployment never runs them in training).
+  CHECK(results[0].at("energy").at("train_joules_by_kind").at("oscillators").get<double>() > 0);
+  CHECK(results[2].at("energy").at("train_joules_by_kind").at("oscillators").get<double>() > 0);
+  const auto dir = fresh_dir("pnn_bench_spintronic_bp");
+  const auto out = dir / "out.json";
+  const auto r = run_bench("--rules backprop --substrates spintronic --epochs 1 --train-limit 100 --json " + out.string(),
+                           dir);
+  REQUIRE(r.status == 0);
+  std::ifstream f(out);
+  const auto j = nlohmann::json::parse(f);
+  CHECK(j.at("results").at(0).at("skipped").get<std::string>().find("black box") != std::string::npos);
+}
+
 TEST_CASE("pnn-bench --rng ars runs on the ARS generator: reproducible, and a different stream from philox",
           "[pnn-bench][rng]") {
   const auto run = [](const char* name, const std::string& engine) {

@@ -296,3 +296,28 @@ TEST_CASE("quantum circuit: counts executions and shots, and rejects bad input",
   CHECK_THROWS_WITH(pnn::detail::map_to_tile_parameters(net, grad_net, gm),
                     Catch::Contains("can map only a factored estimate"));
 }
+
+TEST_CASE("quantum circuit: reads and parameter-shift gradients are the same on 1, 2 and 3 threads",
+          "[quantum][threads]") {
+  const tile_d t = make_tile(3, 4, {.layers = 2, .shots = 64}, 12);
+  const std::size_t n = 9;
+  std::vector<double> x(n * 3), dy(n * 4);
+  rng g(2);
+  for (auto& v : x) v = 2 * g.uniform_double() - 1;
+  for (auto& v : dy) v = 2 * g.uniform_double() - 1;
+  auto run = [&](unsigned threads) {
+    set_num_threads(threads);
+    std::vector<double> out(n * 4), dx(n * 3), grad(t.parameter_count());
+    rng g1(1, 1), g2(1, 2), g3(1, 3);
+    t.read(x.data(), n, out.data(), g1);
+    t.read_vjp(x.data(), dy.data(), n, dx.data(), g2);
+    t.parameter_gradient(x.data(), dy.data(), n, 0.5, nullptr, grad.data(), g3);
+    set_num_threads(0);
+    out.insert(out.end(), dx.begin(), dx.end());
+    out.insert(out.end(), grad.begin(), grad.end());
+    return out;
+  };
+  const auto one = run(1);
+  CHECK(run(2) == one);
+  CHECK(run(3) == one);
+}

@@ -189,7 +189,7 @@ using convnet_ep = pnn::network<pnn::conv2d<pnn::conv_shape<28, 28, 1, 16, 5>, S
                                 pnn::dense<512, 10, S, N, O>>;
 
 /// Which convolutional models (`--model`) a rule builds: a mask of these bits.
-enum conv_models : unsigned { no_conv = 0, with_lenet5 = 1, with_convnet_ep = 2, without_quantum = 4 };
+enum conv_models : unsigned { no_conv = 0, with_lenet5 = 1, with_convnet_ep = 2, without_quantum = 4, black_box_rule = 8 };
 
 /// Builds the network for `cfg.model` and `cfg.hidden` and calls `f(net)`. `Models`: the
 /// convolutional models the rule builds (`with_network` has rejected the others).
@@ -248,10 +248,19 @@ inline constexpr std::size_t quantum_shots = 1000;
 inline constexpr const char* quantum_model_description =
     "shots 1000 (digital encoder 784-4, 4-qubit circuit with 2 re-uploading layers, digital readout 4-10)";
 
+/// The `spintronic` substrate's model: oscillators in the layer.
+inline constexpr std::size_t spintronic_oscillators = 16;
+/// What the `spintronic` rows train.
+inline constexpr const char* spintronic_model_description =
+    "frequency spread 0.2, coupling spread 0.1, thermal 0.02 (16 spin-torque oscillators driven by W x + b, "
+    "digital readout 16-10)";
+
 /// Dispatches on the substrate name: `f(net)` gets the network built on it; `noise` receives
 /// the name of the substrate's noise configuration for the table. `Models`: the convolutional
 /// models the rule builds (`conv_models`), on digital and crossbar substrates; `without_quantum`
-/// for rules that cannot run on the quantum substrate's network (it is then not instantiated).
+/// for rules that cannot run on the quantum substrate's network (it is then not instantiated);
+/// `black_box_rule` for the rules that train a black box (no derivative of its physics needed),
+/// the only ones the spintronic substrate's network is built for.
 template <class A, class O = pnn::act::identity, unsigned Models = no_conv, class F>
 result with_network(const config& cfg, const std::string& substrate, const pnn::data::split& d,
                     const std::optional<sweep_point>& sweep, std::string& noise, F&& f) {
@@ -405,6 +414,27 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     return f(net);
     }
   }
+  if (substrate == "spintronic") {
+    // 16 coupled spin-torque oscillators driven by the currents I_dc + W x + b (a black box: the
+    // library has no derivative of it), their mean powers read by a digital layer (16 → 10).
+    // The physical instance differs from the model the twin assumes (a linear layer): spread
+    // natural frequencies and couplings, thermal noise.
+    if (sweep) throw skip("sweeps on spintronic are not defined");
+    if constexpr ((Models & black_box_rule) == 0) {
+      throw skip("needs the derivative of the oscillator layer, a black box: physics_aware, in_silico, "
+                 "weight_perturbation and spsa train it");
+    } else {
+      using box = pnn::physics::spintronic_box<float>;
+      noise = spintronic_model_description;
+      const pnn::physics::spin_torque_oscillators<float> physical{
+          .frequency_spread = 0.2, .coupling_spread = 0.1, .thermal_noise = 0.02, .seed = cfg.seed};
+      using oscillators = pnn::dense<dynamic, dynamic, box, pnn::noise::none, pnn::act::identity>;
+      using readout = pnn::dense<dynamic, dynamic, pnn::physics::digital, pnn::noise::none, O>;
+      pnn::network<oscillators, readout> net({in, spintronic_oscillators, out}, pnn::seed{cfg.seed, cfg.engine},
+                                             typename box::params{.model = physical});
+      return f(net);
+    }
+  }
   throw skip("substrate '" + substrate + "' has not landed in this build");
 }
 
@@ -551,7 +581,8 @@ inline nlohmann::json epoch_to_json(const pnn::epoch_metrics& m) {
                       e.parameter_writes, e.dac_levels, e.adc_levels, e.pulse_slots, e.array_vectors, e.optical_vectors,
                       e.optical_channels, e.held_element_vectors, e.settled_vectors, e.circuit_executions,
                       e.circuit_shots}},
-          {"array_drive", e.array_drive}, {"dissipation", e.dissipation}};
+          {"array_drive", e.array_drive}, {"dissipation", e.dissipation}, {"oscillator_time", e.oscillator_time},
+          {"oscillator_run_time", e.oscillator_run_time}};
 }
 inline pnn::epoch_metrics epoch_from_json(const nlohmann::json& j) {
   auto num = [](const nlohmann::json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
@@ -576,6 +607,8 @@ inline pnn::epoch_metrics epoch_from_json(const nlohmann::json& j) {
   for (std::size_t k = 0; k < 17; ++k) *f[k] = v[k];
   e.array_drive = num(j.at("array_drive"));
   e.dissipation = num(j.at("dissipation"));
+  e.oscillator_time = num(j.at("oscillator_time"));
+  e.oscillator_run_time = num(j.at("oscillator_run_time"));
   return m;
 }
 

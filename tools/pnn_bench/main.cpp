@@ -28,7 +28,7 @@ bool add_rule(const std::string& name, runner r) {
   return true;
 }
 const std::vector<std::string>& known_substrates() {
-  static const std::vector<std::string> s{"digital", "crossbar", "crossbar_variation", "mzi", "resistor", "quantum"};
+  static const std::vector<std::string> s{"digital", "crossbar", "crossbar_variation", "mzi", "resistor", "quantum", "spintronic"};
   return s;
 }
 const std::vector<std::string>& known_rules() {
@@ -98,6 +98,7 @@ nlohmann::json to_json(const result& r) {
                    {"optical", e.train.optical},
                    {"resistive", e.train.resistive},
                    {"quantum", e.train.quantum},
+                   {"oscillators", e.train.oscillators},
                    {"digital", e.train.digital}}}};
   if (r.alignment_angle_deg) j["alignment_angle_deg"] = *r.alignment_angle_deg;
   j["seeds"] = r.seeds;
@@ -165,6 +166,7 @@ result from_checkpoint_json(const nlohmann::json& j) {
   r.energy.train.optical = num(k.at("optical"));
   r.energy.train.resistive = num(k.at("resistive"));
   r.energy.train.quantum = num(k.at("quantum"));
+  r.energy.train.oscillators = num(k.at("oscillators"));
   r.energy.train.digital = num(k.at("digital"));
   r.energy.train.latency = num(j.at("checkpoint").at("train_latency"));
   r.seeds = j.at("seeds").get<std::size_t>();
@@ -322,6 +324,7 @@ std::vector<result> mean_over_seeds(const std::vector<result>& runs, std::size_t
     e.train.optical = mean([](const result& r) { return r.energy.train.optical; });
     e.train.resistive = mean([](const result& r) { return r.energy.train.resistive; });
     e.train.quantum = mean([](const result& r) { return r.energy.train.quantum; });
+    e.train.oscillators = mean([](const result& r) { return r.energy.train.oscillators; });
     e.train.digital = mean([](const result& r) { return r.energy.train.digital; });
     e.train.latency = mean([](const result& r) { return r.energy.train.latency; });
     e.deployment_joules = mean([](const result& r) { return r.energy.deployment_joules; });
@@ -681,9 +684,10 @@ int run(int argc, char** argv) {
               threads_s = std::to_string(std::max(1U, std::thread::hardware_concurrency()));
   CLI::App app{"pnn-bench: every learning rule x substrate on Fashion-MNIST"};
   app.add_option("--rules", rules, "comma-separated rules, or 'all'");
-  app.add_option("--substrates", substrates, "comma-separated: digital, crossbar, crossbar_variation, mzi, resistor, quantum (default: the first "
-                 "three; quantum trains its own model: a digital encoder 784-4, a 4-qubit circuit, a digital readout "
-                 "4-10)");
+  app.add_option("--substrates", substrates, "comma-separated: digital, crossbar, crossbar_variation, mzi, resistor, quantum, spintronic (default: "
+                 "the first three; quantum trains its own model: a digital encoder 784-4, a 4-qubit circuit, a digital "
+                 "readout 4-10; spintronic: 16 coupled spin-torque oscillators driven by W x + b, a digital readout "
+                 "16-10, trained by the rules that need no derivative of the oscillators)");
   app.add_option("--epochs", epochs_s, "epochs per run (default 3)");
   app.add_option("--batch", batch_s, "mini-batch size (default 64)");
   app.add_option("--hidden", hidden, "comma-separated hidden sizes (default 256)");
@@ -1012,7 +1016,11 @@ int run(int argc, char** argv) {
         }
       }
       r.sweep = j.sweep;
-      if (!r.skipped) r.settings["model"] = j.substrate == "quantum" ? std::string("quantum-hybrid") : cfg.model;
+      // The quantum and spintronic substrates train their own models (drive.hpp), whatever --model says.
+      if (!r.skipped)
+        r.settings["model"] = j.substrate == "quantum"      ? std::string("quantum-hybrid")
+                              : j.substrate == "spintronic" ? std::string("spintronic-oscillators")
+                                                            : cfg.model;
       r.hardware_condition = j.hardware_condition;
       if (!r.skipped) r.per_seed = {{j.seed, r.test_accuracy}};
       {

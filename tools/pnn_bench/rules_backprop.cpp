@@ -41,7 +41,7 @@ result run_in_silico(const config& cfg, const std::string& substrate, const pnn:
   r.rule = "in_silico";
   r.substrate = substrate;
   r.sweep = sweep;
-  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5>(cfg, substrate, d, sweep, r.noise, [&](auto& physical) {
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5 | black_box_rule>(cfg, substrate, d, sweep, r.noise, [&](auto& physical) {
     // The twin: the same architecture on the ideal digital substrate.
     using twin_t = pnn::rebind_t<std::remove_cvref_t<decltype(physical)>, pnn::physics::digital>;
     const auto sizes = physical.sizes();

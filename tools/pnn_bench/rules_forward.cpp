@@ -54,7 +54,7 @@ result run_forward_gradient(const config& cfg, const std::string& substrate, con
 result run_weight_perturbation(const config& cfg, const std::string& substrate, const pnn::data::split& d,
                                const std::optional<sweep_point>& sweep) {
   result r = make("weight_perturbation", substrate, sweep);
-  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5 | black_box_rule>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     pnn::learn::weight_perturbation<on_substrate_t<net_t, pnn::optim::adam>> rule{
         {.optimizer = on_substrate<net_t>(cfg, pnn::optim::adam{.learning_rate = 1e-3f * float(cfg.lr_scale), .lr_schedule = cosine(cfg, d)}),
@@ -89,7 +89,7 @@ result run_spsa(const config& cfg, const std::string& substrate, const pnn::data
                 const std::optional<sweep_point>& sweep) {
   result r = make("spsa", substrate, sweep);
   const bool multiplexed = cfg.perturbation == "code_multiplexed";
-  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5 | black_box_rule>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     pnn::learn::spsa<on_substrate_t<net_t, pnn::optim::spsa_gain>> rule{
         {.optimizer = on_substrate<net_t>(cfg, pnn::optim::spsa_gain{.a = 0.05f * float(cfg.lr_scale), .stability = 100.0f}),

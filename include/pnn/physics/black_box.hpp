@@ -30,6 +30,7 @@
 #include <pnn/core/extents.hpp>
 #include <pnn/core/rng.hpp>
 #include <pnn/physics/concepts.hpp>
+#include <pnn/physics/cost.hpp>
 #include <pnn/simd/work.hpp>
 
 namespace pnn::physics {
@@ -53,6 +54,12 @@ concept black_box_callable = std::default_initializable<F> && std::copy_construc
                              } || requires(F& f, const black_box_call<T>& c) {
                                { f(c) } -> std::convertible_to<std::vector<T>>;
                              });
+
+/// A callable that also says what its physics did per call (`physical_events`), for the energy model.
+template <class F, class T>
+concept black_box_reporting = requires(const F& f, const black_box_call<T>& c) {
+  { f.events(c) } -> std::convertible_to<physical_events>;
+};
 
 /// Substrate computing each layer with the callable `F` on value type `T`.
 /// \tparam F callable satisfying `black_box_callable<F, T>` (may keep state; it is called on a
@@ -113,6 +120,7 @@ struct black_box {
         if (!std::isfinite(static_cast<double>(r[i])))
           throw_error(where() + ": the callable returned a non-finite value (NaN or Inf) at sample " +
                       std::to_string(i / out) + ", output " + std::to_string(i % out));
+      if constexpr (black_box_reporting<F, T>) cost_.report([&] { return model_.events(c); });
       const T* b = bias_.data();
       for (std::size_t r0 = 0; r0 < n; ++r0)
         for (std::size_t j = 0; j < out; ++j) y[r0 * out + j] = r[r0 * out + j] - b[j];
@@ -149,6 +157,14 @@ struct black_box {
       v("bias", std::span<T>(bias_.data(), bias_.size()));
     }
 
+    /// Reports the callable's events into `c` (`tile_hooks::attach_cost_counter`), for a
+    /// callable with `events(call)`.
+    void attach_cost_counter(cost_counter* c) noexcept
+      requires black_box_reporting<F, T>
+    {
+      cost_.attach(c);
+    }
+
    private:
     std::string where() const {
       std::string s = "pnn::physics::black_box";
@@ -161,6 +177,7 @@ struct black_box {
     matrix_storage<T, Out, In> weight_{};
     matrix_storage<T, 1, Out> bias_{};
     mutable F model_{};
+    cost_report cost_{};
   };
 };
 

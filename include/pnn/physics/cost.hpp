@@ -43,6 +43,8 @@ struct physical_events {
   std::uint64_t circuit_shots = 0;       ///< Σ shots over those executions (0 for exact expectations)
   double array_drive = 0;  ///< µS: Σ over crossbar vectors of Σ_cells G·u², u = drive / full-scale read voltage
   double dissipation = 0;  ///< µW: Σ over settled vectors of the power Σ_e k_e ΔV_e² (per volt² of source)
+  double oscillator_time = 0;      ///< Σ over reads of oscillators × run time (time units of the oscillator model)
+  double oscillator_run_time = 0;  ///< Σ over reads of the run time (the oscillators of a read run together)
 
   physical_events& operator+=(const physical_events& o) noexcept {
     reads += o.reads;
@@ -64,6 +66,8 @@ struct physical_events {
     circuit_shots += o.circuit_shots;
     array_drive += o.array_drive;
     dissipation += o.dissipation;
+    oscillator_time += o.oscillator_time;
+    oscillator_run_time += o.oscillator_run_time;
     return *this;
   }
   /// The events between two readings of a counter (`later - earlier`).
@@ -87,6 +91,8 @@ struct physical_events {
     a.circuit_shots -= b.circuit_shots;
     a.array_drive -= b.array_drive;
     a.dissipation -= b.dissipation;
+    a.oscillator_time -= b.oscillator_time;
+    a.oscillator_run_time -= b.oscillator_run_time;
     return a;
   }
   friend bool operator==(const physical_events&, const physical_events&) = default;
@@ -100,6 +106,8 @@ class cost_counter {
     for (std::size_t i = 0; i < counts; ++i) add(count_[i], e.*count_fields[i]);
     add(drive_, e.array_drive);
     add(dissipation_, e.dissipation);
+    add(oscillator_time_, e.oscillator_time);
+    add(oscillator_run_time_, e.oscillator_run_time);
   }
   /// The events counted since construction or the last `reset`.
   [[nodiscard]] physical_events totals() const noexcept {
@@ -107,12 +115,16 @@ class cost_counter {
     for (std::size_t i = 0; i < counts; ++i) e.*count_fields[i] = count_[i].load(std::memory_order_relaxed);
     e.array_drive = drive_.load(std::memory_order_relaxed);
     e.dissipation = dissipation_.load(std::memory_order_relaxed);
+    e.oscillator_time = oscillator_time_.load(std::memory_order_relaxed);
+    e.oscillator_run_time = oscillator_run_time_.load(std::memory_order_relaxed);
     return e;
   }
   void reset() noexcept {
     for (auto& a : count_) a.store(0, std::memory_order_relaxed);
     drive_.store(0, std::memory_order_relaxed);
     dissipation_.store(0, std::memory_order_relaxed);
+    oscillator_time_.store(0, std::memory_order_relaxed);
+    oscillator_run_time_.store(0, std::memory_order_relaxed);
   }
 
  private:
@@ -131,7 +143,7 @@ class cost_counter {
     if (v != 0) a.fetch_add(v, std::memory_order_relaxed);
   }
   std::atomic<std::uint64_t> count_[counts]{};
-  std::atomic<double> drive_{0}, dissipation_{0};
+  std::atomic<double> drive_{0}, dissipation_{0}, oscillator_time_{0}, oscillator_run_time_{0};
 };
 
 /// The member a reporting tile embeds: a pointer to the attached counter (none by default)

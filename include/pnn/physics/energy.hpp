@@ -71,6 +71,15 @@ struct energy_model {
   /// as `quantum_power · shot_time`; exact expectations, `shots = 0`, are not charged).
   double quantum_power = 20e3;
 
+  // ---- spin-torque oscillators ------------------------------------------------------------------
+  /// W drawn by one oscillator while it runs: its DC current through the junction, I²R with a few
+  /// mA through tens of ohms (Romera et al. 2018 drive vortex oscillators with 6–8 mA), about
+  /// 2 mW assumed.
+  double oscillator_power = 2e-3;
+  /// s per time unit of the oscillator model (1/Γ, the amplitude relaxation time): tens to
+  /// hundreds of ns for vortex oscillators; 50 ns assumed.
+  double oscillator_time_unit = 50e-9;
+
   // ---- digital work ------------------------------------------------------------------------
   /// J per FLOP of digital arithmetic. Default: a 45 nm FP32 multiply (3.7 pJ) and add
   /// (0.9 pJ) per two FLOPs (Horowitz, ISSCC 2014), arithmetic only. `gpu()` uses a datacentre
@@ -97,7 +106,8 @@ struct energy_model {
   void validate() const {
     for (double v : {read_voltage, read_time, dac_fom, adc_fom, adc_time, pulse_energy, pulse_time,
                      optical_channel_energy, holding_power, symbol_time, phase_write_energy, source_voltage, settle_time,
-                     conductance_write_energy, shot_time, quantum_power, flop_energy, byte_energy})
+                     conductance_write_energy, shot_time, quantum_power, oscillator_power, oscillator_time_unit,
+                     flop_energy, byte_energy})
       PNN_EXPECTS(v >= 0 && v < 1e300, "energy_model: every energy, time and voltage must be finite and >= 0");
     PNN_EXPECTS(flop_rate > 0 && flop_rate < 1e300, "energy_model: flop_rate must be finite and > 0");
   }
@@ -111,10 +121,11 @@ struct energy_estimate {
   double optical = 0;     ///< light per channel, and heaters held while light passes
   double resistive = 0;   ///< power dissipated in resistor networks while settled
   double quantum = 0;     ///< quantum circuits: the cryostat's and control's power over the shots
+  double oscillators = 0; ///< spin-torque oscillators: DC power over their running time
   double digital = 0;     ///< digital FLOPs and bytes (digital layers, gradients, twins)
   double latency = 0;     ///< s: reads, conversions, pulse slots, settling and digital time in sequence
 
-  [[nodiscard]] double total() const noexcept { return array + converters + programming + optical + resistive + quantum + digital;
+  [[nodiscard]] double total() const noexcept { return array + converters + programming + optical + resistive + quantum + oscillators + digital;
   }
 };
 
@@ -124,7 +135,9 @@ struct energy_estimate {
 /// `pulse_energy` per pulse and `pulse_time` per slot. Meshes: `optical_channel_energy` per mode
 /// and vector, `holding_power·symbol_time` per element and vector, `phase_write_energy` per
 /// setting. Resistor networks: `dissipation·V_source²·settle_time` (µW → W). Quantum circuits:
-/// `quantum_power·shot_time` per shot, `shot_time` of latency per shot. Digital:
+/// `quantum_power·shot_time` per shot, `shot_time` of latency per shot. Spin-torque oscillators:
+/// `oscillator_power·oscillator_time_unit` per oscillator and time unit run, the run time as
+/// latency. Digital:
 /// `flop_energy` per FLOP and `byte_energy` per byte. Latency: crossbar vectors take
 /// `read_time + adc_time`, mesh vectors `symbol_time`, settled states `settle_time`, pulses
 /// `pulse_time` per slot, digital work `flops / flop_rate` — no overlap between them assumed.
@@ -144,9 +157,11 @@ struct energy_estimate {
               m.holding_power * m.symbol_time * double(e.held_element_vectors);
   r.resistive = e.dissipation * 1e-6 * m.source_voltage * m.source_voltage * m.settle_time;
   r.quantum = m.quantum_power * m.shot_time * double(e.circuit_shots);
+  r.oscillators = m.oscillator_power * m.oscillator_time_unit * e.oscillator_time;
   r.digital = m.flop_energy * double(work.flops) + m.byte_energy * double(work.bytes);
   r.latency = double(e.array_vectors) * (m.read_time + m.adc_time) + double(e.optical_vectors) * m.symbol_time +
               double(e.settled_vectors) * m.settle_time + double(e.circuit_shots) * m.shot_time +
+              e.oscillator_run_time * m.oscillator_time_unit +
               double(e.pulse_slots) * m.pulse_time +
               double(work.flops) / m.flop_rate;
   return r;

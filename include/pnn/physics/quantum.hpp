@@ -50,6 +50,7 @@
 #include <pnn/core/extents.hpp>
 #include <pnn/core/rng.hpp>
 #include <pnn/core/state_format.hpp>
+#include <pnn/core/threads.hpp>
 #include <pnn/physics/concepts.hpp>
 #include <pnn/physics/cost.hpp>
 #include <pnn/simd/work.hpp>
@@ -254,16 +255,17 @@ struct basic_quantum_circuit {
     }
 
     /// Executes the circuit once per sample: `y(n × Out)` = the measured ⟨Z_q⟩ (the layer adds b).
+    /// Samples run on the kernels' thread team (`pnn::set_num_threads`), each from its own
+    /// stream, so the result does not depend on the thread count.
     void read(const T* x, std::size_t n, T* y, rng& g) const {
       const simd::kernel_work_pause simulated;  // the state vector stands for the hardware
-      quantum::state_vector sv(out_);
-      std::vector<double> phi(out_), z(out_);
-      for (std::size_t r = 0; r < n; ++r) {
+      for_samples(n, [&](quantum::state_vector& sv, std::size_t r) {
+        std::vector<double> phi(out_), z(out_);
         encode(x + r * in_, phi.data());
         rng gr = g.split(r);
         execute(sv, phi.data(), no_shift, 0.0, z.data(), gr);
         for (std::size_t q = 0; q < out_; ++q) y[r * out_ + q] = T(z[q]);
-      }
+      });
       report(n, n);
     }
 
@@ -280,22 +282,15 @@ struct basic_quantum_circuit {
     /// 2·L executions per qubit with re-uploading, 2 without).
     void read_vjp(const T* x, const T* dy, std::size_t n, T* dx, rng& g) const {
       const simd::kernel_work_pause simulated;
-      quantum::state_vector sv(out_);
-      std::vector<double> phi(out_), gphi(out_), zp(out_), zm(out_);
       const std::size_t uploads = encodings();
-      for (std::size_t r = 0; r < n; ++r) {
+      for_samples(n, [&](quantum::state_vector& sv, std::size_t r) {
+        std::vector<double> phi(out_), gphi(out_);
         encode(x + r * in_, phi.data());
         rng gr = g.split(r);
         std::uint64_t e = 0;
         for (std::size_t q = 0; q < out_; ++q) {
           double d = 0;
-          for (std::size_t u = 0; u < uploads; ++u) {
-            const std::size_t gate = encoding_gate(u, q);
-            rng gp = gr.split(e++), gm = gr.split(e++);
-            execute(sv, phi.data(), gate, half_pi, zp.data(), gp);
-            execute(sv, phi.data(), gate, -half_pi, zm.data(), gm);
-            for (std::size_t j = 0; j < out_; ++j) d += double(dy[r * out_ + j]) * (zp[j] - zm[j]) / 2;
-          }
+          for (std::size_t u = 0; u < uploads; ++u) d += shifted(sv, phi.data(), encoding_gate(u, q), dy + r * out_, gr, e);
           gphi[q] = d;
         }
         for (std::size_t i = 0; i < in_; ++i) {
@@ -303,41 +298,38 @@ struct basic_quantum_circuit {
           for (std::size_t q = 0; q < out_; ++q) s += w_[q * in_ + i] * gphi[q];
           dx[r * in_ + i] = T(s);
         }
-      }
+      });
       report(2 * n * out_ * uploads);
     }
 
     /// \brief `∂L/∂(W, θ, b)` for `L = s·Σ_r δ_r·y_r(h_r)` (inputs `h` n × In, output gradients
     /// `δ` n × Out) in the layout of `get_parameters`, by parameter shift: two executions per
     /// rotation gate and sample; `∂L/∂W_qi = Σ_r (∂L/∂φ_q) h_ri`; the bias part is `bias_grad`.
+    /// Samples run on the thread team; their contributions are summed in sample order, so the
+    /// result is bitwise the same for any thread count.
     void parameter_gradient(const T* h, const T* delta, std::size_t n, double s, const T* bias_grad, double* out,
                             rng& g) const {
       const simd::kernel_work_pause simulated;
-      const std::size_t nw = in_ * out_, nt = theta_.size();
-      std::fill(out, out + parameter_count(), 0.0);
-      quantum::state_vector sv(out_);
-      std::vector<double> phi(out_), zp(out_), zm(out_);
+      const std::size_t nw = in_ * out_, nt = theta_.size(), np = nw + nt;
       const std::size_t uploads = encodings();
-      auto shifted = [&](std::size_t r, std::size_t gate, rng& gr, std::uint64_t& e) {
-        rng gp = gr.split(e++), gm = gr.split(e++);
-        execute(sv, phi.data(), gate, half_pi, zp.data(), gp);
-        execute(sv, phi.data(), gate, -half_pi, zm.data(), gm);
-        double d = 0;
-        for (std::size_t j = 0; j < out_; ++j) d += double(delta[r * out_ + j]) * (zp[j] - zm[j]) / 2;
-        return s * d;
-      };
-      for (std::size_t r = 0; r < n; ++r) {
+      std::vector<double> per(n * np, 0.0);  // each sample's contribution, reduced below in order
+      for_samples(n, [&](quantum::state_vector& sv, std::size_t r) {
+        std::vector<double> phi(out_);
+        double* pr = per.data() + r * np;
         encode(h + r * in_, phi.data());
         rng gr = g.split(r);
         std::uint64_t e = 0;
         for (std::size_t q = 0; q < out_; ++q) {
           double d = 0;
-          for (std::size_t u = 0; u < uploads; ++u) d += shifted(r, encoding_gate(u, q), gr, e);
-          for (std::size_t i = 0; i < in_; ++i) out[q * in_ + i] += d * double(h[r * in_ + i]);
+          for (std::size_t u = 0; u < uploads; ++u) d += shifted(sv, phi.data(), encoding_gate(u, q), delta + r * out_, gr, e);
+          for (std::size_t i = 0; i < in_; ++i) pr[q * in_ + i] = s * d * double(h[r * in_ + i]);
         }
-        for (std::size_t k = 0; k < nt; ++k) out[nw + k] += shifted(r, theta_gate(k), gr, e);
-      }
-      for (std::size_t j = 0; j < out_; ++j) out[nw + nt + j] = bias_grad ? double(bias_grad[j]) : 0.0;
+        for (std::size_t k = 0; k < nt; ++k) pr[nw + k] = s * shifted(sv, phi.data(), theta_gate(k), delta + r * out_, gr, e);
+      });
+      std::fill(out, out + parameter_count(), 0.0);
+      for (std::size_t r = 0; r < n; ++r)
+        for (std::size_t k = 0; k < np; ++k) out[k] += per[r * np + k];
+      for (std::size_t j = 0; j < out_; ++j) out[np + j] = bias_grad ? double(bias_grad[j]) : 0.0;
       report(2 * n * (out_ * uploads + nt));
     }
 
@@ -412,6 +404,31 @@ struct basic_quantum_circuit {
       const std::size_t l = k / (2 * out_), rest = k % (2 * out_);
       const bool encoded = p_.reupload || l == 0;
       return layer_start(l) + (encoded ? out_ : 0) + rest;
+    }
+
+    /// Calls `f(state, r)` for every sample r in [0, n) on the kernels' thread team, one state
+    /// vector per thread.
+    template <class F>
+    void for_samples(std::size_t n, F&& f) const {
+      pnn::detail::parallel_team(n, [&](std::size_t t, std::size_t team) {
+        const auto [b, e] = pnn::detail::team_range(n, 1, t, team);
+        if (b >= e) return;
+        quantum::state_vector sv(out_);
+        for (std::size_t r = b; r < e; ++r) f(sv, r);
+      });
+    }
+
+    /// Σ_j w_j ∂⟨Z_j⟩/∂a for rotation gate `gate` by parameter shift: two executions, streams
+    /// `e` and `e + 1` of `g` (e advances by two).
+    double shifted(quantum::state_vector& sv, const double* phi, std::size_t gate, const T* w, rng& g,
+                   std::uint64_t& e) const {
+      std::vector<double> zp(out_), zm(out_);
+      rng gp = g.split(e++), gm = g.split(e++);
+      execute(sv, phi, gate, half_pi, zp.data(), gp);
+      execute(sv, phi, gate, -half_pi, zm.data(), gm);
+      double d = 0;
+      for (std::size_t j = 0; j < out_; ++j) d += double(w[j]) * (zp[j] - zm[j]) / 2;
+      return d;
     }
 
     void encode(const T* x, double* phi) const {
