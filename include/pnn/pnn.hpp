@@ -48,6 +48,7 @@
 #include <pnn/physics/pcm_inference.hpp>
 #include <pnn/physics/photonic_noise.hpp>
 #include <pnn/physics/quantum.hpp>
+#include <pnn/physics/scattering.hpp>
 #include <pnn/physics/spintronic.hpp>
 #include <pnn/physics/resistor_network.hpp>
 #include <pnn/physics/resistor_substrate.hpp>

@@ -118,6 +118,9 @@ struct result {
   /// Physical events before the measured training (programming a twin's weights onto the
   /// substrate), charged to the run.
   pnn::physical_events pretraining_events{};
+  /// The network trained is a simulation of the physics (an in-silico twin of a diffractive stack
+  /// or scattering medium), not the physics: its physical events are not charged.
+  bool simulated_physics = false;
   /// Energy (J) and latency (s) per training sample, per inference, and what they count.
   struct energy_figures {
     double train_joules_per_sample = 0, inference_joules_per_sample = 0, train_latency_per_sample = 0;

@@ -18,6 +18,10 @@
 #include "bench.hpp"
 
 #include <pnn/learn/transfer_compound.hpp>
+#include <pnn/physics/scattering.hpp>
+#if PNN_HAS_DIFFRACTIVE
+#include <pnn/physics/diffractive.hpp>
+#endif
 
 namespace pnn_bench {
 
@@ -189,7 +193,14 @@ using convnet_ep = pnn::network<pnn::conv2d<pnn::conv_shape<28, 28, 1, 16, 5>, S
                                 pnn::dense<512, 10, S, N, O>>;
 
 /// Which convolutional models (`--model`) a rule builds: a mask of these bits.
-enum conv_models : unsigned { no_conv = 0, with_lenet5 = 1, with_convnet_ep = 2, without_quantum = 4, black_box_rule = 8 };
+enum conv_models : unsigned {
+  no_conv = 0,
+  with_lenet5 = 1,
+  with_convnet_ep = 2,
+  without_quantum = 4,
+  black_box_rule = 8,
+  without_w = 16,  ///< the rule trains physics without W (`diffractive`, `scattering`)
+};
 
 /// Builds the network for `cfg.model` and `cfg.hidden` and calls `f(net)`. `Models`: the
 /// convolutional models the rule builds (`with_network` has rejected the others).
@@ -255,12 +266,82 @@ inline constexpr const char* spintronic_model_description =
     "frequency spread 0.2, coupling spread 0.1, thermal 0.02 (16 spin-torque oscillators driven by W x + b, "
     "digital readout 16-10)";
 
+#if PNN_HAS_DIFFRACTIVE
+/// The `diffractive` substrate's model: a five-mask phase-only D2NN on a 64 × 64 grid (0.75 mm
+/// light, 0.4 mm pixels, 1 cm between planes), ten detector regions whose powers × 50 are the
+/// logits (the gain chosen on a validation split, images 50000–50999 of the training set, among
+/// 20, 50 and 100 for backprop at its bench learning rate). `fabricated`: the physical
+/// stack (8 phase levels, 0.5-pixel misalignment per axis, detector noise 0.05); otherwise the
+/// ideal design the in-silico twin trains.
+inline pnn::physics::diffractive::params diffractive_params(bool fabricated) {
+  pnn::physics::diffractive::params p{.grid = 64, .masks = 5, .distance = 10e-3, .output_gain = 50};
+  if (fabricated) {
+    p.phase_levels = 8;
+    p.misalignment = 0.5;
+    p.detector_noise = 0.05;
+  }
+  return p;
+}
+using d2nn = pnn::network<pnn::dense<dynamic, dynamic, pnn::physics::diffractive, pnn::noise::none, pnn::act::identity>>;
+#endif
+/// What the `diffractive` rows train.
+inline constexpr const char* diffractive_model_description =
+    "8 phase levels, misalignment 0.5 px, detector noise 0.05 (D2NN: 5 phase masks on 64 x 64, 10 detectors)";
+
+/// The `scattering` substrate's model: the image on an SLM with a trainable phase mask overlaid
+/// (one phase per pixel), a Gaussian medium onto 16 camera pixels with shot noise, a digital
+/// readout 16 → 10. Few camera pixels make the readout the bottleneck, the regime in which what
+/// the physics sends to the camera matters (with 64 pixels the frozen medium's random features
+/// leave less to gain).
+inline constexpr std::size_t scattering_camera = 16;
+inline constexpr double scattering_photons = 1000;
+/// What the `scattering` rows train.
+inline constexpr const char* scattering_model_description =
+    "shot noise 1000 photons (784-pixel SLM with a phase mask on the data, Gaussian medium, 16 camera pixels, "
+    "digital readout 16-10)";
+/// `physical`: with shot noise (the twin of the in-silico workflow has none); `train_mask`:
+/// false for `scattering_frozen`, the baseline whose control phases stay as drawn.
+inline pnn::physics::scattering_medium::params scattering_params(bool physical, bool train_mask) {
+  return {.placement = pnn::physics::scattering_medium::mask::on_data,
+          .photons = physical ? scattering_photons : 0.0,
+          .train_mask = train_mask};
+}
+using scattering_net =
+    pnn::network<pnn::dense<dynamic, dynamic, pnn::physics::scattering_medium, pnn::noise::none, pnn::act::identity>,
+                 pnn::dense<dynamic, dynamic, pnn::physics::digital, pnn::noise::none, pnn::act::identity>>;
+
+/// The twin the in-silico workflow trains for `physical`: the same architecture on the ideal
+/// digital substrate, or for a diffractive stack (no W to deploy) the same stack with ideal masks,
+/// for a scattering medium the same medium (the same draw: its measured matrix) without shot noise.
+template <class Physical>
+auto make_twin(const config& cfg, const Physical& physical) {
+  if constexpr (std::is_same_v<Physical, scattering_net>) {
+    const bool train_mask = pnn::layer<0>(physical).tile.parameters().train_mask;
+    return scattering_net({physical.input_size(), scattering_camera, physical.output_size()},
+                          pnn::seed{cfg.seed, cfg.engine}, scattering_params(false, train_mask));
+  } else
+#if PNN_HAS_DIFFRACTIVE
+  if constexpr (std::is_same_v<Physical, d2nn>) {
+    return d2nn({physical.input_size(), physical.output_size()}, pnn::seed{cfg.seed, cfg.engine},
+                diffractive_params(false));
+  } else
+#endif
+  {
+    using twin_t = pnn::rebind_t<Physical, pnn::physics::digital>;
+    const auto sizes = physical.sizes();
+    twin_t twin;
+    twin.initialize(sizes.data(), pnn::seed{cfg.seed, cfg.engine});
+    return twin;
+  }
+}
+
 /// Dispatches on the substrate name: `f(net)` gets the network built on it; `noise` receives
 /// the name of the substrate's noise configuration for the table. `Models`: the convolutional
 /// models the rule builds (`conv_models`), on digital and crossbar substrates; `without_quantum`
 /// for rules that cannot run on the quantum substrate's network (it is then not instantiated);
 /// `black_box_rule` for the rules that train a black box (no derivative of its physics needed),
-/// the only ones the spintronic substrate's network is built for.
+/// the only ones the spintronic substrate's network is built for; `without_w` for those
+/// that train physics without W (the diffractive stack, the scattering medium).
 template <class A, class O = pnn::act::identity, unsigned Models = no_conv, class F>
 result with_network(const config& cfg, const std::string& substrate, const pnn::data::split& d,
                     const std::optional<sweep_point>& sweep, std::string& noise, F&& f) {
@@ -435,6 +516,40 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
       return f(net);
     }
   }
+  if (substrate == "scattering" || substrate == "scattering_frozen") {
+    // Broken isomorphism: the image on an SLM with a trainable phase mask, a fixed scattering
+    // medium, 16 camera pixels, a digital readout. `scattering_frozen` keeps the
+    // phases as drawn (only the readout and biases learn): the baseline that training the
+    // physics must beat.
+    if (sweep) throw skip("sweeps on scattering are not defined");
+    if constexpr ((Models & without_w) == 0) {
+      throw skip("the medium has no W: backprop (through the measured matrix), in_silico, weight_perturbation and "
+                 "spsa train it");
+    } else {
+      const bool train_mask = substrate == "scattering";
+      noise = std::string(scattering_model_description) + (train_mask ? "" : ", control phases frozen");
+      scattering_net net({in, scattering_camera, out}, pnn::seed{cfg.seed, cfg.engine},
+                         scattering_params(true, train_mask));
+      return f(net);
+    }
+  }
+  if (substrate == "diffractive") {
+    // A D2NN on the whole image: the 28 x 28 picture is the field's amplitude, five phase masks
+    // shape it, ten detector regions are the class scores (+ a digital bias). No hidden layers.
+    if (sweep) throw skip("sweeps on diffractive are not defined");
+#if PNN_HAS_DIFFRACTIVE
+    if constexpr ((Models & without_w) == 0) {
+      throw skip("the D2NN is one physical layer with no W: backprop (adjoint field), in_silico, "
+                 "weight_perturbation and spsa train it");
+    } else {
+      noise = diffractive_model_description;
+      d2nn net({in, out}, pnn::seed{cfg.seed, cfg.engine}, diffractive_params(true));
+      return f(net);
+    }
+#else
+    throw skip("this build has no Eigen3 (libeigen3-dev), which physics::diffractive needs");
+#endif
+  }
   throw skip("substrate '" + substrate + "' has not landed in this build");
 }
 
@@ -480,7 +595,7 @@ void measure_energy(const config& cfg, const pnn::data::split& d, Net& net, cons
   pnn::physical_events events = r.pretraining_events;
   pnn::simd::kernel_work work = r.pretraining_work;
   for (const auto& m : h) {
-    events += m.events;
+    if (!r.simulated_physics) events += m.events;
     work.flops += m.digital_work.flops;
     work.bytes += m.digital_work.bytes;
   }
@@ -693,6 +808,8 @@ struct epoch_checkpoints {
 template <class Net, class Rule, class Loss = pnn::loss::softmax_cross_entropy, class Eval = feedforward_accuracy>
 result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net, Rule& rule, result r, bool align,
                          const Loss& loss = {}, Eval eval = {}) {
+  // The alignment angle is a mean over hidden layers: a one-layer network (the D2NN) has none.
+  if constexpr (Net::num_layers < 2) align = false;
   if constexpr (programs_in_steps<Net>()) {
     r.settings["crossbar_update"] = cfg.crossbar_update;
     const auto& dev = device_model(cfg);

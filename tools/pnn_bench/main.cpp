@@ -28,14 +28,16 @@ bool add_rule(const std::string& name, runner r) {
   return true;
 }
 const std::vector<std::string>& known_substrates() {
-  static const std::vector<std::string> s{"digital", "crossbar", "crossbar_variation", "mzi", "resistor", "quantum", "spintronic"};
+  static const std::vector<std::string> s{"digital", "crossbar", "crossbar_variation", "mzi", "resistor", "quantum", "spintronic", "diffractive",
+                                          "scattering", "scattering_frozen"};
   return s;
 }
 const std::vector<std::string>& known_rules() {
   static const std::vector<std::string> r{"in_silico",          "backprop",          "physics_aware",
                                           "feedback_alignment", "direct_feedback_alignment",
                                           "equilibrium_propagation", "coupled_learning", "forward_gradient",
-                                          "weight_perturbation", "node_perturbation", "spsa", "forward_forward"};
+                                          "weight_perturbation", "node_perturbation", "spsa", "forward_forward",
+                                          "hybrid"};
   return r;
 }
 
@@ -684,10 +686,16 @@ int run(int argc, char** argv) {
               threads_s = std::to_string(std::max(1U, std::thread::hardware_concurrency()));
   CLI::App app{"pnn-bench: every learning rule x substrate on Fashion-MNIST"};
   app.add_option("--rules", rules, "comma-separated rules, or 'all'");
-  app.add_option("--substrates", substrates, "comma-separated: digital, crossbar, crossbar_variation, mzi, resistor, quantum, spintronic (default: "
+  app.add_option("--substrates", substrates, "comma-separated: digital, crossbar, crossbar_variation, mzi, resistor, quantum, spintronic, diffractive, "
+                 "scattering, scattering_frozen (default: "
                  "the first three; quantum trains its own model: a digital encoder 784-4, a 4-qubit circuit, a digital "
                  "readout 4-10; spintronic: 16 coupled spin-torque oscillators driven by W x + b, a digital readout "
-                 "16-10, trained by the rules that need no derivative of the oscillators)");
+                 "16-10, trained by the rules that need no derivative of the oscillators; diffractive: a D2NN, 5 phase masks on a "
+                 "64 x 64 grid and 10 detector regions on the whole image, fabricated with 8 phase levels and 0.5-pixel "
+                 "misalignment, trained by backprop (adjoint field), in_silico, weight_perturbation and spsa; scattering: the "
+                 "image on an SLM with a trainable phase mask, a Gaussian scattering medium, 16 camera pixels with shot "
+                 "noise, a digital readout 16-10, trained by the same rules and hybrid; scattering_frozen: the same "
+                 "with the mask frozen)");
   app.add_option("--epochs", epochs_s, "epochs per run (default 3)");
   app.add_option("--batch", batch_s, "mini-batch size (default 64)");
   app.add_option("--hidden", hidden, "comma-separated hidden sizes (default 256)");
@@ -1016,11 +1024,14 @@ int run(int argc, char** argv) {
         }
       }
       r.sweep = j.sweep;
-      // The quantum and spintronic substrates train their own models (drive.hpp), whatever --model says.
+      // The quantum, spintronic and diffractive substrates train their own models (drive.hpp),
+      // whatever --model says.
       if (!r.skipped)
-        r.settings["model"] = j.substrate == "quantum"      ? std::string("quantum-hybrid")
-                              : j.substrate == "spintronic" ? std::string("spintronic-oscillators")
-                                                            : cfg.model;
+        r.settings["model"] = j.substrate == "quantum"       ? std::string("quantum-hybrid")
+                              : j.substrate == "spintronic"  ? std::string("spintronic-oscillators")
+                              : j.substrate == "diffractive" ? std::string("diffractive-d2nn")
+                              : j.substrate.starts_with("scattering") ? std::string("scattering-medium")
+                                                             : cfg.model;
       r.hardware_condition = j.hardware_condition;
       if (!r.skipped) r.per_seed = {{j.seed, r.test_accuracy}};
       {

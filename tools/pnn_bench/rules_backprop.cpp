@@ -25,7 +25,7 @@ result run_backprop(const config& cfg, const std::string& substrate, const pnn::
   r.rule = "backprop";
   r.substrate = substrate;
   r.sweep = sweep;
-  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5 | with_convnet_ep>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5 | with_convnet_ep | without_w>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     auto rule = make_backprop<net_t>(cfg, d);
     r.settings = optimizer_settings("momentum", backprop_lr * cfg.lr_scale, backprop_momentum);
@@ -41,16 +41,24 @@ result run_in_silico(const config& cfg, const std::string& substrate, const pnn:
   r.rule = "in_silico";
   r.substrate = substrate;
   r.sweep = sweep;
-  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5 | black_box_rule>(cfg, substrate, d, sweep, r.noise, [&](auto& physical) {
-    // The twin: the same architecture on the ideal digital substrate.
-    using twin_t = pnn::rebind_t<std::remove_cvref_t<decltype(physical)>, pnn::physics::digital>;
-    const auto sizes = physical.sizes();
-    twin_t twin;
-    twin.initialize(sizes.data(), pnn::seed{cfg.seed, cfg.engine});
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5 | black_box_rule | without_w>(cfg, substrate, d, sweep, r.noise, [&](auto& physical) {
+    // The twin: the same architecture on the ideal digital substrate, or the same physics
+    // without its imperfections where there is no W to deploy (`make_twin`).
+    auto twin = make_twin(cfg, physical);
+    using twin_t = decltype(twin);
+    // A twin of the same physics (a diffractive stack, a scattering medium) is a simulation on
+    // a computer: its light is not charged. Its simulation's arithmetic is not counted either
+    // (the optics kernels do not report work), which the settings say.
+    constexpr bool simulated_twin =
+        !std::is_same_v<twin_t, pnn::rebind_t<std::remove_cvref_t<decltype(physical)>, pnn::physics::digital>>;
+    r.simulated_physics = simulated_twin;
     {
       auto rule = make_backprop<twin_t>(cfg, d);
       r.settings = optimizer_settings("momentum", backprop_lr * cfg.lr_scale, backprop_momentum);
       r.settings["workflow"] = "train digital twin with backprop, program onto the substrate, evaluate there";
+      if (simulated_twin)
+        r.settings["twin_cost"] = "the twin simulates the same physics; its simulated light is not charged and the "
+                                  "simulation's own arithmetic is not counted";
       result t = train_and_measure(cfg, d, twin, rule, r, false);
       // The physical system sees no training sample: all epochs are the twin's, and the
       // deployment's programming is charged to the training energy.

@@ -99,6 +99,22 @@ void parallel_team(std::size_t max_team, F&& f) noexcept {
   const std::size_t b = t * per * unit, e = (t + 1) * per * unit;
   return {b < n ? b : n, e < n ? e : n};
 }
+
+/// \brief Calls `f(scratch, r)` for every sample r in [0, n): samples in fixed shards of
+/// `shard` consecutive samples, shards spread over the thread team, one `scratch = make()` per
+/// thread. A caller that sums per-shard partials in shard order gets the same result for any
+/// thread count (what the simulated substrates do for their gradients). `f` must not throw.
+template <class Make, class F>
+void for_sample_shards(std::size_t n, std::size_t shard, Make&& make, F&& f) noexcept {
+  const std::size_t shards = (n + shard - 1) / shard;
+  parallel_team(shards, [&](std::size_t t, std::size_t team) {
+    const auto [b, e] = team_range(shards, 1, t, team);
+    if (b >= e) return;
+    auto scratch = make();
+    for (std::size_t k = b; k < e; ++k)
+      for (std::size_t r = k * shard; r < n && r < (k + 1) * shard; ++r) f(scratch, r);
+  });
+}
 }  // namespace detail
 
 }  // namespace pnn

@@ -108,6 +108,10 @@ class network_twin {
         if (i != j) return;
         const std::size_t out = pl.tile.out_size();
         using twin_substrate = typename std::remove_cvref_t<decltype(tl)>::substrate_type;
+        static_assert(deployable_tile<typename std::remove_cvref_t<decltype(pl)>::tile_type>,
+                      "learn::network_twin: a physical tile without W (a diffractive stack) learns in its own "
+                      "parameters, whose gradient the physical tile would compute from its own model; mirroring it "
+                      "into a twin is not supported yet (train it in silico, by backprop, or perturbatively)");
         if constexpr (std::is_same_v<twin_substrate, physics::basic_digital<T>>) {
           // A digital tile's weight_data() is W itself: mirror without a buffer.
           tile_hooks::model_weights(pl.tile, tl.tile.weight_data());

@@ -38,7 +38,7 @@ struct substrate_check_options {
   /// Relative tolerance of the read, VJP and restore comparisons [1e-4, float-safe].
   double tolerance = 1e-4;
   /// Relative tolerance of `program`: `max|ΔWₑ + ΔW| / max|ΔW|` (devices that quantise or
-  /// saturate need more; a negative value skips the check) [1e-4].
+  /// saturate need more; a negative value skips the check; skipped for a tile without W) [1e-4].
   double program_tolerance = 1e-4;
   double finite_difference_step = 1e-3;  ///< ε of the VJP check (input units) [1e-3]
   /// Check the VJP (`read_vjp`, else `read_transposed`) where the tile has one (false for a
@@ -109,8 +109,14 @@ template <substrate S>
     rng gp = g.split(1);
     t.prepare(gp);
   }
-  rng gs = g.split(2);
-  t.set_weights(w.data(), b.data(), gs);
+  // A tile without W (a diffractive stack) is checked with the parameters `prepare` drew.
+  constexpr bool has_w = deployable_tile<tile_t>;
+  if constexpr (has_w) {
+    rng gs = g.split(2);
+    t.set_weights(w.data(), b.data(), gs);
+  } else if (o.linear) {
+    fail("the tile has no effective_weights(), so a linear read cannot be checked (set linear = false)");
+  }
 
   auto read = [&](const tile_t& tile, const std::vector<T>& in, std::uint64_t stream) {
     std::vector<T> y(n * o.out);
@@ -126,8 +132,8 @@ template <substrate S>
 
   // Reads compute with the weights the tile reports.
   std::vector<T> we(nw);
-  t.effective_weights(we.data());
-  if (o.linear) {
+  if constexpr (has_w) t.effective_weights(we.data());
+  if (has_w && o.linear) {
     std::vector<T> ref(n * o.out, T(0));
     for (std::size_t r = 0; r < n; ++r)
       for (std::size_t j = 0; j < o.out; ++j) {
@@ -168,7 +174,7 @@ template <substrate S>
   }
 
   // `program` applies the update it is given (and effective_weights reports it).
-  if (o.program_tolerance >= 0) {
+  if (has_w && o.program_tolerance >= 0) {
     tile_t tp = t;
     std::vector<T> dw(nw), db(o.out, T(0));
     for (auto& e : dw) e = T(0.05 * o.weight_scale * (2 * g.uniform_double() - 1));
@@ -179,6 +185,7 @@ template <substrate S>
       const T* bias_data() const noexcept { return b; }
     } u{dw.data(), db.data()};
     rng gu = g.split(3);
+    if constexpr (has_w) {
     tp.program(u, gu);
     std::vector<T> after(nw);
     tp.effective_weights(after.data());
@@ -188,6 +195,7 @@ template <substrate S>
     if (!(rep.program_error <= o.program_tolerance))
       fail("program(update) changed effective_weights() by something else than -update (relative error " +
            std::to_string(rep.program_error) + ")");
+    }
   }
 
   // Parameters a perturbative rule writes change the reads and restore exactly.

@@ -115,12 +115,13 @@ class dense {
     };
     if constexpr (dense_tile<tile_type>) {
       draw(tile.weight_data(), tile.bias_data());
-    } else {  // a tile with parameters of its own realises the drawn W as its physics does
+    } else if constexpr (deployable_tile<tile_type>) {
+      // A tile with parameters of its own realises the drawn W as its physics does.
       std::vector<T> w(in * out), b(out);
       draw(w.data(), b.data());
       rng gw = g.split(0x5e7);
       tile.set_weights(w.data(), b.data(), gw);
-    }
+    }  // else: no W at all (a diffractive stack): `prepare` below draws its parameters
     tile_hooks::prepare(tile, g);
     if constexpr (requires { noise.prepare(in, out, g); }) noise.prepare(in, out, g);
     refresh_effective_tile();

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <pnn/core/error.hpp>
@@ -36,6 +37,8 @@ template <class Net, class WeightLimit, class BiasLimit>
 void uniform_layers(Net& net, seed s, WeightLimit weight_limit, BiasLimit bias_limit) {
   using T = typename Net::value_type;
   net.for_each_layer([&](auto& l, std::size_t i) {
+    // A tile without W (a diffractive stack) keeps the parameters its `prepare` drew.
+    if constexpr (deployable_tile<typename std::remove_cvref_t<decltype(l)>::tile_type>) {
     rng g = rng(s).split(i);
     // The tile's fans: a convolution's kernel matrix has fan-in k²·C_in.
     const std::size_t ni = l.tile.in_size(), no = l.tile.out_size();
@@ -46,6 +49,7 @@ void uniform_layers(Net& net, seed s, WeightLimit weight_limit, BiasLimit bias_l
     for (auto& v : b) v = bl > 0 ? static_cast<T>(bl * (2 * g.uniform_double() - 1)) : T(0);
     rng gp = g.split(1);
     l.tile.set_weights(w.data(), b.data(), gp);
+    }
   });
 }
 

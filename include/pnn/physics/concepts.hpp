@@ -12,8 +12,9 @@
 /// | `in_size()`, `out_size()`, `resize(in, out)` | `dense::initialize`, shape checks               |
 /// | `read(x, n, y, rng&) const`                  | every forward pass                              |
 /// | `program(update, rng&)`                      | every rule's `step`                             |
-/// | `set_weights(w, b, rng&)`, `effective_weights(w) const`, `bias_data()` | deployment, twins, alignment |
+/// | `bias_data()`                                | the layer's digital bias                        |
 /// | parameters: `weight_data()` (a dense W) or `parameter_count/get_parameters/set_parameters` | perturbative rules, optimisers |
+/// | `set_weights(w, b, rng&)`, `effective_weights(w) const` (optional for a parameterised tile) | deployment, twins, alignment |
 ///
 /// | optional                                     | what it enables                                 |
 /// |----------------------------------------------|-------------------------------------------------|
@@ -102,10 +103,19 @@ concept deployable_tile = requires(Tile& t, const Tile& ct, const typename Tile:
   { ct.bias_data() } -> std::convertible_to<const typename Tile::value_type*>;
 };
 
-/// Everything every layer and rule may ask of a tile (the required core of the protocol).
+/// A tile with a digital bias the layer adds to its reads.
 template <class Tile>
-concept trainable_tile = readable_tile<Tile> && resizable_tile<Tile> && programmable_tile<Tile> &&
-                         deployable_tile<Tile> && (dense_tile<Tile> || parameterised_tile<Tile>);
+concept biased_tile = requires(const Tile& ct) {
+  { ct.bias_data() } -> std::convertible_to<const typename Tile::value_type*>;
+};
+
+/// Everything every layer and rule may ask of a tile (the required core of the protocol). A
+/// tile whose parameters are its own and whose physics is no matrix product (a diffractive
+/// stack: phase masks, intensity detection) need not be deployable: it has no W to set or
+/// report, and is deployed and mirrored through its parameters instead.
+template <class Tile>
+concept trainable_tile = readable_tile<Tile> && resizable_tile<Tile> && programmable_tile<Tile> && biased_tile<Tile> &&
+                         ((dense_tile<Tile> && deployable_tile<Tile>) || parameterised_tile<Tile>);
 
 /// A substrate policy: value type, parameters and a tile template that models `trainable_tile`
 /// (checked on a fixed-extent tile, so the concept holds without the hosted dynamic storage).
@@ -286,13 +296,16 @@ consteval bool check_substrate_members() {
       constexpr bool has_effective_weights = requires(const tile& t, T* w) { t.effective_weights(w); };
       constexpr bool has_bias_data = requires(const tile& t) { { t.bias_data() } -> std::convertible_to<const T*>; };
       constexpr bool has_parameter_access = !has_sizes || dense_tile<tile> || parameterised_tile<tile>;
+      // A tile with parameters of its own may have no W (a diffractive stack).
+      constexpr bool own_parameters = has_sizes && parameterised_tile<tile>;
       static_assert(same_value_type, "pnn substrate: tile::value_type differs from S::value_type");
       static_assert(has_sizes, "pnn substrate: tile lacks size_t in_size() const, size_t out_size() const");
       static_assert(has_read, "pnn substrate: tile lacks read(const T* x, size_t n, T* y, rng&) const");
       static_assert(has_resize, "pnn substrate: tile lacks resize(size_t in, size_t out)");
       static_assert(has_program, "pnn substrate: tile lacks template <class U> program(const U& update, rng&)");
-      static_assert(has_set_weights, "pnn substrate: tile lacks set_weights(const T* w, const T* b, rng&)");
-      static_assert(has_effective_weights,
+      static_assert(has_set_weights || own_parameters,
+                    "pnn substrate: tile lacks set_weights(const T* w, const T* b, rng&)");
+      static_assert(has_effective_weights || own_parameters,
                     "pnn substrate: tile lacks effective_weights(T* w) const");
       static_assert(has_bias_data, "pnn substrate: tile lacks const T* bias_data() const");
       static_assert(has_parameter_access,

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <pnn/learn/rule.hpp>
@@ -20,8 +21,11 @@ namespace pnn {
 
 /// Programs every layer of `twin` onto the same layer of `physical`: the physical tile receives
 /// the twin's effective weights and bias as targets (`set_weights`) and realises them as its
-/// physics allows (bounds, programming noise, variation).
-/// \pre both networks have the same depth and layer shapes.
+/// physics allows (bounds, programming noise, variation). A physical tile without W (a diffractive
+/// stack) receives the twin tile's parameters instead — its designed phases, which the physical
+/// masks realise with their own quantisation, errors and misalignment.
+/// \pre both networks have the same depth and layer shapes; where the physical tile has no W, the
+///      twin's tile has parameters of the same count.
 template <class Twin, class Physical>
 void deploy(const Twin& twin, Physical& physical, rng& g) {
   static_assert(Twin::num_layers == Physical::num_layers, "pnn::deploy: twin and physical network differ in depth");
@@ -37,13 +41,35 @@ void deploy(const Twin& twin, Physical& physical, rng& g) {
         throw_error("pnn::deploy: layer " + std::to_string(i) + " has shape " + std::to_string(tt.out_size()) + "x" +
                     std::to_string(tt.in_size()) + " in the twin but " + std::to_string(pt.out_size()) + "x" +
                     std::to_string(pt.in_size()) + " on the physical network");
-      w.resize(tt.in_size() * tt.out_size());
-      tt.effective_weights(w.data());
-      const auto* tb = tt.bias_data();
-      wt.assign(w.begin(), w.end());
-      bt.assign(tb, tb + tt.out_size());
-      rng gl = g.split(i);
-      pl.tile.set_weights(wt.data(), bt.data(), gl);
+      // Every (twin layer, physical layer) pair is compiled, matched or not (the loops compare
+      // indices at run time), so a pair that cannot be deployed is a run-time error.
+      using pt_t = std::remove_cvref_t<decltype(pt)>;
+      using tt_t = std::remove_cvref_t<decltype(tt)>;
+      if constexpr (!deployable_tile<pt_t>) {
+        if constexpr (parameterised_tile<tt_t>) {
+          if (tt.parameter_count() != pt.parameter_count())
+            throw_error("pnn::deploy: layer " + std::to_string(i) + " has " + std::to_string(tt.parameter_count()) +
+                        " parameters in the twin but " + std::to_string(pt.parameter_count()) +
+                        " on the physical network");
+          std::vector<double> theta(tt.parameter_count());
+          tt.get_parameters(theta.data());
+          pl.tile.set_parameters(theta.data());
+        } else {
+          throw_error("pnn::deploy: layer " + std::to_string(i) +
+                      " has no W on the physical network, and the twin's layer has no parameters of its own to copy");
+        }
+      } else if constexpr (!deployable_tile<tt_t>) {
+        throw_error("pnn::deploy: layer " + std::to_string(i) + " of the twin has no W to program onto the physical "
+                    "network");
+      } else {
+        w.resize(tt.in_size() * tt.out_size());
+        tt.effective_weights(w.data());
+        const auto* tb = tt.bias_data();
+        wt.assign(w.begin(), w.end());
+        bt.assign(tb, tb + tt.out_size());
+        rng gl = g.split(i);
+        pl.tile.set_weights(wt.data(), bt.data(), gl);
+      }
     });
   });
 }

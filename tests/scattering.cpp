@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: MIT
+// Scattering media as a substrate: speckle statistics of a Gaussian transmission matrix,
+// unitarity of a lossless medium, the adjoint gradient against finite differences, shot noise,
+// measured matrices, the frozen-mask baseline, threads, training the control phases without a
+// model, and bad input.
+#include <catch2/catch.hpp>
+
+// GCC 12 reports false -Warray-bounds / -Wstringop-overflow in check_substrate's message
+// concatenation when it is instantiated at -O2 (as in tests/quantum.cpp).
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#pragma GCC diagnostic ignored "-Wrestrict"
+#endif
+
+#include <cmath>
+#include <complex>
+#include <limits>
+#include <numbers>
+#include <vector>
+
+#include <pnn/nn/check_substrate.hpp>
+#include <pnn/physics/energy.hpp>
+#include <pnn/physics/scattering.hpp>
+#include <pnn/pnn.hpp>
+
+using namespace pnn;
+
+namespace {
+using sd = physics::basic_scattering_medium<double>;
+using tile_d = sd::tile<dynamic, dynamic>;
+
+tile_d make_tile(std::size_t in, std::size_t out, sd::params p, std::uint64_t seed) {
+  tile_d t;
+  t.set_params(p);
+  t.resize(in, out);
+  rng g(seed);
+  t.prepare(g);
+  return t;
+}
+
+std::vector<double> random_vector(std::size_t n, std::uint64_t seed, double lo = 0, double hi = 1) {
+  rng g(seed);
+  std::vector<double> v(n);
+  for (auto& e : v) e = lo + (hi - lo) * g.uniform_double();
+  return v;
+}
+}  // namespace
+
+TEST_CASE("scattering medium: a Gaussian transmission matrix gives Rayleigh speckle of mean 1", "[scattering]") {
+  // Uniformly random input phases (data phase 2 pi, x uniform in [0, 1]): each camera field is a
+  // sum of N random phasors, a circular Gaussian across inputs.
+  const std::size_t n = 400, out = 64;
+  const tile_d t = make_tile(256, out, {.control_pixels = 0, .data_phase = 2 * std::numbers::pi}, 3);
+  const auto x = random_vector(n * 256, 4);
+  std::vector<double> y(n * out);
+  rng g(1);
+  t.read(x.data(), n, y.data(), g);
+  double mean = 0, m2 = 0;
+  for (double v : y) mean += v / double(y.size());
+  for (double v : y) m2 += (v - mean) * (v - mean) / double(y.size() - 1);
+  // Fully developed speckle: exponential intensity, contrast std/mean = 1.
+  CHECK(mean == Approx(1.0).epsilon(0.05));
+  CHECK(std::sqrt(m2) / mean == Approx(1.0).epsilon(0.05));
+}
+
+TEST_CASE("scattering medium: a lossless medium conserves power and its matrix is unitary", "[scattering]") {
+  // Out = N = In + K: the whole unitary; every input's power reaches the camera.
+  const tile_d t = make_tile(6, 10, {.control_pixels = 4, .kind = sd::medium::unitary}, 7);
+  double worst = 0;
+  for (std::size_t a = 0; a < 10; ++a)
+    for (std::size_t b = 0; b < 10; ++b) {
+      std::complex<double> dot = 0;
+      for (std::size_t j = 0; j < 10; ++j) dot += std::conj(t.transmission(j, a)) * t.transmission(j, b);
+      worst = std::max(worst, std::abs(dot - (a == b ? 1.0 : 0.0)));
+    }
+  CHECK(worst < 1e-12);
+  const auto x = random_vector(5 * 6, 2);
+  std::vector<double> y(5 * 10);
+  rng g(1);
+  t.read(x.data(), 5, y.data(), g);
+  for (std::size_t r = 0; r < 5; ++r) {
+    double p = 0;
+    for (std::size_t j = 0; j < 10; ++j) p += y[r * 10 + j];
+    CHECK(p == Approx(10.0).epsilon(1e-12));  // N unit-amplitude SLM pixels
+  }
+}
+
+TEST_CASE("scattering medium: the adjoint gradient equals finite differences; check_substrate passes",
+          "[scattering]") {
+  // Control pixels beside the data (K = 7), or one phase on each data pixel (K = In = 5).
+  const auto placement = GENERATE(sd::mask::beside_data, sd::mask::on_data);
+  const tile_d t = make_tile(5, 4, {.control_pixels = 7, .placement = placement, .output_gain = 2}, 11);
+  const std::size_t controls = placement == sd::mask::on_data ? 5 : 7;
+  REQUIRE(t.parameter_count() == controls + 4);
+  const std::size_t n = 3;
+  const auto x = random_vector(n * 5, 3), dy = random_vector(n * 4, 5, -1, 1);
+  std::vector<double> grad(t.parameter_count());
+  rng g(1);
+  t.parameter_gradient(x.data(), dy.data(), n, 1.0, nullptr, grad.data(), g);
+  std::vector<double> theta(t.parameter_count());
+  t.get_parameters(theta.data());
+  auto loss = [&](const tile_d& tt) {
+    std::vector<double> y(n * 4);
+    rng gr(2);
+    tt.read(x.data(), n, y.data(), gr);
+    double l = 0;
+    for (std::size_t k = 0; k < y.size(); ++k) l += dy[k] * y[k];
+    return l;
+  };
+  for (std::size_t k = 0; k < controls; ++k) {
+    tile_d tp = t, tm = t;
+    auto moved = theta;
+    moved[k] += 1e-6;
+    tp.set_parameters(moved.data());
+    moved[k] -= 2e-6;
+    tm.set_parameters(moved.data());
+    CHECK(grad[k] == Approx((loss(tp) - loss(tm)) / 2e-6).epsilon(1e-6).margin(1e-9));
+  }
+  const auto rep = check_substrate<sd>({.control_pixels = 6, .placement = placement},
+                                       {.in = 5, .out = 4, .linear = false, .tolerance = 1e-6,
+                                                               .finite_difference_step = 1e-5});
+  INFO(rep.summary());
+  CHECK(rep.passed());
+  CHECK(rep.vjp_error < 1e-6);
+}
+
+TEST_CASE("scattering medium: shot noise is unbiased with variance g^2 I / photons; costs", "[scattering]") {
+  tile_d noisy = make_tile(4, 3, {.control_pixels = 4, .output_gain = 2, .photons = 50}, 5);
+  tile_d clean = make_tile(4, 3, {.control_pixels = 4, .output_gain = 2}, 5);
+  const auto x = random_vector(4, 1);
+  const std::size_t n = 4000;
+  std::vector<double> xs;
+  for (std::size_t r = 0; r < n; ++r) xs.insert(xs.end(), x.begin(), x.end());
+  std::vector<double> y(n * 3), y0(3);
+  rng g(9);
+  noisy.read(xs.data(), n, y.data(), g);
+  clean.read(x.data(), 1, y0.data(), g);
+  for (std::size_t j = 0; j < 3; ++j) {
+    double mean = 0, var = 0;
+    for (std::size_t r = 0; r < n; ++r) mean += y[r * 3 + j] / double(n);
+    for (std::size_t r = 0; r < n; ++r) var += (y[r * 3 + j] - mean) * (y[r * 3 + j] - mean) / double(n - 1);
+    const double expected_var = 2.0 * y0[j] / 50;  // g^2 * I / photons with y0 = g * I
+    INFO("pixel " << j << ": I g = " << y0[j]);
+    CHECK(mean == Approx(y0[j]).margin(5 * std::sqrt(expected_var / double(n))));
+    CHECK(var == Approx(expected_var).epsilon(0.1));
+  }
+  cost_counter c;
+  clean.attach_cost_counter(&c);
+  std::vector<double> dy(3, 1.0), dx(4), grad(clean.parameter_count());
+  clean.read(x.data(), 1, y0.data(), g);
+  clean.read_vjp(x.data(), dy.data(), 1, dx.data(), g);
+  CHECK(c.totals().reads == 1);
+  CHECK(c.totals().transposed_reads == 1);
+  CHECK(c.totals().optical_channels == 2 * (8 + 3));
+  CHECK(estimate_energy(c.totals(), {}, energy_model{}).optical > 0);
+}
+
+TEST_CASE("scattering medium: a measured matrix is used as given; bad ones change nothing", "[scattering]") {
+  tile_d t = make_tile(2, 2, {.control_pixels = 1}, 1);
+  // A = [[1, 0, 0], [0, 0, i]]: camera pixel 0 sees data pixel 0, pixel 1 the control pixel.
+  const std::vector<double> a{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  t.set_transmission(a);
+  CHECK(t.transmission(1, 2) == std::complex<double>(0, 1));
+  std::vector<double> x{0.3, 0.8}, y(2);
+  rng g(1);
+  t.read(x.data(), 1, y.data(), g);
+  CHECK(y[0] == Approx(1.0));
+  CHECK(y[1] == Approx(1.0));
+  std::vector<double> bad(a);
+  bad[3] = std::nan("");
+  CHECK_THROWS_WITH(t.set_transmission(bad), Catch::Contains("not finite"));
+  CHECK_THROWS_WITH(t.set_transmission(std::vector<double>(10, 0.0)), Catch::Contains("expected 2 x 3"));
+  CHECK(t.transmission(1, 2) == std::complex<double>(0, 1));
+  CHECK_THROWS_WITH(t.set_params({.data_phase = 0}), Catch::Contains("data_phase"));
+  CHECK_THROWS_WITH(t.set_params({.photons = -1}), Catch::Contains("photons"));
+  CHECK(t.parameters().control_pixels == 1);
+  std::vector<double> p(t.parameter_count()), q(t.parameter_count()), pb;
+  t.get_parameters(p.data());
+  pb = p;
+  pb[0] = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_AS(t.set_parameters(pb.data()), pnn::error);
+  t.get_parameters(q.data());
+  CHECK(p == q);
+  std::vector<double> dy(2), dx(2);
+  CHECK_THROWS_WITH(t.read_transposed(dy.data(), 1, dx.data(), g), Catch::Contains("read_vjp"));
+}
+
+TEST_CASE("scattering medium: reads and gradients are the same on 1, 2 and 3 threads", "[scattering][threads]") {
+  const tile_d t = make_tile(6, 5, {.control_pixels = 9, .photons = 30}, 12);
+  const std::size_t n = 21;
+  const auto x = random_vector(n * 6, 1), dy = random_vector(n * 5, 2, -1, 1);
+  auto run = [&](unsigned threads) {
+    set_num_threads(threads);
+    std::vector<double> out(n * 5), dx(n * 6), grad(t.parameter_count());
+    rng g1(1, 1), g2(1, 2), g3(1, 3);
+    t.read(x.data(), n, out.data(), g1);
+    t.read_vjp(x.data(), dy.data(), n, dx.data(), g2);
+    t.parameter_gradient(x.data(), dy.data(), n, 0.5, nullptr, grad.data(), g3);
+    set_num_threads(0);
+    out.insert(out.end(), dx.begin(), dx.end());
+    out.insert(out.end(), grad.begin(), grad.end());
+    return out;
+  };
+  const auto one = run(1);
+  CHECK(run(2) == one);
+  CHECK(run(3) == one);
+}
+
+TEST_CASE("scattering medium: training the control phases without a model beats the frozen medium",
+          "[scattering]") {
+  // Four classes of 8-pixel patterns; the camera's four pixels are the class scores. With the
+  // control phases frozen only the biases learn; SPSA on the phases shapes the speckle itself.
+  rng gd(3);
+  std::vector<std::vector<float>> proto(4, std::vector<float>(8));
+  for (auto& p : proto)
+    for (auto& v : p) v = gd.uniform();
+  auto make = [&](std::size_t n) {
+    xt::xtensor<float, 2> x({n, 8}), t({n, 4});
+    t.fill(0);
+    for (std::size_t r = 0; r < n; ++r) {
+      const std::size_t c = r % 4;
+      for (std::size_t i = 0; i < 8; ++i) x(r, i) = proto[c][i] + 0.05f * gd.normal();
+      t(r, c) = 1;
+    }
+    return data::dataset{std::move(x), std::move(t)};
+  };
+  const data::dataset train_set = make(256), test_set = make(400);
+  using sf = physics::basic_scattering_medium<float>;
+  using net_t = network<dense<8, 4, sf, noise::none, act::identity>>;
+  auto run = [&](bool train_mask) {
+    net_t net(seed{5}, sf::params{.control_pixels = 24, .output_gain = 4, .train_mask = train_mask});
+    learn::spsa<optim::adam> rule{{.optimizer = {.learning_rate = 0.05f}, .c = 0.05, .num_perturbations = 4}};
+    train(net, rule, loss::softmax_cross_entropy{}, train_set,
+          {.epochs = 30, .batch = 32, .seed = 3, .progress = progress_mode::never});
+    return evaluate(net, loss::softmax_cross_entropy{}, test_set).accuracy;
+  };
+  const double frozen = run(false), trained = run(true);
+  INFO("frozen " << frozen << ", trained " << trained);
+  CHECK(trained >= frozen + 0.15);
+  CHECK(trained >= 0.7);
+}
