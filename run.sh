@@ -83,7 +83,8 @@ case "$cmd" in
     cmake --build --preset release --target docs
     echo "run.sh: g++ checks done after $((SECONDS - start)) s"
     # Clang, the other compiler we support, with AddressSanitizer and UndefinedBehaviorSanitizer
-    # (assertions on): the whole suite and the examples again; and ThreadSanitizer on the
+    # (assertions on): the whole suite and the examples again (not the optical ones labelled "long",
+    # whose physics the suite covers); and ThreadSanitizer on the
     # multi-threaded paths (concurrent reads, OpenMP kernel teams) in the same build.
     build sanitize
     echo "run.sh: sanitizer build done after $((SECONDS - start)) s"

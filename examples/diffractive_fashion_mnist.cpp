@@ -3,16 +3,20 @@
 // coherent field, five phase masks 1 cm apart shape it, and ten detector regions collect the light.
 // The masks are designed in silico (backprop through the simulated optics, the adjoint field),
 // then "fabricated" with 8 phase levels, a 0.5-pixel misalignment between layers and detector
-// noise; deployment loses accuracy, and training on the imperfect stack (in situ) recovers it.
+// noise; deployment loses accuracy, and training on the imperfect stack recovers it: in situ
+// (backprop through the fabricated stack itself) or physics-aware (forward on the fabricated stack,
+// backward through a model: the ideal optics with the masks' measured offsets).
 //
 //   diffractive_fashion_mnist [epochs = 5] [train limit = 60000] [grid = 64] [data dir]
 //
 // Claim (checked, exit status 1 otherwise): the ideal design beats 60 % on the test set (chance:
-// 10 %), and in-situ training on the fabricated stack recovers at least half of what deployment lost.
+// 10 %), and in-situ and physics-aware training each recover at least half of what deployment lost.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include <pnn/learn/physics_aware.hpp>
 #include <pnn/physics/diffractive.hpp>
 #include <pnn/pnn.hpp>
 #include <pnn/train/in_silico.hpp>
@@ -40,8 +44,7 @@ int main(int argc, char** argv) {
     const pnn::data::split fm = argc > 4 ? pnn::data::fashion_mnist(argv[4]) : pnn::data::fashion_mnist();
     const pnn::data::dataset train_set = pnn::data::subset(fm.train, 0, std::min(limit, fm.train.size()));
 
-    // 0.4 THz (0.75 mm), 0.4 mm pixels, 1 cm between planes; the 28 x 28 image fills the central
-    // part of the grid, and each detector collects the power on a small square.
+    // 0.4 THz (0.75 mm), 0.4 mm pixels, 1 cm between planes; ten detectors collect small squares.
     const optics::params ideal{.grid = grid, .masks = 5, .distance = 10e-3, .output_gain = 0.5};
     optics::params fabricated = ideal;
     fabricated.phase_levels = 8;
@@ -57,7 +60,23 @@ int main(int argc, char** argv) {
     pnn::deploy(design, stack, g);
     const double deployed = accuracy(stack, fm.test);
 
-    pnn::cost_counter light;
+    // Physics-aware: the fabricated stack's outputs, the gradient through a model of it — the ideal
+    // design with each mask's offset as measured after assembly (to 0.1 px). Without the offsets it
+    // is too far from a stack misaligned by half a pixel to help (docs/rules.md).
+    d2nn pat_stack = stack, model = design;
+    pnn::rng gm(2);
+    for (std::size_t k = 0; k < ideal.masks; ++k) {
+      const auto o = pnn::layer<0>(stack).tile.offset(k);
+      pnn::layer<0>(model).tile.set_offset(k, o[0] + 0.1 * (2 * gm.uniform_double() - 1),
+                                           o[1] + 0.1 * (2 * gm.uniform_double() - 1));
+    }
+    using twin = pnn::learn::network_twin<d2nn>;
+    pnn::learn::physics_aware<pnn::optim::adam, twin> pat{twin{model}, pnn::optim::adam{.learning_rate = 0.01f}};
+    pnn::train(pat_stack, pat, pnn::loss::softmax_cross_entropy{}, train_set,
+               {.epochs = 1, .batch = 32, .seed = 5, .progress = pnn::progress_mode::never});
+    const double aware = accuracy(pat_stack, fm.test);
+
+    pnn::cost_counter light;  // frames of light for the in-situ epoch
     pnn::attach_cost_counter(stack, &light);
     fit(stack, train_set, 1, 0.01f);  // one epoch in situ: forward and adjoint beams through the stack
     pnn::attach_cost_counter(stack, nullptr);
@@ -69,10 +88,10 @@ int main(int argc, char** argv) {
     std::printf("  deployed (8 levels, 0.5 px misalignment):     %.2f %%\n", 100 * deployed);
     std::printf("  after one epoch of in-situ training:          %.2f %% (%.3g frames of light per sample)\n",
                 100 * recovered, double(light.totals().optical_vectors) / double(train_set.size()));
-    const double lost = designed - deployed;
-    const bool ok = designed > 0.6 && (lost <= 0 || recovered - deployed >= 0.5 * lost);
-    std::printf("claim (> 60 %% designed; in situ recovers >= half the deployment loss): %s\n",
-                ok ? "holds" : "FAILS");
+    std::printf("  after one epoch of physics-aware training:    %.2f %%\n", 100 * aware);
+    const double lost = designed - deployed;  // what the in-situ / physics-aware epochs must win back
+    const bool ok = designed > 0.6 && (lost <= 0 || std::min(recovered, aware) - deployed >= 0.5 * lost);
+    std::printf("claim (> 60 %% designed; each recovers >= half the deployment loss): %s\n", ok ? "holds" : "FAILS");
     return ok ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "diffractive_fashion_mnist: %s\n", e.what());

@@ -19,6 +19,7 @@
 #include <numbers>
 #include <vector>
 
+#include <pnn/learn/physics_aware.hpp>
 #include <pnn/nn/check_substrate.hpp>
 #include <pnn/physics/energy.hpp>
 #include <pnn/physics/scattering.hpp>
@@ -239,4 +240,81 @@ TEST_CASE("scattering medium: training the control phases without a model beats 
   INFO("frozen " << frozen << ", trained " << trained);
   CHECK(trained >= frozen + 0.15);
   CHECK(trained >= 0.7);
+}
+
+TEST_CASE("scattering medium: physics-aware training maps its estimate through the twin's medium",
+          "[scattering][physics_aware]") {
+  using dd = physics::basic_digital<double>;
+  using net_t = network<dense<dynamic, dynamic, sd, noise::none, act::identity>,
+                        dense<dynamic, dynamic, dd, noise::none, act::identity>>;
+  const sd::params p{.control_pixels = 9, .output_gain = 2};
+  const std::size_t n = 7;
+  const auto xv = random_vector(n * 6, 1);
+  xt::xtensor<double, 2> x({n, 6}), t({n, 3});
+  t.fill(0);
+  std::copy(xv.begin(), xv.end(), x.data());
+  for (std::size_t i = 0; i < n; ++i) t(i, i % 3) = 1;
+  auto parameters = [](const auto& net) {
+    std::vector<double> v(layer<0>(net).tile.parameter_count());
+    layer<0>(net).tile.get_parameters(v.data());
+    const double* w = layer<1>(net).tile.weight_data();
+    v.insert(v.end(), w, w + 15);
+    return v;
+  };
+  using twin_t = learn::network_twin<net_t>;
+
+  SECTION("an exact twin steps as backprop does") {
+    net_t a({6, 5, 3}, seed{4}, p), b = a;
+    learn::backprop<> bp{{.optimizer = {.learning_rate = 0.1f}}};
+    learn::physics_aware<optim::sgd, twin_t> pat{twin_t{a}, optim::sgd{.learning_rate = 0.1f}};
+    rng g1(3), g2(3);
+    bp.step(a, x, t, loss::softmax_cross_entropy{}, g1);
+    pat.step(b, x, t, loss::softmax_cross_entropy{}, g2);
+    const auto pa = parameters(a), pb = parameters(b), p0 = parameters(net_t({6, 5, 3}, seed{4}, p));
+    REQUIRE(pa.size() == pb.size());
+    CHECK(pa != p0);
+    for (std::size_t k = 0; k < pa.size(); ++k) CHECK(pb[k] == Approx(pa[k]).margin(1e-12));
+  }
+  SECTION("a twin with another medium maps the measured error through its own matrix") {
+    // One layer: PAT's estimate is the twin medium's adjoint of the error at the physical output.
+    using one_t = network<dense<dynamic, dynamic, sd, noise::none, act::identity>>;
+    using one_twin = learn::network_twin<one_t>;
+    one_t physical({6, 3}, seed{4}, p), model({6, 3}, seed{9}, p);
+    model.for_each_layer([&](auto& l, std::size_t) {
+      std::vector<double> q(l.tile.parameter_count());
+      layer<0>(physical).tile.get_parameters(q.data());
+      l.tile.set_parameters(q.data());
+    });
+    learn::physics_aware<optim::sgd, one_twin> pat{one_twin{model}};
+    rng g(3);
+    auto est = pat.estimate(physical, x, t, loss::softmax_cross_entropy{}, g);
+    REQUIRE(est[0].parameter_space);
+    // The reference: the physical output (exact reads), its loss gradient, the twin's adjoint.
+    xt::xtensor<double, 2> y({n, 3}), dy({n, 3});
+    rng gr(0);
+    layer<0>(physical).tile.read(x.data(), n, y.data(), gr);
+    for (std::size_t i = 0; i < n * 3; ++i) y.data()[i] += layer<0>(physical).tile.bias_data()[i % 3];
+    loss::softmax_cross_entropy{}.gradient(y.data(), t.data(), n, 3, dy.data());
+    std::vector<double> db(3, 0.0), via_twin(layer<0>(model).tile.parameter_count()),
+        via_physics(via_twin.size());
+    for (std::size_t i = 0; i < n * 3; ++i) db[i % 3] += dy.data()[i];
+    layer<0>(model).tile.parameter_gradient(x.data(), dy.data(), n, 1.0, db.data(), via_twin.data(), gr);
+    layer<0>(physical).tile.parameter_gradient(x.data(), dy.data(), n, 1.0, db.data(), via_physics.data(), gr);
+    double diff_twin = 0, diff_physics = 0;
+    for (std::size_t k = 0; k < via_twin.size(); ++k) {
+      diff_twin = std::max(diff_twin, std::abs(double(est[0].parameter.data()[k]) - via_twin[k]));
+      diff_physics = std::max(diff_physics, std::abs(double(est[0].parameter.data()[k]) - via_physics[k]));
+    }
+    CHECK(diff_twin < 1e-12);
+    CHECK(diff_physics > 1e-3);  // the physical medium's own adjoint is not what PAT uses
+  }
+  SECTION("a twin of another parameter count is refused and changes nothing") {
+    net_t physical({6, 5, 3}, seed{4}, p);
+    net_t model({6, 5, 3}, seed{4}, sd::params{.control_pixels = 4, .output_gain = 2});
+    learn::physics_aware<optim::sgd, twin_t> pat{twin_t{model}};
+    const auto before = parameters(physical);
+    rng g(3);
+    CHECK_THROWS_WITH(pat.step(physical, x, t, loss::softmax_cross_entropy{}, g), Catch::Contains("parameter count"));
+    CHECK(parameters(physical) == before);
+  }
 }

@@ -523,8 +523,8 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     // physics must beat.
     if (sweep) throw skip("sweeps on scattering are not defined");
     if constexpr ((Models & without_w) == 0) {
-      throw skip("the medium has no W: backprop (through the measured matrix), in_silico, weight_perturbation and "
-                 "spsa train it");
+      throw skip("the medium has no W: backprop (through the measured matrix), in_silico, physics_aware, hybrid, "
+                 "weight_perturbation and spsa train it");
     } else {
       const bool train_mask = substrate == "scattering";
       noise = std::string(scattering_model_description) + (train_mask ? "" : ", control phases frozen");
@@ -539,7 +539,7 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     if (sweep) throw skip("sweeps on diffractive are not defined");
 #if PNN_HAS_DIFFRACTIVE
     if constexpr ((Models & without_w) == 0) {
-      throw skip("the D2NN is one physical layer with no W: backprop (adjoint field), in_silico, "
+      throw skip("the D2NN is one physical layer with no W: backprop (adjoint field), in_silico, physics_aware, "
                  "weight_perturbation and spsa train it");
     } else {
       noise = diffractive_model_description;

@@ -4,6 +4,8 @@
 // trained with backprop for the same number of epochs, programmed onto the substrate) and then
 // trains `epochs` epochs with the forward pass on the substrate and the backward pass through
 // the digital twin at the measured activations. Reported time covers the PAT epochs only.
+// Where the physics has no W (a diffractive stack, a scattering medium) the twin is the same
+// physics without its imperfections (`make_twin`), holding the parameters as programmed.
 #include "drive.hpp"
 
 #include <pnn/learn/physics_aware.hpp>
@@ -20,12 +22,10 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
   r.rule = "physics_aware";
   r.substrate = substrate;
   r.sweep = sweep;
-  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5 | black_box_rule>(cfg, substrate, d, sweep, r.noise, [&](auto& physical) {
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5 | black_box_rule | without_w>(cfg, substrate, d, sweep, r.noise, [&](auto& physical) {
     using physical_t = std::remove_cvref_t<decltype(physical)>;
-    using twin_t = pnn::rebind_t<physical_t, pnn::physics::digital>;
-    const auto sizes = physical.sizes();
-    twin_t twin;
-    twin.initialize(sizes.data(), pnn::seed{cfg.seed, cfg.engine});
+    auto twin = make_twin(cfg, physical);
+    using twin_t = decltype(twin);
     const std::size_t steps = cfg.epochs * ((d.train.size() + cfg.batch - 1) / cfg.batch);
     pnn::learn::backprop<pnn::optim::momentum> bp{{.optimizer = {
         .learning_rate = twin_lr,
@@ -76,14 +76,46 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
       out.twin_epochs = cfg.epochs;
       return out;
     }
-    pnn::learn::physics_aware<on_substrate_t<physical_t, pnn::optim::momentum>> pat{{.optimizer = opt}};
-    r.settings["init"] = "in_silico deployment (twin: backprop, momentum, lr 0.02, same epochs)";
-    r.settings["twin_epochs"] = cfg.epochs;  // their digital work is in this run's energy
-    r.settings["twin"] = "ideal digital network of the same shape, mirroring the nominal (model) weights";
-    r.settings["jacobian_point"] = "measured_inputs";
-    result out = train_and_measure(cfg, d, physical, pat, r, true);
-    out.twin_epochs = cfg.epochs;
-    return out;
+    if constexpr (!pnn::deployable_tile<first_tile>) {
+      // No W: the twin is the same physics without its imperfections, mirroring the programmed
+      // parameters before every estimate; the estimate reaches them through its adjoint.
+      if constexpr (requires { pnn::layer<0>(twin).tile.set_offset(0, 0.0, 0.0); }) {
+        // A diffractive stack is measured after assembly: the twin takes each mask's lateral
+        // offset as measured, to ±0.1 px (the in-silico design was made before, without them).
+        // Without it the ideal model is too far from a stack misaligned by half a pixel for its
+        // gradient to help (docs/rules.md, "Physics-aware training").
+        pnn::rng gm(cfg.seed, 0x0ff5e7, cfg.engine);
+        const auto& measured = pnn::layer<0>(physical).tile;
+        for (std::size_t k = 0; k < measured.parameters().masks; ++k) {
+          const auto o = measured.offset(k);
+          pnn::layer<0>(twin).tile.set_offset(k, o[0] + 0.1 * (2 * gm.uniform_double() - 1),
+                                              o[1] + 0.1 * (2 * gm.uniform_double() - 1));
+        }
+        r.settings["twin_calibration"] = "each mask's lateral offset as measured after assembly, to +-0.1 px";
+      }
+      using twin_rule = pnn::learn::network_twin<twin_t>;
+      pnn::learn::physics_aware<on_substrate_t<physical_t, pnn::optim::momentum>, twin_rule> pat{
+          twin_rule{std::move(twin)}, opt};
+      r.settings["init"] = "in_silico deployment (twin: backprop, momentum, lr 0.02, same epochs)";
+      r.settings["twin_epochs"] = cfg.epochs;
+      r.settings["twin"] = "the same physics without its imperfections (ideal masks and alignment, no noise), "
+                           "holding the parameters as programmed";
+      r.settings["twin_cost"] = "the twin simulates the same physics; its simulated light is not charged and the "
+                                "simulation's own arithmetic is not counted";
+      r.settings["jacobian_point"] = "measured_inputs";
+      result out = train_and_measure(cfg, d, physical, pat, r, true);
+      out.twin_epochs = cfg.epochs;
+      return out;
+    } else {
+      pnn::learn::physics_aware<on_substrate_t<physical_t, pnn::optim::momentum>> pat{{.optimizer = opt}};
+      r.settings["init"] = "in_silico deployment (twin: backprop, momentum, lr 0.02, same epochs)";
+      r.settings["twin_epochs"] = cfg.epochs;  // their digital work is in this run's energy
+      r.settings["twin"] = "ideal digital network of the same shape, mirroring the nominal (model) weights";
+      r.settings["jacobian_point"] = "measured_inputs";
+      result out = train_and_measure(cfg, d, physical, pat, r, true);
+      out.twin_epochs = cfg.epochs;
+      return out;
+    }
   });
 }
 

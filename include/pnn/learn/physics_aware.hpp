@@ -76,9 +76,13 @@ void twin_backward(const Net& net, const trace<Net>& tr, const typename Net::val
 /// biases are mirrored from what a model of the physical tiles knows (`tile_hooks::model_weights`:
 /// the nominal weights of a mesh's programmed phases, a crossbar's conductances; `bias_data`)
 /// before every backward pass, never from fabrication errors nobody measured. Use it for a model that differs from the physics
-/// on purpose, e.g. a calibrated activation.
+/// on purpose, e.g. a calibrated activation. A physical layer without W (a diffractive stack, a
+/// scattering medium) needs a twin layer of the same physics with the same parameter layout: it
+/// mirrors the parameters as programmed, and the estimate is mapped into them through the twin's
+/// adjoint (`map_layer_to_parameters`), never through the physical tile's own model.
 /// \pre `Model::value_type` equals the physical network's; every layer's tile of `Model` can be
-///      read transposed.
+///      read transposed (below the first layer); a twin layer of a layer without W has the
+///      physical layer's parameter count (else `pnn::error` at the first estimate).
 template <class Model>
 class network_twin {
  public:
@@ -102,28 +106,45 @@ class network_twin {
     } else if (model.sizes() != physical.sizes()) {
       throw_error("learn::network_twin: the twin's layer sizes differ from the physical network's");
     }
-    using T = typename Net::value_type;
-    model.for_each_layer([&](auto& tl, std::size_t i) {
-      physical.for_each_layer([&](const auto& pl, std::size_t j) {
-        if (i != j) return;
-        const std::size_t out = pl.tile.out_size();
-        using twin_substrate = typename std::remove_cvref_t<decltype(tl)>::substrate_type;
-        static_assert(deployable_tile<typename std::remove_cvref_t<decltype(pl)>::tile_type>,
-                      "learn::network_twin: a physical tile without W (a diffractive stack) learns in its own "
-                      "parameters, whose gradient the physical tile would compute from its own model; mirroring it "
-                      "into a twin is not supported yet (train it in silico, by backprop, or perturbatively)");
-        if constexpr (std::is_same_v<twin_substrate, physics::basic_digital<T>>) {
-          // A digital tile's weight_data() is W itself: mirror without a buffer.
-          tile_hooks::model_weights(pl.tile, tl.tile.weight_data());
-          std::copy(pl.tile.bias_data(), pl.tile.bias_data() + out, tl.tile.bias_data());
-        } else {
-          w_.resize(pl.tile.in_size() * out);
-          tile_hooks::model_weights(pl.tile, w_.data());
-          rng g(0);
-          tl.tile.set_weights(w_.data(), pl.tile.bias_data(), g);
-        }
-      });
-    });
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (mirror_layer(layer<I>(physical), layer<I>(model), I), ...);
+    }(std::make_index_sequence<Net::num_layers>{});
+  }
+
+  /// One layer of `mirror`: the physical layer `pl` into the twin's layer `tl` (layer `i`).
+  template <class PhysicalLayer, class TwinLayer>
+  void mirror_layer(const PhysicalLayer& pl, TwinLayer& tl, std::size_t i) {
+    using T = typename PhysicalLayer::value_type;
+    const std::size_t out = pl.tile.out_size();
+    using twin_substrate = typename TwinLayer::substrate_type;
+    using physical_tile = typename PhysicalLayer::tile_type;
+    using twin_tile = typename TwinLayer::tile_type;
+    if constexpr (!deployable_tile<physical_tile>) {
+      // No W to mirror (a diffractive stack, a scattering medium): the model is the same
+      // physics without the imperfections nobody measured, holding the parameters as
+      // programmed; the estimate is mapped into them through the model (`layer_vjp`).
+      static_assert(parameterised_tile<twin_tile> && tile_hooks::maps_parameter_gradients<twin_tile>,
+                    "learn::network_twin: a physical tile without W (a diffractive stack, a scattering medium) "
+                    "needs a twin layer of the same physics with the same parameter layout (a network_twin "
+                    "whose Model is built on it; digital_twin cannot model it)");
+      if (pl.tile.parameter_count() != tl.tile.parameter_count())
+        throw_error("learn::network_twin: layer " + std::to_string(i) +
+                    " of the twin has a different parameter count from the physical layer's (" +
+                    std::to_string(tl.tile.parameter_count()) + " vs " + std::to_string(pl.tile.parameter_count()) +
+                    ")");
+      p_.resize(pl.tile.parameter_count());
+      pl.tile.get_parameters(p_.data());
+      tl.tile.set_parameters(p_.data());
+    } else if constexpr (std::is_same_v<twin_substrate, physics::basic_digital<T>>) {
+      // A digital tile's weight_data() is W itself: mirror without a buffer.
+      tile_hooks::model_weights(pl.tile, tl.tile.weight_data());
+      std::copy(pl.tile.bias_data(), pl.tile.bias_data() + out, tl.tile.bias_data());
+    } else {
+      w_.resize(pl.tile.in_size() * out);
+      tile_hooks::model_weights(pl.tile, w_.data());
+      rng g(0);
+      tl.tile.set_weights(w_.data(), pl.tile.bias_data(), g);
+    }
   }
 
   /// One layer's vector-Jacobian product through the twin at the measured values.
@@ -161,6 +182,12 @@ class network_twin {
     pnn::detail::layer_delta(tl, up, a, h, n, delta_.data());
     // The physical layer decides the update's form: its substrate is what gets programmed.
     pnn::detail::layer_update(pl, x, delta_.data(), n, T(1), g);
+    if constexpr (!deployable_tile<typename pl_t::tile_type>) {
+      // Into the parameters through the model's own adjoint (at the measured input x_l): the
+      // physical tile would map it through physics it cannot know.
+      rng gm = r.split(0x70a ^ I);
+      pnn::detail::map_layer_to_parameters(tl.tile, g, I, gm);
+    }
     if (down != nullptr) {
       using tile_t = typename std::remove_cvref_t<decltype(tl)>::tile_type;
       static_assert(transposable_tile<tile_t>, "learn::network_twin: the twin's substrate must be read transposed");
@@ -183,6 +210,7 @@ class network_twin {
   xt::xtensor<typename Model::value_type, 2> delta_{}, am_{}, hm_{};
   xt::xtensor<typename Model::value_type, 1> scratch_{};
   std::vector<typename Model::value_type> w_{};
+  std::vector<double> p_{};
 };
 
 /// The default twin: the ideal digital network of the physical network's shape and

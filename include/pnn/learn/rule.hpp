@@ -193,45 +193,54 @@ void defer_dense_updates(Grad& g, const Net& net, const Optimizer& opt, bool pro
   });
 }
 
+/// Maps layer `i`'s weight-space estimate `gi` into the parameters of `t` (`parameter_gradient`):
+/// from the estimate's factors `s·δᵀh` where it kept them, else by probing with the `In` unit
+/// inputs (`Σ_i ΔW[:, i]·(∂y(e_i)/∂θ)` is `⟨ΔW, ∂W/∂θ⟩`, exact for a read linear in its input).
+/// `t` is the layer's own tile, or a model of it with the same parameter layout (a twin of the
+/// same physics without its imperfections: physics-aware training maps through the model, never
+/// through physics nobody measured).
+template <class Tile, class T>
+void map_layer_to_parameters(const Tile& t, layer_gradient<T>& gi, std::size_t i, rng& gl) {
+  const std::size_t in = t.in_size(), out = t.out_size();
+  if (gi.parameter.size() != t.parameter_count()) gi.parameter.resize({t.parameter_count()});
+  std::vector<double> theta(t.parameter_count());
+  if (gi.factored && gi.input.size() > 0) {
+    t.parameter_gradient(gi.input.data(), gi.delta.data(), gi.input.shape()[0], double(gi.factor_scale),
+                         gi.bias.data(), theta.data(), gl);
+  } else {
+    PNN_EXPECTS(!gi.deferred(), "pnn::map_to_tile_parameters: a deferred update has no dense form to map");
+    // The identity probes below recover ∂L/∂θ only when the read is linear in x; a tile
+    // whose read is not (a quantum circuit) must receive the estimate's factors.
+    if constexpr (requires { requires Tile::needs_update_factors; })
+      throw_error("pnn::map_to_tile_parameters: layer " + std::to_string(i) +
+                  " reads nonlinearly in its input and can map only a factored estimate (h, delta) into its "
+                  "parameters; this rule produced a dense weight update");
+    std::vector<T> eye(in * in, T(0)), probe(in * out);
+    for (std::size_t j = 0; j < in; ++j) eye[j * in + j] = T(1);
+    for (std::size_t o = 0; o < out; ++o)
+      for (std::size_t j = 0; j < in; ++j) probe[j * out + o] = gi.weight.data()[o * in + j];
+    t.parameter_gradient(eye.data(), probe.data(), in, 1.0, gi.bias.data(), theta.data(), gl);
+  }
+  for (std::size_t k = 0; k < theta.size(); ++k) gi.parameter.data()[k] = static_cast<T>(theta[k]);
+  gi.weight.fill(T(0));
+  gi.bias.fill(T(0));
+  gi.factored = false;
+  gi.parameter_space = true;
+}
+
 /// Maps every weight-space estimate of a layer that learns in its own parameters
-/// (`tile_hooks::learns_in_parameter_space`) into them: from the estimate's factors `s·δᵀh`
-/// where it kept them, else by probing with the `In` unit inputs (`Σ_i ΔW[:, i]·(∂y(e_i)/∂θ)`
-/// is `⟨ΔW, ∂W/∂θ⟩`, exact for a read linear in its input). Afterwards the optimiser shapes
-/// the update in that space.
+/// (`tile_hooks::learns_in_parameter_space`) into them (`map_layer_to_parameters`, through
+/// the layer's own tile) unless a rule mapped it already (`parameter_space`: physics-aware
+/// training maps through its twin). Afterwards the optimiser shapes the update in that space.
 template <class Net>
 void map_to_tile_parameters(const Net& net, gradients<Net>& grad, rng& g) {
-  using T = typename Net::value_type;
   net.for_each_layer([&](const auto& l, std::size_t i) {
     using tile_t = typename std::remove_cvref_t<decltype(l)>::tile_type;
     if constexpr (tile_hooks::maps_parameter_gradients<tile_t> && parameterised_tile<tile_t>) {
       auto& gi = grad[i];
       if (gi.parameter_space || !tile_hooks::learns_in_parameter_space(l.tile)) return;
-      const std::size_t in = l.tile.in_size(), out = l.tile.out_size();
-      if (gi.parameter.size() != l.tile.parameter_count()) gi.parameter.resize({l.tile.parameter_count()});
-      std::vector<double> theta(l.tile.parameter_count());
       rng gl = g.split(0x70a ^ i);
-      if (gi.factored && gi.input.size() > 0) {
-        l.tile.parameter_gradient(gi.input.data(), gi.delta.data(), gi.input.shape()[0], double(gi.factor_scale),
-                                  gi.bias.data(), theta.data(), gl);
-      } else {
-        PNN_EXPECTS(!gi.deferred(), "pnn::map_to_tile_parameters: a deferred update has no dense form to map");
-        // The identity probes below recover ∂L/∂θ only when the read is linear in x; a tile
-        // whose read is not (a quantum circuit) must receive the estimate's factors.
-        if constexpr (requires { requires tile_t::needs_update_factors; })
-          throw_error("pnn::map_to_tile_parameters: layer " + std::to_string(i) +
-                      " reads nonlinearly in its input and can map only a factored estimate (h, delta) into its "
-                      "parameters; this rule produced a dense weight update");
-        std::vector<T> eye(in * in, T(0)), probe(in * out);
-        for (std::size_t j = 0; j < in; ++j) eye[j * in + j] = T(1);
-        for (std::size_t o = 0; o < out; ++o)
-          for (std::size_t j = 0; j < in; ++j) probe[j * out + o] = gi.weight.data()[o * in + j];
-        l.tile.parameter_gradient(eye.data(), probe.data(), in, 1.0, gi.bias.data(), theta.data(), gl);
-      }
-      for (std::size_t k = 0; k < theta.size(); ++k) gi.parameter.data()[k] = static_cast<T>(theta[k]);
-      gi.weight.fill(T(0));
-      gi.bias.fill(T(0));
-      gi.factored = false;
-      gi.parameter_space = true;
+      detail::map_layer_to_parameters(l.tile, gi, i, gl);
     }
   });
 }
