@@ -15,11 +15,14 @@
 #pragma GCC diagnostic ignored "-Wrestrict"
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
+#include <filesystem>
 #include <numbers>
 #include <vector>
 
+#include <pnn/io/checkpoint.hpp>
 #include <pnn/learn/physics_aware.hpp>
 #include <pnn/nn/check_substrate.hpp>
 #include <pnn/physics/diffractive.hpp>
@@ -204,6 +207,89 @@ TEST_CASE("diffractive stack: the adjoint-field gradient equals finite differenc
   t.parameter_gradient(x.data(), dy.data(), n, 0.5, bias.data(), half.data(), g);
   CHECK(half[100] == Approx(0.5 * grad[100]).epsilon(1e-12));
   CHECK(half[t.parameter_count() - 1] == 4);
+}
+
+TEST_CASE("diffractive stack: amplitude and complex masks absorb, and their gradients equal finite differences",
+          "[diffractive]") {
+  const dd::params base{.grid = 16, .masks = 2, .pixel_pitch = 0.6e-3, .distance = 3e-3, .phase_error = 0.1,
+                        .misalignment = 0.4};
+  const std::size_t n = 3, m = 2 * 256;
+  const auto x = random_vector(n * 16, 4), dy = random_vector(n * 4, 6, -1, 1);
+  for (const physics::modulation kind : {physics::modulation::amplitude, physics::modulation::complex}) {
+    dd::params p = base;
+    p.mask = kind;
+    const tile_d t = make_tile(16, 4, p, 21);
+    INFO((kind == physics::modulation::amplitude ? "amplitude" : "complex") << " masks");
+    // Parameters: θ per pixel (amplitude), φ then θ (complex); then the bias.
+    REQUIRE(t.parameter_count() == (kind == physics::modulation::amplitude ? m : 2 * m) + 4);
+    REQUIRE(t.amplitude_logits().size() == m);
+    // Passive absorbers: with every frequency propagating (pitch > λ/√2), power only falls.
+    double in_power = 0, out_power = 0;
+    for (std::size_t i = 0; i < 16; ++i) in_power += x[i] * x[i] * double(t.upsampling() * t.upsampling());
+    for (const cplx& v : t.output_field(x.data())) out_power += std::norm(v);
+    CHECK(out_power < in_power);
+    CHECK(out_power > 0);
+
+    std::vector<double> grad(t.parameter_count()), params(t.parameter_count());
+    rng g(1);
+    t.parameter_gradient(x.data(), dy.data(), n, 1.0, nullptr, grad.data(), g);
+    t.get_parameters(params.data());
+    const double eps = 1e-5;
+    rng pick(2);
+    double worst = 0, scale = 0;
+    for (double v : grad) scale = std::max(scale, std::abs(v));
+    const std::size_t masks_params = t.parameter_count() - 4;
+    for (int trial = 0; trial < 24; ++trial) {
+      // Half the trials among the logits (the last m mask parameters), half anywhere.
+      const std::size_t k = trial % 2 == 0 ? masks_params - m + std::size_t(pick.uniform_double() * double(m)) % m
+                                           : std::size_t(pick.uniform_double() * double(masks_params)) % masks_params;
+      tile_d tp = t, tm = t;
+      auto moved = params;
+      moved[k] += eps;
+      tp.set_parameters(moved.data());
+      moved[k] -= 2 * eps;
+      tm.set_parameters(moved.data());
+      const double fd = (loss_of(tp, x, dy, n) - loss_of(tm, x, dy, n)) / (2 * eps);
+      worst = std::max(worst, std::abs(fd - grad[k]));
+    }
+    INFO("max |adjoint - FD| " << worst << " of gradient scale " << scale);
+    CHECK(scale > 0);
+    CHECK(worst < 1e-6 * scale);
+    // Fully open absorbers (σ(θ) → 1) are no absorbers: the field equals the phase-only stack's.
+    auto open = params;
+    for (std::size_t q = masks_params - m; q < masks_params; ++q) open[q] = 60.0;
+    tile_d opened = t;
+    opened.set_parameters(open.data());
+    dd::params pp = base;
+    tile_d phase_only = make_tile(16, 4, pp, 21);
+    std::vector<double> pphase(phase_only.parameter_count(), 0.0);
+    if (kind == physics::modulation::complex) std::copy(params.begin(), params.begin() + std::ptrdiff_t(m), pphase.begin());
+    phase_only.set_parameters(pphase.data());
+    const auto ua = opened.output_field(x.data()), ub = phase_only.output_field(x.data());
+    double diff = 0;
+    for (std::size_t q = 0; q < ua.size(); ++q) diff = std::max(diff, std::abs(ua[q] - ub[q]));
+    CHECK(diff < 1e-12);
+  }
+  CHECK_THROWS_WITH(make_tile(16, 4, {.initial_logit = -1}, 1), Catch::Contains("initial_logit"));
+}
+
+TEST_CASE("diffractive stack: a checkpoint keeps phases, amplitude logits and the fabrication state",
+          "[diffractive][checkpoint]") {
+  using df = physics::basic_diffractive<float>;
+  using net_t = network<dense<16, 4, df, noise::none, act::identity>>;
+  const df::params p{.grid = 16, .masks = 2, .distance = 3e-3, .phase_error = 0.1, .misalignment = 0.4,
+                     .mask = physics::modulation::complex};
+  net_t a(seed{3}, p), b(seed{8}, p);
+  const auto path = (std::filesystem::temp_directory_path() / "pnn_diffractive_checkpoint.pnn").string();
+  io::save(a, path);
+  io::load(b, path);
+  std::filesystem::remove(path);
+  CHECK(std::ranges::equal(layer<0>(a).tile.amplitude_logits(), layer<0>(b).tile.amplitude_logits()));
+  CHECK(std::ranges::equal(layer<0>(a).tile.phases(), layer<0>(b).tile.phases()));
+  xt::xtensor<float, 2> x = xt::ones<float>({3, 16}) * 0.5f;
+  rng g1(5), g2(5);
+  const xt::xtensor<float, 2> ya = forward(a, x, g1), yb = forward(b, x, g2);
+  CHECK(bool(ya == yb));  // the offsets and phase errors came along
 }
 
 TEST_CASE("diffractive stack: passes check_substrate; its VJP is the adjoint field at the input", "[diffractive]") {

@@ -23,10 +23,13 @@
 /// default puts the input in the central half). Without loss (all spatial frequencies
 /// propagating, `dx ≥ λ/√2`) every `P_z` and mask is unitary, and `Σ|u|²` is conserved.
 ///
-/// **Masks.** `t_k = exp(i ψ_k)`, `ψ_k = Q(φ_k) + ε_k`: the designed phases `φ_k` (the trainable
-/// parameters), quantised to `phase_levels` levels in [0, 2π) (`Q`, a fabrication or SLM limit;
-/// 0 = continuous) plus a static per-pixel phase error `ε_k ~ N(0, phase_error²)` (thickness
-/// error). Each mask sits laterally displaced by a static offset `s_k` (pixels, each axis drawn
+/// **Masks.** `t_k = α_k exp(i ψ_k)`, `ψ_k = Q(φ_k) + ε_k`: the designed phases `φ_k` (trainable
+/// unless the masks are amplitude-only), quantised to `phase_levels` levels in [0, 2π) (`Q`, a
+/// fabrication or SLM limit; 0 = continuous) plus a static per-pixel phase error
+/// `ε_k ~ N(0, phase_error²)` (thickness error). `α_k = 1` for phase masks (`modulation::phase`,
+/// Lin et al.'s phase-only D2NN); amplitude (`modulation::amplitude`, φ fixed at 0) and complex
+/// masks (`modulation::complex`, both) transmit `α_k = σ(θ_k) ∈ (0, 1)`, a passive absorber
+/// parameterised by its logit θ_k. Each mask sits laterally displaced by a static offset `s_k` (pixels, each axis drawn
 /// uniformly in ±`misalignment`): the field is carried into each mask's own frame by the Fourier
 /// shift theorem, `H_k = H · exp(i 2π f·(s_k − s_{k−1}) dx)`, exact for sub-pixel shifts and
 /// free (the input and detector planes are the reference, `s_0 = s_{M+1} = 0`). Detector noise:
@@ -34,14 +37,16 @@
 ///
 /// **Gradients.** With `a = ∂L/∂u*` (so `dL = 2 Re Σ a* du`): at the detector `a_p = g δ_j u_p`
 /// for `p ∈ D_j`; through a propagation `a ← P_z^H a` (`H` conjugated); at mask k
-/// `∂L/∂φ_k = −2 Im(a* ⊙ v_k)` (v_k the field leaving the mask) and `a ← t_k* ⊙ a`; at the input
+/// `∂L/∂φ_k = −2 Im(a* ⊙ v_k)` (v_k the field leaving the mask), for an absorbing mask
+/// `∂L/∂θ_k = 2 (1 − α_k) Re(a* ⊙ v_k)` (since `∂t/∂θ = (1 − α) t`), and `a ← t_k* ⊙ a`; at the input
 /// `∂L/∂x_i = 2 Σ_{p ∈ pixel i} Re a_p`. That is backpropagation through the physics by the
 /// adjoint field — which in situ is a backward-propagating beam (Zhou et al., Photonics Research
 /// 2020). The derivative through `Q` is taken as 1 (straight through): quantisation has zero
 /// derivative almost everywhere, and the quantised masks are what the light sees.
 ///
 /// The parameters, in the layout of `get_parameters`: φ (M × N × N, radians, row-major per
-/// mask), then the digital bias b (Out) the layer adds to `y`. The read is nonlinear in `x`
+/// mask; not for amplitude masks), then θ (M × N × N logits; amplitude and complex masks), then
+/// the digital bias b (Out) the layer adds to `y`. The read is nonlinear in `x`
 /// (intensity), so the tile takes estimates as their factors `(h, δ)` and learns in its own
 /// parameters (`learns_in_parameter_space`); it has no weight matrix, so it offers neither
 /// `set_weights` nor `effective_weights` (a `parameterised_tile` need not).
@@ -158,6 +163,13 @@ void propagate(fft2<R>& f, const std::complex<R>* h, std::complex<R>* u, bool ad
 
 }  // namespace optics
 
+/// What a diffractive mask modulates.
+enum class modulation {
+  phase,      ///< `t = exp(iψ)`: lossless phase masks (Lin et al.'s D2NN)
+  amplitude,  ///< `t = σ(θ)`: absorbing masks of uniform thickness
+  complex,    ///< `t = σ(θ) exp(iψ)`: both, two parameters per pixel
+};
+
 /// Diffractive optical networks with values of type `T` between layers; fields in `T` precision.
 template <class T = float>
 struct basic_diffractive {
@@ -180,6 +192,8 @@ struct basic_diffractive {
     double phase_error = 0;        ///< σ of the static per-pixel phase error ε, rad
     double misalignment = 0;       ///< each mask's offset per axis uniform in ±this, pixels
     double detector_noise = 0;     ///< σ of additive detector noise per read, units of y
+    modulation mask = modulation::phase;  ///< what the masks modulate
+    double initial_logit = 2.0;    ///< `prepare` draws amplitude logits θ uniform in ±this
 
     /// \pre grid in [4, 1024], masks in [1, 64], λ, dx, z > 0 and finite, gain > 0, the σs and
     /// offsets ≥ 0 and finite, phase_levels ≠ 1 (else `pnn::error` naming the field).
@@ -197,6 +211,9 @@ struct basic_diffractive {
       PNN_EXPECTS(nonnegative(phase_error), "physics::diffractive: phase_error (sigma) must be >= 0 and finite");
       PNN_EXPECTS(nonnegative(misalignment), "physics::diffractive: misalignment must be >= 0 and finite");
       PNN_EXPECTS(nonnegative(detector_noise), "physics::diffractive: detector_noise (sigma) must be >= 0 and finite");
+      PNN_EXPECTS(nonnegative(initial_logit), "physics::diffractive: initial_logit must be >= 0 and finite");
+      PNN_EXPECTS(mask == modulation::phase || mask == modulation::amplitude || mask == modulation::complex,
+                  "physics::diffractive: mask must be modulation::phase, amplitude or complex");
     }
   };
 
@@ -222,10 +239,11 @@ struct basic_diffractive {
       p.validate();
       placement pl;
       if (out_ > 0) pl = layout(p, side_, out_);  // throws before anything changes
-      const bool same_shape = p.grid == p_.grid && p.masks == p_.masks;
+      const bool same_shape = p.grid == p_.grid && p.masks == p_.masks && p.mask == p_.mask;
       p_ = p;
       if (!same_shape) {
         phi_.assign(p_.masks * p_.grid * p_.grid, 0.0);
+        theta_.assign(absorbs() ? phi_.size() : 0, 0.0);
         error_.assign(phi_.size(), 0.0);
         offsets_.assign(2 * p_.masks, 0.0);
       }
@@ -236,7 +254,7 @@ struct basic_diffractive {
     }
     [[nodiscard]] const params& parameters() const noexcept { return p_; }
 
-    /// Shapes the tile: φ = 0, b = 0, no imperfection yet (`prepare` draws the phases and them).
+    /// Shapes the tile: φ = 0, θ = 0, b = 0, no imperfection yet (`prepare` draws the phases and them).
     /// \pre in is a square s² with u·s ≤ N (u the upsampling); 1 ≤ out and the detectors fit.
     void resize(std::size_t in, std::size_t out) {
       PNN_EXPECTS((In == dynamic || in == In) && (Out == dynamic || out == Out),
@@ -252,6 +270,7 @@ struct basic_diffractive {
       side_ = s;
       b_.assign(out, T(0));
       phi_.assign(p_.masks * p_.grid * p_.grid, 0.0);
+      theta_.assign(absorbs() ? phi_.size() : 0, 0.0);
       error_.assign(phi_.size(), 0.0);
       offsets_.assign(2 * p_.masks, 0.0);
       apply(std::move(pl));
@@ -268,12 +287,15 @@ struct basic_diffractive {
       return {det_[2 * j], det_[2 * j + 1], det_side_};
     }
 
-    /// Draws the designed phases uniform in ±`initial_phase` and the fabrication state: per-pixel
-    /// phase errors and per-mask offsets (independent streams, so changing one σ leaves the
-    /// other draws as they were).
+    /// Draws the designed phases uniform in ±`initial_phase` (amplitude masks: none), the
+    /// amplitude logits uniform in ±`initial_logit`, and the fabrication state: per-pixel phase
+    /// errors and per-mask offsets (independent streams, so changing one σ leaves the other
+    /// draws as they were).
     void prepare(rng& g) {
-      rng gp = g.split(0xd1ff), ge = g.split(0xd1fe), go = g.split(0xd1fd);
-      for (double& a : phi_) a = p_.initial_phase * (2 * gp.uniform_double() - 1);
+      rng gp = g.split(0xd1ff), ge = g.split(0xd1fe), go = g.split(0xd1fd), ga = g.split(0xd1fc);
+      if (p_.mask != modulation::amplitude)
+        for (double& a : phi_) a = p_.initial_phase * (2 * gp.uniform_double() - 1);
+      for (double& a : theta_) a = p_.initial_logit * (2 * ga.uniform_double() - 1);
       for (double& e : error_) e = p_.phase_error > 0 ? p_.phase_error * ge.normal_double() : 0.0;
       for (double& o : offsets_) o = p_.misalignment * (2 * go.uniform_double() - 1);
       realise();
@@ -339,7 +361,7 @@ struct basic_diffractive {
                             rng&) const {
       ensure_realised();
       const simd::kernel_work_pause simulated;
-      const std::size_t np = phi_.size(), shards = (n + shard - 1) / shard;
+      const std::size_t np = mask_parameter_count(), shards = (n + shard - 1) / shard;
       std::vector<double> part(shards * np, 0.0);
       for_shards(n, [&](workspace& w, std::size_t r) {
         forward(w, h + r * in_, true);
@@ -362,24 +384,32 @@ struct basic_diffractive {
     [[nodiscard]] T* bias_data() noexcept { return b_.data(); }
     [[nodiscard]] const T* bias_data() const noexcept { return b_.data(); }
 
-    /// φ (M·N²) then b (Out).
-    [[nodiscard]] std::size_t parameter_count() const noexcept { return phi_.size() + out_; }
+    /// φ (M·N², unless amplitude masks), θ (M·N², amplitude and complex masks), then b (Out).
+    [[nodiscard]] std::size_t parameter_count() const noexcept { return mask_parameter_count() + out_; }
     void get_parameters(double* p) const {
-      std::copy(phi_.begin(), phi_.end(), p);
-      for (std::size_t j = 0; j < out_; ++j) p[phi_.size() + j] = double(b_[j]);
+      if (shapes_phase()) p = std::copy(phi_.begin(), phi_.end(), p);
+      p = std::copy(theta_.begin(), theta_.end(), p);
+      for (std::size_t j = 0; j < out_; ++j) p[j] = double(b_[j]);
     }
-    /// Writes designed phases and bias; the masks realise them (quantisation, errors).
-    /// \pre `parameter_count()` finite values (else `pnn::error`; the tile is unchanged).
+    /// Writes designed phases, amplitude logits and bias; the masks realise them (quantisation,
+    /// errors). \pre `parameter_count()` finite values (else `pnn::error`; the tile is unchanged).
     void set_parameters(const double* p) {
       for (std::size_t k = 0; k < parameter_count(); ++k)
         PNN_EXPECTS(std::isfinite(p[k]), "physics::diffractive::set_parameters: parameters are not finite");
-      std::copy(p, p + phi_.size(), phi_.begin());
-      for (std::size_t j = 0; j < out_; ++j) b_[j] = T(p[phi_.size() + j]);
+      if (shapes_phase()) {
+        std::copy(p, p + phi_.size(), phi_.begin());
+        p += phi_.size();
+      }
+      std::copy(p, p + theta_.size(), theta_.begin());
+      p += theta_.size();
+      for (std::size_t j = 0; j < out_; ++j) b_[j] = T(p[j]);
       realise();
-      cost_.report([&] { return physical_events{.parameter_writes = phi_.size()}; });
+      cost_.report([&] { return physical_events{.parameter_writes = mask_parameter_count()}; });
     }
-    /// The designed phases φ (M × N × N).
+    /// The designed phases φ (M × N × N; zero for amplitude masks).
     [[nodiscard]] std::span<const double> phases() const noexcept { return phi_; }
+    /// The amplitude logits θ (M × N × N; empty for phase masks): mask k transmits σ(θ_k).
+    [[nodiscard]] std::span<const double> amplitude_logits() const noexcept { return theta_; }
     /// The phase mask k the light sees, ψ_k = Q(φ_k) + ε_k (N × N, radians).
     [[nodiscard]] std::vector<double> realised_phase(std::size_t k) const {
       PNN_EXPECTS(k < p_.masks, "physics::diffractive::realised_phase: mask index out of range");
@@ -402,6 +432,7 @@ struct basic_diffractive {
     template <class V>
     void visit_state(V& v) {
       v("phase", std::span<double>(phi_));
+      if (absorbs()) v("amplitude_logit", std::span<double>(theta_));
       v("bias", std::span<T>(b_));
       v("offsets", std::span<double>(offsets_));
       v("phase_error", std::span<double>(error_));
@@ -414,6 +445,14 @@ struct basic_diffractive {
 
    private:
     static constexpr std::size_t shard = 4;
+
+    [[nodiscard]] bool shapes_phase() const noexcept { return p_.mask != modulation::amplitude; }
+    [[nodiscard]] bool absorbs() const noexcept { return p_.mask != modulation::phase; }
+    [[nodiscard]] std::size_t mask_parameter_count() const noexcept {
+      return (shapes_phase() ? phi_.size() : 0) + theta_.size();
+    }
+    /// α of mask pixel q (1 for phase masks), cached by `realise`.
+    [[nodiscard]] double transmitted_amplitude(std::size_t q) const { return alpha_.empty() ? 1.0 : alpha_[q]; }
 
     /// A thread's scratch: the FFT plan and the fields of one sample.
     struct workspace {
@@ -479,9 +518,11 @@ struct basic_diffractive {
     void realise() {
       const std::size_t n = p_.grid, m = n * n;
       trans_.resize(p_.masks * m);
+      alpha_.resize(theta_.size());
+      for (std::size_t q = 0; q < theta_.size(); ++q) alpha_[q] = 1.0 / (1.0 + std::exp(-theta_[q]));
       for (std::size_t q = 0; q < trans_.size(); ++q) {
-        const double a = realised(q);
-        trans_[q] = complex(T(std::cos(a)), T(std::sin(a)));
+        const double a = realised(q), alpha = transmitted_amplitude(q);
+        trans_[q] = complex(T(alpha * std::cos(a)), T(alpha * std::sin(a)));
       }
       h_.resize((p_.masks + 1) * m);
       for (std::size_t k = 0; k <= p_.masks; ++k) {
@@ -534,7 +575,8 @@ struct basic_diffractive {
     }
 
     /// From `w.field` (the detector-plane field of `forward(…, true)`) back to the input plane:
-    /// `w.field` ends as the adjoint there; adds `s·∂L/∂φ` into `dphi` when not null.
+    /// `w.field` ends as the adjoint there; adds `s·∂L/∂(φ, θ)` (the layout of the mask
+    /// parameters) into `dphi` when not null.
     void backward(workspace& w, const T* dy, double* dphi, double s) const {
       const std::size_t n = p_.grid, m = n * n;
       complex* a = w.field.data();
@@ -548,9 +590,14 @@ struct basic_diffractive {
       optics::propagate(w.fft, h_.data() + p_.masks * m, a, true);
       for (std::size_t k = p_.masks; k-- > 0;) {
         const complex* v = w.leaving.data() + k * m;
-        if (dphi) {
+        if (dphi && shapes_phase()) {
           double* d = dphi + k * m;
           for (std::size_t p = 0; p < m; ++p) d[p] += -2.0 * s * double((std::conj(a[p]) * v[p]).imag());
+        }
+        if (dphi && absorbs()) {
+          double* d = dphi + (shapes_phase() ? phi_.size() : 0) + k * m;
+          for (std::size_t p = 0; p < m; ++p)
+            d[p] += 2.0 * s * (1.0 - transmitted_amplitude(k * m + p)) * double((std::conj(a[p]) * v[p]).real());
         }
         const complex* t = trans_.data() + k * m;
         for (std::size_t p = 0; p < m; ++p) a[p] *= std::conj(t[p]);
@@ -579,7 +626,7 @@ struct basic_diffractive {
     params p_{};
     std::size_t in_ = 0, out_ = 0, side_ = 0, up_ = 1, det_side_ = 1;
     std::vector<std::size_t> det_{};
-    std::vector<double> phi_{}, error_{}, offsets_{};
+    std::vector<double> phi_{}, theta_{}, alpha_{}, error_{}, offsets_{};
     std::vector<complex> trans_{}, h_{};
     std::vector<T> b_{};
     cost_report cost_{};
