@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Forward-forward and PhyLL-style local learning (check 9 of docs/rules.md): each layer's update
 // is the gradient of its own goodness loss (finite differences), it does not depend on the layers
-// above (inter-layer gradients blocked), and after training positives have higher goodness.
+// above (inter-layer gradients blocked), and after training positives have higher goodness. A
+// layer without W (a scattering medium) is trained from measured perturbations of its own
+// goodness loss, whose estimate approaches the medium's adjoint gradient.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -10,6 +12,7 @@
 #include <pnn/learn/forward_forward.hpp>
 #include <pnn/nn/network.hpp>
 #include <pnn/physics/digital.hpp>
+#include <pnn/physics/scattering.hpp>
 #include <pnn/simd/random.hpp>
 
 #include <xtensor/xbuilder.hpp>
@@ -270,5 +273,82 @@ TEST_CASE("forward_forward: prediction leaves out the first trained layer, as Hi
     CHECK(hinton[q] == Approx(second_only[q]).epsilon(1e-12));   // the default scores layer 1 alone
     CHECK(all[q] == Approx(first_only[q] + second_only[q]).epsilon(1e-12));
     CHECK(first_only[q] > 0);                                     // so leaving it out changes the score
+  }
+}
+
+TEST_CASE("forward_forward: a scattering medium learns from measured perturbations of its goodness loss",
+          "[forward_forward][scattering]") {
+  using sd = physics::basic_scattering_medium<double>;
+  using net_t = network<dense<dynamic, dynamic, sd, noise::none, act::identity>, hidden>;
+  const sd::params p{.control_pixels = 9, .output_gain = 2};
+  const auto x = batch(8, 6, 7);
+  const auto t = labels_one_hot(8, 3);
+  auto phases = [](const net_t& net) {
+    std::vector<double> v(layer<0>(net).tile.parameter_count());
+    layer<0>(net).tile.get_parameters(v.data());
+    return v;
+  };
+  using ff_t = learn::forward_forward<>;
+  const ff_t::params base{.optimizer = {.learning_rate = 0.1f}, .num_classes = 3};
+
+  SECTION("the perturbative estimate approaches the medium's adjoint; the layer above is unaffected") {
+    net_t a({6, 5, 3}, seed{4}, p), b = a;
+    const auto p0 = phases(a);
+    ff_t::params pm = base, pp = base;
+    pm.physics_gradient = learn::ff_physics_gradient::model;
+    pp.perturbation = 1e-5;
+    pp.num_perturbations = 4000;
+    rng ga(3), gb(3);
+    ff_t{pm}.step(a, x, t, loss::mse{}, ga);
+    ff_t{pp}.step(b, x, t, loss::mse{}, gb);
+    const auto pa = phases(a), pb = phases(b);
+    double dot = 0, na = 0, nb = 0;
+    for (std::size_t k = 0; k < p0.size(); ++k) {
+      const double da = pa[k] - p0[k], db = pb[k] - p0[k];
+      dot += da * db, na += da * da, nb += db * db;
+    }
+    const double cosine = dot / std::sqrt(na * nb), ratio = std::sqrt(nb / na);
+    INFO("cosine " << cosine << ", norm ratio " << ratio);
+    CHECK(na > 1e-8);
+    CHECK(cosine > 0.99);
+    CHECK(ratio == Approx(1.0).margin(0.05));
+    // The digital layer's local gradient does not pass through the medium's estimate.
+    for (std::size_t q = 0; q < 15; ++q) CHECK(layer<1>(a).tile.weight_data()[q] == layer<1>(b).tile.weight_data()[q]);
+  }
+  SECTION("an estimate restores the medium's parameters exactly and charges its reads and writes") {
+    net_t net({6, 5, 3}, seed{4}, p);
+    const auto p0 = phases(net);
+    cost_counter counter;
+    attach_cost_counter(net, &counter);
+    rng g(5);
+    ff_t ff{{.num_classes = 3, .num_perturbations = 4}};
+    const auto est = ff.estimate(net, x, t, loss::mse{}, g);
+    attach_cost_counter(net, nullptr);
+    CHECK(phases(net) == p0);
+    REQUIRE(est[0].parameter_space);
+    CHECK(!est[1].parameter_space);
+    // One unperturbed read of the positives and negatives, then 2 per direction.
+    CHECK(counter.totals().reads == 16 * (1 + 2 * 4));
+    CHECK(counter.totals().parameter_writes >= 2 * 4 * 9);
+  }
+  SECTION("training the medium alone lowers its goodness loss") {
+    net_t net({6, 5, 3}, seed{4}, p);
+    ff_t ff{{.optimizer = {.learning_rate = 0.05f}, .num_classes = 3, .fixed_layers = {1}, .perturbation = 0.05}};
+    rng g(1);
+    const double first = ff.step(net, x, t, loss::mse{}, g).loss;
+    double last = first;
+    for (int k = 0; k < 60; ++k) last = ff.step(net, x, t, loss::mse{}, g).loss;
+    INFO("goodness loss " << first << " -> " << last);
+    CHECK(last < 0.8 * first);
+  }
+  SECTION("bad perturbation settings are rejected before any change") {
+    net_t net({6, 5, 3}, seed{4}, p);
+    const auto p0 = phases(net);
+    rng g(1);
+    CHECK_THROWS_WITH((ff_t{{.num_classes = 3, .perturbation = 0}}.step(net, x, t, loss::mse{}, g)),
+                      Catch::Contains("perturbation must be > 0"));
+    CHECK_THROWS_WITH((ff_t{{.num_classes = 3, .num_perturbations = 0}}.step(net, x, t, loss::mse{}, g)),
+                      Catch::Contains("num_perturbations"));
+    CHECK(phases(net) == p0);
   }
 }

@@ -735,9 +735,10 @@ TEST_CASE("pnn-bench trains spin-torque oscillators as a black box and skips the
 
 TEST_CASE("pnn-bench trains a scattering medium's control phases, and the frozen medium as the baseline",
           "[pnn-bench][slow]") {
-  const auto trained = small_run("pnn_bench_scattering", "backprop,in_silico,hybrid,physics_aware", "scattering");
+  const auto trained =
+      small_run("pnn_bench_scattering", "backprop,in_silico,hybrid,physics_aware,forward_forward", "scattering");
   const auto frozen = small_run("pnn_bench_scattering_frozen", "backprop", "scattering_frozen");
-  REQUIRE(trained.size() == 4);
+  REQUIRE(trained.size() == 5);
   REQUIRE(frozen.size() == 1);
   for (const auto* rows : {&trained, &frozen})
     for (const auto& row : *rows) {
@@ -757,6 +758,16 @@ TEST_CASE("pnn-bench trains a scattering medium's control phases, and the frozen
   CHECK(trained[2].at("settings").at("lower") == "spsa (layer 0)");
   CHECK(is_number(trained[2].at("alignment_angle_deg")));  // the medium is a hidden layer here
   CHECK(trained[3].at("settings").at("twin").get<std::string>().find("same physics") != std::string::npos);
+  // The twins of in_silico and physics_aware learn the medium from camera frames (shot noise of
+  // 1000 photons: a relative error of a few per cent), and those frames are charged.
+  for (const std::size_t k : {std::size_t{1}, std::size_t{3}}) {
+    const auto& st = trained[k].at("settings");
+    CHECK(st.at("twin_calibration").get<std::string>().find("camera frames") != std::string::npos);
+    CHECK(st.at("twin_calibration_error").get<double>() < 0.1);
+  }
+  CHECK(trained[1].at("energy").at("deployment_joules").get<double>() > 0);
+  // Forward-forward trains the mask from its own measured goodness loss, no model of the light.
+  CHECK(trained[4].at("settings").at("physics_gradient").get<std::string>().find("no model") != std::string::npos);
 }
 
 #if PNN_HAS_DIFFRACTIVE

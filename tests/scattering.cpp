@@ -2,7 +2,7 @@
 // Scattering media as a substrate: speckle statistics of a Gaussian transmission matrix,
 // unitarity of a lossless medium, the adjoint gradient against finite differences, shot noise,
 // measured matrices, the frozen-mask baseline, threads, training the control phases without a
-// model, and bad input.
+// model, and bad input; calibrating a twin from camera frames alone (probe, fit_transmission).
 #include <catch2/catch.hpp>
 
 // GCC 12 reports false -Warray-bounds / -Wstringop-overflow in check_substrate's message
@@ -13,6 +13,7 @@
 #pragma GCC diagnostic ignored "-Wrestrict"
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <limits>
@@ -316,5 +317,224 @@ TEST_CASE("scattering medium: physics-aware training maps its estimate through t
     rng g(3);
     CHECK_THROWS_WITH(pat.step(physical, x, t, loss::softmax_cross_entropy{}, g), Catch::Contains("parameter count"));
     CHECK(parameters(physical) == before);
+  }
+}
+
+// ---- A twin learned from camera frames: probe and fit_transmission ----
+
+namespace {
+// sqrt(Σ(ŷ − y)² / Σ y²) between two tiles' frames for the same random SLM patterns.
+double frame_error(const tile_d& model, const tile_d& reference, std::size_t frames, std::uint64_t seed) {
+  const auto phases = random_vector(frames * reference.modes(), seed, 0, 2 * std::numbers::pi);
+  std::vector<double> a(frames * reference.out_size()), b(a.size());
+  rng ga(1), gb(2);
+  model.probe(phases.data(), frames, a.data(), ga);
+  reference.probe(phases.data(), frames, b.data(), gb);
+  double d2 = 0, y2 = 0;
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    d2 += (a[k] - b[k]) * (a[k] - b[k]);
+    y2 += b[k] * b[k];
+  }
+  return std::sqrt(d2 / y2);
+}
+
+// A tile of another medium with the given tile's θ and b: a twin before its calibration.
+tile_d other_medium(const tile_d& t, std::uint64_t seed) {
+  tile_d o = make_tile(t.in_size(), t.out_size(), t.parameters(), seed);
+  std::vector<double> q(t.parameter_count());
+  t.get_parameters(q.data());
+  o.set_parameters(q.data());
+  return o;
+}
+
+// The cosine between the two tiles' adjoint gradients ∂L/∂θ for the same inputs and errors.
+double gradient_cosine(const tile_d& a, const tile_d& b, std::uint64_t seed) {
+  REQUIRE(std::equal(a.control_phases().begin(), a.control_phases().end(), b.control_phases().begin()));
+  const std::size_t n = 16, k = a.controls();
+  const auto x = random_vector(n * a.in_size(), seed), dy = random_vector(n * a.out_size(), seed + 1, -1, 1);
+  std::vector<double> ga(a.parameter_count()), gb(b.parameter_count());
+  rng g(1);
+  a.parameter_gradient(x.data(), dy.data(), n, 1.0, nullptr, ga.data(), g);
+  b.parameter_gradient(x.data(), dy.data(), n, 1.0, nullptr, gb.data(), g);
+  double ab = 0, aa = 0, bb = 0;
+  for (std::size_t q = 0; q < k; ++q) {
+    ab += ga[q] * gb[q];
+    aa += ga[q] * ga[q];
+    bb += gb[q] * gb[q];
+  }
+  return ab / std::sqrt(aa * bb);
+}
+}  // namespace
+
+TEST_CASE("scattering medium: probe shows any SLM pattern; the pattern of a read gives its frame",
+          "[scattering]") {
+  const auto placement = GENERATE(sd::mask::beside_data, sd::mask::on_data);
+  const double photons = GENERATE(0.0, 40.0);
+  const tile_d t = make_tile(5, 4, {.control_pixels = 3, .placement = placement, .photons = photons}, 8);
+  const std::size_t n = 11, in = 5, modes = t.modes();
+  const auto x = random_vector(n * in, 4);
+  const auto theta = t.control_phases();
+  std::vector<double> phases(n * modes);
+  const bool on = placement == sd::mask::on_data;
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t m = 0; m < modes; ++m)
+      phases[r * modes + m] = m < in ? std::numbers::pi * x[r * in + m] + (on ? theta[m] : 0.0) : theta[m - in];
+  std::vector<double> y_read(n * 4), y_probe(n * 4);
+  rng g1(5), g2(5);  // the same per-sample streams: the same shot noise too
+  t.read(x.data(), n, y_read.data(), g1);
+  cost_counter c;
+  tile_d counted = t;
+  counted.attach_cost_counter(&c);
+  counted.probe(phases.data(), n, y_probe.data(), g2);
+  for (std::size_t k = 0; k < y_read.size(); ++k) CHECK(y_probe[k] == Approx(y_read[k]).margin(1e-12));
+  CHECK(c.totals().reads == n);
+  CHECK(c.totals().optical_channels == n * (modes + 4));
+  // Another pattern, another frame: probe really shows the phases it is given.
+  phases[0] += 1.0;
+  rng g3(5);
+  t.probe(phases.data(), 1, y_probe.data(), g3);
+  double moved = 0;
+  for (std::size_t j = 0; j < 4; ++j) moved += std::abs(y_probe[j] - y_read[j]);
+  CHECK(moved > 1e-3);
+}
+
+TEST_CASE("scattering medium: a twin fitted to noise-free frames predicts new frames and gives the physical gradient",
+          "[scattering]") {
+  // N = 24 data + 24 control pixels, 6 camera pixels, the default 8·N frames.
+  const sd::params p{.control_pixels = 24, .output_gain = 2};
+  const tile_d physical = make_tile(24, 6, p, 3);
+  tile_d twin = other_medium(physical, 4);
+  const double error_before = frame_error(twin, physical, 200, 7);
+  const double cosine_before = gradient_cosine(twin, physical, 9);
+  rng g(11);
+  const auto rep = physics::fit_transmission(physical, twin, {}, g);
+  CHECK(rep.frames == 8 * 48);
+  CHECK(rep.held_out == 48);
+  CHECK(rep.iterations >= 1);
+  const double error_after = frame_error(twin, physical, 200, 7);
+  const double cosine_after = gradient_cosine(twin, physical, 9);
+  INFO("held-out " << rep.relative_error << ", new frames " << error_before << " -> " << error_after
+                   << ", gradient cosine " << cosine_before << " -> " << cosine_after << ", steps "
+                   << rep.iterations);
+  CHECK(error_before > 0.3);
+  CHECK(rep.relative_error < 1e-3);
+  CHECK(error_after < 1e-3);
+  CHECK(cosine_before < 0.9);
+  CHECK(cosine_after > 0.999);
+}
+
+TEST_CASE("scattering medium: the fitted matrix is the true one up to a phase per row, which changes nothing",
+          "[scattering]") {
+  const tile_d physical = make_tile(20, 5, {.control_pixels = 20}, 21);
+  tile_d twin = make_tile(20, 5, {.control_pixels = 20}, 22);
+  rng g(3);
+  physics::fit_transmission(physical, twin, {}, g);
+  const std::size_t n = physical.modes();
+  std::vector<double> phase(5);
+  for (std::size_t j = 0; j < 5; ++j) {
+    std::complex<double> overlap = 0;
+    for (std::size_t m = 0; m < n; ++m) overlap += std::conj(physical.transmission(j, m)) * twin.transmission(j, m);
+    phase[j] = std::arg(overlap);
+    const std::complex<double> rot = std::polar(1.0, phase[j]);
+    double worst = 0, worst_modulus = 0;
+    for (std::size_t m = 0; m < n; ++m) {
+      const auto a = physical.transmission(j, m), b = twin.transmission(j, m);
+      worst = std::max(worst, std::abs(b - rot * a));
+      worst_modulus = std::max(worst_modulus, std::abs(std::abs(b) - std::abs(a)));
+    }
+    INFO("row " << j << ": phase " << phase[j]);
+    CHECK(worst_modulus < 1e-6);  // |A| ~ 1/sqrt(N) = 0.16
+    CHECK(worst < 1e-6);
+  }
+  // The fit does not find the true row phases (nothing could): they differ from row to row.
+  CHECK(std::abs(phase[0] - phase[1]) + std::abs(phase[1] - phase[2]) > 1e-3);
+
+  // Any row phases: the same frames, the same adjoint gradients in θ and x.
+  tile_d rotated = physical;
+  std::vector<double> re_im(2 * 5 * n);
+  for (std::size_t j = 0; j < 5; ++j)
+    for (std::size_t m = 0; m < n; ++m) {
+      const auto v = std::polar(1.0, 0.7 + 1.3 * double(j)) * physical.transmission(j, m);
+      re_im[2 * (j * n + m)] = v.real();
+      re_im[2 * (j * n + m) + 1] = v.imag();
+    }
+  rotated.set_transmission(re_im);
+  REQUIRE(std::abs(rotated.transmission(1, 0) - physical.transmission(1, 0)) > 1e-3);
+  const std::size_t s = 6;
+  const auto x = random_vector(s * 20, 5), dy = random_vector(s * 5, 6, -1, 1);
+  std::vector<double> ya(s * 5), yb(s * 5), dxa(s * 20), dxb(s * 20), ga(physical.parameter_count()),
+      gb(physical.parameter_count());
+  rng gr(1);
+  physical.read(x.data(), s, ya.data(), gr);
+  rotated.read(x.data(), s, yb.data(), gr);
+  physical.read_vjp(x.data(), dy.data(), s, dxa.data(), gr);
+  rotated.read_vjp(x.data(), dy.data(), s, dxb.data(), gr);
+  physical.parameter_gradient(x.data(), dy.data(), s, 1.0, nullptr, ga.data(), gr);
+  rotated.parameter_gradient(x.data(), dy.data(), s, 1.0, nullptr, gb.data(), gr);
+  for (std::size_t k = 0; k < ya.size(); ++k) CHECK(yb[k] == Approx(ya[k]).margin(1e-12));
+  for (std::size_t k = 0; k < dxa.size(); ++k) CHECK(dxb[k] == Approx(dxa[k]).margin(1e-12));
+  for (std::size_t k = 0; k < ga.size(); ++k) CHECK(gb[k] == Approx(ga[k]).margin(1e-12));
+}
+
+TEST_CASE("scattering medium: a twin fitted to shot-noisy frames reaches the noise floor", "[scattering]") {
+  const sd::params clean{.control_pixels = 30};
+  sd::params noisy = clean;
+  noisy.photons = 1e4;
+  const tile_d physical = make_tile(30, 6, noisy, 31);
+  tile_d exact = physical;
+  exact.set_params(clean);  // the same medium, noise-free
+  tile_d twin = other_medium(exact, 32);
+  // The floor: how far the noisy camera is from its own noise-free frames.
+  const double floor = frame_error(physical, exact, 400, 4);
+  rng g(5);
+  const auto rep = physics::fit_transmission(physical, twin, {}, g);
+  const double model_error = frame_error(twin, exact, 400, 4), cosine = gradient_cosine(twin, exact, 8);
+  INFO("noise floor " << floor << ", held-out " << rep.relative_error << ", fitted " << rep.training_error
+                      << ", against the noise-free medium " << model_error << ", gradient cosine " << cosine);
+  CHECK(floor == Approx(std::sqrt(0.5e-4)).epsilon(0.2));  // Var = I/photons, E I² = 2 (Rayleigh speckle)
+  CHECK(rep.relative_error < 3 * floor);
+  CHECK(rep.relative_error > 0.5 * floor);  // the held-out frames carry their own noise
+  CHECK(rep.relative_error > rep.training_error);  // which the fit could not adapt to
+  CHECK(model_error < floor);
+  CHECK(cosine > 0.98);
+}
+
+TEST_CASE("scattering medium: fit_transmission refuses bad input and leaves the twin unchanged", "[scattering]") {
+  const tile_d physical = make_tile(8, 3, {.control_pixels = 4}, 1);
+  tile_d twin = make_tile(8, 3, {.control_pixels = 4}, 2);
+  const auto before = std::vector{twin.transmission(0, 0), twin.transmission(1, 5), twin.transmission(2, 11)};
+  auto unchanged = [&](const tile_d& t) {
+    return t.transmission(0, 0) == before[0] && t.transmission(1, 5) == before[1] && t.transmission(2, 11) == before[2];
+  };
+  rng g(1);
+  SECTION("shapes") {
+    tile_d other_out = make_tile(8, 4, {.control_pixels = 4}, 2), other_k = make_tile(8, 3, {.control_pixels = 5}, 2),
+           other_in = make_tile(9, 3, {.control_pixels = 3}, 2),
+           on_data = make_tile(8, 3, {.control_pixels = 0, .placement = sd::mask::on_data}, 2),
+           beside = make_tile(8, 3, {.control_pixels = 0}, 2), unshaped;
+    CHECK_THROWS_WITH(physics::fit_transmission(physical, other_out, {}, g), Catch::Contains("sizes"));
+    CHECK_THROWS_WITH(physics::fit_transmission(physical, other_k, {}, g), Catch::Contains("modes 13"));
+    CHECK_THROWS_WITH(physics::fit_transmission(physical, other_in, {}, g), Catch::Contains("in 9"));
+    // The same N = 8, but the phases sit elsewhere.
+    CHECK_THROWS_WITH(physics::fit_transmission(beside, on_data, {}, g), Catch::Contains("placement"));
+    CHECK_THROWS_WITH(physics::fit_transmission(physical, unshaped, {}, g), Catch::Contains("shaped"));
+    CHECK_THROWS_AS(physics::fit_transmission(physical, twin, {.iterations = 0}, g), pnn::error);
+    CHECK_THROWS_AS(physics::fit_transmission(physical, twin, {.tolerance = std::nan("")}, g), pnn::error);
+    CHECK(unchanged(twin));
+  }
+  SECTION("too few frames") {
+    CHECK_THROWS_WITH(physics::fit_transmission(physical, twin, {.frames = 4 * 12 - 1}, g),
+                      Catch::Contains("at least 4·N = 48 frames, got 47"));
+    CHECK(unchanged(twin));
+    CHECK_NOTHROW(physics::fit_transmission(physical, twin, {.frames = 4 * 12}, g));
+    CHECK(!unchanged(twin));
+  }
+  SECTION("non-finite probe phases") {
+    std::vector<double> phases(2 * 12, 0.5), y(2 * 3, -1.0);
+    phases[17] = std::numeric_limits<double>::infinity();
+    CHECK_THROWS_WITH(physical.probe(phases.data(), 2, y.data(), g), Catch::Contains("not finite"));
+    CHECK(y == std::vector<double>(6, -1.0));
+    tile_d unshaped;
+    CHECK_THROWS_WITH(unshaped.probe(phases.data(), 0, y.data(), g), Catch::Contains("not shaped"));
   }
 }

@@ -312,7 +312,8 @@ using scattering_net =
 
 /// The twin the in-silico workflow trains for `physical`: the same architecture on the ideal
 /// digital substrate, or for a diffractive stack (no W to deploy) the same stack with ideal masks,
-/// for a scattering medium the same medium (the same draw: its measured matrix) without shot noise.
+/// for a scattering medium a medium without shot noise whose matrix `calibrate_twin` then
+/// measures from the physical one.
 template <class Physical>
 auto make_twin(const config& cfg, const Physical& physical) {
   if constexpr (std::is_same_v<Physical, scattering_net>) {
@@ -333,6 +334,36 @@ auto make_twin(const config& cfg, const Physical& physical) {
     twin.initialize(sizes.data(), pnn::seed{cfg.seed, cfg.engine});
     return twin;
   }
+}
+
+/// What calibrating a twin measured: the physical events (charged to the run) and the settings
+/// entries that describe it.
+struct twin_calibration {
+  pnn::physical_events events{};
+  nlohmann::json settings = nlohmann::json::object();
+};
+
+/// A scattering medium's twin learns its transmission matrix from camera frames of the physical
+/// medium (`physics::fit_transmission`: 8·N random SLM patterns, shot noise and all) before it is
+/// trained, as a lab calibrates: the twin never reads the drawn matrix. Other twins: nothing.
+template <class Physical, class Twin>
+twin_calibration calibrate_twin(const config& cfg, Physical& physical, Twin& twin) {
+  twin_calibration c;
+  if constexpr (std::is_same_v<Physical, scattering_net>) {
+    pnn::cost_counter frames;
+    pnn::attach_cost_counter(physical, &frames);
+    pnn::rng g(cfg.seed, 0xca1b, cfg.engine);
+    const auto fit = pnn::physics::fit_transmission(pnn::layer<0>(physical).tile, pnn::layer<0>(twin).tile, {}, g);
+    pnn::attach_cost_counter(physical, nullptr);
+    c.events = frames.totals();
+    c.settings["twin_calibration"] = "transmission matrix fitted to " + std::to_string(fit.frames) +
+                                     " camera frames of random SLM patterns (intensity-only phase retrieval, " +
+                                     std::to_string(fit.iterations) + " steps), judged on " +
+                                     std::to_string(fit.held_out) + " more";
+    c.settings["twin_calibration_error"] = fit.relative_error;
+  }
+  (void)cfg, (void)physical, (void)twin;
+  return c;
 }
 
 /// Dispatches on the substrate name: `f(net)` gets the network built on it; `noise` receives
@@ -524,7 +555,7 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
     if (sweep) throw skip("sweeps on scattering are not defined");
     if constexpr ((Models & without_w) == 0) {
       throw skip("the medium has no W: backprop (through the measured matrix), in_silico, physics_aware, hybrid, "
-                 "weight_perturbation and spsa train it");
+                 "weight_perturbation, spsa and forward_forward train it");
     } else {
       const bool train_mask = substrate == "scattering";
       noise = std::string(scattering_model_description) + (train_mask ? "" : ", control phases frozen");
@@ -540,7 +571,7 @@ result with_network(const config& cfg, const std::string& substrate, const pnn::
 #if PNN_HAS_DIFFRACTIVE
     if constexpr ((Models & without_w) == 0) {
       throw skip("the D2NN is one physical layer with no W: backprop (adjoint field), in_silico, physics_aware, "
-                 "weight_perturbation and spsa train it");
+                 "weight_perturbation, spsa and forward_forward train it");
     } else {
       noise = diffractive_model_description;
       d2nn net({in, out}, pnn::seed{cfg.seed, cfg.engine}, diffractive_params(true));

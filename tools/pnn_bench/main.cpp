@@ -693,9 +693,10 @@ int run(int argc, char** argv) {
                  "16-10, trained by the rules that need no derivative of the oscillators; diffractive: a D2NN, 5 phase masks on a "
                  "64 x 64 grid and 10 detector regions on the whole image, fabricated with 8 phase levels and 0.5-pixel "
                  "misalignment, trained by backprop (adjoint field), in_silico, physics_aware (twin: the ideal stack with the "
-                 "measured mask offsets), weight_perturbation and spsa; scattering: the "
-                 "image on an SLM with a trainable phase mask, a Gaussian scattering medium, 16 camera pixels with shot "
-                 "noise, a digital readout 16-10, trained by the same rules and hybrid; scattering_frozen: the same "
+                 "measured mask offsets), weight_perturbation, spsa and forward_forward (masks by perturbation); "
+                 "scattering: the image on an SLM with a trainable phase mask, a Gaussian scattering medium, 16 camera "
+                 "pixels with shot noise, a digital readout 16-10, trained by the same rules and hybrid (the twins of "
+                 "in_silico and physics_aware learn the medium from camera frames); scattering_frozen: the same "
                  "with the mask frozen)");
   app.add_option("--epochs", epochs_s, "epochs per run (default 3)");
   app.add_option("--batch", batch_s, "mini-batch size (default 64)");

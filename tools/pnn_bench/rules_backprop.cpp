@@ -56,6 +56,8 @@ result run_in_silico(const config& cfg, const std::string& substrate, const pnn:
       auto rule = make_backprop<twin_t>(cfg, d);
       r.settings = optimizer_settings("momentum", backprop_lr * cfg.lr_scale, backprop_momentum);
       r.settings["workflow"] = "train digital twin with backprop, program onto the substrate, evaluate there";
+      const twin_calibration calibration = calibrate_twin(cfg, physical, twin);
+      r.settings.update(calibration.settings);
       if (simulated_twin)
         r.settings["twin_cost"] = "the twin simulates the same physics; its simulated light is not charged and the "
                                   "simulation's own arithmetic is not counted";
@@ -64,7 +66,8 @@ result run_in_silico(const config& cfg, const std::string& substrate, const pnn:
       // deployment's programming is charged to the training energy.
       t.physical_epochs = 0;
       t.twin_epochs = t.epochs;
-      const pnn::physical_events programmed = deploy_counted(cfg, twin, physical);
+      pnn::physical_events programmed = deploy_counted(cfg, twin, physical);
+      programmed += calibration.events;  // the camera frames that measured the twin's medium
       const pnn::energy_estimate dep = pnn::estimate_energy(programmed, {}, cfg.energy);
       auto& en = t.energy;
       en.deployment_joules = dep.total();

@@ -26,6 +26,7 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
     using physical_t = std::remove_cvref_t<decltype(physical)>;
     auto twin = make_twin(cfg, physical);
     using twin_t = decltype(twin);
+    const twin_calibration calibration = calibrate_twin(cfg, physical, twin);  // before the twin trains
     const std::size_t steps = cfg.epochs * ((d.train.size() + cfg.batch - 1) / cfg.batch);
     pnn::learn::backprop<pnn::optim::momentum> bp{{.optimizer = {
         .learning_rate = twin_lr,
@@ -36,11 +37,13 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
                {.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed, .engine = cfg.engine, .progress = pnn::progress_mode::never});
     r.pretraining_work = pnn::simd::kernel_work_on_this_thread() - twin0;  // charged to this run's energy
     r.pretraining_events = deploy_counted(cfg, twin, physical);  // its programming, charged too
+    r.pretraining_events += calibration.events;                   // and the frames that measured it
     const auto opt = on_substrate<physical_t>(cfg, pnn::optim::momentum{
         .learning_rate = pat_lr * float(cfg.lr_scale),
         .momentum = momentum,
         .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}});
     r.settings = optimizer_settings("momentum", pat_lr * cfg.lr_scale, momentum);
+    r.settings.update(calibration.settings);
     using first_tile = typename physical_t::template layer_type<0>::tile_type;
     if constexpr (requires(const first_tile& t) { t.model(); }) {
       // A black-box first layer (the spintronic substrate): a linear twin of oscillators is a
@@ -98,8 +101,8 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
           twin_rule{std::move(twin)}, opt};
       r.settings["init"] = "in_silico deployment (twin: backprop, momentum, lr 0.02, same epochs)";
       r.settings["twin_epochs"] = cfg.epochs;
-      r.settings["twin"] = "the same physics without its imperfections (ideal masks and alignment, no noise), "
-                           "holding the parameters as programmed";
+      r.settings["twin"] = "the same physics without its imperfections (ideal masks and alignment, no noise; a "
+                           "medium's matrix as measured), holding the parameters as programmed";
       r.settings["twin_cost"] = "the twin simulates the same physics; its simulated light is not charged and the "
                                 "simulation's own arithmetic is not counted";
       r.settings["jacobian_point"] = "measured_inputs";

@@ -11,6 +11,13 @@
 /// the label whose embedding gives the highest goodness summed over the trained layers except
 /// the first, as Hinton does (the first layer sees the label pixels directly and mostly scores
 /// them; with one trained layer it is scored; `score_first_layer` restores the full sum).
+///
+/// A layer whose parameters sit inside the physics, with no W (a scattering medium's phase mask,
+/// a diffractive stack), has no local outer-product gradient: by default it is trained by
+/// measuring its goodness loss at antithetic perturbations of its parameters (SPSA on the
+/// layer's own loss, Spall 1992), with nothing but forward reads of that layer — the model-free
+/// local learning of Momeni et al. 2023; `physics_gradient = model` takes the layer's
+/// adjoint instead.
 /// docs/rules.md, "Forward-forward", theory check 9.
 #pragma once
 
@@ -39,6 +46,12 @@ namespace pnn::learn {
 enum class ff_goodness {
   energy,  ///< `g = (1/d) Σ_j h_j²`: Hinton's sum of squares, divided by the width so one θ fits all layers
   cosine   ///< `g = cos(h, 𝟙) = Σ_j h_j / (√d ‖h‖)`: insensitive to the layer's unknown gain (PhyLL-style)
+};
+
+/// How a trained layer without W (its parameters inside the physics) gets its local gradient.
+enum class ff_physics_gradient {
+  perturbation,  ///< measured: goodness loss at ±c·Δ_k of the layer's parameters, no model needed
+  model          ///< the tile's adjoint (`parameter_gradient`: a model of the physics, e.g. a measured matrix)
 };
 
 /// \brief Forward-forward training with optimiser `Optimizer`.
@@ -88,6 +101,12 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
     /// Add the first trained layer's goodness to the prediction score [false: Hinton 2022 leaves
     /// it out whenever another trained layer exists].
     bool score_first_layer = false;
+    /// Local gradient of trained layers without W [perturbation].
+    ff_physics_gradient physics_gradient = ff_physics_gradient::perturbation;
+    /// c: perturbation size of such a layer's parameters, in their units (rad for phases) [0.05], > 0.
+    double perturbation = 0.05;
+    /// K: antithetic direction pairs per estimate of such a layer [8], ≥ 1.
+    std::size_t num_perturbations = 8;
   };
 
   forward_forward() = default;
@@ -104,7 +123,8 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
     gradients<Net> grad{};
     typename Optimizer::template state<Net> opt{};
     buffers<T> buf{};
-    std::vector<T> x2{}, dh{}, delta{}, gpos{}, gneg{};
+    std::vector<T> x2{}, dh{}, delta{}, gpos{}, gneg{}, pa{}, ph{};
+    std::vector<double> saved{}, direction{}, probe{};
     std::vector<std::size_t> labels{}, predicted{};
     /// Checkpoint contents (pnn/core/state_format.hpp): the optimiser's state.
     template <class V>
@@ -229,15 +249,16 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
 
   // Runs `rows` inputs through the layers, each fed the RMS-normalised output of the one below;
   // calls `f(layer, i, input, a, h, width)` per layer.
+  // `Net` may be const (scoring) or not (training: a layer without W is perturbed in place).
   template <class Net, class T, class F>
-  static void layerwise(const Net& net, const T* x, std::size_t rows, buffers<T>& buf, rng& g, F&& f) {
+  static void layerwise(Net& net, const T* x, std::size_t rows, buffers<T>& buf, rng& g, F&& f) {
     std::size_t widest = 0;
     net.for_each_layer([&](const auto& l, std::size_t) { widest = std::max({widest, l.in_size(), l.out_size()}); });
     for (auto* v : {&buf.in, &buf.a, &buf.h, &buf.scratch})
       if (v->size() < rows * widest) v->resize({rows * widest});
     // Each layer's input is kept until its update is formed: `in` holds it, `h` the output.
     const T* cur = x;
-    net.for_each_layer([&](const auto& l, std::size_t i) {
+    net.for_each_layer([&](auto& l, std::size_t i) {
       using L = std::remove_cvref_t<decltype(l)>;
       const std::size_t d = l.out_size();
       T* scratch = L::has_input_noise ? buf.scratch.data() : nullptr;
@@ -263,6 +284,58 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
   }
 
   static double softplus(double z) noexcept { return z > 30 ? z : std::log1p(std::exp(z)); }
+
+  // The layer's goodness loss over rows 0…n−1 (positive) and n…2n−1 (negative), batch mean.
+  template <class T>
+  double goodness_loss(const T* h, std::size_t n, std::size_t d) const {
+    double total = 0;
+    for (std::size_t r = 0; r < 2 * n; ++r) {
+      const double gr = double(goodness(h + r * d, d));
+      total += softplus(r < n ? params_.sharpness * (params_.threshold - gr) : params_.sharpness * (gr - params_.threshold));
+    }
+    return total / double(n);
+  }
+
+  // ĝ = (1/K) Σ_k (ℓ(θ + cΔ_k) − ℓ(θ − cΔ_k)) / (2c) · Δ_k, Δ_k Rademacher, for a layer whose
+  // parameters sit inside the physics: each ℓ is measured by reading the layer at its recorded
+  // input (2K reads of this layer alone). E[ĝ] = ∇ℓ + O(c²). The parameters are restored
+  // exactly (saved in double).
+  template <class Layer, class T, class Net>
+  void perturbation_estimate(Layer& l, const T* input, std::size_t n, buffers<T>& buf, rng& g, state<Net>& s,
+                             layer_gradient<T>& gi) const {
+    const std::size_t p = l.tile.parameter_count(), d = l.out_size(), rows = 2 * n;
+    const double c = params_.perturbation;
+    s.saved.resize(p);
+    s.probe.resize(p);
+    s.direction.resize(p);
+    l.tile.get_parameters(s.saved.data());
+    s.pa.resize(rows * d);
+    s.ph.resize(rows * d);
+    T* scratch = Layer::has_input_noise ? buf.scratch.data() : nullptr;
+    gi.weight.fill(T(0));
+    gi.bias.fill(T(0));
+    gi.factored = false;
+    gi.parameter.fill(T(0));
+    const std::size_t k_max = params_.num_perturbations;
+    for (std::size_t k = 0; k < k_max; ++k) {
+      rng gk = g.split(k);
+      rng gd = gk.split(0);
+      for (double& v : s.direction) v = (gd.next_u32() & 1U) ? 1.0 : -1.0;
+      double loss[2];
+      for (int side = 0; side < 2; ++side) {
+        const double sgn = side == 0 ? c : -c;
+        for (std::size_t q = 0; q < p; ++q) s.probe[q] = s.saved[q] + sgn * s.direction[q];
+        l.tile.set_parameters(s.probe.data());
+        rng gr = gk.split(std::uint64_t(1 + side));
+        l.forward(input, rows, s.pa.data(), s.ph.data(), gr, scratch);
+        loss[side] = goodness_loss(s.ph.data(), n, d);
+      }
+      const double scale = (loss[0] - loss[1]) / (2 * c * double(k_max));
+      for (std::size_t q = 0; q < p; ++q) gi.parameter.data()[q] += static_cast<T>(scale * s.direction[q]);
+    }
+    l.tile.set_parameters(s.saved.data());
+    gi.parameter_space = true;
+  }
   static double logistic(double z) noexcept { return 1.0 / (1.0 + std::exp(-z)); }
 
   template <class Net, class Loss>
@@ -273,6 +346,9 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
     PNN_EXPECTS(params_.sharpness > 0 && std::isfinite(params_.sharpness),
                 "learn::forward_forward: sharpness must be > 0");
     PNN_EXPECTS(std::isfinite(params_.threshold), "learn::forward_forward: threshold must be finite");
+    PNN_EXPECTS(params_.perturbation > 0 && std::isfinite(params_.perturbation),
+                "learn::forward_forward: perturbation must be > 0 and finite");
+    PNN_EXPECTS(params_.num_perturbations >= 1, "learn::forward_forward: num_perturbations must be >= 1");
     // A fixed layer that does not exist would silently train every layer.
     for (std::size_t i : params_.fixed_layers)
       if (i >= Net::num_layers) bad_fixed_layer(i, Net::num_layers);
@@ -296,15 +372,29 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
     s.gneg.assign(n, T(0));
     const double theta = params_.threshold, alpha = params_.sharpness;
     double total = 0;
-    rng gf = g.split(1);
+    rng gf = g.split(1), gp = g.split(3);
     layerwise(net, s.x2.data(), 2 * n, s.buf, gf,
-              [&](const auto& l, std::size_t i, const T* input, const T* a, const T* h, std::size_t d) {
+              [&](auto& l, std::size_t i, const T* input, const T* a, const T* h, std::size_t d) {
+                using tile_t = typename std::remove_cvref_t<decltype(l)>::tile_type;
                 auto& gi = s.grad[i];
                 if (is_fixed(i)) {
                   gi.weight.fill(T(0));
                   gi.bias.fill(T(0));
                   gi.factored = false;
                   return;
+                }
+                if constexpr (parameterised_tile<tile_t> && !deployable_tile<tile_t>) {
+                  if (params_.physics_gradient == ff_physics_gradient::perturbation) {
+                    // Accumulate the layer's goodness for the statistics from the unperturbed read.
+                    for (std::size_t r = 0; r < 2 * n; ++r) {
+                      const T gr = goodness(h + r * d, d);
+                      (r < n ? s.gpos[r] : s.gneg[r - n]) += gr;
+                    }
+                    total += goodness_loss(h, n, d);
+                    rng gl = gp.split(i);
+                    perturbation_estimate(l, input, n, s.buf, gl, s, gi);
+                    return;
+                  }
                 }
                 s.dh.resize(2 * n * d);
                 s.delta.resize(2 * n * d);

@@ -43,6 +43,7 @@
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <numbers>
@@ -56,6 +57,7 @@
 #include <pnn/core/threads.hpp>
 #include <pnn/physics/concepts.hpp>
 #include <pnn/physics/cost.hpp>
+#include <pnn/simd/gemm.hpp>
 #include <pnn/simd/random.hpp>
 #include <pnn/simd/work.hpp>
 
@@ -201,16 +203,30 @@ struct basic_scattering_medium {
       for_shards(n, [&](scratch& s, std::size_t r) {
         field(x + r * in_, s);
         rng gr = g.split(r);
-        for (std::size_t j = 0; j < out_; ++j) {
-          const double i = double(std::norm(complex(s.e_re[j], s.e_im[j])));
-          double v = i;
-          if (p_.photons > 0) {
-            double counts = 0;
-            pnn::fill_poisson(gr, &counts, 1, p_.photons * i);
-            v = counts / p_.photons;
-          }
-          y[r * out_ + j] = T(p_.output_gain * v);
+        camera(s, gr, y + r * out_);
+      });
+      report(n, 0);
+    }
+
+    /// \brief Calibration frames: shows `n` arbitrary SLM patterns, `phases` (n × N, rad, every
+    /// pixel — data and control alike; θ and x play no part), and records `y(n × Out)`,
+    /// `g·|A e^{i·phase}|²`, with the shot noise and per-sample streams of `read`. This is how a
+    /// lab measures its medium (`fit_transmission`); the frames count as reads.
+    /// \pre finite phases (else `pnn::error`; y is unchanged).
+    void probe(const double* phases, std::size_t n, T* y, rng& g) const {
+      ensure_shaped();
+      const std::size_t m = modes();
+      for (std::size_t q = 0; q < n * m; ++q)
+        PNN_EXPECTS(std::isfinite(phases[q]), "physics::scattering_medium::probe: the SLM phases are not finite");
+      const simd::kernel_work_pause simulated;
+      for_shards(n, [&](scratch& s, std::size_t r) {
+        for (std::size_t q = 0; q < m; ++q) {
+          s.u_re[q] = T(std::cos(phases[r * m + q]));
+          s.u_im[q] = T(std::sin(phases[r * m + q]));
         }
+        propagate(s);
+        rng gr = g.split(r);
+        camera(s, gr, y + r * out_);
       });
       report(n, 0);
     }
@@ -343,6 +359,12 @@ struct basic_scattering_medium {
         s.u_re[in_ + q] = T(std::cos(theta_[q]));
         s.u_im[in_ + q] = T(std::sin(theta_[q]));
       }
+      propagate(s);
+    }
+
+    /// E = A u for the SLM field u in `s`.
+    void propagate(scratch& s) const {
+      const std::size_t m = modes();
       for (std::size_t j = 0; j < out_; ++j) {
         const T* ar = a_re_.data() + j * m;
         const T* ai = a_im_.data() + j * m;
@@ -353,6 +375,20 @@ struct basic_scattering_medium {
         }
         s.e_re[j] = re;
         s.e_im[j] = im;
+      }
+    }
+
+    /// The camera frame `y(Out)` of the field E in `s`: `g·|E|²`, or `g·Poisson(photons·|E|²)/photons`.
+    void camera(const scratch& s, rng& gr, T* y) const {
+      for (std::size_t j = 0; j < out_; ++j) {
+        const double i = double(std::norm(complex(s.e_re[j], s.e_im[j])));
+        double v = i;
+        if (p_.photons > 0) {
+          double counts = 0;
+          pnn::fill_poisson(gr, &counts, 1, p_.photons * i);
+          v = counts / p_.photons;
+        }
+        y[j] = T(p_.output_gain * v);
       }
     }
 
@@ -424,5 +460,310 @@ struct basic_scattering_medium {
 using scattering_medium = basic_scattering_medium<float>;
 
 static_assert(substrate<scattering_medium> && parameterised_tile<scattering_medium::tile<4, 2>>);
+
+/// What `fit_transmission` did, and how well the fitted matrix predicts frames it never saw.
+struct transmission_fit {
+  std::size_t frames = 0;      ///< calibration frames fitted (M)
+  std::size_t held_out = 0;    ///< further frames, measured only to judge the fit
+  std::size_t iterations = 0;  ///< descent steps taken
+  double training_error = 0;   ///< relative intensity error on the fitted frames
+  double relative_error = 0;   ///< on the held-out frames: `sqrt(Σ(ŷ − y)² / Σ y²)`
+};
+
+/// How `fit_transmission` measures and fits.
+struct transmission_fit_params {
+  std::size_t frames = 0;             ///< fitted frames M; 0: 8·N (\pre 0 or ≥ 4·N)
+  std::size_t held_out = 0;           ///< frames only for the report; 0: max(1, M/8)
+  std::size_t power_iterations = 20;  ///< of the spectral initialisation
+  std::size_t iterations = 100;       ///< descent steps, at most
+  double tolerance = 0;               ///< stop once the fitted frames' relative error is at most this
+  std::uint64_t seed = 1;             ///< streams `g.split(seed)` (patterns), `seed + 1` (noise), `seed + 2`
+
+  /// \pre iterations ≥ 1; tolerance ≥ 0 and finite (else `pnn::error`).
+  void validate() const {
+    PNN_EXPECTS(iterations >= 1, "physics::fit_transmission: iterations must be at least 1");
+    PNN_EXPECTS(tolerance >= 0 && std::isfinite(tolerance),
+                "physics::fit_transmission: tolerance must be >= 0 and finite");
+  }
+};
+
+namespace detail {
+/// Frames of unit-modulus SLM fields as one real matrix `[cos φ | sin φ]` (M × 2N) against an
+/// Out × N complex matrix; products as real GEMMs over the stacked re/im parts.
+struct intensity_model {
+  std::size_t frames, modes, out;
+  const double* u;  // M × 2N
+
+  /// `e(M × 2·Out) = [Re | Im] (U Âᵀ)` for `a` (Out × N complex, interleaved re, im).
+  void forward(const std::vector<double>& a, std::vector<double>& stacked, double* e) const {
+    // Rows j and Out + j of `stacked` give Re and Im of E_·j: Re = U_re a_re − U_im a_im,
+    // Im = U_re a_im + U_im a_re.
+    const std::size_t n = modes;
+    for (std::size_t j = 0; j < out; ++j)
+      for (std::size_t q = 0; q < n; ++q) {
+        const double re = a[2 * (j * n + q)], im = a[2 * (j * n + q) + 1];
+        stacked[j * 2 * n + q] = re;
+        stacked[j * 2 * n + n + q] = -im;
+        stacked[(out + j) * 2 * n + q] = im;
+        stacked[(out + j) * 2 * n + n + q] = re;
+      }
+    simd::gemm_nt<double>(frames, 2 * out, 2 * n, 1.0, u, 2 * n, stacked.data(), 2 * n, 0.0, e, 2 * out);
+  }
+
+  /// `grad(Out × N complex) = Σ_m c_mj conj(u_mn)` for `c` (M × 2·Out as from `forward`).
+  void backward(const double* c, std::vector<double>& stacked, std::vector<double>& grad) const {
+    const std::size_t n = modes;
+    simd::gemm_tn<double>(2 * out, 2 * n, frames, 1.0, c, 2 * out, u, 2 * n, 0.0, stacked.data(), 2 * n);
+    for (std::size_t j = 0; j < out; ++j)
+      for (std::size_t q = 0; q < n; ++q) {
+        const double rr = stacked[j * 2 * n + q], ri = stacked[j * 2 * n + n + q];
+        const double ir = stacked[(out + j) * 2 * n + q], ii = stacked[(out + j) * 2 * n + n + q];
+        grad[2 * (j * n + q)] = rr + ii;
+        grad[2 * (j * n + q) + 1] = ir - ri;
+      }
+  }
+};
+
+/// The real t minimising `Σ_k q_k t^k` (k ≤ 4, q₄ ≥ 0): the best of the real roots of its
+/// derivative (Cardano, three roots by the trigonometric form), 0 when the quartic is flat.
+inline double quartic_argmin(const double (&q)[5]) {
+  auto value = [&](double t) { return (((q[4] * t + q[3]) * t + q[2]) * t + q[1]) * t + q[0]; };
+  if (!(q[4] > 0)) return q[2] > 0 ? -q[1] / (2 * q[2]) : 0.0;
+  // t³ + b t² + c t + d = 0, the derivative over 4 q₄; t = s − b/3 gives s³ + P s + Q = 0.
+  const double b = 3 * q[3] / (4 * q[4]), c = 2 * q[2] / (4 * q[4]), d = q[1] / (4 * q[4]);
+  const double pp = c - b * b / 3, qq = 2 * b * b * b / 27 - b * c / 3 + d;
+  const double disc = qq * qq / 4 + pp * pp * pp / 27;
+  double roots[3];
+  std::size_t count = 0;
+  if (disc >= 0) {
+    const double sq = std::sqrt(disc);
+    roots[count++] = std::cbrt(-qq / 2 + sq) + std::cbrt(-qq / 2 - sq) - b / 3;
+  } else {
+    const double r = 2 * std::sqrt(-pp / 3);
+    const double phi = std::acos(std::clamp(3 * qq / (pp * r), -1.0, 1.0)) / 3;
+    for (int k = 0; k < 3; ++k) roots[count++] = r * std::cos(phi - 2 * std::numbers::pi * k / 3) - b / 3;
+  }
+  double best = 0, best_value = value(0);
+  for (std::size_t k = 0; k < count; ++k) {
+    double t = roots[k];
+    for (int pass = 0; pass < 2; ++pass) {  // Newton polish: Cardano loses digits to cancellation
+      const double d1 = ((4 * q[4] * t + 3 * q[3]) * t + 2 * q[2]) * t + q[1];
+      const double d2 = (12 * q[4] * t + 6 * q[3]) * t + 2 * q[2];
+      if (d2 > 0) t -= d1 / d2;
+    }
+    if (std::isfinite(t) && value(t) < best_value) {
+      best = t;
+      best_value = value(t);
+    }
+  }
+  return best;
+}
+}  // namespace detail
+
+/// \brief Measures a medium's transmission matrix from camera frames alone, and sets it on a twin.
+///
+/// A calibration as a lab does it (the transmission matrix of Popoff et al. 2010), but without
+/// their phase-stepped reference field: `physical.probe` shows M + M_h SLM patterns of phases
+/// uniform in [0, 2π), noise and all — the fit's only access to the physical medium. Each row
+/// Â_j of the Out × N matrix is then an intensity-only phase retrieval,
+/// `min Σ_m (g |Â_j·u_m|² − y_mj)²` (g: the twin's `output_gain`; y in the camera's units), by
+/// Wirtinger flow (Candès, Li & Soltanolkotabi 2015): a spectral initialisation (the leading
+/// eigenvector of `(1/M) Σ_m (y_mj − ȳ_j) conj(u_m) u_mᵀ` by power iteration, scaled to the norm
+/// `sqrt(ȳ_j / g)` that random phases give), then descent along the Wirtinger gradient. The
+/// descent takes conjugate directions and, since the loss along a line is a quartic, its exact
+/// minimiser: no step size to tune, no divergence, and several times fewer steps than a fixed
+/// step size needs. It stops after `iterations` steps, at `tolerance`, or once a step gains less
+/// than 10⁻⁶ of the loss (the noise floor: further steps would fit the noise). All rows go at
+/// once, each product a real GEMM over stacked real and imaginary parts. The M_h held-out frames
+/// only judge the result (`relative_error`, with the twin's precision).
+///
+/// The camera cannot see a global phase per row, `|e^{iφ_j} Â_j·u|² = |Â_j·u|²`, so Â is A only
+/// up to `diag(e^{iφ_j})`. A twin does not care: its reads are intensities, and in its adjoint
+/// `b = Âᴴ (g δ ⊙ Ê)` each row's conjugate meets that row's own field, so the phases cancel and
+/// `∂L/∂θ`, `∂L/∂x` are those of A.
+///
+/// Cost: about `16·(power_iterations + iterations)·M·N·Out` flops (two complex products per
+/// step) and `16·(M + M_h)·N` bytes for the patterns.
+///
+/// \pre both tiles shaped, with the same in and out sizes, modes N and mask placement; `frames`
+/// 0 or ≥ 4·N — a frame gives each row one real equation, and it takes 4N − 4 generic ones to fix
+/// N complex values up to a phase (Conca et al. 2015; the default 8·N is the margin the descent
+/// wants); `p.validate()`. Else `pnn::error`, and the twin is unchanged.
+template <class Physical, class Twin>
+  requires requires(const Physical& ph, Twin& tw, const double* phases, typename Physical::value_type* y, rng& g,
+                    std::span<const double> a) {
+    ph.probe(phases, std::size_t{}, y, g);
+    tw.set_transmission(a);
+    { tw.modes() } -> std::convertible_to<std::size_t>;
+    { double(tw.parameters().output_gain) };
+  }
+transmission_fit fit_transmission(const Physical& physical, Twin& twin, const transmission_fit_params& p, rng& g) {
+  p.validate();
+  const std::size_t n = physical.modes(), out = physical.out_size();
+  PNN_EXPECTS(out >= 1 && twin.out_size() >= 1, "physics::fit_transmission: both tiles must be shaped (resize)");
+  if (twin.in_size() != physical.in_size() || twin.out_size() != out || twin.modes() != n ||
+      int(twin.parameters().placement) != int(physical.parameters().placement))
+    throw_error("physics::fit_transmission: the twin's sizes (in " + std::to_string(twin.in_size()) + ", out " +
+                std::to_string(twin.out_size()) + ", modes " + std::to_string(twin.modes()) +
+                ") or mask placement differ from the physical tile's (in " + std::to_string(physical.in_size()) +
+                ", out " + std::to_string(out) + ", modes " + std::to_string(n) + ")");
+  const std::size_t m = p.frames == 0 ? 8 * n : p.frames;
+  if (m < 4 * n)
+    throw_error("physics::fit_transmission: phase retrieval needs at least 4·N = " + std::to_string(4 * n) +
+                " frames, got " + std::to_string(m));
+  const std::size_t mh = p.held_out == 0 ? std::max<std::size_t>(1, m / 8) : p.held_out;
+  const double gain = double(twin.parameters().output_gain);
+
+  // Patterns and frames in chunks, so that only [cos | sin] of the patterns is held whole.
+  using V = typename Physical::value_type;
+  const std::size_t total = m + mh, chunk = 256;
+  std::vector<double> u(total * 2 * n), y(total * out), phases(chunk * n);
+  std::vector<V> frame(chunk * out);
+  rng gp = g.split(p.seed), gn = g.split(p.seed + 1);
+  for (std::size_t c0 = 0; c0 < total; c0 += chunk) {
+    const std::size_t k = std::min(chunk, total - c0);
+    for (std::size_t q = 0; q < k * n; ++q) phases[q] = 2 * std::numbers::pi * gp.uniform_double();
+    rng gc = gn.split(c0 / chunk);  // probe's per-frame streams restart at 0 in every call
+    physical.probe(phases.data(), k, frame.data(), gc);
+    for (std::size_t r = 0; r < k; ++r) {
+      double* ur = u.data() + (c0 + r) * 2 * n;
+      for (std::size_t q = 0; q < n; ++q) {
+        ur[q] = std::cos(phases[r * n + q]);
+        ur[n + q] = std::sin(phases[r * n + q]);
+      }
+      for (std::size_t j = 0; j < out; ++j) y[(c0 + r) * out + j] = double(frame[r * out + j]);
+    }
+  }
+
+  const detail::intensity_model fit{m, n, out, u.data()};
+  std::vector<double> a(2 * out * n), grad(2 * out * n), stacked(4 * out * n), e(std::max(m, mh) * 2 * out),
+      c(m * 2 * out);
+  auto row_norms = [&](const std::vector<double>& v) {
+    std::vector<double> s(out, 0.0);
+    for (std::size_t j = 0; j < out; ++j)
+      for (std::size_t q = 0; q < 2 * n; ++q) s[j] += v[2 * j * n + q] * v[2 * j * n + q];
+    for (double& x : s) x = std::sqrt(x);
+    return s;
+  };
+
+  // Spectral initialisation. With w = conj(u) of uniform phases, E[|wᴴz|² w wᴴ] = ‖z‖² I + z zᴴ −
+  // diag|z|²: subtracting the mean intensity removes the identity, which would otherwise halve the
+  // eigenvalue gap the power iteration converges by, and leaves A_j as the leading eigenvector.
+  std::vector<double> mean(out, 0.0);
+  for (std::size_t r = 0; r < m; ++r)
+    for (std::size_t j = 0; j < out; ++j) mean[j] += y[r * out + j] / double(m);
+  rng gi = g.split(p.seed + 2);
+  for (double& v : a) v = gi.normal_double();
+  for (std::size_t it = 0; it < p.power_iterations; ++it) {
+    const auto norms = row_norms(a);
+    for (std::size_t j = 0; j < out; ++j)
+      for (std::size_t q = 0; q < 2 * n; ++q) a[2 * j * n + q] /= norms[j] > 0 ? norms[j] : 1.0;
+    fit.forward(a, stacked, e.data());
+    for (std::size_t r = 0; r < m; ++r)
+      for (std::size_t j = 0; j < out; ++j) {
+        const double w = (y[r * out + j] - mean[j]) / double(m);
+        c[r * 2 * out + j] = w * e[r * 2 * out + j];
+        c[r * 2 * out + out + j] = w * e[r * 2 * out + out + j];
+      }
+    fit.backward(c.data(), stacked, a);
+  }
+  {
+    const auto norms = row_norms(a);
+    for (std::size_t j = 0; j < out; ++j) {
+      const double scale = norms[j] > 0 ? std::sqrt(std::max(mean[j], 0.0) / gain) / norms[j] : 0.0;
+      for (std::size_t q = 0; q < 2 * n; ++q) a[2 * j * n + q] *= scale;
+    }
+  }
+
+  // Descent: ∂L/∂Re Â + i ∂L/∂Im Â = 2 ∂L/∂Â* = 4g Σ_m (ŷ_mj − y_mj) E_mj conj(u_m) (over M, for
+  // the mean), in Polak–Ribière conjugate directions D, restarted where they do not descend. Along
+  // E(t) = E + t·U Dᵀ each row's loss is a quartic in t: the exact minimiser needs the one
+  // product U Dᵀ, which also moves E, so a step costs two products in all.
+  double y2 = 0;
+  for (std::size_t q = 0; q < m * out; ++q) y2 += y[q] * y[q];
+  transmission_fit rep{.frames = m, .held_out = mh};
+  std::vector<double> dir(2 * out * n, 0.0), grad_old(2 * out * n, 0.0), f(m * 2 * out), res(m * out);
+  fit.forward(a, stacked, e.data());
+  double r2_old = 0;
+  for (std::size_t it = 0;; ++it) {
+    double r2 = 0;
+    for (std::size_t r = 0; r < m; ++r)
+      for (std::size_t j = 0; j < out; ++j) {
+        const double er = e[r * 2 * out + j], ei = e[r * 2 * out + out + j];
+        const double d = gain * (er * er + ei * ei) - y[r * out + j], w = 4 * gain * d / double(m);
+        res[r * out + j] = d;
+        r2 += d * d;
+        c[r * 2 * out + j] = w * er;
+        c[r * 2 * out + out + j] = w * ei;
+      }
+    rep.training_error = y2 > 0 ? std::sqrt(r2 / y2) : std::sqrt(r2);
+    // Stalled (at the noise floor, or at rounding): further steps only fit the noise.
+    const bool stalled = it > 0 && r2 >= r2_old * (1 - 1e-6);
+    if (it == p.iterations || rep.training_error <= p.tolerance || stalled) break;
+    r2_old = r2;
+    fit.backward(c.data(), stacked, grad);
+    for (std::size_t j = 0; j < out; ++j) {
+      double gy = 0, go = 0, gd = 0;
+      const std::size_t o = 2 * j * n;
+      for (std::size_t q = o; q < o + 2 * n; ++q) {
+        gy += grad[q] * (grad[q] - grad_old[q]);
+        go += grad_old[q] * grad_old[q];
+      }
+      const double beta = it > 0 && go > 0 ? std::max(0.0, gy / go) : 0.0;
+      for (std::size_t q = o; q < o + 2 * n; ++q) {
+        dir[q] = -grad[q] + beta * dir[q];
+        gd += grad[q] * dir[q];
+      }
+      if (gd >= 0)
+        for (std::size_t q = o; q < o + 2 * n; ++q) dir[q] = -grad[q];
+    }
+    grad_old = grad;
+    fit.forward(dir, stacked, f.data());
+    for (std::size_t j = 0; j < out; ++j) {
+      // res(t) = res + t·r1 + t²·s2 with r1 = 2g Re(E* F), s2 = g|F|²; L(t) = Σ res(t)² = Σ q_k t^k.
+      double q[5] = {0, 0, 0, 0, 0};
+      for (std::size_t r = 0; r < m; ++r) {
+        const double er = e[r * 2 * out + j], ei = e[r * 2 * out + out + j];
+        const double fr = f[r * 2 * out + j], fi = f[r * 2 * out + out + j];
+        const double r0 = res[r * out + j], r1 = 2 * gain * (er * fr + ei * fi), s2 = gain * (fr * fr + fi * fi);
+        q[0] += r0 * r0;
+        q[1] += 2 * r0 * r1;
+        q[2] += r1 * r1 + 2 * r0 * s2;
+        q[3] += 2 * r1 * s2;
+        q[4] += s2 * s2;
+      }
+      const double t = detail::quartic_argmin(q);
+      for (std::size_t k = 2 * j * n; k < 2 * (j + 1) * n; ++k) a[k] += t * dir[k];
+      for (std::size_t r = 0; r < m; ++r) {
+        e[r * 2 * out + j] += t * f[r * 2 * out + j];
+        e[r * 2 * out + out + j] += t * f[r * 2 * out + out + j];
+      }
+    }
+    rep.iterations = it + 1;
+  }
+  for (const double v : a)
+    PNN_EXPECTS(std::isfinite(v), "physics::fit_transmission: the fit is not finite (are the frames finite?)");
+
+  twin.set_transmission(a);
+  // Judge what the twin holds (its precision), on frames the fit never saw.
+  for (std::size_t j = 0; j < out; ++j)
+    for (std::size_t q = 0; q < n; ++q) {
+      const auto t = twin.transmission(j, q);
+      a[2 * (j * n + q)] = double(t.real());
+      a[2 * (j * n + q) + 1] = double(t.imag());
+    }
+  const detail::intensity_model held{mh, n, out, u.data() + m * 2 * n};
+  held.forward(a, stacked, e.data());
+  double d2 = 0, h2 = 0;
+  for (std::size_t r = 0; r < mh; ++r)
+    for (std::size_t j = 0; j < out; ++j) {
+      const double er = e[r * 2 * out + j], ei = e[r * 2 * out + out + j], yy = y[(m + r) * out + j];
+      const double d = gain * (er * er + ei * ei) - yy;
+      d2 += d * d;
+      h2 += yy * yy;
+    }
+  rep.relative_error = h2 > 0 ? std::sqrt(d2 / h2) : std::sqrt(d2);
+  return rep;
+}
 
 }  // namespace pnn::physics
