@@ -21,7 +21,9 @@
 /// detector regions laid out in rows in the central half of the output plane. The FFT makes the
 /// window periodic: the grid must be large enough that light leaving it is negligible (the
 /// default puts the input in the central half). Without loss (all spatial frequencies
-/// propagating, `dx ≥ λ/√2`) every `P_z` and mask is unitary, and `Σ|u|²` is conserved.
+/// propagating, `dx ≥ λ/√2`) every `P_z` and mask is unitary, and `Σ|u|²` is conserved. For long
+/// gaps `band_limit` drops the frequencies whose transfer-function phase the grid undersamples
+/// (Matsushima & Shimobaba 2009); `P_z` then loses that light.
 ///
 /// **Masks.** `t_k = α_k exp(i ψ_k)`, `ψ_k = Q(φ_k) + ε_k`: the designed phases `φ_k` (trainable
 /// unless the masks are amplitude-only), quantised to `phase_levels` levels in [0, 2π) (`Q`, a
@@ -125,19 +127,33 @@ class fft2 {
 /// \brief The angular-spectrum transfer function of free space over distance `z` (m), on an
 /// `n × n` grid of pitch `dx` (m) at wavelength `lambda` (m), times the Fourier shift
 /// `exp(i 2π (f_x s_x + f_y s_y) dx)` that carries the field `s` pixels into a displaced frame
-/// (`u(x + s dx)`). Row index = y, column = x. \pre n ≥ 1, dx, lambda > 0, z ≥ 0.
+/// (`u(x + s dx)`). Row index = y, column = x.
+///
+/// With `band_limit`, frequencies with `|f_x|` or `|f_y|` above
+/// `f_limit = 1 / (λ √((2 Δf z)² + 1))`, `Δf = 1/(n dx)`, are dropped (Matsushima & Shimobaba
+/// 2009): there the phase `2π z √(1/λ² − f²)` turns faster between frequency samples than the
+/// grid can represent, so its samples alias into spurious light far from where it belongs. At long
+/// distances (`z > n dx² / λ`, roughly) this is what makes the unlimited function wrong; the light
+/// dropped is what travels at angles that leave the window within `z` anyway.
+/// \pre n ≥ 1, dx, lambda > 0, z ≥ 0.
 template <class R>
 std::vector<std::complex<R>> transfer_function(std::size_t n, double dx, double lambda, double z, double sx = 0,
-                                               double sy = 0) {
+                                               double sy = 0, bool band_limit = false) {
   PNN_EXPECTS(n >= 1 && dx > 0 && lambda > 0 && z >= 0 && std::isfinite(dx) && std::isfinite(lambda) &&
                   std::isfinite(z) && std::isfinite(sx) && std::isfinite(sy),
               "optics::transfer_function: needs n >= 1, pitch and wavelength > 0, distance >= 0, finite shifts");
   std::vector<std::complex<R>> h(n * n);
   const double k2 = 1.0 / (lambda * lambda), two_pi = 2 * std::numbers::pi;
+  const double twice_df_z = 2 * z / (double(n) * dx);
+  const double f_limit = band_limit ? 1.0 / (lambda * std::sqrt(twice_df_z * twice_df_z + 1)) : HUGE_VAL;
   for (std::size_t r = 0; r < n; ++r) {
     const double fy = frequency(r, n, dx);
     for (std::size_t c = 0; c < n; ++c) {
       const double fx = frequency(c, n, dx);
+      if (std::abs(fx) > f_limit || std::abs(fy) > f_limit) {
+        h[r * n + c] = std::complex<R>(0, 0);
+        continue;
+      }
       const double q = k2 - fx * fx - fy * fy;
       const double shift = two_pi * (fx * sx + fy * sy) * dx;
       std::complex<double> v = q >= 0 ? std::polar(1.0, two_pi * z * std::sqrt(q))
@@ -194,6 +210,9 @@ struct basic_diffractive {
     double detector_noise = 0;     ///< σ of additive detector noise per read, units of y
     modulation mask = modulation::phase;  ///< what the masks modulate
     double initial_logit = 2.0;    ///< `prepare` draws amplitude logits θ uniform in ±this
+    /// Band-limit each propagation's transfer function (`optics::transfer_function`) [false]:
+    /// needed for long gaps, `z ≳ N dx² / λ`; it drops light that leaves the window.
+    bool band_limit = false;
 
     /// \pre grid in [4, 1024], masks in [1, 64], λ, dx, z > 0 and finite, gain > 0, the σs and
     /// offsets ≥ 0 and finite, phase_levels ≠ 1 (else `pnn::error` naming the field).
@@ -528,7 +547,8 @@ struct basic_diffractive {
       for (std::size_t k = 0; k <= p_.masks; ++k) {
         const double sx = (k < p_.masks ? offsets_[2 * k] : 0.0) - (k > 0 ? offsets_[2 * (k - 1)] : 0.0);
         const double sy = (k < p_.masks ? offsets_[2 * k + 1] : 0.0) - (k > 0 ? offsets_[2 * (k - 1) + 1] : 0.0);
-        const auto hk = optics::transfer_function<T>(n, p_.pixel_pitch, p_.wavelength, p_.distance, sx, sy);
+        const auto hk = optics::transfer_function<T>(n, p_.pixel_pitch, p_.wavelength, p_.distance, sx, sy,
+                                                     p_.band_limit);
         std::copy(hk.begin(), hk.end(), h_.begin() + std::ptrdiff_t(k * m));
       }
     }
