@@ -285,13 +285,20 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
 
   static double softplus(double z) noexcept { return z > 30 ? z : std::log1p(std::exp(z)); }
 
-  // The layer's goodness loss over rows 0…n−1 (positive) and n…2n−1 (negative), batch mean.
+  // The softplus argument of a row with goodness g: α(θ − g) for a positive, α(g − θ) for a negative.
+  [[nodiscard]] double margin(double g, bool positive) const noexcept {
+    return positive ? params_.sharpness * (params_.threshold - g) : params_.sharpness * (g - params_.threshold);
+  }
+
+  // The layer's goodness loss over rows 0…n−1 (positive) and n…2n−1 (negative), batch mean;
+  // adds each row's goodness to `gpos`/`gneg` when given.
   template <class T>
-  double goodness_loss(const T* h, std::size_t n, std::size_t d) const {
+  double goodness_loss(const T* h, std::size_t n, std::size_t d, T* gpos = nullptr, T* gneg = nullptr) const {
     double total = 0;
     for (std::size_t r = 0; r < 2 * n; ++r) {
-      const double gr = double(goodness(h + r * d, d));
-      total += softplus(r < n ? params_.sharpness * (params_.threshold - gr) : params_.sharpness * (gr - params_.threshold));
+      const T gr = goodness(h + r * d, d);
+      if (gpos != nullptr) (r < n ? gpos[r] : gneg[r - n]) += gr;
+      total += softplus(margin(double(gr), r < n));
     }
     return total / double(n);
   }
@@ -370,7 +377,7 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
     s.grad.ensure_shape(net);
     s.gpos.assign(n, T(0));
     s.gneg.assign(n, T(0));
-    const double theta = params_.threshold, alpha = params_.sharpness;
+    const double alpha = params_.sharpness;
     double total = 0;
     rng gf = g.split(1), gp = g.split(3);
     layerwise(net, s.x2.data(), 2 * n, s.buf, gf,
@@ -385,12 +392,8 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
                 }
                 if constexpr (parameterised_tile<tile_t> && !deployable_tile<tile_t>) {
                   if (params_.physics_gradient == ff_physics_gradient::perturbation) {
-                    // Accumulate the layer's goodness for the statistics from the unperturbed read.
-                    for (std::size_t r = 0; r < 2 * n; ++r) {
-                      const T gr = goodness(h + r * d, d);
-                      (r < n ? s.gpos[r] : s.gneg[r - n]) += gr;
-                    }
-                    total += goodness_loss(h, n, d);
+                    // The statistics come from the unperturbed read.
+                    total += goodness_loss(h, n, d, s.gpos.data(), s.gneg.data());
                     rng gl = gp.split(i);
                     perturbation_estimate(l, input, n, s.buf, gl, s, gi);
                     return;
@@ -403,7 +406,7 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
                   const T* hr = h + r * d;
                   const double gr = double(goodness(hr, d));
                   (pos ? s.gpos[r] : s.gneg[r - n]) += static_cast<T>(gr);
-                  const double z = pos ? alpha * (theta - gr) : alpha * (gr - theta);
+                  const double z = margin(gr, pos);
                   total += softplus(z) / double(n);
                   // dℓ/dg: −α σ(z) for positives, +α σ(z) for negatives; batch mean.
                   const double dl_dg = (pos ? -alpha : alpha) * logistic(z) / double(n);
