@@ -10,7 +10,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 packages=(cmake g++ make xtensor-dev libxsimd-dev xtl-dev catch2 libbenchmark-dev doxygen graphviz zlib1g-dev
           dataset-fashion-mnist libeigen3-dev libopenblas-dev libcli11-dev nlohmann-json3-dev gnuplot-nox ccache)
 # What only the test command needs: the other compilers and targets the library claims.
-test_packages=(clang libclang-rt-14-dev libomp-14-dev g++-aarch64-linux-gnu gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib python3)
+# Open MPI: pnn-bench's distributed sweeps, tested under mpirun.
+test_packages=(clang libclang-rt-14-dev libomp-14-dev g++-aarch64-linux-gnu gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib python3
+               libopenmpi-dev openmpi-bin)
 
 install_missing() {  # install_missing [extra packages...]
   local missing=()

@@ -832,4 +832,105 @@ TEST_CASE("pnn-bench --rng ars runs on the ARS generator: reproducible, and a di
   CHECK(bad.status != 0);
   CHECK(bad.err.find("--rng") != std::string::npos);
 }
+namespace {
+// The MPI launcher of an MPI build (ctest's environment), or empty: the distributed tests then
+// have nothing to launch. The flags are Open MPI's (CI runs as root on two cores).
+std::string mpiexec(int ranks) {
+  const char* p = std::getenv("PNN_MPIEXEC");
+  if (p == nullptr || *p == '\0') return "";
+  return std::string(p) + " --allow-run-as-root --oversubscribe -np " + std::to_string(ranks) + " ";
+}
+
+nlohmann::json read_json(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  return nlohmann::json::parse(f);
+}
+}  // namespace
+
+TEST_CASE("pnn-bench under mpirun spreads the runs over ranks and writes what one process writes",
+          "[pnn-bench][mpi][slow]") {
+  if (mpiexec(1).empty()) SUCCEED("pnn-bench was built without MPI");
+  else {
+    const auto dir = fresh_dir("pnn_bench_mpi");
+    // 12 runs of different cost (EP relaxes, backprop does not), so the hand-out is uneven.
+    const std::string args = "--rules backprop,feedback_alignment,equilibrium_propagation --substrates digital,crossbar "
+                             "--epochs 1 --train-limit 300 --hidden 16 --batch 16 --seeds 2";
+    auto r = run_bench(args + " --threads 1 --json " + (dir / "one.json").string(), dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    const auto one = without_times(read_json(dir / "one.json"));
+    REQUIRE(one.at("results").size() == 6);
+    for (int ranks : {2, 4}) {
+      const auto out = dir / ("ranks" + std::to_string(ranks) + ".json");
+      const auto csv = dir / ("ranks" + std::to_string(ranks) + ".csv");
+      const auto err = dir / "mpi_stderr.txt";
+      const std::string cmd = mpiexec(ranks) + bench_exe() + " " + args + " --json " + out.string() + " --csv " +
+                              csv.string() + " > " + (dir / "mpi_stdout.txt").string() + " 2> " + err.string();
+      const int status = std::system(cmd.c_str());
+      std::ifstream ef(err);
+      const std::string log((std::istreambuf_iterator<char>(ef)), std::istreambuf_iterator<char>());
+      INFO(ranks << " ranks: " << log);
+      REQUIRE(status == 0);
+      // Every rank trained runs (12 runs, at most 4 ranks) and one table came out.
+      for (int k = 0; k < ranks; ++k) CHECK(log.find("[rank " + std::to_string(k) + "]") != std::string::npos);
+      std::ifstream sf(dir / "mpi_stdout.txt");
+      const std::string table((std::istreambuf_iterator<char>(sf)), std::istreambuf_iterator<char>());
+      std::size_t headers = 0;
+      for (std::size_t p = 0; (p = table.find("| rule |", p)) != std::string::npos; ++p) ++headers;
+      CHECK(headers == 1);
+      CHECK(without_times(read_json(out)).dump(1) == one.dump(1));
+      CHECK(std::filesystem::exists(csv));
+    }
+  }
+}
+
+TEST_CASE("pnn-bench under mpirun: a rank killed mid-sweep is recovered by running the command again",
+          "[pnn-bench][mpi][checkpoint][slow]") {
+  if (mpiexec(1).empty()) SUCCEED("pnn-bench was built without MPI");
+  else {
+    const auto dir = fresh_dir("pnn_bench_mpi_kill");
+    const std::string args = "--rules backprop,equilibrium_propagation --substrates digital,crossbar --epochs 3 "
+                             "--train-limit 4000 --hidden 16 --batch 16 --seeds 2";
+    auto r = run_bench(args + " --threads 1 --json " + (dir / "one.json").string(), dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    const auto ckpt = dir / "ckpt";
+    const auto out = dir / "resumed.json";
+    const std::string cmd = mpiexec(2) + bench_exe() + " " + args + " --checkpoint-dir " + ckpt.string() +
+                            " --json " + out.string();
+    REQUIRE(std::system((cmd + " > /dev/null 2>&1 & echo $! > " + (dir / "pid").string()).c_str()) == 0);
+    long pid = 0;
+    for (int t = 0; t < 500 && pid <= 0; ++t) {
+      std::ifstream pf(dir / "pid");
+      pf >> pid;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(pid > 0);
+    // Once a run has finished, SIGKILL one rank (a child of mpirun): the launcher ends the job.
+    bool finished_one = false;
+    for (int t = 0; t < 12000 && !finished_one; ++t) {  // at most 120 s
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(ckpt, ec)) {
+        const auto name = e.path().filename().string();
+        if (name.rfind("run-", 0) == 0 && name.find(".epoch") == std::string::npos && name.ends_with(".json"))
+          finished_one = true;
+      }
+      if (!finished_one) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(finished_one);
+    CHECK(std::system(("kill -9 $(pgrep -P " + std::to_string(pid) + " | tail -n 1)").c_str()) == 0);
+    for (int t = 0; t < 6000 && std::system(("kill -0 " + std::to_string(pid) + " 2> /dev/null").c_str()) == 0; ++t)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(!std::filesystem::exists(out));
+    // The same command again: the finished runs are restored, the rest trained, the result the same.
+    const auto err = dir / "again.txt";
+    const int status = std::system((cmd + " > /dev/null 2> " + err.string()).c_str());
+    std::ifstream ef(err);
+    const std::string log((std::istreambuf_iterator<char>(ef)), std::istreambuf_iterator<char>());
+    INFO(log);
+    REQUIRE(status == 0);
+    CHECK(log.find("restored from") != std::string::npos);
+    CHECK(without_times(read_json(out)).dump(1) == without_times(read_json(dir / "one.json")).dump(1));
+  }
+}
 #endif

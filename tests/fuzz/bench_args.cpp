@@ -12,6 +12,7 @@
 #define main pnn_bench_program_main
 #include "../../tools/pnn_bench/main.cpp"
 #undef main
+#include "../../tools/pnn_bench/distribute/world.cpp"  // built without MPI: one process
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::vector<std::string> args{"pnn-bench"};
@@ -30,7 +31,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const int rc = pnn_bench::run(static_cast<int>(args.size()), argv.data());
+  static int no_argc = 0;
+  static char** no_argv = nullptr;
+  static pnn_bench::distribute::world one_process(no_argc, no_argv);
+  const int rc = pnn_bench::run(static_cast<int>(args.size()), argv.data(), one_process);
   if (rc != 0 && rc != 1 && rc != 2) __builtin_trap();  // an exit code the documentation does not give
   return 0;
 }

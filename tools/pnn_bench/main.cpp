@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 
 #include "bench.hpp"
+#include "distribute/world.hpp"
 
 namespace pnn_bench {
 
@@ -676,7 +677,7 @@ void scorecard_plot(const std::vector<scorecard_entry>& card, const std::filesys
     std::fprintf(stderr, "pnn-bench: gnuplot failed or is missing; the scorecard's data and script are in %s\n", dir.c_str());
 }
 
-int run(int argc, char** argv) {
+int run(int argc, char** argv, distribute::world& world) {
   config cfg;
   // The defaults are the main job's comparison: every landed rule on the three electronic
   // substrates, 3 epochs on the first 20000 training images, all cores.
@@ -782,7 +783,7 @@ int run(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "pnn-bench: %s\n", e.what());
+    if (world.root()) std::fprintf(stderr, "pnn-bench: %s\n", e.what());
     return 2;
   }
 
@@ -870,10 +871,12 @@ int run(int argc, char** argv) {
       if (sweep_values.empty()) throw usage_error("--sweep: no values");
     }
   } catch (const usage_error& e) {
-    std::fprintf(stderr, "pnn-bench: %s\n", e.what());
+    // Every rank parses the same flags and fails the same way; one says so.
+    if (world.root()) std::fprintf(stderr, "pnn-bench: %s\n", e.what());
     return 2;
   }
   if (dry_run) {
+    if (!world.root()) return 0;
     const std::size_t points = sweep_param ? sweep_values.size() : 1;
     const std::size_t runs = cfg.rules.size() * cfg.substrates.size() * points * seeds +
                              (scorecard ? cfg.rules.size() * cfg.substrates.size() * scorecard_conditions().size() * scorecard_seeds : 0);
@@ -933,41 +936,50 @@ int run(int argc, char** argv) {
       }
       if (!drop) command += s + "\n";
     }
-    try {
-      std::filesystem::create_directories(ckpt_dir);
-      const auto cmd_file = ckpt_dir / "command.txt";
-      if (std::filesystem::exists(cmd_file)) {
-        std::ifstream f(cmd_file);
-        const std::string kept((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        if (kept != command) {
-          std::fprintf(stderr,
-                       "pnn-bench: --checkpoint-dir '%s' holds the runs of another command; give a new directory or "
-                       "remove it\n",
-                       checkpoint_dir.c_str());
-          return 2;
+    // Rank 0 alone reads and writes command.txt (the directory is shared between ranks); every
+    // rank follows its decision.
+    int status = 0;
+    if (world.root()) {
+      try {
+        std::filesystem::create_directories(ckpt_dir);
+        const auto cmd_file = ckpt_dir / "command.txt";
+        if (std::filesystem::exists(cmd_file)) {
+          std::ifstream f(cmd_file);
+          const std::string kept((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+          if (kept != command) {
+            std::fprintf(stderr,
+                         "pnn-bench: --checkpoint-dir '%s' holds the runs of another command; give a new directory "
+                         "or remove it\n",
+                         checkpoint_dir.c_str());
+            status = 2;
+          }
+        } else {
+          write_file_atomically(cmd_file, command);
         }
-      } else {
-        write_file_atomically(cmd_file, command);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "pnn-bench: --checkpoint-dir '%s': %s\n", checkpoint_dir.c_str(), e.what());
+        status = 2;
       }
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "pnn-bench: --checkpoint-dir '%s': %s\n", checkpoint_dir.c_str(), e.what());
-      return 2;
     }
+    if (world.broadcast(status) != 0) return 2;
   }
   auto run_file = [&](std::size_t i) { return ckpt_dir / ("run-" + std::to_string(i) + ".json"); };
   std::vector<result> rows(jobs.size());
-  std::atomic<std::size_t> next{0};
+  std::vector<char> ran_here(jobs.size(), 0);  // the runs this rank trained or restored
   std::mutex io;
+  // Under mpirun, run lines say which rank trained them.
+  const std::string on_rank = world.size() > 1 ? " [rank " + std::to_string(world.rank()) + "]" : "";
   auto worker = [&] {
-    for (std::size_t i; (i = next++) < jobs.size();) {
+    for (std::size_t i; (i = world.next_job()) < jobs.size();) {
+      ran_here[i] = 1;
       const auto& j = jobs[i];
       if (!checkpoint_dir.empty() && std::filesystem::exists(run_file(i))) {
         try {
           std::ifstream f(run_file(i));
           rows[i] = from_checkpoint_json(nlohmann::json::parse(f));
           std::lock_guard<std::mutex> lock(io);
-          std::fprintf(stderr, "pnn-bench: %s on %s: restored from %s\n", rows[i].rule.c_str(), rows[i].substrate.c_str(),
-                       run_file(i).c_str());
+          std::fprintf(stderr, "pnn-bench: %s on %s: restored from %s%s\n", rows[i].rule.c_str(),
+                       rows[i].substrate.c_str(), run_file(i).c_str(), on_rank.c_str());
           continue;
         } catch (const std::exception& e) {
           std::lock_guard<std::mutex> lock(io);
@@ -1039,10 +1051,12 @@ int run(int argc, char** argv) {
       {
         std::lock_guard<std::mutex> lock(io);
         if (r.skipped)
-          std::fprintf(stderr, "pnn-bench: %s on %s skipped: %s\n", r.rule.c_str(), r.substrate.c_str(), r.skipped->c_str());
+          std::fprintf(stderr, "pnn-bench: %s on %s skipped: %s%s\n", r.rule.c_str(), r.substrate.c_str(),
+                       r.skipped->c_str(), on_rank.c_str());
         else
-          std::fprintf(stderr, "pnn-bench: %s on %s%s: %.2f %% in %.1f s\n", r.rule.c_str(), r.substrate.c_str(),
-                       r.hardware_condition ? (" (" + r.noise + ")").c_str() : "", 100 * r.test_accuracy, r.train_seconds);
+          std::fprintf(stderr, "pnn-bench: %s on %s%s: %.2f %% in %.1f s%s\n", r.rule.c_str(), r.substrate.c_str(),
+                       r.hardware_condition ? (" (" + r.noise + ")").c_str() : "", 100 * r.test_accuracy, r.train_seconds,
+                       on_rank.c_str());
       }
       if (!checkpoint_dir.empty()) {
         // The finished run, then its epoch checkpoints go: a kill in between re-reads the run.
@@ -1064,11 +1078,31 @@ int run(int argc, char** argv) {
   };
   std::vector<std::thread> pool;
   // Kernels of one run use `threads_per_run` threads; that many fewer runs train at once.
+  // Under mpirun, --threads counts the cores of all ranks together; without it, each rank takes
+  // its share of its node's cores.
   pnn::set_num_threads(static_cast<unsigned>(threads_per_run));
-  const std::size_t concurrent = std::max<std::size_t>(1, cfg.threads / threads_per_run);
-  for (std::size_t t = 1; t < std::min(concurrent, jobs.size()); ++t) pool.emplace_back(worker);
+  std::size_t cores = cfg.threads;
+  if (world.size() > 1)
+    cores = app.count("--threads") ? std::max<std::size_t>(1, cfg.threads / std::size_t(world.size()))
+                                   : std::max<std::size_t>(1, cfg.threads / std::size_t(world.local_size()));
+  const std::size_t concurrent = std::max<std::size_t>(1, cores / threads_per_run);
+  // Every worker asks until it hears "none left", so each rank starts as many as it will use.
+  const std::size_t workers = std::min(concurrent, std::max<std::size_t>(1, jobs.size()));
+  world.start_jobs(jobs.size(), workers);
+  for (std::size_t t = 1; t < workers; ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
+  world.finish_jobs();
+  if (world.size() > 1) {
+    // The finished runs travel to rank 0 as checkpoints do (the same JSON restores exactly), and
+    // rank 0 alone prints and writes: one table, one JSON/CSV, one set of figures.
+    std::vector<std::pair<std::size_t, std::string>> mine;
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+      if (ran_here[i] && !world.root()) mine.emplace_back(i, to_checkpoint_json(rows[i]).dump());
+    const auto all = world.gather(mine);
+    if (!world.root()) return 0;
+    for (const auto& [i, text] : all) rows.at(i) = from_checkpoint_json(nlohmann::json::parse(text));
+  }
   const std::vector<result> conditioned =
       mean_over_seeds(std::vector<result>(rows.begin() + std::ptrdiff_t(clean_jobs), rows.end()), scorecard_seeds);
   rows.resize(clean_jobs);
@@ -1102,4 +1136,13 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace pnn_bench
 
-int main(int argc, char** argv) { return pnn_bench::run(argc, argv); }
+int main(int argc, char** argv) {
+  try {
+    // MPI starts here when mpirun launched this process, before any flag is read.
+    pnn_bench::distribute::world world(argc, argv);
+    return pnn_bench::run(argc, argv, world);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pnn-bench: %s\n", e.what());
+    return 1;
+  }
+}

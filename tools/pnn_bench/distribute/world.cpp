@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: MIT
+// The ranks of a distributed pnn-bench sweep (see world.hpp). Built with PNN_WITH_MPI=1 and
+// linked against MPI where the build found it; without it every step is local.
+#include "world.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#if PNN_WITH_MPI
+#include <mpi.h>
+#endif
+
+namespace pnn_bench::distribute {
+
+#if PNN_WITH_MPI
+namespace {
+constexpr int tag_request = 71, tag_reply = 72;
+
+// Launched by mpirun (Open MPI, PMIx) or a PMI launcher (MPICH, Slurm's srun): only then does
+// MPI start, so that the tool run by hand never needs a launcher or a singleton daemon.
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(v) != nullptr) return true;
+  return false;
+}
+
+void check(int rc, const char* what) {
+  if (rc != MPI_SUCCESS) throw std::runtime_error(std::string("MPI: ") + what + " failed");
+}
+
+// Waits for every rank without spinning: a rank that finished its share must not take a core
+// from a rank that is still training on the same node (Open MPI's blocking calls busy-poll).
+void quiet_barrier() {
+  MPI_Request req;
+  check(MPI_Ibarrier(MPI_COMM_WORLD, &req), "MPI_Ibarrier");
+  for (int done = 0;;) {
+    check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    if (done) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+}  // namespace
+
+struct world::impl {
+  bool started = false;
+  std::mutex mpi;          // one MPI call at a time per process (MPI_THREAD_SERIALIZED)
+  std::thread dispatcher;  // rank 0: answers the other ranks' requests for runs
+};
+
+world::world(int& argc, char**& argv) : impl_(std::make_unique<impl>()) {
+  if (!launched_by_mpi()) return;
+  int provided = 0;
+  check(MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+  impl_->started = true;
+  if (provided < MPI_THREAD_SERIALIZED) {
+    MPI_Finalize();
+    impl_->started = false;
+    throw std::runtime_error("MPI: this MPI library gives no MPI_THREAD_SERIALIZED; pnn-bench needs it");
+  }
+  check(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
+  check(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
+  MPI_Comm node;
+  check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
+  check(MPI_Comm_size(node, &local_size_), "MPI_Comm_size");
+  MPI_Comm_free(&node);
+}
+
+world::~world() {
+  if (impl_->dispatcher.joinable()) impl_->dispatcher.join();
+  if (impl_->started) MPI_Finalize();
+}
+
+bool world::mpi_built() noexcept { return true; }
+
+int world::broadcast(int value) const {
+  if (size_ == 1) return value;
+  check(MPI_Bcast(&value, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
+  return value;
+}
+
+void world::start_jobs(std::size_t jobs, std::size_t local_workers) {
+  jobs_ = jobs;
+  next_ = 0;
+  if (size_ == 1) return;
+  // Rank 0 answers one "none left" per worker of the other ranks, then stops.
+  const std::uint64_t mine = rank_ == 0 ? 0 : local_workers;
+  std::uint64_t remote = 0;
+  check(MPI_Reduce(&mine, &remote, 1, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD), "MPI_Reduce");
+  if (rank_ != 0) return;
+  impl_->dispatcher = std::thread([this, remote] {
+    // Polls rather than blocks: a blocking receive would spin on a core rank 0's own runs need.
+    for (std::uint64_t finished = 0; finished < remote;) {
+      int flag = 0;
+      MPI_Status st;
+      {
+        std::lock_guard<std::mutex> lock(impl_->mpi);
+        MPI_Iprobe(MPI_ANY_SOURCE, tag_request, MPI_COMM_WORLD, &flag, &st);
+        if (flag) {
+          MPI_Recv(nullptr, 0, MPI_BYTE, st.MPI_SOURCE, tag_request, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+          const std::uint64_t i = next_++;
+          MPI_Send(&i, 1, MPI_UINT64_T, st.MPI_SOURCE, tag_reply, MPI_COMM_WORLD);
+          if (i >= jobs_) ++finished;
+        }
+      }
+      if (!flag) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+}
+
+std::size_t world::next_job() {
+  if (rank_ == 0) return next_++;
+  // The request and its reply under one lock: the reply that arrives is this thread's
+  // (messages between two ranks with one tag never overtake each other).
+  std::lock_guard<std::mutex> lock(impl_->mpi);
+  std::uint64_t i = 0;
+  check(MPI_Send(nullptr, 0, MPI_BYTE, 0, tag_request, MPI_COMM_WORLD), "MPI_Send");
+  check(MPI_Recv(&i, 1, MPI_UINT64_T, 0, tag_reply, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Recv");
+  return static_cast<std::size_t>(i);
+}
+
+void world::finish_jobs() {
+  if (size_ == 1) return;
+  if (impl_->dispatcher.joinable()) impl_->dispatcher.join();
+  quiet_barrier();
+}
+
+std::vector<std::pair<std::size_t, std::string>> world::gather(
+    const std::vector<std::pair<std::size_t, std::string>>& mine) const {
+  if (size_ == 1) return mine;
+  // One buffer per rank: for each pair its index and length (8 bytes each), then the text.
+  std::string buf;
+  for (const auto& [i, text] : mine) {
+    const std::uint64_t head[2] = {i, text.size()};
+    buf.append(reinterpret_cast<const char*>(head), sizeof head);
+    buf += text;
+  }
+  if (buf.size() > static_cast<std::size_t>(INT32_MAX)) throw std::runtime_error("MPI: a rank's results exceed 2 GiB");
+  const int len = static_cast<int>(buf.size());
+  std::vector<int> lens(rank_ == 0 ? static_cast<std::size_t>(size_) : 0), offsets(lens.size());
+  check(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather");
+  std::string all;
+  if (rank_ == 0) {
+    std::size_t total = 0;
+    for (std::size_t r = 0; r < lens.size(); ++r) {
+      offsets[r] = static_cast<int>(total);
+      total += static_cast<std::size_t>(lens[r]);
+      if (total > static_cast<std::size_t>(INT32_MAX)) throw std::runtime_error("MPI: the results exceed 2 GiB");
+    }
+    all.resize(total);
+  }
+  check(MPI_Gatherv(buf.data(), len, MPI_CHAR, all.data(), lens.data(), offsets.data(), MPI_CHAR, 0, MPI_COMM_WORLD),
+        "MPI_Gatherv");
+  std::vector<std::pair<std::size_t, std::string>> out;
+  for (std::size_t p = 0; p + 16 <= all.size();) {
+    std::uint64_t head[2];
+    std::memcpy(head, all.data() + p, sizeof head);
+    p += sizeof head;
+    out.emplace_back(static_cast<std::size_t>(head[0]), all.substr(p, static_cast<std::size_t>(head[1])));
+    p += static_cast<std::size_t>(head[1]);
+  }
+  return out;
+}
+
+#else  // one process: every step is local
+
+struct world::impl {};
+
+world::world(int&, char**&) : impl_(std::make_unique<impl>()) {}
+world::~world() = default;
+bool world::mpi_built() noexcept { return false; }
+int world::broadcast(int value) const { return value; }
+void world::start_jobs(std::size_t jobs, std::size_t) {
+  jobs_ = jobs;
+  next_ = 0;
+}
+std::size_t world::next_job() { return next_++; }
+void world::finish_jobs() {}
+std::vector<std::pair<std::size_t, std::string>> world::gather(
+    const std::vector<std::pair<std::size_t, std::string>>& mine) const {
+  return mine;
+}
+
+#endif
+
+}  // namespace pnn_bench::distribute
