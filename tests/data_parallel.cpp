@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: MIT
+// Data-parallel steps (pnn/train/data_parallel.hpp): the update of a global batch is bitwise the
+// same computed by 1, 2 or 4 processes (simulated here in one; tests/pnn_bench.cpp runs real
+// ones under mpirun), it is the whole batch's estimate up to rounding, networks trained this way
+// stay identical on every process (a noisy crossbar included), and bad input is refused.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <pnn/physics/crossbar.hpp>
+#include <pnn/pnn.hpp>
+#include <pnn/train/data_parallel.hpp>
+
+using namespace pnn;
+
+namespace {
+template <class T>
+xt::xtensor<T, 2> random_batch(std::size_t n, std::size_t k, std::uint64_t s) {
+  rng g(s);
+  xt::xtensor<T, 2> x({n, k});
+  for (auto& v : x) v = T(g.normal_double());
+  return x;
+}
+
+template <class T>
+xt::xtensor<T, 2> one_hot_targets(std::size_t n, std::size_t k) {
+  xt::xtensor<T, 2> t = xt::zeros<T>({n, k});
+  for (std::size_t i = 0; i < n; ++i) t(i, (i * 7 + 1) % k) = 1;
+  return t;
+}
+
+template <class Net>
+std::vector<typename Net::value_type> all_weights(const Net& net) {
+  std::vector<typename Net::value_type> w;
+  net.for_each_layer([&](const auto& l, std::size_t) {
+    w.insert(w.end(), l.tile.weight_data(), l.tile.weight_data() + l.out_size() * l.in_size());
+    w.insert(w.end(), l.tile.bias_data(), l.tile.bias_data() + l.out_size());
+  });
+  return w;
+}
+
+// The update of one global batch as `parts` processes compute it: each its node, sent as a
+// flat array, every node combined at the receiver.
+template <class Rule, class Net, class Loss>
+std::vector<typename Net::value_type> update_over(std::size_t parts, Rule& rule, Net& net,
+                                                  const xt::xtensor<typename Net::value_type, 2>& x,
+                                                  const xt::xtensor<typename Net::value_type, 2>& t, const Loss& loss,
+                                                  std::size_t shards) {
+  auto s = rule.make_state(net);
+  std::vector<gradients<Net>> nodes;
+  for (std::size_t p = 0; p < parts; ++p) {
+    const auto node = parallel::estimate_part(rule, net, s, x, t, loss, rng(9), {shards, parts, p});
+    gradients<Net> received(net);
+    const auto flat = parallel::flatten(node);
+    parallel::unflatten<Net>(flat, received);
+    nodes.push_back(received);
+  }
+  return parallel::flatten(parallel::combine_parts(std::move(nodes)));
+}
+}  // namespace
+
+TEST_CASE("data-parallel: a global batch's update is bitwise the same on 1, 2 and 4 processes", "[data_parallel]") {
+  using hidden_t = dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>;
+  using out_t = dense<dynamic, dynamic, physics::digital, noise::none, act::identity>;
+  network<hidden_t, hidden_t, out_t> net({12, 16, 16, 4}, seed{3});
+  // 37 rows: uneven shards (5 and 4 rows), so the weights of the tree are not all equal.
+  const auto x = random_batch<float>(37, 12, 1);
+  const auto t = one_hot_targets<float>(37, 4);
+  const auto check = [&](auto rule) {
+    const auto one = update_over(1, rule, net, x, t, loss::softmax_cross_entropy{}, 8);
+    const auto two = update_over(2, rule, net, x, t, loss::softmax_cross_entropy{}, 8);
+    const auto four = update_over(4, rule, net, x, t, loss::softmax_cross_entropy{}, 8);
+    const auto eight = update_over(8, rule, net, x, t, loss::softmax_cross_entropy{}, 8);
+    INFO(decltype(rule)::name);
+    REQUIRE(one.size() == two.size());
+    CHECK(one == two);
+    CHECK(one == four);
+    CHECK(one == eight);
+    // Another cut is another sum: the shards, not the processes, fix the rounding.
+    const auto other = update_over(1, rule, net, x, t, loss::softmax_cross_entropy{}, 4);
+    double diff = 0, scale = 0;
+    for (std::size_t k = 0; k < one.size(); ++k) {
+      diff = std::max(diff, double(std::abs(one[k] - other[k])));
+      scale = std::max(scale, double(std::abs(one[k])));
+    }
+    CHECK(diff < 1e-5 * scale);
+  };
+  check(learn::backprop<>{});
+  check(learn::feedback_alignment<>{});
+  check(learn::direct_feedback_alignment<>{});
+}
+
+TEST_CASE("data-parallel: the combined update is the whole batch's estimate (double)", "[data_parallel]") {
+  using dd = physics::basic_digital<double>;
+  using hidden_t = dense<dynamic, dynamic, dd, noise::none, act::tanh>;
+  using out_t = dense<dynamic, dynamic, dd, noise::none, act::identity>;
+  network<hidden_t, out_t> net({10, 14, 3}, seed{5});
+  const auto x = random_batch<double>(29, 10, 2);
+  const auto t = one_hot_targets<double>(29, 3);
+  learn::backprop<> bp;
+  rng g(4);
+  const auto whole = parallel::flatten(bp.estimate(net, x, t, loss::softmax_cross_entropy{}, g));
+  for (std::size_t parts : {1, 2, 4}) {
+    const auto split = update_over(parts, bp, net, x, t, loss::softmax_cross_entropy{}, 16);  // 13 shards of 2 rows, 3 empty
+    REQUIRE(split.size() == whole.size());
+    double diff = 0, scale = 0;
+    for (std::size_t k = 0; k < whole.size(); ++k) {
+      diff = std::max(diff, std::abs(split[k] - whole[k]));
+      scale = std::max(scale, std::abs(whole[k]));
+    }
+    INFO(parts << " parts: max difference " << diff << " of " << scale);
+    CHECK(scale > 0.01);
+    CHECK(diff < 1e-14 * scale);
+  }
+}
+
+TEST_CASE("data-parallel training keeps every process's network identical, a noisy crossbar's too",
+          "[data_parallel][crossbar]") {
+  const auto run = [](auto make_net, auto rule, std::size_t processes) {
+    using net_t = decltype(make_net());
+    std::vector<net_t> nets;
+    std::vector<decltype(rule)> rules(processes, rule);
+    std::vector<decltype(rule.make_state(make_net()))> states;
+    for (std::size_t p = 0; p < processes; ++p) {
+      nets.push_back(make_net());
+      states.push_back(rules[p].make_state(nets[p]));
+    }
+    rng gd(11);
+    const auto d = data::gaussian_blobs(256, 8, 3, gd);
+    const loss::softmax_cross_entropy loss;
+    const double before = evaluate(nets[0], loss, d).loss;
+    for (std::size_t step = 0; step < 24; ++step) {
+      const std::size_t b = (step % 8) * 32;
+      const xt::xtensor<float, 2> x = xt::view(d.inputs, xt::range(b, b + 32), xt::all());
+      const xt::xtensor<float, 2> t = xt::view(d.targets, xt::range(b, b + 32), xt::all());
+      const rng g = rng(100).split(step);
+      // Each process its node; every process receives all of them and programs the same update.
+      std::vector<std::vector<float>> sent;
+      for (std::size_t p = 0; p < processes; ++p)
+        sent.push_back(parallel::flatten(parallel::estimate_part(rules[p], nets[p], states[p], x, t, loss, g, {8, processes, p})));
+      for (std::size_t p = 0; p < processes; ++p) {
+        std::vector<gradients<net_t>> nodes;
+        for (const auto& f : sent) {
+          gradients<net_t> node(nets[p]);
+          parallel::unflatten<net_t>(f, node);
+          nodes.push_back(std::move(node));
+        }
+        auto update = parallel::combine_parts(std::move(nodes));
+        rng gp = g.split(1u << 20);
+        parallel::apply_update(rules[p], nets[p], states[p], update, gp);
+      }
+    }
+    for (std::size_t p = 1; p < processes; ++p) CHECK(all_weights(nets[p]) == all_weights(nets[0]));
+    const double after = evaluate(nets[0], loss, d).loss;
+    INFO(processes << " processes: loss " << before << " -> " << after);
+    CHECK(after < 0.7 * before);
+    return all_weights(nets[0]);
+  };
+  SECTION("digital, momentum") {
+    using net_t = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,
+                          dense<dynamic, dynamic, physics::digital, noise::none, act::identity>>;
+    const auto make = [] { return net_t({8, 16, 3}, seed{2}); };
+    const learn::backprop<optim::momentum> rule{{.optimizer = {.learning_rate = 0.05f, .momentum = 0.9f}}};
+    const auto one = run(make, rule, 1);
+    CHECK(run(make, rule, 2) == one);
+    CHECK(run(make, rule, 4) == one);
+  }
+  SECTION("soft-bounds crossbar with read noise and pulse trains") {
+    using xbar = physics::crossbar<physics::devices::soft_bounds>;
+    using net_t = network<dense<dynamic, dynamic, xbar, noise::none, act::tanh>,
+                          dense<dynamic, dynamic, xbar, noise::none, act::identity>>;
+    const auto make = [] { return net_t({8, 16, 3}, seed{2}); };
+    const learn::backprop<> rule{{.optimizer = {.learning_rate = 0.1f}}};
+    const auto one = run(make, rule, 1);
+    CHECK(run(make, rule, 2) == one);
+    CHECK(run(make, rule, 4) == one);
+  }
+}
+
+TEST_CASE("data-parallel: impossible plans, mismatched batches and foreign arrays are refused", "[data_parallel][errors]") {
+  using net_t = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,
+                        dense<dynamic, dynamic, physics::digital, noise::none, act::identity>>;
+  net_t net({4, 5, 2}, seed{1});
+  learn::backprop<> bp;
+  auto s = bp.make_state(net);
+  const auto x = random_batch<float>(8, 4, 1);
+  const auto t = one_hot_targets<float>(8, 2);
+  const loss::softmax_cross_entropy loss;
+  const auto before = all_weights(net);
+  CHECK_THROWS_WITH(parallel::estimate_part(bp, net, s, x, t, loss, rng(1), {6, 1, 0}), Catch::Contains("power of two"));
+  CHECK_THROWS_WITH(parallel::estimate_part(bp, net, s, x, t, loss, rng(1), {8, 3, 0}), Catch::Contains("power of two"));
+  CHECK_THROWS_WITH(parallel::estimate_part(bp, net, s, x, t, loss, rng(1), {4, 8, 0}), Catch::Contains("at least as many shards"));
+  CHECK_THROWS_WITH(parallel::estimate_part(bp, net, s, x, t, loss, rng(1), {8, 2, 2}), Catch::Contains("does not exist"));
+  CHECK_THROWS_WITH(parallel::estimate_part(bp, net, s, x, one_hot_targets<float>(7, 2), loss, rng(1), {8, 1, 0}),
+                    Catch::Contains("target rows"));
+  xt::xtensor<float, 2> bad = x;
+  bad(3, 1) = std::nanf("");
+  CHECK_THROWS(parallel::estimate_part(bp, net, s, bad, t, loss, rng(1), {8, 1, 0}));
+  std::vector<gradients<net_t>> three(3, gradients<net_t>(net));
+  CHECK_THROWS_WITH(parallel::combine_parts(three), Catch::Contains("power of two"));
+  auto flat = parallel::flatten(gradients<net_t>(net));
+  flat.pop_back();
+  gradients<net_t> into(net);
+  CHECK_THROWS_WITH(parallel::unflatten<net_t>(flat, into), Catch::Contains("another shape"));
+  CHECK(all_weights(net) == before);
+  // Shards of an uneven batch cover it once, in order.
+  std::size_t next = 0;
+  for (std::size_t k = 0; k < 8; ++k) {
+    const auto [b, e] = parallel::shard_rows(37, 8, k);
+    CHECK(b == next);
+    CHECK(e - b == (k < 5 ? 5u : 4u));
+    next = e;
+  }
+  CHECK(next == 37);
+}
+
+namespace {
+// Runs the data-parallel example (examples/mpi/data_parallel.cpp) on `ranks` MPI ranks; its
+// stdout, or why it failed. Empty launcher: the build has no MPI.
+struct launched {
+  int status = -1;
+  std::string out;
+};
+launched launch_example(int ranks, const std::string& args) {
+  const char* mpiexec = std::getenv("PNN_MPIEXEC");
+  const char* exe = std::getenv("PNN_DATA_PARALLEL_EXE");
+  const auto out = std::filesystem::temp_directory_path() / "pnn_data_parallel_out.txt";
+  // Open MPI's flags: CI runs as root, with more ranks than its two cores.
+  const std::string cmd = std::string(mpiexec) + " --allow-run-as-root --oversubscribe -np " + std::to_string(ranks) +
+                          " " + exe + " " + args + " > " + out.string() + " 2>&1";
+  launched r;
+  r.status = std::system(cmd.c_str());
+  std::ifstream f(out);
+  r.out.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  return r;
+}
+}  // namespace
+
+TEST_CASE("data-parallel under mpirun: 1, 2 and 4 ranks train bitwise the same weights", "[data_parallel][mpi][slow]") {
+  const char* mpiexec = std::getenv("PNN_MPIEXEC");
+  const char* exe = std::getenv("PNN_DATA_PARALLEL_EXE");
+  if (mpiexec == nullptr || exe == nullptr || *mpiexec == '\0' || *exe == '\0') {
+    SUCCEED("built without MPI: no data-parallel example to launch");
+    return;
+  }
+  // 3 epochs of 8192 images, 64 hidden units, global batch 256 in 8 shards: 96 steps.
+  const std::string args = "3 8192 64 256 8";
+  std::string hash;
+  for (int ranks : {1, 2, 4}) {
+    const auto r = launch_example(ranks, args);
+    INFO(ranks << " ranks: " << r.out);
+    REQUIRE(r.status == 0);
+    const auto at = r.out.find("weights ");
+    REQUIRE(at != std::string::npos);
+    const std::string h = r.out.substr(at + 8, 16);
+    if (hash.empty()) hash = h;
+    CHECK(h == hash);
+    CHECK(r.out.find("other weights") == std::string::npos);
+  }
+  // Three ranks cannot share a power-of-two tree: refused with a message, on every rank alike.
+  const auto r = launch_example(3, args);
+  INFO(r.out);
+  CHECK(r.status != 0);
+  CHECK(r.out.find("power of two") != std::string::npos);
+}
