@@ -107,7 +107,7 @@ TEST_CASE("data-parallel: the combined update is the whole batch's estimate (dou
   learn::backprop<> bp;
   rng g(4);
   const auto whole = parallel::flatten(bp.estimate(net, x, t, loss::softmax_cross_entropy{}, g));
-  for (std::size_t parts : {1, 2, 4}) {
+  for (std::size_t parts : {1u, 2u, 4u}) {
     const auto split = update_over(parts, bp, net, x, t, loss::softmax_cross_entropy{}, 16);  // 13 shards of 2 rows, 3 empty
     REQUIRE(split.size() == whole.size());
     double diff = 0, scale = 0;
