@@ -30,9 +30,11 @@ std::string bench_exe() {
   return (std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / "tools" / "pnn-bench").string();
 }
 
-run_result run_bench(const std::string& args, const std::filesystem::path& dir) {
+// `launcher`: a prefix such as "mpiexec -np 2 " that starts the tool (empty: run it directly).
+run_result run_bench(const std::string& args, const std::filesystem::path& dir, const std::string& launcher = "") {
   const auto err = dir / "stderr.txt";
-  const std::string cmd = bench_exe() + " " + args + " > " + (dir / "stdout.txt").string() + " 2> " + err.string();
+  const std::string cmd =
+      launcher + bench_exe() + " " + args + " > " + (dir / "stdout.txt").string() + " 2> " + err.string();
   const int status = std::system(cmd.c_str());
   std::ifstream f(err);
   return {status, std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>())};
@@ -863,17 +865,12 @@ TEST_CASE("pnn-bench under mpirun spreads the runs over ranks and writes what on
     for (int ranks : {2, 4}) {
       const auto out = dir / ("ranks" + std::to_string(ranks) + ".json");
       const auto csv = dir / ("ranks" + std::to_string(ranks) + ".csv");
-      const auto err = dir / "mpi_stderr.txt";
-      const std::string cmd = mpiexec(ranks) + bench_exe() + " " + args + " --json " + out.string() + " --csv " +
-                              csv.string() + " > " + (dir / "mpi_stdout.txt").string() + " 2> " + err.string();
-      const int status = std::system(cmd.c_str());
-      std::ifstream ef(err);
-      const std::string log((std::istreambuf_iterator<char>(ef)), std::istreambuf_iterator<char>());
-      INFO(ranks << " ranks: " << log);
-      REQUIRE(status == 0);
+      const auto m = run_bench(args + " --json " + out.string() + " --csv " + csv.string(), dir, mpiexec(ranks));
+      INFO(ranks << " ranks: " << m.err);
+      REQUIRE(m.status == 0);
       // Every rank trained runs (12 runs, at most 4 ranks) and one table came out.
-      for (int k = 0; k < ranks; ++k) CHECK(log.find("[rank " + std::to_string(k) + "]") != std::string::npos);
-      std::ifstream sf(dir / "mpi_stdout.txt");
+      for (int k = 0; k < ranks; ++k) CHECK(m.err.find("[rank " + std::to_string(k) + "]") != std::string::npos);
+      std::ifstream sf(dir / "stdout.txt");
       const std::string table((std::istreambuf_iterator<char>(sf)), std::istreambuf_iterator<char>());
       std::size_t headers = 0;
       for (std::size_t p = 0; (p = table.find("| rule |", p)) != std::string::npos; ++p) ++headers;
@@ -923,13 +920,10 @@ TEST_CASE("pnn-bench under mpirun: a rank killed mid-sweep is recovered by runni
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     CHECK(!std::filesystem::exists(out));
     // The same command again: the finished runs are restored, the rest trained, the result the same.
-    const auto err = dir / "again.txt";
-    const int status = std::system((cmd + " > /dev/null 2> " + err.string()).c_str());
-    std::ifstream ef(err);
-    const std::string log((std::istreambuf_iterator<char>(ef)), std::istreambuf_iterator<char>());
-    INFO(log);
-    REQUIRE(status == 0);
-    CHECK(log.find("restored from") != std::string::npos);
+    const auto again = run_bench(args + " --checkpoint-dir " + ckpt.string() + " --json " + out.string(), dir, mpiexec(2));
+    INFO(again.err);
+    REQUIRE(again.status == 0);
+    CHECK(again.err.find("restored from") != std::string::npos);
     CHECK(without_times(read_json(out)).dump(1) == without_times(read_json(dir / "one.json")).dump(1));
   }
 }
