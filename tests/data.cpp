@@ -205,6 +205,19 @@ TEST_CASE("load_idx reads gzip by content, not by name", "[data][idx]") {
     CHECK(pd::load_idx(p).to_vector<double>() == v);
   }
 
+  // The first items only: the rest of the stream is not inflated, and its trailing bytes are
+  // not looked at.
+  bytes trailing = raw;
+  trailing.push_back(0x42);
+  const fs::path head = dir / "head.gz";
+  write_file(head, gzip(trailing));
+  CHECK_THROWS_WITH(pd::load_idx(head), Contains("trailing bytes"));
+  const pd::idx_array first = pd::load_idx(head, 2);
+  CHECK(first.shape == std::vector<std::size_t>{2, 2});
+  CHECK(first.to_vector<double>() == std::vector<double>(v.begin(), v.begin() + 4));
+  CHECK(pd::load_idx(head, 0).shape == std::vector<std::size_t>{0, 2});
+  CHECK_THROWS_WITH(pd::load_idx(head, 3), Contains("trailing bytes"));  // 3 items is the whole file
+
   // Larger than one inflate buffer, to cross chunk boundaries.
   std::vector<double> big(300000);
   for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<double>((i * 7919) % 251);
@@ -415,6 +428,24 @@ TEST_CASE("from_idx and the MNIST layout check their files", "[data][mnist]") {
     CHECK((s.train.labels == xt::xtensor<std::int32_t, 1>{0, 9, 3, 3}));
     CHECK(s.train.targets(1, 9) == 1.0f);
     CHECK(pd::mnist(dir.path).test.name == "mnist");
+  }
+  SECTION("the first training samples only: the same rows, the rest unread") {
+    const pd::split all = pd::fashion_mnist(dir.path);
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{4}, std::size_t{100}}) {
+      const pd::split part = pd::fashion_mnist(dir.path, n);
+      const pd::dataset expect = pd::take(all.train, n);
+      INFO(n << " samples");
+      CHECK(part.train.size() == expect.size());
+      CHECK(part.train.inputs == expect.inputs);
+      CHECK(part.train.labels == expect.labels);
+      CHECK(part.test.size() == 2);
+    }
+    // A file cut after its third image: the first three load, all four do not.
+    const bytes whole = images(4, 28, 28);
+    write_file(dir / "train-images-idx3-ubyte", bytes(whole.begin(), whole.end() - 784 + 10));
+    CHECK(pd::fashion_mnist(dir.path, 3).train.size() == 3);
+    CHECK_THROWS_WITH(pd::fashion_mnist(dir.path, 4), Contains("train-images-idx3-ubyte") && Contains("truncated"));
+    CHECK_THROWS_WITH(pd::fashion_mnist(dir.path), Contains("truncated"));
   }
   SECTION("image and label counts differ") {
     write_file(dir / "train-labels-idx1-ubyte", idx_file(pd::idx_type::u8, {3}, {0, 1, 2}));

@@ -887,7 +887,10 @@ int run(int argc, char** argv, distribute::world& world) {
 
   pnn::data::split d;
   try {
-    d = data_dir.empty() ? pnn::data::fashion_mnist() : pnn::data::fashion_mnist(data_dir);
+    // With --train-limit the images past it are never decompressed (each MPI rank loads the
+    // data itself, so this is part of every rank's start-up).
+    const std::filesystem::path dir = data_dir.empty() ? pnn::data::default_dir() : std::filesystem::path(data_dir);
+    d = cfg.train_limit > 0 ? pnn::data::fashion_mnist(dir, cfg.train_limit) : pnn::data::fashion_mnist(dir);
   } catch (const pnn::error& e) {
     std::fprintf(stderr, "pnn-bench: %s\n", e.what());
     return 1;

@@ -124,7 +124,8 @@ inline dataset classification_from_idx(const idx_array& images, const idx_array&
 
   if (const auto* bytes = std::get_if<std::vector<std::uint8_t>>(&images.values)) {
     const std::size_t rows = images.shape[0];
-    const std::size_t cols = rows == 0 ? 0 : bytes->size() / rows;
+    std::size_t cols = 1;
+    for (std::size_t j = 1; j < images.rank(); ++j) cols *= images.shape[j];
     d.inputs = xt::xtensor<float, 2>::from_shape({rows, cols});
     float* dst = d.inputs.data();
     for (std::size_t i = 0; i < bytes->size(); ++i) dst[i] = static_cast<float>((*bytes)[i]) * (1.0f / 255.0f);
@@ -168,29 +169,34 @@ inline std::filesystem::path find_idx_file(const std::filesystem::path& dir, std
 /// Loads one MNIST-layout split (28 × 28 byte images, labels 0..9) from `dir`.
 inline dataset load_mnist_layout(const std::filesystem::path& dir, std::initializer_list<const char*> image_names,
                                  std::initializer_list<const char*> label_names, const std::string& name,
-                                 const char* function) {
+                                 const char* function, std::size_t max_samples = static_cast<std::size_t>(-1)) {
   const auto images_path = find_idx_file(dir, image_names);
   const auto labels_path = find_idx_file(dir, label_names);
-  const idx_array images = load_idx(images_path);
+  const idx_array images = load_idx(images_path, max_samples);
   if (images.rank() != 3 || images.shape[1] != 28 || images.shape[2] != 28) {
     std::string dims;
     for (std::size_t j = 0; j < images.rank(); ++j) dims += (j == 0 ? "" : " x ") + std::to_string(images.shape[j]);
     fail(std::string("pnn::data::") + function + ": '" + images_path.string() + "' has shape " + dims +
          "; expected n x 28 x 28 images");
   }
-  return classification_from_idx(images, load_idx(labels_path), 10, name);
+  return classification_from_idx(images, load_idx(labels_path, max_samples), 10, name);
 }
+
+/// What a missing Fashion-MNIST directory's message adds.
+inline constexpr const char* fashion_mnist_hint =
+    " (install it with `apt-get install dataset-fashion-mnist`, or set PNN_DATA_DIR to a directory holding the "
+    "Fashion-MNIST IDX files)";
 
 /// Loads the train and test splits of an MNIST-layout data set from `dir`.
 inline split load_mnist_pair(const std::filesystem::path& dir, const std::string& name, const char* function,
-                             const char* hint) {
+                             const char* hint, std::size_t max_train = static_cast<std::size_t>(-1)) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
     fail(std::string("pnn::data::") + function + ": data directory '" + dir.string() + "' does not exist" + hint);
   }
   split s;
   s.train = load_mnist_layout(dir, {"train-images-idx3-ubyte", "train-images.idx3-ubyte"},
-                              {"train-labels-idx1-ubyte", "train-labels.idx1-ubyte"}, name, function);
+                              {"train-labels-idx1-ubyte", "train-labels.idx1-ubyte"}, name, function, max_train);
   s.test = load_mnist_layout(dir, {"t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"},
                              {"t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"}, name, function);
   return s;
@@ -207,8 +213,18 @@ inline split load_mnist_pair(const std::filesystem::path& dir, const std::string
 /// counts differ, a label is outside 0..9, or the images are not 28 × 28.
 [[nodiscard]] inline split fashion_mnist(const std::filesystem::path& dir = default_dir()) {
   return detail::load_mnist_pair(dir, "fashion-mnist", "fashion_mnist",
-                                 " (install it with `apt-get install dataset-fashion-mnist`, or set PNN_DATA_DIR "
-                                 "to a directory holding the Fashion-MNIST IDX files)");
+                                 detail::fashion_mnist_hint);
+}
+
+/// \brief The first `max_train` training samples of Fashion-MNIST from `dir` (all of them when
+/// the file holds fewer) and the whole test split: `take(fashion_mnist(dir).train, max_train)`
+/// without decompressing, converting and checking the training images it would drop (a run on
+/// 20 000 images loads in about half the time).
+/// \throws pnn::error as `fashion_mnist` does, for the part it reads.
+[[nodiscard]] inline split fashion_mnist(const std::filesystem::path& dir, std::size_t max_train) {
+  return detail::load_mnist_pair(dir, "fashion-mnist", "fashion_mnist",
+                                 detail::fashion_mnist_hint,
+                                 max_train);
 }
 
 /// \brief The original MNIST digits from `dir` (same file names and layout as Fashion-MNIST),

@@ -388,7 +388,13 @@ std::vector<T> read_elements(idx_reader& r, std::size_t count) {
 /// type code is unknown, it has zero dimensions, the dimensions announce more than
 /// `idx_max_elements` elements, the data is shorter than announced or followed by trailing
 /// bytes, or (compressed) the gzip stream is corrupt or truncated, or pnn lacks zlib.
-[[nodiscard]] inline idx_array load_idx(const std::filesystem::path& path) {
+///
+/// With `max_items`, only the first `max_items` items along the first dimension are read (the
+/// array's `shape[0]` says how many): the rest of the file is neither decompressed nor checked,
+/// which is what makes a quick run on part of a large file quick. The header is checked as
+/// always, and a file shorter than the items asked for is still an error.
+[[nodiscard]] inline idx_array load_idx(const std::filesystem::path& path,
+                                        std::size_t max_items = static_cast<std::size_t>(-1)) {
   detail::idx_reader r(path);
 
   std::array<unsigned char, 4> magic{};
@@ -434,6 +440,13 @@ std::vector<T> read_elements(idx_reader& r, std::size_t count) {
     }
   }
 
+  const bool partial = max_items < a.shape[0];
+  if (partial) {
+    // count ≤ idx_max_elements, so the product of the other extents is exact.
+    const std::size_t item = a.shape[0] == 0 ? 0 : static_cast<std::size_t>(count) / a.shape[0];
+    a.shape[0] = max_items;
+    count = std::uint64_t(max_items) * item;
+  }
   const auto n = static_cast<std::size_t>(count);
   switch (type) {
     case idx_type::u8: a.values = detail::read_elements<std::uint8_t>(r, n); break;
@@ -445,7 +458,7 @@ std::vector<T> read_elements(idx_reader& r, std::size_t count) {
   }
 
   unsigned char extra = 0;
-  if (r.read(&extra, 1) != 0) detail::fail(r.prefix() + "trailing bytes after the data the header announces");
+  if (!partial && r.read(&extra, 1) != 0) detail::fail(r.prefix() + "trailing bytes after the data the header announces");
   return a;
 }
 
