@@ -97,6 +97,120 @@ TEST_CASE("data-parallel: a global batch's update is bitwise the same on 1, 2 an
   check(learn::direct_feedback_alignment<>{});
 }
 
+namespace {
+// As `update_over`, with the layers in `mask` exchanged as factors: each process's node (the
+// other layers) and records; every receiver gets all nodes and all records.
+template <class Rule, class Net, class Loss>
+std::vector<typename Net::value_type> factored_update_over(std::size_t parts, Rule& rule, Net& net,
+                                                           const xt::xtensor<typename Net::value_type, 2>& x,
+                                                           const xt::xtensor<typename Net::value_type, 2>& t,
+                                                           const Loss& loss, std::size_t shards,
+                                                           const parallel::layer_mask<Net>& mask,
+                                                           std::size_t* record_values = nullptr) {
+  auto s = rule.make_state(net);
+  std::vector<gradients<Net>> nodes;
+  std::vector<typename Net::value_type> records;
+  for (std::size_t p = 0; p < parts; ++p) {
+    const auto part = parallel::estimate_part(rule, net, s, x, t, loss, rng(9), {shards, parts, p}, mask);
+    gradients<Net> received(net);
+    parallel::unflatten<Net>(parallel::flatten(part.node, mask), received, mask);
+    nodes.push_back(received);
+    records.insert(records.end(), part.factors.begin(), part.factors.end());
+  }
+  if (record_values != nullptr) *record_values = records.size();
+  auto update = parallel::combine_parts(std::move(nodes));
+  parallel::combine_factors<Net>(update, records, net, x.shape()[0], shards, mask);
+  return parallel::flatten(update);
+}
+}  // namespace
+
+TEST_CASE("data-parallel: layers exchanged as factors give bitwise the dense exchange's update", "[data_parallel]") {
+  using hidden_t = dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>;
+  using out_t = dense<dynamic, dynamic, physics::digital, noise::none, act::identity>;
+  using net_t = network<hidden_t, hidden_t, out_t>;
+  net_t net({64, 48, 16, 4}, seed{3});
+  // Gathering 37 rows of factors moves fewer values than reducing the dense update where
+  // 37 < 2·In·Out/(In + Out): the first layer (54.9), not the others (24 and 6.4).
+  const auto x = random_batch<float>(37, 64, 1);
+  const auto t = one_hot_targets<float>(37, 4);
+  const auto chosen = parallel::factor_layers(net, 37);
+  CHECK(chosen == parallel::layer_mask<net_t>{true, false, false});
+  CHECK(parallel::factor_layers(net, 64) == parallel::layer_mask<net_t>{false, false, false});
+  const loss::softmax_cross_entropy loss;
+  const auto check = [&](auto rule) {
+    INFO(decltype(rule)::name);
+    const auto dense = update_over(1, rule, net, x, t, loss, 8);
+    for (const auto& mask : {chosen, parallel::layer_mask<net_t>{true, true, true}, parallel::layer_mask<net_t>{false, true, false}})
+      for (std::size_t parts : {1u, 2u, 4u, 8u}) {
+        INFO(parts << " parts, mask " << mask[0] << mask[1] << mask[2]);
+        std::size_t values = 0;
+        CHECK(factored_update_over(parts, rule, net, x, t, loss, 8, mask, &values) == dense);
+        // Records carry the factors, not the dense update: 37 rows of (In + Out) per layer, and
+        // per shard a header of 4 values and the bias.
+        std::size_t expect = 0;
+        const std::size_t sizes[] = {64, 48, 16, 4};
+        for (std::size_t i = 0; i < 3; ++i)
+          if (mask[i]) expect += 8 * (4 + sizes[i + 1]) + 37 * (sizes[i] + sizes[i + 1]);
+        CHECK(values == expect);
+      }
+  };
+  check(learn::backprop<>{});
+  check(learn::feedback_alignment<>{});
+  check(learn::direct_feedback_alignment<>{});
+
+  SECTION("a rule without factored updates sends its formed updates in the records, with the same result") {
+    learn::node_perturbation<> np;
+    const auto dense = update_over(2, np, net, x, t, loss, 8);
+    std::size_t values = 0;
+    CHECK(factored_update_over(2, np, net, x, t, loss, 8, chosen, &values) == dense);
+    CHECK(values == 8 * (4 + 64 * 48 + 48));
+  }
+  SECTION("training on factors keeps the weights of training on dense updates") {
+    const auto train = [&](bool factors) {
+      net_t n({64, 48, 16, 4}, seed{4});
+      learn::backprop<optim::momentum> rule{{.optimizer = {.learning_rate = 0.05f, .momentum = 0.9f}}};
+      auto s = rule.make_state(n);
+      for (std::size_t step = 0; step < 6; ++step) {
+        const rng g = rng(30).split(step);
+        gradients<net_t> update(n);
+        if (factors) {
+          auto part = parallel::estimate_part(rule, n, s, x, t, loss, g, {8, 1, 0}, chosen);
+          update = std::move(part.node);
+          parallel::combine_factors<net_t>(update, part.factors, n, 37, 8, chosen);
+        } else {
+          update = parallel::estimate_part(rule, n, s, x, t, loss, g, {8, 1, 0});
+        }
+        rng gp = g.split(1u << 20);
+        parallel::apply_update(rule, n, s, update, gp);
+      }
+      return all_weights(n);
+    };
+    CHECK(train(true) == train(false));
+  }
+  SECTION("truncated, overlong and foreign records are refused") {
+    learn::backprop<> bp;
+    auto s = bp.make_state(net);
+    const auto part = parallel::estimate_part(bp, net, s, x, t, loss, rng(9), {8, 1, 0}, chosen);
+    gradients<net_t> update = part.node;
+    auto short_records = part.factors;
+    short_records.pop_back();
+    CHECK_THROWS_WITH(parallel::combine_factors<net_t>(update, short_records, net, 37, 8, chosen),
+                      Catch::Contains("end early"));
+    auto long_records = part.factors;
+    long_records.push_back(0.f);
+    CHECK_THROWS_WITH(parallel::combine_factors<net_t>(update, long_records, net, 37, 8, chosen),
+                      Catch::Contains("left over"));
+    // Another batch size reads the records at the wrong places.
+    CHECK_THROWS_WITH(parallel::combine_factors<net_t>(update, part.factors, net, 36, 8, chosen),
+                      Catch::Contains("rows here"));
+    CHECK_THROWS_WITH(parallel::combine_factors<net_t>(update, part.factors, net, 37, 6, chosen),
+                      Catch::Contains("power of two"));
+    auto bad_kind = part.factors;
+    bad_kind[0] = 7.f;
+    CHECK_THROWS_WITH(parallel::combine_factors<net_t>(update, bad_kind, net, 37, 8, chosen), Catch::Contains("unknown kind"));
+  }
+}
+
 TEST_CASE("data-parallel: the combined update is the whole batch's estimate (double)", "[data_parallel]") {
   using dd = physics::basic_digital<double>;
   using hidden_t = dense<dynamic, dynamic, dd, noise::none, act::tanh>;
@@ -250,20 +364,27 @@ TEST_CASE("data-parallel under mpirun: 1, 2 and 4 ranks train bitwise the same w
     SUCCEED("built without MPI: no data-parallel example to launch");
     return;
   }
-  // 3 epochs of 8192 images, 64 hidden units, global batch 256 in 8 shards: 96 steps.
+  // 3 epochs of 8192 images, 64 hidden units, global batch 256 in 8 shards: 96 steps. The
+  // dense exchange and the gathered factors give the same weights too.
   const std::string args = "3 8192 64 256 8";
   std::string hash;
-  for (int ranks : {1, 2, 4}) {
-    const auto r = launch_example(ranks, args);
-    INFO(ranks << " ranks: " << r.out);
-    REQUIRE(r.status == 0);
-    const auto at = r.out.find("weights ");
-    REQUIRE(at != std::string::npos);
-    const std::string h = r.out.substr(at + 8, 16);
-    if (hash.empty()) hash = h;
-    CHECK(h == hash);
-    CHECK(r.out.find("other weights") == std::string::npos);
+  for (const char* exchange : {"dense", "factored"}) {
+    for (int ranks : {1, 2, 4}) {
+      const auto r = launch_example(ranks, args + " " + exchange);
+      INFO(ranks << " ranks, " << exchange << " exchange: " << r.out);
+      REQUIRE(r.status == 0);
+      const auto at = r.out.find("weights ");
+      REQUIRE(at != std::string::npos);
+      const std::string h = r.out.substr(at + 8, 16);
+      if (hash.empty()) hash = h;
+      CHECK(h == hash);
+      CHECK(r.out.find("other weights") == std::string::npos);
+    }
   }
+  const auto unknown = launch_example(2, args + " sparse");
+  INFO(unknown.out);
+  CHECK(unknown.status != 0);
+  CHECK(unknown.out.find("not dense, factored or auto") != std::string::npos);
   // Three ranks cannot share a power-of-two tree: refused with a message, on every rank alike.
   const auto r = launch_example(3, args);
   INFO(r.out);

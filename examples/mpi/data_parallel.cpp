@@ -1,14 +1,20 @@
 // SPDX-License-Identifier: MIT
 // Data-parallel training of one network over MPI ranks: Fashion-MNIST, 784-256-10 backprop
 // (tanh, plain SGD, η 0.05), global batch 256 cut into 8 micro-shards; each rank estimates its
-// shards (pnn/train/data_parallel.hpp) and the ranks finish the same fixed reduction tree
-// (recursive halving, then doubling: 2·(R−1)/R of an estimate sent per rank), so every rank
-// programs the same update
-// and 1, 2 or 4 ranks train bitwise the same weights. One thread per rank.
-// Prints the training throughput (samples/s, evaluation excluded), the test accuracy and a hash
-// of the weights. Claim, checked (exit status 1 when it fails): test accuracy at least 70 %.
+// shards (pnn/train/data_parallel.hpp) and the ranks finish the same fixed reduction tree, so
+// every rank programs the same update and 1, 2 or 4 ranks train bitwise the same weights. One
+// thread per rank.
+// Exchange: `dense` reduces every layer's update (recursive halving, then doubling: 2·(R−1)/R
+// of an estimate sent per rank); `factored` gathers every layer's factors (h, δ: batch ×
+// (In + Out) values) and each rank forms the updates itself; `auto` gathers the factors of the
+// layers where that moves fewer values (parallel::factor_layers). All three give the same
+// weights.
+// Prints the training throughput (samples/s, evaluation excluded), the values each rank
+// received per step, the test accuracy and a hash of the weights. Claim, checked (exit status 1
+// when it fails): test accuracy at least 70 %.
 // Usage: mpirun -np R data_parallel_mpi [epochs = 1] [train limit = 60000] [hidden = 256]
-//        [batch = 256] [shards = 8] [data dir]   (R a power of two ≤ shards)
+//        [batch = 256] [shards = 8] [exchange = dense|factored|auto] [data dir]
+//        (R a power of two ≤ shards)
 #include <mpi.h>
 
 #include <pnn/pnn.hpp>
@@ -20,6 +26,7 @@
 #include <cstdio>
 #include <cstring>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -36,10 +43,12 @@ namespace {
 // parallel::combine_parts makes there. After log₂ R levels each rank holds 1/R of the root;
 // the doubling phase then gathers the segments back in reverse order. 2·(R−1)/R of an
 // estimate is sent per rank (recursive doubling of whole nodes would send log₂ R of it).
-void tree_allreduce(gradients<net_t>& node, int rank, int ranks) {
-  std::vector<float> v = parallel::flatten(node), in(v.size());
-  // The last num_layers values are flags (parameter-space estimates), the same on every rank.
-  const std::size_t n = v.size() - net_t::num_layers;
+// `v`: the flattened node, whose last `flags` values are the same on every rank. Returns the
+// number of values received.
+std::size_t tree_allreduce(std::vector<float>& v, std::size_t flags, int rank, int ranks) {
+  std::vector<float> in(v.size());
+  const std::size_t n = v.size() - flags;
+  std::size_t received = 0;
   struct level {
     std::size_t lo, hi;  // the segment before the level
     bool lower;          // this rank kept its first half
@@ -50,6 +59,7 @@ void tree_allreduce(gradients<net_t>& node, int rank, int ranks) {
                             int partner, int tag) {
     MPI_Sendrecv(v.data() + send_lo, static_cast<int>(send_hi - send_lo), MPI_FLOAT, partner, tag, in.data() + recv_lo,
                  static_cast<int>(recv_hi - recv_lo), MPI_FLOAT, partner, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    received += recv_hi - recv_lo;
   };
   for (int stride = 1; stride < ranks; stride *= 2) {
     const int partner = rank ^ stride;
@@ -74,7 +84,23 @@ void tree_allreduce(gradients<net_t>& node, int rank, int ranks) {
     lo = up.lo;
     hi = up.hi;
   }
-  parallel::unflatten<net_t>(v, node);
+  return received;
+}
+
+// Every rank's factor records, concatenated in rank order (= shard order). Returns the number
+// of values received from the other ranks.
+std::size_t gather_records(const std::vector<float>& mine, std::vector<float>& all, int ranks) {
+  const int count = static_cast<int>(mine.size());
+  std::vector<int> counts(static_cast<std::size_t>(ranks)), offsets(static_cast<std::size_t>(ranks));
+  MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD);
+  std::size_t total = 0;
+  for (int r = 0; r < ranks; ++r) {
+    offsets[std::size_t(r)] = static_cast<int>(total);
+    total += std::size_t(counts[std::size_t(r)]);
+  }
+  all.resize(total);
+  MPI_Allgatherv(mine.data(), count, MPI_FLOAT, all.data(), counts.data(), offsets.data(), MPI_FLOAT, MPI_COMM_WORLD);
+  return total - mine.size();
 }
 
 std::uint64_t fnv1a(const net_t& net) {
@@ -104,8 +130,11 @@ int main(int argc, char** argv) {
     const std::size_t batch = argc > 4 ? std::stoul(argv[4]) : 256;
     const parallel::shard_plan plan{argc > 5 ? std::stoul(argv[5]) : 8, std::size_t(ranks), std::size_t(rank)};
     plan.validate();  // every rank refuses an impossible plan the same way
+    const std::string exchange = argc > 6 ? argv[6] : "dense";
+    if (exchange != "dense" && exchange != "factored" && exchange != "auto")
+      throw std::invalid_argument("exchange '" + exchange + "' is not dense, factored or auto");
     set_num_threads(1);
-    data::split fm = argc > 6 ? data::fashion_mnist(argv[6]) : data::fashion_mnist();
+    data::split fm = argc > 7 ? data::fashion_mnist(argv[7]) : data::fashion_mnist();
     fm.train = data::take(fm.train, limit);
 
     net_t net({784, hidden, 10}, seed{42});
@@ -113,6 +142,10 @@ int main(int argc, char** argv) {
     auto state = rule.make_state(net);
     const loss::softmax_cross_entropy loss;
     const std::size_t n = fm.train.size();
+    parallel::layer_mask<net_t> as_factors{};
+    if (exchange == "factored") as_factors.fill(true);
+    if (exchange == "auto") as_factors = parallel::factor_layers(net, batch);
+    std::size_t received = 0, steps = 0;
     std::vector<std::size_t> order(n);
     double seconds = 0;
     std::size_t samples = 0;
@@ -133,11 +166,17 @@ int main(int argc, char** argv) {
           std::memcpy(&t(r, 0), &fm.train.targets(order[b + r], 0), 10 * sizeof(float));
         }
         const rng g = rng(11).split(epoch).split(step);
-        auto node = parallel::estimate_part(rule, net, state, x, t, loss, g, plan);
-        tree_allreduce(node, rank, ranks);
+        auto part = parallel::estimate_part(rule, net, state, x, t, loss, g, plan, as_factors);
+        std::vector<float> flat = parallel::flatten(part.node, as_factors), records;
+        received += tree_allreduce(flat, net_t::num_layers, rank, ranks);
+        received += gather_records(part.factors, records, ranks);
+        gradients<net_t> update(net);
+        parallel::unflatten<net_t>(flat, update, as_factors);
+        parallel::combine_factors<net_t>(update, records, net, rows, plan.shards, as_factors);
         rng gp = g.split(1u << 20);
-        parallel::apply_update(rule, net, state, node, gp);
+        parallel::apply_update(rule, net, state, update, gp);
         samples += rows;
+        ++steps;
       }
       seconds += MPI_Wtime() - start;
     }
@@ -146,8 +185,11 @@ int main(int argc, char** argv) {
     // Every rank holds the same network: rank 0 tests it.
     if (rank == 0) {
       const double accuracy = evaluate(net, loss, fm.test).accuracy;
-      std::printf("ranks %d: %.0f samples/s, test accuracy %.2f %%, weights %016llx\n", ranks,
-                  double(samples) / slowest, 100 * accuracy, static_cast<unsigned long long>(fnv1a(net)));
+      std::printf("ranks %d, %s exchange: %.0f samples/s, %.1f kB received per rank and step, test accuracy %.2f %%, "
+                  "weights %016llx\n",
+                  ranks, exchange.c_str(), double(samples) / slowest,
+                  steps == 0 ? 0.0 : 4e-3 * double(received) / double(steps), 100 * accuracy,
+                  static_cast<unsigned long long>(fnv1a(net)));
       std::printf("claim: test accuracy at least 70 %%: %s\n", accuracy >= 0.70 ? "holds" : "FAILS");
       status = accuracy >= 0.70 ? 0 : 1;
     }

@@ -12,6 +12,8 @@
 #pragma once
 
 #include <any>
+#include <array>
+#include <cstddef>
 #include <concepts>
 #include <type_traits>
 
@@ -115,6 +117,28 @@ class rule_skeleton {
     }
   }
 
+  /// `estimate`, except that each layer `i` with `factors_only[i]` whose update is a batch of
+  /// outer products (`ĝ_W = s · δᵀh`: a rule with `factored_updates`, a dense layer) keeps only
+  /// its factors `(h, δ, s)` and bias, and its dense `ĝ_W` is not formed: `deferred()` is true
+  /// there. For transport between processes: n rows of factors are n·(In + Out) values, the
+  /// dense update In·Out (pnn/train/data_parallel.hpp). Other layers, and every layer of a rule
+  /// without `factored_updates`, are formed as by `estimate`.
+  /// \pre as `estimate`.
+  template <class Net, class X, class Y, class Loss>
+    requires is_network_v<Net>
+  gradients<Net> estimate_factors(Net& net, state_type<Net>& s, const xt::xexpression<X>& x,
+                                  const xt::xexpression<Y>& target, const Loss& loss, rng& g,
+                                  const std::array<bool, Net::num_layers>& factors_only) {
+    if constexpr (!detail::rule_runs_on<Rule, Net>) {
+      static_assert(detail::always_false_v<Net>,
+                    PNN_DETAIL_CONV_UNSUPPORTED);
+      return {};
+    } else {
+      run_checked(net, s, x, target, loss, g, rule_pass::estimate, &factors_only);
+      return s.grad;
+    }
+  }
+
   /// Estimate, shape with the rule's optimiser, check finiteness, program every layer's
   /// substrate (write noise from `g`). Returns the batch's loss and accuracy before the update.
   template <class Net, class X, class Y, class Loss>
@@ -189,12 +213,17 @@ class rule_skeleton {
 
   template <class Net, class X, class Y, class Loss>
   step_result run_checked(Net& net, state_type<Net>& s, const xt::xexpression<X>& x,
-                          const xt::xexpression<Y>& target, const Loss& loss, rng& g, rule_pass pass) {
+                          const xt::xexpression<Y>& target, const Loss& loss, rng& g, rule_pass pass,
+                          const std::array<bool, Net::num_layers>* factors_only = nullptr) {
     Rule& r = self();
     if constexpr (requires(const Rule& cr) { cr.validate(net); }) static_cast<const Rule&>(r).validate(net);
     const auto b = detail::check_batch(net, x, target, Rule::name);
-    if constexpr (requires { requires Rule::factored_updates; })
+    if constexpr (requires { requires Rule::factored_updates; }) {
       detail::defer_dense_updates(s.grad, net, r.parameters().optimizer, pass == rule_pass::step);
+      // A convolution clears its flag again (its factors, the patches, outweigh its update).
+      if (factors_only != nullptr)
+        for (std::size_t i = 0; i < Net::num_layers; ++i) s.grad[i].defer = (*factors_only)[i];
+    }
     return r.run(net, b, loss, g, s, pass);
   }
 

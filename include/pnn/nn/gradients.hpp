@@ -19,7 +19,8 @@
 /// optimiser that only rescales it (`optim::sgd`) may be *deferred*: only the factors are kept
 /// and the dense `ĝ_W` is never formed, which saves the passes over the weight-sized update
 /// (form, scale, check, subtract) that otherwise cost as much as the product itself. An
-/// estimate a rule returns from `estimate` is never deferred.
+/// estimate a rule returns from `estimate` is never deferred; `estimate_factors` defers the
+/// layers its caller asks for, to move factors between processes (pnn/train/data_parallel.hpp).
 #pragma once
 
 #include <array>
