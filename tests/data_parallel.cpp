@@ -158,6 +158,16 @@ TEST_CASE("data-parallel: layers exchanged as factors give bitwise the dense exc
   check(learn::feedback_alignment<>{});
   check(learn::direct_feedback_alignment<>{});
 
+  SECTION("a batch smaller than the shard count: empty shards, some parts without records") {
+    const xt::xtensor<float, 2> x5 = xt::view(x, xt::range(0, 5), xt::all());
+    const xt::xtensor<float, 2> t5 = xt::view(t, xt::range(0, 5), xt::all());
+    learn::backprop<> bp;
+    const auto dense = update_over(1, bp, net, x5, t5, loss, 8);
+    for (std::size_t parts : {1u, 2u, 4u, 8u}) {
+      INFO(parts << " parts");
+      CHECK(factored_update_over(parts, bp, net, x5, t5, loss, 8, chosen) == dense);
+    }
+  }
   SECTION("a rule without factored updates sends its formed updates in the records, with the same result") {
     learn::node_perturbation<> np;
     const auto dense = update_over(2, np, net, x, t, loss, 8);

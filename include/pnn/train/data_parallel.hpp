@@ -212,9 +212,10 @@ struct part_estimate {
 
 namespace detail {
 // A factor record: kind (1: factors, 0: a dense update, for an estimate that came back formed),
-// the shard's rows of the batch, the factors' rows, scale, then for factors the bias (Out), h (rows × In) and δ (rows × Out); for a dense
-// update its weight (Out × In) and bias (Out). Bias, weight and scale are the rule's, before the
-// shard's share of the batch is applied, so that the receiver makes the same operations.
+// the shard's rows of the batch, the factors' rows, scale, then for factors the bias (Out),
+// h (rows × In) and δ (rows × Out); for a dense update its weight (Out × In) and bias (Out).
+// Bias, weight and scale are the rule's, before the shard's share of the batch is applied, so
+// that the receiver makes the same operations.
 template <class T>
 void append_record(std::vector<T>& out, const layer_gradient<T>& l, std::size_t shard_rows) {
   if (!l.parameter_space && l.parameter.size() != 0)
@@ -266,8 +267,21 @@ template <class Rule, class Net, class State, class Loss>
   for (std::size_t j = 0; j < plan.shards_per_part(); ++j) {
     const std::size_t k = plan.first_shard() + j;
     const auto [begin, end] = shard_rows(n, plan.shards, k);
+    // In the node the masked layers are empty: they are summed from the records (an empty
+    // weight also spares the node's scaling and tree a weight-sized pass per shard).
+    const auto leave_out_masked = [&](gradients<Net>& e) {
+      for (std::size_t i = 0; i < Net::num_layers; ++i) {
+        if (!as_factors[i]) continue;
+        auto& l = e.layers[i];
+        l.defer = false;
+        l.factored = false;
+        l.weight = xt::xtensor<T, 2>::from_shape({0, 0});
+        l.bias.fill(T(0));
+      }
+    };
     if (begin == end) {
       nodes.emplace_back(net);
+      leave_out_masked(nodes.back());
       continue;  // an empty shard has no record: every process knows its rows
     }
     const xt::xtensor<T, 2> xs = xt::view(x, xt::range(begin, end), xt::all());
@@ -278,17 +292,9 @@ template <class Rule, class Net, class State, class Loss>
       e = rule.estimate_factors(net, s, xs, ts, loss, gk, as_factors);
     else
       e = rule.estimate(net, s, xs, ts, loss, gk);
-    for (std::size_t i = 0; i < Net::num_layers; ++i) {
-      if (!as_factors[i]) continue;
-      detail::append_record(out.factors, e.layers[i], end - begin);
-      // In the node this layer is empty: it is summed from the records (an empty weight also
-      // spares the node's scaling and tree a weight-sized pass per shard).
-      auto& l = e.layers[i];
-      l.defer = false;
-      l.factored = false;
-      l.weight = xt::xtensor<T, 2>::from_shape({0, 0});
-      l.bias.fill(T(0));
-    }
+    for (std::size_t i = 0; i < Net::num_layers; ++i)
+      if (as_factors[i]) detail::append_record(out.factors, e.layers[i], end - begin);
+    leave_out_masked(e);
     nodes.push_back(std::move(e));
     nodes.back() *= T(end - begin) / T(n);
   }
