@@ -146,6 +146,9 @@ int main(int argc, char** argv) {
     if (exchange == "factored") as_factors.fill(true);
     if (exchange == "auto") as_factors = parallel::factor_layers(net, batch);
     std::size_t received = 0, steps = 0;
+    // Kept across steps: a fresh weight-sized update every step would cost page faults.
+    gradients<net_t> update(net);
+    std::vector<float> records;
     std::vector<std::size_t> order(n);
     double seconds = 0;
     std::size_t samples = 0;
@@ -167,10 +170,9 @@ int main(int argc, char** argv) {
         }
         const rng g = rng(11).split(epoch).split(step);
         auto part = parallel::estimate_part(rule, net, state, x, t, loss, g, plan, as_factors);
-        std::vector<float> flat = parallel::flatten(part.node, as_factors), records;
+        std::vector<float> flat = parallel::flatten(part.node, as_factors);
         received += tree_allreduce(flat, net_t::num_layers, rank, ranks);
         received += gather_records(part.factors, records, ranks);
-        gradients<net_t> update(net);
         parallel::unflatten<net_t>(flat, update, as_factors);
         parallel::combine_factors<net_t>(update, records, net, rows, plan.shards, as_factors);
         rng gp = g.split(1u << 20);

@@ -212,8 +212,7 @@ inline split load_mnist_pair(const std::filesystem::path& dir, const std::string
 /// \throws pnn::error when the directory or a file is missing or malformed, image and label
 /// counts differ, a label is outside 0..9, or the images are not 28 × 28.
 [[nodiscard]] inline split fashion_mnist(const std::filesystem::path& dir = default_dir()) {
-  return detail::load_mnist_pair(dir, "fashion-mnist", "fashion_mnist",
-                                 detail::fashion_mnist_hint);
+  return detail::load_mnist_pair(dir, "fashion-mnist", "fashion_mnist", detail::fashion_mnist_hint);
 }
 
 /// \brief The first `max_train` training samples of Fashion-MNIST from `dir` (all of them when
@@ -222,9 +221,7 @@ inline split load_mnist_pair(const std::filesystem::path& dir, const std::string
 /// 20 000 images loads in about half the time).
 /// \throws pnn::error as `fashion_mnist` does, for the part it reads.
 [[nodiscard]] inline split fashion_mnist(const std::filesystem::path& dir, std::size_t max_train) {
-  return detail::load_mnist_pair(dir, "fashion-mnist", "fashion_mnist",
-                                 detail::fashion_mnist_hint,
-                                 max_train);
+  return detail::load_mnist_pair(dir, "fashion-mnist", "fashion_mnist", detail::fashion_mnist_hint, max_train);
 }
 
 /// \brief The original MNIST digits from `dir` (same file names and layout as Fashion-MNIST),

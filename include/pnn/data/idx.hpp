@@ -442,8 +442,8 @@ std::vector<T> read_elements(idx_reader& r, std::size_t count) {
 
   const bool partial = max_items < a.shape[0];
   if (partial) {
-    // count ≤ idx_max_elements, so the product of the other extents is exact.
-    const std::size_t item = a.shape[0] == 0 ? 0 : static_cast<std::size_t>(count) / a.shape[0];
+    // shape[0] > max_items ≥ 0, and count ≤ idx_max_elements: the quotient is exact.
+    const std::size_t item = static_cast<std::size_t>(count) / a.shape[0];
     a.shape[0] = max_items;
     count = std::uint64_t(max_items) * item;
   }

@@ -95,9 +95,9 @@ void world::start_jobs(std::size_t jobs, std::size_t local_workers) {
   if (rank_ != 0) return;
   impl_->dispatcher = std::thread([this, remote] {
     // Polls rather than blocks: a blocking receive would spin on a core rank 0's own runs need.
-    // Every wake-up also takes that core from rank 0's runs (500 a second slowed them by about
-    // 8 %), so an idle dispatcher backs off from 1 ms to 16 ms between polls: a request waits at
-    // most that long, once per run of the asking worker.
+    // Every wake-up also takes that core from rank 0's runs, so an idle dispatcher backs off
+    // from 1 ms to 16 ms between polls: a request waits at most that long, once per run of the
+    // asking worker.
     auto pause = std::chrono::milliseconds(1);
     for (std::uint64_t finished = 0; finished < remote;) {
       int flag = 0;
