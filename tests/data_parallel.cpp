@@ -5,13 +5,17 @@
 // stay identical on every process (a noisy crossbar included), and bad input is refused.
 #include <catch2/catch.hpp>
 
+#include <barrier>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <span>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include <pnn/physics/crossbar.hpp>
@@ -400,4 +404,154 @@ TEST_CASE("data-parallel under mpirun: 1, 2 and 4 ranks train bitwise the same w
   INFO(r.out);
   CHECK(r.status != 0);
   CHECK(r.out.find("power of two") != std::string::npos);
+}
+
+namespace {
+// An all-reduce between the threads of one test, standing in for MPI: every part posts its
+// array, each sums all of them in `tree_sum`'s tree, and none posts again before all have read.
+template <class T>
+struct thread_bus {
+  explicit thread_bus(std::size_t parts) : slots(parts), sync(std::ptrdiff_t(parts)) {}
+  std::vector<std::vector<T>> slots;
+  std::barrier<> sync;
+  void sum(std::size_t part, std::span<T> v) {
+    slots[part].assign(v.begin(), v.end());
+    sync.arrive_and_wait();
+    std::vector<std::vector<T>> local = slots;
+    for (std::size_t stride = 1; stride < local.size(); stride *= 2)
+      for (std::size_t i = 0; i + stride < local.size(); i += 2 * stride)
+        for (std::size_t k = 0; k < local[i].size(); ++k) local[i][k] += local[i + stride][k];
+    std::copy(local[0].begin(), local[0].end(), v.begin());
+    sync.arrive_and_wait();
+  }
+};
+
+// `train` with data-parallel steps on `parts` threads, each its own network and rule (as MPI
+// ranks hold theirs); returns every part's weights and histories.
+template <class MakeNet, class Rule>
+auto train_on_parts(MakeNet make_net, const Rule& rule, const data::dataset& set, std::size_t parts, std::size_t shards,
+                    std::size_t corrupt_part = ~std::size_t{0}) {
+  using net_t = decltype(make_net());
+  using T = typename net_t::value_type;
+  thread_bus<T> bus(parts);
+  std::vector<net_t> nets;
+  std::vector<Rule> rules(parts, rule);
+  for (std::size_t p = 0; p < parts; ++p) nets.push_back(make_net());
+  std::vector<history> hist(parts);
+  std::vector<std::string> errors(parts);
+  std::vector<std::thread> team;
+  for (std::size_t p = 0; p < parts; ++p)
+    team.emplace_back([&, p] {
+      train_options opt{.epochs = 2, .batch = 40, .seed = 3, .progress = progress_mode::never};
+      opt.data_parallel.shards = shards;
+      opt.data_parallel.parts = parts;
+      opt.data_parallel.part = p;
+      if constexpr (std::is_same_v<T, float>) opt.data_parallel.sum_float = [&bus, p](std::span<float> v) { bus.sum(p, v); };
+      else opt.data_parallel.sum_double = [&bus, p](std::span<double> v) { bus.sum(p, v); };
+      try {
+        if (p == corrupt_part) {
+          // What this part reads of the batch is poisoned; the others' rows are clean.
+          data::dataset bad = set;
+          bad.inputs.fill(std::nanf(""));
+          hist[p] = train(nets[p], rules[p], loss::softmax_cross_entropy{}, bad, opt);
+        } else {
+          hist[p] = train(nets[p], rules[p], loss::softmax_cross_entropy{}, set, opt);
+        }
+      } catch (const pnn::error& e) {
+        errors[p] = e.what();
+      }
+    });
+  for (auto& t : team) t.join();
+  std::vector<std::vector<T>> weights;
+  for (const auto& n : nets) weights.push_back(all_weights(n));
+  return std::tuple{weights, hist, errors};
+}
+}  // namespace
+
+TEST_CASE("pnn::train with data-parallel steps gives bitwise the same weights on 1, 2 and 4 parts",
+          "[data_parallel][train]") {
+  set_num_threads(1);
+  rng gd(21);
+  const auto d = data::gaussian_blobs(200, 6, 3, gd);  // 5 batches of 40 rows, 8 shards of 5
+  using hidden_t = dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>;
+  using out_t = dense<dynamic, dynamic, physics::digital, noise::none, act::identity>;
+  using net_t = network<hidden_t, out_t>;
+  const auto make_net = [] { return net_t({6, 12, 3}, seed{8}); };
+  const auto check_rule = [&](const auto& rule, const char* name) {
+    INFO(name);
+    const auto [w1, h1, e1] = train_on_parts(make_net, rule, d, 1, 8);
+    REQUIRE(e1[0].empty());
+    // Training happened: the weights moved and the loss fell.
+    CHECK(w1[0] != all_weights(make_net()));
+    CHECK(h1[0][1].train_loss < h1[0][0].train_loss);
+    CHECK(h1[0][0].train_accuracy > 0);
+    for (std::size_t parts : {2u, 4u}) {
+      const auto [w, h, e] = train_on_parts(make_net, rule, d, parts, 8);
+      for (std::size_t p = 0; p < parts; ++p) {
+        INFO(parts << " parts, part " << p);
+        REQUIRE(e[p].empty());
+        CHECK(w[p] == w1[0]);  // bitwise, on every part
+        CHECK(h[p][1].train_loss == Approx(h1[0][1].train_loss).epsilon(1e-5));
+        CHECK(h[p][1].train_accuracy == h1[0][1].train_accuracy);
+      }
+    }
+  };
+  check_rule(learn::backprop<optim::momentum>{{.optimizer = {.learning_rate = 0.1f, .momentum = 0.9f}}}, "backprop");
+  check_rule(learn::feedback_alignment<>{{.optimizer = {.learning_rate = 0.1f}}}, "feedback_alignment");
+  check_rule(learn::node_perturbation<>{}, "node_perturbation (one perturbation per shard)");
+
+  // The data-parallel step is the whole batch's step up to rounding: against plain steps,
+  // one step of backprop in double moves the weights the same way.
+  {
+    using dd = physics::basic_digital<double>;
+    using net_d = network<dense<dynamic, dynamic, dd, noise::none, act::tanh>, dense<dynamic, dynamic, dd, noise::none, act::identity>>;
+    data::dataset dd40 = data::take(d, 40);
+    net_d plain({6, 12, 3}, seed{8}), sharded({6, 12, 3}, seed{8});
+    learn::backprop<> a{{.optimizer = {.learning_rate = 0.1f}}}, b = a;
+    train_options opt{.epochs = 1, .batch = 40, .seed = 3, .progress = progress_mode::never};
+    train(plain, a, loss::softmax_cross_entropy{}, dd40, opt);
+    opt.data_parallel.shards = 8;
+    train(sharded, b, loss::softmax_cross_entropy{}, dd40, opt);
+    const auto wp = all_weights(plain), ws = all_weights(sharded), w0 = all_weights(net_d({6, 12, 3}, seed{8}));
+    double diff = 0, moved = 0;
+    for (std::size_t k = 0; k < wp.size(); ++k) {
+      diff = std::max(diff, std::abs(wp[k] - ws[k]));
+      moved = std::max(moved, std::abs(wp[k] - w0[k]));
+    }
+    CHECK(moved > 1e-3);
+    CHECK(diff < 1e-12 * moved);
+  }
+}
+
+TEST_CASE("pnn::train's data-parallel steps refuse bad plans and fail together on bad rows", "[data_parallel][train]") {
+  set_num_threads(1);
+  rng gd(21);
+  const auto d = data::gaussian_blobs(80, 6, 3, gd);
+  using net_t = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,
+                        dense<dynamic, dynamic, physics::digital, noise::none, act::identity>>;
+  const auto make_net = [] { return net_t({6, 12, 3}, seed{8}); };
+  learn::backprop<> bp;
+  {
+    net_t net = make_net();
+    const auto before = all_weights(net);
+    train_options opt{.epochs = 1, .batch = 40, .progress = progress_mode::never};
+    opt.data_parallel.shards = 6;
+    CHECK_THROWS_WITH(train(net, bp, loss::softmax_cross_entropy{}, d, opt), Catch::Contains("power of two"));
+    opt.data_parallel.shards = 8;
+    opt.data_parallel.parts = 2;
+    CHECK_THROWS_WITH(train(net, bp, loss::softmax_cross_entropy{}, d, opt), Catch::Contains("sum_float"));
+    opt.data_parallel.parts = 16;
+    CHECK_THROWS_WITH(train(net, bp, loss::softmax_cross_entropy{}, d, opt), Catch::Contains("cannot share"));
+    opt.data_parallel.shards = 0;
+    opt.data_parallel.parts = 2;
+    CHECK_THROWS_WITH(train(net, bp, loss::softmax_cross_entropy{}, d, opt), Catch::Contains("without shards"));
+    CHECK(all_weights(net) == before);
+  }
+  // NaN rows reach only part 1's shards: it says why, part 0 hears that another part failed,
+  // neither hangs, and no part programs the step.
+  const auto [w, h, e] = train_on_parts(make_net, bp, d, 2, 8, 1);
+  CHECK_THAT(e[1], Catch::Contains("not finite") || Catch::Contains("NaN"));
+  CHECK_THAT(e[0], Catch::Contains("another part's estimate failed"));
+  CHECK(w[0] == all_weights(make_net()));
+  CHECK(w[1] == all_weights(make_net()));
 }

@@ -198,6 +198,11 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--sweep hidden=0", "--sweep hidden: '0' must be a whole number in [1, 100000]");
   check("--threads-per-run 0", "--threads-per-run: '0' must be a whole number in [1, 1024]");
   check("--scorecard --scorecard-seeds 0", "--scorecard-seeds: '0' must be a whole number in [1, 100]");
+  check("--data-parallel --shards 6", "--shards must be a power of two");
+  check("--data-parallel --shards 0", "--shards: '0' must be a whole number");
+  check("--data-parallel --shards 128 --batch 64", "--shards must not exceed --batch");
+  check("--shards 4", "--shards needs --data-parallel");
+  check("--data-parallel --checkpoint-dir " + (dir / "ckpt").string(), "--data-parallel does not take --checkpoint-dir");
   // --dry-run checks the same flags, counts the runs and loads nothing.
   check("--dry-run --epochs 0", "--epochs: '0' must be a whole number");
   const auto ok = run_bench("--dry-run --rules backprop,spsa --substrates digital,crossbar --seeds 3 "
@@ -877,6 +882,54 @@ TEST_CASE("pnn-bench under mpirun spreads the runs over ranks and writes what on
       CHECK(headers == 1);
       CHECK(without_times(read_json(out)).dump(1) == one.dump(1));
       CHECK(std::filesystem::exists(csv));
+    }
+  }
+}
+
+TEST_CASE("pnn-bench --data-parallel trains each run on all ranks, with the same results on 1, 2 and 4 ranks",
+          "[pnn-bench][mpi][data_parallel][slow]") {
+  const auto dir = fresh_dir("pnn_bench_data_parallel");
+  const std::string args = "--rules backprop,direct_feedback_alignment,equilibrium_propagation,node_perturbation "
+                           "--substrates digital,crossbar --epochs 2 --train-limit 600 --hidden 16 --batch 32 "
+                           "--data-parallel --shards 4";
+  const auto r = run_bench(args + " --json " + (dir / "one.json").string(), dir);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  const auto one = read_json(dir / "one.json").at("results");
+  REQUIRE(one.size() == 8);
+  for (const auto& row : one) {
+    INFO(row.at("rule").get<std::string>() << " on " << row.at("substrate").get<std::string>());
+    CHECK(row.at("settings").at("data_parallel").at("shards") == 4);
+    // Trained (600 images are few for node perturbation on the crossbar: it only has to move).
+    const double gain = row.at("rule") == "backprop" ? 0.2 : row.at("rule") == "node_perturbation" ? -1 : 0.1;
+    CHECK(row.at("test_accuracy").get<double>() > row.at("untrained_accuracy").get<double>() + gain);
+    CHECK(row.at("test_accuracy").get<double>() != row.at("untrained_accuracy").get<double>());
+  }
+  if (mpiexec(1).empty()) return;  // built without MPI: one rank is all there is
+  const auto ranks_bad = run_bench(args + " --json " + (dir / "three.json").string(), dir, mpiexec(3));
+  CHECK(ranks_bad.status != 0);
+  CHECK(ranks_bad.err.find("power-of-two number of ranks") != std::string::npos);
+  for (int ranks : {2, 4}) {
+    const auto out = dir / ("ranks" + std::to_string(ranks) + ".json");
+    const auto m = run_bench(args + " --json " + out.string(), dir, mpiexec(ranks));
+    INFO(ranks << " ranks: " << m.err);
+    REQUIRE(m.status == 0);
+    const auto many = read_json(out).at("results");
+    REQUIRE(many.size() == one.size());
+    for (std::size_t i = 0; i < one.size(); ++i) {
+      const auto &a = one[i], &b = many[i];
+      INFO(a.at("rule").get<std::string>() << " on " << a.at("substrate").get<std::string>());
+      CHECK(b.at("settings").at("data_parallel").at("ranks") == ranks);
+      // The same weights: every accuracy the same to the last bit, epoch by epoch.
+      CHECK(b.at("test_accuracy").get<double>() == a.at("test_accuracy").get<double>());
+      for (std::size_t e = 0; e < a.at("history").size(); ++e)
+        CHECK(b.at("history")[e].at("test_accuracy").get<double>() == a.at("history")[e].at("test_accuracy").get<double>());
+      // Every rank's replica is programmed: the pulses add up over ranks; the reads are shared.
+      CHECK(b.at("energy").at("physical_passes_per_sample").get<double>() ==
+            Approx(a.at("energy").at("physical_passes_per_sample").get<double>()).epsilon(1e-12));
+      if (a.at("substrate") == "crossbar")
+        CHECK(b.at("energy").at("pulses_per_sample").get<double>() ==
+              Approx(ranks * a.at("energy").at("pulses_per_sample").get<double>()).epsilon(1e-12));
     }
   }
 }

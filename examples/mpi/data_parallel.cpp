@@ -20,12 +20,15 @@
 #include <pnn/pnn.hpp>
 #include <pnn/train/data_parallel.hpp>
 
+#include "../../tools/pnn_bench/distribute/tree_allreduce.hpp"
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <numeric>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -36,57 +39,6 @@ using net_t = network<dense<dynamic, dynamic, physics::digital, noise::none, act
                       dense<dynamic, dynamic, physics::digital, noise::none, act::identity>>;
 
 namespace {
-// The top of the reduction tree over ranks, bandwidth-optimal: recursive halving, then
-// recursive doubling. At level j (partners r and r xor 2^j, nearest first, as the tree pairs
-// them) both hold the same segment of their nodes; each keeps one half of it and adds the
-// partner's copy of that half as (lower rank's) + (higher rank's), exactly the addition
-// parallel::combine_parts makes there. After log₂ R levels each rank holds 1/R of the root;
-// the doubling phase then gathers the segments back in reverse order. 2·(R−1)/R of an
-// estimate is sent per rank (recursive doubling of whole nodes would send log₂ R of it).
-// `v`: the flattened node, whose last `flags` values are the same on every rank. Returns the
-// number of values received.
-std::size_t tree_allreduce(std::vector<float>& v, std::size_t flags, int rank, int ranks) {
-  std::vector<float> in(v.size());
-  const std::size_t n = v.size() - flags;
-  std::size_t received = 0;
-  struct level {
-    std::size_t lo, hi;  // the segment before the level
-    bool lower;          // this rank kept its first half
-  };
-  std::vector<level> kept;
-  std::size_t lo = 0, hi = n;
-  const auto exchange = [&](std::size_t send_lo, std::size_t send_hi, std::size_t recv_lo, std::size_t recv_hi,
-                            int partner, int tag) {
-    MPI_Sendrecv(v.data() + send_lo, static_cast<int>(send_hi - send_lo), MPI_FLOAT, partner, tag, in.data() + recv_lo,
-                 static_cast<int>(recv_hi - recv_lo), MPI_FLOAT, partner, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    received += recv_hi - recv_lo;
-  };
-  for (int stride = 1; stride < ranks; stride *= 2) {
-    const int partner = rank ^ stride;
-    const bool lower = rank < partner;
-    const std::size_t mid = lo + (hi - lo) / 2;
-    kept.push_back({lo, hi, lower});
-    // The lower rank keeps the first half, the higher the second.
-    if (lower) exchange(mid, hi, lo, mid, partner, stride);
-    else exchange(lo, mid, mid, hi, partner, stride);
-    if (lower) hi = mid;
-    else lo = mid;
-    for (std::size_t i = lo; i < hi; ++i) v[i] = lower ? v[i] + in[i] : in[i] + v[i];
-  }
-  for (int stride = ranks / 2; stride >= 1; stride /= 2) {
-    const int partner = rank ^ stride;
-    const level up = kept.back();
-    kept.pop_back();
-    // Send the reduced segment, receive the partner's: together they are the segment of the level above.
-    const std::size_t olo = up.lower ? hi : up.lo, ohi = up.lower ? up.hi : lo;
-    exchange(lo, hi, olo, ohi, partner, ranks + stride);
-    std::copy(in.begin() + std::ptrdiff_t(olo), in.begin() + std::ptrdiff_t(ohi), v.begin() + std::ptrdiff_t(olo));
-    lo = up.lo;
-    hi = up.hi;
-  }
-  return received;
-}
-
 // Every rank's factor records, concatenated in rank order (= shard order). Returns the number
 // of values received from the other ranks.
 std::size_t gather_records(const std::vector<float>& mine, std::vector<float>& all, int ranks) {
@@ -171,7 +123,7 @@ int main(int argc, char** argv) {
         const rng g = rng(11).split(epoch).split(step);
         auto part = parallel::estimate_part(rule, net, state, x, t, loss, g, plan, as_factors);
         std::vector<float> flat = parallel::flatten(part.node, as_factors);
-        received += tree_allreduce(flat, net_t::num_layers, rank, ranks);
+        received += pnn_bench::distribute::tree_allreduce(std::span<float>(flat), net_t::num_layers, rank, ranks);
         received += gather_records(part.factors, records, ranks);
         parallel::unflatten<net_t>(flat, update, as_factors);
         parallel::combine_factors<net_t>(update, records, net, rows, plan.shards, as_factors);

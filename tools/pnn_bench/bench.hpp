@@ -83,6 +83,12 @@ struct config {
   /// `--checkpoint-dir`: where this run keeps its state after each epoch (files
   /// `<stem>.progress.json` and `<stem>.epoch<k>.pnn`); empty: no checkpoints.
   std::string checkpoint_stem;
+  /// `--data-parallel`: every run is trained by all ranks together, each estimating its part of
+  /// every batch's `--shards` micro-shards (`pnn::train_options::data_parallel`; shards 0: off).
+  pnn::data_parallel_options data_parallel{};
+  /// With `data_parallel` over several ranks: sums each epoch's physical events and digital
+  /// work over the ranks' replicas (collective).
+  std::function<void(pnn::history&)> sum_over_ranks{};
 };
 
 /// The device model `--device` names (`devices::device_from_name`: a closed-form model, the

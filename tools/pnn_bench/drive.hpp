@@ -904,7 +904,12 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
   pnn::cost_counter counter;
   opt.cost = &counter;
   r.settings["lr_scale"] = cfg.lr_scale;
+  opt.data_parallel = cfg.data_parallel;
+  if (cfg.data_parallel.shards != 0)
+    r.settings["data_parallel"] = {{"ranks", cfg.data_parallel.parts}, {"shards", cfg.data_parallel.shards},
+                                   {"energy", "every rank's replica: its reads of its part, and its programming"}};
   auto h = opt.first_epoch <= opt.epochs ? pnn::train(net, rule, loss, d.train, opt) : pnn::history{};
+  if (cfg.sum_over_ranks) cfg.sum_over_ranks(h);
   if (checkpointing) h = ckpt.done;
   r.epochs = h.size();
   r.physical_epochs = h.size();

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <span>
 #include <sstream>
 #include <thread>
 
@@ -677,6 +678,29 @@ void scorecard_plot(const std::vector<scorecard_entry>& card, const std::filesys
     std::fprintf(stderr, "pnn-bench: gnuplot failed or is missing; the scorecard's data and script are in %s\n", dir.c_str());
 }
 
+// --data-parallel: the epochs' physical events and digital work of every rank's replica,
+// summed (each rank counted its reads of its part and its own programming).
+void sum_over_ranks(const distribute::world& world, pnn::history& h) {
+  static_assert(sizeof(pnn::physical_events) == 21 * 8, "a field was added to physical_events: sum it here too");
+  for (auto& m : h) {
+    auto& e = m.events;
+    std::uint64_t* const u[] = {&e.reads, &e.transposed_reads, &e.macs, &e.dac_conversions, &e.adc_conversions,
+                                &e.pulses, &e.parameter_writes, &e.dac_levels, &e.adc_levels, &e.pulse_slots,
+                                &e.array_vectors, &e.optical_vectors, &e.optical_channels, &e.held_element_vectors,
+                                &e.settled_vectors, &e.circuit_executions, &e.circuit_shots, &m.digital_work.flops,
+                                &m.digital_work.bytes};
+    double* const f[] = {&e.array_drive, &e.dissipation, &e.oscillator_time, &e.oscillator_run_time};
+    std::vector<std::uint64_t> uv;
+    for (auto* p : u) uv.push_back(*p);
+    std::vector<double> fv;
+    for (auto* p : f) fv.push_back(*p);
+    world.sum(std::span<std::uint64_t>(uv));
+    world.sum(std::span<double>(fv));
+    for (std::size_t k = 0; k < uv.size(); ++k) *u[k] = uv[k];
+    for (std::size_t k = 0; k < fv.size(); ++k) *f[k] = fv[k];
+  }
+}
+
 int run(int argc, char** argv, distribute::world& world) {
   config cfg;
   // The defaults are the main job's comparison: every landed rule on the three electronic
@@ -717,6 +741,13 @@ int run(int argc, char** argv, distribute::world& world) {
   app.add_option("--threads-per-run", threads_per_run_s,
                  "threads inside each run (kernels; needs an OpenMP build); --threads / this many runs train "
                  "concurrently (default 1). Results do not depend on it");
+  bool data_parallel = false;
+  std::string shards_s = "8";
+  app.add_flag("--data-parallel", data_parallel,
+               "under mpirun: every rank trains every run together, each estimating its part of each batch's "
+               "--shards micro-shards (a power-of-two number of ranks, at most --shards); the same results on 1, 2 "
+               "or 4 ranks. Without it, mpirun shares the runs out between the ranks");
+  app.add_option("--shards", shards_s, "micro-shards per batch with --data-parallel (a power of two; default 8)");
   app.add_option("--json", json_path, "write results as JSON");
   app.add_option("--csv", csv_path, "write results as CSV");
   app.add_option("--plot-dir", plot_dir, "write PNG figures (gnuplot) here");
@@ -803,6 +834,24 @@ int run(int argc, char** argv, distribute::world& world) {
     cfg.threads = parse_count(threads_s, "--threads", 1, 1024);
     threads_per_run = parse_count(threads_per_run_s, "--threads-per-run", 1, 1024);
     if (threads_per_run > cfg.threads) throw usage_error("--threads-per-run must not exceed --threads");
+    if (data_parallel) {
+      const std::size_t shards = parse_count(shards_s, "--shards", 1, 65536);
+      const std::size_t ranks = static_cast<std::size_t>(world.size());
+      if ((shards & (shards - 1)) != 0) throw usage_error("--shards must be a power of two");
+      if ((ranks & (ranks - 1)) != 0 || ranks > shards)
+        throw usage_error("--data-parallel needs a power-of-two number of ranks, at most --shards (" +
+                          std::to_string(shards) + "); mpirun gave " + std::to_string(ranks));
+      if (shards > cfg.batch) throw usage_error("--shards must not exceed --batch");
+      if (!checkpoint_dir.empty()) throw usage_error("--data-parallel does not take --checkpoint-dir yet");
+      cfg.data_parallel.shards = shards;
+      cfg.data_parallel.parts = ranks;
+      cfg.data_parallel.part = static_cast<std::size_t>(world.rank());
+      cfg.data_parallel.sum_float = [&world](std::span<float> v) { world.sum_in_tree(v); };
+      cfg.data_parallel.sum_double = [&world](std::span<double> v) { world.sum_in_tree(v); };
+      if (ranks > 1) cfg.sum_over_ranks = [&world](pnn::history& h) { sum_over_ranks(world, h); };
+    } else if (app.count("--shards") != 0) {
+      throw usage_error("--shards needs --data-parallel");
+    }
     if (!crossbar_lr_s.empty() && (cfg.crossbar_lr = parse_number(crossbar_lr_s, "--crossbar-lr")) <= 0)
       throw usage_error("--crossbar-lr must be positive");
     if (!fast_lr_s.empty() && (cfg.fast_lr = parse_number(fast_lr_s, "--fast-lr")) <= 0)
@@ -972,8 +1021,12 @@ int run(int argc, char** argv, distribute::world& world) {
   std::mutex io;
   // Under mpirun, run lines say which rank trained them.
   const std::string on_rank = world.size() > 1 ? " [rank " + std::to_string(world.rank()) + "]" : "";
+  // --data-parallel: every rank trains every run, in order, together with the others.
+  std::size_t next_in_order = 0;
+  const auto next_job = [&] { return data_parallel ? next_in_order++ : world.next_job(); };
+  const bool speaks = !data_parallel || world.root();  // one line per run, not one per rank
   auto worker = [&] {
-    for (std::size_t i; (i = world.next_job()) < jobs.size();) {
+    for (std::size_t i; (i = next_job()) < jobs.size();) {
       ran_here[i] = 1;
       const auto& j = jobs[i];
       if (!checkpoint_dir.empty() && std::filesystem::exists(run_file(i))) {
@@ -1051,7 +1104,7 @@ int run(int argc, char** argv, distribute::world& world) {
                                                              : cfg.model;
       r.hardware_condition = j.hardware_condition;
       if (!r.skipped) r.per_seed = {{j.seed, r.test_accuracy}};
-      {
+      if (speaks) {
         std::lock_guard<std::mutex> lock(io);
         if (r.skipped)
           std::fprintf(stderr, "pnn-bench: %s on %s skipped: %s%s\n", r.rule.c_str(), r.substrate.c_str(),
@@ -1089,14 +1142,21 @@ int run(int argc, char** argv, distribute::world& world) {
     cores = app.count("--threads") ? std::max<std::size_t>(1, cfg.threads / std::size_t(world.size()))
                                    : std::max<std::size_t>(1, cfg.threads / std::size_t(world.local_size()));
   const std::size_t concurrent = std::max<std::size_t>(1, cores / threads_per_run);
-  // Every worker asks until it hears "none left", so each rank starts as many as it will use.
-  const std::size_t workers = std::min(concurrent, std::max<std::size_t>(1, jobs.size()));
-  world.start_jobs(jobs.size(), workers);
-  for (std::size_t t = 1; t < workers; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-  world.finish_jobs();
-  if (world.size() > 1) {
+  if (data_parallel) {
+    // One run at a time, on every rank in step, with the rank's cores inside it.
+    if (world.size() > 1) pnn::set_num_threads(static_cast<unsigned>(cores));
+    worker();
+    if (!world.root()) return 0;  // rank 0 holds every run's result
+  } else {
+    // Every worker asks until it hears "none left", so each rank starts as many as it will use.
+    const std::size_t workers = std::min(concurrent, std::max<std::size_t>(1, jobs.size()));
+    world.start_jobs(jobs.size(), workers);
+    for (std::size_t t = 1; t < workers; ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
+    world.finish_jobs();
+  }
+  if (world.size() > 1 && !data_parallel) {
     // The finished runs travel to rank 0 as checkpoints do (the same JSON restores exactly), and
     // rank 0 alone prints and writes: one table, one JSON/CSV, one set of figures.
     std::vector<std::pair<std::size_t, std::string>> mine;

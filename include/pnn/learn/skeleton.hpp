@@ -123,18 +123,22 @@ class rule_skeleton {
   /// there. For transport between processes: n rows of factors are n·(In + Out) values, the
   /// dense update In·Out (pnn/train/data_parallel.hpp). Other layers, and every layer of a rule
   /// without `factored_updates`, are formed as by `estimate`.
+  /// With `metrics` set, the batch's loss and accuracy before any update land there, as `step`
+  /// returns them (a data-parallel step reports them without a second forward pass).
   /// \pre as `estimate`.
   template <class Net, class X, class Y, class Loss>
     requires is_network_v<Net>
   gradients<Net> estimate_factors(Net& net, state_type<Net>& s, const xt::xexpression<X>& x,
                                   const xt::xexpression<Y>& target, const Loss& loss, rng& g,
-                                  const std::array<bool, Net::num_layers>& factors_only) {
+                                  const std::array<bool, Net::num_layers>& factors_only,
+                                  step_result* metrics = nullptr) {
     if constexpr (!detail::rule_runs_on<Rule, Net>) {
       static_assert(detail::always_false_v<Net>,
                     PNN_DETAIL_CONV_UNSUPPORTED);
       return {};
     } else {
-      run_checked(net, s, x, target, loss, g, rule_pass::estimate, &factors_only);
+      const step_result r = run_checked(net, s, x, target, loss, g, rule_pass::estimate, &factors_only);
+      if (metrics != nullptr) *metrics = r;
       return s.grad;
     }
   }

@@ -208,6 +208,11 @@ template <class Net>
 struct part_estimate {
   gradients<Net> node;
   std::vector<typename Net::value_type> factors;
+  /// The part's rows' summed loss and correct count, before the update (the step's metrics
+  /// are the sums over parts, divided by the batch's rows); 0 for a rule that does not report
+  /// them with its estimate.
+  double loss_sum = 0;
+  std::size_t correct = 0;
 };
 
 namespace detail {
@@ -288,10 +293,14 @@ template <class Rule, class Net, class State, class Loss>
     const xt::xtensor<T, 2> ts = xt::view(target, xt::range(begin, end), xt::all());
     rng gk = g.split(k);
     gradients<Net> e;
-    if constexpr (requires { rule.estimate_factors(net, s, xs, ts, loss, gk, as_factors); })
-      e = rule.estimate_factors(net, s, xs, ts, loss, gk, as_factors);
-    else
+    if constexpr (requires(step_result* m) { rule.estimate_factors(net, s, xs, ts, loss, gk, as_factors, m); }) {
+      step_result m;
+      e = rule.estimate_factors(net, s, xs, ts, loss, gk, as_factors, &m);
+      out.loss_sum += m.loss * double(m.count);
+      out.correct += m.correct;
+    } else {
       e = rule.estimate(net, s, xs, ts, loss, gk);
+    }
     for (std::size_t i = 0; i < Net::num_layers; ++i)
       if (as_factors[i]) detail::append_record(out.factors, e.layers[i], end - begin);
     leave_out_masked(e);

@@ -14,7 +14,9 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <unistd.h>
@@ -26,6 +28,7 @@
 #include <pnn/nn/forward.hpp>
 #include <pnn/physics/cost.hpp>
 #include <pnn/simd/work.hpp>
+#include <pnn/train/data_parallel.hpp>
 
 namespace pnn {
 
@@ -56,6 +59,27 @@ using epoch_callback = std::function<bool(epoch_metrics&)>;
 /// When to draw a progress bar on stderr.
 enum class progress_mode { automatic, always, never };
 
+/// \brief Data-parallel steps of `train` (pnn/train/data_parallel.hpp): each batch is cut into
+/// `shards` fixed micro-shards, this process estimates its part of them, `sum_float` or
+/// `sum_double` (by the network's value type) sums every part's node in the fixed tree, and every
+/// process programs the same update. Same seed, batch and `shards` ⇒ bitwise the same weights on
+/// 1, 2 or 4 processes. It is not bitwise the plain step's training (whole-batch estimate): the
+/// sum over shards rounds differently, and perturbative rules draw one perturbation per shard.
+///
+/// The sum must replace the span, on every part, with the parts' spans summed pairwise in the
+/// tree `parallel::tree_sum` follows: parts 2j and 2j+1 first, then pairs of pairs (with MPI: a
+/// recursive-halving all-reduce whose pairs follow the part numbers; tools/pnn_bench/distribute).
+/// The span holds the node (`parallel::flatten`) and then the part's summed loss and correct
+/// count and a failure flag. Physical substrates: every process programs its own replica, so a cost counter on each
+/// counts that replica's reads of its part and its programming.
+struct data_parallel_options {
+  std::size_t shards = 0;  ///< micro-shards per batch (a power of two); 0: the plain `rule.step`
+  std::size_t parts = 1;   ///< processes sharing each batch (a power of two, ≤ shards)
+  std::size_t part = 0;    ///< this process
+  std::function<void(std::span<float>)> sum_float{};    ///< the all-reduce for float networks (parts > 1)
+  std::function<void(std::span<double>)> sum_double{};  ///< the all-reduce for double networks (parts > 1)
+};
+
 /// Settings of `train`.
 struct train_options {
   std::size_t epochs = 10;
@@ -76,6 +100,8 @@ struct train_options {
   /// When set, attached to the network's tiles for the training steps only (detached for
   /// evaluation and callbacks); each epoch's events land in `epoch_metrics::events`.
   cost_counter* cost = nullptr;
+  /// Data-parallel steps (off by default): `data_parallel_options`.
+  data_parallel_options data_parallel{};
 };
 
 /// Loss and accuracy of a network on a data set.
@@ -104,6 +130,62 @@ void gather_rows(const xt::xtensor<float, 2>& src, const std::vector<std::size_t
     }
     T* d = dst.data() + r * cols;
     for (std::size_t c = 0; c < cols; ++c) d[c] = static_cast<T>(s[c]);
+  }
+}
+
+/// Reusable buffers of data-parallel steps: the transported array and the combined update.
+template <class Net>
+struct data_parallel_buffers {
+  std::vector<typename Net::value_type> flat;
+  gradients<Net> update;
+  bool shaped = false;
+};
+
+/// One data-parallel step (`data_parallel_options`): this part's estimate, the sum over parts,
+/// the update programmed as `step` would program it (write noise from `g.split(2^20)`).
+template <class Net, class Rule, class Loss>
+step_result data_parallel_step(Net& net, Rule& rule, const Loss& loss, const xt::xtensor<typename Net::value_type, 2>& x,
+                               const xt::xtensor<typename Net::value_type, 2>& t, const rng& g,
+                               const data_parallel_options& dp, data_parallel_buffers<Net>& buf) {
+  using T = typename Net::value_type;
+  if constexpr (!requires { rule.kept_state_for(net); }) {
+    throw_error(std::string("pnn::train: rule '") + std::string(Rule::name) +
+                "' keeps no state to estimate with, so it cannot take data-parallel steps");
+  } else {
+    auto& s = rule.kept_state_for(net);
+    const parallel::shard_plan plan{dp.shards, dp.parts, dp.part};
+    if (!buf.shaped) {
+      buf.update = gradients<Net>(net);
+      buf.shaped = true;
+    }
+    auto& flat = buf.flat;
+    // A part whose shards fail (a NaN in its rows) still takes part in the sum, with a flag,
+    // so that no other process waits for it forever; then every part refuses the step.
+    std::string failure;
+    try {
+      auto part = parallel::estimate_part(rule, net, s, x, t, loss, g, plan, parallel::layer_mask<Net>{});
+      flat = parallel::flatten(part.node);
+      flat.push_back(T(part.loss_sum));
+      flat.push_back(T(part.correct));
+      flat.push_back(T(0));
+    } catch (const pnn::error& e) {
+      failure = e.what();
+      flat.assign(parallel::flatten(buf.update).size() + 3, T(0));
+      flat.back() = T(1);
+    }
+    if (dp.parts > 1) {
+      if constexpr (std::is_same_v<T, float>) dp.sum_float(std::span<float>(flat));
+      else dp.sum_double(std::span<double>(flat));
+    }
+    if (!failure.empty()) throw_error(failure);
+    if (flat.back() != T(0))
+      throw_error("data-parallel step: another part's estimate failed (its process reports why); no part programs this update");
+    parallel::unflatten<Net>(std::span<const T>(flat).first(flat.size() - 3), buf.update);
+    rng gp = g.split(std::uint64_t(1) << 20);
+    parallel::apply_update(rule, net, s, buf.update, gp);
+    const std::size_t n = x.shape()[0];
+    const double correct = double(flat[flat.size() - 2]);
+    return {double(flat[flat.size() - 3]) / double(n), correct > 0 ? static_cast<std::size_t>(correct + 0.5) : 0, n};
   }
 }
 
@@ -167,6 +249,17 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
     throw_error("pnn::train: data set '" + set.name + "' has " + std::to_string(set.features()) + " inputs and " +
                 std::to_string(set.outputs()) + " outputs; the network has " + std::to_string(net.input_size()) +
                 " and " + std::to_string(net.output_size()));
+  const data_parallel_options& dp = opt.data_parallel;
+  if (dp.shards != 0) {
+    parallel::shard_plan{dp.shards, dp.parts, dp.part}.validate();
+    const bool has_sum = std::is_same_v<T, float> ? bool(dp.sum_float) : bool(dp.sum_double);
+    if (dp.parts > 1 && !has_sum)
+      throw_error("pnn::train: data-parallel steps over " + std::to_string(dp.parts) + " parts need data_parallel." +
+                  (std::is_same_v<T, float> ? "sum_float" : "sum_double") + ", the all-reduce between them");
+  } else if (dp.parts != 1) {
+    throw_error("pnn::train: data_parallel.parts = " + std::to_string(dp.parts) + " without shards; set data_parallel.shards");
+  }
+  detail::data_parallel_buffers<Net> dp_buffers;
   const bool bar = opt.progress == progress_mode::always ||
                    (opt.progress == progress_mode::automatic && ::isatty(STDERR_FILENO) == 1);
   history h;
@@ -209,7 +302,8 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
       rng gb = root.split(epoch).split(b + 1);
       step_result r;
       try {
-        r = rule.step(net, xb, tb, loss, gb);
+        r = dp.shards != 0 ? detail::data_parallel_step(net, rule, loss, xb, tb, gb, dp, dp_buffers)
+                           : rule.step(net, xb, tb, loss, gb);
       } catch (const pnn::error& e) {
         // Which step failed is known only here; the rule has already said which layer and why.
         throw_error("pnn::train: epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1) + " of " +

@@ -14,6 +14,8 @@
 
 #if PNN_WITH_MPI
 #include <mpi.h>
+
+#include "tree_allreduce.hpp"
 #endif
 
 namespace pnn_bench::distribute {
@@ -139,6 +141,23 @@ void world::finish_jobs() {
   quiet_barrier();
 }
 
+void world::sum_in_tree(std::span<float> v) const {
+  if (size_ > 1) tree_allreduce(v, 0, rank_, size_);
+}
+void world::sum_in_tree(std::span<double> v) const {
+  if (size_ > 1) tree_allreduce(v, 0, rank_, size_);
+}
+void world::sum(std::span<std::uint64_t> v) const {
+  if (size_ > 1 && !v.empty())
+    check(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD),
+          "MPI_Allreduce");
+}
+void world::sum(std::span<double> v) const {
+  if (size_ > 1 && !v.empty())
+    check(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
+          "MPI_Allreduce");
+}
+
 std::vector<std::pair<std::size_t, std::string>> world::gather(
     const std::vector<std::pair<std::size_t, std::string>>& mine) const {
   if (size_ == 1) return mine;
@@ -190,6 +209,10 @@ void world::start_jobs(std::size_t jobs, std::size_t) {
 }
 std::size_t world::next_job() { return next_++; }
 void world::finish_jobs() {}
+void world::sum_in_tree(std::span<float>) const {}
+void world::sum_in_tree(std::span<double>) const {}
+void world::sum(std::span<std::uint64_t>) const {}
+void world::sum(std::span<double>) const {}
 std::vector<std::pair<std::size_t, std::string>> world::gather(
     const std::vector<std::pair<std::size_t, std::string>>& mine) const {
   return mine;

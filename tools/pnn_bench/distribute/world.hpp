@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,6 +52,16 @@ class world {
   [[nodiscard]] std::size_t next_job();
   /// Ends the hand-out (collective; every worker of this rank has had its "none left").
   void finish_jobs();
+
+  /// Every rank's `v` summed in the fixed reduction tree of data-parallel steps (ranks 2j and
+  /// 2j+1 first, then pairs of pairs: tree_allreduce.hpp), the sum on every rank (collective;
+  /// every rank passes the same length). `--data-parallel` passes it to `pnn::train`.
+  void sum_in_tree(std::span<float> v) const;
+  void sum_in_tree(std::span<double> v) const;
+  /// Every rank's values summed element by element, on every rank (collective): the physical
+  /// events and digital work of all ranks' replicas.
+  void sum(std::span<std::uint64_t> v) const;
+  void sum(std::span<double> v) const;
 
   /// Every rank's (index, text) pairs, in rank order, at rank 0; an empty list elsewhere
   /// (collective).
