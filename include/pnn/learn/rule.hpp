@@ -12,6 +12,7 @@
 #include <cmath>
 #include <concepts>
 #include <cstddef>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -108,8 +109,13 @@ checked_batch<typename Net::value_type> check_batch(const Net& net, const xt::xe
   using T = typename Net::value_type;
   checked_batch<T> b;
   std::size_t tn = 0;
-  b.x = batch_pointer<T>(x, net.input_size(), (std::string(rule) + ": x").c_str(), b.x_copy, b.n);
-  b.target = batch_pointer<T>(target, net.output_size(), (std::string(rule) + ": target").c_str(), b.target_copy, tn);
+  // Names for the error messages, without a heap string per step (and without the temporary
+  // strings GCC 12 misreads as out of bounds once this is inlined deep enough).
+  char x_name[128], target_name[128];
+  std::snprintf(x_name, sizeof x_name, "%s: x", rule);
+  std::snprintf(target_name, sizeof target_name, "%s: target", rule);
+  b.x = batch_pointer<T>(x, net.input_size(), x_name, b.x_copy, b.n);
+  b.target = batch_pointer<T>(target, net.output_size(), target_name, b.target_copy, tn);
   if (tn != b.n)
     throw_error(std::string(rule) + ": x has " + std::to_string(b.n) + " rows but target has " + std::to_string(tn));
   if (b.n == 0) throw_error(std::string(rule) + ": empty batch");

@@ -137,10 +137,23 @@ class rule_skeleton {
                     PNN_DETAIL_CONV_UNSUPPORTED);
       return {};
     } else {
-      const step_result r = run_checked(net, s, x, target, loss, g, rule_pass::estimate, &factors_only);
-      if (metrics != nullptr) *metrics = r;
-      return s.grad;
+      return estimate_in_state(net, s, x, target, loss, g, factors_only, metrics);
     }
+  }
+
+  /// `estimate_factors` without the copy: the estimate is left in `s.grad`, valid until the
+  /// state's next use (pnn/train/data_parallel.hpp reads it once per micro-shard).
+  /// \pre as `estimate`.
+  template <class Net, class X, class Y, class Loss>
+    requires is_network_v<Net>
+  const gradients<Net>& estimate_in_state(Net& net, state_type<Net>& s, const xt::xexpression<X>& x,
+                                          const xt::xexpression<Y>& target, const Loss& loss, rng& g,
+                                          const std::array<bool, Net::num_layers>& factors_only,
+                                          step_result* metrics = nullptr) {
+    static_assert(detail::rule_runs_on<Rule, Net>, PNN_DETAIL_CONV_UNSUPPORTED);
+    const step_result r = run_checked(net, s, x, target, loss, g, rule_pass::estimate, &factors_only);
+    if (metrics != nullptr) *metrics = r;
+    return s.grad;
   }
 
   /// Estimate, shape with the rule's optimiser, check finiteness, program every layer's

@@ -140,8 +140,12 @@ using layer_mask = std::array<bool, Net::num_layers>;
 /// transport between processes. Layers set in `skip` (those that travel as factors) are left
 /// out, weights, bias and parameters; their flag stays.
 template <class Net>
-[[nodiscard]] std::vector<typename Net::value_type> flatten(const gradients<Net>& grad, const layer_mask<Net>& skip = {}) {
-  std::vector<typename Net::value_type> out;
+[[nodiscard]] std::vector<typename Net::value_type> flatten(const gradients<Net>& grad, const layer_mask<Net>& skip = {});
+
+/// `flatten` into `out`, whose storage is reused (a step's transport buffer).
+template <class Net>
+void flatten_into(const gradients<Net>& grad, std::vector<typename Net::value_type>& out, const layer_mask<Net>& skip = {}) {
+  out.clear();
   for (std::size_t i = 0; i < Net::num_layers; ++i) {
     if (skip[i]) continue;
     const auto& l = grad.layers[i];
@@ -151,6 +155,12 @@ template <class Net>
   for (std::size_t i = 0; i < Net::num_layers; ++i)
     if (!skip[i]) out.insert(out.end(), grad.layers[i].parameter.data(), grad.layers[i].parameter.data() + grad.layers[i].parameter.size());
   for (const auto& l : grad.layers) out.push_back(l.parameter_space ? 1 : 0);
+}
+
+template <class Net>
+std::vector<typename Net::value_type> flatten(const gradients<Net>& grad, const layer_mask<Net>& skip) {
+  std::vector<typename Net::value_type> out;
+  flatten_into(grad, out, skip);
   return out;
 }
 
@@ -250,6 +260,136 @@ void append_record(std::vector<T>& out, const layer_gradient<T>& l, std::size_t 
 }
 }  // namespace detail
 
+namespace detail {
+// The buffers of a part's reduction tree, streamed: shard k's scaled estimate is pushed, and
+// while the two newest nodes are at the same level they are added (the earlier += the later),
+// which for a power-of-two count makes exactly `tree_sum`'s additions with log₂(count) + 1
+// buffers. Kept per thread between steps, so that no weight-sized array is allocated per shard.
+template <class Net>
+struct part_tree {
+  std::vector<gradients<Net>> nodes;
+  std::vector<std::size_t> levels;
+  std::size_t used = 0;
+
+  gradients<Net>& push() {
+    if (used == nodes.size()) {
+      nodes.emplace_back();
+      levels.push_back(0);
+    }
+    levels[used] = 0;
+    return nodes[used++];
+  }
+  void settle() {
+    while (used >= 2 && levels[used - 1] == levels[used - 2]) {
+      nodes[used - 2] += nodes[used - 1];
+      ++levels[used - 2];
+      --used;
+    }
+  }
+};
+
+template <class Net>
+part_tree<Net>& thread_part_tree() {
+  thread_local part_tree<Net> tree;
+  return tree;
+}
+
+// `into` = `share` · `e`'s dense estimate, in one pass per array (the same products as
+// `gradients::operator*=` on a copy); masked layers are left empty with a zero bias, and no
+// factors are kept (the node is summed, not programmed).
+template <class Net, class T = typename Net::value_type>
+void assign_scaled(gradients<Net>& into, const gradients<Net>& e, T share, const layer_mask<Net>& masked) {
+  const auto scaled = [share](const auto& src, auto& dst) {
+    if (dst.shape() != src.shape()) dst.resize(src.shape());
+    const T* a = src.data();
+    T* b = dst.data();
+    for (std::size_t k = 0; k < src.size(); ++k) b[k] = a[k] * share;
+  };
+  for (std::size_t i = 0; i < Net::num_layers; ++i) {
+    const auto& src = e.layers[i];
+    auto& dst = into.layers[i];
+    if (masked[i]) {
+      if (dst.weight.size() != 0) dst.weight = xt::xtensor<T, 2>::from_shape({0, 0});
+      if (dst.bias.shape() != src.bias.shape()) dst.bias.resize(src.bias.shape());
+      dst.bias.fill(T(0));
+      scaled(src.parameter, dst.parameter);
+    } else {
+      scaled(src.weight, dst.weight);
+      scaled(src.bias, dst.bias);
+      scaled(src.parameter, dst.parameter);
+    }
+    dst.parameter_space = src.parameter_space;
+    dst.factored = false;
+    dst.defer = false;
+    dst.factor_scale = T(0);
+  }
+}
+
+// Zero estimates shaped like `net` (masked layers empty): an empty shard's node.
+template <class Net, class T = typename Net::value_type>
+void assign_zero(gradients<Net>& into, const Net& net, const layer_mask<Net>& masked) {
+  into.ensure_shape(net);
+  for (std::size_t i = 0; i < Net::num_layers; ++i) {
+    auto& l = into.layers[i];
+    if (masked[i]) l.weight = xt::xtensor<T, 2>::from_shape({0, 0});
+    l.weight.fill(T(0));
+    l.bias.fill(T(0));
+    l.parameter.fill(T(0));
+    l.defer = false;
+  }
+}
+
+// What `estimate_part` computes, with the node left in this thread's tree (valid until the
+// thread's next call) and the records appended to `factors`.
+template <class Rule, class Net, class State, class Loss>
+const gradients<Net>& estimate_part_in_tree(Rule& rule, Net& net, State& s, const xt::xtensor<typename Net::value_type, 2>& x,
+                                            const xt::xtensor<typename Net::value_type, 2>& target, const Loss& loss,
+                                            const rng& g, const shard_plan& plan, const layer_mask<Net>& as_factors,
+                                            std::vector<typename Net::value_type>& factors, double& loss_sum,
+                                            std::size_t& correct) {
+  using T = typename Net::value_type;
+  plan.validate();
+  const std::size_t n = x.shape()[0];
+  if (n == 0 || target.shape()[0] != n)
+    throw_error("parallel::estimate_part: " + std::to_string(n) + " input rows and " + std::to_string(target.shape()[0]) +
+                " target rows; give the same number, at least one");
+  auto& tree = thread_part_tree<Net>();
+  tree.used = 0;
+  xt::xtensor<T, 2> xs, ts;
+  for (std::size_t j = 0; j < plan.shards_per_part(); ++j) {
+    const std::size_t k = plan.first_shard() + j;
+    // Plain variables, not a structured binding: the lambda below captures them (Clang 14
+    // cannot capture a binding).
+    const std::size_t begin = shard_rows(n, plan.shards, k).first, end = shard_rows(n, plan.shards, k).second;
+    if (begin == end) {
+      // An empty shard has no record (every process knows its rows) and adds zeros.
+      assign_zero(tree.push(), net, as_factors);
+      tree.settle();
+      continue;
+    }
+    xs = xt::view(x, xt::range(begin, end), xt::all());
+    ts = xt::view(target, xt::range(begin, end), xt::all());
+    rng gk = g.split(k);
+    const auto take = [&](const gradients<Net>& e) {
+      for (std::size_t i = 0; i < Net::num_layers; ++i)
+        if (as_factors[i]) append_record(factors, e.layers[i], end - begin);
+      assign_scaled(tree.push(), e, T(end - begin) / T(n), as_factors);
+      tree.settle();
+    };
+    if constexpr (requires(step_result* m) { rule.estimate_in_state(net, s, xs, ts, loss, gk, as_factors, m); }) {
+      step_result m;
+      take(rule.estimate_in_state(net, s, xs, ts, loss, gk, as_factors, &m));
+      loss_sum += m.loss * double(m.count);
+      correct += m.correct;
+    } else {
+      take(rule.estimate(net, s, xs, ts, loss, gk));
+    }
+  }
+  PNN_EXPECTS(tree.used == 1, "parallel::estimate_part: the tree did not close");  // a power of two of shards per part
+  return tree.nodes.front();
+}
+}  // namespace detail
+
 /// `estimate_part`, with the layers in `as_factors` kept as factors per shard
 /// (`part_estimate::factors`) instead of summed into the node; the rule's `estimate_factors`
 /// leaves their dense update unformed. A rule without factored updates returns formed updates,
@@ -260,55 +400,9 @@ template <class Rule, class Net, class State, class Loss>
 [[nodiscard]] part_estimate<Net> estimate_part(Rule& rule, Net& net, State& s, const xt::xtensor<typename Net::value_type, 2>& x,
                                                const xt::xtensor<typename Net::value_type, 2>& target, const Loss& loss,
                                                const rng& g, const shard_plan& plan, const layer_mask<Net>& as_factors) {
-  using T = typename Net::value_type;
-  plan.validate();
-  const std::size_t n = x.shape()[0];
-  if (n == 0 || target.shape()[0] != n)
-    throw_error("parallel::estimate_part: " + std::to_string(n) + " input rows and " + std::to_string(target.shape()[0]) +
-                " target rows; give the same number, at least one");
   part_estimate<Net> out;
-  std::vector<gradients<Net>> nodes;
-  nodes.reserve(plan.shards_per_part());
-  for (std::size_t j = 0; j < plan.shards_per_part(); ++j) {
-    const std::size_t k = plan.first_shard() + j;
-    const auto [begin, end] = shard_rows(n, plan.shards, k);
-    // In the node the masked layers are empty: they are summed from the records (an empty
-    // weight also spares the node's scaling and tree a weight-sized pass per shard).
-    const auto leave_out_masked = [&](gradients<Net>& e) {
-      for (std::size_t i = 0; i < Net::num_layers; ++i) {
-        if (!as_factors[i]) continue;
-        auto& l = e.layers[i];
-        l.defer = false;
-        l.factored = false;
-        l.weight = xt::xtensor<T, 2>::from_shape({0, 0});
-        l.bias.fill(T(0));
-      }
-    };
-    if (begin == end) {
-      nodes.emplace_back(net);
-      leave_out_masked(nodes.back());
-      continue;  // an empty shard has no record: every process knows its rows
-    }
-    const xt::xtensor<T, 2> xs = xt::view(x, xt::range(begin, end), xt::all());
-    const xt::xtensor<T, 2> ts = xt::view(target, xt::range(begin, end), xt::all());
-    rng gk = g.split(k);
-    gradients<Net> e;
-    if constexpr (requires(step_result* m) { rule.estimate_factors(net, s, xs, ts, loss, gk, as_factors, m); }) {
-      step_result m;
-      e = rule.estimate_factors(net, s, xs, ts, loss, gk, as_factors, &m);
-      out.loss_sum += m.loss * double(m.count);
-      out.correct += m.correct;
-    } else {
-      e = rule.estimate(net, s, xs, ts, loss, gk);
-    }
-    for (std::size_t i = 0; i < Net::num_layers; ++i)
-      if (as_factors[i]) detail::append_record(out.factors, e.layers[i], end - begin);
-    leave_out_masked(e);
-    nodes.push_back(std::move(e));
-    nodes.back() *= T(end - begin) / T(n);
-  }
-  tree_sum(std::span<gradients<Net>>(nodes));
-  out.node = std::move(nodes.front());
+  out.node = detail::estimate_part_in_tree(rule, net, s, x, target, loss, g, plan, as_factors, out.factors, out.loss_sum,
+                                           out.correct);
   return out;
 }
 

@@ -136,7 +136,7 @@ void gather_rows(const xt::xtensor<float, 2>& src, const std::vector<std::size_t
 /// Reusable buffers of data-parallel steps: the transported array and the combined update.
 template <class Net>
 struct data_parallel_buffers {
-  std::vector<typename Net::value_type> flat;
+  std::vector<typename Net::value_type> flat, factors;
   gradients<Net> update;
   bool shaped = false;
 };
@@ -163,10 +163,14 @@ step_result data_parallel_step(Net& net, Rule& rule, const Loss& loss, const xt:
     // so that no other process waits for it forever; then every part refuses the step.
     std::string failure;
     try {
-      auto part = parallel::estimate_part(rule, net, s, x, t, loss, g, plan, parallel::layer_mask<Net>{});
-      flat = parallel::flatten(part.node);
-      flat.push_back(T(part.loss_sum));
-      flat.push_back(T(part.correct));
+      double loss_sum = 0;
+      std::size_t correct = 0;
+      buf.factors.clear();
+      const auto& node = parallel::detail::estimate_part_in_tree(rule, net, s, x, t, loss, g, plan, parallel::layer_mask<Net>{},
+                                                                 buf.factors, loss_sum, correct);
+      parallel::flatten_into(node, flat);
+      flat.push_back(T(loss_sum));
+      flat.push_back(T(correct));
       flat.push_back(T(0));
     } catch (const pnn::error& e) {
       failure = e.what();
