@@ -202,7 +202,6 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--data-parallel --shards 0", "--shards: '0' must be a whole number");
   check("--data-parallel --shards 128 --batch 64", "--shards must not exceed --batch");
   check("--shards 4", "--shards needs --data-parallel");
-  check("--data-parallel --checkpoint-dir " + (dir / "ckpt").string(), "--data-parallel does not take --checkpoint-dir");
   // --dry-run checks the same flags, counts the runs and loads nothing.
   check("--dry-run --epochs 0", "--epochs: '0' must be a whole number");
   const auto ok = run_bench("--dry-run --rules backprop,spsa --substrates digital,crossbar --seeds 3 "
@@ -931,6 +930,67 @@ TEST_CASE("pnn-bench --data-parallel trains each run on all ranks, with the same
         CHECK(b.at("energy").at("pulses_per_sample").get<double>() ==
               Approx(ranks * a.at("energy").at("pulses_per_sample").get<double>()).epsilon(1e-12));
     }
+  }
+}
+
+TEST_CASE("pnn-bench --data-parallel --checkpoint-dir: a rank killed mid-run, the same command resumes every rank "
+          "from rank 0's files to the same results",
+          "[pnn-bench][mpi][data_parallel][checkpoint][slow]") {
+  const auto dir = fresh_dir("pnn_bench_data_parallel_kill");
+  // Without MPI the one process is killed instead: the same files, the same resume.
+  const std::string launcher = mpiexec(1).empty() ? "" : mpiexec(2);
+  // Epochs of a few tenths of a second: the kill lands well inside the second run.
+  const std::string args = "--rules backprop,equilibrium_propagation --substrates crossbar --epochs 5 "
+                           "--train-limit 12000 --hidden 16 --batch 16 --data-parallel --shards 2";
+  auto r = run_bench(args + " --json " + (dir / "whole.json").string(), dir, launcher);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  const auto ckpt = dir / "ckpt";
+  const auto out = dir / "resumed.json";
+  const std::string cmd =
+      launcher + bench_exe() + " " + args + " --checkpoint-dir " + ckpt.string() + " --json " + out.string();
+  REQUIRE(std::system((cmd + " > /dev/null 2>&1 & echo $! > " + (dir / "pid").string()).c_str()) == 0);
+  long pid = 0;
+  for (int t = 0; t < 500 && pid <= 0; ++t) {
+    std::ifstream pf(dir / "pid");
+    pf >> pid;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(pid > 0);
+  // Once the second run has kept an epoch (the first is finished), SIGKILL the last rank (the
+  // launcher then ends the job) or the process itself.
+  bool mid_run = false;
+  for (int t = 0; t < 12000 && !mid_run; ++t) {  // at most 120 s
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(ckpt, ec))
+      if (e.path().filename().string() == "run-1.progress.json") mid_run = true;
+    if (!mid_run) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(mid_run);
+  const std::string victim = launcher.empty() ? std::to_string(pid) : "$(pgrep -P " + std::to_string(pid) + " | tail -n 1)";
+  CHECK(std::system(("kill -9 " + victim).c_str()) == 0);
+  for (int t = 0; t < 6000 && std::system(("kill -0 " + std::to_string(pid) + " 2> /dev/null").c_str()) == 0; ++t)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(!std::filesystem::exists(out));
+  // Only rank 0 wrote: the files of one run, never a rank's temporary.
+  for (const auto& e : std::filesystem::directory_iterator(ckpt)) {
+    const auto name = e.path().filename().string();
+    INFO(name);
+    CHECK((name == "command.txt" || name.rfind("run-", 0) == 0));
+  }
+  // Resumed on as many ranks: the finished run restored, the other from its last epoch.
+  r = run_bench(args + " --checkpoint-dir " + ckpt.string() + " --json " + out.string(), dir, launcher);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.err.find("restored from") != std::string::npos);
+  CHECK(r.err.find("resumes after epoch") != std::string::npos);
+  CHECK(r.err.find("starts over") == std::string::npos);
+  CHECK(without_times(read_json(out)).dump(1) == without_times(read_json(dir / "whole.json")).dump(1));
+  if (!launcher.empty()) {
+    // Its energy counts two replicas: one rank may not continue it.
+    r = run_bench(args + " --checkpoint-dir " + ckpt.string() + " --json " + out.string(), dir);
+    CHECK(r.status != 0);
+    CHECK(r.err.find("holds the runs of another command") != std::string::npos);
   }
 }
 

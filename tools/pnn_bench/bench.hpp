@@ -86,9 +86,16 @@ struct config {
   /// `--data-parallel`: every run is trained by all ranks together, each estimating its part of
   /// every batch's `--shards` micro-shards (`pnn::train_options::data_parallel`; shards 0: off).
   pnn::data_parallel_options data_parallel{};
-  /// With `data_parallel` over several ranks: sums each epoch's physical events and digital
-  /// work over the ranks' replicas (collective).
-  std::function<void(pnn::history&)> sum_over_ranks{};
+  /// With `data_parallel` over several ranks: sums one epoch's physical events and digital
+  /// work over the ranks' replicas (collective; every rank calls it after every epoch).
+  std::function<void(pnn::epoch_metrics&)> sum_over_ranks{};
+  /// With `data_parallel` over several ranks: rank 0's text on every rank (collective). Rank 0
+  /// alone reads and writes `checkpoint_stem`'s files and hands what it read to the others, so
+  /// every rank resumes from the same bytes (or none does) without a shared file system.
+  std::function<void(std::string&)> share_from_root{};
+  /// Whether this process writes `checkpoint_stem`'s files (false on ranks other than 0 of a
+  /// data-parallel run).
+  bool writes_checkpoints = true;
 };
 
 /// The device model `--device` names (`devices::device_from_name`: a closed-form model, the

@@ -9,7 +9,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <numeric>
+#include <span>
+#include <stdexcept>
 #include <utility>
 #include <string>
 
@@ -771,9 +774,15 @@ inline constexpr bool tiles_checkpointable<pnn::network<L...>> = (tile_checkpoin
 /// the epochs' metrics; a later run of the same job resumes from there bit for bit (the training
 /// loop draws by (seed, epoch, batch)). A rule without a kept state (`kept_state_for`) is not
 /// checkpointed mid-run: it is re-run whole.
+///
+/// In a data-parallel run rank 0 alone reads and writes the files; what it read reaches every
+/// rank (`share_from_root`), which all decode the same bytes, so every rank resumes from the
+/// same epoch or none does, and no rank waits for another that started over.
 template <class Net, class Rule>
 struct epoch_checkpoints {
   std::string stem;
+  std::function<void(std::string&)> share_from_root{};
+  bool writer = true;
   std::vector<pnn::epoch_metrics> done{};
   double untrained_accuracy = 0;
   static constexpr bool possible = [] {
@@ -785,23 +794,52 @@ struct epoch_checkpoints {
     }
   }();
 
-  /// Loads the last checkpoint if there is one; true when the run resumes.
+  /// Loads the last checkpoint if there is one; true when the run resumes. Nothing changes
+  /// when it returns false.
   bool resume(Net& net, Rule& rule) {
     if constexpr (possible) {
       namespace fs = std::filesystem;
-      const fs::path progress = stem + ".progress.json";
-      if (stem.empty() || !fs::exists(progress)) return false;
+      if (stem.empty()) return false;
+      const std::string progress = stem + ".progress.json";
+      auto read_text = [](const std::string& path) {
+        std::ifstream f(path, std::ios::binary);
+        if (!f) throw std::runtime_error("cannot open '" + path + "'");
+        return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      };
+      std::string text, state, why;
+      if (writer) {
+        try {
+          if (fs::exists(progress)) {
+            text = read_text(progress);
+            state = read_text(nlohmann::json::parse(text).at("state").get<std::string>());
+          }
+        } catch (const std::exception& e) {
+          why = e.what();
+        }
+      }
+      if (share_from_root) {
+        share_from_root(text);
+        share_from_root(state);
+        share_from_root(why);
+      }
       try {
-        std::ifstream f(progress);
-        const nlohmann::json j = nlohmann::json::parse(f);
+        if (!why.empty()) throw std::runtime_error(why);
+        if (text.empty()) return false;
+        // Everything read and checked before the network or the rule changes.
+        const nlohmann::json j = nlohmann::json::parse(text);
         std::vector<pnn::epoch_metrics> epochs;
         for (const auto& e : j.at("epochs")) epochs.push_back(epoch_from_json(e));
-        pnn::io::load(net, rule.kept_state_for(net), j.at("state").get<std::string>());
+        const double untrained = j.at("untrained_accuracy").get<double>();
+        const auto* bytes = reinterpret_cast<const std::byte*>(state.data());
+        pnn::io::from_bytes(std::span<const std::byte>(bytes, state.size()),
+                            "pnn::io::load: '" + j.at("state").get<std::string>() + "'",
+                            pnn::state_part{"network", net}, pnn::state_part{"rule", rule.kept_state_for(net)});
         done = std::move(epochs);
-        untrained_accuracy = j.at("untrained_accuracy").get<double>();
+        untrained_accuracy = untrained;
+        if (writer) std::fprintf(stderr, "pnn-bench: %s: resumes after epoch %zu\n", progress.c_str(), done.size());
         return true;
       } catch (const std::exception& e) {
-        std::fprintf(stderr, "pnn-bench: %s: not resumed (%s); the run starts over\n", progress.c_str(), e.what());
+        if (writer) std::fprintf(stderr, "pnn-bench: %s: not resumed (%s); the run starts over\n", progress.c_str(), e.what());
         return false;
       }
     } else {
@@ -812,9 +850,11 @@ struct epoch_checkpoints {
 
   /// Saves after an epoch: the new state file, then the progress that names it, then the old
   /// state file is removed. A kill at any moment leaves a progress file naming a complete state.
+  /// Every rank keeps the epoch's metrics; only the writer touches files.
   void save(const Net& net, Rule& rule, const pnn::epoch_metrics& m) {
     if constexpr (possible) {
       done.push_back(m);
+      if (!writer) return;
       const std::string state = stem + ".epoch" + std::to_string(m.epoch) + ".pnn";
       pnn::io::save(net, rule.kept_state_for(net), state);
       nlohmann::json j{{"state", state}, {"untrained_accuracy", untrained_accuracy}, {"epochs", nlohmann::json::array()}};
@@ -886,7 +926,7 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
       timed(m, [&] { m.extra["alignment_angle_deg"] = alignment_angle(net, rule, px, pt); });
       return true;
     });
-  epoch_checkpoints<Net, Rule> ckpt{cfg.checkpoint_stem};
+  epoch_checkpoints<Net, Rule> ckpt{cfg.checkpoint_stem, cfg.share_from_root, cfg.writes_checkpoints};
   const bool checkpointing = !cfg.checkpoint_stem.empty() && epoch_checkpoints<Net, Rule>::possible;
   if (checkpointing && ckpt.resume(net, rule)) {
     r.untrained_accuracy = ckpt.untrained_accuracy;
@@ -896,6 +936,12 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
     else r.untrained_accuracy = eval(net, d.test, std::size_t{0});
     ckpt.untrained_accuracy = r.untrained_accuracy;
   }
+  // Every rank's replica's events, summed once per epoch (before the checkpoint keeps them).
+  if (cfg.sum_over_ranks)
+    opt.callbacks.push_back([&](pnn::epoch_metrics& m) {
+      cfg.sum_over_ranks(m);
+      return true;
+    });
   if (checkpointing)
     opt.callbacks.push_back([&](pnn::epoch_metrics& m) {  // last: the metrics are complete
       ckpt.save(net, rule, m);
@@ -909,7 +955,6 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
     r.settings["data_parallel"] = {{"ranks", cfg.data_parallel.parts}, {"shards", cfg.data_parallel.shards},
                                    {"energy", "every rank's replica: its reads of its part, and its programming"}};
   auto h = opt.first_epoch <= opt.epochs ? pnn::train(net, rule, loss, d.train, opt) : pnn::history{};
-  if (cfg.sum_over_ranks) cfg.sum_over_ranks(h);
   if (checkpointing) h = ckpt.done;
   r.epochs = h.size();
   r.physical_epochs = h.size();

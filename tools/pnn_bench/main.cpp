@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <mutex>
 #include <span>
 #include <sstream>
@@ -678,11 +679,11 @@ void scorecard_plot(const std::vector<scorecard_entry>& card, const std::filesys
     std::fprintf(stderr, "pnn-bench: gnuplot failed or is missing; the scorecard's data and script are in %s\n", dir.c_str());
 }
 
-// --data-parallel: the epochs' physical events and digital work of every rank's replica,
+// --data-parallel: an epoch's physical events and digital work of every rank's replica,
 // summed (each rank counted its reads of its part and its own programming).
-void sum_over_ranks(const distribute::world& world, pnn::history& h) {
+void sum_over_ranks(const distribute::world& world, pnn::epoch_metrics& m) {
   static_assert(sizeof(pnn::physical_events) == 21 * 8, "a field was added to physical_events: sum it here too");
-  for (auto& m : h) {
+  {
     auto& e = m.events;
     std::uint64_t* const u[] = {&e.reads, &e.transposed_reads, &e.macs, &e.dac_conversions, &e.adc_conversions,
                                 &e.pulses, &e.parameter_writes, &e.dac_levels, &e.adc_levels, &e.pulse_slots,
@@ -842,13 +843,16 @@ int run(int argc, char** argv, distribute::world& world) {
         throw usage_error("--data-parallel needs a power-of-two number of ranks, at most --shards (" +
                           std::to_string(shards) + "); mpirun gave " + std::to_string(ranks));
       if (shards > cfg.batch) throw usage_error("--shards must not exceed --batch");
-      if (!checkpoint_dir.empty()) throw usage_error("--data-parallel does not take --checkpoint-dir yet");
       cfg.data_parallel.shards = shards;
       cfg.data_parallel.parts = ranks;
       cfg.data_parallel.part = static_cast<std::size_t>(world.rank());
       cfg.data_parallel.sum_float = [&world](std::span<float> v) { world.sum_in_tree(v); };
       cfg.data_parallel.sum_double = [&world](std::span<double> v) { world.sum_in_tree(v); };
-      if (ranks > 1) cfg.sum_over_ranks = [&world](pnn::history& h) { sum_over_ranks(world, h); };
+      if (ranks > 1) {
+        cfg.sum_over_ranks = [&world](pnn::epoch_metrics& m) { sum_over_ranks(world, m); };
+        cfg.share_from_root = [&world](std::string& text) { world.broadcast(text); };
+        cfg.writes_checkpoints = world.root();
+      }
     } else if (app.count("--shards") != 0) {
       throw usage_error("--shards needs --data-parallel");
     }
@@ -988,6 +992,8 @@ int run(int argc, char** argv, distribute::world& world) {
       }
       if (!drop) command += s + "\n";
     }
+    // A data-parallel run's energy counts every rank's replica: its runs resume on as many ranks.
+    if (data_parallel) command += "(ranks " + std::to_string(world.size()) + ")\n";
     // Rank 0 alone reads and writes command.txt (the directory is shared between ranks); every
     // rank follows its decision.
     int status = 0;
@@ -1025,21 +1031,36 @@ int run(int argc, char** argv, distribute::world& world) {
   std::size_t next_in_order = 0;
   const auto next_job = [&] { return data_parallel ? next_in_order++ : world.next_job(); };
   const bool speaks = !data_parallel || world.root();  // one line per run, not one per rank
+  const bool writes_runs = !data_parallel || world.root();  // rank 0 keeps a data-parallel run's files
   auto worker = [&] {
     for (std::size_t i; (i = next_job()) < jobs.size();) {
       ran_here[i] = 1;
       const auto& j = jobs[i];
-      if (!checkpoint_dir.empty() && std::filesystem::exists(run_file(i))) {
-        try {
+      if (!checkpoint_dir.empty()) {
+        // A data-parallel run is restored on every rank or trained on every rank: rank 0 reads
+        // the file and the others decode its text.
+        std::string text;
+        if (writes_runs && std::filesystem::exists(run_file(i))) {
           std::ifstream f(run_file(i));
-          rows[i] = from_checkpoint_json(nlohmann::json::parse(f));
-          std::lock_guard<std::mutex> lock(io);
-          std::fprintf(stderr, "pnn-bench: %s on %s: restored from %s%s\n", rows[i].rule.c_str(),
-                       rows[i].substrate.c_str(), run_file(i).c_str(), on_rank.c_str());
-          continue;
-        } catch (const std::exception& e) {
-          std::lock_guard<std::mutex> lock(io);
-          std::fprintf(stderr, "pnn-bench: %s unreadable (%s); the run starts over\n", run_file(i).c_str(), e.what());
+          text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+        }
+        if (data_parallel) world.broadcast(text);
+        if (!text.empty()) {
+          try {
+            rows[i] = from_checkpoint_json(nlohmann::json::parse(text));
+            if (speaks) {
+              std::lock_guard<std::mutex> lock(io);
+              std::fprintf(stderr, "pnn-bench: %s on %s: restored from %s%s\n", rows[i].rule.c_str(),
+                           rows[i].substrate.c_str(), run_file(i).c_str(), on_rank.c_str());
+            }
+            continue;
+          } catch (const std::exception& e) {
+            if (speaks) {
+              std::lock_guard<std::mutex> lock(io);
+              std::fprintf(stderr, "pnn-bench: %s unreadable (%s); the run starts over\n", run_file(i).c_str(),
+                           e.what());
+            }
+          }
         }
       }
       result r;
@@ -1114,7 +1135,7 @@ int run(int argc, char** argv, distribute::world& world) {
                        r.hardware_condition ? (" (" + r.noise + ")").c_str() : "", 100 * r.test_accuracy, r.train_seconds,
                        on_rank.c_str());
       }
-      if (!checkpoint_dir.empty()) {
+      if (!checkpoint_dir.empty() && writes_runs) {
         // The finished run, then its epoch checkpoints go: a kill in between re-reads the run.
         try {
           write_file_atomically(run_file(i), to_checkpoint_json(r).dump() + "\n");

@@ -86,6 +86,18 @@ int world::broadcast(int value) const {
   return value;
 }
 
+void world::broadcast(std::string& text) const {
+  if (size_ == 1) return;
+  std::uint64_t n = text.size();
+  check(MPI_Bcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD), "MPI_Bcast");
+  text.resize(static_cast<std::size_t>(n));
+  // In pieces below 2 GiB: MPI counts in int.
+  constexpr std::uint64_t piece = std::uint64_t{1} << 30;
+  for (std::uint64_t at = 0; at < n; at += piece)
+    check(MPI_Bcast(text.data() + at, static_cast<int>(std::min(piece, n - at)), MPI_CHAR, 0, MPI_COMM_WORLD),
+          "MPI_Bcast");
+}
+
 void world::start_jobs(std::size_t jobs, std::size_t local_workers) {
   jobs_ = jobs;
   next_ = 0;
@@ -203,6 +215,7 @@ world::world(int&, char**&) : impl_(std::make_unique<impl>()) {}
 world::~world() = default;
 bool world::mpi_built() noexcept { return false; }
 int world::broadcast(int value) const { return value; }
+void world::broadcast(std::string&) const {}
 void world::start_jobs(std::size_t jobs, std::size_t) {
   jobs_ = jobs;
   next_ = 0;

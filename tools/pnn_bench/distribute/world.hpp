@@ -42,6 +42,9 @@ class world {
   /// Rank 0's `value` on every rank (collective): a decision only rank 0 may take, such as
   /// whether a checkpoint directory belongs to this command, reaches every rank.
   [[nodiscard]] int broadcast(int value) const;
+  /// Rank 0's `text` in `text` on every rank (collective): what rank 0 alone read from a
+  /// checkpoint directory reaches the ranks that share its run.
+  void broadcast(std::string& text) const;
 
   /// Starts handing out the indices 0 … jobs − 1, one per request, in order, to whichever
   /// worker asks first on any rank: runs differ in cost by 10×, so a static split would leave
