@@ -12,6 +12,7 @@
 #include <pnn/learn/check_gradients.hpp>
 #include <pnn/learn/direct_feedback_alignment.hpp>
 #include <pnn/learn/feedback_alignment.hpp>
+#include <pnn/learn/forward_gradient.hpp>
 #include <pnn/learn/perturbation.hpp>
 #include <pnn/learn/physics_aware.hpp>
 #include <pnn/nn/conv.hpp>
@@ -222,6 +223,93 @@ TEST_CASE("weight perturbation on convolutions is an unbiased estimate of the ke
   const auto w = wp.estimate(net, x, t, loss::softmax_cross_entropy{}, gw);
   CHECK(cosine(w, e) > 0.9);
   CHECK(cosine(w, e, 0) > 0.8);  // the convolution's kernels, not only the dense layer
+}
+
+TEST_CASE("node perturbation on convolutions: one node at a time is backprop up to O(sigma^2), Gaussian directions "
+          "are unbiased (double)",
+          "[conv][perturbation]") {
+  // Max pooling, then a strided convolution without pooling, then dense: the perturbed nodes
+  // are every position before pooling.
+  small_net net(seed{31});
+  const auto x = random_batch<double>(3, conv_hidden::in_extent, 32);
+  const auto t = one_hot<double>(3, 3);
+  learn::backprop<> bp;
+  rng gb(1);
+  const auto e = bp.estimate(net, x, t, loss::softmax_cross_entropy{}, gb);
+  learn::node_perturbation<> coord{{.sigma = 1e-5, .directions = learn::node_directions::coordinate}};
+  rng gc(2);
+  const auto c = coord.estimate(net, x, t, loss::softmax_cross_entropy{}, gc);
+  for (std::size_t l = 0; l < 3; ++l) {
+    INFO("layer " << l);
+    REQUIRE(c[l].weight.shape() == e[l].weight.shape());
+    double d = 0, scale = 0;
+    for (std::size_t k = 0; k < e[l].weight.size(); ++k) {
+      d = std::max(d, std::abs(c[l].weight.data()[k] - e[l].weight.data()[k]));
+      scale = std::max(scale, std::abs(e[l].weight.data()[k]));
+    }
+    for (std::size_t k = 0; k < e[l].bias.size(); ++k) d = std::max(d, std::abs(c[l].bias.data()[k] - e[l].bias.data()[k]));
+    CHECK(scale > 1e-3);
+    CHECK(d < 1e-8 * std::max(1.0, scale));
+  }
+  // Gaussian directions: the mean of many draws points along the gradient, kernels included.
+  learn::node_perturbation<> gauss{{.sigma = 1e-4, .num_perturbations = 3000}};
+  rng gg(3);
+  const auto w = gauss.estimate(net, x, t, loss::softmax_cross_entropy{}, gg);
+  CHECK(cosine(w, e) > 0.95);
+  CHECK(cosine(w, e, 0) > 0.9);
+  CHECK(cosine(w, e, 1) > 0.9);
+}
+
+TEST_CASE("forward gradient on convolutions: the JVP is the directional derivative, activity and weight tangents "
+          "are unbiased (double)",
+          "[conv][forward_gradient]") {
+  small_net net(seed{41});
+  const auto x = random_batch<double>(3, conv_hidden::in_extent, 42);
+  const auto t = one_hot<double>(3, 3);
+  learn::backprop<> bp;
+  rng gb(1);
+  const auto e = bp.estimate(net, x, t, loss::softmax_cross_entropy{}, gb);
+  // Forward mode through max pooling, a strided convolution and a dense layer: ∇L·v exactly,
+  // and the loss's central difference along v.
+  gradients<small_net> v(net);
+  rng gv(5);
+  for (std::size_t i = 0; i < 3; ++i) {
+    for (auto& w : v[i].weight) w = gv.normal_double();
+    for (auto& w : v[i].bias) w = gv.normal_double();
+  }
+  learn::forward_gradient<> fg;
+  rng g(2);
+  const double jvp = fg.directional_derivative(net, x, t, loss::softmax_cross_entropy{}, v, g);
+  CHECK(jvp == Approx(e.dot(v)).epsilon(1e-10));
+  auto loss_along = [&](double eps) {
+    small_net m = net;
+    m.for_each_layer([&](auto& l, std::size_t li) {
+      for (std::size_t q = 0; q < v[li].weight.size(); ++q) l.tile.weight_data()[q] += eps * v[li].weight.data()[q];
+      for (std::size_t q = 0; q < v[li].bias.size(); ++q) l.tile.bias_data()[q] += eps * v[li].bias.data()[q];
+    });
+    rng gf(0);
+    const auto y = forward(m, x, gf);
+    return loss::softmax_cross_entropy{}.value(y.data(), t.data(), 3, 3);
+  };
+  const double fd = (loss_along(1e-6) - loss_along(-1e-6)) / 2e-6;
+  CHECK(std::abs(jvp - fd) < 1e-7 * std::max(1.0, std::abs(fd)));
+  // Tangents at every position's pre-activation, and of the kernels: their means point along
+  // the gradient.
+  learn::forward_gradient<> activity{{.num_tangents = 3000}};
+  rng ga(3);
+  const auto a = activity.estimate(net, x, t, loss::softmax_cross_entropy{}, ga);
+  CHECK(cosine(a, e) > 0.95);
+  CHECK(cosine(a, e, 0) > 0.9);
+  CHECK(cosine(a, e, 1) > 0.9);
+  learn::forward_gradient<> weight{{.mode = learn::forward_gradient_mode::weight, .num_tangents = 3000}};
+  rng gw(4);
+  CHECK(cosine(weight.estimate(net, x, t, loss::softmax_cross_entropy{}, gw), e) > 0.9);
+  // Local losses read each hidden layer's pooled output.
+  learn::forward_gradient<> local{{.local_losses = true}};
+  rng gl(5);
+  const auto lo = local.estimate(net, x, t, loss::softmax_cross_entropy{}, gl);
+  CHECK(std::isfinite(lo.dot(lo)));
+  CHECK(lo.dot(lo) > 0);
 }
 
 TEST_CASE("convolutions on a crossbar: the ideal array equals digital, pulsed training lowers the loss",

@@ -42,7 +42,8 @@ result run_forward_gradient(const config& cfg, const std::string& substrate, con
                             const std::optional<sweep_point>& sweep) {
   result r = make("forward_gradient", substrate, sweep);
   const bool activity = cfg.fg_mode == "activity";
-  return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) -> result {
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5>(cfg, substrate, d, sweep, r.noise,
+                                                                      [&](auto& net) -> result {
     using net_t = std::remove_cvref_t<decltype(net)>;
     if (activity) {
       pnn::learn::forward_gradient<on_substrate_t<net_t, pnn::optim::adam>> rule{
@@ -84,7 +85,7 @@ result run_weight_perturbation(const config& cfg, const std::string& substrate, 
 result run_node_perturbation(const config& cfg, const std::string& substrate, const pnn::data::split& d,
                              const std::optional<sweep_point>& sweep) {
   result r = make("node_perturbation", substrate, sweep);
-  return with_network<pnn::act::tanh>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     pnn::learn::node_perturbation<on_substrate_t<net_t, pnn::optim::adam>> rule{
         {.optimizer = on_substrate<net_t>(cfg, pnn::optim::adam{.learning_rate = 1e-3f * float(cfg.lr_scale), .lr_schedule = cosine(cfg, d)}),

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <xtensor/xtensor.hpp>
 
@@ -52,14 +53,20 @@ enum class forward_gradient_mode {
 /// derivative `∂L/∂y` at the output. Every tangent has its own counter-based stream, split by
 /// (tangent, layer) from the step's `rng`, so a step is reproducible and the tangents could run in
 /// parallel.
+///
+/// On a `conv2d` the activities are every position's pre-activation before pooling, a tangent
+/// reaches the layer above as a read of its patches, pooling passes on its linearisation
+/// (`conv2d::activation_tangent`: the window's maximum, or its mean), and a weight tangent is a
+/// tangent of the kernel matrix, read through every patch.
 template <class Optimizer = optim::sgd>
 class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
   friend class rule_skeleton<forward_gradient>;
 
  public:
   static constexpr const char* name = "forward_gradient";
-  /// Not yet on `pnn::conv2d` layers: `step`/`estimate` on such a network is a compile error.
-  static constexpr bool runs_on_convolutions = false;
+  /// Runs on `pnn::conv2d` layers: activity tangents at every position's pre-activation,
+  /// weight tangents of the kernel matrix, carried through pooling as its linearisation.
+  static constexpr bool runs_on_convolutions = true;
 
   /// Rule parameters (defaults in brackets).
   struct params {
@@ -157,7 +164,9 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
     r.count = n;
 
     std::size_t widest = k;
-    net.for_each_layer([&](const auto& l, std::size_t) { widest = std::max({widest, l.in_size(), l.out_size()}); });
+    net.for_each_layer([&](const auto& l, std::size_t) {
+      widest = std::max({widest, l.in_size(), l.out_size(), pnn::detail::pre_activation_size(l)});
+    });
     for (auto* v : {&s.ta, &s.th, &s.u, &s.delta, &s.y})
       if (v->size() < n * widest) v->resize({n * widest});
     if (s.d.size() < n) s.d.resize({n});
@@ -211,6 +220,28 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
     s.readout_key = params_.readout_seed;
   }
 
+  // ȧ = ẋ Wᵀ: a tangent `xdot` (n × in) read through layer l's tile, as the measured pass
+  // reads its input (every patch, for a convolution), into `adot` (n × pre-activation).
+  template <class Layer, class T>
+  static void read_tangent(const Layer& l, const T* xdot, std::size_t n, T* adot, rng& g) {
+    if constexpr (pnn::detail::is_convolution_v<Layer>) {
+      static thread_local std::vector<T> patches;
+      patches.resize(n * Layer::positions * Layer::kernel_inputs);
+      Layer::patches(xdot, n, patches.data());
+      l.with_read_tile([&](const auto& t) { t.read(patches.data(), n * Layer::positions, adot, g); });
+    } else {
+      l.with_read_tile([&](const auto& t) { t.read(xdot, n, adot, g); });
+    }
+  }
+
+  // ḣ from ȧ at the recorded a and h: f′(a) ⊙ ȧ, and for a convolution then its pooling's
+  // linearisation.
+  template <class Layer, class T>
+  static void output_tangent(const Layer& l, const T* adot, const T* a, const T* h, std::size_t n, T* hdot) {
+    if constexpr (requires { l.activation_tangent(adot, a, h, n, hdot); }) l.activation_tangent(adot, a, h, n, hdot);
+    else pnn::detail::times_derivative(l, adot, a, h, n * l.out_size(), hdot);
+  }
+
   // Per-sample directional derivatives d_n of layer `first`'s loss, given the tangent of its
   // output ḣ_first (n × out) in s.th: through the local readout, or forward through the layers
   // above by tile reads.
@@ -232,8 +263,8 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
       net.for_each_layer([&](const auto& l, std::size_t i) {
         if (i <= first) return;
         rng gl = g.split(i);
-        l.with_read_tile([&](const auto& t) { t.read(s.th.data(), n, s.ta.data(), gl); });
-        pnn::detail::times_derivative(l, s.ta.data(), s.tr.a[i].data(), s.tr.h[i].data(), n * l.out_size(), s.th.data());
+        read_tangent(l, s.th.data(), n, s.ta.data(), gl);
+        output_tangent(l, s.ta.data(), s.tr.a[i].data(), s.tr.h[i].data(), n, s.th.data());
       });
       dy = s.dy.data();
       ydot = s.th.data();
@@ -244,23 +275,24 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
   template <class Net, class Layer>
   void activity_layer(const Net& net, const Layer& l, std::size_t i, std::size_t n, rng& gt, state<Net>& s) const {
     using T = typename Net::value_type;
-    const std::size_t out = l.out_size();
+    const std::size_t out = pnn::detail::pre_activation_size(l);  // the perturbed activities per sample
     const std::size_t K = params_.num_tangents;
     std::fill(s.delta.data(), s.delta.data() + n * out, T(0));
     for (std::size_t t = 0; t < K; ++t) {
       rng gk = gt.split(t).split(i);
       rng gu = gk.split(0);
       fill_normal<T>(gu, s.u.data(), n * out);
-      pnn::detail::times_derivative(l, s.u.data(), s.tr.a[i].data(), s.tr.h[i].data(), n * out, s.th.data());
+      output_tangent(l, s.u.data(), s.tr.a[i].data(), s.tr.h[i].data(), n, s.th.data());
       rng gp = gk.split(1);
       finish_tangent(net, i, n, gp, s);
       for (std::size_t r = 0; r < n; ++r)
         simd::axpy<T>(out, s.d.data()[r] / static_cast<T>(K), s.u.data() + r * out, s.delta.data() + r * out);
     }
-    pnn::detail::outer_product_update(l, s.tr.input_of(i), s.delta.data(), n, l.in_size(), out, T(1), s.grad[i]);
+    pnn::detail::layer_update(l, s.tr.input_of(i), s.delta.data(), n, T(1), s.grad[i]);
   }
 
-  // ȧ_i += x_{i−1} V_iᵀ + v_b,i for the weight tangent of layer i (drawn into s.tangent[i]).
+  // ȧ_i += x_{i−1} V_iᵀ + v_b,i for the weight tangent of layer i (drawn into s.tangent[i]); for
+  // a convolution every patch of x_{i−1} is a row.
   template <class Net, class Layer>
   static void add_weight_tangent(const Layer& l, std::size_t i, std::size_t n, rng& gk, state<Net>& s, bool add,
                                  bool draw = true) {
@@ -272,10 +304,19 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
       rng gb = gk.split(1);
       fill_normal<T>(gb, v.bias.data(), v.bias.size());
     }
-    const std::size_t in = l.in_size(), out = l.out_size();
-    simd::gemm_nt<T>(n, out, in, T(1), s.tr.input_of(i), in, v.weight.data(), in, add ? T(1) : T(0), s.ta.data(),
-                     out);
-    for (std::size_t r = 0; r < n; ++r) simd::axpy<T>(out, T(1), v.bias.data(), s.ta.data() + r * out);
+    const T* x = s.tr.input_of(i);
+    std::size_t rows = n, in = l.in_size(), out = l.out_size();
+    if constexpr (pnn::detail::is_convolution_v<Layer>) {
+      static thread_local std::vector<T> patches;
+      rows = n * Layer::positions;
+      in = Layer::kernel_inputs;
+      out = Layer::channels;
+      patches.resize(rows * in);
+      Layer::patches(x, n, patches.data());
+      x = patches.data();
+    }
+    simd::gemm_nt<T>(rows, out, in, T(1), x, in, v.weight.data(), in, add ? T(1) : T(0), s.ta.data(), out);
+    for (std::size_t r = 0; r < rows; ++r) simd::axpy<T>(out, T(1), v.bias.data(), s.ta.data() + r * out);
   }
 
   // Weight tangent on layer i only, through its local loss (or the layers above).
@@ -286,7 +327,7 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
     for (std::size_t t = 0; t < K; ++t) {
       rng gk = gt.split(t).split(i);
       add_weight_tangent<Net>(l, i, n, gk, s, false);
-      pnn::detail::times_derivative(l, s.ta.data(), s.tr.a[i].data(), s.tr.h[i].data(), n * l.out_size(), s.th.data());
+      output_tangent(l, s.ta.data(), s.tr.a[i].data(), s.tr.h[i].data(), n, s.th.data());
       rng gp = gk.split(2);
       finish_tangent(net, i, n, gp, s);
       const T d = static_cast<T>(simd::sum<T>(n, s.d.data()) / static_cast<T>(K));
@@ -305,11 +346,10 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
       rng gk = gtt.split(i);
       if (i > 0) {
         rng gl = gk.split(2);
-        l.with_read_tile([&](const auto& t) { t.read(s.th.data(), n, s.ta.data(), gl); });
+        read_tangent(l, s.th.data(), n, s.ta.data(), gl);
       }
       add_weight_tangent<Net>(l, i, n, gk, s, i > 0, draw);
-      pnn::detail::times_derivative(l, s.ta.data(), s.tr.a[i].data(), s.tr.h[i].data(), n * l.out_size(),
-                                    s.th.data());
+      output_tangent(l, s.ta.data(), s.tr.a[i].data(), s.tr.h[i].data(), n, s.th.data());
     });
     return double(simd::dot<T>(n * k, s.dy.data(), s.th.data()));
   }

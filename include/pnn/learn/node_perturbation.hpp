@@ -42,14 +42,18 @@ enum class node_directions {
 /// perturbation is a signal injected at the node (before the activation), so the tile's
 /// parameters are never touched. With `directions = coordinate` and small σ, `ĝ_z` is a
 /// finite-difference `∂L/∂z`, and the update equals backprop's up to O(σ²).
+///
+/// On a `conv2d` the nodes are every position's pre-activation before pooling (n ×
+/// `pre_activation_size`), the perturbed values go through the activation and pooling as a
+/// read would, and `ĝ_K` sums `ĝ_z`'s outer products with the patches (`layer_update`).
 template <class Optimizer = optim::sgd>
 class node_perturbation : public rule_skeleton<node_perturbation<Optimizer>> {
   friend class rule_skeleton<node_perturbation>;
 
  public:
   static constexpr const char* name = "node_perturbation";
-  /// Not yet on `pnn::conv2d` layers: `step`/`estimate` on such a network is a compile error.
-  static constexpr bool runs_on_convolutions = false;
+  /// Runs on `pnn::conv2d` layers (their pre-activations are perturbed at every position).
+  static constexpr bool runs_on_convolutions = true;
   using optimizer_type = Optimizer;
   /// Per-network state: the traces, flat parameter vectors and buffers of the passes, the
   /// estimate and the optimiser's state.
@@ -92,14 +96,15 @@ class node_perturbation : public rule_skeleton<node_perturbation<Optimizer>> {
     net.for_each_layer([&](const auto& l, std::size_t i) {
       using L = std::remove_cvref_t<decltype(l)>;
       if (i < first) return;
-      const std::size_t m = n * l.out_size();
+      const std::size_t m = n * pnn::detail::pre_activation_size(l);
       T* a = (i % 2 == 0) ? s.a.data() : s.a2.data();
       T* h = (i % 2 == 0) ? s.h.data() : s.h2.data();
       if (i == first) {
         const T* a0 = s.tr.a[i].data();
         const T* u = s.u.data();
         for (std::size_t q = 0; q < m; ++q) a[q] = a0[q] + sc * u[q];
-        simd::map<T>(m, a, h, l.activation);
+        if constexpr (requires { l.activate(a, n, h); }) l.activate(a, n, h);  // a convolution: f, then pooling
+        else simd::map<T>(m, a, h, l.activation);
       } else {
         T* scratch = L::has_input_noise ? s.scratch.data() : nullptr;
         rng gl = g.split(i);
@@ -119,7 +124,9 @@ class node_perturbation : public rule_skeleton<node_perturbation<Optimizer>> {
     const step_result r = perturb_detail::clean_pass(net, b, loss, s.tr, g0, name);
     s.grad.ensure_shape(net);
     std::size_t widest = k;
-    net.for_each_layer([&](const auto& l, std::size_t) { widest = std::max({widest, l.in_size(), l.out_size()}); });
+    net.for_each_layer([&](const auto& l, std::size_t) {
+      widest = std::max({widest, l.in_size(), l.out_size(), pnn::detail::pre_activation_size(l)});
+    });
     for (auto* v : {&s.a, &s.h, &s.a2, &s.h2, &s.scratch, &s.u, &s.delta})
       if (v->size() < n * widest) v->resize({n * widest});
     for (auto* v : {&s.base, &s.lp, &s.lm})
@@ -129,7 +136,7 @@ class node_perturbation : public rule_skeleton<node_perturbation<Optimizer>> {
     const bool central = params_.difference == finite_difference::central;
     const T sigma = static_cast<T>(params_.sigma);
     net.for_each_layer([&](const auto& l, std::size_t i) {
-      const std::size_t out = l.out_size();
+      const std::size_t out = pnn::detail::pre_activation_size(l);  // the perturbed nodes per sample
       std::fill(s.delta.data(), s.delta.data() + n * out, T(0));
       const bool coord = params_.directions == node_directions::coordinate;
       const std::size_t P = coord ? out : params_.num_perturbations;
@@ -157,7 +164,7 @@ class node_perturbation : public rule_skeleton<node_perturbation<Optimizer>> {
           else simd::axpy<T>(out, c, s.u.data() + q * out, s.delta.data() + q * out);
         }
       }
-      pnn::detail::outer_product_update(l, s.tr.input_of(i), s.delta.data(), n, l.in_size(), out, T(1), s.grad[i]);
+      pnn::detail::layer_update(l, s.tr.input_of(i), s.delta.data(), n, T(1), s.grad[i]);
     });
     return r;
   }

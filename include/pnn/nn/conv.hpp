@@ -196,6 +196,71 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
     }
   }
 
+  /// The layer's output `h` (n × out_size) from a pre-activation `a` (n × pre_activation_size,
+  /// the bias included, as `forward` records it): `h = pool(f(a))`. What a rule that perturbs
+  /// the pre-activation at its nodes (node perturbation) passes on to the layers above.
+  void activate(const value_type* a, std::size_t n, value_type* h) const {
+    if constexpr (std::is_same_v<Pool, pool::none>)
+      simd::map<value_type>(n * pre_activation_extent, a, h, this->activation);
+    else
+      pool_forward(a, n, h);
+  }
+
+  /// The forward-mode derivative of `h = pool(f(a))` along a pre-activation tangent `adot`
+  /// (n × pre_activation_size) at the recorded `a` and `h`, into `hdot` (n × out_size):
+  /// `ḣ = pool′(f′(a) ⊙ ȧ)`. Max pooling passes on each window's first maximum (the entry
+  /// `output_delta` sends the error to, so the two are adjoint); average pooling averages. What
+  /// forward gradient carries up through a convolution.
+  void activation_tangent(const value_type* adot, const value_type* a, const value_type* h, std::size_t n,
+                          value_type* hdot) const {
+    using T = value_type;
+    if constexpr (std::is_same_v<Pool, pool::none>) {
+      for (std::size_t k = 0; k < n * pre_activation_extent; ++k)
+        hdot[k] = adot[k] * this->activation.derivative(a[k], h[k]);
+    } else {
+      constexpr std::size_t S = Pool::window, OW = Shape::out_width, C = channels;
+      static thread_local std::vector<T> activated;
+      const T* fa = a;
+      if constexpr (!pools_before_activation) {
+        activated.resize(n * pre_activation_extent);
+        simd::map<T>(n * pre_activation_extent, a, activated.data(), this->activation);
+        fa = activated.data();
+      }
+      for_samples(n, pre_activation_extent, [&](std::size_t s0, std::size_t s1) {
+        for (std::size_t s = s0; s < s1; ++s) {
+          const T* as = a + s * pre_activation_extent;
+          const T* fs = fa + s * pre_activation_extent;
+          const T* ds = adot + s * pre_activation_extent;
+          const T* hs = h + s * out_extent;
+          T* os = hdot + s * out_extent;
+          for (std::size_t py = 0; py < pooled_height; ++py)
+            for (std::size_t px = 0; px < pooled_width; ++px)
+              for (std::size_t c = 0; c < C; ++c) {
+                const std::size_t o = (py * pooled_width + px) * C + c;
+                if constexpr (detail::is_max_pool_v<Pool>) {
+                  std::size_t best = ((py * S) * OW + px * S) * C + c;
+                  for (std::size_t wy = 0; wy < S; ++wy)
+                    for (std::size_t wx = 0; wx < S; ++wx) {
+                      const std::size_t k = ((py * S + wy) * OW + (px * S + wx)) * C + c;
+                      if (fs[k] > fs[best]) best = k;
+                    }
+                  const T hv = pools_before_activation ? hs[o] : fs[best];
+                  os[o] = ds[best] * this->activation.derivative(as[best], hv);
+                } else {
+                  T acc = T(0);
+                  for (std::size_t wy = 0; wy < S; ++wy)
+                    for (std::size_t wx = 0; wx < S; ++wx) {
+                      const std::size_t k = ((py * S + wy) * OW + (px * S + wx)) * C + c;
+                      acc += ds[k] * this->activation.derivative(as[k], fs[k]);
+                    }
+                  os[o] = acc / T(S * S);
+                }
+              }
+        }
+      });
+    }
+  }
+
   /// True when the layer max-pools after a nondecreasing activation: then `max f(a) = f(max a)`,
   /// so the forward pass pools first and applies `f` to the pooled values only, and the
   /// backward pass finds each window's maximum in `a` itself.
