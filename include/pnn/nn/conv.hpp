@@ -21,6 +21,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -218,44 +219,26 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
       for (std::size_t k = 0; k < n * pre_activation_extent; ++k)
         hdot[k] = adot[k] * this->activation.derivative(a[k], h[k]);
     } else {
-      constexpr std::size_t S = Pool::window, OW = Shape::out_width, C = channels;
-      static thread_local std::vector<T> activated;
-      const T* fa = a;
-      if constexpr (!pools_before_activation) {
-        activated.resize(n * pre_activation_extent);
-        simd::map<T>(n * pre_activation_extent, a, activated.data(), this->activation);
-        fa = activated.data();
-      }
+      const T* fa = values_pooled(a, n);
       for_samples(n, pre_activation_extent, [&](std::size_t s0, std::size_t s1) {
         for (std::size_t s = s0; s < s1; ++s) {
           const T* as = a + s * pre_activation_extent;
           const T* fs = fa + s * pre_activation_extent;
           const T* ds = adot + s * pre_activation_extent;
-          const T* hs = h + s * out_extent;
+          const T* hs = h + s * out_extent;  // read when max pooling comes before f
+          (void)hs;
           T* os = hdot + s * out_extent;
-          for (std::size_t py = 0; py < pooled_height; ++py)
-            for (std::size_t px = 0; px < pooled_width; ++px)
-              for (std::size_t c = 0; c < C; ++c) {
-                const std::size_t o = (py * pooled_width + px) * C + c;
-                if constexpr (detail::is_max_pool_v<Pool>) {
-                  std::size_t best = ((py * S) * OW + px * S) * C + c;
-                  for (std::size_t wy = 0; wy < S; ++wy)
-                    for (std::size_t wx = 0; wx < S; ++wx) {
-                      const std::size_t k = ((py * S + wy) * OW + (px * S + wx)) * C + c;
-                      if (fs[k] > fs[best]) best = k;
-                    }
-                  const T hv = pools_before_activation ? hs[o] : fs[best];
-                  os[o] = ds[best] * this->activation.derivative(as[best], hv);
-                } else {
-                  T acc = T(0);
-                  for (std::size_t wy = 0; wy < S; ++wy)
-                    for (std::size_t wx = 0; wx < S; ++wx) {
-                      const std::size_t k = ((py * S + wy) * OW + (px * S + wx)) * C + c;
-                      acc += ds[k] * this->activation.derivative(as[k], fs[k]);
-                    }
-                  os[o] = acc / T(S * S);
-                }
-              }
+          for (std::size_t o = 0; o < out_extent; ++o) {
+            const auto w = window_of(o);
+            if constexpr (detail::is_max_pool_v<Pool>) {
+              const std::size_t best = first_max(fs, w);
+              os[o] = ds[best] * this->activation.derivative(as[best], pools_before_activation ? hs[o] : fs[best]);
+            } else {
+              T acc = T(0);
+              for (std::size_t k : w) acc += ds[k] * this->activation.derivative(as[k], fs[k]);
+              os[o] = acc / T(w.size());
+            }
+          }
         }
       });
     }
@@ -280,51 +263,29 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
       for (std::size_t k = 0; k < n * pre_activation_extent; ++k)
         delta[k] = up[k] * this->activation.derivative(a[k], h[k]);
     } else {
-      constexpr std::size_t S = Pool::window, OW = Shape::out_width, C = channels;
-      // f(a) at every position, in one vectorised pass (not needed when the maximum of a is
-      // the maximum of f(a)).
-      static thread_local std::vector<T> activated;
-      const T* fa = a;
-      if constexpr (!pools_before_activation) {
-        activated.resize(n * pre_activation_extent);
-        simd::map<T>(n * pre_activation_extent, a, activated.data(), this->activation);
-        fa = activated.data();
-      }
+      const T* fa = values_pooled(a, n);
       for_samples(n, pre_activation_extent, [&](std::size_t s0, std::size_t s1) {
-      std::fill(delta + s0 * pre_activation_extent, delta + s1 * pre_activation_extent, T(0));
-      for (std::size_t s = s0; s < s1; ++s) {
-        const T* as = a + s * pre_activation_extent;
-        const T* fs = fa + s * pre_activation_extent;
-        const T* hs = h + s * out_extent;
-        T* ds = delta + s * pre_activation_extent;
-        const T* us = up + s * out_extent;
-        for (std::size_t py = 0; py < pooled_height; ++py)
-          for (std::size_t px = 0; px < pooled_width; ++px)
-            for (std::size_t c = 0; c < C; ++c) {
-              const T u = us[(py * pooled_width + px) * C + c];
-              if constexpr (detail::is_max_pool_v<Pool>) {
-                // The first maximum of f(a) in the window (of a itself when they coincide).
-                std::size_t best = ((py * S) * OW + px * S) * C + c;
-                for (std::size_t wy = 0; wy < S; ++wy)
-                  for (std::size_t wx = 0; wx < S; ++wx) {
-                    const std::size_t k = ((py * S + wy) * OW + (px * S + wx)) * C + c;
-                    if (fs[k] > fs[best]) best = k;
-                  }
-                const T hv = pools_before_activation ? hs[(py * pooled_width + px) * C + c] : fs[best];
-                ds[best] = u * this->activation.derivative(as[best], hv);
-              } else {
-                const T share = u / T(S * S);
-                for (std::size_t wy = 0; wy < S; ++wy)
-                  for (std::size_t wx = 0; wx < S; ++wx) {
-                    const std::size_t k = ((py * S + wy) * OW + (px * S + wx)) * C + c;
-                    ds[k] = share * this->activation.derivative(as[k], fs[k]);
-                  }
-              }
+        std::fill(delta + s0 * pre_activation_extent, delta + s1 * pre_activation_extent, T(0));
+        for (std::size_t s = s0; s < s1; ++s) {
+          const T* as = a + s * pre_activation_extent;
+          const T* fs = fa + s * pre_activation_extent;
+          const T* hs = h + s * out_extent;  // read when max pooling comes before f
+          (void)hs;
+          T* ds = delta + s * pre_activation_extent;
+          const T* us = up + s * out_extent;
+          for (std::size_t o = 0; o < out_extent; ++o) {
+            const auto w = window_of(o);
+            if constexpr (detail::is_max_pool_v<Pool>) {
+              const std::size_t best = first_max(fs, w);
+              ds[best] = us[o] * this->activation.derivative(as[best], pools_before_activation ? hs[o] : fs[best]);
+            } else {
+              const T share = us[o] / T(w.size());
+              for (std::size_t k : w) ds[k] = share * this->activation.derivative(as[k], fs[k]);
             }
-      }
+          }
+        }
       });
     }
-    (void)h;
   }
 
   /// The drive an energy model's state receives from this layer (Laborieux et al. 2021's
@@ -502,6 +463,40 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
   }
 
  private:
+  using window_indices = std::array<std::size_t, Pool::window * Pool::window>;
+
+  /// The pre-activation indices (within one sample) of pooled output `o`'s window, row by row:
+  /// the order in which the first maximum is found.
+  static constexpr window_indices window_of(std::size_t o) noexcept {
+    constexpr std::size_t S = Pool::window, OW = Shape::out_width, C = channels;
+    const std::size_t c = o % C, px = (o / C) % pooled_width, py = o / C / pooled_width;
+    window_indices w{};
+    for (std::size_t wy = 0; wy < S; ++wy)
+      for (std::size_t wx = 0; wx < S; ++wx) w[wy * S + wx] = ((py * S + wy) * OW + (px * S + wx)) * C + c;
+    return w;
+  }
+
+  /// The entry of window `w` where `values` is first largest: the one max pooling passes on.
+  static std::size_t first_max(const value_type* values, const window_indices& w) noexcept {
+    std::size_t best = w[0];
+    for (std::size_t k : w)
+      if (values[k] > values[best]) best = k;
+    return best;
+  }
+
+  /// The values pooling compares, for n samples: f(a) in one vectorised pass, or `a` itself
+  /// when the maximum of a is the maximum of f(a) (`pools_before_activation`).
+  const value_type* values_pooled(const value_type* a, std::size_t n) const {
+    if constexpr (pools_before_activation) {
+      return a;
+    } else {
+      static thread_local std::vector<value_type> activated;
+      activated.resize(n * pre_activation_extent);
+      simd::map<value_type>(n * pre_activation_extent, a, activated.data(), this->activation);
+      return activated.data();
+    }
+  }
+
   // Runs `f(s0, s1)` over disjoint ranges of samples on the kernels' threads
   // (`pnn::set_num_threads`): each sample's values are computed alone, so the result does not
   // depend on the split. A thread gets at least ~64k values.
