@@ -17,6 +17,8 @@
 
 #include <xtensor/xbuilder.hpp>
 
+#include "support/ff_reference.hpp"
+
 using namespace pnn;
 
 namespace {
@@ -36,53 +38,20 @@ xt::xtensor<double, 2> labels_one_hot(std::size_t n, std::size_t k) {
   return t;
 }
 
-// The local loss of layer `li` written out independently: embed the label (2 classes, so the
-// wrong label is the other one), run the layers below with RMS normalisation, score layer `li`.
+// The local loss of layer `li` with every read written out by hand: tanh(W x + b).
 double local_loss(const net3& net, const xt::xtensor<double, 2>& x, const xt::xtensor<double, 2>& t, std::size_t li,
                   bool cosine_goodness, double theta, double alpha) {
-  const std::size_t n = x.shape()[0], in = x.shape()[1];
-  double total = 0;
-  for (int sign = 0; sign < 2; ++sign) {
-    std::vector<double> cur(x.begin(), x.end());
-    for (std::size_t r = 0; r < n; ++r) {
-      const std::size_t y = t(r, 0) > 0.5 ? 0 : 1;
-      const std::size_t lab = sign == 0 ? y : 1 - y;
-      cur[r * in + 0] = lab == 0 ? 1 : 0;
-      cur[r * in + 1] = lab == 1 ? 1 : 0;
-    }
-    std::size_t width = in;
-    bool done = false;
-    net.for_each_layer([&](const auto& l, std::size_t i) {
-      if (done) return;
-      const std::size_t d = l.out_size();
-      std::vector<double> h(n * d);
-      for (std::size_t r = 0; r < n; ++r)
-        for (std::size_t j = 0; j < d; ++j) {
-          double a = l.tile.bias_data()[j];
-          for (std::size_t q = 0; q < width; ++q) a += l.tile.weight_data()[j * width + q] * cur[r * width + q];
-          h[r * d + j] = std::tanh(a);
-        }
-      if (i == li) {
-        for (std::size_t r = 0; r < n; ++r) {
-          double ss = 0, sum = 0;
-          for (std::size_t j = 0; j < d; ++j) ss += h[r * d + j] * h[r * d + j], sum += h[r * d + j];
-          const double g = cosine_goodness ? sum / (std::sqrt(double(d)) * std::sqrt(ss)) : ss / double(d);
-          const double z = sign == 0 ? alpha * (theta - g) : alpha * (g - theta);
-          total += std::log1p(std::exp(z)) / double(n);
-        }
-        done = true;
-        return;
-      }
-      for (std::size_t r = 0; r < n; ++r) {
-        double ss = 0;
-        for (std::size_t j = 0; j < d; ++j) ss += h[r * d + j] * h[r * d + j];
-        for (std::size_t j = 0; j < d; ++j) h[r * d + j] *= std::sqrt(double(d) / ss);
-      }
-      cur = h;
-      width = d;
-    });
-  }
-  return total;
+  return pnn_test::ff_local_loss(net, x, t, li, cosine_goodness, theta, alpha,
+                                 [](const auto& l, const std::vector<double>& cur, std::size_t n, std::vector<double>& h) {
+                                   const std::size_t d = l.out_size(), width = l.in_size();
+                                   for (std::size_t r = 0; r < n; ++r)
+                                     for (std::size_t j = 0; j < d; ++j) {
+                                       double a = l.tile.bias_data()[j];
+                                       for (std::size_t q = 0; q < width; ++q)
+                                         a += l.tile.weight_data()[j * width + q] * cur[r * width + q];
+                                       h[r * d + j] = std::tanh(a);
+                                     }
+                                 });
 }
 }  // namespace
 

@@ -623,7 +623,7 @@ TEST_CASE("pnn-bench --model lenet5 trains LeNet-5 under the rules that run on c
   const auto dir = fresh_dir("pnn_bench_lenet5");
   const auto out = dir / "out.json";
   const auto r = run_bench("--rules backprop,feedback_alignment,direct_feedback_alignment,in_silico,physics_aware,"
-                           "node_perturbation,forward_gradient,equilibrium_propagation --substrates digital,crossbar,mzi "
+                           "node_perturbation,forward_gradient,forward_forward,equilibrium_propagation --substrates digital,crossbar,mzi "
                            "--model lenet5 "
                            "--epochs 1 "
                            "--train-limit 256 --batch 32 --json " + out.string(),
@@ -649,7 +649,7 @@ TEST_CASE("pnn-bench --model lenet5 trains LeNet-5 under the rules that run on c
     if (substrate == "crossbar" && rule != "in_silico")  // the kernels are read and pulsed on the array
       CHECK(row.at("energy").at("pulses_per_sample").get<double>() > 0);
   }
-  CHECK(trained == 14);  // 7 rules × 2 substrates
+  CHECK(trained == 16);  // 8 rules × 2 substrates
   CHECK(r.err.find("trains the convolutional energy network instead") != std::string::npos);
 }
 

@@ -136,9 +136,10 @@ result run_forward_forward(const config& cfg, const std::string& substrate, cons
   // as 4 would be 4π, invisible to the light.
   const bool phases = substrate.starts_with("scattering");
   const double label_scale = phases ? 1.0 : 4.0;
-  return with_network<pnn::act::tanh, pnn::act::identity, without_w>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
+  return with_network<pnn::act::tanh, pnn::act::identity, with_lenet5 | without_w>(cfg, substrate, d, sweep, r.noise, [&](auto& net) {
     using net_t = std::remove_cvref_t<decltype(net)>;
     using rule_t = pnn::learn::forward_forward<on_substrate_t<net_t, pnn::optim::adam>>;
+    const bool score_first = net_t::num_layers == 2 && !phases;
     rule_t rule{
         {.optimizer = on_substrate<net_t>(cfg, pnn::optim::adam{.learning_rate = 3e-3f * float(cfg.lr_scale), .lr_schedule = cosine(cfg, d)}),
          .goodness = cos ? pnn::learn::ff_goodness::cosine : pnn::learn::ff_goodness::energy,
@@ -151,7 +152,8 @@ result run_forward_forward(const config& cfg, const std::string& substrate, cons
          // so the single-hidden-layer benchmark scores both. Behind a medium only the readout
          // scores: the camera's goodness is mostly the label-blind speckle power (validation
          // split, 2 epochs of 10,000: 28.3 % scoring the readout, chance scoring both).
-         .score_first_layer = cfg.hidden.size() == 1 && !phases,
+         // LeNet-5's first convolution is left out as Hinton leaves out the first layer.
+         .score_first_layer = score_first,
          // Physics without W (the medium's phase mask, a D2NN's masks) learns from its measured
          // goodness loss at ±c of its parameters: no model of the light.
          .perturbation = ff_physics_c,
@@ -162,7 +164,7 @@ result run_forward_forward(const config& cfg, const std::string& substrate, cons
     r.settings["sharpness"] = 10.0;
     r.settings["label_scale"] = label_scale;
     r.settings["negatives"] = "random wrong label";
-    r.settings["score_first_layer"] = cfg.hidden.size() == 1 && !phases;
+    r.settings["score_first_layer"] = score_first;
     if (substrate.starts_with("scattering") || substrate == "diffractive")
       r.settings["physics_gradient"] = "perturbation of the layer's own goodness loss (c " +
                                        std::to_string(ff_physics_c).substr(0, 4) + ", " +

@@ -47,6 +47,13 @@ class composed_rule : public rule_skeleton<composed_rule<Core, Optimizer>> {
 
  public:
   static constexpr const char* name = Core::name;
+  /// An estimator written for dense layers only says so (`static constexpr bool
+  /// runs_on_convolutions = false`); training a network with a `pnn::conv2d` is then one
+  /// readable compile error instead of a failure deep inside the estimator.
+  static constexpr bool runs_on_convolutions = [] {
+    if constexpr (requires { Core::runs_on_convolutions; }) return bool(Core::runs_on_convolutions);
+    else return true;
+  }();
   using core_type = Core;
   using optimizer_type = Optimizer;
 

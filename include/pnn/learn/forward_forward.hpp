@@ -85,8 +85,10 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
 
  public:
   static constexpr const char* name = "forward_forward";
-  /// Not yet on `pnn::conv2d` layers: `step`/`estimate` on such a network is a compile error.
-  static constexpr bool runs_on_convolutions = false;
+  /// Runs on `pnn::conv2d` layers: a convolution's goodness is that of its whole (pooled)
+  /// output, its error goes back through the pooling to every position, and its kernel's update
+  /// sums the outer products with the patches.
+  static constexpr bool runs_on_convolutions = true;
 
   /// Rule parameters (defaults in brackets).
   struct params {
@@ -253,7 +255,9 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
   template <class Net, class T, class F>
   static void layerwise(Net& net, const T* x, std::size_t rows, buffers<T>& buf, rng& g, F&& f) {
     std::size_t widest = 0;
-    net.for_each_layer([&](const auto& l, std::size_t) { widest = std::max({widest, l.in_size(), l.out_size()}); });
+    net.for_each_layer([&](const auto& l, std::size_t) {
+      widest = std::max({widest, l.in_size(), l.out_size(), pnn::detail::pre_activation_size(l)});
+    });
     for (auto* v : {&buf.in, &buf.a, &buf.h, &buf.scratch})
       if (v->size() < rows * widest) v->resize({rows * widest});
     // Each layer's input is kept until its update is formed: `in` holds it, `h` the output.
@@ -316,7 +320,7 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
     s.probe.resize(p);
     s.direction.resize(p);
     l.tile.get_parameters(s.saved.data());
-    s.pa.resize(rows * d);
+    s.pa.resize(rows * pnn::detail::pre_activation_size(l));
     s.ph.resize(rows * d);
     T* scratch = Layer::has_input_noise ? buf.scratch.data() : nullptr;
     gi.weight.fill(T(0));
@@ -400,7 +404,7 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
                   }
                 }
                 s.dh.resize(2 * n * d);
-                s.delta.resize(2 * n * d);
+                s.delta.resize(2 * n * pnn::detail::pre_activation_size(l));
                 for (std::size_t r = 0; r < 2 * n; ++r) {
                   const bool pos = r < n;
                   const T* hr = h + r * d;
@@ -426,8 +430,10 @@ class forward_forward : public rule_skeleton<forward_forward<Optimizer>> {
                     }
                   }
                 }
-                pnn::detail::times_derivative(l, s.dh.data(), a, h, 2 * n * d, s.delta.data());
-                pnn::detail::outer_product_update(l, input, s.delta.data(), 2 * n, l.in_size(), d, T(1), gi);
+                // A convolution's error reaches every position through its pooling, and its
+                // kernel's update sums over the patches.
+                pnn::detail::layer_delta(l, s.dh.data(), a, h, 2 * n, s.delta.data());
+                pnn::detail::layer_update(l, input, s.delta.data(), 2 * n, T(1), gi);
               });
     step_result r;
     r.loss = total;

@@ -225,7 +225,7 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
   template <class Layer, class T>
   static void read_tangent(const Layer& l, const T* xdot, std::size_t n, T* adot, rng& g) {
     if constexpr (pnn::detail::is_convolution_v<Layer>) {
-      static thread_local std::vector<T> patches;
+      auto& patches = pnn::detail::patch_scratch<T>();
       patches.resize(n * Layer::positions * Layer::kernel_inputs);
       Layer::patches(xdot, n, patches.data());
       l.with_read_tile([&](const auto& t) { t.read(patches.data(), n * Layer::positions, adot, g); });
@@ -307,7 +307,7 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
     const T* x = s.tr.input_of(i);
     std::size_t rows = n, in = l.in_size(), out = l.out_size();
     if constexpr (pnn::detail::is_convolution_v<Layer>) {
-      static thread_local std::vector<T> patches;
+      auto& patches = pnn::detail::patch_scratch<T>();
       rows = n * Layer::positions;
       in = Layer::kernel_inputs;
       out = Layer::channels;

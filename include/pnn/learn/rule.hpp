@@ -332,6 +332,16 @@ void layer_delta(const Layer& l, const T* dy, const T* a, const T* h, std::size_
     times_derivative(l, dy, a, h, n * l.out_size(), delta);
 }
 
+/// This thread's buffer for a convolution's unfolded patches (n · positions × kernel inputs
+/// values, megabytes for a batch). Its users — a kernel's update, a tangent read through the
+/// kernel — each fill and finish with it before another starts, so one buffer per thread and
+/// value type serves all of them.
+template <class T>
+std::vector<T>& patch_scratch() {
+  static thread_local std::vector<T> buffer;
+  return buffer;
+}
+
 /// A layer's update from its inputs `x` (n × In) and pre-activation errors `delta` (what
 /// `layer_delta` gives): one outer product per sample for a dense layer; for a convolution one
 /// per patch, `ĝ_K = scale · Σ_{s,p} δ_{s,p} x_{s,p}ᵀ` (the factors are the patches, which is
@@ -339,7 +349,7 @@ void layer_delta(const Layer& l, const T* dy, const T* a, const T* h, std::size_
 template <class Layer, class T>
 void layer_update(const Layer& l, const T* x, const T* delta, std::size_t n, T scale, layer_gradient<T>& g) {
   if constexpr (requires { Layer::positions; Layer::kernel_inputs; l.patches(x, n, static_cast<T*>(nullptr)); }) {
-    static thread_local std::vector<T> patch_buffer;
+    auto& patch_buffer = patch_scratch<T>();
     patch_buffer.resize(n * Layer::positions * Layer::kernel_inputs);
     // A kernel matrix is small and its factors (every patch) are large: forming the update
     // costs less than keeping the factors, so a convolution's update is never deferred.

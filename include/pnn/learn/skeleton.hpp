@@ -58,8 +58,8 @@ inline constexpr bool rule_runs_on = rule_runs_on_impl<Rule, Net>();
 #define PNN_DETAIL_CONV_UNSUPPORTED                                                                      \
   "this learning rule does not run on convolutional layers (pnn::conv2d) yet; on convolutions use "     \
   "backprop, feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, "       \
-  "in_silico, weight_perturbation, node_perturbation, forward_gradient, spsa, equilibrium_propagation "  \
-  "or coupled_learning"
+  "in_silico, weight_perturbation, node_perturbation, forward_gradient, spsa, forward_forward, "         \
+  "equilibrium_propagation or coupled_learning"
 
 namespace learn {
 
