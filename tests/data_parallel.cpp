@@ -334,6 +334,10 @@ TEST_CASE("data-parallel: impossible plans, mismatched batches and foreign array
   std::vector<gradients<net_t>> three(3, gradients<net_t>(net));
   CHECK_THROWS_WITH(parallel::combine_parts(three), Catch::Contains("power of two"));
   auto flat = parallel::flatten(gradients<net_t>(net));
+  CHECK(parallel::flat_size(gradients<net_t>(net)) == flat.size());
+  parallel::layer_mask<net_t> first{};
+  first[0] = true;
+  CHECK(parallel::flat_size(gradients<net_t>(net), first) == parallel::flatten(gradients<net_t>(net), first).size());
   flat.pop_back();
   gradients<net_t> into(net);
   CHECK_THROWS_WITH(parallel::unflatten<net_t>(flat, into), Catch::Contains("another shape"));
@@ -424,13 +428,29 @@ struct thread_bus {
     std::copy(local[0].begin(), local[0].end(), v.begin());
     sync.arrive_and_wait();
   }
+  // Every part's `mine`, concatenated in part order, into `all` (an all-gather).
+  std::size_t gathers = 0;
+  void gather(std::size_t part, std::span<const T> mine, std::vector<T>& all) {
+    slots[part].assign(mine.begin(), mine.end());
+    sync.arrive_and_wait();
+    all.clear();
+    for (const auto& v : slots) all.insert(all.end(), v.begin(), v.end());
+    if (part == 0) ++gathers;
+    sync.arrive_and_wait();
+  }
+};
+
+struct parts_setup {
+  std::size_t epochs = 2, batch = 40;
+  bool factored = false;
+  std::size_t* gathers = nullptr;  ///< the all-gathers made, when set
 };
 
 // `train` with data-parallel steps on `parts` threads, each its own network and rule (as MPI
 // ranks hold theirs); returns every part's weights and histories.
 template <class MakeNet, class Rule>
 auto train_on_parts(MakeNet make_net, const Rule& rule, const data::dataset& set, std::size_t parts, std::size_t shards,
-                    std::size_t corrupt_part = ~std::size_t{0}) {
+                    std::size_t corrupt_part = ~std::size_t{0}, parts_setup setup = {}) {
   using net_t = decltype(make_net());
   using T = typename net_t::value_type;
   thread_bus<T> bus(parts);
@@ -442,12 +462,20 @@ auto train_on_parts(MakeNet make_net, const Rule& rule, const data::dataset& set
   std::vector<std::thread> team;
   for (std::size_t p = 0; p < parts; ++p)
     team.emplace_back([&, p] {
-      train_options opt{.epochs = 2, .batch = 40, .seed = 3, .progress = progress_mode::never};
+      train_options opt{.epochs = setup.epochs, .batch = setup.batch, .seed = 3, .progress = progress_mode::never};
       opt.data_parallel.shards = shards;
       opt.data_parallel.parts = parts;
       opt.data_parallel.part = p;
-      if constexpr (std::is_same_v<T, float>) opt.data_parallel.sum_float = [&bus, p](std::span<float> v) { bus.sum(p, v); };
-      else opt.data_parallel.sum_double = [&bus, p](std::span<double> v) { bus.sum(p, v); };
+      opt.data_parallel.factored = setup.factored;
+      if constexpr (std::is_same_v<T, float>) {
+        opt.data_parallel.sum_float = [&bus, p](std::span<float> v) { bus.sum(p, v); };
+        opt.data_parallel.gather_float = [&bus, p](std::span<const float> v, std::vector<float>& all) { bus.gather(p, v, all); };
+      } else {
+        opt.data_parallel.sum_double = [&bus, p](std::span<double> v) { bus.sum(p, v); };
+        opt.data_parallel.gather_double = [&bus, p](std::span<const double> v, std::vector<double>& all) {
+          bus.gather(p, v, all);
+        };
+      }
       try {
         if (p == corrupt_part) {
           // What this part reads of the batch is poisoned; the others' rows are clean.
@@ -462,6 +490,7 @@ auto train_on_parts(MakeNet make_net, const Rule& rule, const data::dataset& set
       }
     });
   for (auto& t : team) t.join();
+  if (setup.gathers != nullptr) *setup.gathers = bus.gathers;
   std::vector<std::vector<T>> weights;
   for (const auto& n : nets) weights.push_back(all_weights(n));
   return std::tuple{weights, hist, errors};
@@ -523,6 +552,46 @@ TEST_CASE("pnn::train with data-parallel steps gives bitwise the same weights on
   }
 }
 
+TEST_CASE("pnn::train's factored exchange gives bitwise the dense exchange's weights, moving the wide layer's factors",
+          "[data_parallel][train]") {
+  set_num_threads(1);
+  rng gd(23);
+  const auto d = data::gaussian_blobs(96, 64, 3, gd);  // batches of 8 rows, one per shard
+  using hidden_t = dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>;
+  using out_t = dense<dynamic, dynamic, physics::digital, noise::none, act::identity>;
+  using net_t = network<hidden_t, out_t>;
+  const auto make_net = [] { return net_t({64, 48, 3}, seed{9}); };
+  // At 8 rows the 64→48 layer's factors (8·112 values) are fewer than its update (2·64·48
+  // counted both ways), the 48→3 layer's are not; EP's two phases double its rows.
+  const auto mask = parallel::factor_layers(make_net(), 8);
+  CHECK(mask[0]);
+  CHECK(!mask[1]);
+  const auto check_rule = [&](const auto& rule, const char* name, bool gathers_factors) {
+    INFO(name);
+    const parts_setup dense_setup{.epochs = 1, .batch = 8};
+    const auto [w1, h1, e1] = train_on_parts(make_net, rule, d, 1, 8, ~std::size_t{0}, dense_setup);
+    REQUIRE(e1[0].empty());
+    CHECK(w1[0] != all_weights(make_net()));
+    for (std::size_t parts : {1u, 2u, 4u}) {
+      std::size_t gathers = 0;
+      const parts_setup factored{.epochs = 1, .batch = 8, .factored = true, .gathers = &gathers};
+      const auto [w, h, e] = train_on_parts(make_net, rule, d, parts, 8, ~std::size_t{0}, factored);
+      for (std::size_t p = 0; p < parts; ++p) {
+        INFO(parts << " parts, part " << p);
+        REQUIRE(e[p].empty());
+        CHECK(w[p] == w1[0]);  // bitwise the dense exchange's weights, on every part
+        CHECK(h[p][0].train_accuracy == h1[0][0].train_accuracy);
+      }
+      // One gather per step (12 batches) when there are other parts to gather from.
+      CHECK(gathers == (parts > 1 && gathers_factors ? 12u : 0u));
+    }
+  };
+  check_rule(learn::backprop<optim::momentum>{{.optimizer = {.learning_rate = 0.1f, .momentum = 0.9f}}}, "backprop", true);
+  check_rule(learn::feedback_alignment<>{{.optimizer = {.learning_rate = 0.1f}}}, "feedback_alignment", true);
+  // No factored updates: the dense exchange, whatever `factored` says.
+  check_rule(learn::node_perturbation<>{}, "node_perturbation", false);
+}
+
 TEST_CASE("pnn::train's data-parallel steps refuse bad plans and fail together on bad rows", "[data_parallel][train]") {
   set_num_threads(1);
   rng gd(21);
@@ -540,6 +609,11 @@ TEST_CASE("pnn::train's data-parallel steps refuse bad plans and fail together o
     opt.data_parallel.shards = 8;
     opt.data_parallel.parts = 2;
     CHECK_THROWS_WITH(train(net, bp, loss::softmax_cross_entropy{}, d, opt), Catch::Contains("sum_float"));
+    opt.data_parallel.sum_float = [](std::span<float>) {};
+    opt.data_parallel.factored = true;
+    CHECK_THROWS_WITH(train(net, bp, loss::softmax_cross_entropy{}, d, opt), Catch::Contains("gather_float"));
+    opt.data_parallel.factored = false;
+    opt.data_parallel.sum_float = nullptr;
     opt.data_parallel.parts = 16;
     CHECK_THROWS_WITH(train(net, bp, loss::softmax_cross_entropy{}, d, opt), Catch::Contains("cannot share"));
     opt.data_parallel.shards = 0;
@@ -554,4 +628,15 @@ TEST_CASE("pnn::train's data-parallel steps refuse bad plans and fail together o
   CHECK_THAT(e[0], Catch::Contains("another part's estimate failed"));
   CHECK(w[0] == all_weights(make_net()));
   CHECK(w[1] == all_weights(make_net()));
+  // The same with the factored exchange, at a batch where the first layer travels as factors:
+  // the failure is known from the sum, so no part waits in the gather.
+  const auto wide = [] { return net_t({64, 48, 3}, seed{8}); };
+  rng gw(22);
+  const auto dw = data::gaussian_blobs(16, 64, 3, gw);
+  std::size_t gathers = 0;
+  const auto [wf, hf, ef] = train_on_parts(wide, bp, dw, 2, 8, 1, {.epochs = 1, .batch = 8, .factored = true, .gathers = &gathers});
+  CHECK_THAT(ef[1], Catch::Contains("not finite") || Catch::Contains("NaN"));
+  CHECK_THAT(ef[0], Catch::Contains("another part's estimate failed"));
+  CHECK(gathers == 0);
+  CHECK(wf[0] == all_weights(wide()));
 }

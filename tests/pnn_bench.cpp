@@ -202,6 +202,8 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--data-parallel --shards 0", "--shards: '0' must be a whole number");
   check("--data-parallel --shards 128 --batch 64", "--shards must not exceed --batch");
   check("--shards 4", "--shards needs --data-parallel");
+  check("--exchange factored", "--exchange needs --data-parallel");
+  check("--data-parallel --exchange sparse", "--exchange");
   // --dry-run checks the same flags, counts the runs and loads nothing.
   check("--dry-run --epochs 0", "--epochs: '0' must be a whole number");
   const auto ok = run_bench("--dry-run --rules backprop,spsa --substrates digital,crossbar --seeds 3 "
@@ -853,6 +855,42 @@ nlohmann::json read_json(const std::filesystem::path& p) {
   std::ifstream f(p);
   return nlohmann::json::parse(f);
 }
+
+// Starts `cmd` in the background (its output discarded) and returns its pid, read back from a
+// file in `dir`.
+long start_in_background(const std::string& cmd, const std::filesystem::path& dir) {
+  const auto pid_file = dir / "pid";
+  std::filesystem::remove(pid_file);
+  if (std::system((cmd + " > /dev/null 2>&1 & echo $! > " + pid_file.string()).c_str()) != 0) return 0;
+  long pid = 0;
+  for (int t = 0; t < 500 && pid <= 0; ++t) {
+    std::ifstream pf(pid_file);
+    pf >> pid;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pid;
+}
+
+// Waits (at most 120 s) until a file in `dir` has a name for which `wanted` is true.
+template <class Predicate>
+bool wait_for_file(const std::filesystem::path& dir, Predicate wanted) {
+  for (int t = 0; t < 12000; ++t) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+      if (wanted(e.path().filename().string())) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// SIGKILLs `victim` (a pid, or a shell expression giving one) and waits (at most 60 s) until
+// the background job `pid` has ended; false when the kill could not be sent.
+bool kill_and_wait(const std::string& victim, long pid) {
+  const bool sent = std::system(("kill -9 " + victim).c_str()) == 0;
+  for (int t = 0; t < 6000 && std::system(("kill -0 " + std::to_string(pid) + " 2> /dev/null").c_str()) == 0; ++t)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return sent;
+}
 }  // namespace
 
 TEST_CASE("pnn-bench under mpirun spreads the runs over ranks and writes what one process writes",
@@ -906,6 +944,33 @@ TEST_CASE("pnn-bench --data-parallel trains each run on all ranks, with the same
     CHECK(row.at("test_accuracy").get<double>() > row.at("untrained_accuracy").get<double>() + gain);
     CHECK(row.at("test_accuracy").get<double>() != row.at("untrained_accuracy").get<double>());
   }
+  {
+    // The factored exchange: at 16 rows and 32 hidden units the first layer's factors (EP's
+    // two phases included) are fewer values than its update. The weights are the dense
+    // exchange's, bit for bit; on two ranks when MPI is built, else on one.
+    const std::string launcher = mpiexec(1).empty() ? "" : mpiexec(2);
+    const std::string narrow = "--rules backprop,equilibrium_propagation --substrates digital,crossbar --epochs 1 "
+                               "--train-limit 320 --hidden 32 --batch 16 --data-parallel --shards 4";
+    const auto dense = run_bench(narrow + " --json " + (dir / "dense.json").string(), dir, launcher);
+    INFO(dense.err);
+    REQUIRE(dense.status == 0);
+    const auto factored = run_bench(narrow + " --exchange factored --json " + (dir / "factored.json").string(), dir, launcher);
+    INFO(factored.err);
+    REQUIRE(factored.status == 0);
+    const auto a = read_json(dir / "dense.json").at("results"), b = read_json(dir / "factored.json").at("results");
+    REQUIRE(a.size() == 4);
+    REQUIRE(b.size() == 4);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      INFO(a[i].at("rule").get<std::string>() << " on " << a[i].at("substrate").get<std::string>());
+      CHECK(a[i].at("settings").at("data_parallel").at("exchange") == "dense");
+      CHECK(b[i].at("settings").at("data_parallel").at("exchange") == "factored");
+      CHECK(b[i].at("settings").at("data_parallel").at("factor_layers") == nlohmann::json::array({0}));
+      CHECK(b[i].at("test_accuracy").get<double>() == a[i].at("test_accuracy").get<double>());
+      CHECK(b[i].at("history")[0].at("train_loss").get<double>() == a[i].at("history")[0].at("train_loss").get<double>());
+      for (const char* k : {"pulses_per_sample", "physical_passes_per_sample"})
+        CHECK(b[i].at("energy").at(k).get<double>() == a[i].at("energy").at(k).get<double>());
+    }
+  }
   if (mpiexec(1).empty()) return;  // built without MPI: one rank is all there is
   const auto ranks_bad = run_bench(args + " --json " + (dir / "three.json").string(), dir, mpiexec(3));
   CHECK(ranks_bad.status != 0);
@@ -951,28 +1016,13 @@ TEST_CASE("pnn-bench --data-parallel --checkpoint-dir: a rank killed mid-run, th
   const auto out = dir / "resumed.json";
   const std::string cmd =
       launcher + bench_exe() + " " + args + " --checkpoint-dir " + ckpt.string() + " --json " + out.string();
-  REQUIRE(std::system((cmd + " > /dev/null 2>&1 & echo $! > " + (dir / "pid").string()).c_str()) == 0);
-  long pid = 0;
-  for (int t = 0; t < 500 && pid <= 0; ++t) {
-    std::ifstream pf(dir / "pid");
-    pf >> pid;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const long pid = start_in_background(cmd, dir);
   REQUIRE(pid > 0);
   // Once the second run has kept an epoch (the first is finished), SIGKILL the last rank (the
   // launcher then ends the job) or the process itself.
-  bool mid_run = false;
-  for (int t = 0; t < 12000 && !mid_run; ++t) {  // at most 120 s
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(ckpt, ec))
-      if (e.path().filename().string() == "run-1.progress.json") mid_run = true;
-    if (!mid_run) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  CHECK(mid_run);
+  CHECK(wait_for_file(ckpt, [](const std::string& name) { return name == "run-1.progress.json"; }));
   const std::string victim = launcher.empty() ? std::to_string(pid) : "$(pgrep -P " + std::to_string(pid) + " | tail -n 1)";
-  CHECK(std::system(("kill -9 " + victim).c_str()) == 0);
-  for (int t = 0; t < 6000 && std::system(("kill -0 " + std::to_string(pid) + " 2> /dev/null").c_str()) == 0; ++t)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(kill_and_wait(victim, pid));
   CHECK(!std::filesystem::exists(out));
   // Only rank 0 wrote: the files of one run, never a rank's temporary.
   for (const auto& e : std::filesystem::directory_iterator(ckpt)) {
@@ -1010,29 +1060,14 @@ TEST_CASE("pnn-bench under mpirun: a rank killed mid-sweep is recovered by runni
     const auto out = dir / "resumed.json";
     const std::string cmd = mpiexec(2) + bench_exe() + " " + args + " --checkpoint-dir " + ckpt.string() +
                             " --json " + out.string();
-    REQUIRE(std::system((cmd + " > /dev/null 2>&1 & echo $! > " + (dir / "pid").string()).c_str()) == 0);
-    long pid = 0;
-    for (int t = 0; t < 500 && pid <= 0; ++t) {
-      std::ifstream pf(dir / "pid");
-      pf >> pid;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    const long pid = start_in_background(cmd, dir);
     REQUIRE(pid > 0);
     // Once a run has finished, SIGKILL one rank (a child of mpirun): the launcher ends the job.
-    bool finished_one = false;
-    for (int t = 0; t < 12000 && !finished_one; ++t) {  // at most 120 s
-      std::error_code ec;
-      for (const auto& e : std::filesystem::directory_iterator(ckpt, ec)) {
-        const auto name = e.path().filename().string();
-        if (name.rfind("run-", 0) == 0 && name.find(".epoch") == std::string::npos && name.ends_with(".json"))
-          finished_one = true;
-      }
-      if (!finished_one) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    CHECK(finished_one);
-    CHECK(std::system(("kill -9 $(pgrep -P " + std::to_string(pid) + " | tail -n 1)").c_str()) == 0);
-    for (int t = 0; t < 6000 && std::system(("kill -0 " + std::to_string(pid) + " 2> /dev/null").c_str()) == 0; ++t)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(wait_for_file(ckpt, [](const std::string& name) {
+      return name.rfind("run-", 0) == 0 && name.find(".epoch") == std::string::npos &&
+             name.find(".progress") == std::string::npos && name.ends_with(".json");
+    }));
+    CHECK(kill_and_wait("$(pgrep -P " + std::to_string(pid) + " | tail -n 1)", pid));
     CHECK(!std::filesystem::exists(out));
     // The same command again: the finished runs are restored, the rest trained, the result the same.
     const auto again = run_bench(args + " --checkpoint-dir " + ckpt.string() + " --json " + out.string(), dir, mpiexec(2));

@@ -953,7 +953,17 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
   opt.data_parallel = cfg.data_parallel;
   if (cfg.data_parallel.shards != 0)
     r.settings["data_parallel"] = {{"ranks", cfg.data_parallel.parts}, {"shards", cfg.data_parallel.shards},
+                                   {"exchange", cfg.data_parallel.factored ? "factored" : "dense"},
                                    {"energy", "every rank's replica: its reads of its part, and its programming"}};
+  if (cfg.data_parallel.shards != 0 && cfg.data_parallel.factored) {
+    // The layers whose factors travel instead of their update (a full batch's; a short last
+    // batch may differ).
+    const auto m = pnn::factored_exchange_layers<Rule>(net, cfg.batch);
+    auto layers = nlohmann::json::array();
+    for (std::size_t i = 0; i < m.size(); ++i)
+      if (m[i]) layers.push_back(i);
+    r.settings["data_parallel"]["factor_layers"] = std::move(layers);
+  }
   auto h = opt.first_epoch <= opt.epochs ? pnn::train(net, rule, loss, d.train, opt) : pnn::history{};
   if (checkpointing) h = ckpt.done;
   r.epochs = h.size();

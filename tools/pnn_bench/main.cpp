@@ -749,6 +749,12 @@ int run(int argc, char** argv, distribute::world& world) {
                "--shards micro-shards (a power-of-two number of ranks, at most --shards); the same results on 1, 2 "
                "or 4 ranks. Without it, mpirun shares the runs out between the ranks");
   app.add_option("--shards", shards_s, "micro-shards per batch with --data-parallel (a power of two; default 8)");
+  std::string exchange = "dense";
+  app.add_option("--exchange", exchange,
+                 "with --data-parallel: dense (every layer's update summed over ranks; default) | factored (the layers "
+                 "whose outer-product factors are fewer values than their update travel as factors, gathered from every "
+                 "rank; the same weights, bit for bit)")
+      ->check(CLI::IsMember({"dense", "factored"}));
   app.add_option("--json", json_path, "write results as JSON");
   app.add_option("--csv", csv_path, "write results as CSV");
   app.add_option("--plot-dir", plot_dir, "write PNG figures (gnuplot) here");
@@ -848,6 +854,13 @@ int run(int argc, char** argv, distribute::world& world) {
       cfg.data_parallel.part = static_cast<std::size_t>(world.rank());
       cfg.data_parallel.sum_float = [&world](std::span<float> v) { world.sum_in_tree(v); };
       cfg.data_parallel.sum_double = [&world](std::span<double> v) { world.sum_in_tree(v); };
+      cfg.data_parallel.factored = exchange == "factored";
+      cfg.data_parallel.gather_float = [&world](std::span<const float> mine, std::vector<float>& all) {
+        world.all_gather(mine, all);
+      };
+      cfg.data_parallel.gather_double = [&world](std::span<const double> mine, std::vector<double>& all) {
+        world.all_gather(mine, all);
+      };
       if (ranks > 1) {
         cfg.sum_over_ranks = [&world](pnn::epoch_metrics& m) { sum_over_ranks(world, m); };
         cfg.share_from_root = [&world](std::string& text) { world.broadcast(text); };
@@ -855,6 +868,8 @@ int run(int argc, char** argv, distribute::world& world) {
       }
     } else if (app.count("--shards") != 0) {
       throw usage_error("--shards needs --data-parallel");
+    } else if (app.count("--exchange") != 0) {
+      throw usage_error("--exchange needs --data-parallel");
     }
     if (!crossbar_lr_s.empty() && (cfg.crossbar_lr = parse_number(crossbar_lr_s, "--crossbar-lr")) <= 0)
       throw usage_error("--crossbar-lr must be positive");

@@ -51,6 +51,9 @@ class coupled_learning : public rule_skeleton<coupled_learning<Optimizer>> {
  public:
   static constexpr bool factored_updates = true;
   static constexpr const char* name = "coupled_learning";
+  /// Rows of the update's factors per sample (the nudged layers stack two phases): what a
+  /// data-parallel step's factored exchange weighs against the dense update.
+  static constexpr std::size_t factor_rows_per_sample = 2;
   /// Also on convolutional energy networks (`conv2d` layers of hard-sigmoid states; see
   /// `energy_model.hpp`).
   static constexpr bool runs_on_convolutions = true;

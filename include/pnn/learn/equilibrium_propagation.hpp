@@ -87,6 +87,9 @@ class equilibrium_propagation : public rule_skeleton<equilibrium_propagation<Opt
   /// before the nonlinearity; see `energy_model.hpp`), as Laborieux et al. 2021 train them.
   static constexpr bool runs_on_convolutions = true;
   static constexpr bool factored_updates = true;
+  /// Rows of the update's factors per sample (the nudged layers stack two phases): what a
+  /// data-parallel step's factored exchange weighs against the dense update.
+  static constexpr std::size_t factor_rows_per_sample = 2;
 
   /// Estimator parameters (defaults: the prototypical setting of Laborieux et al. 2021 on an
   /// MLP, β 0.2, T 30, K 10, centered) and the optimiser.

@@ -157,6 +157,15 @@ void flatten_into(const gradients<Net>& grad, std::vector<typename Net::value_ty
   for (const auto& l : grad.layers) out.push_back(l.parameter_space ? 1 : 0);
 }
 
+/// The number of values `flatten(grad, skip)` gives, without forming them.
+template <class Net>
+[[nodiscard]] std::size_t flat_size(const gradients<Net>& grad, const layer_mask<Net>& skip = {}) noexcept {
+  std::size_t need = Net::num_layers;
+  for (std::size_t i = 0; i < Net::num_layers; ++i)
+    if (!skip[i]) need += grad.layers[i].weight.size() + grad.layers[i].bias.size() + grad.layers[i].parameter.size();
+  return need;
+}
+
 template <class Net>
 std::vector<typename Net::value_type> flatten(const gradients<Net>& grad, const layer_mask<Net>& skip) {
   std::vector<typename Net::value_type> out;
@@ -169,9 +178,7 @@ std::vector<typename Net::value_type> flatten(const gradients<Net>& grad, const 
 /// \throws pnn::error when `flat` has another length.
 template <class Net>
 void unflatten(std::span<const typename Net::value_type> flat, gradients<Net>& into, const layer_mask<Net>& skip = {}) {
-  std::size_t need = Net::num_layers;
-  for (std::size_t i = 0; i < Net::num_layers; ++i)
-    if (!skip[i]) need += into.layers[i].weight.size() + into.layers[i].bias.size() + into.layers[i].parameter.size();
+  const std::size_t need = flat_size(into, skip);
   if (flat.size() != need)
     throw_error("parallel::unflatten: " + std::to_string(flat.size()) + " values for an estimate of " + std::to_string(need) +
                 "; the sender's network has another shape");
@@ -360,7 +367,8 @@ const gradients<Net>& estimate_part_in_tree(Rule& rule, Net& net, State& s, cons
     const std::size_t k = plan.first_shard() + j;
     // Plain variables, not a structured binding: the lambda below captures them (Clang 14
     // cannot capture a binding).
-    const std::size_t begin = shard_rows(n, plan.shards, k).first, end = shard_rows(n, plan.shards, k).second;
+    const auto rows = shard_rows(n, plan.shards, k);
+    const std::size_t begin = rows.first, end = rows.second;
     if (begin == end) {
       // An empty shard has no record (every process knows its rows) and adds zeros.
       assign_zero(tree.push(), net, as_factors);

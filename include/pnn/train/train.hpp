@@ -8,6 +8,7 @@
 /// weights, whatever else runs.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -72,13 +73,44 @@ enum class progress_mode { automatic, always, never };
 /// The span holds the node (`parallel::flatten`) and then the part's summed loss and correct
 /// count and a failure flag. Physical substrates: every process programs its own replica, so a cost counter on each
 /// counts that replica's reads of its part and its programming.
+///
+/// `factored`: the layers whose update is an outer product that moves fewer values as its
+/// factors than dense (`parallel::factor_layers` at the batch's factor rows: the batch, twice it
+/// for a rule that declares `factor_rows_per_sample = 2`, as EP's two phases) leave the sum;
+/// every part's factor records (`parallel::estimate_part`'s `factors`) are gathered with
+/// `gather_float`/`gather_double` and formed on every part by `parallel::combine_factors`, in
+/// the same tree: bitwise the dense exchange's weights, with fewer values moved. A rule whose
+/// estimate is not a product of factors (perturbative rules) sends its formed update inside
+/// its records, more values than the sum: such rules (no `factored_updates`) keep the dense
+/// exchange whatever `factored` says.
 struct data_parallel_options {
   std::size_t shards = 0;  ///< micro-shards per batch (a power of two); 0: the plain `rule.step`
   std::size_t parts = 1;   ///< processes sharing each batch (a power of two, ≤ shards)
   std::size_t part = 0;    ///< this process
   std::function<void(std::span<float>)> sum_float{};    ///< the all-reduce for float networks (parts > 1)
   std::function<void(std::span<double>)> sum_double{};  ///< the all-reduce for double networks (parts > 1)
+  bool factored = false;  ///< gather the factors of the layers that move fewer values so [false]
+  /// The all-gather of factor records for float networks (parts > 1 and `factored`): every
+  /// part's `mine`, concatenated in part order, into `all` on every part (lengths may differ).
+  std::function<void(std::span<const float> mine, std::vector<float>& all)> gather_float{};
+  /// `gather_float` for double networks.
+  std::function<void(std::span<const double> mine, std::vector<double>& all)> gather_double{};
 };
+
+/// The layers that a data-parallel step with `factored` exchanges as factor records, for a
+/// batch of `rows` samples: `parallel::factor_layers` at the rule's factor rows (the batch;
+/// twice it for a rule declaring `factor_rows_per_sample = 2`, as EP's two phases), none for a
+/// rule without `factored_updates`. The same on every process: shapes and the batch decide.
+template <class Rule, class Net>
+[[nodiscard]] parallel::layer_mask<Net> factored_exchange_layers(const Net& net, std::size_t rows) {
+  if constexpr (requires { requires Rule::factored_updates; }) {
+    std::size_t per_sample = 1;
+    if constexpr (requires { Rule::factor_rows_per_sample; }) per_sample = std::size_t(Rule::factor_rows_per_sample);
+    return parallel::factor_layers(net, rows * per_sample);
+  } else {
+    return {};
+  }
+}
 
 /// Settings of `train`.
 struct train_options {
@@ -136,7 +168,7 @@ void gather_rows(const xt::xtensor<float, 2>& src, const std::vector<std::size_t
 /// Reusable buffers of data-parallel steps: the transported array and the combined update.
 template <class Net>
 struct data_parallel_buffers {
-  std::vector<typename Net::value_type> flat, factors;
+  std::vector<typename Net::value_type> flat, factors, records;
   gradients<Net> update;
   bool shaped = false;
 };
@@ -159,22 +191,28 @@ step_result data_parallel_step(Net& net, Rule& rule, const Loss& loss, const xt:
       buf.shaped = true;
     }
     auto& flat = buf.flat;
+    const std::size_t n = x.shape()[0];
+    // The same on every part: it depends on the network's shape and the batch only.
+    const parallel::layer_mask<Net> as_factors =
+        dp.factored ? factored_exchange_layers<Rule>(net, n) : parallel::layer_mask<Net>{};
     // A part whose shards fail (a NaN in its rows) still takes part in the sum, with a flag,
-    // so that no other process waits for it forever; then every part refuses the step.
+    // so that no other process waits for it forever; then every part refuses the step (before
+    // the gather, which every part then skips alike).
     std::string failure;
     try {
       double loss_sum = 0;
       std::size_t correct = 0;
       buf.factors.clear();
-      const auto& node = parallel::detail::estimate_part_in_tree(rule, net, s, x, t, loss, g, plan, parallel::layer_mask<Net>{},
-                                                                 buf.factors, loss_sum, correct);
-      parallel::flatten_into(node, flat);
+      const auto& node =
+          parallel::detail::estimate_part_in_tree(rule, net, s, x, t, loss, g, plan, as_factors, buf.factors, loss_sum, correct);
+      parallel::flatten_into(node, flat, as_factors);
       flat.push_back(T(loss_sum));
       flat.push_back(T(correct));
       flat.push_back(T(0));
     } catch (const pnn::error& e) {
       failure = e.what();
-      flat.assign(parallel::flatten(buf.update).size() + 3, T(0));
+      buf.factors.clear();
+      flat.assign(parallel::flat_size(buf.update, as_factors) + 3, T(0));
       flat.back() = T(1);
     }
     if (dp.parts > 1) {
@@ -184,10 +222,18 @@ step_result data_parallel_step(Net& net, Rule& rule, const Loss& loss, const xt:
     if (!failure.empty()) throw_error(failure);
     if (flat.back() != T(0))
       throw_error("data-parallel step: another part's estimate failed (its process reports why); no part programs this update");
-    parallel::unflatten<Net>(std::span<const T>(flat).first(flat.size() - 3), buf.update);
+    parallel::unflatten<Net>(std::span<const T>(flat).first(flat.size() - 3), buf.update, as_factors);
+    if (std::find(as_factors.begin(), as_factors.end(), true) != as_factors.end()) {
+      std::span<const T> records(buf.factors);
+      if (dp.parts > 1) {
+        if constexpr (std::is_same_v<T, float>) dp.gather_float(std::span<const float>(buf.factors), buf.records);
+        else dp.gather_double(std::span<const double>(buf.factors), buf.records);
+        records = std::span<const T>(buf.records);
+      }
+      parallel::combine_factors<Net>(buf.update, records, net, n, dp.shards, as_factors);
+    }
     rng gp = g.split(std::uint64_t(1) << 20);
     parallel::apply_update(rule, net, s, buf.update, gp);
-    const std::size_t n = x.shape()[0];
     const double correct = double(flat[flat.size() - 2]);
     return {double(flat[flat.size() - 3]) / double(n), correct > 0 ? static_cast<std::size_t>(correct + 0.5) : 0, n};
   }
@@ -260,6 +306,10 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
     if (dp.parts > 1 && !has_sum)
       throw_error("pnn::train: data-parallel steps over " + std::to_string(dp.parts) + " parts need data_parallel." +
                   (std::is_same_v<T, float> ? "sum_float" : "sum_double") + ", the all-reduce between them");
+    const bool has_gather = std::is_same_v<T, float> ? bool(dp.gather_float) : bool(dp.gather_double);
+    if (dp.parts > 1 && dp.factored && !has_gather)
+      throw_error("pnn::train: a factored exchange over " + std::to_string(dp.parts) + " parts needs data_parallel." +
+                  (std::is_same_v<T, float> ? "gather_float" : "gather_double") + ", the all-gather of factor records");
   } else if (dp.parts != 1) {
     throw_error("pnn::train: data_parallel.parts = " + std::to_string(dp.parts) + " without shards; set data_parallel.shards");
   }

@@ -159,6 +159,40 @@ void world::sum_in_tree(std::span<float> v) const {
 void world::sum_in_tree(std::span<double> v) const {
   if (size_ > 1) tree_allreduce(v, 0, rank_, size_);
 }
+namespace {
+// Each rank's offset in a gathered buffer from the ranks' counts; the total. MPI counts are int.
+std::size_t offsets_of(const std::vector<int>& counts, std::vector<int>& offsets, const char* what) {
+  offsets.resize(counts.size());
+  std::size_t total = 0;
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    offsets[r] = static_cast<int>(total);
+    total += static_cast<std::size_t>(counts[r]);
+    if (total > static_cast<std::size_t>(INT32_MAX)) throw std::runtime_error(std::string("MPI: the ") + what + " exceed 2^31");
+  }
+  return total;
+}
+
+template <class T>
+void all_gather_values(std::span<const T> mine, std::vector<T>& all, int ranks, MPI_Datatype type) {
+  if (mine.size() > static_cast<std::size_t>(INT32_MAX)) throw std::runtime_error("MPI: a rank's records exceed 2^31 values");
+  const int count = static_cast<int>(mine.size());
+  std::vector<int> counts(static_cast<std::size_t>(ranks)), offsets;
+  check(MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD), "MPI_Allgather");
+  all.resize(offsets_of(counts, offsets, "records' values"));
+  check(MPI_Allgatherv(mine.data(), count, type, all.data(), counts.data(), offsets.data(), type, MPI_COMM_WORLD),
+        "MPI_Allgatherv");
+}
+}  // namespace
+
+void world::all_gather(std::span<const float> mine, std::vector<float>& all) const {
+  if (size_ == 1) all.assign(mine.begin(), mine.end());
+  else all_gather_values(mine, all, size_, MPI_FLOAT);
+}
+void world::all_gather(std::span<const double> mine, std::vector<double>& all) const {
+  if (size_ == 1) all.assign(mine.begin(), mine.end());
+  else all_gather_values(mine, all, size_, MPI_DOUBLE);
+}
+
 void world::sum(std::span<std::uint64_t> v) const {
   if (size_ > 1 && !v.empty())
     check(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD),
@@ -185,15 +219,7 @@ std::vector<std::pair<std::size_t, std::string>> world::gather(
   std::vector<int> lens(rank_ == 0 ? static_cast<std::size_t>(size_) : 0), offsets(lens.size());
   check(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather");
   std::string all;
-  if (rank_ == 0) {
-    std::size_t total = 0;
-    for (std::size_t r = 0; r < lens.size(); ++r) {
-      offsets[r] = static_cast<int>(total);
-      total += static_cast<std::size_t>(lens[r]);
-      if (total > static_cast<std::size_t>(INT32_MAX)) throw std::runtime_error("MPI: the results exceed 2 GiB");
-    }
-    all.resize(total);
-  }
+  if (rank_ == 0) all.resize(offsets_of(lens, offsets, "results' bytes"));
   check(MPI_Gatherv(buf.data(), len, MPI_CHAR, all.data(), lens.data(), offsets.data(), MPI_CHAR, 0, MPI_COMM_WORLD),
         "MPI_Gatherv");
   std::vector<std::pair<std::size_t, std::string>> out;
@@ -224,6 +250,10 @@ std::size_t world::next_job() { return next_++; }
 void world::finish_jobs() {}
 void world::sum_in_tree(std::span<float>) const {}
 void world::sum_in_tree(std::span<double>) const {}
+void world::all_gather(std::span<const float> mine, std::vector<float>& all) const { all.assign(mine.begin(), mine.end()); }
+void world::all_gather(std::span<const double> mine, std::vector<double>& all) const {
+  all.assign(mine.begin(), mine.end());
+}
 void world::sum(std::span<std::uint64_t>) const {}
 void world::sum(std::span<double>) const {}
 std::vector<std::pair<std::size_t, std::string>> world::gather(

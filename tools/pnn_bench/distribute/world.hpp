@@ -61,6 +61,10 @@ class world {
   /// every rank passes the same length). `--data-parallel` passes it to `pnn::train`.
   void sum_in_tree(std::span<float> v) const;
   void sum_in_tree(std::span<double> v) const;
+  /// Every rank's `mine`, concatenated in rank order, into `all` on every rank (collective;
+  /// lengths may differ): the factor records of `--exchange factored`.
+  void all_gather(std::span<const float> mine, std::vector<float>& all) const;
+  void all_gather(std::span<const double> mine, std::vector<double>& all) const;
   /// Every rank's values summed element by element, on every rank (collective): the physical
   /// events and digital work of all ranks' replicas.
   void sum(std::span<std::uint64_t> v) const;
