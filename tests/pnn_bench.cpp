@@ -213,7 +213,21 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   std::ifstream so(dir / "stdout.txt");
   const std::string said((std::istreambuf_iterator<char>(so)), std::istreambuf_iterator<char>());
   CHECK(said.find("= 24 runs") != std::string::npos);
+  // Runs that train at once are handed out longest expected first, so that the last ones are
+  // short: SPSA's perturbed passes cost more than backprop's backward pass, a crossbar more than
+  // digital arithmetic, and the sweep's points (equal in cost) keep the grid's order.
+  CHECK(said.find("handed out longest expected first: spsa on crossbar (read_noise 0), spsa on crossbar (read_noise "
+                  "0.1), spsa on digital (read_noise 0), spsa on digital (read_noise 0.1), backprop on crossbar "
+                  "(read_noise 0), backprop on crossbar (read_noise 0.1), backprop on digital (read_noise 0), "
+                  "backprop on digital (read_noise 0.1)\n") != std::string::npos);
   CHECK(!std::filesystem::exists(out));
+  // A depth sweep's deeper networks cost more per sample, so they go first.
+  const auto deep = run_bench("--dry-run --rules backprop --substrates digital --sweep depth=1,2,4,8", dir);
+  CHECK(deep.status == 0);
+  std::ifstream so2(dir / "stdout.txt");
+  const std::string said2((std::istreambuf_iterator<char>(so2)), std::istreambuf_iterator<char>());
+  CHECK(said2.find("first: backprop on digital (depth 8), backprop on digital (depth 4), backprop on digital (depth 2), "
+                   "backprop on digital (depth 1)\n") != std::string::npos);
 }
 
 TEST_CASE("pnn-bench runs the energy-based rules with neuron noise and the prototypical setting",

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <mutex>
+#include <numeric>
 #include <span>
 #include <sstream>
 #include <thread>
@@ -679,6 +681,37 @@ void scorecard_plot(const std::vector<scorecard_entry>& card, const std::filesys
     std::fprintf(stderr, "pnn-bench: gnuplot failed or is missing; the scorecard's data and script are in %s\n", dir.c_str());
 }
 
+// A run's expected cost relative to backprop on the digital 784-256-10 MLP with the same epochs
+// and data: the network's multiply-accumulates per sample times a factor for the rule and one
+// for the substrate. The factors are rounded from runs of every pair at pnn-bench's default
+// recipes on a 2-core AMD EPYC VM (the perturbative rules and forward-forward make several passes
+// per sample, the energy-based ones relax; the photonic and quantum substrates simulate fields
+// and amplitudes). They only order the hand-out of runs, longest first, and never change a
+// result, so a rough figure is enough; an unknown name counts as 1.
+double relative_run_cost(const std::string& rule, const std::string& substrate, const std::string& model,
+                         const std::vector<std::size_t>& hidden) {
+  static const std::map<std::string, double> by_rule{
+      {"equilibrium_propagation", 2}, {"coupled_learning", 2}, {"forward_forward", 3.5},
+      {"spsa", 3.5},  {"weight_perturbation", 3.5},  {"hybrid", 4.5}};
+  static const std::map<std::string, double> by_substrate{
+      {"crossbar", 2.5},    {"crossbar_variation", 2.8}, {"resistor", 6},   {"scattering", 14},
+      {"scattering_frozen", 14}, {"spintronic", 28},     {"quantum", 35}, {"mzi", 60}, {"diffractive", 300}};
+  const auto factor = [](const std::map<std::string, double>& m, const std::string& k) {
+    const auto it = m.find(k);
+    return it == m.end() ? 1.0 : it->second;
+  };
+  // The substrates with their own models ignore --model and --hidden.
+  const bool own_model = substrate == "quantum" || substrate == "spintronic" || substrate == "diffractive" ||
+                         substrate.starts_with("scattering");
+  double network = 1;
+  if (model == "mlp" && !own_model && !hidden.empty()) {
+    double macs = 784.0 * double(hidden.front()) + 10.0 * double(hidden.back());
+    for (std::size_t k = 1; k < hidden.size(); ++k) macs += double(hidden[k - 1]) * double(hidden[k]);
+    network = macs / (784.0 * 256 + 256 * 10);
+  }
+  return network * factor(by_rule, rule) * factor(by_substrate, substrate);
+}
+
 // --data-parallel: an epoch's physical events and digital work of every rank's replica,
 // summed (each rank counted its reads of its part and its own programming).
 void sum_over_ranks(const distribute::world& world, pnn::epoch_metrics& m) {
@@ -943,28 +976,6 @@ int run(int argc, char** argv, distribute::world& world) {
     if (world.root()) std::fprintf(stderr, "pnn-bench: %s\n", e.what());
     return 2;
   }
-  if (dry_run) {
-    if (!world.root()) return 0;
-    const std::size_t points = sweep_param ? sweep_values.size() : 1;
-    const std::size_t runs = cfg.rules.size() * cfg.substrates.size() * points * seeds +
-                             (scorecard ? cfg.rules.size() * cfg.substrates.size() * scorecard_conditions().size() * scorecard_seeds : 0);
-    std::printf("pnn-bench: the flags are valid: %zu rule(s) x %zu substrate(s) x %zu point(s) x %zu seed(s)%s = %zu runs\n",
-                cfg.rules.size(), cfg.substrates.size(), points, seeds, scorecard ? " + scorecard" : "", runs);
-    return 0;
-  }
-
-  pnn::data::split d;
-  try {
-    // With --train-limit the images past it are never decompressed (each MPI rank loads the
-    // data itself, so this is part of every rank's start-up).
-    const std::filesystem::path dir = data_dir.empty() ? pnn::data::default_dir() : std::filesystem::path(data_dir);
-    d = cfg.train_limit > 0 ? pnn::data::fashion_mnist(dir, cfg.train_limit) : pnn::data::fashion_mnist(dir);
-  } catch (const pnn::error& e) {
-    std::fprintf(stderr, "pnn-bench: %s\n", e.what());
-    return 1;
-  }
-  if (cfg.train_limit > 0 && cfg.train_limit < d.train.size()) d.train = pnn::data::subset(d.train, 0, cfg.train_limit);
-
   struct job {
     std::string rule, substrate;
     std::optional<sweep_point> sweep;
@@ -989,6 +1000,55 @@ int run(int argc, char** argv, distribute::world& world) {
       for (const auto& s : cfg.substrates)
         for (const auto& c : scorecard_conditions())
           for (std::size_t k = 0; k < scorecard_seeds; ++k) jobs.push_back({r, s, std::nullopt, cfg.seed + k, c});
+  // The order runs are handed out in when several train at once (threads or ranks): the longest
+  // expected first, so that the last runs handed out are short and no worker waits long at the
+  // end for another's (longest-processing-time first). Results keep the grid's order.
+  std::vector<std::size_t> hand_out(jobs.size());
+  std::iota(hand_out.begin(), hand_out.end(), std::size_t{0});
+  // A shape sweep changes the network's hidden layers, not the substrate's noise.
+  const auto shape_sweep = [](const job& j) { return j.sweep && (j.sweep->param == "hidden" || j.sweep->param == "depth"); };
+  const auto hidden_of = [&](const job& j) {
+    if (!shape_sweep(j)) return cfg.hidden;
+    const auto v = static_cast<std::size_t>(j.sweep->value);
+    return j.sweep->param == "hidden" ? std::vector<std::size_t>(cfg.hidden.size(), v)
+                                      : std::vector<std::size_t>(v, cfg.hidden.front());
+  };
+  const auto expected_cost = [&](const job& j) { return relative_run_cost(j.rule, j.substrate, cfg.model, hidden_of(j)); };
+  if (dry_run) {
+    if (!world.root()) return 0;
+    const std::size_t points = sweep_param ? sweep_values.size() : 1;
+    std::printf("pnn-bench: the flags are valid: %zu rule(s) x %zu substrate(s) x %zu point(s) x %zu seed(s)%s = %zu runs\n",
+                cfg.rules.size(), cfg.substrates.size(), points, seeds, scorecard ? " + scorecard" : "", jobs.size());
+    // The order in which several workers (threads or ranks) take the grid's rows.
+    std::vector<std::size_t> rows_in_order(clean_jobs);
+    std::iota(rows_in_order.begin(), rows_in_order.end(), std::size_t{0});
+    std::stable_sort(rows_in_order.begin(), rows_in_order.end(), [&](std::size_t x, std::size_t y) {
+      return expected_cost(jobs[x]) > expected_cost(jobs[y]);
+    });
+    std::string order;
+    for (std::size_t k = 0; k < rows_in_order.size(); ++k) {
+      const job& j = jobs[rows_in_order[k]];
+      if (j.seed != cfg.seed) continue;  // one entry per row
+      if (!order.empty()) order += ", ";
+      order += j.rule + " on " + j.substrate;
+      if (j.sweep) order += " (" + j.sweep->param + " " + fmt("%g", j.sweep->value) + ")";
+    }
+    std::printf("pnn-bench: runs training at once are handed out longest expected first: %s\n", order.c_str());
+    return 0;
+  }
+
+  pnn::data::split d;
+  try {
+    // With --train-limit the images past it are never decompressed (each MPI rank loads the
+    // data itself, so this is part of every rank's start-up).
+    const std::filesystem::path dir = data_dir.empty() ? pnn::data::default_dir() : std::filesystem::path(data_dir);
+    d = cfg.train_limit > 0 ? pnn::data::fashion_mnist(dir, cfg.train_limit) : pnn::data::fashion_mnist(dir);
+  } catch (const pnn::error& e) {
+    std::fprintf(stderr, "pnn-bench: %s\n", e.what());
+    return 1;
+  }
+  if (cfg.train_limit > 0 && cfg.train_limit < d.train.size()) d.train = pnn::data::subset(d.train, 0, cfg.train_limit);
+
   // --checkpoint-dir: the directory belongs to one command (flags that change results; output
   // paths and thread counts do not), so that a resumed run never mixes in another's results.
   const std::filesystem::path ckpt_dir = checkpoint_dir;
@@ -1048,7 +1108,8 @@ int run(int argc, char** argv, distribute::world& world) {
   const bool speaks = !data_parallel || world.root();  // one line per run, not one per rank
   const bool writes_runs = !data_parallel || world.root();  // rank 0 keeps a data-parallel run's files
   auto worker = [&] {
-    for (std::size_t i; (i = next_job()) < jobs.size();) {
+    for (std::size_t k; (k = next_job()) < jobs.size();) {
+      const std::size_t i = hand_out[k];
       ran_here[i] = 1;
       const auto& j = jobs[i];
       if (!checkpoint_dir.empty()) {
@@ -1089,12 +1150,8 @@ int run(int argc, char** argv, distribute::world& world) {
           c.hardware_condition = j.hardware_condition;
           // A shape sweep changes the network, not the substrate's noise: the runner sees none.
           std::optional<sweep_point> noise_sweep = j.sweep;
-          if (j.sweep && (j.sweep->param == "hidden" || j.sweep->param == "depth")) {
-            const auto v = static_cast<std::size_t>(j.sweep->value);
-            c.hidden = j.sweep->param == "hidden" ? std::vector<std::size_t>(cfg.hidden.size(), v)
-                                                  : std::vector<std::size_t>(v, cfg.hidden.front());
-            noise_sweep.reset();
-          }
+          c.hidden = hidden_of(j);
+          if (shape_sweep(j)) noise_sweep.reset();
           if (j.hardware_condition) c.drift = false;  // drift is measured on the clean runs
           if (tune) {
             // Select the learning-rate scale on a validation split held out from the training
@@ -1186,6 +1243,11 @@ int run(int argc, char** argv, distribute::world& world) {
   } else {
     // Every worker asks until it hears "none left", so each rank starts as many as it will use.
     const std::size_t workers = std::min(concurrent, std::max<std::size_t>(1, jobs.size()));
+    if (workers * std::size_t(world.size()) > 1) {
+      std::vector<double> cost(jobs.size());
+      for (std::size_t i = 0; i < jobs.size(); ++i) cost[i] = expected_cost(jobs[i]);
+      std::stable_sort(hand_out.begin(), hand_out.end(), [&](std::size_t a, std::size_t b) { return cost[a] > cost[b]; });
+    }
     world.start_jobs(jobs.size(), workers);
     for (std::size_t t = 1; t < workers; ++t) pool.emplace_back(worker);
     worker();
