@@ -33,11 +33,24 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
         .momentum = momentum,
         .lr_schedule = {.type = pnn::optim::schedule::kind::cosine, .total_steps = steps, .min_factor = 0.05}}}};
     const pnn::simd::kernel_work twin0 = pnn::simd::kernel_work_on_this_thread();
+    // Under --data-parallel the ranks share the twin's training as they share the physical
+    // training: each estimates its part of every batch, and every rank ends with the same twin.
     pnn::train(twin, bp, pnn::loss::softmax_cross_entropy{}, d.train,
-               {.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed, .engine = cfg.engine, .progress = pnn::progress_mode::never});
+               {.epochs = cfg.epochs, .batch = cfg.batch, .seed = cfg.seed, .engine = cfg.engine,
+                .progress = pnn::progress_mode::never, .data_parallel = cfg.data_parallel});
     r.pretraining_work = pnn::simd::kernel_work_on_this_thread() - twin0;  // charged to this run's energy
     r.pretraining_events = deploy_counted(cfg, twin, physical);  // its programming, charged too
     r.pretraining_events += calibration.events;                   // and the frames that measured it
+    if (cfg.sum_over_ranks) {
+      // Over several ranks: the twin's work is the sum of the ranks' parts, and every rank
+      // programmed (and calibrated) its own replica.
+      pnn::epoch_metrics shared{};
+      shared.events = r.pretraining_events;
+      shared.digital_work = r.pretraining_work;
+      cfg.sum_over_ranks(shared);
+      r.pretraining_events = shared.events;
+      r.pretraining_work = shared.digital_work;
+    }
     const auto opt = on_substrate<physical_t>(cfg, pnn::optim::momentum{
         .learning_rate = pat_lr * float(cfg.lr_scale),
         .momentum = momentum,
