@@ -1000,11 +1000,6 @@ int run(int argc, char** argv, distribute::world& world) {
       for (const auto& s : cfg.substrates)
         for (const auto& c : scorecard_conditions())
           for (std::size_t k = 0; k < scorecard_seeds; ++k) jobs.push_back({r, s, std::nullopt, cfg.seed + k, c});
-  // The order runs are handed out in when several train at once (threads or ranks): the longest
-  // expected first, so that the last runs handed out are short and no worker waits long at the
-  // end for another's (longest-processing-time first). Results keep the grid's order.
-  std::vector<std::size_t> hand_out(jobs.size());
-  std::iota(hand_out.begin(), hand_out.end(), std::size_t{0});
   // A shape sweep changes the network's hidden layers, not the substrate's noise.
   const auto shape_sweep = [](const job& j) { return j.sweep && (j.sweep->param == "hidden" || j.sweep->param == "depth"); };
   const auto hidden_of = [&](const job& j) {
@@ -1013,21 +1008,27 @@ int run(int argc, char** argv, distribute::world& world) {
     return j.sweep->param == "hidden" ? std::vector<std::size_t>(cfg.hidden.size(), v)
                                       : std::vector<std::size_t>(v, cfg.hidden.front());
   };
-  const auto expected_cost = [&](const job& j) { return relative_run_cost(j.rule, j.substrate, cfg.model, hidden_of(j)); };
+  // The order runs are handed out in when several train at once (threads or ranks): the longest
+  // expected first, so that the last runs handed out are short and no worker waits long at the
+  // end for another's (longest-processing-time first). Results keep the grid's order.
+  std::vector<std::size_t> longest_first(jobs.size());
+  std::iota(longest_first.begin(), longest_first.end(), std::size_t{0});
+  {
+    std::vector<double> cost(jobs.size());
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+      cost[i] = relative_run_cost(jobs[i].rule, jobs[i].substrate, cfg.model, hidden_of(jobs[i]));
+    std::stable_sort(longest_first.begin(), longest_first.end(), [&](std::size_t a, std::size_t b) { return cost[a] > cost[b]; });
+  }
   if (dry_run) {
     if (!world.root()) return 0;
     const std::size_t points = sweep_param ? sweep_values.size() : 1;
     std::printf("pnn-bench: the flags are valid: %zu rule(s) x %zu substrate(s) x %zu point(s) x %zu seed(s)%s = %zu runs\n",
                 cfg.rules.size(), cfg.substrates.size(), points, seeds, scorecard ? " + scorecard" : "", jobs.size());
     // The order in which several workers (threads or ranks) take the grid's rows.
-    std::vector<std::size_t> rows_in_order(clean_jobs);
-    std::iota(rows_in_order.begin(), rows_in_order.end(), std::size_t{0});
-    std::stable_sort(rows_in_order.begin(), rows_in_order.end(), [&](std::size_t x, std::size_t y) {
-      return expected_cost(jobs[x]) > expected_cost(jobs[y]);
-    });
     std::string order;
-    for (std::size_t k = 0; k < rows_in_order.size(); ++k) {
-      const job& j = jobs[rows_in_order[k]];
+    for (const std::size_t i : longest_first) {
+      const job& j = jobs[i];
+      if (i >= clean_jobs) continue;  // the scorecard's conditions repeat the rows
       if (j.seed != cfg.seed) continue;  // one entry per row
       if (!order.empty()) order += ", ";
       order += j.rule + " on " + j.substrate;
@@ -1107,6 +1108,9 @@ int run(int argc, char** argv, distribute::world& world) {
   const auto next_job = [&] { return data_parallel ? next_in_order++ : world.next_job(); };
   const bool speaks = !data_parallel || world.root();  // one line per run, not one per rank
   const bool writes_runs = !data_parallel || world.root();  // rank 0 keeps a data-parallel run's files
+  // The grid's order for one worker (and a data-parallel run); longest first for several.
+  std::vector<std::size_t> hand_out(jobs.size());
+  std::iota(hand_out.begin(), hand_out.end(), std::size_t{0});
   auto worker = [&] {
     for (std::size_t k; (k = next_job()) < jobs.size();) {
       const std::size_t i = hand_out[k];
@@ -1243,11 +1247,7 @@ int run(int argc, char** argv, distribute::world& world) {
   } else {
     // Every worker asks until it hears "none left", so each rank starts as many as it will use.
     const std::size_t workers = std::min(concurrent, std::max<std::size_t>(1, jobs.size()));
-    if (workers * std::size_t(world.size()) > 1) {
-      std::vector<double> cost(jobs.size());
-      for (std::size_t i = 0; i < jobs.size(); ++i) cost[i] = expected_cost(jobs[i]);
-      std::stable_sort(hand_out.begin(), hand_out.end(), [&](std::size_t a, std::size_t b) { return cost[a] > cost[b]; });
-    }
+    if (workers * std::size_t(world.size()) > 1) hand_out = longest_first;
     world.start_jobs(jobs.size(), workers);
     for (std::size_t t = 1; t < workers; ++t) pool.emplace_back(worker);
     worker();
