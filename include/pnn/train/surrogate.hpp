@@ -12,7 +12,9 @@
 /// and fits it, seeing the layer either through all its parameters (`surrogate_input::parameters`:
 /// features `(x, W, b)`, for small boxes) or through its affine drive
 /// (`surrogate_input::drive`: features `u = W x + b`, for physics driven by `W x + b` like
-/// `physics::coupled_oscillators`: then ∂/∂W, ∂/∂x follow from the chain rule exactly).
+/// `physics::coupled_oscillators`: then ∂/∂W, ∂/∂x follow from the chain rule exactly). On a
+/// `pnn::conv2d` the surrogate models one patch read of the kernel array from its drive
+/// `u_p = K x_p + b`, and its Jacobian acts at every position.
 #pragma once
 
 #include <algorithm>
@@ -279,7 +281,8 @@ class mlp_surrogate {
   xt::xtensor<float, 2> zn_{}, up_{}, delta_{};
 };
 
-/// A fitted surrogate of one dense black-box layer and how it sees the layer.
+/// A fitted surrogate of one black-box layer (dense, or a convolution's patch read) and how it
+/// sees the layer.
 struct layer_surrogate {
   mlp_surrogate model{};
   surrogate_input input = surrogate_input::parameters;
@@ -298,46 +301,83 @@ struct layer_surrogate {
   }
 };
 
-/// Measures a dense layer `l` (through a copy: its callable, noise and all) at
-/// `o.samples` random points and fits a surrogate of its pre-activation output.
-/// \pre `l`'s tile is a dense tile (`set_weights`, `weight_data`).
+/// Measures a layer `l` (through a copy: its callable, noise and all) at `o.samples` random
+/// points and fits a surrogate of its pre-activation output. A `pnn::conv2d` is measured per
+/// patch read: its drive surrogate maps one read's `u = K x_p + b` (channels values) to that
+/// read's pre-activation, each measurement averaging the reads of one blank frame at `u = b`.
+/// \pre `l`'s tile takes `set_weights`; for a convolution `o.input == surrogate_input::drive`
+///      (else `pnn::error`).
 template <class Layer>
 layer_surrogate fit_surrogate(const Layer& l, const surrogate_options& o, surrogate_report* report = nullptr) {
   using T = typename Layer::value_type;
   PNN_EXPECTS(o.samples >= 2, "learn::fit_surrogate: need at least 2 samples");
-  const std::size_t in = l.in_size(), out = l.out_size(), ns = o.samples;
-  const bool drive = o.input == surrogate_input::drive;
-  const std::size_t d = drive ? out : in + in * out + out;
-  Layer box = l;
-  xt::xtensor<double, 2> z({ns, d}), y({ns, out});
-  std::vector<T> x(in), w(in * out), b(out), a(out), h(out), scratch(in);
-  rng g(o.seed, 0x5a3u);
-  for (std::size_t s = 0; s < ns; ++s) {
-    rng gs = g.split(s);
-    if (drive) {  // u = b with W = 0, x = 0
-      std::fill(x.begin(), x.end(), T(0));
-      std::fill(w.begin(), w.end(), T(0));
-      for (std::size_t j = 0; j < out; ++j) b[j] = static_cast<T>(o.drive_sd * gs.normal_double());
-      for (std::size_t j = 0; j < out; ++j) z(s, j) = double(b[j]);
-    } else {
-      for (auto& v : x) v = static_cast<T>(o.input_sd * gs.normal_double());
-      for (auto& v : w) v = static_cast<T>(o.weight_sd * gs.normal_double());
-      for (auto& v : b) v = static_cast<T>(o.bias_sd * gs.normal_double());
-      std::size_t c = 0;
-      for (auto v : x) z(s, c++) = double(v);
-      for (auto v : w) z(s, c++) = double(v);
-      for (auto v : b) z(s, c++) = double(v);
+  if constexpr (pnn::detail::is_convolution_v<Layer>) {
+    // One measurement: a blank image through a zero kernel with the drive as bias, so every
+    // patch read sees u = b; the positions' reads are averaged (one frame, P reads of the box).
+    PNN_EXPECTS(o.input == surrogate_input::drive,
+                "learn::fit_surrogate: a convolution's surrogate sees each patch read's drive (surrogate_input::drive)");
+    constexpr std::size_t channels = Layer::channels, positions = Layer::positions;
+    const std::size_t ns = o.samples;
+    Layer box = l;
+    xt::xtensor<double, 2> z({ns, channels}), y({ns, channels});
+    std::vector<T> x(l.in_size(), T(0)), w(channels * Layer::kernel_inputs, T(0)), b(channels),
+        a(positions * channels), h(l.out_size());
+    rng g(o.seed, 0x5a3u);
+    for (std::size_t s = 0; s < ns; ++s) {
+      rng gs = g.split(s);
+      for (std::size_t j = 0; j < channels; ++j) {
+        b[j] = static_cast<T>(o.drive_sd * gs.normal_double());
+        z(s, j) = double(b[j]);
+      }
+      box.tile.set_weights(w.data(), b.data(), gs);
+      rng gr = gs.split(1);
+      box.forward(x.data(), 1, a.data(), h.data(), gr);
+      for (std::size_t j = 0; j < channels; ++j) {
+        double m = 0;
+        for (std::size_t q = 0; q < positions; ++q) m += double(a[q * channels + j]);
+        y(s, j) = m / double(positions);
+      }
     }
-    box.tile.set_weights(w.data(), b.data(), gs);
-    rng gr = gs.split(1);
-    box.forward(x.data(), 1, a.data(), h.data(), gr, scratch.data());
-    for (std::size_t j = 0; j < out; ++j) y(s, j) = double(a[j]);
+    layer_surrogate r;
+    r.input = surrogate_input::drive;
+    const surrogate_report rep = r.model.fit(z, y, o);
+    if (report != nullptr) *report = rep;
+    return r;
+  } else {
+    const std::size_t in = l.in_size(), out = l.out_size(), ns = o.samples;
+    const bool drive = o.input == surrogate_input::drive;
+    const std::size_t d = drive ? out : in + in * out + out;
+    Layer box = l;
+    xt::xtensor<double, 2> z({ns, d}), y({ns, out});
+    std::vector<T> x(in), w(in * out), b(out), a(out), h(out), scratch(in);
+    rng g(o.seed, 0x5a3u);
+    for (std::size_t s = 0; s < ns; ++s) {
+      rng gs = g.split(s);
+      if (drive) {  // u = b with W = 0, x = 0
+        std::fill(x.begin(), x.end(), T(0));
+        std::fill(w.begin(), w.end(), T(0));
+        for (std::size_t j = 0; j < out; ++j) b[j] = static_cast<T>(o.drive_sd * gs.normal_double());
+        for (std::size_t j = 0; j < out; ++j) z(s, j) = double(b[j]);
+      } else {
+        for (auto& v : x) v = static_cast<T>(o.input_sd * gs.normal_double());
+        for (auto& v : w) v = static_cast<T>(o.weight_sd * gs.normal_double());
+        for (auto& v : b) v = static_cast<T>(o.bias_sd * gs.normal_double());
+        std::size_t c = 0;
+        for (auto v : x) z(s, c++) = double(v);
+        for (auto v : w) z(s, c++) = double(v);
+        for (auto v : b) z(s, c++) = double(v);
+      }
+      box.tile.set_weights(w.data(), b.data(), gs);
+      rng gr = gs.split(1);
+      box.forward(x.data(), 1, a.data(), h.data(), gr, scratch.data());
+      for (std::size_t j = 0; j < out; ++j) y(s, j) = double(a[j]);
+    }
+    layer_surrogate r;
+    r.input = o.input;
+    const surrogate_report rep = r.model.fit(z, y, o);
+    if (report != nullptr) *report = rep;
+    return r;
   }
-  layer_surrogate r;
-  r.input = o.input;
-  const surrogate_report rep = r.model.fit(z, y, o);
-  if (report != nullptr) *report = rep;
-  return r;
 }
 
 /// A twin whose layers are learned surrogates where given and the ideal digital layer
@@ -397,10 +437,6 @@ struct surrogate_twin {
   template <class Net>
   void backward(const Net& physical, const trace<Net>& tr, const typename Net::value_type* dy, gradients<Net>& grad,
                 rng& r) {
-    static_assert(pnn::detail::dense_only<Net>,
-                  "learned surrogate twins (learn::mlp_surrogate) does not run on convolutional layers (pnn::conv2d) yet; on convolutions use backprop, "
-                  "feedback_alignment (also sign symmetry), direct_feedback_alignment, physics_aware, in_silico, "
-                  "weight_perturbation or spsa");
     auto& dt = digital_.for_network<Net>();
     dt.mirror(physical);
     twin_backward(physical, tr, dy, grad, [&](auto ic, const auto* up, auto& g, auto* down) {
@@ -414,6 +450,10 @@ struct surrogate_twin {
   template <class Layer, class Net, class T>
   void surrogate_vjp(const Layer& pl, const trace<Net>& tr, std::size_t i, layer_surrogate& s, const T* up,
                      layer_gradient<T>& g, T* down) {
+    if constexpr (pnn::detail::is_convolution_v<Layer>) {
+      convolution_vjp(pl, tr, i, s, up, g, down);
+      return;
+    }
     const std::size_t n = tr.batch, in = pl.in_size(), out = pl.out_size();
     const T* x = tr.input_of(i);
     std::vector<T> delta(n * out), w(in * out);
@@ -449,6 +489,38 @@ struct surrogate_twin {
         if (down != nullptr) std::copy(gr, gr + in, down + r * in);
       }
     }
+  }
+
+  // A convolution's kernel array is read once per patch, so its surrogate models one read: the
+  // box's pre-activation at a patch as a function of that read's drive u_p = K x_p + b
+  // (channels values). The surrogate's Jacobian then acts at every position, and the chain
+  // rule through u_p gives the kernel's update (one outer product per patch, as for the
+  // physical layer) and the error at the input (Kᵀ per patch, summed over overlaps).
+  template <class Layer, class Net, class T>
+  void convolution_vjp(const Layer& pl, const trace<Net>& tr, std::size_t i, layer_surrogate& s, const T* up,
+                       layer_gradient<T>& g, T* down) {
+    constexpr std::size_t positions = Layer::positions, channels = Layer::channels, k = Layer::kernel_inputs;
+    if (s.input != surrogate_input::drive)
+      throw_error("learn::surrogate_twin: layer " + std::to_string(i) +
+                  " is a convolution: its surrogate must see each patch read's drive (surrogate_input::drive)");
+    PNN_EXPECTS(s.model.features() == channels && s.model.outputs() == channels,
+                "learn::surrogate_twin: drive surrogate does not match the convolution's channels");
+    const std::size_t n = tr.batch, rows = n * positions;
+    const T* x = tr.input_of(i);
+    std::vector<T> delta(rows * channels), w(channels * k), u(rows * channels), gu(rows * channels), p(rows * k);
+    pnn::detail::layer_delta(pl, up, tr.a[i].data(), tr.h[i].data(), n, delta.data());
+    tile_hooks::model_weights(pl.tile, w.data());
+    const T* b = pl.tile.bias_data();
+    Layer::patches(x, n, p.data());
+    simd::gemm_nt<T>(rows, channels, k, T(1), p.data(), k, w.data(), k, T(0), u.data(), channels);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t j = 0; j < channels; ++j) u[r * channels + j] += b[j];
+    s.model.vjp(u.data(), rows, delta.data(), gu.data());
+    pnn::detail::layer_update(pl, x, gu.data(), n, T(1), g);
+    if (down != nullptr)
+      pl.carry_through_patches(gu.data(), n, down, [&](const T* d, std::size_t m, T* dp) {
+        simd::gemm_nn<T>(m, k, channels, T(1), d, channels, w.data(), k, T(0), dp, k);
+      });
   }
 
   digital_twin digital_{};
