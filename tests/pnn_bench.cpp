@@ -193,6 +193,11 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--sweep adc_bits=3.5", "--sweep adc_bits: '3.5' must be a whole number in [1, 24]");
   check("--scorecard --sweep read_noise=0.1", "--scorecard does not combine with --sweep");
   check("--threads 2 --threads-per-run 3", "--threads-per-run must not exceed --threads");
+  check("--tune-grid 1,2", "--tune-grid needs --tune");
+  check("--tune --tune-grid 0,1", "--tune-grid: '0' must lie in (0, 100]");
+  check("--tune --tune-grid 1,x", "--tune-grid: 'x' is not a number");
+  check("--tune --tune-grid 1,2,1", "--tune-grid: '1' is given twice");
+  check("--tune --tune-grid ,", "--tune-grid: no values");
   check("--sweep depth=1,3", "--sweep depth: '3' must be 1, 2, 4 or 8 hidden layers");
   check("--sweep depth=16", "--sweep depth: '16' must be a whole number in [1, 8]");
   check("--sweep hidden=0", "--sweep hidden: '0' must be a whole number in [1, 100000]");
@@ -375,7 +380,7 @@ TEST_CASE("pnn-bench --tune picks the learning-rate scale on a validation split 
   const auto dir = fresh_dir("pnn_bench_tune");
   const auto out = dir / "out.json";
   const auto r = run_bench("--rules backprop,spsa,equilibrium_propagation --substrates digital --epochs 1 "
-                           "--train-limit 400 --hidden 16 --batch 16 --tune --json " + out.string(),
+                           "--train-limit 400 --hidden 16 --batch 16 --tune --tune-grid 0.25,1,2 --json " + out.string(),
                            dir);
   INFO(r.err);
   REQUIRE(r.status == 0);
@@ -384,7 +389,7 @@ TEST_CASE("pnn-bench --tune picks the learning-rate scale on a validation split 
   for (const auto& row : j.at("results")) {
     INFO(row.dump());
     const auto& t = row.at("settings").at("tuning");
-    CHECK(t.at("grid") == nlohmann::json::array({0.5, 1.0, 2.0}));
+    CHECK(t.at("grid") == nlohmann::json::array({0.25, 1.0, 2.0}));
     REQUIRE(t.at("validation_accuracy").size() == 3);
     // The held-out tenth of the 400 training images, never the test set.
     CHECK(t.at("validation_samples") == 100);
@@ -404,6 +409,28 @@ TEST_CASE("pnn-bench --tune picks the learning-rate scale on a validation split 
     }
   }
   CHECK(j.at("results").size() == 3);
+}
+
+TEST_CASE("pnn-bench --tune over several seeds keeps each seed's choice", "[pnn-bench][slow]") {
+  const auto dir = fresh_dir("pnn_bench_tune_seeds");
+  const auto out = dir / "out.json";
+  const auto r = run_bench("--rules backprop --substrates digital --epochs 1 --train-limit 300 --hidden 8 --batch 16 "
+                           "--seeds 2 --tune --tune-grid 0.5,2 --json " + out.string(),
+                           dir);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  std::ifstream f(out);
+  const auto row = nlohmann::json::parse(f).at("results").at(0);
+  const auto& each = row.at("settings").at("tuning_per_seed");
+  REQUIRE(each.size() == 2);
+  for (std::size_t k = 0; k < 2; ++k) {
+    INFO(each[k].dump());
+    CHECK(each[k].at("seed") == row.at("per_seed")[k].at("seed"));
+    const auto& acc = each[k].at("validation_accuracy");
+    REQUIRE(acc.size() == 2);
+    CHECK(each[k].at("chosen") == (acc[1].get<double>() > acc[0].get<double>() ? 2.0 : 0.5));
+  }
+  CHECK(each[0].at("chosen") == row.at("settings").at("tuning").at("chosen"));
 }
 
 TEST_CASE("pnn-bench --crossbar-update trains the crossbar by plain pulses or a transfer compound, and says which",

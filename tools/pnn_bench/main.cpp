@@ -313,6 +313,17 @@ std::vector<result> mean_over_seeds(const std::vector<result>& runs, std::size_t
       m.per_seed.push_back(runs[first + k].per_seed.at(0));
     }
     m.test_accuracy_std = n > 1 ? std::sqrt(var / double(n - 1)) : 0.0;
+    if (m.settings.contains("tuning")) {
+      // Every seed chooses its own scale: keep each choice beside the first seed's record.
+      nlohmann::json per_seed = nlohmann::json::array();
+      for (std::size_t k = 0; k < n; ++k) {
+        const auto& t = runs[first + k].settings.at("tuning");
+        per_seed.push_back({{"seed", runs[first + k].per_seed.at(0).first},
+                            {"validation_accuracy", t.at("validation_accuracy")},
+                            {"chosen", t.at("chosen")}});
+      }
+      m.settings["tuning_per_seed"] = per_seed;
+    }
     m.untrained_accuracy = mean([](const result& r) { return r.untrained_accuracy; });
     m.train_seconds = mean([](const result& r) { return r.train_seconds; });
     m.samples_per_second = mean([](const result& r) { return r.samples_per_second; });
@@ -841,9 +852,12 @@ int run(int argc, char** argv, distribute::world& world) {
                  "seeds of each scorecard condition run, from --seed (default 1)");
   app.add_flag("--dry-run", dry_run, "check the flags, say how many runs they make, and exit without loading data");
   app.add_flag("--tune", tune,
-               "choose each run's learning-rate scale from {0.5, 1, 2} on a validation split (the last tenth of the "
+               "choose each run's learning-rate scale from --tune-grid on a validation split (the last tenth of the "
                "training set, at least 100 images), then train on the whole training set and test");
-  const std::vector<double> tune_grid{0.5, 1.0, 2.0};
+  std::string tune_grid_s = "0.5,1,2";
+  app.add_option("--tune-grid", tune_grid_s,
+                 "the learning-rate scales --tune tries, comma-separated, each in (0, 100] (default 0.5,1,2)");
+  std::vector<double> tune_grid;
   std::string digital_energy = "cpu";
   app.add_option("--digital-energy", digital_energy,
                  "energy of digital work: cpu (45 nm arithmetic and SRAM, Horowitz 2014; default) | gpu (a datacentre "
@@ -870,6 +884,15 @@ int run(int argc, char** argv, distribute::world& world) {
     seeds = parse_count(seeds_s, "--seeds", 1, 100);
     scorecard_seeds = parse_count(scorecard_seeds_s, "--scorecard-seeds", 1, 100);
     if (scorecard && sweep_spec.size()) throw usage_error("--scorecard does not combine with --sweep");
+    if (app.count("--tune-grid") != 0 && !tune) throw usage_error("--tune-grid needs --tune");
+    for (const auto& v : split_list(tune_grid_s)) {
+      const double x = parse_number(v, "--tune-grid");
+      if (!(x > 0 && x <= 100)) throw usage_error("--tune-grid: '" + v + "' must lie in (0, 100]");
+      if (std::find(tune_grid.begin(), tune_grid.end(), x) != tune_grid.end())
+        throw usage_error("--tune-grid: '" + v + "' is given twice");
+      tune_grid.push_back(x);
+    }
+    if (tune_grid.empty()) throw usage_error("--tune-grid: no values");
     cfg.drift = scorecard;
     cfg.threads = parse_count(threads_s, "--threads", 1, 1024);
     threads_per_run = parse_count(threads_per_run_s, "--threads-per-run", 1, 1024);
