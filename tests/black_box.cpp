@@ -223,17 +223,20 @@ TEST_CASE("PAT with a drive surrogate trains a mismatched oscillator network", "
 
 TEST_CASE("surrogate twins on a convolutional network: a conv read's drive surrogate and a black box's",
           "[black_box][surrogate][conv]") {
-  // A digital convolution feeding a black-box layer sin(W x + b) and a digital readout. PAT
-  // through learned surrogates of both (the convolution's per patch read) must follow the
-  // exact gradient: backprop through the same network with the sine as an activation.
-  using conv_t = conv2d<conv_shape<6, 6, 1, 3, 3, 1, 1>, dd, noise::none, act::tanh, pool::max<2>>;  // → 3×3×3
+  // Two digital convolutions feeding a black-box layer sin(W x + b) and a digital readout. PAT
+  // through learned surrogates of the second convolution (per patch read) and of the box must
+  // follow the exact gradient: backprop through the same network with the sine as an
+  // activation. The first convolution's estimate depends on the error the second one's
+  // surrogate carries down to its input.
+  using conv0_t = conv2d<conv_shape<6, 6, 1, 3, 3, 1, 1>, dd, noise::none, act::tanh, pool::max<2>>;  // → 3×3×3
+  using conv1_t = conv2d<conv_shape<3, 3, 3, 4, 2>, dd, noise::none, act::tanh>;                      // → 2×2×4
   using box = physics::black_box<sine_box, double>;
   struct sine {
     double operator()(double a) const { return std::sin(a); }
     double derivative(double a, double) const { return std::cos(a); }
   };
-  network<conv_t, dense<27, 4, box>, dense<4, 2, dd>> net(seed{3});
-  network<conv_t, dense<27, 4, dd, noise::none, sine>, dense<4, 2, dd>> exact(seed{4});
+  network<conv0_t, conv1_t, dense<16, 4, box>, dense<4, 2, dd>> net(seed{3});
+  network<conv0_t, conv1_t, dense<16, 4, dd, noise::none, sine>, dense<4, 2, dd>> exact(seed{4});
   rng gw(9);
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     ((void)[&] {
@@ -242,45 +245,53 @@ TEST_CASE("surrogate twins on a convolutional network: a conv read's drive surro
       tile_hooks::model_weights(from, w.data());
       layer<I>(exact).tile.set_weights(w.data(), from.bias_data(), gw);
     }(), ...);
-  }(std::make_index_sequence<3>{});
+  }(std::make_index_sequence<4>{});
 
-  const learn::surrogate_options drive{.hidden1 = 32, .hidden2 = 32, .epochs = 40, .batch = 32, .learning_rate = 1e-2f,
-                                       .samples = 2000, .input = learn::surrogate_input::drive, .drive_sd = 1.5};
+  const learn::surrogate_options drive{.hidden1 = 64, .hidden2 = 64, .epochs = 150, .batch = 32, .learning_rate = 1e-2f,
+                                       .samples = 4000, .input = learn::surrogate_input::drive, .drive_sd = 1.0};
   learn::surrogate_report conv_rep, box_rep;
-  auto conv_s = learn::fit_surrogate(layer<0>(net), drive, &conv_rep);
-  auto box_drive = drive;  // the box's drives W x + b stay within about ±2 here
-  box_drive.drive_sd = 1.0;
-  box_drive.epochs = 80;
-  auto box_s = learn::fit_surrogate(layer<1>(net), box_drive, &box_rep);
+  auto conv_s = learn::fit_surrogate(layer<1>(net), drive, &conv_rep);
+  auto box_s = learn::fit_surrogate(layer<2>(net), drive, &box_rep);
   INFO("validation error: convolution " << conv_rep.validation_error << ", black box " << box_rep.validation_error);
-  CHECK(conv_s.model.features() == 3);  // one read's drive: the kernel's output channels
+  CHECK(conv_s.model.features() == 4);  // one read's drive: the kernel's output channels
   CHECK(conv_rep.validation_error < 0.1);
   CHECK(box_rep.validation_error < 0.1);
 
-  const auto x = normal_batch(16, conv_t::in_extent, 6);
+  const auto x = normal_batch(16, conv0_t::in_extent, 6);
   const auto t = normal_batch(16, 2, 7, 0.5);
   rng g(1);
   learn::surrogate_twin twin;
-  twin.set(0, conv_s);
-  twin.set(1, std::move(box_s));
+  twin.set(1, conv_s);
+  twin.set(2, std::move(box_s));
   learn::physics_aware<optim::sgd, learn::surrogate_twin> pat{std::move(twin)};
   const auto ps = pat.estimate(net, x, t, loss::mse{}, g);
   const auto ex = learn::backprop<>{}.estimate(exact, x, t, loss::mse{}, g);
-  INFO("cosine " << cosine_across(ps, ex));
-  CHECK(cosine_across(ps, ex) > 0.95);
+  // Layer by layer: a wrong kernel update or a wrong error below the surrogate shows in its
+  // own layer, however small that layer is.
+  for (std::size_t i = 0; i < 3; ++i) {
+    double ab = 0, aa = 0, bb = 0;
+    for (std::size_t k = 0; k < ex[i].weight.size(); ++k) {
+      ab += ps[i].weight.data()[k] * ex[i].weight.data()[k];
+      aa += ps[i].weight.data()[k] * ps[i].weight.data()[k];
+      bb += ex[i].weight.data()[k] * ex[i].weight.data()[k];
+    }
+    INFO("layer " << i << ": cosine " << ab / std::sqrt(aa * bb) << ", norm ratio " << std::sqrt(aa / bb));
+    CHECK(ab / std::sqrt(aa * bb) > 0.85);  // 0.93–1.00 over fitting seeds; the fits vary by instruction set
+    CHECK(std::sqrt(aa / bb) == Approx(1.0).margin(0.4));  // 0.84–1.25 seen; a lost factor 2 is not
+  }
   // Above the surrogates the twin is the digital readout at the measured input: its estimate
   // is backprop's to rounding.
-  for (std::size_t k = 0; k < ex[2].weight.size(); ++k)
-    CHECK(ps[2].weight.data()[k] == Approx(ex[2].weight.data()[k]).margin(1e-12));
+  for (std::size_t k = 0; k < ex[3].weight.size(); ++k)
+    CHECK(ps[3].weight.data()[k] == Approx(ex[3].weight.data()[k]).margin(1e-12));
 
   SECTION("a convolution's surrogate must see the drive") {
     const auto params = learn::surrogate_options{.hidden1 = 4, .hidden2 = 4, .epochs = 1, .samples = 8};
-    CHECK_THROWS_WITH(learn::fit_surrogate(layer<0>(net), params), Catch::Contains("surrogate_input::drive"));
+    CHECK_THROWS_WITH(learn::fit_surrogate(layer<1>(net), params), Catch::Contains("surrogate_input::drive"));
     learn::surrogate_twin wrong;
     learn::layer_surrogate s = conv_s;
     s.input = learn::surrogate_input::parameters;
-    wrong.set(0, std::move(s));
+    wrong.set(1, std::move(s));
     learn::physics_aware<optim::sgd, learn::surrogate_twin> bad{std::move(wrong)};
-    CHECK_THROWS_WITH(bad.estimate(net, x, t, loss::mse{}, g), Catch::Contains("layer 0 is a convolution"));
+    CHECK_THROWS_WITH(bad.estimate(net, x, t, loss::mse{}, g), Catch::Contains("layer 1 is a convolution"));
   }
 }

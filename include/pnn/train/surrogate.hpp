@@ -452,41 +452,41 @@ struct surrogate_twin {
                      layer_gradient<T>& g, T* down) {
     if constexpr (pnn::detail::is_convolution_v<Layer>) {
       convolution_vjp(pl, tr, i, s, up, g, down);
-      return;
-    }
-    const std::size_t n = tr.batch, in = pl.in_size(), out = pl.out_size();
-    const T* x = tr.input_of(i);
-    std::vector<T> delta(n * out), w(in * out);
-    pnn::detail::times_derivative(pl, up, tr.a[i].data(), tr.h[i].data(), n * out, delta.data());
-    tile_hooks::model_weights(pl.tile, w.data());
-    const T* b = pl.tile.bias_data();
-    if (s.input == surrogate_input::drive) {
-      PNN_EXPECTS(s.model.features() == out, "learn::surrogate_twin: drive surrogate does not match the layer");
-      std::vector<T> u(n * out), gu(n * out);
-      simd::gemm_nt<T>(n, out, in, T(1), x, in, w.data(), in, T(0), u.data(), out);
-      for (std::size_t r = 0; r < n; ++r)
-        for (std::size_t j = 0; j < out; ++j) u[r * out + j] += b[j];
-      s.model.vjp(u.data(), n, delta.data(), gu.data());
-      pnn::detail::outer_product_update(pl, x, gu.data(), n, in, out, T(1), g);
-      if (down != nullptr) simd::gemm_nn<T>(n, in, out, T(1), gu.data(), out, w.data(), in, T(0), down, in);
     } else {
-      const std::size_t d = in + in * out + out;
-      PNN_EXPECTS(s.model.features() == d, "learn::surrogate_twin: parameter surrogate does not match the layer");
-      std::vector<T> z(n * d), gz(n * d);
-      for (std::size_t r = 0; r < n; ++r) {
-        std::copy(x + r * in, x + (r + 1) * in, z.begin() + std::ptrdiff_t(r * d));
-        std::copy(w.begin(), w.end(), z.begin() + std::ptrdiff_t(r * d + in));
-        std::copy(b, b + out, z.begin() + std::ptrdiff_t(r * d + in + in * out));
-      }
-      s.model.vjp(z.data(), n, delta.data(), gz.data());
-      std::fill(g.weight.begin(), g.weight.end(), T(0));
-      std::fill(g.bias.begin(), g.bias.end(), T(0));
-      g.factored = false;
-      for (std::size_t r = 0; r < n; ++r) {
-        const T* gr = gz.data() + r * d;
-        for (std::size_t k = 0; k < in * out; ++k) g.weight.data()[k] += gr[in + k];
-        for (std::size_t j = 0; j < out; ++j) g.bias.data()[j] += gr[in + in * out + j];
-        if (down != nullptr) std::copy(gr, gr + in, down + r * in);
+      const std::size_t n = tr.batch, in = pl.in_size(), out = pl.out_size();
+      const T* x = tr.input_of(i);
+      std::vector<T> delta(n * out), w(in * out);
+      pnn::detail::times_derivative(pl, up, tr.a[i].data(), tr.h[i].data(), n * out, delta.data());
+      tile_hooks::model_weights(pl.tile, w.data());
+      const T* b = pl.tile.bias_data();
+      if (s.input == surrogate_input::drive) {
+        PNN_EXPECTS(s.model.features() == out, "learn::surrogate_twin: drive surrogate does not match the layer");
+        std::vector<T> u(n * out), gu(n * out);
+        simd::gemm_nt<T>(n, out, in, T(1), x, in, w.data(), in, T(0), u.data(), out);
+        for (std::size_t r = 0; r < n; ++r)
+          for (std::size_t j = 0; j < out; ++j) u[r * out + j] += b[j];
+        s.model.vjp(u.data(), n, delta.data(), gu.data());
+        pnn::detail::outer_product_update(pl, x, gu.data(), n, in, out, T(1), g);
+        if (down != nullptr) simd::gemm_nn<T>(n, in, out, T(1), gu.data(), out, w.data(), in, T(0), down, in);
+      } else {
+        const std::size_t d = in + in * out + out;
+        PNN_EXPECTS(s.model.features() == d, "learn::surrogate_twin: parameter surrogate does not match the layer");
+        std::vector<T> z(n * d), gz(n * d);
+        for (std::size_t r = 0; r < n; ++r) {
+          std::copy(x + r * in, x + (r + 1) * in, z.begin() + std::ptrdiff_t(r * d));
+          std::copy(w.begin(), w.end(), z.begin() + std::ptrdiff_t(r * d + in));
+          std::copy(b, b + out, z.begin() + std::ptrdiff_t(r * d + in + in * out));
+        }
+        s.model.vjp(z.data(), n, delta.data(), gz.data());
+        std::fill(g.weight.begin(), g.weight.end(), T(0));
+        std::fill(g.bias.begin(), g.bias.end(), T(0));
+        g.factored = false;
+        for (std::size_t r = 0; r < n; ++r) {
+          const T* gr = gz.data() + r * d;
+          for (std::size_t k = 0; k < in * out; ++k) g.weight.data()[k] += gr[in + k];
+          for (std::size_t j = 0; j < out; ++j) g.bias.data()[j] += gr[in + in * out + j];
+          if (down != nullptr) std::copy(gr, gr + in, down + r * in);
+        }
       }
     }
   }
@@ -516,7 +516,10 @@ struct surrogate_twin {
     for (std::size_t r = 0; r < rows; ++r)
       for (std::size_t j = 0; j < channels; ++j) u[r * channels + j] += b[j];
     s.model.vjp(u.data(), rows, delta.data(), gu.data());
-    pnn::detail::layer_update(pl, x, gu.data(), n, T(1), g);
+    // The patches are at hand: the kernel's update is one outer product per patch read (what
+    // layer_update would form after unfolding x again). Never deferred, as layer_update's.
+    g.defer = false;
+    pnn::detail::outer_product_update(pl, static_cast<const T*>(p.data()), gu.data(), rows, k, channels, T(1), g);
     if (down != nullptr)
       pl.carry_through_patches(gu.data(), n, down, [&](const T* d, std::size_t m, T* dp) {
         simd::gemm_nn<T>(m, k, channels, T(1), d, channels, w.data(), k, T(0), dp, k);
