@@ -17,6 +17,9 @@
 
 #include <nlohmann/json.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_pnn_bench {
+
 namespace {
 struct run_result {
   int status;
@@ -31,10 +34,14 @@ std::string bench_exe() {
 }
 
 // `launcher`: a prefix such as "mpiexec -np 2 " that starts the tool (empty: run it directly).
+// The suite checks behaviour, not accuracy: unless a test says otherwise, runs score on the first
+// 1000 test images, since scoring all 10,000 costs more than these small trainings themselves.
+// Tests that also start the tool by hand (to kill it) put the flag in their own arguments.
 run_result run_bench(const std::string& args, const std::filesystem::path& dir, const std::string& launcher = "") {
   const auto err = dir / "stderr.txt";
-  const std::string cmd =
-      launcher + bench_exe() + " " + args + " > " + (dir / "stdout.txt").string() + " 2> " + err.string();
+  const std::string limit = args.find("--test-limit") == std::string::npos ? " --test-limit 1000" : "";
+  const std::string cmd = launcher + bench_exe() + " " + args + limit + " > " + (dir / "stdout.txt").string() +
+                          " 2> " + err.string();
   const int status = std::system(cmd.c_str());
   std::ifstream f(err);
   return {status, std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>())};
@@ -74,7 +81,7 @@ nlohmann::json small_run(const char* name, const std::string& rules, const std::
 TEST_CASE("pnn-bench --rules all writes JSON that follows the schema", "[pnn-bench][slow]") {
   const auto dir = fresh_dir("pnn_bench_schema");
   const auto out = dir / "out.json";
-  const auto r = run_bench("--rules all --substrates digital --epochs 2 --train-limit 1000 --hidden 32 --json " +
+  const auto r = run_bench("--rules all --substrates digital --epochs 2 --train-limit 1000 --test-limit 2000 --hidden 32 --json " +
                                out.string() + " --csv " + (dir / "out.csv").string(),
                            dir);
   INFO(r.err);
@@ -82,6 +89,9 @@ TEST_CASE("pnn-bench --rules all writes JSON that follows the schema", "[pnn-ben
   std::ifstream f(out);
   const auto j = nlohmann::json::parse(f);
   REQUIRE(j.at("dataset").is_string());
+  // What the figures were measured on: --train-limit and --test-limit, each the first N images.
+  CHECK(j.at("train_samples") == 1000);
+  CHECK(j.at("test_samples") == 2000);
   const auto& results = j.at("results");
   REQUIRE(results.is_array());
   REQUIRE(!results.empty());
@@ -177,6 +187,7 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--batch -5", "--batch: '-5' must be a whole number in [1, 1000000]");
   check("--batch 0", "--batch: '0' must be a whole number");
   check("--train-limit -3", "--train-limit: '-3' must be a whole number in [0, 1000000000]");
+  check("--test-limit 1.5", "--test-limit: '1.5' must be a whole number in [0, 1000000000]");
   check("--seed -1", "--seed: '-1' must be a whole number");
   check("--seed 0.5", "--seed: '0.5' must be a whole number");
   check("--threads 0", "--threads: '0' must be a whole number in [1, 1024]");
@@ -289,7 +300,7 @@ TEST_CASE("pnn-bench --checkpoint-dir: killed with SIGKILL mid-run, the same com
   // Two runs of 4 epochs each (backprop on the pulsed crossbar with variation, EP with its
   // persistent state), so that a kill lands inside a run, between epochs or between runs.
   const std::string args = "--rules backprop,equilibrium_propagation --substrates crossbar_variation --epochs 4 "
-                           "--train-limit 6000 --hidden 16 --batch 16 --seeds 2 --threads 1";
+                           "--test-limit 1000 --train-limit 6000 --hidden 16 --batch 16 --seeds 2 --threads 1";
   const auto whole = dir / "whole.json";
   auto r = run_bench(args + " --json " + whole.string(), dir);
   INFO(r.err);
@@ -669,7 +680,7 @@ TEST_CASE("pnn-bench --model lenet5 trains LeNet-5 under the rules that run on c
                            "node_perturbation,forward_gradient,forward_forward,equilibrium_propagation --substrates digital,crossbar,mzi "
                            "--model lenet5 "
                            "--epochs 1 "
-                           "--train-limit 256 --batch 32 --json " + out.string(),
+                           "--train-limit 256 --test-limit 200 --batch 32 --json " + out.string(),
                            dir);
   INFO(r.err);
   REQUIRE(r.status == 0);
@@ -701,7 +712,7 @@ TEST_CASE("pnn-bench --model convnet-ep trains the convolutional energy network 
   const auto dir = fresh_dir("pnn_bench_convnet_ep");
   const auto out = dir / "out.json";
   const auto r = run_bench("--rules backprop,equilibrium_propagation,coupled_learning,feedback_alignment "
-                           "--substrates digital --model convnet-ep --epochs 1 --train-limit 128 "
+                           "--substrates digital --model convnet-ep --epochs 1 --train-limit 128 --test-limit 200 "
                            "--batch 16 --json " + out.string(),
                            dir);
   INFO(r.err);
@@ -1053,7 +1064,7 @@ TEST_CASE("pnn-bench --data-parallel --checkpoint-dir: a rank killed mid-run, th
   const std::string launcher = mpiexec(1).empty() ? "" : mpiexec(2);
   // Epochs of a few tenths of a second: the kill lands well inside the second run.
   const std::string args = "--rules backprop,equilibrium_propagation --substrates crossbar --epochs 5 "
-                           "--train-limit 12000 --hidden 16 --batch 16 --data-parallel --shards 2";
+                           "--test-limit 1000 --train-limit 12000 --hidden 16 --batch 16 --data-parallel --shards 2";
   auto r = run_bench(args + " --json " + (dir / "whole.json").string(), dir, launcher);
   INFO(r.err);
   REQUIRE(r.status == 0);
@@ -1097,7 +1108,7 @@ TEST_CASE("pnn-bench under mpirun: a rank killed mid-sweep is recovered by runni
   else {
     const auto dir = fresh_dir("pnn_bench_mpi_kill");
     const std::string args = "--rules backprop,equilibrium_propagation --substrates digital,crossbar --epochs 3 "
-                             "--train-limit 4000 --hidden 16 --batch 16 --seeds 2";
+                             "--test-limit 1000 --train-limit 4000 --hidden 16 --batch 16 --seeds 2";
     auto r = run_bench(args + " --threads 1 --json " + (dir / "one.json").string(), dir);
     INFO(r.err);
     REQUIRE(r.status == 0);
@@ -1122,4 +1133,7 @@ TEST_CASE("pnn-bench under mpirun: a rank killed mid-sweep is recovered by runni
     CHECK(without_times(read_json(out)).dump(1) == without_times(read_json(dir / "one.json")).dump(1));
   }
 }
+
+}  // namespace tests_pnn_bench
+
 #endif

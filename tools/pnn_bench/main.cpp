@@ -752,7 +752,7 @@ int run(int argc, char** argv, distribute::world& world) {
   // substrates, 3 epochs on the first 20000 training images, all cores.
   std::string rules = "all", substrates = "digital,crossbar,crossbar_variation", hidden = "256", sweep_spec, json_path,
               csv_path, plot_dir, data_dir, checkpoint_dir;
-  std::string epochs_s = "3", batch_s = "64", limit_s = "20000", seed_s = "1", seeds_s = "1",
+  std::string epochs_s = "3", batch_s = "64", limit_s = "20000", test_limit_s = "0", seed_s = "1", seeds_s = "1",
               threads_s = std::to_string(std::max(1U, std::thread::hardware_concurrency()));
   CLI::App app{"pnn-bench: every learning rule x substrate on Fashion-MNIST"};
   app.add_option("--rules", rules, "comma-separated rules, or 'all'");
@@ -778,6 +778,8 @@ int run(int argc, char** argv, distribute::world& world) {
                  "backprop as their reference)")
       ->check(CLI::IsMember({"mlp", "lenet5", "convnet-ep"}));
   app.add_option("--train-limit", limit_s, "train on the first N training samples only (default 20000; 0: all)");
+  app.add_option("--test-limit", test_limit_s,
+                 "score on the first N test images only (default 0: all 10000): a quick look, not a figure to report");
   app.add_option("--seed", seed_s, "seed of every random draw (default 1)");
   app.add_option("--seeds", seeds_s,
                  "runs per pair with seeds --seed ... --seed + N - 1; rows give the mean and standard deviation (default 1)");
@@ -875,11 +877,12 @@ int run(int argc, char** argv, distribute::world& world) {
   if (digital_energy == "gpu") cfg.energy = pnn::energy_model::gpu();
   std::optional<std::string> sweep_param;
   std::vector<double> sweep_values;
-  std::size_t seeds = 1, scorecard_seeds = 1, threads_per_run = 1;
+  std::size_t seeds = 1, scorecard_seeds = 1, threads_per_run = 1, test_limit = 0;
   try {
     cfg.epochs = parse_count(epochs_s, "--epochs", 1, 1e5);
     cfg.batch = parse_count(batch_s, "--batch", 1, 1e6);
     cfg.train_limit = parse_count(limit_s, "--train-limit", 0, 1e9);
+    test_limit = parse_count(test_limit_s, "--test-limit", 0, 1e9);
     cfg.seed = parse_count(seed_s, "--seed", 0, 9007199254740992.0);  // 2^53: every value exact
     seeds = parse_count(seeds_s, "--seeds", 1, 100);
     scorecard_seeds = parse_count(scorecard_seeds_s, "--scorecard-seeds", 1, 100);
@@ -1072,6 +1075,9 @@ int run(int argc, char** argv, distribute::world& world) {
     return 1;
   }
   if (cfg.train_limit > 0 && cfg.train_limit < d.train.size()) d.train = pnn::data::subset(d.train, 0, cfg.train_limit);
+  // Scoring a trained network on all 10,000 test images can cost more than training it on a few
+  // hundred (a relaxation per image for the energy-based rules): quick runs score on fewer.
+  if (test_limit > 0 && test_limit < d.test.size()) d.test = pnn::data::subset(d.test, 0, test_limit);
 
   // --checkpoint-dir: the directory belongs to one command (flags that change results; output
   // paths and thread counts do not), so that a resumed run never mixes in another's results.
@@ -1295,7 +1301,8 @@ int run(int argc, char** argv, distribute::world& world) {
 
   std::cout << markdown_table(rows) << std::flush;
   nlohmann::json out{{"dataset", d.train.name}, {"model", cfg.model}, {"crossbar_update", cfg.crossbar_update},
-                     {"device", cfg.device}, {"rng", rng_s}, {"results", nlohmann::json::array()}};
+                     {"device", cfg.device}, {"rng", rng_s}, {"train_samples", d.train.size()},
+                     {"test_samples", d.test.size()}, {"results", nlohmann::json::array()}};
   for (const auto& r : rows) out["results"].push_back(to_json(r));
   std::vector<scorecard_entry> card;
   if (scorecard) {
