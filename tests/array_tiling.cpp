@@ -13,6 +13,9 @@
 #include <pnn/pnn.hpp>
 #include <pnn/physics/crossbar.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_array_tiling {
+
 using namespace pnn;
 
 namespace {
@@ -156,3 +159,5 @@ TEST_CASE("array tiling: an array of no lines is rejected", "[crossbar][tiling]"
   p.max_output_size = 0;
   CHECK_THROWS_WITH(tile_t(p), Catch::Contains("max_output_size"));
 }
+
+}  // namespace tests_array_tiling

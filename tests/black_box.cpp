@@ -12,6 +12,9 @@
 #include <pnn/physics/oscillators.hpp>
 #include <pnn/pnn.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_black_box {
+
 using namespace pnn;
 
 namespace {
@@ -295,3 +298,5 @@ TEST_CASE("surrogate twins on a convolutional network: a conv read's drive surro
     CHECK_THROWS_WITH(bad.estimate(net, x, t, loss::mse{}, g), Catch::Contains("layer 1 is a convolution"));
   }
 }
+
+}  // namespace tests_black_box

@@ -21,6 +21,9 @@
 #include <pnn/learn/transfer_compound.hpp>
 #include <pnn/physics/crossbar.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_checkpoint {
+
 using namespace pnn;
 namespace fs = std::filesystem;
 
@@ -480,3 +483,5 @@ TEST_CASE("checkpoint: PAT with a learned surrogate twin resumes bit for bit, th
   CHECK(snapshot(c) == snapshot(a));
   CHECK(io::to_bytes(state_part{"twin", ra.twin()}) == io::to_bytes(state_part{"twin", rc.twin()}));
 }
+
+}  // namespace tests_checkpoint

@@ -23,6 +23,9 @@
 
 #include "support/ff_reference.hpp"
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_conv {
+
 using namespace pnn;
 
 namespace {
@@ -470,3 +473,5 @@ TEST_CASE("a convolutional network rejects wrong input sizes and sizes that cont
   CHECK_THROWS_WITH(forward(net, bad), Catch::Contains("expected rows of 36 values"));
   CHECK_THROWS_WITH((small_net({37, 36, 20, 3}, seed{1})), Catch::Contains("fixed geometry"));
 }
+
+}  // namespace tests_conv

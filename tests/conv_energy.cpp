@@ -17,6 +17,9 @@
 #include <pnn/nn/conv.hpp>
 #include <pnn/physics/digital.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_conv_energy {
+
 using namespace pnn;
 
 namespace {
@@ -246,3 +249,5 @@ TEST_CASE("the holomorphic estimator refuses a convolutional energy network and 
   CHECK_THROWS_WITH(ep.step(net, x, t, loss::mse{}, g), Catch::Contains("convolutional energy networks"));
   CHECK(std::vector<double>(layer<0>(net).tile.weight_data(), layer<0>(net).tile.weight_data() + 18) == before);
 }
+
+}  // namespace tests_conv_energy

@@ -13,6 +13,9 @@
 #include <pnn/physics/energy.hpp>
 #include <pnn/simd/work.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_cost {
+
 using namespace pnn;
 
 namespace {
@@ -384,3 +387,5 @@ TEST_CASE("deploying a twin onto a crossbar or a resistor network is counted as 
   deploy(dtwin, rnet, g);
   CHECK(rc.totals().parameter_writes == layer<0>(rnet).tile.parameter_count());
 }
+
+}  // namespace tests_cost

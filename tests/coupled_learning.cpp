@@ -14,6 +14,9 @@
 
 #include "support/energy_reference.hpp"
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_coupled_learning {
+
 using namespace pnn;
 using physics::resistor_network;
 
@@ -297,3 +300,5 @@ TEST_CASE("coupled learning and the resistor network reject bad input", "[couple
   layer<0>(net).tile.set_parameters(p.data());
   for (double v : layer<0>(net).tile.network().conductances()) CHECK(v == layer<0>(net).tile.network().parameters().k_min);
 }
+
+}  // namespace tests_coupled_learning

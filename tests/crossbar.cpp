@@ -14,6 +14,9 @@
 #include <pnn/pnn.hpp>
 #include <pnn/physics/crossbar.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_crossbar {
+
 using namespace pnn;
 
 namespace {
@@ -661,3 +664,5 @@ TEST_CASE("backprop through a soft-bounds crossbar (transposed reads) reduces th
   CHECK(after.loss < 0.6 * before);
   CHECK(after.accuracy > 0.8);
 }
+
+}  // namespace tests_crossbar

@@ -27,6 +27,9 @@
 #include <zlib.h>
 #endif
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_data {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -670,3 +673,5 @@ TEST_CASE("synthetic tasks are reproducible from the generator", "[data][synthet
     }
   }
 }
+
+}  // namespace tests_data

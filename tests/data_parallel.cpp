@@ -22,6 +22,9 @@
 #include <pnn/pnn.hpp>
 #include <pnn/train/data_parallel.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_data_parallel {
+
 using namespace pnn;
 
 namespace {
@@ -640,3 +643,5 @@ TEST_CASE("pnn::train's data-parallel steps refuse bad plans and fail together o
   CHECK(gathers == 0);
   CHECK(wf[0] == all_weights(wide()));
 }
+
+}  // namespace tests_data_parallel

@@ -14,6 +14,9 @@
 #include <pnn/pnn.hpp>
 #include <pnn/physics/device_choice.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_device_choice {
+
 using namespace pnn;
 namespace dev = physics::devices;
 
@@ -149,3 +152,5 @@ TEST_CASE("a chosen device's parameters are validated with the crossbar's", "[de
   CHECK_THROWS(t.set_params(p));
   CHECK(std::string(t.parameters().device.model_name()) == "soft_bounds");  // unchanged
 }
+
+}  // namespace tests_device_choice

@@ -13,6 +13,9 @@
 #include <pnn/physics/devices.hpp>
 #include <pnn/physics/pcm_inference.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_devices {
+
 using namespace pnn;
 using namespace pnn::physics;
 
@@ -447,3 +450,5 @@ TEST_CASE("1/f read noise grows with sqrt(ln((t + t_r)/(2 t_r)))", "[devices][pc
     CHECK(sd == Approx(expect).epsilon(0.04));
   }
 }
+
+}  // namespace tests_devices

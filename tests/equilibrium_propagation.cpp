@@ -15,6 +15,9 @@
 
 #include "support/energy_reference.hpp"
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_equilibrium_propagation {
+
 using namespace pnn;
 
 namespace {
@@ -525,3 +528,5 @@ TEST_CASE("EP rejects impossible averaging and ordering parameters", "[equilibri
   CHECK_NOTHROW(ep_t({.estimator = learn::ep_estimator::holomorphic}));
   CHECK_NOTHROW(ep_t({.nudged_steps = 5, .average_steps = 5}));
 }
+
+}  // namespace tests_equilibrium_propagation

@@ -14,6 +14,9 @@
 #include <pnn/pnn.hpp>
 #include <pnn/train/alignment.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_feedback_alignment {
+
 using namespace pnn;
 
 namespace {
@@ -471,3 +474,5 @@ TEST_CASE("library noise policies: DAC/read/ADC layers, device variation in the 
   // The 8-bit ADC clips the logits, so the loss cannot fall as far as on an ideal read-out.
   CHECK(last < 0.8 * first);
 }
+
+}  // namespace tests_feedback_alignment

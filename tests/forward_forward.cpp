@@ -19,6 +19,9 @@
 
 #include "support/ff_reference.hpp"
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_forward_forward {
+
 using namespace pnn;
 
 namespace {
@@ -321,3 +324,5 @@ TEST_CASE("forward_forward: a scattering medium learns from measured perturbatio
     CHECK(phases(net) == p0);
   }
 }
+
+}  // namespace tests_forward_forward

@@ -11,6 +11,9 @@
 #include <pnn/nn/network.hpp>
 #include <pnn/physics/digital.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_forward_gradient {
+
 using namespace pnn;
 
 namespace {
@@ -182,3 +185,5 @@ TEST_CASE("forward_gradient: trains a small classifier", "[forward_gradient]") {
   INFO("loss " << before << " -> " << after);
   CHECK(after < 0.5 * before);
 }
+
+}  // namespace tests_forward_gradient

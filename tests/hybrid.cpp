@@ -9,6 +9,9 @@
 #include <pnn/learn/hybrid.hpp>
 #include <pnn/pnn.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_hybrid {
+
 using namespace pnn;
 
 namespace {
@@ -91,3 +94,5 @@ TEST_CASE("hybrid: SPSA on a scattering medium's phases with a backprop readout 
   INFO("frozen " << frozen << ", trained " << trained);
   CHECK(trained >= frozen + 0.1);
 }
+
+}  // namespace tests_hybrid

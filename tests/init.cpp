@@ -5,6 +5,9 @@
 
 #include <pnn/pnn.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_init {
+
 using namespace pnn;
 
 namespace {
@@ -107,3 +110,5 @@ TEST_CASE("with non-zero biases a small tanh network learns two spirals", "[init
                           {.epochs = 120, .batch = 32, .seed = 2, .test = &test_set, .progress = progress_mode::never});
   CHECK(hist.back().test_accuracy > 0.93);
 }
+
+}  // namespace tests_init

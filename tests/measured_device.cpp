@@ -21,6 +21,9 @@
 #include <pnn/physics/crossbar.hpp>
 #include <pnn/physics/measured_device.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_measured_device {
+
 using namespace pnn;
 using namespace pnn::physics;
 using Catch::Matchers::Contains;
@@ -482,3 +485,5 @@ TEST_CASE("the example device data load and fit to their presets", "[measured_de
     CHECK_NOTHROW(devices::fit_pulse_response(r));  // the measured-range map works as well
   }
 }
+
+}  // namespace tests_measured_device

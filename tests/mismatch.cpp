@@ -12,6 +12,9 @@
 
 #include <pnn/pnn.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_mismatch {
+
 using namespace pnn;
 
 namespace {
@@ -248,3 +251,5 @@ TEST_CASE("equilibrium propagation reads through the static weight variation", "
     CHECK(diff > 1e-3);
   }
 }
+
+}  // namespace tests_mismatch

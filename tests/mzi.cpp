@@ -11,6 +11,9 @@
 #include <pnn/physics/mzi.hpp>
 #include <pnn/physics/mzi_mesh.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_mzi {
+
 using namespace pnn;
 using namespace pnn::physics;
 using mzi::cplx;
@@ -328,3 +331,5 @@ TEST_CASE("unitary meshes reject bad input before changing state", "[mzi]") {
   imp.coupler_sigma = std::nan("");
   CHECK_THROWS_AS(m.set_imperfections(imp, g), pnn::error);
 }
+
+}  // namespace tests_mzi

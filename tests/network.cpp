@@ -5,6 +5,9 @@
 
 #include <pnn/pnn.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_network {
+
 using namespace pnn;
 
 namespace {
@@ -228,3 +231,5 @@ TEST_CASE("early stopping and metric logs", "[train]") {
   CHECK(all.find("\"epoch\": 4") != std::string::npos);
   CHECK(all.find("\"test_accuracy\": null") != std::string::npos);
 }
+
+}  // namespace tests_network

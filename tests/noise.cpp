@@ -14,6 +14,9 @@
 
 #include <xtensor/xview.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_noise {
+
 using namespace pnn;
 
 namespace {
@@ -807,3 +810,5 @@ TEST_CASE("noise parameters are apart from the drawn device state: reconfigure k
   static_assert(has_drawn_state<noise::variation> && has_drawn_state<noise::drift> && has_drawn_state<noise::stuck_at> &&
                 has_drawn_state<noise::column_gain> && !has_drawn_state<noise::gaussian_read>);
 }
+
+}  // namespace tests_noise

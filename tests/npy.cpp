@@ -30,6 +30,9 @@
 #include <pnn/core/error.hpp>
 #include <pnn/io/npy.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_npy {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -574,3 +577,5 @@ TEST_CASE("npy: saving is atomic: a failed save throws, keeps the old file and l
   CHECK(io::values<double>(kept[0].second) == first);
   CHECK(entries() == 3);  // occupied.npy/, x.npy, x.npz: no temporaries
 }
+
+}  // namespace tests_npy

@@ -10,6 +10,9 @@
 
 #include <pnn/pnn.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_parameters {
+
 using namespace pnn;
 
 namespace {
@@ -101,3 +104,5 @@ TEST_CASE("valid boundary values are accepted", "[optim]") {
   learn::backprop<optim::adam> no_first_moment{{.optimizer = {.beta1 = 0.0f}}};
   CHECK_NOTHROW(no_first_moment.step(net, x, t, loss::mse{}, g));
 }
+
+}  // namespace tests_parameters

@@ -16,6 +16,9 @@
 
 #include <xtensor/xbuilder.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_perturbation {
+
 using namespace pnn;
 
 namespace {
@@ -250,3 +253,5 @@ TEST_CASE("perturbative rules train through a noisy physical forward pass", "[pe
                                   .perturbation = learn::spsa_perturbation::code_multiplexed}});
   train(learn::node_perturbation<optim::adam>{{.optimizer = {.learning_rate = 0.02f}, .sigma = 0.05, .num_perturbations = 2}});
 }
+
+}  // namespace tests_perturbation

@@ -13,6 +13,9 @@
 #include <pnn/nn/optical_activation.hpp>
 #include <pnn/physics/mzi_mesh.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_photonic {
+
 using namespace pnn;
 using mesh_d = physics::basic_mzi_mesh<double>;
 using tile_d = mesh_d::tile<dynamic, dynamic>;
@@ -288,3 +291,5 @@ TEST_CASE("mzi_mesh rejects bad parameters and weights", "[photonic]") {
   CHECK_THROWS_WITH(ok.set_weights(w.data(), b.data(), g), Catch::Contains("finite"));
   CHECK(std::vector<double>(ok.weight_data(), ok.weight_data() + 6) == before);
 }
+
+}  // namespace tests_photonic

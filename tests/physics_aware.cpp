@@ -12,6 +12,9 @@
 #include <pnn/physics/black_box.hpp>
 #include <pnn/pnn.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_physics_aware {
+
 using namespace pnn;
 
 namespace {
@@ -260,3 +263,5 @@ TEST_CASE("the digital twin of an MZI mesh mirrors its nominal weights, not its 
   }
   CHECK(gap > 1e-3);  // the fabrication errors are real; the twin does not know them
 }
+
+}  // namespace tests_physics_aware

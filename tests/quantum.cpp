@@ -24,6 +24,9 @@
 #include <pnn/physics/quantum.hpp>
 #include <pnn/pnn.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_quantum {
+
 using namespace pnn;
 
 namespace {
@@ -321,3 +324,5 @@ TEST_CASE("quantum circuit: reads and parameter-shift gradients are the same on 
   CHECK(run(2) == one);
   CHECK(run(3) == one);
 }
+
+}  // namespace tests_quantum

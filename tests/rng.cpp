@@ -17,6 +17,9 @@
 #include <immintrin.h>
 #endif
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_rng {
+
 namespace {
 
 using words4 = std::array<std::uint32_t, 4>;
@@ -405,3 +408,5 @@ TEST_CASE("sampler preconditions", "[rng]") {
   CHECK_THROWS_AS(pnn::fill_poisson(g, &x, 1, std::numeric_limits<float>::infinity()), pnn::error);
   CHECK(g.counter() == 0);  // a rejected call draws nothing
 }
+
+}  // namespace tests_rng

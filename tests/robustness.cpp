@@ -10,6 +10,9 @@
 
 #include <pnn/pnn.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_robustness {
+
 using namespace pnn;
 
 namespace {
@@ -165,3 +168,5 @@ TEST_CASE("a twin whose backward pass diverges stops physics-aware training, the
     CHECK(snapshot(net) == before);
   }
 }
+
+}  // namespace tests_robustness

@@ -12,6 +12,10 @@
 
 #include <pnn/pnn.hpp>
 #include <pnn/learn/equilibrium_propagation.hpp>
+#include "static/readout_rule.hpp"
+
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_rule {
 
 using namespace pnn;
 
@@ -230,8 +234,6 @@ TEST_CASE("a backprop step does exactly the matrix work of its layers: no first-
 #endif
 }
 
-#include "static/readout_rule.hpp"
-
 static_assert(learning_rule<user::readout<>, network<tanh_d, out_d>, loss::mse>);
 
 TEST_CASE("a user rule on the skeleton: readout training equals backprop's output layer and trains",
@@ -332,3 +334,5 @@ TEST_CASE("optim::mixed_precision transfers whole device steps and keeps the rem
   optim::sgd{.learning_rate = 0.01f}.apply(b, s2, dn);
   for (std::size_t e = 0; e < 15; ++e) CHECK(a[0].weight.data()[e] == b[0].weight.data()[e]);
 }
+
+}  // namespace tests_rule

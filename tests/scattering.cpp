@@ -26,6 +26,9 @@
 #include <pnn/physics/scattering.hpp>
 #include <pnn/pnn.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_scattering {
+
 using namespace pnn;
 
 namespace {
@@ -538,3 +541,5 @@ TEST_CASE("scattering medium: fit_transmission refuses bad input and leaves the 
     CHECK_THROWS_WITH(unshaped.probe(phases.data(), 0, y.data(), g), Catch::Contains("not shaped"));
   }
 }
+
+}  // namespace tests_scattering

@@ -15,6 +15,9 @@
 #include <pnn/pnn.hpp>
 #include <pnn/train/surrogate.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_spintronic {
+
 using namespace pnn;
 
 namespace {
@@ -145,3 +148,5 @@ TEST_CASE("spin-torque oscillators: a batch reads the same on 1, 2 and 3 threads
   CHECK(run(2) == one);
   CHECK(run(3) == one);
 }
+
+}  // namespace tests_spintronic

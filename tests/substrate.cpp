@@ -19,6 +19,9 @@
 
 #include "static/minimal_substrate.hpp"
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_substrate {
+
 using namespace pnn;
 
 namespace {
@@ -537,3 +540,5 @@ TEST_CASE("const reads are safe from several threads at once", "[substrate][conc
     }
   }
 }
+
+}  // namespace tests_substrate

@@ -10,6 +10,9 @@
 
 #include <pnn/pnn.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_threads {
+
 using namespace pnn;
 
 namespace {
@@ -152,3 +155,5 @@ TEST_CASE("kernels called from the caller's own threads share one team and stay 
   CHECK(bitwise_equal(r1, expected));
   CHECK(bitwise_equal(r2, expected));
 }
+
+}  // namespace tests_threads

@@ -12,6 +12,9 @@
 #include <pnn/learn/transfer_compound.hpp>
 #include <pnn/physics/crossbar.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_transfer_compound {
+
 using namespace pnn;
 
 namespace {
@@ -247,3 +250,5 @@ TEST_CASE("transfer compound parameters are checked before anything changes", "[
   bad([](auto& o) { o.zero_shift_pairs = 0; }, "zero_shift_pairs");
   (void)sizeof(net_t);
 }
+
+}  // namespace tests_transfer_compound

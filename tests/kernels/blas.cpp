@@ -13,6 +13,9 @@
 
 #include <pnn/simd/blas.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_kernels_blas {
+
 namespace {
 
 namespace s = pnn::simd;
@@ -249,3 +252,5 @@ TEST_CASE("blas kernels reject null operands with non-zero sizes", "[simd][blas]
   CHECK(s::sum<float>(0, nullptr) == 0.0f);
 }
 #endif
+
+}  // namespace tests_kernels_blas

@@ -13,6 +13,9 @@
 
 #include <pnn/simd/gemm.hpp>
 
+// Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
+namespace tests_kernels_gemm {
+
 namespace {
 
 namespace g = pnn::simd::detail::gemm;
@@ -316,3 +319,5 @@ TEST_CASE("the matrix kernels count their work: 2·M·N·K FLOPs and each operan
   CHECK(pnn::simd::kernel_work_on_this_thread().flops == 0);
 #endif
 }
+
+}  // namespace tests_kernels_gemm

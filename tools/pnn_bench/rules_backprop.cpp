@@ -4,7 +4,8 @@
 #include "drive.hpp"
 
 namespace pnn_bench {
-namespace {
+// A namespace per file, not an anonymous one: the rules files are compiled in batches.
+namespace rules_backprop {
 
 constexpr float backprop_lr = 0.02f;
 constexpr float backprop_momentum = 0.9f;
@@ -92,5 +93,5 @@ result run_in_silico(const config& cfg, const std::string& substrate, const pnn:
 
 const bool registered = add_rule("backprop", run_backprop) && add_rule("in_silico", run_in_silico);
 
-}  // namespace
+}  // namespace rules_backprop
 }  // namespace pnn_bench

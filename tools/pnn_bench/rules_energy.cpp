@@ -7,7 +7,8 @@
 #include "drive.hpp"
 
 namespace pnn_bench {
-namespace {
+// A namespace per file, not an anonymous one: the rules files are compiled in batches.
+namespace rules_energy {
 
 using hs = pnn::act::hard_sigmoid;
 
@@ -135,5 +136,5 @@ result run_coupled(const config& cfg, const std::string& substrate, const pnn::d
 
 const bool registered = add_rule("equilibrium_propagation", run_ep) && add_rule("coupled_learning", run_coupled);
 
-}  // namespace
+}  // namespace rules_energy
 }  // namespace pnn_bench

@@ -6,7 +6,8 @@
 #include "drive.hpp"
 
 namespace pnn_bench {
-namespace {
+// A namespace per file, not an anonymous one: the rules files are compiled in batches.
+namespace rules_feedback {
 
 constexpr float lr = 0.05f, mu = 0.9f;
 
@@ -63,5 +64,5 @@ result run_dfa(const config& cfg, const std::string& substrate, const pnn::data:
 
 const bool registered = add_rule("feedback_alignment", run_fa) && add_rule("direct_feedback_alignment", run_dfa);
 
-}  // namespace
+}  // namespace rules_feedback
 }  // namespace pnn_bench

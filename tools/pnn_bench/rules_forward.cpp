@@ -10,7 +10,8 @@
 #include <pnn/learn/hybrid.hpp>
 
 namespace pnn_bench {
-namespace {
+// A namespace per file, not an anonymous one: the rules files are compiled in batches.
+namespace rules_forward {
 
 using pnn::optim::schedule;
 
@@ -209,5 +210,5 @@ const bool registered = add_rule("forward_gradient", run_forward_gradient) && ad
                         add_rule("node_perturbation", run_node_perturbation) && add_rule("spsa", run_spsa) &&
                         add_rule("forward_forward", run_forward_forward);
 
-}  // namespace
+}  // namespace rules_forward
 }  // namespace pnn_bench

@@ -12,7 +12,8 @@
 #include <pnn/train/surrogate.hpp>
 
 namespace pnn_bench {
-namespace {
+// A namespace per file, not an anonymous one: the rules files are compiled in batches.
+namespace rules_physics_aware {
 
 constexpr float twin_lr = 0.02f, pat_lr = 0.005f, momentum = 0.9f;
 
@@ -137,5 +138,5 @@ result run_physics_aware(const config& cfg, const std::string& substrate, const 
 
 const bool registered = add_rule("physics_aware", run_physics_aware);
 
-}  // namespace
+}  // namespace rules_physics_aware
 }  // namespace pnn_bench
