@@ -12,11 +12,18 @@ out=${2:-$src/build/fuzz}
 mkdir -p "$out"
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -I"$src/include")
-for target in idx checkpoint bench_args; do
+targets=(idx checkpoint bench_args)
+# The targets compile side by side, then run one after another.
+pids=()
+for target in "${targets[@]}"; do
   extra=()
   [ "$target" = idx ] && extra=(-DPNN_HAS_ZLIB=1 -lz)
   [ "$target" = bench_args ] && extra=(-pthread)
-  clang++ "${flags[@]}" "$src/tests/fuzz/$target.cpp" "${extra[@]}" -o "$out/fuzz_$target"
+  clang++ "${flags[@]}" "$src/tests/fuzz/$target.cpp" "${extra[@]}" -o "$out/fuzz_$target" &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || { echo "fuzz.sh: a fuzz target failed to compile" >&2; exit 1; }; done
+for target in "${targets[@]}"; do
   # Work on a copy: what the fuzzer adds stays out of the repository.
   corpus="$out/corpus_$target"
   rm -rf "$corpus"
