@@ -148,4 +148,23 @@ void BM_train_epoch_lenet5_backprop(benchmark::State& state) {
   state.counters["threads"] = pnn::threads_available ? double(state.range(0)) : 1.0;
 }
 BENCHMARK(BM_train_epoch_lenet5_backprop)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
+// The same LeNet-5 with both convolutions' geometry given at run time (`pnn::dynamic`): what
+// the loops over unfolding, pooling and error routing lose without compile-time bounds.
+using any_conv = conv_shape<dynamic, dynamic, dynamic, dynamic, dynamic, dynamic, dynamic>;
+using lenet5_dynamic_t = network<conv2d<any_conv, physics::digital, noise::none, act::tanh, pool::max<2>>,
+                                 conv2d<any_conv, physics::digital, noise::none, act::tanh, pool::max<2>>,
+                                 dense<400, 120, physics::digital, noise::none, act::tanh>,
+                                 dense<120, 84, physics::digital, noise::none, act::tanh>,
+                                 dense<84, 10, physics::digital, noise::none, act::identity>>;
+
+void BM_train_epoch_lenet5_backprop_dynamic(benchmark::State& state) {
+  lenet5_dynamic_t net({784, 1176, 400, 120, 84, 10}, seed{42},
+                       at_layer<0>(conv_geometry{.height = 28, .width = 28, .in_channels = 1, .out_channels = 6,
+                                                 .kernel = 5, .stride = 1, .padding = 2}),
+                       at_layer<1>(conv_geometry{.height = 14, .width = 14, .in_channels = 6, .out_channels = 16,
+                                                 .kernel = 5, .stride = 1, .padding = 0}));
+  bench::train_epoch(state, std::move(net), learn::backprop<>{{.optimizer = {.learning_rate = 0.01f}}});
+}
+BENCHMARK(BM_train_epoch_lenet5_backprop_dynamic)->Unit(benchmark::kMillisecond);
 }  // namespace

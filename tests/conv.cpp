@@ -15,6 +15,7 @@
 #include <pnn/learn/forward_forward.hpp>
 #include <pnn/learn/forward_gradient.hpp>
 #include <pnn/learn/perturbation.hpp>
+#include <pnn/io/checkpoint.hpp>
 #include <pnn/learn/physics_aware.hpp>
 #include <pnn/nn/conv.hpp>
 #include <pnn/noise/noise.hpp>
@@ -137,10 +138,11 @@ TEST_CASE("unfolding patches and summing them back are adjoint", "[conv]") {
   using layer_t = conv2d<shape_a, dd>;
   const std::size_t n = 2;
   const auto x = random_batch<double>(n, layer_t::in_extent, 5);
-  const auto p = random_batch<double>(n * layer_t::positions, layer_t::kernel_inputs, 6);
+  const layer_t l{};
+  const auto p = random_batch<double>(n * l.positions(), l.kernel_inputs(), 6);
   std::vector<double> px(p.size()), pt(x.size());
-  layer_t::patches(x.data(), n, px.data());
-  layer_t::accumulate_patches(p.data(), n, pt.data());
+  l.patches(x.data(), n, px.data());
+  l.accumulate_patches(p.data(), n, pt.data());
   double lhs = 0, rhs = 0;
   for (std::size_t k = 0; k < p.size(); ++k) lhs += px[k] * p.data()[k];
   for (std::size_t k = 0; k < x.size(); ++k) rhs += x.data()[k] * pt[k];
@@ -471,7 +473,100 @@ TEST_CASE("a convolutional network rejects wrong input sizes and sizes that cont
   small_net net(seed{1});
   const auto bad = random_batch<double>(2, conv_hidden::in_extent + 1, 1);
   CHECK_THROWS_WITH(forward(net, bad), Catch::Contains("expected rows of 36 values"));
-  CHECK_THROWS_WITH((small_net({37, 36, 20, 3}, seed{1})), Catch::Contains("fixed geometry"));
+  CHECK_THROWS_WITH((small_net({37, 36, 20, 3}, seed{1})), Catch::Contains("convolution's geometry"));
+}
+
+namespace {
+// small_net with every convolution's geometry left to run time.
+using any_shape = conv_shape<dynamic, dynamic, dynamic, dynamic, dynamic, dynamic, dynamic>;
+using dyn_conv_net = network<conv2d<any_shape, dd, noise::none, act::tanh, pool::max<2>>,
+                             conv2d<any_shape, dd, noise::none, act::tanh>,
+                             dense<dynamic, dynamic, dd, noise::none, act::identity>>;
+constexpr conv_geometry geometry_hidden{6, 6, 1, 4, 3, 1, 1}, geometry_hidden2{3, 3, 4, 5, 2, 1, 0};
+
+dyn_conv_net make_dyn_conv_net(std::uint64_t s) {
+  return dyn_conv_net({36, 36, 20, 3}, seed{s}, at_layer<0>(geometry_hidden), at_layer<1>(geometry_hidden2));
+}
+
+template <class Net>
+std::vector<double> all_weights(const Net& net) {
+  std::vector<double> w;
+  net.for_each_layer([&](const auto& l, std::size_t) {
+    w.insert(w.end(), l.tile.weight_data(), l.tile.weight_data() + l.tile.in_size() * l.tile.out_size());
+    w.insert(w.end(), l.tile.bias_data(), l.tile.bias_data() + l.tile.out_size());
+  });
+  return w;
+}
+}  // namespace
+
+TEST_CASE("a convolution of run-time geometry (pnn::dynamic) computes and trains exactly as the fixed one",
+          "[conv][dynamic]") {
+  small_net fixed(seed{12});
+  dyn_conv_net dyn = make_dyn_conv_net(12);
+  CHECK(layer<0>(dyn).geometry() == conv_hidden::shape_type::fixed);
+  CHECK(layer<0>(dyn).out_size() == conv_hidden::out_extent);
+  CHECK(layer<1>(dyn).pre_activation_size() == conv_hidden2::pre_activation_extent);
+  CHECK(dyn.sizes() == fixed.sizes());
+  REQUIRE(all_weights(dyn) == all_weights(fixed));
+  const auto x = random_batch<double>(5, 36, 13);
+  const auto t = one_hot<double>(5, 3);
+  const bool same_outputs = forward(dyn, x) == forward(fixed, x);
+  CHECK(same_outputs);
+  // Gradients by finite differences through the run-time unfolding and pooling.
+  const auto r = check_gradients(dyn, x, t, loss::softmax_cross_entropy{}, {.epsilon = 1e-6});
+  CHECK(r.max_error < 1e-6);
+  // Training steps of backprop and of sign-symmetric FA (per-kernel feedback) give the same weights.
+  learn::backprop<optim::momentum> bp_fixed{{.optimizer = {.learning_rate = 0.05f}}}, bp_dyn = bp_fixed;
+  CHECK(loss_ratio(bp_fixed, fixed, x, t, 10) == loss_ratio(bp_dyn, dyn, x, t, 10));
+  CHECK(all_weights(dyn) == all_weights(fixed));
+  learn::feedback_alignment<> fa_fixed{{.feedback = learn::feedback_kind::sign_symmetry}}, fa_dyn = fa_fixed;
+  CHECK(loss_ratio(fa_fixed, fixed, x, t, 10) == loss_ratio(fa_dyn, dyn, x, t, 10));
+  CHECK(all_weights(dyn) == all_weights(fixed));
+  // Physics-aware training shapes its digital twin from the physical layers' geometry.
+  learn::physics_aware<> pat_fixed{{.optimizer = {.learning_rate = 0.05f}}}, pat_dyn = pat_fixed;
+  CHECK(loss_ratio(pat_fixed, fixed, x, t, 6) == loss_ratio(pat_dyn, dyn, x, t, 6));
+  CHECK(all_weights(dyn) == all_weights(fixed));
+
+  SECTION("a checkpoint keeps the geometry and loads only into the same one") {
+    const auto bytes = io::to_bytes(state_part{"network", dyn});
+    dyn_conv_net same = make_dyn_conv_net(99);
+    io::from_bytes(bytes, "memory", state_part{"network", same});
+    CHECK(all_weights(same) == all_weights(dyn));
+    // The same layer sizes, another kernel, stride and padding in the second convolution.
+    dyn_conv_net other({36, 36, 20, 3}, seed{99}, at_layer<0>(geometry_hidden),
+                       at_layer<1>(conv_geometry{3, 3, 4, 5, 3, 2, 1}));
+    REQUIRE(other.sizes() == dyn.sizes());
+    const auto before = all_weights(other);
+    CHECK_THROWS_WITH(io::from_bytes(bytes, "memory", state_part{"network", other}),
+                      Catch::Contains("geometry") && Catch::Contains("differs"));
+    CHECK(all_weights(other) == before);
+  }
+}
+
+TEST_CASE("a run-time geometry is checked: impossible values, fixed entries, pooling, sizes", "[conv][dynamic][errors]") {
+  using partly = conv2d<conv_shape<dynamic, dynamic, 1, 4, 3, 1, 1>, dd, noise::none, act::tanh, pool::max<2>>;
+  partly l;
+  CHECK_THROWS_WITH(l.set_geometry(conv_geometry{6, 6, 2, 4, 3, 1, 1}), Catch::Contains("fixed entries"));
+  CHECK_THROWS_WITH(l.set_geometry(conv_geometry{6, 6, 1, 4, 0, 1, 1}), Catch::Contains("kernel size must be positive"));
+  CHECK_THROWS_WITH(l.set_geometry(conv_geometry{0, 6, 1, 4, 3, 1, 1}), Catch::Contains("positive height"));
+  CHECK_THROWS_WITH(l.set_geometry(conv_geometry{6, 6, 1, 4, 3, 0, 1}), Catch::Contains("stride must be positive"));
+  CHECK_THROWS_WITH(l.set_geometry(conv_geometry{1, 1, 1, 4, 3, 1, 0}), Catch::Contains("larger than the padded image"));
+  CHECK_THROWS_WITH(l.set_geometry(conv_geometry{1, 1, 1, 4, 3, 1, 1}), Catch::Contains("pooling window"));
+  using free_conv = conv2d<any_shape, dd>;
+  free_conv f;
+  CHECK_THROWS_WITH(f.set_geometry(conv_geometry{6, 6, 1, 4, 3, 1, 3}), Catch::Contains("padding"));
+  rng g(1);
+  CHECK_THROWS_WITH(f.initialize(36, 144, g), Catch::Contains("must be set"));
+  l.set_geometry(conv_geometry{6, 6, 1, 4, 3, 1, 1});
+  CHECK(l.out_size() == 36);
+  CHECK_THROWS_WITH(l.initialize(36, 35, g), Catch::Contains("convolution's geometry"));
+  // Networks: a geometry addressed to a layer that has none, and sizes that contradict it.
+  CHECK_THROWS_WITH((dyn_conv_net({36, 36, 20, 3}, seed{1}, at_layer<0>(geometry_hidden))), Catch::Contains("must be set"));
+  CHECK_THROWS_WITH((dyn_conv_net({36, 36, 21, 3}, seed{1}, at_layer<0>(geometry_hidden), at_layer<1>(geometry_hidden2))),
+                    Catch::Contains("convolution's geometry"));
+  const auto bad = random_batch<double>(2, 37, 1);
+  dyn_conv_net net = make_dyn_conv_net(1);
+  CHECK_THROWS_WITH(forward(net, bad), Catch::Contains("expected rows of 36 values"));
 }
 
 }  // namespace tests_conv

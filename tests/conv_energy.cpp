@@ -5,7 +5,9 @@
 // task by EP and coupled learning, threads, and the estimator that does not run on them.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include <xtensor/xbuilder.hpp>
@@ -248,6 +250,40 @@ TEST_CASE("the holomorphic estimator refuses a convolutional energy network and 
   rng g(1);
   CHECK_THROWS_WITH(ep.step(net, x, t, loss::mse{}, g), Catch::Contains("convolutional energy networks"));
   CHECK(std::vector<double>(layer<0>(net).tile.weight_data(), layer<0>(net).tile.weight_data() + 18) == before);
+}
+
+TEST_CASE("a convolutional energy network of run-time geometry relaxes and learns as the fixed one",
+          "[conv][equilibrium_propagation][dynamic]") {
+  using any_shape = conv_shape<dynamic, dynamic, dynamic, dynamic, dynamic, dynamic, dynamic>;
+  using pooled_dyn = network<conv2d<any_shape, dd, noise::none, hs, pool::max<2>>,
+                             conv2d<any_shape, dd, noise::none, hs, pool::max<2>>,
+                             dense<dynamic, dynamic, dd, noise::none, act::identity>>;
+  static_assert(learn::energy_network<pooled_dyn>);
+  auto fixed = small<pooled_net>(3);
+  pooled_dyn dyn({64, 18, 4, 2}, seed{1}, at_layer<0>(conv_geometry{8, 8, 1, 2, 3}),
+                 at_layer<1>(conv_geometry{3, 3, 2, 4, 2}));
+  REQUIRE(dyn.sizes() == fixed.sizes());
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    ((std::copy(layer<I>(fixed).tile.weight_data(),
+                layer<I>(fixed).tile.weight_data() + layer<I>(fixed).tile.in_size() * layer<I>(fixed).tile.out_size(),
+                layer<I>(dyn).tile.weight_data()),
+      std::copy(layer<I>(fixed).tile.bias_data(), layer<I>(fixed).tile.bias_data() + layer<I>(fixed).tile.out_size(),
+                layer<I>(dyn).tile.bias_data())),
+     ...);
+  }(std::make_index_sequence<3>{});
+  const auto x = uniform(3, 64, 1);
+  const auto t = uniform(3, 2, 2);
+  learn::equilibrium_propagation<> ep_fixed({.beta = 0.1, .free_steps = 40, .nudged_steps = 20}), ep_dyn = ep_fixed;
+  rng g1(4), g2(4);
+  const auto a = ep_fixed.estimate(fixed, x, t, loss::mse{}, g1);
+  const auto b = ep_dyn.estimate(dyn, x, t, loss::mse{}, g2);
+  for (std::size_t l = 0; l < 3; ++l) {
+    INFO("layer " << l);
+    CHECK(std::vector<double>(a[l].weight.begin(), a[l].weight.end()) ==
+          std::vector<double>(b[l].weight.begin(), b[l].weight.end()));
+    CHECK(std::vector<double>(a[l].bias.begin(), a[l].bias.end()) ==
+          std::vector<double>(b[l].bias.begin(), b[l].bias.end()));
+  }
 }
 
 }  // namespace tests_conv_energy

@@ -174,6 +174,21 @@ TEST_CASE("gaussian_read adds sigma * full_scale noise", "[noise][read]") {
   check_moments(moments_of(yf), big, -0.3, 0.2 * 0.2);
 }
 
+TEST_CASE("a network's settings reach every layer of their type; at_layer reaches one", "[noise][read][network]") {
+  using noisy = dense<dynamic, dynamic, physics::digital, noise::gaussian_read, act::identity>;
+  network<noisy, noisy, noisy> net({4, 3, 3, 2}, seed{1}, noise::gaussian_read{.sigma = 0.1},
+                                   at_layer<1>(noise::gaussian_read{.sigma = 0.3, .full_scale = 2.0}));
+  CHECK(layer<0>(net).noise.sigma == 0.1);
+  CHECK(layer<1>(net).noise.sigma == 0.3);
+  CHECK(layer<1>(net).noise.full_scale == 2.0);
+  CHECK(layer<2>(net).noise.sigma == 0.1);
+  // Applied in order: a later setting for every layer overrides an earlier one for one layer.
+  network<noisy, noisy> later({4, 3, 2}, seed{1}, at_layer<0>(noise::gaussian_read{.sigma = 0.3}),
+                              noise::gaussian_read{.sigma = 0.2});
+  CHECK(layer<0>(later).noise.sigma == 0.2);
+  CHECK(layer<1>(later).noise.sigma == 0.2);
+}
+
 TEST_CASE("multiplicative noise scales by 1 + sigma eps", "[noise][read]") {
   const noise::multiplicative p{.sigma = 0.03};
   std::vector<double> y(big, -2.0);

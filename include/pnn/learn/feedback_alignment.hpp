@@ -376,8 +376,8 @@ class feedback_rule : public learn::rule_skeleton<feedback_rule<Optimizer, Feedb
       double sd = params_.feedback_gain * glorot_sd(rows, cols);
       if constexpr (is_conv_v<layer_t>)
         if (!Direct) {
-          constexpr std::size_t k2 = layer_t::shape_type::kernel * layer_t::shape_type::kernel;
-          sd = params_.feedback_gain * glorot_sd(layer_t::kernel_inputs, k2 * layer_t::channels);
+          const std::size_t k2 = ly.geometry().kernel * ly.geometry().kernel;
+          sd = params_.feedback_gain * glorot_sd(ly.kernel_inputs(), k2 * ly.channels());
         }
       detail::resize_if_needed(s.b, rows, cols);
       rng g = feedback_rng(l);

@@ -226,9 +226,9 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
   static void read_tangent(const Layer& l, const T* xdot, std::size_t n, T* adot, rng& g) {
     if constexpr (pnn::detail::is_convolution_v<Layer>) {
       auto& patches = pnn::detail::patch_scratch<T>();
-      patches.resize(n * Layer::positions * Layer::kernel_inputs);
-      Layer::patches(xdot, n, patches.data());
-      l.with_read_tile([&](const auto& t) { t.read(patches.data(), n * Layer::positions, adot, g); });
+      patches.resize(n * l.positions() * l.kernel_inputs());
+      l.patches(xdot, n, patches.data());
+      l.with_read_tile([&](const auto& t) { t.read(patches.data(), n * l.positions(), adot, g); });
     } else {
       l.with_read_tile([&](const auto& t) { t.read(xdot, n, adot, g); });
     }
@@ -308,11 +308,11 @@ class forward_gradient : public rule_skeleton<forward_gradient<Optimizer>> {
     std::size_t rows = n, in = l.in_size(), out = l.out_size();
     if constexpr (pnn::detail::is_convolution_v<Layer>) {
       auto& patches = pnn::detail::patch_scratch<T>();
-      rows = n * Layer::positions;
-      in = Layer::kernel_inputs;
-      out = Layer::channels;
+      rows = n * l.positions();
+      in = l.kernel_inputs();
+      out = l.channels();
       patches.resize(rows * in);
-      Layer::patches(x, n, patches.data());
+      l.patches(x, n, patches.data());
       x = patches.data();
     }
     simd::gemm_nt<T>(rows, out, in, T(1), x, in, v.weight.data(), in, add ? T(1) : T(0), s.ta.data(), out);

@@ -101,6 +101,10 @@ class network_twin {
     static_assert(std::is_same_v<typename Net::value_type, typename Model::value_type>,
                   "learn::network_twin: twin and physical network must share value_type");
     if (model.input_size() == 0) {
+      // A twin convolution of run-time geometry takes the physical layer's before it is shaped.
+      [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (copy_geometry(layer<I>(physical), layer<I>(model)), ...);
+      }(std::make_index_sequence<Net::num_layers>{});
       const auto s = physical.sizes();
       model.initialize(s.data(), seed{0});
     } else if (model.sizes() != physical.sizes()) {
@@ -111,9 +115,19 @@ class network_twin {
     }(std::make_index_sequence<Net::num_layers>{});
   }
 
+  /// A convolution's geometry from the physical layer into a twin layer of run-time geometry.
+  template <class PhysicalLayer, class TwinLayer>
+  static void copy_geometry(const PhysicalLayer& pl, TwinLayer& tl) {
+    if constexpr (requires { pl.geometry(); tl.set_geometry(pl.geometry()); }) tl.set_geometry(pl.geometry());
+  }
+
   /// One layer of `mirror`: the physical layer `pl` into the twin's layer `tl` (layer `i`).
   template <class PhysicalLayer, class TwinLayer>
   void mirror_layer(const PhysicalLayer& pl, TwinLayer& tl, std::size_t i) {
+    if constexpr (requires { pl.geometry() == tl.geometry(); })
+      if (!(pl.geometry() == tl.geometry()))
+        throw_error("learn::network_twin: layer " + std::to_string(i) +
+                    " of the twin convolves with another geometry than the physical layer's");
     using T = typename PhysicalLayer::value_type;
     const std::size_t out = pl.tile.out_size();
     using twin_substrate = typename TwinLayer::substrate_type;

@@ -348,15 +348,15 @@ std::vector<T>& patch_scratch() {
 /// what a crossbar holding the kernel is pulsed with).
 template <class Layer, class T>
 void layer_update(const Layer& l, const T* x, const T* delta, std::size_t n, T scale, layer_gradient<T>& g) {
-  if constexpr (requires { Layer::positions; Layer::kernel_inputs; l.patches(x, n, static_cast<T*>(nullptr)); }) {
+  if constexpr (requires { l.positions(); l.kernel_inputs(); l.patches(x, n, static_cast<T*>(nullptr)); }) {
     auto& patch_buffer = patch_scratch<T>();
-    patch_buffer.resize(n * Layer::positions * Layer::kernel_inputs);
+    patch_buffer.resize(n * l.positions() * l.kernel_inputs());
     // A kernel matrix is small and its factors (every patch) are large: forming the update
     // costs less than keeping the factors, so a convolution's update is never deferred.
     g.defer = false;
     l.patches(x, n, patch_buffer.data());
-    outer_product_update(l, static_cast<const T*>(patch_buffer.data()), delta, n * Layer::positions,
-                         Layer::kernel_inputs, l.tile.out_size(), scale, g);
+    outer_product_update(l, static_cast<const T*>(patch_buffer.data()), delta, n * l.positions(),
+                         l.kernel_inputs(), l.tile.out_size(), scale, g);
   } else {
     outer_product_update(l, x, delta, n, l.in_size(), l.out_size(), scale, g);
   }

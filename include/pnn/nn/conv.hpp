@@ -24,12 +24,14 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <type_traits>
 #include <vector>
 
 #include <pnn/core/error.hpp>
 #include <pnn/core/extents.hpp>
 #include <pnn/core/rng.hpp>
+#include <pnn/core/state_format.hpp>
 #include <pnn/core/threads.hpp>
 #include <pnn/nn/dense.hpp>
 #include <pnn/nn/network.hpp>
@@ -37,30 +39,79 @@
 
 namespace pnn {
 
+/// A convolution's geometry as run-time values: what `pnn::conv2d` reads when its
+/// `conv_shape` leaves entries `pnn::dynamic`, and what a checkpoint records for them.
+struct conv_geometry {
+  std::size_t height = 0, width = 0, in_channels = 0, out_channels = 0, kernel = 0, stride = 1, padding = 0;
+
+  [[nodiscard]] constexpr std::size_t out_height() const noexcept { return (height + 2 * padding - kernel) / stride + 1; }
+  [[nodiscard]] constexpr std::size_t out_width() const noexcept { return (width + 2 * padding - kernel) / stride + 1; }
+  /// Kernel positions per image: the reads of the array per sample.
+  [[nodiscard]] constexpr std::size_t positions() const noexcept { return out_height() * out_width(); }
+  /// Values per patch: the array's input lines.
+  [[nodiscard]] constexpr std::size_t patch_size() const noexcept { return kernel * kernel * in_channels; }
+  /// Values per input image.
+  [[nodiscard]] constexpr std::size_t in_size() const noexcept { return height * width * in_channels; }
+  /// Why the geometry cannot be convolved (the same conditions `conv_shape` checks at compile
+  /// time), or nullptr when it can.
+  [[nodiscard]] constexpr const char* defect() const noexcept {
+    if (height == 0 || width == 0) return "pnn::conv_geometry: the image must have a positive height and width";
+    if (in_channels == 0 || out_channels == 0) return "pnn::conv_geometry: channel counts must be positive";
+    if (kernel == 0) return "pnn::conv_geometry: the kernel size must be positive";
+    if (stride == 0) return "pnn::conv_geometry: the stride must be positive";
+    if (padding >= kernel) return "pnn::conv_geometry: padding of a kernel's size or more reads only zeros at the border";
+    if (height + 2 * padding < kernel || width + 2 * padding < kernel)
+      return "pnn::conv_geometry: the kernel is larger than the padded image";
+    // A sample's values are indexed by 32-bit argmax entries (pooled_read).
+    if (height > (std::size_t(1) << 15) || width > (std::size_t(1) << 15) || in_channels > (std::size_t(1) << 16) ||
+        out_channels > (std::size_t(1) << 16) || kernel > 64 || std::size_t(positions()) * out_channels > 0xFFFFFFFFu)
+      return "pnn::conv_geometry: the image, channels or kernel are implausibly large";
+    return nullptr;
+  }
+  friend constexpr bool operator==(const conv_geometry&, const conv_geometry&) = default;
+};
+
 /// Geometry of a 2-D convolution on channels-last images: an input of `Height × Width ×
 /// InChannels`, `OutChannels` kernels of `Kernel × Kernel`, `Stride` and zero `Padding` on every
-/// side. Checked at compile time.
+/// side. Fixed entries are checked at compile time; any entry may be `pnn::dynamic`, and the
+/// layer then takes a `conv_geometry` at run time (`conv2d::set_geometry`, or
+/// `pnn::at_layer<i>(pnn::conv_geometry{…})` when the network is built) that must agree with the
+/// fixed ones.
 template <std::size_t Height, std::size_t Width, std::size_t InChannels, std::size_t OutChannels,
           std::size_t Kernel, std::size_t Stride = 1, std::size_t Padding = 0>
 struct conv_shape {
-  static_assert(Height > 0 && Width > 0, "pnn::conv_shape: the image must have a positive height and width");
-  static_assert(InChannels > 0 && OutChannels > 0, "pnn::conv_shape: channel counts must be positive");
-  static_assert(Kernel > 0, "pnn::conv_shape: the kernel size must be positive");
-  static_assert(Stride > 0, "pnn::conv_shape: the stride must be positive");
-  static_assert(Padding < Kernel, "pnn::conv_shape: padding of a kernel's size or more reads only zeros at the border");
-  static_assert(Height + 2 * Padding >= Kernel && Width + 2 * Padding >= Kernel,
+  /// True when no entry is `pnn::dynamic`: every size below is then a compile-time constant.
+  static constexpr bool is_static = Height != dynamic && Width != dynamic && InChannels != dynamic &&
+                                    OutChannels != dynamic && Kernel != dynamic && Stride != dynamic &&
+                                    Padding != dynamic;
+  static_assert(Height != 0 && Width != 0, "pnn::conv_shape: the image must have a positive height and width");
+  static_assert(InChannels != 0 && OutChannels != 0, "pnn::conv_shape: channel counts must be positive");
+  static_assert(Kernel != 0, "pnn::conv_shape: the kernel size must be positive");
+  static_assert(Stride != 0, "pnn::conv_shape: the stride must be positive");
+  static_assert(Padding == dynamic || Kernel == dynamic || Padding < Kernel,
+                "pnn::conv_shape: padding of a kernel's size or more reads only zeros at the border");
+  static_assert(!is_static || (Height + 2 * Padding >= Kernel && Width + 2 * Padding >= Kernel),
                 "pnn::conv_shape: the kernel is larger than the padded image");
 
   static constexpr std::size_t height = Height, width = Width, in_channels = InChannels;
   static constexpr std::size_t out_channels = OutChannels, kernel = Kernel, stride = Stride, padding = Padding;
-  static constexpr std::size_t out_height = (Height + 2 * Padding - Kernel) / Stride + 1;
-  static constexpr std::size_t out_width = (Width + 2 * Padding - Kernel) / Stride + 1;
-  /// Kernel positions per image: the reads of the array per sample.
-  static constexpr std::size_t positions = out_height * out_width;
-  /// Values per patch: the array's input lines.
-  static constexpr std::size_t patch_size = Kernel * Kernel * InChannels;
-  /// Values per input image.
-  static constexpr std::size_t in_size = Height * Width * InChannels;
+  /// The geometry of a fixed shape (every entry; meaningful only when `is_static`).
+  static constexpr conv_geometry fixed{Height, Width, InChannels, OutChannels, Kernel, Stride, Padding};
+  static constexpr std::size_t out_height = is_static ? fixed.out_height() : dynamic;
+  static constexpr std::size_t out_width = is_static ? fixed.out_width() : dynamic;
+  /// Kernel positions per image: the reads of the array per sample (`dynamic` unless fixed).
+  static constexpr std::size_t positions = is_static ? fixed.positions() : dynamic;
+  /// Values per patch: the array's input lines (`dynamic` unless fixed).
+  static constexpr std::size_t patch_size = is_static ? fixed.patch_size() : dynamic;
+  /// Values per input image (`dynamic` unless fixed).
+  static constexpr std::size_t in_size = is_static ? fixed.in_size() : dynamic;
+
+  /// True when `g` agrees with every fixed entry.
+  [[nodiscard]] static constexpr bool admits(const conv_geometry& g) noexcept {
+    auto ok = [](std::size_t fixed_entry, std::size_t v) { return fixed_entry == dynamic || fixed_entry == v; };
+    return ok(Height, g.height) && ok(Width, g.width) && ok(InChannels, g.in_channels) &&
+           ok(OutChannels, g.out_channels) && ok(Kernel, g.kernel) && ok(Stride, g.stride) && ok(Padding, g.padding);
+  }
 };
 
 /// Pooling after a convolution's activation.
@@ -103,20 +154,23 @@ concept pooling = std::is_same_v<P, pool::none> || is_max_pool_v<P> || is_avg_po
 /// `h = pool(f(a))`. Inherits the tile, noise and effective-weight machinery of the
 /// `pnn::dense` layer of the kernel matrix's shape (`patch_size` inputs, `out_channels`
 /// outputs); `in_size()`/`out_size()` are the flattened image sizes the network chains.
-/// \tparam Shape      a `pnn::conv_shape`
+/// \tparam Shape      a `pnn::conv_shape`; with `pnn::dynamic` entries the geometry is set at
+///                    run time (`set_geometry`) and the kernel tile has run-time extents
 /// \tparam Substrate  physics of the kernel array (`physics::digital`, `crossbar<D>`, …)
 /// \tparam Noise      noise of every patch read
 /// \tparam Activation nonlinearity before pooling
 /// \tparam Pool       `pool::none`, `pool::max<S>` or `pool::avg<S>`
 template <class Shape, class Substrate, noise_policy Noise = noise::none, class Activation = act::identity,
           class Pool = pool::none>
-class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, Noise, Activation> {
+class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shape::is_static ? Shape::out_channels : dynamic,
+                            Substrate, Noise, Activation> {
   static_assert(detail::pooling<Pool>, "pnn::conv2d: Pool must be pool::none, pool::max<S> or pool::avg<S>");
-  static_assert(Pool::window <= Shape::out_height && Pool::window <= Shape::out_width,
+  static_assert(!Shape::is_static || (Pool::window <= Shape::out_height && Pool::window <= Shape::out_width),
                 "pnn::conv2d: the pooling window is larger than the convolution's output");
 
  public:
-  using base_type = dense<Shape::patch_size, Shape::out_channels, Substrate, Noise, Activation>;
+  using base_type = dense<Shape::is_static ? Shape::patch_size : dynamic, Shape::is_static ? Shape::out_channels : dynamic,
+                          Substrate, Noise, Activation>;
   using shape_type = Shape;
   using pool_type = Pool;
   using typename base_type::tile_type;
@@ -125,45 +179,130 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
                 "pnn::conv2d: substrates whose read is nonlinear in its input (read_vjp) cannot share one kernel "
                 "array over patches; use a linear-read substrate");
 
-  static constexpr std::size_t kernel_inputs = Shape::patch_size;
-  static constexpr std::size_t channels = Shape::out_channels;
-  static constexpr std::size_t positions = Shape::positions;
-  static constexpr std::size_t pooled_height = Shape::out_height / Pool::window;
-  static constexpr std::size_t pooled_width = Shape::out_width / Pool::window;
+  /// True when the geometry is fixed at compile time.
+  static constexpr bool is_static = Shape::is_static;
   static constexpr std::size_t in_extent = Shape::in_size;
-  static constexpr std::size_t out_extent = pooled_height * pooled_width * channels;
+  static constexpr std::size_t out_extent =
+      is_static ? (Shape::out_height / Pool::window) * (Shape::out_width / Pool::window) * Shape::out_channels : dynamic;
   /// Values of the pre-activation per sample: every position's outputs, before pooling.
-  static constexpr std::size_t pre_activation_extent = positions * channels;
-  static constexpr bool is_static = true;
+  static constexpr std::size_t pre_activation_extent = is_static ? Shape::positions * Shape::out_channels : dynamic;
   /// True when the layer max-pools: `pooled_read` then records each window's maximum.
   static constexpr bool max_pooled = detail::is_max_pool_v<Pool>;
 
-  [[nodiscard]] constexpr std::size_t in_size() const noexcept { return in_extent; }
-  [[nodiscard]] constexpr std::size_t out_size() const noexcept { return out_extent; }
-  [[nodiscard]] constexpr std::size_t pre_activation_size() const noexcept { return pre_activation_extent; }
+  /// A fixed geometry, or (dynamic shapes) one to be set before the network initializes the layer.
+  constexpr conv2d() = default;
+  /// A run-time geometry (`set_geometry`).
+  explicit conv2d(const conv_geometry& g) { set_geometry(g); }
+
+  /// The convolution's geometry: the fixed one, or the one set at run time.
+  [[nodiscard]] constexpr conv_geometry geometry() const noexcept {
+    if constexpr (is_static) return Shape::fixed;
+    else return geometry_;
+  }
+  /// Sets a run-time geometry; call before `initialize` (the network's constructors apply
+  /// `pnn::at_layer<i>(conv_geometry{…})` first). For a fixed shape only its own geometry is
+  /// accepted.
+  /// \pre `g` is a valid geometry (`g.defect() == nullptr`), agrees with the shape's fixed
+  /// entries, and its output is at least one pooling window high and wide.
+  void set_geometry(const conv_geometry& g) {
+    const char* why = g.defect();
+    PNN_EXPECTS(why == nullptr, why);
+    PNN_EXPECTS(Shape::admits(g), "pnn::conv2d::set_geometry: the geometry differs from the shape's fixed entries");
+    PNN_EXPECTS(Pool::window <= g.out_height() && Pool::window <= g.out_width(),
+                "pnn::conv2d::set_geometry: the pooling window is larger than the convolution's output");
+    if constexpr (!is_static) geometry_ = g;
+  }
+
+  /// Values per patch: the kernel array's input lines (`k²·C_in`).
+  [[nodiscard]] constexpr std::size_t kernel_inputs() const noexcept {
+    if constexpr (is_static) return Shape::patch_size;
+    else return geometry_.patch_size();
+  }
+  /// Output channels: the kernel array's output lines.
+  [[nodiscard]] constexpr std::size_t channels() const noexcept {
+    if constexpr (is_static) return Shape::out_channels;
+    else return geometry_.out_channels;
+  }
+  /// Kernel positions per image: the reads of the array per sample.
+  [[nodiscard]] constexpr std::size_t positions() const noexcept {
+    if constexpr (is_static) return Shape::positions;
+    else return geometry_.positions();
+  }
+  /// Rows of kernel positions (before pooling).
+  [[nodiscard]] constexpr std::size_t out_height() const noexcept {
+    if constexpr (is_static) return Shape::out_height;
+    else return geometry_.out_height();
+  }
+  /// Columns of kernel positions (before pooling).
+  [[nodiscard]] constexpr std::size_t out_width() const noexcept {
+    if constexpr (is_static) return Shape::out_width;
+    else return geometry_.out_width();
+  }
+  /// Rows and columns of the pooled output (a trailing remainder dropped).
+  [[nodiscard]] constexpr std::size_t pooled_height() const noexcept { return out_height() / Pool::window; }
+  [[nodiscard]] constexpr std::size_t pooled_width() const noexcept { return out_width() / Pool::window; }
+  /// Values per input image (height · width · in_channels).
+  [[nodiscard]] constexpr std::size_t in_size() const noexcept {
+    if constexpr (is_static) return in_extent;
+    else return geometry_.in_size();
+  }
+  /// Values per output image (pooled height · pooled width · channels).
+  [[nodiscard]] constexpr std::size_t out_size() const noexcept {
+    if constexpr (is_static) return out_extent;
+    else return pooled_height() * pooled_width() * channels();
+  }
+  /// Values of the pre-activation per sample (positions · channels).
+  [[nodiscard]] constexpr std::size_t pre_activation_size() const noexcept {
+    if constexpr (is_static) return pre_activation_extent;
+    else return positions() * channels();
+  }
 
   /// Shapes the kernel array and draws its weights: Glorot-uniform with the convolution's fans
   /// (fan-in `k²·C_in`, fan-out `k²·C_out`), He-uniform for ReLU, zero bias.
-  /// \pre `in == in_extent` and `out == out_extent` (the network passes its sizes).
+  /// \pre the geometry is set (dynamic shapes), `in == in_size()` and `out == out_size()` (the
+  /// network passes its sizes).
   void initialize(std::size_t in, std::size_t out, rng& g) {
-    PNN_EXPECTS(in == in_extent && out == out_extent,
-                "pnn::conv2d: the network's sizes differ from the convolution's fixed geometry");
-    constexpr double fan_in = double(kernel_inputs);
-    constexpr double fan_out = double(Shape::kernel * Shape::kernel * channels);
+    if constexpr (!is_static)
+      PNN_EXPECTS(geometry_.kernel != 0,
+                  "pnn::conv2d: a run-time geometry must be set before the layer is initialized "
+                  "(set_geometry, or pnn::at_layer<i>(pnn::conv_geometry{...}) when building the network)");
+    PNN_EXPECTS(in == in_size() && out == out_size(),
+                "pnn::conv2d: the network's sizes differ from the convolution's geometry");
+    const double fan_in = double(kernel_inputs());
+    const double fan_out = double(geometry().kernel * geometry().kernel * channels());
     const double fan = std::is_same_v<Activation, act::relu> ? 0.5 * fan_in : 0.5 * (fan_in + fan_out);
-    this->initialize_with_fan(kernel_inputs, channels, fan, g);
+    this->initialize_with_fan(kernel_inputs(), channels(), fan, g);
+  }
+
+  /// Checkpoints record a run-time geometry before the tile's state (pnn/nn/state.hpp). As for
+  /// every extent, a checkpoint loads only into a layer of the same geometry.
+  template <class V>
+  void visit_geometry(V& v) {
+    if constexpr (!is_static) {
+      std::uint64_t e[7] = {geometry_.height, geometry_.width,  geometry_.in_channels, geometry_.out_channels,
+                            geometry_.kernel, geometry_.stride, geometry_.padding};
+      if constexpr (V::loading) {
+        const conv_geometry mine = geometry_;
+        v("geometry", std::span<std::uint64_t, 7>(e), state_scratch);
+        const conv_geometry g{std::size_t(e[0]), std::size_t(e[1]), std::size_t(e[2]), std::size_t(e[3]),
+                              std::size_t(e[4]), std::size_t(e[5]), std::size_t(e[6])};
+        if (!(g == mine)) v.reject("geometry", "differs from this convolution's geometry");
+      } else {
+        v("geometry", std::span<std::uint64_t, 7>(e));
+      }
+    }
   }
 
   /// Reads every patch of `x` (n × in_size) through the kernel tile, unbiased, into `pre`
-  /// (n·positions × channels): the one read `forward` and `pooled_read` share.
+  /// (n·positions() × channels()): the one read `forward` and `pooled_read` share.
   void read_patches(const value_type* x, std::size_t n, value_type* pre, rng& g) const {
     static thread_local std::vector<value_type> patch_buffer, noise_scratch;
-    const std::size_t rows = n * positions;
-    patch_buffer.resize(rows * kernel_inputs);
+    const std::size_t rows = n * positions();
+    patch_buffer.resize(rows * kernel_inputs());
     patches(x, n, patch_buffer.data());
     value_type* scratch = nullptr;
     if constexpr (base_type::has_input_noise) {
-      noise_scratch.resize(rows * kernel_inputs);
+      noise_scratch.resize(rows * kernel_inputs());
       scratch = noise_scratch.data();
     }
     base_type::read(patch_buffer.data(), rows, pre, g, scratch);
@@ -171,28 +310,28 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
 
   /// Forward read of a batch `x` (n × in_size) → pre-activation `a` (n × pre_activation_size)
   /// and output `h` (n × out_size). `a` may alias `h` (inference: `a` is then not kept). The
-  /// patches' reads draw their noise as a dense layer's read of `n · positions` rows does.
+  /// patches' reads draw their noise as a dense layer's read of `n · positions()` rows does.
   void forward(const value_type* x, std::size_t n, value_type* a, value_type* h, rng& g,
                value_type* /*input_scratch*/ = nullptr) const {
     using T = value_type;
     static thread_local std::vector<T> pre_buffer;
-    const std::size_t rows = n * positions;
+    const std::size_t rows = n * positions();
     constexpr bool pooled = !std::is_same_v<Pool, pool::none>;
     T* pre = a;
     if (pooled && a == h) {
-      pre_buffer.resize(rows * channels);
+      pre_buffer.resize(rows * channels());
       pre = pre_buffer.data();
     }
     read_patches(x, n, pre, g);
     if constexpr (!pooled) {
       if (pre == h) {
-        simd::bias_map<T>(rows, channels, pre, channels, this->tile.bias_data(), this->activation);
+        simd::bias_map<T>(rows, channels(), pre, channels(), this->tile.bias_data(), this->activation);
       } else {
-        simd::bias_map<T>(rows, channels, pre, channels, this->tile.bias_data(), act::identity{});
-        simd::map<T>(rows * channels, pre, h, this->activation);
+        simd::bias_map<T>(rows, channels(), pre, channels(), this->tile.bias_data(), act::identity{});
+        simd::map<T>(rows * channels(), pre, h, this->activation);
       }
     } else {
-      simd::bias_map<T>(rows, channels, pre, channels, this->tile.bias_data(), act::identity{});
+      simd::bias_map<T>(rows, channels(), pre, channels(), this->tile.bias_data(), act::identity{});
       pool_forward(pre, n, h);
     }
   }
@@ -201,8 +340,9 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
   /// the bias included, as `forward` records it): `h = pool(f(a))`. What a rule that perturbs
   /// the pre-activation at its nodes (node perturbation) passes on to the layers above.
   void activate(const value_type* a, std::size_t n, value_type* h) const {
+    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
     if constexpr (std::is_same_v<Pool, pool::none>)
-      simd::map<value_type>(n * pre_activation_extent, a, h, this->activation);
+      simd::map<value_type>(n * pre_n, a, h, this->activation);
     else
       pool_forward(a, n, h);
   }
@@ -214,21 +354,22 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
   /// forward gradient carries up through a convolution.
   void activation_tangent(const value_type* adot, const value_type* a, const value_type* h, std::size_t n,
                           value_type* hdot) const {
+    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
     using T = value_type;
     if constexpr (std::is_same_v<Pool, pool::none>) {
-      for (std::size_t k = 0; k < n * pre_activation_extent; ++k)
+      for (std::size_t k = 0; k < n * pre_n; ++k)
         hdot[k] = adot[k] * this->activation.derivative(a[k], h[k]);
     } else {
       const T* fa = values_pooled(a, n);
-      for_samples(n, pre_activation_extent, [&](std::size_t s0, std::size_t s1) {
+      for_samples(n, pre_n, [&](std::size_t s0, std::size_t s1) {
         for (std::size_t s = s0; s < s1; ++s) {
-          const T* as = a + s * pre_activation_extent;
-          const T* fs = fa + s * pre_activation_extent;
-          const T* ds = adot + s * pre_activation_extent;
-          const T* hs = h + s * out_extent;  // read when max pooling comes before f
+          const T* as = a + s * pre_n;
+          const T* fs = fa + s * pre_n;
+          const T* ds = adot + s * pre_n;
+          const T* hs = h + s * out_n;  // read when max pooling comes before f
           (void)hs;
-          T* os = hdot + s * out_extent;
-          for (std::size_t o = 0; o < out_extent; ++o) {
+          T* os = hdot + s * out_n;
+          for (std::size_t o = 0; o < out_n; ++o) {
             const auto w = window_of(o);
             if constexpr (detail::is_max_pool_v<Pool>) {
               const std::size_t best = first_max(fs, w);
@@ -258,22 +399,23 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
   /// sends each error to the first maximum of its window; average pooling spreads it.
   void output_delta(const value_type* up, const value_type* a, const value_type* h, std::size_t n,
                     value_type* delta) const {
+    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
     using T = value_type;
     if constexpr (std::is_same_v<Pool, pool::none>) {
-      for (std::size_t k = 0; k < n * pre_activation_extent; ++k)
+      for (std::size_t k = 0; k < n * pre_n; ++k)
         delta[k] = up[k] * this->activation.derivative(a[k], h[k]);
     } else {
       const T* fa = values_pooled(a, n);
-      for_samples(n, pre_activation_extent, [&](std::size_t s0, std::size_t s1) {
-        std::fill(delta + s0 * pre_activation_extent, delta + s1 * pre_activation_extent, T(0));
+      for_samples(n, pre_n, [&](std::size_t s0, std::size_t s1) {
+        std::fill(delta + s0 * pre_n, delta + s1 * pre_n, T(0));
         for (std::size_t s = s0; s < s1; ++s) {
-          const T* as = a + s * pre_activation_extent;
-          const T* fs = fa + s * pre_activation_extent;
-          const T* hs = h + s * out_extent;  // read when max pooling comes before f
+          const T* as = a + s * pre_n;
+          const T* fs = fa + s * pre_n;
+          const T* hs = h + s * out_n;  // read when max pooling comes before f
           (void)hs;
-          T* ds = delta + s * pre_activation_extent;
-          const T* us = up + s * out_extent;
-          for (std::size_t o = 0; o < out_extent; ++o) {
+          T* ds = delta + s * pre_n;
+          const T* us = up + s * out_n;
+          for (std::size_t o = 0; o < out_n; ++o) {
             const auto w = window_of(o);
             if constexpr (detail::is_max_pool_v<Pool>) {
               const std::size_t best = first_max(fs, w);
@@ -295,25 +437,26 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
   /// into the sample's pre-activation (`pre_activation_size` values); it is ignored otherwise.
   /// With a nondecreasing `f` and max pooling `f(d)` is exactly the feed-forward output.
   void pooled_read(const value_type* x, std::size_t n, value_type* d, rng& g, std::uint32_t* argmax) const {
+    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
     using T = value_type;
     static thread_local std::vector<T> pre_buffer;
-    const std::size_t rows = n * positions;
+    const std::size_t rows = n * positions();
     constexpr bool pooled = !std::is_same_v<Pool, pool::none>;
     T* pre = d;
     if constexpr (pooled) {
-      pre_buffer.resize(rows * channels);
+      pre_buffer.resize(rows * channels());
       pre = pre_buffer.data();
     }
     read_patches(x, n, pre, g);
-    simd::bias_map<T>(rows, channels, pre, channels, this->tile.bias_data(), act::identity{});
+    simd::bias_map<T>(rows, channels(), pre, channels(), this->tile.bias_data(), act::identity{});
     if constexpr (pooled) {
-      constexpr std::size_t S = Pool::window, OW = Shape::out_width, C = channels;
-      for_samples(n, pre_activation_extent, [&](std::size_t s0, std::size_t s1) {
+      const std::size_t S = Pool::window, OW = out_width(), C = channels();
+      for_samples(n, pre_n, [&](std::size_t s0, std::size_t s1) {
         for (std::size_t s = s0; s < s1; ++s) {
-          const T* ps = pre + s * pre_activation_extent;
-          T* ds = d + s * out_extent;
-          for (std::size_t py = 0; py < pooled_height; ++py)
-            for (std::size_t px = 0; px < pooled_width; ++px)
+          const T* ps = pre + s * pre_n;
+          T* ds = d + s * out_n;
+          for (std::size_t py = 0; py < pooled_height(); ++py)
+            for (std::size_t px = 0; px < pooled_width(); ++px)
               for (std::size_t c = 0; c < C; ++c) {
                 std::size_t best = ((py * S) * OW + px * S) * C + c;
                 T sum = T(0);
@@ -323,10 +466,10 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
                     if (ps[k] > ps[best]) best = k;
                     sum += ps[k];
                   }
-                const std::size_t o = (py * pooled_width + px) * C + c;
+                const std::size_t o = (py * pooled_width() + px) * C + c;
                 if constexpr (detail::is_max_pool_v<Pool>) {
                   ds[o] = ps[best];
-                  if (argmax != nullptr) argmax[s * out_extent + o] = static_cast<std::uint32_t>(best);
+                  if (argmax != nullptr) argmax[s * out_n + o] = static_cast<std::uint32_t>(best);
                 } else {
                   ds[o] = sum / T(S * S);
                 }
@@ -341,26 +484,27 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
   /// (`argmax` from `pooled_read` of the same rows), spread as `v/S²` over the window (average),
   /// or copied (no pooling). So `Kᵀ` of the result, summed over patches, is `∂(v · d)/∂x`.
   void unpool(const value_type* v, std::size_t n, const std::uint32_t* argmax, value_type* out) const {
+    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
     using T = value_type;
     if constexpr (std::is_same_v<Pool, pool::none>) {
-      std::copy(v, v + n * out_extent, out);
+      std::copy(v, v + n * out_n, out);
     } else {
-      constexpr std::size_t S = Pool::window, OW = Shape::out_width, C = channels;
+      const std::size_t S = Pool::window, OW = out_width(), C = channels();
       if constexpr (detail::is_max_pool_v<Pool>)
         PNN_EXPECTS(argmax != nullptr, "pnn::conv2d::unpool: max pooling needs the argmax of pooled_read");
-      for_samples(n, pre_activation_extent, [&](std::size_t s0, std::size_t s1) {
-        std::fill(out + s0 * pre_activation_extent, out + s1 * pre_activation_extent, T(0));
+      for_samples(n, pre_n, [&](std::size_t s0, std::size_t s1) {
+        std::fill(out + s0 * pre_n, out + s1 * pre_n, T(0));
         for (std::size_t s = s0; s < s1; ++s) {
-          const T* vs = v + s * out_extent;
-          T* os = out + s * pre_activation_extent;
+          const T* vs = v + s * out_n;
+          T* os = out + s * pre_n;
           if constexpr (detail::is_max_pool_v<Pool>) {
-            const std::uint32_t* as = argmax + s * out_extent;
-            for (std::size_t o = 0; o < out_extent; ++o) os[as[o]] = vs[o];
+            const std::uint32_t* as = argmax + s * out_n;
+            for (std::size_t o = 0; o < out_n; ++o) os[as[o]] = vs[o];
           } else {
-            for (std::size_t py = 0; py < pooled_height; ++py)
-              for (std::size_t px = 0; px < pooled_width; ++px)
+            for (std::size_t py = 0; py < pooled_height(); ++py)
+              for (std::size_t px = 0; px < pooled_width(); ++px)
                 for (std::size_t c = 0; c < C; ++c) {
-                  const T share = vs[(py * pooled_width + px) * C + c] / T(S * S);
+                  const T share = vs[(py * pooled_width() + px) * C + c] / T(S * S);
                   for (std::size_t wy = 0; wy < S; ++wy)
                     for (std::size_t wx = 0; wx < S; ++wx) os[((py * S + wy) * OW + (px * S + wx)) * C + c] = share;
                 }
@@ -386,28 +530,29 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
 
   /// Carries `delta` (n × pre_activation_size) to the input (n × in_size) with any projection of
   /// one position's errors to one patch, `project(const T* d, rows, T* dp)` mapping `rows ×
-  /// out_channels` to `rows × kernel_inputs`: the transposed read (backprop), a fixed feedback
+  /// out_channels` to `rows × kernel_inputs()`: the transposed read (backprop), a fixed feedback
   /// kernel `B` (feedback alignment's per-kernel feedback, as BioTorch), a twin's read.
   template <class Project>
   void carry_through_patches(const value_type* delta, std::size_t n, value_type* dx, Project&& project) const {
     static thread_local std::vector<value_type> patch_errors;
-    patch_errors.resize(n * positions * kernel_inputs);
-    project(delta, n * positions, patch_errors.data());
+    patch_errors.resize(n * positions() * kernel_inputs());
+    project(delta, n * positions(), patch_errors.data());
     accumulate_patches(patch_errors.data(), n, dx);
   }
 
-  /// Unfolds `x` (n × in_size) into its patches (n·positions × kernel_inputs, row `s·P + p`
+  /// Unfolds `x` (n × in_size) into its patches (n·positions() × kernel_inputs(), row `s·P + p`
   /// for sample `s` at position `p`, entries in (ky, kx, channel) order; zeros outside the
   /// image): the rows the array reads (im2col).
-  static void patches(const value_type* x, std::size_t n, value_type* out) {
-    constexpr std::size_t H = Shape::height, W = Shape::width, C = Shape::in_channels, K = Shape::kernel;
-    constexpr std::size_t S = Shape::stride, P = Shape::padding;
-    for_samples(n, positions * kernel_inputs, [&](std::size_t s0, std::size_t s1) {
+  void patches(const value_type* x, std::size_t n, value_type* out) const {
+    const conv_geometry geo = geometry();
+    const std::size_t H = geo.height, W = geo.width, C = geo.in_channels, K = geo.kernel, S = geo.stride, P = geo.padding;
+    const std::size_t in_n = in_size(), OH = out_height(), OW = out_width();
+    for_samples(n, positions() * kernel_inputs(), [&](std::size_t s0, std::size_t s1) {
     for (std::size_t s = s0; s < s1; ++s) {
-      const value_type* xs = x + s * in_extent;
-      for (std::size_t oy = 0; oy < Shape::out_height; ++oy)
-        for (std::size_t ox = 0; ox < Shape::out_width; ++ox) {
-          value_type* row = out + ((s * positions) + oy * Shape::out_width + ox) * kernel_inputs;
+      const value_type* xs = x + s * in_n;
+      for (std::size_t oy = 0; oy < OH; ++oy)
+        for (std::size_t ox = 0; ox < OW; ++ox) {
+          value_type* row = out + ((s * positions()) + oy * OW + ox) * kernel_inputs();
           for (std::size_t ky = 0; ky < K; ++ky) {
             value_type* seg = row + ky * K * C;
             const std::size_t iy = oy * S + ky;  // shifted by P
@@ -434,18 +579,19 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
     });
   }
 
-  /// The adjoint of `patches`: sums patch values (n·positions × kernel_inputs) back into the
-  /// image positions they were read from, `dx` (n × in_size, overwritten).
-  static void accumulate_patches(const value_type* dp, std::size_t n, value_type* dx) {
-    constexpr std::size_t H = Shape::height, W = Shape::width, C = Shape::in_channels, K = Shape::kernel;
-    constexpr std::size_t S = Shape::stride, P = Shape::padding;
-    for_samples(n, positions * kernel_inputs, [&](std::size_t s0, std::size_t s1) {
-    std::fill(dx + s0 * in_extent, dx + s1 * in_extent, value_type(0));
+  /// The adjoint of `patches`: sums patch values (n·positions() × kernel_inputs()) back into the
+  /// image positions() they were read from, `dx` (n × in_size, overwritten).
+  void accumulate_patches(const value_type* dp, std::size_t n, value_type* dx) const {
+    const conv_geometry geo = geometry();
+    const std::size_t H = geo.height, W = geo.width, C = geo.in_channels, K = geo.kernel, S = geo.stride, P = geo.padding;
+    const std::size_t in_n = in_size(), OH = out_height(), OW = out_width();
+    for_samples(n, positions() * kernel_inputs(), [&](std::size_t s0, std::size_t s1) {
+    std::fill(dx + s0 * in_n, dx + s1 * in_n, value_type(0));
     for (std::size_t s = s0; s < s1; ++s) {
-      value_type* xs = dx + s * in_extent;
-      for (std::size_t oy = 0; oy < Shape::out_height; ++oy)
-        for (std::size_t ox = 0; ox < Shape::out_width; ++ox) {
-          const value_type* row = dp + ((s * positions) + oy * Shape::out_width + ox) * kernel_inputs;
+      value_type* xs = dx + s * in_n;
+      for (std::size_t oy = 0; oy < OH; ++oy)
+        for (std::size_t ox = 0; ox < OW; ++ox) {
+          const value_type* row = dp + ((s * positions()) + oy * OW + ox) * kernel_inputs();
           for (std::size_t ky = 0; ky < K; ++ky) {
             const std::size_t iy = oy * S + ky;
             if (iy < P || iy >= H + P) continue;
@@ -463,13 +609,17 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
   }
 
  private:
+  struct no_geometry {};
+  // The run-time geometry of a dynamic shape; nothing for a fixed one.
+  [[no_unique_address]] std::conditional_t<is_static, no_geometry, conv_geometry> geometry_{};
+
   using window_indices = std::array<std::size_t, Pool::window * Pool::window>;
 
   /// The pre-activation indices (within one sample) of pooled output `o`'s window, row by row:
   /// the order in which the first maximum is found.
-  static constexpr window_indices window_of(std::size_t o) noexcept {
-    constexpr std::size_t S = Pool::window, OW = Shape::out_width, C = channels;
-    const std::size_t c = o % C, px = (o / C) % pooled_width, py = o / C / pooled_width;
+  constexpr window_indices window_of(std::size_t o) const noexcept {
+    const std::size_t S = Pool::window, OW = out_width(), C = channels();
+    const std::size_t c = o % C, px = (o / C) % pooled_width(), py = o / C / pooled_width();
     window_indices w{};
     for (std::size_t wy = 0; wy < S; ++wy)
       for (std::size_t wx = 0; wx < S; ++wx) w[wy * S + wx] = ((py * S + wy) * OW + (px * S + wx)) * C + c;
@@ -487,12 +637,13 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
   /// The values pooling compares, for n samples: f(a) in one vectorised pass, or `a` itself
   /// when the maximum of a is the maximum of f(a) (`pools_before_activation`).
   const value_type* values_pooled(const value_type* a, std::size_t n) const {
+    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
     if constexpr (pools_before_activation) {
       return a;
     } else {
       static thread_local std::vector<value_type> activated;
-      activated.resize(n * pre_activation_extent);
-      simd::map<value_type>(n * pre_activation_extent, a, activated.data(), this->activation);
+      activated.resize(n * pre_n);
+      simd::map<value_type>(n * pre_n, a, activated.data(), this->activation);
       return activated.data();
     }
   }
@@ -512,22 +663,23 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
   // f runs vectorised: over the pooled values when it commutes with the maximum, else over
   // every position first.
   void pool_forward(const value_type* pre, std::size_t n, value_type* h) const {
+    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
     using T = value_type;
-    constexpr std::size_t S = Pool::window, OW = Shape::out_width, C = channels;
+    const std::size_t S = Pool::window, OW = out_width(), C = channels();
     static thread_local std::vector<T> activated;
     const T* src = pre;
     if constexpr (!pools_before_activation) {
-      activated.resize(n * pre_activation_extent);
-      simd::map<T>(n * pre_activation_extent, pre, activated.data(), this->activation);
+      activated.resize(n * pre_n);
+      simd::map<T>(n * pre_n, pre, activated.data(), this->activation);
       src = activated.data();
     }
-    for_samples(n, pre_activation_extent, [&](std::size_t s0, std::size_t s1) {
+    for_samples(n, pre_n, [&](std::size_t s0, std::size_t s1) {
     for (std::size_t s = s0; s < s1; ++s) {
-      const T* ps = src + s * pre_activation_extent;
-      T* hs = h + s * out_extent;
-      for (std::size_t py = 0; py < pooled_height; ++py)
-        for (std::size_t px = 0; px < pooled_width; ++px) {
-          T* out = hs + (py * pooled_width + px) * C;
+      const T* ps = src + s * pre_n;
+      T* hs = h + s * out_n;
+      for (std::size_t py = 0; py < pooled_height(); ++py)
+        for (std::size_t px = 0; px < pooled_width(); ++px) {
+          T* out = hs + (py * pooled_width() + px) * C;
           const T* corner = ps + ((py * S) * OW + px * S) * C;
           for (std::size_t c = 0; c < C; ++c) out[c] = corner[c];
           for (std::size_t wy = 0; wy < S; ++wy)
@@ -543,7 +695,7 @@ class conv2d : public dense<Shape::patch_size, Shape::out_channels, Substrate, N
         }
     }
     });
-    if constexpr (pools_before_activation) simd::map<T>(n * out_extent, h, h, this->activation);
+    if constexpr (pools_before_activation) simd::map<T>(n * out_n, h, h, this->activation);
   }
 };
 

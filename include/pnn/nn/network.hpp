@@ -39,6 +39,28 @@ constexpr std::size_t max_static_width() {
 }
 }  // namespace detail
 
+/// A setting for layer `I` alone, as `pnn::at_layer<I>(value)` makes it: a network's constructors
+/// apply it to that layer only (a `pnn::conv_geometry`, substrate parameters, a noise policy).
+template <std::size_t I, class V>
+struct layer_setting {
+  static constexpr std::size_t index = I;
+  V value;
+};
+
+/// Addresses `value` to layer `I` of the network being built, e.g. the run-time geometry of a
+/// convolution whose shape is `pnn::dynamic`: `pnn::at_layer<0>(pnn::conv_geometry{28, 28, 1, 6, 5})`.
+template <std::size_t I, class V>
+constexpr layer_setting<I, V> at_layer(const V& value) {
+  return {value};
+}
+
+namespace detail {
+template <class C>
+inline constexpr bool is_layer_setting_v = false;
+template <std::size_t I, class V>
+inline constexpr bool is_layer_setting_v<layer_setting<I, V>> = true;
+}  // namespace detail
+
 /// A feed-forward stack of layers; layer `i` feeds layer `i + 1`.
 template <class... Layers>
 class network {
@@ -96,14 +118,35 @@ class network {
     });
   }
 
-  /// Applies `c` to every layer whose substrate parameters or noise policy is of its type.
+  /// Applies `c` to every layer whose substrate parameters or noise policy is of its type; a
+  /// `pnn::at_layer<i>(v)` setting applies `v` to layer `i` only (a type that layer cannot take
+  /// is a compile error).
   template <class C>
   void configure(const C& c) {
-    for_each_layer([&](auto& l, std::size_t) {
+    if constexpr (detail::is_layer_setting_v<C>) {
+      static_assert(C::index < num_layers, "pnn::at_layer: the network has no layer of that index");
+      auto& l = std::get<C::index>(layers);
       using L = std::remove_cvref_t<decltype(l)>;
-      if constexpr (std::is_same_v<C, typename L::noise_type>) l.noise = c;
-      else if (tile_hooks::configure(l.tile, c)) l.refresh_effective_tile();
-    });
+      using V = std::remove_cvref_t<decltype(c.value)>;
+      if constexpr (requires { l.set_geometry(c.value); }) {
+        l.set_geometry(c.value);
+      } else if constexpr (std::is_same_v<V, typename L::noise_type>) {
+        l.noise = c.value;
+      } else if constexpr (requires { l.tile.set_params(c.value); }) {
+        tile_hooks::configure(l.tile, c.value);
+        l.refresh_effective_tile();
+      } else {
+        static_assert(sizeof(V) == 0,
+                      "pnn::at_layer<i>(value): layer i takes no value of this type (not its noise policy, not its "
+                      "substrate's params, not a conv_geometry for a convolution)");
+      }
+    } else {
+      for_each_layer([&](auto& l, std::size_t) {
+        using L = std::remove_cvref_t<decltype(l)>;
+        if constexpr (std::is_same_v<C, typename L::noise_type>) l.noise = c;
+        else if (tile_hooks::configure(l.tile, c)) l.refresh_effective_tile();
+      });
+    }
   }
 
   /// Calls `f(layer, index)` for each layer in order.

@@ -63,6 +63,8 @@ void visit_layer_state(L& l, V& v) {
   static_assert(requires(tile_t& t) { t.visit_state(v); },
                 "pnn checkpoints: this layer's substrate does not say what state it holds (a tile member "
                 "`template <class V> void visit_state(V& v)`), so it cannot be checkpointed yet");
+  // A convolution of run-time geometry records it first: the tile's extents follow from it.
+  if constexpr (requires { l.visit_geometry(v); }) l.visit_geometry(v);
   l.tile.visit_state(v);
   {
     auto gn = v.scope("noise");

@@ -316,11 +316,11 @@ layer_surrogate fit_surrogate(const Layer& l, const surrogate_options& o, surrog
     // patch read sees u = b; the positions' reads are averaged (one frame, P reads of the box).
     PNN_EXPECTS(o.input == surrogate_input::drive,
                 "learn::fit_surrogate: a convolution's surrogate sees each patch read's drive (surrogate_input::drive)");
-    constexpr std::size_t channels = Layer::channels, positions = Layer::positions;
+    const std::size_t channels = l.channels(), positions = l.positions();
     const std::size_t ns = o.samples;
     Layer box = l;
     xt::xtensor<double, 2> z({ns, channels}), y({ns, channels});
-    std::vector<T> x(l.in_size(), T(0)), w(channels * Layer::kernel_inputs, T(0)), b(channels),
+    std::vector<T> x(l.in_size(), T(0)), w(channels * l.kernel_inputs(), T(0)), b(channels),
         a(positions * channels), h(l.out_size());
     rng g(o.seed, 0x5a3u);
     for (std::size_t s = 0; s < ns; ++s) {
@@ -499,7 +499,7 @@ struct surrogate_twin {
   template <class Layer, class Net, class T>
   void convolution_vjp(const Layer& pl, const trace<Net>& tr, std::size_t i, layer_surrogate& s, const T* up,
                        layer_gradient<T>& g, T* down) {
-    constexpr std::size_t positions = Layer::positions, channels = Layer::channels, k = Layer::kernel_inputs;
+    const std::size_t positions = pl.positions(), channels = pl.channels(), k = pl.kernel_inputs();
     if (s.input != surrogate_input::drive)
       throw_error("learn::surrogate_twin: layer " + std::to_string(i) +
                   " is a convolution: its surrogate must see each patch read's drive (surrogate_input::drive)");
@@ -511,7 +511,7 @@ struct surrogate_twin {
     pnn::detail::layer_delta(pl, up, tr.a[i].data(), tr.h[i].data(), n, delta.data());
     tile_hooks::model_weights(pl.tile, w.data());
     const T* b = pl.tile.bias_data();
-    Layer::patches(x, n, p.data());
+    pl.patches(x, n, p.data());
     simd::gemm_nt<T>(rows, channels, k, T(1), p.data(), k, w.data(), k, T(0), u.data(), channels);
     for (std::size_t r = 0; r < rows; ++r)
       for (std::size_t j = 0; j < channels; ++j) u[r * channels + j] += b[j];
