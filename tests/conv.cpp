@@ -469,6 +469,34 @@ TEST_CASE("convolutional training gives the same weights on 1, 2 and 3 threads",
   CHECK(run(3) == one);
 }
 
+TEST_CASE("an exact, noiseless kernel reads its patches in cache-sized blocks with the same result", "[conv][threads]") {
+  // 20 × 20 images, 8 kernels of 5 × 5 with padding 2: 400 positions, 10,000 patch values per
+  // image, so 128 images are read in blocks of 13 (one thread) to 39 (three) images. Zero read
+  // noise keeps the values but reads all patches at once.
+  using shape = conv_shape<20, 20, 1, 8, 5, 1, 2>;
+  using blocked = conv2d<shape, physics::digital, noise::none, act::tanh, pool::max<2>>;
+  using whole = conv2d<shape, physics::digital, noise::gaussian_read, act::tanh, pool::max<2>>;
+  static_assert(blocked::reads_in_blocks && !whole::reads_in_blocks);
+  blocked b;
+  whole w;
+  w.noise.sigma = 0;
+  rng g0(3);
+  b.initialize(shape::in_size, blocked::out_extent, g0);
+  rng g1(3);
+  w.initialize(shape::in_size, whole::out_extent, g1);
+  const auto x = random_batch<float>(128, shape::in_size, 4);
+  std::vector<float> ab(128 * blocked::pre_activation_extent), hb(128 * blocked::out_extent), aw(ab.size()), hw(hb.size());
+  rng g(1);
+  w.forward(x.data(), 128, aw.data(), hw.data(), g);
+  for (unsigned threads : {1u, 2u, 3u}) {
+    set_num_threads(threads);
+    b.forward(x.data(), 128, ab.data(), hb.data(), g);
+    CHECK(ab == aw);
+    CHECK(hb == hw);
+  }
+  set_num_threads(0);
+}
+
 TEST_CASE("a convolutional network rejects wrong input sizes and sizes that contradict its geometry", "[conv][errors]") {
   small_net net(seed{1});
   const auto bad = random_batch<double>(2, conv_hidden::in_extent + 1, 1);

@@ -24,6 +24,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <numeric>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -186,6 +188,10 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
       is_static ? (Shape::out_height / Pool::window) * (Shape::out_width / Pool::window) * Shape::out_channels : dynamic;
   /// Values of the pre-activation per sample: every position's outputs, before pooling.
   static constexpr std::size_t pre_activation_extent = is_static ? Shape::positions * Shape::out_channels : dynamic;
+  /// True when a read of the kernel tile is exactly the product with its weights, without
+  /// noise: `read_patches` may then unfold and read the patches block by block.
+  static constexpr bool reads_in_blocks = tile_hooks::reads_exactly<tile_type> && !base_type::has_input_noise &&
+                                          !base_type::has_output_noise && !base_type::has_weight_noise;
   /// True when the layer max-pools: `pooled_read` then records each window's maximum.
   static constexpr bool max_pooled = detail::is_max_pool_v<Pool>;
 
@@ -294,10 +300,32 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   }
 
   /// Reads every patch of `x` (n × in_size) through the kernel tile, unbiased, into `pre`
-  /// (n·positions() × channels()): the one read `forward` and `pooled_read` share.
+  /// (n·positions() × channels()): the one read `forward` and `pooled_read` share. With
+  /// `reads_in_blocks` (and at least 64 positions) the patches are unfolded and read in
+  /// cache-sized blocks of samples, with the same result.
   void read_patches(const value_type* x, std::size_t n, value_type* pre, rng& g) const {
     static thread_local std::vector<value_type> patch_buffer, noise_scratch;
     const std::size_t rows = n * positions();
+    if constexpr (reads_in_blocks) {
+      // The patches hold k²·C_in values per position: unfolded whole and then read, they
+      // stream through memory twice. An exact, noiseless read gives every row the same result
+      // in any block of at least a vector's worth of rows, so blocks of samples whose patches
+      // fit a core's cache (~512 KiB per thread) are unfolded and read one after the other.
+      if (positions() >= 64) {
+        const std::size_t per_sample = positions() * kernel_inputs();
+        // Blocks start at multiples of 16 rows, where the products' register tiles start too.
+        const std::size_t align = 16 / std::gcd(positions(), std::size_t(16));
+        const std::size_t cached = (std::size_t(1) << 17) * num_threads() / per_sample / align * align;
+        const std::size_t block = cached > 0 ? cached : align;
+        patch_buffer.resize((n < block ? n : block) * per_sample);
+        for (std::size_t s0 = 0; s0 < n; s0 += block) {
+          const std::size_t ns = n - s0 < block ? n - s0 : block;
+          patches(x + s0 * in_size(), ns, patch_buffer.data());
+          base_type::read(patch_buffer.data(), ns * positions(), pre + s0 * positions() * channels(), g, nullptr);
+        }
+        return;
+      }
+    }
     patch_buffer.resize(rows * kernel_inputs());
     patches(x, n, patch_buffer.data());
     value_type* scratch = nullptr;
@@ -340,9 +368,9 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   /// the bias included, as `forward` records it): `h = pool(f(a))`. What a rule that perturbs
   /// the pre-activation at its nodes (node perturbation) passes on to the layers above.
   void activate(const value_type* a, std::size_t n, value_type* h) const {
-    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
+    [[maybe_unused]] const auto dm = dims();
     if constexpr (std::is_same_v<Pool, pool::none>)
-      simd::map<value_type>(n * pre_n, a, h, this->activation);
+      simd::map<value_type>(n * dm.pre_size, a, h, this->activation);
     else
       pool_forward(a, n, h);
   }
@@ -354,32 +382,31 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   /// forward gradient carries up through a convolution.
   void activation_tangent(const value_type* adot, const value_type* a, const value_type* h, std::size_t n,
                           value_type* hdot) const {
-    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
+    [[maybe_unused]] const auto dm = dims();
     using T = value_type;
     if constexpr (std::is_same_v<Pool, pool::none>) {
-      for (std::size_t k = 0; k < n * pre_n; ++k)
+      for (std::size_t k = 0; k < n * dm.pre_size; ++k)
         hdot[k] = adot[k] * this->activation.derivative(a[k], h[k]);
     } else {
       const T* fa = values_pooled(a, n);
-      for_samples(n, pre_n, [&](std::size_t s0, std::size_t s1) {
+      for_samples(n, dm.pre_size, [&](std::size_t s0, std::size_t s1) {
         for (std::size_t s = s0; s < s1; ++s) {
-          const T* as = a + s * pre_n;
-          const T* fs = fa + s * pre_n;
-          const T* ds = adot + s * pre_n;
-          const T* hs = h + s * out_n;  // read when max pooling comes before f
+          const T* as = a + s * dm.pre_size;
+          const T* fs = fa + s * dm.pre_size;
+          const T* ds = adot + s * dm.pre_size;
+          const T* hs = h + s * dm.out_size;  // read when max pooling comes before f
           (void)hs;
-          T* os = hdot + s * out_n;
-          for (std::size_t o = 0; o < out_n; ++o) {
-            const auto w = window_of(o);
+          T* os = hdot + s * dm.out_size;
+          for_each_window([&](std::size_t o, std::size_t first) {
             if constexpr (detail::is_max_pool_v<Pool>) {
-              const std::size_t best = first_max(fs, w);
+              const std::size_t best = first_max(fs, first);
               os[o] = ds[best] * this->activation.derivative(as[best], pools_before_activation ? hs[o] : fs[best]);
             } else {
               T acc = T(0);
-              for (std::size_t k : w) acc += ds[k] * this->activation.derivative(as[k], fs[k]);
-              os[o] = acc / T(w.size());
+              for_window(first, [&](std::size_t k) { acc += ds[k] * this->activation.derivative(as[k], fs[k]); });
+              os[o] = acc / T(Pool::window * Pool::window);
             }
-          }
+          });
         }
       });
     }
@@ -399,32 +426,31 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   /// sends each error to the first maximum of its window; average pooling spreads it.
   void output_delta(const value_type* up, const value_type* a, const value_type* h, std::size_t n,
                     value_type* delta) const {
-    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
+    [[maybe_unused]] const auto dm = dims();
     using T = value_type;
     if constexpr (std::is_same_v<Pool, pool::none>) {
-      for (std::size_t k = 0; k < n * pre_n; ++k)
+      for (std::size_t k = 0; k < n * dm.pre_size; ++k)
         delta[k] = up[k] * this->activation.derivative(a[k], h[k]);
     } else {
       const T* fa = values_pooled(a, n);
-      for_samples(n, pre_n, [&](std::size_t s0, std::size_t s1) {
-        std::fill(delta + s0 * pre_n, delta + s1 * pre_n, T(0));
+      for_samples(n, dm.pre_size, [&](std::size_t s0, std::size_t s1) {
+        std::fill(delta + s0 * dm.pre_size, delta + s1 * dm.pre_size, T(0));
         for (std::size_t s = s0; s < s1; ++s) {
-          const T* as = a + s * pre_n;
-          const T* fs = fa + s * pre_n;
-          const T* hs = h + s * out_n;  // read when max pooling comes before f
+          const T* as = a + s * dm.pre_size;
+          const T* fs = fa + s * dm.pre_size;
+          const T* hs = h + s * dm.out_size;  // read when max pooling comes before f
           (void)hs;
-          T* ds = delta + s * pre_n;
-          const T* us = up + s * out_n;
-          for (std::size_t o = 0; o < out_n; ++o) {
-            const auto w = window_of(o);
+          T* ds = delta + s * dm.pre_size;
+          const T* us = up + s * dm.out_size;
+          for_each_window([&](std::size_t o, std::size_t first) {
             if constexpr (detail::is_max_pool_v<Pool>) {
-              const std::size_t best = first_max(fs, w);
+              const std::size_t best = first_max(fs, first);
               ds[best] = us[o] * this->activation.derivative(as[best], pools_before_activation ? hs[o] : fs[best]);
             } else {
-              const T share = us[o] / T(w.size());
-              for (std::size_t k : w) ds[k] = share * this->activation.derivative(as[k], fs[k]);
+              const T share = us[o] / T(Pool::window * Pool::window);
+              for_window(first, [&](std::size_t k) { ds[k] = share * this->activation.derivative(as[k], fs[k]); });
             }
-          }
+          });
         }
       });
     }
@@ -437,7 +463,7 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   /// into the sample's pre-activation (`pre_activation_size` values); it is ignored otherwise.
   /// With a nondecreasing `f` and max pooling `f(d)` is exactly the feed-forward output.
   void pooled_read(const value_type* x, std::size_t n, value_type* d, rng& g, std::uint32_t* argmax) const {
-    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
+    [[maybe_unused]] const auto dm = dims();
     using T = value_type;
     static thread_local std::vector<T> pre_buffer;
     const std::size_t rows = n * positions();
@@ -450,30 +476,22 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
     read_patches(x, n, pre, g);
     simd::bias_map<T>(rows, channels(), pre, channels(), this->tile.bias_data(), act::identity{});
     if constexpr (pooled) {
-      const std::size_t S = Pool::window, OW = out_width(), C = channels();
-      for_samples(n, pre_n, [&](std::size_t s0, std::size_t s1) {
+      constexpr std::size_t S = Pool::window;
+      for_samples(n, dm.pre_size, [&](std::size_t s0, std::size_t s1) {
         for (std::size_t s = s0; s < s1; ++s) {
-          const T* ps = pre + s * pre_n;
-          T* ds = d + s * out_n;
-          for (std::size_t py = 0; py < pooled_height(); ++py)
-            for (std::size_t px = 0; px < pooled_width(); ++px)
-              for (std::size_t c = 0; c < C; ++c) {
-                std::size_t best = ((py * S) * OW + px * S) * C + c;
-                T sum = T(0);
-                for (std::size_t wy = 0; wy < S; ++wy)
-                  for (std::size_t wx = 0; wx < S; ++wx) {
-                    const std::size_t k = ((py * S + wy) * OW + (px * S + wx)) * C + c;
-                    if (ps[k] > ps[best]) best = k;
-                    sum += ps[k];
-                  }
-                const std::size_t o = (py * pooled_width() + px) * C + c;
-                if constexpr (detail::is_max_pool_v<Pool>) {
-                  ds[o] = ps[best];
-                  if (argmax != nullptr) argmax[s * out_n + o] = static_cast<std::uint32_t>(best);
-                } else {
-                  ds[o] = sum / T(S * S);
-                }
-              }
+          const T* ps = pre + s * dm.pre_size;
+          T* ds = d + s * dm.out_size;
+          for_each_window([&](std::size_t o, std::size_t first) {
+            if constexpr (detail::is_max_pool_v<Pool>) {
+              const std::size_t best = first_max(ps, first);
+              ds[o] = ps[best];
+              if (argmax != nullptr) argmax[s * dm.out_size + o] = static_cast<std::uint32_t>(best);
+            } else {
+              T sum = T(0);
+              for_window(first, [&](std::size_t k) { sum += ps[k]; });
+              ds[o] = sum / T(S * S);
+            }
+          });
         }
       });
     }
@@ -484,29 +502,29 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   /// (`argmax` from `pooled_read` of the same rows), spread as `v/S²` over the window (average),
   /// or copied (no pooling). So `Kᵀ` of the result, summed over patches, is `∂(v · d)/∂x`.
   void unpool(const value_type* v, std::size_t n, const std::uint32_t* argmax, value_type* out) const {
-    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
+    [[maybe_unused]] const auto dm = dims();
     using T = value_type;
     if constexpr (std::is_same_v<Pool, pool::none>) {
-      std::copy(v, v + n * out_n, out);
+      std::copy(v, v + n * dm.out_size, out);
     } else {
-      const std::size_t S = Pool::window, OW = out_width(), C = channels();
+      constexpr std::size_t S = Pool::window;
       if constexpr (detail::is_max_pool_v<Pool>)
         PNN_EXPECTS(argmax != nullptr, "pnn::conv2d::unpool: max pooling needs the argmax of pooled_read");
-      for_samples(n, pre_n, [&](std::size_t s0, std::size_t s1) {
-        std::fill(out + s0 * pre_n, out + s1 * pre_n, T(0));
+      for_samples(n, dm.pre_size, [&](std::size_t s0, std::size_t s1) {
+        std::fill(out + s0 * dm.pre_size, out + s1 * dm.pre_size, T(0));
         for (std::size_t s = s0; s < s1; ++s) {
-          const T* vs = v + s * out_n;
-          T* os = out + s * pre_n;
+          const T* vs = v + s * dm.out_size;
+          T* os = out + s * dm.pre_size;
           if constexpr (detail::is_max_pool_v<Pool>) {
-            const std::uint32_t* as = argmax + s * out_n;
-            for (std::size_t o = 0; o < out_n; ++o) os[as[o]] = vs[o];
+            const std::uint32_t* as = argmax + s * dm.out_size;
+            for (std::size_t o = 0; o < dm.out_size; ++o) os[as[o]] = vs[o];
           } else {
-            for (std::size_t py = 0; py < pooled_height(); ++py)
-              for (std::size_t px = 0; px < pooled_width(); ++px)
-                for (std::size_t c = 0; c < C; ++c) {
-                  const T share = vs[(py * pooled_width() + px) * C + c] / T(S * S);
+            for (std::size_t py = 0; py < dm.pooled_height; ++py)
+              for (std::size_t px = 0; px < dm.pooled_width; ++px)
+                for (std::size_t c = 0; c < dm.channels; ++c) {
+                  const T share = vs[(py * dm.pooled_width + px) * dm.channels + c] / T(S * S);
                   for (std::size_t wy = 0; wy < S; ++wy)
-                    for (std::size_t wx = 0; wx < S; ++wx) os[((py * S + wy) * OW + (px * S + wx)) * C + c] = share;
+                    for (std::size_t wx = 0; wx < S; ++wx) os[((py * S + wy) * dm.out_width + (px * S + wx)) * dm.channels + c] = share;
                 }
           }
         }
@@ -544,33 +562,32 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   /// for sample `s` at position `p`, entries in (ky, kx, channel) order; zeros outside the
   /// image): the rows the array reads (im2col).
   void patches(const value_type* x, std::size_t n, value_type* out) const {
-    const conv_geometry geo = geometry();
-    const std::size_t H = geo.height, W = geo.width, C = geo.in_channels, K = geo.kernel, S = geo.stride, P = geo.padding;
-    const std::size_t in_n = in_size(), OH = out_height(), OW = out_width();
+    const auto dm = dims();
     for_samples(n, positions() * kernel_inputs(), [&](std::size_t s0, std::size_t s1) {
     for (std::size_t s = s0; s < s1; ++s) {
-      const value_type* xs = x + s * in_n;
-      for (std::size_t oy = 0; oy < OH; ++oy)
-        for (std::size_t ox = 0; ox < OW; ++ox) {
-          value_type* row = out + ((s * positions()) + oy * OW + ox) * kernel_inputs();
-          for (std::size_t ky = 0; ky < K; ++ky) {
-            value_type* seg = row + ky * K * C;
-            const std::size_t iy = oy * S + ky;  // shifted by P
-            if (iy < P || iy >= H + P) {
-              std::fill(seg, seg + K * C, value_type(0));
+      const value_type* xs = x + s * dm.in_size;
+      for (std::size_t oy = 0; oy < dm.out_height; ++oy)
+        for (std::size_t ox = 0; ox < dm.out_width; ++ox) {
+          value_type* row = out + ((s * positions()) + oy * dm.out_width + ox) * kernel_inputs();
+          for (std::size_t ky = 0; ky < dm.kernel; ++ky) {
+            value_type* seg = row + ky * dm.kernel * dm.in_channels;
+            const std::size_t iy = oy * dm.stride + ky;  // shifted by the padding
+            if (iy < dm.padding || iy >= dm.height + dm.padding) {
+              std::fill(seg, seg + dm.kernel * dm.in_channels, value_type(0));
               continue;
             }
-            const std::size_t ox0 = ox * S;
-            if (ox0 >= P && ox0 + K <= W + P) {  // the whole kernel row lies inside the image
-              const value_type* src = xs + ((iy - P) * W + (ox0 - P)) * C;
-              for (std::size_t k = 0; k < K * C; ++k) seg[k] = src[k];  // short: no library call
+            const std::size_t ox0 = ox * dm.stride;
+            if (ox0 >= dm.padding && ox0 + dm.kernel <= dm.width + dm.padding) {  // the whole kernel row lies inside the image
+              const value_type* src = xs + ((iy - dm.padding) * dm.width + (ox0 - dm.padding)) * dm.in_channels;
+              // A fixed geometry makes this a few vector moves, not a call.
+              std::memcpy(seg, src, dm.kernel * dm.in_channels * sizeof(value_type));
             } else {
-              for (std::size_t kx = 0; kx < K; ++kx) {
+              for (std::size_t kx = 0; kx < dm.kernel; ++kx) {
                 const std::size_t ix = ox0 + kx;
-                if (ix < P || ix >= W + P)
-                  std::fill(seg + kx * C, seg + (kx + 1) * C, value_type(0));
+                if (ix < dm.padding || ix >= dm.width + dm.padding)
+                  std::fill(seg + kx * dm.in_channels, seg + (kx + 1) * dm.in_channels, value_type(0));
                 else
-                  std::copy(xs + ((iy - P) * W + (ix - P)) * C, xs + ((iy - P) * W + (ix - P) + 1) * C, seg + kx * C);
+                  std::memcpy(seg + kx * dm.in_channels, xs + ((iy - dm.padding) * dm.width + (ix - dm.padding)) * dm.in_channels, dm.in_channels * sizeof(value_type));
               }
             }
           }
@@ -582,25 +599,23 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   /// The adjoint of `patches`: sums patch values (n·positions() × kernel_inputs()) back into the
   /// image positions() they were read from, `dx` (n × in_size, overwritten).
   void accumulate_patches(const value_type* dp, std::size_t n, value_type* dx) const {
-    const conv_geometry geo = geometry();
-    const std::size_t H = geo.height, W = geo.width, C = geo.in_channels, K = geo.kernel, S = geo.stride, P = geo.padding;
-    const std::size_t in_n = in_size(), OH = out_height(), OW = out_width();
+    const auto dm = dims();
     for_samples(n, positions() * kernel_inputs(), [&](std::size_t s0, std::size_t s1) {
-    std::fill(dx + s0 * in_n, dx + s1 * in_n, value_type(0));
+    std::fill(dx + s0 * dm.in_size, dx + s1 * dm.in_size, value_type(0));
     for (std::size_t s = s0; s < s1; ++s) {
-      value_type* xs = dx + s * in_n;
-      for (std::size_t oy = 0; oy < OH; ++oy)
-        for (std::size_t ox = 0; ox < OW; ++ox) {
-          const value_type* row = dp + ((s * positions()) + oy * OW + ox) * kernel_inputs();
-          for (std::size_t ky = 0; ky < K; ++ky) {
-            const std::size_t iy = oy * S + ky;
-            if (iy < P || iy >= H + P) continue;
-            for (std::size_t kx = 0; kx < K; ++kx) {
-              const std::size_t ix = ox * S + kx;
-              if (ix < P || ix >= W + P) continue;
-              value_type* dst = xs + ((iy - P) * W + (ix - P)) * C;
-              const value_type* src = row + (ky * K + kx) * C;
-              for (std::size_t c = 0; c < C; ++c) dst[c] += src[c];
+      value_type* xs = dx + s * dm.in_size;
+      for (std::size_t oy = 0; oy < dm.out_height; ++oy)
+        for (std::size_t ox = 0; ox < dm.out_width; ++ox) {
+          const value_type* row = dp + ((s * positions()) + oy * dm.out_width + ox) * kernel_inputs();
+          for (std::size_t ky = 0; ky < dm.kernel; ++ky) {
+            const std::size_t iy = oy * dm.stride + ky;
+            if (iy < dm.padding || iy >= dm.height + dm.padding) continue;
+            for (std::size_t kx = 0; kx < dm.kernel; ++kx) {
+              const std::size_t ix = ox * dm.stride + kx;
+              if (ix < dm.padding || ix >= dm.width + dm.padding) continue;
+              value_type* dst = xs + ((iy - dm.padding) * dm.width + (ix - dm.padding)) * dm.in_channels;
+              const value_type* src = row + (ky * dm.kernel + kx) * dm.in_channels;
+              for (std::size_t c = 0; c < dm.in_channels; ++c) dst[c] += src[c];
             }
           }
         }
@@ -609,41 +624,87 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   }
 
  private:
+  // The sizes the loops run over: static constants of a fixed shape, so that loops in the
+  // thread team's lambdas keep compile-time bounds (a captured local would be a run-time
+  // value there), or the run-time geometry's.
+  struct fixed_dims {
+    static constexpr std::size_t height = Shape::height, width = Shape::width, in_channels = Shape::in_channels,
+                                 kernel = Shape::kernel, stride = Shape::stride, padding = Shape::padding,
+                                 out_height = Shape::out_height, out_width = Shape::out_width,
+                                 channels = Shape::out_channels, pooled_height = out_height / Pool::window,
+                                 pooled_width = out_width / Pool::window, in_size = Shape::in_size,
+                                 out_size = pooled_height * pooled_width * channels,
+                                 pre_size = out_height * out_width * channels;
+  };
+  struct run_dims {
+    std::size_t height, width, in_channels, kernel, stride, padding, out_height, out_width, channels, pooled_height,
+        pooled_width, in_size, out_size, pre_size;
+  };
+  [[nodiscard]] auto dims() const noexcept {
+    if constexpr (is_static) {
+      return fixed_dims{};
+    } else {
+      const conv_geometry& g = geometry_;
+      const std::size_t oh = g.out_height(), ow = g.out_width();
+      return run_dims{g.height,       g.width,   g.in_channels, g.kernel,    g.stride,
+                      g.padding,      oh,        ow,            g.out_channels, oh / Pool::window,
+                      ow / Pool::window, g.in_size(), (oh / Pool::window) * (ow / Pool::window) * g.out_channels,
+                      oh * ow * g.out_channels};
+    }
+  }
+
   struct no_geometry {};
   // The run-time geometry of a dynamic shape; nothing for a fixed one.
   [[no_unique_address]] std::conditional_t<is_static, no_geometry, conv_geometry> geometry_{};
 
-  using window_indices = std::array<std::size_t, Pool::window * Pool::window>;
-
-  /// The pre-activation indices (within one sample) of pooled output `o`'s window, row by row:
-  /// the order in which the first maximum is found.
-  constexpr window_indices window_of(std::size_t o) const noexcept {
-    const std::size_t S = Pool::window, OW = out_width(), C = channels();
-    const std::size_t c = o % C, px = (o / C) % pooled_width(), py = o / C / pooled_width();
-    window_indices w{};
-    for (std::size_t wy = 0; wy < S; ++wy)
-      for (std::size_t wx = 0; wx < S; ++wx) w[wy * S + wx] = ((py * S + wy) * OW + (px * S + wx)) * C + c;
-    return w;
+  /// Calls `f(o, first)` for every pooled output `o` of one sample, in order, where `first` is
+  /// the index of its window's top-left entry in the sample's pre-activation.
+  template <class F>
+  void for_each_window(F&& f) const {
+    constexpr std::size_t S = Pool::window;
+    const auto dm = dims();
+    std::size_t o = 0;
+    for (std::size_t py = 0; py < dm.pooled_height; ++py)
+      for (std::size_t px = 0; px < dm.pooled_width; ++px) {
+        const std::size_t corner = (py * S * dm.out_width + px * S) * dm.channels;
+        for (std::size_t c = 0; c < dm.channels; ++c) f(o++, corner + c);
+      }
   }
 
-  /// The entry of window `w` where `values` is first largest: the one max pooling passes on.
-  static std::size_t first_max(const value_type* values, const window_indices& w) noexcept {
-    std::size_t best = w[0];
-    for (std::size_t k : w)
-      if (values[k] > values[best]) best = k;
+  /// Calls `f(k)` for the entries of the window whose top-left entry is `first`, row by row.
+  template <class F>
+  void for_window(std::size_t first, F&& f) const {
+    constexpr std::size_t S = Pool::window;
+    const auto dm = dims();
+    const std::size_t C = dm.channels, row = dm.out_width * C;
+    for (std::size_t wy = 0; wy < S; ++wy)
+      for (std::size_t wx = 0; wx < S; ++wx) f(first + wy * row + wx * C);
+  }
+
+  /// The entry of the window at `first` where `values` is first largest: the one max pooling
+  /// passes on. Selects without branches: which entry wins is data, not a pattern to predict.
+  std::size_t first_max(const value_type* values, std::size_t first) const noexcept {
+    std::size_t best = first;
+    value_type top = values[first];
+    for_window(first, [&](std::size_t k) {
+      const value_type v = values[k];
+      const bool larger = v > top;
+      best = larger ? k : best;
+      top = larger ? v : top;
+    });
     return best;
   }
 
   /// The values pooling compares, for n samples: f(a) in one vectorised pass, or `a` itself
   /// when the maximum of a is the maximum of f(a) (`pools_before_activation`).
   const value_type* values_pooled(const value_type* a, std::size_t n) const {
-    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
+    [[maybe_unused]] const auto dm = dims();
     if constexpr (pools_before_activation) {
       return a;
     } else {
       static thread_local std::vector<value_type> activated;
-      activated.resize(n * pre_n);
-      simd::map<value_type>(n * pre_n, a, activated.data(), this->activation);
+      activated.resize(n * dm.pre_size);
+      simd::map<value_type>(n * dm.pre_size, a, activated.data(), this->activation);
       return activated.data();
     }
   }
@@ -663,39 +724,39 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   // f runs vectorised: over the pooled values when it commutes with the maximum, else over
   // every position first.
   void pool_forward(const value_type* pre, std::size_t n, value_type* h) const {
-    [[maybe_unused]] const std::size_t pre_n = pre_activation_size(), out_n = out_size();
+    [[maybe_unused]] const auto dm = dims();
     using T = value_type;
-    const std::size_t S = Pool::window, OW = out_width(), C = channels();
+    constexpr std::size_t S = Pool::window;
     static thread_local std::vector<T> activated;
     const T* src = pre;
     if constexpr (!pools_before_activation) {
-      activated.resize(n * pre_n);
-      simd::map<T>(n * pre_n, pre, activated.data(), this->activation);
+      activated.resize(n * dm.pre_size);
+      simd::map<T>(n * dm.pre_size, pre, activated.data(), this->activation);
       src = activated.data();
     }
-    for_samples(n, pre_n, [&](std::size_t s0, std::size_t s1) {
+    for_samples(n, dm.pre_size, [&](std::size_t s0, std::size_t s1) {
     for (std::size_t s = s0; s < s1; ++s) {
-      const T* ps = src + s * pre_n;
-      T* hs = h + s * out_n;
-      for (std::size_t py = 0; py < pooled_height(); ++py)
-        for (std::size_t px = 0; px < pooled_width(); ++px) {
-          T* out = hs + (py * pooled_width() + px) * C;
-          const T* corner = ps + ((py * S) * OW + px * S) * C;
-          for (std::size_t c = 0; c < C; ++c) out[c] = corner[c];
+      const T* ps = src + s * dm.pre_size;
+      T* hs = h + s * dm.out_size;
+      for (std::size_t py = 0; py < dm.pooled_height; ++py)
+        for (std::size_t px = 0; px < dm.pooled_width; ++px) {
+          T* out = hs + (py * dm.pooled_width + px) * dm.channels;
+          const T* corner = ps + ((py * S) * dm.out_width + px * S) * dm.channels;
+          for (std::size_t c = 0; c < dm.channels; ++c) out[c] = corner[c];
           for (std::size_t wy = 0; wy < S; ++wy)
             for (std::size_t wx = (wy == 0 ? 1 : 0); wx < S; ++wx) {
-              const T* v = ps + ((py * S + wy) * OW + (px * S + wx)) * C;
-              for (std::size_t c = 0; c < C; ++c) {
+              const T* v = ps + ((py * S + wy) * dm.out_width + (px * S + wx)) * dm.channels;
+              for (std::size_t c = 0; c < dm.channels; ++c) {
                 if constexpr (detail::is_max_pool_v<Pool>) out[c] = v[c] > out[c] ? v[c] : out[c];
                 else out[c] += v[c];
               }
             }
           if constexpr (detail::is_avg_pool_v<Pool>)
-            for (std::size_t c = 0; c < C; ++c) out[c] /= T(S * S);
+            for (std::size_t c = 0; c < dm.channels; ++c) out[c] /= T(S * S);
         }
     }
     });
-    if constexpr (pools_before_activation) simd::map<T>(n * out_n, h, h, this->activation);
+    if constexpr (pools_before_activation) simd::map<T>(n * dm.out_size, h, h, this->activation);
   }
 };
 

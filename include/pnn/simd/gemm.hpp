@@ -177,41 +177,48 @@ PNN_ALWAYS_INLINE T dot_row(std::size_t n, const T* x, const T* y) noexcept {
 inline constexpr std::size_t narrow_max_k = 256;
 
 /// `A·Bᵀ` with fewer columns `N` than a vector has lanes (a convolution's few kernels against
-/// its many patches): rows of A go into lanes instead — each block of W rows is transposed into
-/// `at` (k × W, rows past `m` zero) and every column of C is N accumulators updated by one FMA
-/// per k. A row's result does not depend on its block or lane, so any split of the rows gives
-/// the same C. \pre k ≤ narrow_max_k.
+/// its many patches): `Bᵀ` is laid out once as k vectors whose first N lanes hold one row of
+/// `Bᵀ`, and each row of C is one accumulator updated by an FMA of a broadcast element of A per
+/// k; R rows run together so that their independent FMAs hide the latency. Every C(i, j) is
+/// the sum over k in order, whatever the row's block, so any split of the rows gives the same C.
+/// \pre k ≤ narrow_max_k.
 template <std::size_t N, class T, class Arch>
 void narrow_nt(std::size_t m, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b, std::size_t ldb,
                T beta, T* c, std::size_t ldc) noexcept {
   using P = pack<T, Arch>;
   constexpr std::size_t W = P::size;
-  alignas(PNN_ALIGNMENT) T at[narrow_max_k * W];
-  alignas(PNN_ALIGNMENT) T out[N * W];
-  for (std::size_t i0 = 0; i0 < m; i0 += W) {
-    const std::size_t rows = m - i0 < W ? m - i0 : W;
-    for (std::size_t r = 0; r < W; ++r) {
-      if (r < rows) {
-        const T* ar = a + (i0 + r) * lda;
-        for (std::size_t p = 0; p < k; ++p) at[p * W + r] = ar[p];
-      } else {
-        for (std::size_t p = 0; p < k; ++p) at[p * W + r] = T(0);
-      }
-    }
-    P acc[N];
-    for (std::size_t j = 0; j < N; ++j) acc[j] = P(T(0));
-    for (std::size_t p = 0; p < k; ++p) {
-      const P av = P::load_unaligned(at + p * W);
-      for (std::size_t j = 0; j < N; ++j) acc[j] = simd::fma(av, P(b[j * ldb + p]), acc[j]);
-    }
-    for (std::size_t j = 0; j < N; ++j) acc[j].store_unaligned(out + j * W);
+  constexpr std::size_t R = 8;
+  alignas(PNN_ALIGNMENT) T bt[narrow_max_k * W];
+  for (std::size_t p = 0; p < k; ++p)
+    for (std::size_t j = 0; j < W; ++j) bt[p * W + j] = j < N ? b[j * ldb + p] : T(0);
+  alignas(PNN_ALIGNMENT) T out[R * W];
+  const auto finish = [&](std::size_t i, std::size_t rows) {
     for (std::size_t r = 0; r < rows; ++r) {
-      T* cr = c + (i0 + r) * ldc;
+      T* cr = c + (i + r) * ldc;
       for (std::size_t j = 0; j < N; ++j) {
-        const T s = alpha * out[j * W + r];
+        const T s = alpha * out[r * W + j];
         cr[j] = beta == T(0) ? s : s + beta * cr[j];
       }
     }
+  };
+  std::size_t i = 0;
+  for (; i + R <= m; i += R) {
+    P acc[R];
+    for (std::size_t r = 0; r < R; ++r) acc[r] = P(T(0));
+    const T* ai = a + i * lda;
+    for (std::size_t p = 0; p < k; ++p) {
+      const P bv = P::load_aligned(bt + p * W);
+      for (std::size_t r = 0; r < R; ++r) acc[r] = simd::fma(P(ai[r * lda + p]), bv, acc[r]);
+    }
+    for (std::size_t r = 0; r < R; ++r) acc[r].store_aligned(out + r * W);
+    finish(i, R);
+  }
+  for (; i < m; ++i) {
+    P acc(T(0));
+    const T* ai = a + i * lda;
+    for (std::size_t p = 0; p < k; ++p) acc = simd::fma(P(ai[p]), P::load_aligned(bt + p * W), acc);
+    acc.store_aligned(out);
+    finish(i, 1);
   }
 }
 
