@@ -469,32 +469,118 @@ TEST_CASE("convolutional training gives the same weights on 1, 2 and 3 threads",
   CHECK(run(3) == one);
 }
 
-TEST_CASE("an exact, noiseless kernel reads its patches in cache-sized blocks with the same result", "[conv][threads]") {
-  // 20 × 20 images, 8 kernels of 5 × 5 with padding 2: 400 positions, 10,000 patch values per
-  // image, so 128 images are read in blocks of 13 (one thread) to 39 (three) images. Zero read
-  // noise keeps the values but reads all patches at once.
-  using shape = conv_shape<20, 20, 1, 8, 5, 1, 2>;
-  using blocked = conv2d<shape, physics::digital, noise::none, act::tanh, pool::max<2>>;
-  using whole = conv2d<shape, physics::digital, noise::gaussian_read, act::tanh, pool::max<2>>;
-  static_assert(blocked::reads_in_blocks && !whole::reads_in_blocks);
-  blocked b;
+namespace {
+// Reads a batch of 128 images through an exact, noiseless kernel (`Fast`, read directly or in
+// blocks) on 1, 2 and 3 threads, and through the same kernel with zero read noise (`Whole`, all
+// patches unfolded and read at once): the result must not depend on the thread count, and
+// must equal the whole read (bitwise where `bitwise`).
+template <class Shape>
+void check_fast_read(bool expect_direct, bool bitwise) {
+  using fast = conv2d<Shape, physics::digital, noise::none, act::tanh, pool::max<2>>;
+  using whole = conv2d<Shape, physics::digital, noise::gaussian_read, act::tanh, pool::max<2>>;
+  static_assert(fast::reads_in_blocks && !whole::reads_in_blocks);
+  constexpr bool narrow = Shape::fixed.stride == 1 && Shape::out_channels < simd::lanes<float>;
+  CHECK((fast::reads_directly && (narrow || simd::wide_correlation<float>(Shape::out_channels))) == expect_direct);
+  fast b;
   whole w;
   w.noise.sigma = 0;
   rng g0(3);
-  b.initialize(shape::in_size, blocked::out_extent, g0);
+  b.initialize(Shape::in_size, fast::out_extent, g0);
   rng g1(3);
-  w.initialize(shape::in_size, whole::out_extent, g1);
-  const auto x = random_batch<float>(128, shape::in_size, 4);
-  std::vector<float> ab(128 * blocked::pre_activation_extent), hb(128 * blocked::out_extent), aw(ab.size()), hw(hb.size());
+  w.initialize(Shape::in_size, whole::out_extent, g1);
+  const auto x = random_batch<float>(128, Shape::in_size, 4);
+  std::vector<float> ab(128 * fast::pre_activation_extent), hb(128 * fast::out_extent), aw(ab.size()), hw(hb.size());
   rng g(1);
   w.forward(x.data(), 128, aw.data(), hw.data(), g);
+  std::vector<float> a1, h1;
   for (unsigned threads : {1u, 2u, 3u}) {
     set_num_threads(threads);
     b.forward(x.data(), 128, ab.data(), hb.data(), g);
-    CHECK(ab == aw);
-    CHECK(hb == hw);
+    if (threads == 1) {
+      a1 = ab;
+      h1 = hb;
+    }
+    CHECK(ab == a1);
+    CHECK(hb == h1);
   }
   set_num_threads(0);
+  if (bitwise) {
+    CHECK(ab == aw);
+    CHECK(hb == hw);
+  } else {
+    for (std::size_t i = 0; i < ab.size(); ++i) REQUIRE(ab[i] == Approx(aw[i]).margin(1e-5));
+  }
+}
+}  // namespace
+
+TEST_CASE("an exact, noiseless kernel reads its patches directly or in cache-sized blocks with the same result",
+          "[conv][threads]") {
+  constexpr std::size_t W = simd::lanes<float>;
+  // 20 × 20 images, 5 × 5 kernels with padding 2: 400 positions, 10,000 patch values per
+  // image, so 128 images are read in blocks of 13 (one thread) to 39 (three) images where they
+  // are not read directly. 8 kernels are read directly with 16 float lanes (AVX-512), where a
+  // whole read sums as the direct one does, and fill one or two registers of 8 or 4; 24 kernels (neither fewer
+  // than the lanes nor one or two registers' worth) in blocks everywhere.
+  check_fast_read<conv_shape<20, 20, 1, 8, 5, 1, 2>>(W >= 4, W > 8);
+  check_fast_read<conv_shape<20, 20, 1, 24, 5, 1, 2>>(false, true);
+  // Three input channels, a 3 × 3 kernel and an odd width: read directly wherever 4 kernels
+  // are fewer than the lanes (or fill one register); the whole read's product may sum in
+  // another order.
+  check_fast_read<conv_shape<12, 19, 3, 4, 3, 1, 1>>(W >= 4, false);
+  // LeNet-5's second convolution: 16 kernels fill one or two registers.
+  check_fast_read<conv_shape<14, 14, 6, 16, 5, 1, 0>>(W == 16 || W == 8, false);
+  // Stride 2 with padding: two registers' worth of kernels (AVX-512) are read directly.
+  check_fast_read<conv_shape<13, 13, 3, 32, 3, 2, 1>>(W == 16, false);
+}
+
+namespace {
+// kernel_gradient of a digital double layer against naive sums over the unfolded patches, on
+// 1, 2 and 3 threads (bitwise the same); `direct` says which path it must take.
+template <class Shape>
+void check_kernel_gradient(bool direct) {
+  using layer = conv2d<Shape, dd, noise::none, act::tanh, pool::max<2>>;
+  CHECK((Shape::fixed.stride == 1 && Shape::out_channels < simd::lanes<double> &&
+         !simd::is_scalar_arch<simd::default_arch>) == direct);
+  layer l;
+  rng g0(5);
+  l.initialize(Shape::in_size, layer::out_extent, g0);
+  const std::size_t n = 64, P = l.positions(), K = l.kernel_inputs(), C = l.channels();
+  const auto x = random_batch<double>(n, Shape::in_size, 6);
+  const auto delta = random_batch<double>(n, layer::pre_activation_extent, 7);
+  std::vector<double> patches(n * P * K), dw_ref(C * K, 0.0), db_ref(C, 0.0);
+  l.patches(x.data(), n, patches.data());
+  for (std::size_t r = 0; r < n * P; ++r)
+    for (std::size_t c = 0; c < C; ++c) {
+      const double d = delta.data()[r * C + c];
+      db_ref[c] += 0.5 * d;
+      for (std::size_t k = 0; k < K; ++k) dw_ref[c * K + k] += 0.5 * d * patches[r * K + k];
+    }
+  std::vector<double> dw(C * K), db(C), dw1, db1;
+  for (unsigned threads : {1u, 2u, 3u}) {
+    set_num_threads(threads);
+    l.kernel_gradient(x.data(), delta.data(), n, 0.5, dw.data(), db.data());
+    if (threads == 1) {
+      dw1 = dw;
+      db1 = db;
+    }
+    CHECK(dw == dw1);
+    CHECK(db == db1);
+  }
+  set_num_threads(0);
+  double worst = 0;
+  for (std::size_t i = 0; i < dw.size(); ++i) worst = std::max(worst, std::abs(dw[i] - dw_ref[i]));
+  for (std::size_t c = 0; c < C; ++c) worst = std::max(worst, std::abs(db[c] - db_ref[c]));
+  CHECK(worst < 1e-9);
+}
+}  // namespace
+
+TEST_CASE("a digital kernel's update sums its patches shard by shard, the same on any thread count", "[conv][threads]") {
+  // 64 images of 400 positions: shards of 6 images, 11 of them. Three kernels are correlated
+  // directly wherever a register holds more than 3 doubles; 9 kernels, or stride 2, go
+  // through the unfolded patches.
+  check_kernel_gradient<conv_shape<20, 20, 2, 3, 5, 1, 2>>(simd::lanes<double> > 3);
+  check_kernel_gradient<conv_shape<20, 20, 2, 9, 5, 1, 2>>(false);
+  check_kernel_gradient<conv_shape<21, 21, 1, 3, 3, 2, 1>>(false);
 }
 
 TEST_CASE("a convolutional network rejects wrong input sizes and sizes that contradict its geometry", "[conv][errors]") {

@@ -9,9 +9,11 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <pnn/simd/blas.hpp>
+#include <pnn/simd/gemm.hpp>
 
 // Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
 namespace tests_kernels_blas {
@@ -237,6 +239,138 @@ TEMPLATE_TEST_CASE("map and bias_map apply pack and scalar functions alike", "[s
       INFO("M=" << m << " N=" << n);
       CHECK(bad == 0);
     }
+  }
+}
+
+TEMPLATE_TEST_CASE("correlate_narrow sums every patch as narrow_nt sums the unfolded patches; its gradient is δᵀ·patches", "[simd][blas][conv]", float,
+                   double) {
+  using T = TestType;
+  constexpr std::size_t W = s::lanes<T>;
+  if constexpr (W > 1) {
+    struct geometry {
+      std::size_t out, channels, kernel, height, width, padding;
+    };
+    // One kernel and tap; LeNet-5's first layer; several input channels and an odd width;
+    // the most kernels a register allows, a width spanning three registers.
+    // (Kernels beyond a register's lanes are left out on narrow registers.)
+    constexpr auto fewer = [](std::size_t out) { return out < W ? out : W - 1; };
+    const geometry cases[] = {{1, 1, 1, 5, 7, 0}, {fewer(6), 1, 5, 28, 28, 2}, {fewer(3), 3, 3, 9, 21, 1},
+                              {W - 1, 2, 2, 6, 3 * W + 5, 0}};
+    lcg rng{7};
+    for (const auto& g : cases) {
+      CAPTURE(g.out, g.channels, g.kernel, g.width);
+      const std::size_t oh = g.height + 2 * g.padding - g.kernel + 1, ow = g.width + 2 * g.padding - g.kernel + 1;
+      const std::size_t taps = g.kernel * g.kernel * g.channels, rows = g.height + 2 * g.padding;
+      const std::size_t pitch = s::correlate_pitch<T>(ow, g.kernel);
+      const auto image = random_vector<T>(g.height * g.width * g.channels, rng);  // (y, x, c)
+      const auto w = random_vector<T>(g.out * taps, rng);
+      std::vector<T> planes(g.channels * rows * pitch, T(0));
+      for (std::size_t y = 0; y < g.height; ++y)
+        for (std::size_t x = 0; x < g.width; ++x)
+          for (std::size_t c = 0; c < g.channels; ++c)
+            planes[(c * rows + y + g.padding) * pitch + x + g.padding] = image[(y * g.width + x) * g.channels + c];
+      // The patches unfolded as a convolution unfolds them: (ky, kx, c) per row.
+      std::vector<T> patches(oh * ow * taps);
+      for (std::size_t oy = 0; oy < oh; ++oy)
+        for (std::size_t ox = 0; ox < ow; ++ox)
+          for (std::size_t ky = 0; ky < g.kernel; ++ky)
+            for (std::size_t kx = 0; kx < g.kernel; ++kx)
+              for (std::size_t c = 0; c < g.channels; ++c)
+                patches[(oy * ow + ox) * taps + (ky * g.kernel + kx) * g.channels + c] =
+                    planes[(c * rows + oy + ky) * pitch + ox + kx];
+      std::vector<T> y(oh * ow * g.out, T(-7)), reference(y.size());
+      const auto before = s::kernel_work_on_this_thread();
+      s::correlate_narrow<T>(g.out, g.channels, g.kernel, w.data(), taps, planes.data(), rows, pitch, oh, ow, y.data(),
+                             g.out);
+#if PNN_COUNT_KERNEL_WORK
+      CHECK((s::kernel_work_on_this_thread() - before).flops == 2 * oh * ow * g.out * taps);
+#else
+      (void)before;
+#endif
+      s::detail::gemm::narrow_nt_dispatch<T, s::default_arch>(oh * ow, g.out, taps, T(1), patches.data(), taps, w.data(),
+                                                             taps, T(0), reference.data(), g.out,
+                                                             std::make_index_sequence<W - 1>{});
+      CHECK(y == reference);
+      // The kernels' gradient for errors d at the outputs, added to what dw holds.
+      const auto d = random_vector<T>(oh * ow * g.out, rng);
+      std::vector<T> dw(g.out * taps, T(1)), errors(g.out * oh * s::correlate_error_pitch<T>(ow));
+      s::correlate_narrow_gradient<T>(g.out, g.channels, g.kernel, d.data(), g.out, planes.data(), rows, pitch, oh, ow,
+                                      dw.data(), taps, errors.data());
+      double worst_gradient = 0;
+      for (std::size_t o = 0; o < g.out; ++o)
+        for (std::size_t t = 0; t < taps; ++t) {
+          double exact = 1;
+          for (std::size_t p = 0; p < oh * ow; ++p) exact += double(d[p * g.out + o]) * double(patches[p * taps + t]);
+          worst_gradient = std::max(worst_gradient, std::abs(exact - double(dw[o * taps + t])));
+        }
+      CHECK(worst_gradient <= tolerance<T>(oh * ow, 0.25 * double(oh * ow)));
+      double worst = 0;
+      for (std::size_t p = 0; p < oh * ow; ++p)
+        for (std::size_t o = 0; o < g.out; ++o) {
+          double exact = 0;
+          for (std::size_t t = 0; t < taps; ++t) exact += double(patches[p * taps + t]) * double(w[o * taps + t]);
+          worst = std::max(worst, std::abs(exact - double(y[p * g.out + o])));
+        }
+      CHECK(worst <= tolerance<T>(taps, 0.25 * double(taps)));
+    }
+#if PNN_HAS_EXCEPTIONS
+    std::vector<T> buffer(4096, T(0));
+    CHECK_THROWS_AS(s::correlate_narrow<T>(W, 1, 3, buffer.data(), 9, buffer.data(), 10, 64, 8, 8, buffer.data(), W),
+                    pnn::error);
+    CHECK_THROWS_AS(s::correlate_narrow<T>(2, 1, 3, buffer.data(), 9, buffer.data(), 10, 8, 8, 8, buffer.data(), 2),
+                    pnn::error);
+    CHECK_THROWS_AS(s::correlate_narrow_gradient<T>(W, 1, 3, buffer.data(), W, buffer.data(), 10, 64, 8, 8,
+                                                    buffer.data(), 9, buffer.data()),
+                    pnn::error);
+    CHECK_THROWS_AS(s::correlate_narrow_gradient<T>(2, 1, 3, buffer.data(), 2, buffer.data(), 9, 64, 8, 8, buffer.data(),
+                                                    9, buffer.data()),
+                    pnn::error);
+#endif
+  }
+}
+
+TEMPLATE_TEST_CASE("correlate_wide sums every patch against one or two registers of kernels", "[simd][blas][conv]", float,
+                   double) {
+  using T = TestType;
+  constexpr std::size_t W = s::lanes<T>;
+  if constexpr (W > 1) {
+    struct geometry {
+      std::size_t out, channels, kernel, stride, height, width;  // the image's padding included
+    };
+    // Positions in blocks of 8 (6 for two registers) and one by one; stride 2; one tap.
+    const geometry cases[] = {{W, 6, 5, 1, 14, 14}, {2 * W, 3, 3, 2, 13, 17}, {W, 1, 1, 1, 3, 5}};
+    lcg rng{11};
+    for (const auto& g : cases) {
+      CAPTURE(g.out, g.channels, g.kernel, g.stride);
+      REQUIRE(s::wide_correlation<T>(g.out));
+      const std::size_t oh = (g.height - g.kernel) / g.stride + 1, ow = (g.width - g.kernel) / g.stride + 1;
+      const std::size_t taps = g.kernel * g.kernel * g.channels, pitch = g.width * g.channels;
+      const auto image = random_vector<T>(g.height * pitch, rng);
+      const auto wt = random_vector<T>(taps * g.out, rng);
+      std::vector<T> y(oh * ow * g.out, T(-7));
+      s::correlate_wide<T>(g.out, g.channels, g.kernel, g.stride, wt.data(), image.data(), pitch, oh, ow, y.data());
+      double worst = 0;
+      for (std::size_t oy = 0; oy < oh; ++oy)
+        for (std::size_t ox = 0; ox < ow; ++ox)
+          for (std::size_t o = 0; o < g.out; ++o) {
+            double exact = 0;
+            for (std::size_t ky = 0; ky < g.kernel; ++ky)
+              for (std::size_t kx = 0; kx < g.kernel; ++kx)
+                for (std::size_t c = 0; c < g.channels; ++c)
+                  exact += double(wt[((ky * g.kernel + kx) * g.channels + c) * g.out + o]) *
+                           double(image[(oy * g.stride + ky) * pitch + (ox * g.stride + kx) * g.channels + c]);
+            worst = std::max(worst, std::abs(exact - double(y[(oy * ow + ox) * g.out + o])));
+          }
+      CHECK(worst <= tolerance<T>(taps, 0.25 * double(taps)));
+    }
+    CHECK_FALSE(s::wide_correlation<T>(W - 1));
+    CHECK_FALSE(s::wide_correlation<T>(3 * W));
+#if PNN_HAS_EXCEPTIONS
+    std::vector<T> buffer(4096, T(0));
+    CHECK_THROWS_AS(s::correlate_wide<T>(W + 1, 1, 3, 1, buffer.data(), buffer.data(), 10, 4, 4, buffer.data()),
+                    pnn::error);
+    CHECK_THROWS_AS(s::correlate_wide<T>(W, 1, 3, 1, buffer.data(), buffer.data(), 5, 4, 4, buffer.data()), pnn::error);
+#endif
   }
 }
 

@@ -349,11 +349,18 @@ std::vector<T>& patch_scratch() {
 template <class Layer, class T>
 void layer_update(const Layer& l, const T* x, const T* delta, std::size_t n, T scale, layer_gradient<T>& g) {
   if constexpr (requires { l.positions(); l.kernel_inputs(); l.patches(x, n, static_cast<T*>(nullptr)); }) {
-    auto& patch_buffer = patch_scratch<T>();
-    patch_buffer.resize(n * l.positions() * l.kernel_inputs());
     // A kernel matrix is small and its factors (every patch) are large: forming the update
     // costs less than keeping the factors, so a convolution's update is never deferred.
     g.defer = false;
+    if constexpr (!tile_hooks::uses_update_factors<typename Layer::tile_type> &&
+                  requires { l.kernel_gradient(x, delta, n, scale, g.weight.data(), g.bias.data()); }) {
+      // Nothing downstream needs the patches: the layer sums the update shard by shard.
+      l.kernel_gradient(x, delta, n, scale, g.weight.data(), g.bias.data());
+      g.factored = false;
+      return;
+    }
+    auto& patch_buffer = patch_scratch<T>();
+    patch_buffer.resize(n * l.positions() * l.kernel_inputs());
     l.patches(x, n, patch_buffer.data());
     outer_product_update(l, static_cast<const T*>(patch_buffer.data()), delta, n * l.positions(),
                          l.kernel_inputs(), l.tile.out_size(), scale, g);

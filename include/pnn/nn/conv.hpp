@@ -21,7 +21,6 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -38,6 +37,7 @@
 #include <pnn/nn/dense.hpp>
 #include <pnn/nn/network.hpp>
 #include <pnn/simd/blas.hpp>
+#include <pnn/simd/gemm.hpp>
 
 namespace pnn {
 
@@ -192,6 +192,12 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   /// noise: `read_patches` may then unfold and read the patches block by block.
   static constexpr bool reads_in_blocks = tile_hooks::reads_exactly<tile_type> && !base_type::has_input_noise &&
                                           !base_type::has_output_noise && !base_type::has_weight_noise;
+  /// True when an exact read may skip the patches: with stride 1 and fewer kernels than a
+  /// register has lanes (`simd::correlate_narrow`), or with one or two registers' worth of
+  /// kernels (`simd::correlate_wide`), `read_patches` correlates the kernels with the image
+  /// directly, each sum over the taps in a patch row's order.
+  static constexpr bool reads_directly = reads_in_blocks && !simd::is_scalar_arch<simd::default_arch> &&
+                                        requires(const tile_type& t) { t.weight_data(); };
   /// True when the layer max-pools: `pooled_read` then records each window's maximum.
   static constexpr bool max_pooled = detail::is_max_pool_v<Pool>;
 
@@ -302,10 +308,21 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   /// Reads every patch of `x` (n × in_size) through the kernel tile, unbiased, into `pre`
   /// (n·positions() × channels()): the one read `forward` and `pooled_read` share. With
   /// `reads_in_blocks` (and at least 64 positions) the patches are unfolded and read in
-  /// cache-sized blocks of samples, with the same result.
+  /// cache-sized blocks of samples, with the same result; with `reads_directly` and a kernel
+  /// count it suits, the kernels are correlated with the image instead.
   void read_patches(const value_type* x, std::size_t n, value_type* pre, rng& g) const {
     static thread_local std::vector<value_type> patch_buffer, noise_scratch;
     const std::size_t rows = n * positions();
+    if constexpr (reads_directly) {
+      if (geometry().stride == 1 && channels() < simd::lanes<value_type>) {
+        correlate(x, n, pre);
+        return;
+      }
+      if (simd::wide_correlation<value_type>(channels())) {
+        correlate_wide(x, n, pre);
+        return;
+      }
+    }
     if constexpr (reads_in_blocks) {
       // The patches hold k²·C_in values per position: unfolded whole and then read, they
       // stream through memory twice. An exact, noiseless read gives every row the same result
@@ -558,6 +575,81 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
     accumulate_patches(patch_errors.data(), n, dx);
   }
 
+  /// The kernel's update from a batch `x` (n × in_size) and the errors at its pre-activation
+  /// `delta` (n × pre_activation_size): `dw = scale · Σ_{s,p} δ_{s,p} x_{s,p}ᵀ` (channels ×
+  /// kernel_inputs) and `db = scale · Σ_{s,p} δ_{s,p}` (channels), what a digital kernel is
+  /// updated with. The patches are unfolded and multiplied in fixed shards of samples that fit
+  /// a core's cache, in parallel, and the shards' sums are added in shard order: the batch's
+  /// patches never stream through memory whole, and any thread count gives the same result.
+  void kernel_gradient(const value_type* x, const value_type* delta, std::size_t n, value_type scale, value_type* dw,
+                       value_type* db) const {
+    using T = value_type;
+    const std::size_t P = positions(), K = kernel_inputs(), C = channels();
+    const std::size_t per_sample = P * K;
+    // About 256 KiB of patches per shard, the same for every thread count.
+    const std::size_t shard = per_sample < (std::size_t(1) << 16) ? (std::size_t(1) << 16) / per_sample : 1;
+    const std::size_t shards = (n + shard - 1) / shard, part = C * K + C;
+    static thread_local std::vector<T> partials;
+    partials.assign(shards * part, T(0));
+    T* parts = partials.data();
+    const auto bias_sum = [&](const T* d, std::size_t rows, T* pb) {
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < C; ++c) pb[c] += d[r * C + c];
+    };
+    // Stride 1 and fewer kernels than lanes: each image's gradient is correlated from its
+    // padded planes and its errors, without patches.
+    const bool direct = !simd::is_scalar_arch<simd::default_arch> && geometry().stride == 1 && C < simd::lanes<T>;
+    if (direct) {
+      const auto dm = dims();
+      const std::size_t rows = dm.height + 2 * dm.padding, pitch = simd::correlate_pitch<T>(dm.out_width, dm.kernel);
+      const std::size_t scratch = C * dm.out_height * simd::correlate_error_pitch<T>(dm.out_width);
+      ::pnn::detail::parallel_team(shards, [&](std::size_t t, std::size_t team) noexcept {
+        const auto [b, e] = ::pnn::detail::team_range(shards, 1, t, team);
+        if (b >= e) return;
+        const simd::kernel_work_pause uncounted;  // counted once below, on the calling thread
+        static thread_local std::vector<T> planes;
+        static thread_local std::vector<T> errors;
+        planes.assign(dm.in_channels * rows * pitch, T(0));
+        errors.resize(scratch);
+        for (std::size_t k = b; k < e; ++k)
+          for (std::size_t s = k * shard; s < n && s < (k + 1) * shard; ++s) {
+            lay_out_planes(x + s * dm.in_size, planes.data(), rows, pitch);
+            const T* d = delta + s * P * C;
+            simd::correlate_narrow_gradient<T>(C, dm.in_channels, dm.kernel, d, C, planes.data(), rows, pitch,
+                                               dm.out_height, dm.out_width, parts + k * part, K, errors.data());
+            bias_sum(d, P, parts + k * part + C * K);
+          }
+      });
+    } else {
+    ::pnn::detail::parallel_team(shards, [&](std::size_t t, std::size_t team) noexcept {
+      const auto [b, e] = ::pnn::detail::team_range(shards, 1, t, team);
+      if (b >= e) return;
+      const simd::kernel_work_pause uncounted;  // counted once below, on the calling thread
+      static thread_local std::vector<T> unfolded;
+      unfolded.resize(shard * per_sample);
+      for (std::size_t k = b; k < e; ++k) {
+        const std::size_t s0 = k * shard, ns = n - s0 < shard ? n - s0 : shard, rows = ns * P;
+        patches(x + s0 * in_size(), ns, unfolded.data());
+        const T* d = delta + s0 * P * C;
+        T* pk = parts + k * part;
+        simd::gemm_tn<T>(C, K, rows, T(1), d, C, unfolded.data(), K, T(0), pk, K);
+        bias_sum(d, rows, pk + C * K);
+      }
+    });
+    }
+    std::fill(dw, dw + C * K, T(0));
+    std::fill(db, db + C, T(0));
+    for (std::size_t k = 0; k < shards; ++k) {
+      simd::axpy<T>(C * K, T(1), parts + k * part, dw);
+      simd::axpy<T>(C, T(1), parts + k * part + C * K, db);
+    }
+    simd::scale<T>(C * K, scale, dw);
+    simd::scale<T>(C, scale, db);
+    // What one product of all the patches with the errors counts.
+    const std::uint64_t rows = std::uint64_t(n) * P;
+    simd::detail::count_kernel_work(2 * rows * C * K, rows * K + rows * C + C * K, sizeof(T));
+  }
+
   /// Unfolds `x` (n × in_size) into its patches (n·positions() × kernel_inputs(), row `s·P + p`
   /// for sample `s` at position `p`, entries in (ky, kx, channel) order; zeros outside the
   /// image): the rows the array reads (im2col).
@@ -624,6 +716,78 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   }
 
  private:
+  // One image (in_size values, (y, x, c)) into the interior of zero-padded planes, one per
+  // input channel, of `rows` rows of `pitch` values: what `simd::correlate_narrow` reads.
+  void lay_out_planes(const value_type* xs, value_type* planes, std::size_t rows, std::size_t pitch) const {
+    const auto dm = dims();
+    for (std::size_t iy = 0; iy < dm.height; ++iy)
+      for (std::size_t ix = 0; ix < dm.width; ++ix)
+        for (std::size_t c = 0; c < dm.in_channels; ++c)
+          planes[(c * rows + iy + dm.padding) * pitch + ix + dm.padding] = xs[(iy * dm.width + ix) * dm.in_channels + c];
+  }
+
+  // `read_patches` without the patches (stride 1, fewer channels than lanes): each sample's
+  // image is laid out as zero-padded planes, one per input channel, and correlated with the
+  // kernels register by register along its rows.
+  void correlate(const value_type* x, std::size_t n, value_type* pre) const {
+    using T = value_type;
+    const auto dm = dims();
+    const std::size_t rows = dm.height + 2 * dm.padding;
+    const std::size_t pitch = simd::correlate_pitch<T>(dm.out_width, dm.kernel);
+    const T* w = this->tile.weight_data();
+    for_samples(n, positions() * kernel_inputs(), [&](std::size_t s0, std::size_t s1) {
+      // The work is counted once below, on the calling thread, as a kernel's work is.
+      const simd::kernel_work_pause uncounted;
+      static thread_local std::vector<T> planes;
+      // The padding stays zero: every sample writes the same interior.
+      planes.assign(dm.in_channels * rows * pitch, T(0));
+      for (std::size_t s = s0; s < s1; ++s) {
+        lay_out_planes(x + s * dm.in_size, planes.data(), rows, pitch);
+        simd::correlate_narrow<T>(dm.channels, dm.in_channels, dm.kernel, w, dm.in_channels * dm.kernel * dm.kernel,
+                                  planes.data(), rows, pitch, dm.out_height, dm.out_width,
+                                  pre + s * dm.out_height * dm.out_width * dm.channels, dm.channels);
+      }
+    });
+    const std::uint64_t outputs = std::uint64_t(n) * positions() * channels();
+    simd::detail::count_kernel_work(2 * outputs * kernel_inputs(),
+                                    std::uint64_t(n) * dm.in_channels * rows * pitch + channels() * kernel_inputs() + outputs,
+                                    sizeof(T));
+  }
+
+  // `read_patches` without the patches for one or two registers' worth of kernels: each
+  // position's sums are formed from the (padded) image by broadcasting its values against the
+  // transposed kernels.
+  void correlate_wide(const value_type* x, std::size_t n, value_type* pre) const {
+    using T = value_type;
+    const auto dm = dims();
+    const std::size_t K = kernel_inputs(), C = dm.channels;
+    static thread_local std::vector<T> transposed;
+    transposed.resize(K * C);
+    const T* w = this->tile.weight_data();
+    for (std::size_t o = 0; o < C; ++o)
+      for (std::size_t k = 0; k < K; ++k) transposed[k * C + o] = w[o * K + k];
+    const T* wt = transposed.data();
+    const std::size_t padded_width = dm.width + 2 * dm.padding, pitch = padded_width * dm.in_channels;
+    for_samples(n, positions() * K, [&](std::size_t s0, std::size_t s1) {
+      const simd::kernel_work_pause uncounted;  // counted once below, on the calling thread
+      static thread_local std::vector<T> padded;
+      if (dm.padding > 0) padded.assign((dm.height + 2 * dm.padding) * pitch, T(0));
+      for (std::size_t s = s0; s < s1; ++s) {
+        const T* image = x + s * dm.in_size;
+        if (dm.padding > 0) {
+          for (std::size_t iy = 0; iy < dm.height; ++iy)
+            std::memcpy(padded.data() + (iy + dm.padding) * pitch + dm.padding * dm.in_channels,
+                        image + iy * dm.width * dm.in_channels, dm.width * dm.in_channels * sizeof(T));
+          image = padded.data();
+        }
+        simd::correlate_wide<T>(C, dm.in_channels, dm.kernel, dm.stride, wt, image, pitch, dm.out_height,
+                                dm.out_width, pre + s * dm.out_height * dm.out_width * C);
+      }
+    });
+    const std::uint64_t outputs = std::uint64_t(n) * positions() * C;
+    simd::detail::count_kernel_work(2 * outputs * K, std::uint64_t(n) * dm.in_size + C * K + outputs, sizeof(T));
+  }
+
   // The sizes the loops run over: static constants of a fixed shape, so that loops in the
   // thread team's lambdas keep compile-time bounds (a captured local would be a run-time
   // value there), or the run-time geometry's.

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include <pnn/core/config.hpp>
 #include <pnn/core/error.hpp>
@@ -348,6 +349,265 @@ void bias_map(std::size_t M, std::size_t N, T* C, std::size_t ldc, const T* bias
       for (; j < N; ++j) ci[j] = static_cast<T>(f(ci[j]));
     }
   }
+}
+
+/// Row pitch `correlate_narrow` needs for planes whose correlation has `out_width` columns with
+/// a `kernel`-wide kernel: whole registers (up to two at a time) are read past the last column.
+template <class T, class Arch = default_arch>
+[[nodiscard]] constexpr std::size_t correlate_pitch(std::size_t out_width, std::size_t kernel) noexcept {
+  constexpr std::size_t step = 2 * pack<T, Arch>::size;
+  return (out_width + step - 1) / step * step + kernel - 1;
+}
+
+namespace detail {
+template <std::size_t Out, std::size_t Blocks, class T, class Arch>
+void correlate_narrow_fixed(std::size_t channels, std::size_t kernel, const T* w, std::size_t ldw, const T* planes,
+                            std::size_t plane_rows, std::size_t pitch, std::size_t oh, std::size_t ow, T* y,
+                            std::size_t ldy) noexcept {
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size, span = Blocks * W;
+  alignas(PNN_ALIGNMENT) T out[Out * span];
+  for (std::size_t oy = 0; oy < oh; ++oy)
+    for (std::size_t x0 = 0; x0 < ow; x0 += span) {
+      P acc[Out][Blocks];
+      for (std::size_t o = 0; o < Out; ++o)
+        for (std::size_t b = 0; b < Blocks; ++b) acc[o][b] = P(T(0));
+      // The taps in (ky, kx, c) order, the order of a patch row: each sum is the one a
+      // product of the unfolded patches with the kernels forms, FMA by FMA.
+      std::size_t tap = 0;
+      for (std::size_t ky = 0; ky < kernel; ++ky)
+        for (std::size_t kx = 0; kx < kernel; ++kx)
+          for (std::size_t c = 0; c < channels; ++c, ++tap) {
+            const T* src = planes + (c * plane_rows + oy + ky) * pitch + x0 + kx;
+            P v[Blocks];
+            for (std::size_t b = 0; b < Blocks; ++b) v[b] = P::load_unaligned(src + b * W);
+            for (std::size_t o = 0; o < Out; ++o) {
+              const P wo(w[o * ldw + tap]);
+              for (std::size_t b = 0; b < Blocks; ++b) acc[o][b] = simd::fma(wo, v[b], acc[o][b]);
+            }
+          }
+      for (std::size_t o = 0; o < Out; ++o)
+        for (std::size_t b = 0; b < Blocks; ++b) acc[o][b].store_aligned(out + o * span + b * W);
+      const std::size_t cols = ow - x0 < span ? ow - x0 : span;
+      for (std::size_t j = 0; j < cols; ++j) {
+        T* yj = y + (oy * ow + x0 + j) * ldy;
+        for (std::size_t o = 0; o < Out; ++o) yj[o] = out[o * span + j];
+      }
+    }
+}
+
+template <class T, class Arch, std::size_t... O>
+void correlate_narrow_dispatch(std::size_t out, std::size_t channels, std::size_t kernel, const T* w, std::size_t ldw,
+                               const T* planes, std::size_t plane_rows, std::size_t pitch, std::size_t oh,
+                               std::size_t ow, T* y, std::size_t ldy, std::index_sequence<O...>) noexcept {
+  constexpr std::size_t W = pack<T, Arch>::size;
+  const auto run_if = [&](auto width) {
+    constexpr std::size_t N = decltype(width)::value;
+    if (out != N) return false;
+    // Two registers of columns per output while the accumulators leave room for the loads.
+    if constexpr (2 * N <= 12) {
+      if (ow > W) {
+        correlate_narrow_fixed<N, 2, T, Arch>(channels, kernel, w, ldw, planes, plane_rows, pitch, oh, ow, y, ldy);
+        return true;
+      }
+    }
+    correlate_narrow_fixed<N, 1, T, Arch>(channels, kernel, w, ldw, planes, plane_rows, pitch, oh, ow, y, ldy);
+    return true;
+  };
+  (void)(run_if(std::integral_constant<std::size_t, O + 1>{}) || ...);
+}
+}  // namespace detail
+
+/// \brief Stride-1 cross-correlation of `channels` zero-padded planes with `out` kernels,
+/// fewer than a register has lanes, read from the planes rather than from unfolded patches.
+///
+/// `y(p, o) = Σ_{ky,kx,c} w(o, (ky·kernel + kx)·channels + c) · planes(c, oy + ky, ox + kx)` at
+/// every position `p = oy·ow + ox`, into `y` (oh·ow × out, row stride `ldy`); `w` is out ×
+/// kernel²·channels (row stride `ldw`), a convolution's kernel matrix. Lanes run over ox, and
+/// each sum runs over the taps in (ky, kx, c) order by FMA from zero: the sum `narrow_nt` forms
+/// for the same patch row, so a convolution may use either and every output is the same value
+/// in any split of samples or rows.
+/// \pre 1 ≤ out < lanes; `planes` holds `channels` planes of `plane_rows` ≥ oh + kernel − 1 rows
+/// of `pitch` ≥ `correlate_pitch(ow, kernel)` values.
+template <class T, class Arch = default_arch>
+void correlate_narrow(std::size_t out, std::size_t channels, std::size_t kernel, const T* w, std::size_t ldw,
+                      const T* planes, std::size_t plane_rows, std::size_t pitch, std::size_t oh, std::size_t ow, T* y,
+                      std::size_t ldy) {
+  constexpr std::size_t W = pack<T, Arch>::size;
+  PNN_EXPECTS(out >= 1 && out < W, "correlate_narrow: needs fewer kernels than a register has lanes");
+  const bool fits = plane_rows + 1 >= oh + kernel && pitch >= correlate_pitch<T, Arch>(ow, kernel);
+  PNN_EXPECTS(fits, "correlate_narrow: planes too small for the correlation");
+  const std::uint64_t taps = std::uint64_t(kernel) * kernel * channels, outputs = std::uint64_t(oh) * ow * out;
+  detail::count_kernel_work(2 * outputs * taps, std::uint64_t(channels) * plane_rows * pitch + out * taps + outputs,
+                            sizeof(T));
+  if constexpr (W > 1)
+    detail::correlate_narrow_dispatch<T, Arch>(out, channels, kernel, w, ldw, planes, plane_rows, pitch, oh, ow, y,
+                                               ldy, std::make_index_sequence<W - 1>{});
+}
+
+/// Row pitch of the transposed errors `correlate_narrow_gradient` keeps: `ow` rounded up to
+/// whole registers.
+template <class T, class Arch = default_arch>
+[[nodiscard]] constexpr std::size_t correlate_error_pitch(std::size_t out_width) noexcept {
+  constexpr std::size_t W = pack<T, Arch>::size;
+  return (out_width + W - 1) / W * W;
+}
+
+namespace detail {
+template <std::size_t Out, class T, class Arch>
+void correlate_narrow_gradient_fixed(std::size_t channels, std::size_t kernel, const T* d, std::size_t ldd,
+                                     const T* planes, std::size_t plane_rows, std::size_t pitch, std::size_t oh,
+                                     std::size_t ow, T* dw, std::size_t ldw, T* errors) noexcept {
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  // Taps per pass: their accumulators take about 24 of AVX-512's 32 registers, 10 of 16
+  // elsewhere, leaving room for the errors' registers.
+  constexpr std::size_t budget = sizeof(P) >= 64 ? 24 : 10;
+  constexpr std::size_t Taps = budget / Out < 1 ? 1 : budget / Out < 4 ? budget / Out : 4;
+  const std::size_t ep = correlate_error_pitch<T, Arch>(ow), taps = kernel * kernel * channels;
+  // The errors laid out as planes, one per kernel, zero past the last column: lanes run
+  // over ox, as they do over the image's planes.
+  for (std::size_t o = 0; o < Out; ++o)
+    for (std::size_t oy = 0; oy < oh; ++oy) {
+      T* row = errors + (o * oh + oy) * ep;
+      for (std::size_t ox = 0; ox < ow; ++ox) row[ox] = d[(oy * ow + ox) * ldd + o];
+      for (std::size_t ox = ow; ox < ep; ++ox) row[ox] = T(0);
+    }
+  for (std::size_t t0 = 0; t0 < taps; t0 += Taps) {
+    const std::size_t nt = taps - t0 < Taps ? taps - t0 : Taps;
+    std::size_t offset[Taps];  // where tap t0 + j starts in the planes
+    for (std::size_t j = 0; j < Taps; ++j) {
+      const std::size_t t = t0 + (j < nt ? j : 0), c = t % channels, kx = (t / channels) % kernel,
+                        ky = t / channels / kernel;
+      offset[j] = (c * plane_rows + ky) * pitch + kx;
+    }
+    P acc[Taps][Out];
+    for (std::size_t j = 0; j < Taps; ++j)
+      for (std::size_t o = 0; o < Out; ++o) acc[j][o] = P(T(0));
+    for (std::size_t oy = 0; oy < oh; ++oy)
+      for (std::size_t x0 = 0; x0 < ep; x0 += W) {
+        P e[Out];
+        for (std::size_t o = 0; o < Out; ++o) e[o] = P::load_unaligned(errors + (o * oh + oy) * ep + x0);
+        for (std::size_t j = 0; j < Taps; ++j) {
+          const P v = P::load_unaligned(planes + offset[j] + oy * pitch + x0);
+          for (std::size_t o = 0; o < Out; ++o) acc[j][o] = simd::fma(e[o], v, acc[j][o]);
+        }
+      }
+    for (std::size_t j = 0; j < nt; ++j)
+      for (std::size_t o = 0; o < Out; ++o) dw[o * ldw + t0 + j] += simd::reduce_add(acc[j][o]);
+  }
+}
+
+template <class T, class Arch, std::size_t... O>
+void correlate_narrow_gradient_dispatch(std::size_t out, std::size_t channels, std::size_t kernel, const T* d,
+                                        std::size_t ldd, const T* planes, std::size_t plane_rows, std::size_t pitch,
+                                        std::size_t oh, std::size_t ow, T* dw, std::size_t ldw, T* errors,
+                                        std::index_sequence<O...>) noexcept {
+  const auto run_if = [&](auto width) {
+    if (out != decltype(width)::value) return false;
+    correlate_narrow_gradient_fixed<decltype(width)::value, T, Arch>(channels, kernel, d, ldd, planes, plane_rows, pitch,
+                                                                     oh, ow, dw, ldw, errors);
+    return true;
+  };
+  (void)(run_if(std::integral_constant<std::size_t, O + 1>{}) || ...);
+}
+}  // namespace detail
+
+/// \brief The kernels' gradient of `correlate_narrow` for one image: adds
+/// `Σ_{oy,ox} d(oy·ow + ox, o) · planes(c, oy + ky, ox + kx)` to `dw(o, (ky·kernel + kx)·channels + c)`.
+///
+/// `d` holds the errors at the correlation's outputs (oh·ow × out, row stride `ldd`), `dw` the
+/// kernels' gradient (out × kernel²·channels, row stride `ldw`), and `errors` is scratch for
+/// out × oh × `correlate_error_pitch(ow)` values. Lanes run over ox;
+/// each entry's sum is formed in a fixed order, so a caller adding images in a fixed order gets
+/// the same gradient however it splits the images between threads.
+/// \pre 1 ≤ out < lanes; the planes as for `correlate_narrow`, `pitch` ≥ `correlate_error_pitch(ow)`
+/// + kernel − 1.
+template <class T, class Arch = default_arch>
+void correlate_narrow_gradient(std::size_t out, std::size_t channels, std::size_t kernel, const T* d, std::size_t ldd,
+                               const T* planes, std::size_t plane_rows, std::size_t pitch, std::size_t oh,
+                               std::size_t ow, T* dw, std::size_t ldw, T* errors) {
+  constexpr std::size_t W = pack<T, Arch>::size;
+  PNN_EXPECTS(out >= 1 && out < W, "correlate_narrow_gradient: needs fewer kernels than a register has lanes");
+  const bool fits = plane_rows + 1 >= oh + kernel && pitch + 1 >= correlate_error_pitch<T, Arch>(ow) + kernel;
+  PNN_EXPECTS(fits, "correlate_narrow_gradient: planes too small for the correlation");
+  const std::uint64_t taps = std::uint64_t(kernel) * kernel * channels, outputs = std::uint64_t(oh) * ow * out;
+  detail::count_kernel_work(2 * outputs * taps, std::uint64_t(channels) * plane_rows * pitch + outputs + 2 * out * taps,
+                            sizeof(T));
+  if constexpr (W > 1)
+    detail::correlate_narrow_gradient_dispatch<T, Arch>(out, channels, kernel, d, ldd, planes, plane_rows, pitch, oh,
+                                                        ow, dw, ldw, errors, std::make_index_sequence<W - 1>{});
+}
+
+namespace detail {
+template <std::size_t Vectors, class T, class Arch>
+void correlate_wide_fixed(std::size_t channels, std::size_t kernel, std::size_t stride, const T* wt, const T* image,
+                          std::size_t row_pitch, std::size_t oh, std::size_t ow, T* y) noexcept {
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size, out = Vectors * W;
+  // Positions in flight: their accumulators, the kernels' registers and one broadcast.
+  constexpr std::size_t R = Vectors == 1 ? 8 : 6;
+  const std::size_t run = kernel * channels;  // a kernel row's taps lie together in the image
+  for (std::size_t oy = 0; oy < oh; ++oy) {
+    std::size_t ox = 0;
+    const auto block = [&](auto rows) {
+      constexpr std::size_t Rb = decltype(rows)::value;
+      P acc[Rb][Vectors];
+      for (std::size_t r = 0; r < Rb; ++r)
+        for (std::size_t v = 0; v < Vectors; ++v) acc[r][v] = P(T(0));
+      for (std::size_t ky = 0; ky < kernel; ++ky) {
+        const T* src = image + (oy * stride + ky) * row_pitch + ox * stride * channels;
+        const T* wk = wt + ky * run * out;
+        for (std::size_t j = 0; j < run; ++j) {
+          P wv[Vectors];
+          for (std::size_t v = 0; v < Vectors; ++v) wv[v] = P::load_unaligned(wk + j * out + v * W);
+          for (std::size_t r = 0; r < Rb; ++r) {
+            const P b(src[r * stride * channels + j]);
+            for (std::size_t v = 0; v < Vectors; ++v) acc[r][v] = simd::fma(b, wv[v], acc[r][v]);
+          }
+        }
+      }
+      for (std::size_t r = 0; r < Rb; ++r)
+        for (std::size_t v = 0; v < Vectors; ++v) acc[r][v].store_unaligned(y + (oy * ow + ox + r) * out + v * W);
+    };
+    for (; ox + R <= ow; ox += R) block(std::integral_constant<std::size_t, R>{});
+    for (; ox < ow; ++ox) block(std::integral_constant<std::size_t, 1>{});
+  }
+}
+}  // namespace detail
+
+/// \brief Cross-correlation of a zero-padded image with one or two registers' worth of
+/// kernels, read from the image rather than from unfolded patches.
+///
+/// `y(p, o) = Σ_{ky,kx,c} wt((ky·kernel + kx)·channels + c, o) · image(oy·stride + ky, ox·stride + kx, c)`
+/// at every position `p = oy·ow + ox`, into `y` (oh·ow × out, dense rows). `image` is (y, x, c)
+/// with `row_pitch` values per row, its padding included; `wt` is the kernel matrix transposed
+/// (kernel²·channels × out, dense rows). Lanes run over the kernels and each sum runs over the
+/// taps in (ky, kx, c) order by FMA from zero, so every output is the same value in any split of
+/// positions or images.
+/// \pre out is one or two registers' lanes (`wide_correlation(out)`); the image holds
+/// (oh − 1)·stride + kernel rows of at least ((ow − 1)·stride + kernel)·channels values.
+template <class T, class Arch = default_arch>
+void correlate_wide(std::size_t out, std::size_t channels, std::size_t kernel, std::size_t stride, const T* wt,
+                    const T* image, std::size_t row_pitch, std::size_t oh, std::size_t ow, T* y) {
+  constexpr std::size_t W = pack<T, Arch>::size;
+  PNN_EXPECTS(W > 1 && (out == W || out == 2 * W), "correlate_wide: needs one or two registers' worth of kernels");
+  PNN_EXPECTS(row_pitch >= ((ow - 1) * stride + kernel) * channels, "correlate_wide: image rows too short");
+  const std::uint64_t taps = std::uint64_t(kernel) * kernel * channels, outputs = std::uint64_t(oh) * ow * out;
+  detail::count_kernel_work(2 * outputs * taps, ((oh - 1) * stride + kernel) * std::uint64_t(row_pitch) + out * taps + outputs,
+                            sizeof(T));
+  if (out == W)
+    detail::correlate_wide_fixed<1, T, Arch>(channels, kernel, stride, wt, image, row_pitch, oh, ow, y);
+  else
+    detail::correlate_wide_fixed<2, T, Arch>(channels, kernel, stride, wt, image, row_pitch, oh, ow, y);
+}
+
+/// True when `correlate_wide` takes `out` kernels: one or two registers' lanes (never on the
+/// scalar architecture, whose one lane gains nothing over the patches' product).
+template <class T, class Arch = default_arch>
+[[nodiscard]] constexpr bool wide_correlation(std::size_t out) noexcept {
+  constexpr std::size_t W = pack<T, Arch>::size;
+  return W > 1 && (out == W || out == 2 * W);
 }
 
 }  // namespace pnn::simd
