@@ -131,7 +131,8 @@ BENCHMARK(BM_train_epoch_backprop)->ArgName("threads")->Arg(1)->Arg(2)->Unit(ben
 namespace {
 // LeNet-5 (conv 6@5×5 pad 2, max-pool 2, conv 16@5×5, max-pool 2, 120, 84, 10; tanh; digital)
 // trained by backprop, one epoch of 60000 images at batch 64: the convolutions read every patch
-// through their kernel tile (im2col + GEMM). Compare with benchmarks/reference/lenet5_pytorch.py
+// through their kernel tile, which on this exact digital tile means correlating the kernels
+// with the images directly (no unfolded patches; docs/guide.md). Compare with benchmarks/reference/lenet5_pytorch.py
 // on the same machine (one thread). The argument is the thread count inside the run.
 // Per sample ≈ 2·(6·25·784 + 16·150·100 + 400·120 + 120·84 + 84·10) ≈ 0.86 MFLOP forward; the
 // backward pass adds the weight gradients and every input gradient but the first layer's.
@@ -150,7 +151,7 @@ void BM_train_epoch_lenet5_backprop(benchmark::State& state) {
 BENCHMARK(BM_train_epoch_lenet5_backprop)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
 // The same LeNet-5 with both convolutions' geometry given at run time (`pnn::dynamic`): what
-// the loops over unfolding, pooling and error routing lose without compile-time bounds.
+// the loops over correlation, pooling and error routing lose without compile-time bounds.
 using any_conv = conv_shape<dynamic, dynamic, dynamic, dynamic, dynamic, dynamic, dynamic>;
 using lenet5_dynamic_t = network<conv2d<any_conv, physics::digital, noise::none, act::tanh, pool::max<2>>,
                                  conv2d<any_conv, physics::digital, noise::none, act::tanh, pool::max<2>>,
