@@ -337,8 +337,10 @@ TEMPLATE_TEST_CASE("correlate_wide sums every patch against one or two registers
     struct geometry {
       std::size_t out, channels, kernel, stride, height, width;  // the image's padding included
     };
-    // Positions in blocks of 8 (6 for two registers) and one by one; stride 2; one tap.
-    const geometry cases[] = {{W, 6, 5, 1, 14, 14}, {2 * W, 3, 3, 2, 13, 17}, {W, 1, 1, 1, 3, 5}};
+    // Rows of 10 (blocks of 5), 8 (two registers: blocks of 4), 9 and 7 (the last block moved
+    // back over the one before), 2 (one by one); stride 2; one tap.
+    const geometry cases[] = {{W, 6, 5, 1, 14, 14}, {2 * W, 3, 3, 2, 13, 17}, {W, 2, 3, 1, 6, 11},
+                              {2 * W, 2, 2, 1, 4, 8},  {W, 1, 1, 1, 3, 5},    {W, 3, 2, 1, 3, 3}};
     lcg rng{11};
     for (const auto& g : cases) {
       CAPTURE(g.out, g.channels, g.kernel, g.stride);

@@ -545,8 +545,6 @@ void correlate_wide_fixed(std::size_t channels, std::size_t kernel, std::size_t 
                           std::size_t row_pitch, std::size_t oh, std::size_t ow, T* y) noexcept {
   using P = pack<T, Arch>;
   constexpr std::size_t W = P::size, out = Vectors * W;
-  // Positions in flight: their accumulators, the kernels' registers and one broadcast.
-  constexpr std::size_t R = Vectors == 1 ? 8 : 6;
   const std::size_t run = kernel * channels;  // a kernel row's taps lie together in the image
   for (std::size_t oy = 0; oy < oh; ++oy) {
     std::size_t ox = 0;
@@ -570,8 +568,35 @@ void correlate_wide_fixed(std::size_t channels, std::size_t kernel, std::size_t 
       for (std::size_t r = 0; r < Rb; ++r)
         for (std::size_t v = 0; v < Vectors; ++v) acc[r][v].store_unaligned(y + (oy * ow + ox + r) * out + v * W);
     };
-    for (; ox + R <= ow; ox += R) block(std::integral_constant<std::size_t, R>{});
-    for (; ox < ow; ++ox) block(std::integral_constant<std::size_t, 1>{});
+    // Positions in flight: up to 8 (6 with two registers of kernels) accumulators per
+    // register of kernels, with the kernels' registers and one broadcast beside them. A row
+    // is cut into equal blocks where a block size divides it; otherwise the last block is
+    // moved back to end at the row's end, recomputing a few positions with the same sums.
+    const auto row = [&](auto rows) {
+      constexpr std::size_t R = decltype(rows)::value;
+      for (; ox + R <= ow; ox += R) block(rows);
+      if (ox < ow && ow >= R) {
+        ox = ow - R;
+        block(rows);
+        ox = ow;
+      }
+      for (; ox < ow; ++ox) block(std::integral_constant<std::size_t, 1>{});
+    };
+    if constexpr (Vectors == 1) {
+      if (ow % 8 == 0 || ow % 7 == 0 || ow % 6 == 0 || ow % 5 == 0) {
+        if (ow % 8 == 0) row(std::integral_constant<std::size_t, 8>{});
+        else if (ow % 7 == 0) row(std::integral_constant<std::size_t, 7>{});
+        else if (ow % 6 == 0) row(std::integral_constant<std::size_t, 6>{});
+        else row(std::integral_constant<std::size_t, 5>{});
+        continue;
+      }
+      row(std::integral_constant<std::size_t, 8>{});
+    } else {
+      if (ow % 6 == 0) row(std::integral_constant<std::size_t, 6>{});
+      else if (ow % 5 == 0) row(std::integral_constant<std::size_t, 5>{});
+      else if (ow % 4 == 0) row(std::integral_constant<std::size_t, 4>{});
+      else row(std::integral_constant<std::size_t, 6>{});
+    }
   }
 }
 }  // namespace detail
