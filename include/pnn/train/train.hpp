@@ -24,6 +24,7 @@
 
 #include <xtensor/xtensor.hpp>
 
+#include <pnn/core/threads.hpp>
 #include <pnn/data/dataset.hpp>
 #include <pnn/learn/rule.hpp>
 #include <pnn/nn/forward.hpp>
@@ -143,26 +144,37 @@ struct evaluation {
 };
 
 namespace detail {
+/// Copies rows `order[first .. first + count)` of `src` into `dst` (count × cols). A large batch
+/// is split between the kernels' threads by rows: the copy waits on memory (shuffled rows are
+/// scattered over the data set), and each thread then holds half the batch in its own cache,
+/// so the next product's threads pull equal shares from each other instead of all from one.
 template <class T>
 void gather_rows(const xt::xtensor<float, 2>& src, const std::vector<std::size_t>& order, std::size_t first,
                  std::size_t count, xt::xtensor<T, 2>& dst) {
   const std::size_t cols = src.shape()[1];
   if (dst.shape()[0] != count || dst.shape()[1] != cols) dst.resize({count, cols});
-  for (std::size_t r = 0; r < count; ++r) {
-    const float* s = src.data() + order[first + r] * cols;
-    // Shuffled rows are scattered over the data set: ask for rows a few ahead while this one is
-    // copied, so the copy does not wait on memory one row at a time.
+  auto copy = [&](std::size_t r0, std::size_t r1) noexcept {
+    // Ask for rows a few ahead while this one is copied, so the copy does not wait on memory
+    // one row at a time.
     constexpr std::size_t ahead = 4;
-    if (r == 0)
-      for (std::size_t q = 1; q < ahead && q < count; ++q)
-        for (std::size_t c = 0; c < cols; c += 64 / sizeof(float)) __builtin_prefetch(src.data() + order[first + q] * cols + c);
-    if (r + ahead < count) {
-      const float* next = src.data() + order[first + r + ahead] * cols;
-      for (std::size_t c = 0; c < cols; c += 64 / sizeof(float)) __builtin_prefetch(next + c);
+    for (std::size_t q = r0 + 1; q < r0 + ahead && q < r1; ++q)
+      for (std::size_t c = 0; c < cols; c += 64 / sizeof(float)) __builtin_prefetch(src.data() + order[first + q] * cols + c);
+    for (std::size_t r = r0; r < r1; ++r) {
+      if (r + ahead < r1) {
+        const float* next = src.data() + order[first + r + ahead] * cols;
+        for (std::size_t c = 0; c < cols; c += 64 / sizeof(float)) __builtin_prefetch(next + c);
+      }
+      const float* s = src.data() + order[first + r] * cols;
+      T* d = dst.data() + r * cols;
+      for (std::size_t c = 0; c < cols; ++c) d[c] = static_cast<T>(s[c]);
     }
-    T* d = dst.data() + r * cols;
-    for (std::size_t c = 0; c < cols; ++c) d[c] = static_cast<T>(s[c]);
-  }
+  };
+  // A thread gets at least ~16 rows of 784 values: less is not worth waking it.
+  const std::size_t max_team = count * cols / 12544;
+  ::pnn::detail::parallel_team(max_team, [&](std::size_t t, std::size_t team) noexcept {
+    const auto [r0, r1] = ::pnn::detail::team_range(count, 1, t, team);
+    if (r0 < r1) copy(r0, r1);
+  });
 }
 
 /// Reusable buffers of data-parallel steps: the transported array and the combined update.
