@@ -213,6 +213,9 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--sweep depth=16", "--sweep depth: '16' must be a whole number in [1, 8]");
   check("--sweep hidden=0", "--sweep hidden: '0' must be a whole number in [1, 100000]");
   check("--threads-per-run 0", "--threads-per-run: '0' must be a whole number in [1, 1024]");
+  check("--weight-decay -0.001", "--weight-decay must lie in [0, 1)");
+  check("--weight-decay 1", "--weight-decay must lie in [0, 1)");
+  check("--weight-decay x", "--weight-decay: 'x' is not a number");
   check("--scorecard --scorecard-seeds 0", "--scorecard-seeds: '0' must be a whole number in [1, 100]");
   check("--data-parallel --shards 6", "--shards must be a power of two");
   check("--data-parallel --shards 0", "--shards: '0' must be a whole number");
@@ -856,6 +859,30 @@ TEST_CASE("pnn-bench trains a diffractive network in situ, in silico, physics-aw
   CHECK(results[3].at("energy").at("train_joules_by_kind").at("optical").get<double>() > 0);
 }
 #endif
+
+TEST_CASE("pnn-bench --weight-decay reaches the rules' optimisers and says so", "[pnn-bench][slow]") {
+  const auto run = [](const char* name, const std::string& extra) {
+    const auto dir = fresh_dir(name);
+    const auto out = dir / "out.json";
+    const auto r = run_bench("--rules backprop,feedback_alignment --substrates digital --epochs 2 --train-limit 300 "
+                             "--hidden 16 --batch 16 --json " + out.string() + extra,
+                             dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    std::ifstream f(out);
+    return nlohmann::json::parse(f).at("results");
+  };
+  const auto plain = run("pnn_bench_wd_none", ""), decayed = run("pnn_bench_wd", " --weight-decay 0.05");
+  REQUIRE(plain.size() == 2);
+  REQUIRE(decayed.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    INFO(decayed[i].dump());
+    CHECK_FALSE(plain[i].at("settings").contains("weight_decay"));
+    CHECK(decayed[i].at("settings").at("weight_decay") == 0.05);
+    // The same seed and data: only the decay differs, so the second epoch's loss does.
+    CHECK(plain[i].at("history")[1].at("train_loss") != decayed[i].at("history")[1].at("train_loss"));
+  }
+}
 
 TEST_CASE("pnn-bench --rng ars runs on the ARS generator: reproducible, and a different stream from philox",
           "[pnn-bench][rng]") {

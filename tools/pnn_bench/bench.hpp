@@ -62,6 +62,9 @@ struct config {
   /// Every runner multiplies its learning rate(s) (SPSA: its gain `a`) by this: what `--tune`
   /// selects on a validation split.
   double lr_scale = 1.0;
+  /// `--weight-decay`: L2 weight decay λ (the estimate gains λ·W before the optimiser shapes it)
+  /// of every runner's optimiser that has one (SGD, momentum, Adam); 0: none (the default).
+  double weight_decay = 0;
   std::string perturbation = "spsa";
   /// `--crossbar-update`: how updates reach pulsed crossbars — mixed_precision (a digital
   /// accumulator fires whole pulses), sgd (plain stochastic pulse trains), or a transfer

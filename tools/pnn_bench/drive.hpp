@@ -125,6 +125,8 @@ inline pnn::optim::transfer_algorithm transfer_algorithm_of(const std::string& u
 /// (`--crossbar-update`); elsewhere `o` itself.
 template <class Net, class Opt>
 auto on_substrate(const config& cfg, Opt o) {
+  if constexpr (requires { o.weight_decay; })
+    if (cfg.weight_decay > 0) o.weight_decay = float(cfg.weight_decay);
   if constexpr (programs_in_steps<Net>()) {
     crossbar_optimizer<Opt> c;
     c.mixed.inner = std::move(o);
@@ -950,6 +952,7 @@ result train_and_measure(const config& cfg, const pnn::data::split& d, Net& net,
   pnn::cost_counter counter;
   opt.cost = &counter;
   r.settings["lr_scale"] = cfg.lr_scale;
+  if (cfg.weight_decay > 0) r.settings["weight_decay"] = cfg.weight_decay;
   opt.data_parallel = cfg.data_parallel;
   if (cfg.data_parallel.shards != 0)
     r.settings["data_parallel"] = {{"ranks", cfg.data_parallel.parts}, {"shards", cfg.data_parallel.shards},

@@ -819,6 +819,10 @@ int run(int argc, char** argv, distribute::world& world) {
                  "energy-based rules: alternating (even/odd layers, T 15, K 5; default) | synchronous (T 30, K 10, "
                  "the prototypical form; the same states)")
       ->check(CLI::IsMember({"synchronous", "alternating"}));
+  std::string weight_decay_s = "0";
+  app.add_option("--weight-decay", weight_decay_s,
+                 "L2 weight decay of the rules' optimisers (SGD, momentum, Adam; not SPSA's gain sequence) "
+                 "(default 0)");
   app.add_option("--ep-beta", ep_beta_s, "nudging strength of equilibrium propagation (default 0.4)");
   app.add_option("--ep-noise", ep_noise_s, "neuron noise sd of equilibrium propagation's relaxations (default 0)");
   app.add_option("--ep-average", ep_average_s,
@@ -944,6 +948,9 @@ int run(int argc, char** argv, distribute::world& world) {
       cfg.chop_prob = parse_number(chop_prob_s, "--chop-prob");
       if (!(cfg.chop_prob > 0 && cfg.chop_prob <= 1)) throw usage_error("--chop-prob must lie in (0, 1]");
     }
+    cfg.weight_decay = parse_number(weight_decay_s, "--weight-decay");
+    if (!(cfg.weight_decay >= 0 && cfg.weight_decay < 1))
+      throw usage_error("--weight-decay must lie in [0, 1)");
     cfg.ep_beta = parse_number(ep_beta_s, "--ep-beta");
     cfg.ep_noise = parse_number(ep_noise_s, "--ep-noise");
     const double ep_average = parse_number(ep_average_s, "--ep-average");
