@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include <pnn/core/threads.hpp>
@@ -132,6 +133,51 @@ TEST_CASE("max and average pooling follow the activation; a trailing remainder i
           CHECK(ya(s, (py * 3 + px) * 2 + c) == Approx(a / 4).margin(1e-12));
         }
     }
+}
+
+namespace {
+// Max pooling's error routing checked against a scalar reference: each window's error goes to
+// its first maximum in row-major order (ties are made common by rounding the pre-activations),
+// times f'(a) there; every other position, including rows and columns no window covers, gets 0.
+template <class T, class Layer>
+void check_max_pool_delta(std::size_t n, std::uint64_t s) {
+  using dims = typename Layer::shape_type;
+  constexpr std::size_t S = 2, C = dims::out_channels, OH = dims::out_height, OW = dims::out_width;
+  constexpr std::size_t PH = OH / S, PW = OW / S, pre = OH * OW * C, out = PH * PW * C;
+  const Layer l{};
+  const auto ar = random_batch<T>(n, pre, s);
+  std::vector<T> a(ar.begin(), ar.end()), up(n * out), h(n * out), ref(n * pre, T(0));
+  for (auto& v : a) v = std::round(v * T(2)) / T(2);  // few levels: many ties
+  rng g(s + 1);
+  for (auto& v : up) v = static_cast<T>(g.normal_double());
+  for (std::size_t k = 0; k < n; ++k)
+    for (std::size_t py = 0; py < PH; ++py)
+      for (std::size_t px = 0; px < PW; ++px)
+        for (std::size_t c = 0; c < C; ++c) {
+          std::size_t best = ((k * OH + py * S) * OW + px * S) * C + c;
+          for (std::size_t wy = 0; wy < S; ++wy)
+            for (std::size_t wx = 0; wx < S; ++wx) {
+              const std::size_t i = ((k * OH + py * S + wy) * OW + px * S + wx) * C + c;
+              if (a[i] > a[best]) best = i;
+            }
+          const std::size_t o = ((k * PH + py) * PW + px) * C + c;
+          h[o] = std::tanh(a[best]);
+          ref[best] = up[o] * (T(1) - h[o] * h[o]);
+        }
+  std::vector<T> delta(n * pre, std::numeric_limits<T>::quiet_NaN());  // every entry must be written
+  l.output_delta(up.data(), a.data(), h.data(), n, delta.data());
+  for (std::size_t i = 0; i < delta.size(); ++i) REQUIRE(delta[i] == ref[i]);
+}
+}  // namespace
+
+TEST_CASE("max pooling sends each window's error to its first maximum, ties and uncovered edges included",
+          "[conv]") {
+  // 7 × 7 outputs (an uncovered last row and column), 3 channels: windows in registers and a tail.
+  check_max_pool_delta<double, conv2d<conv_shape<8, 8, 1, 3, 2>, dd, noise::none, act::tanh, pool::max<2>>>(3, 21);
+  check_max_pool_delta<double, conv2d<conv_shape<12, 12, 1, 5, 3>, dd, noise::none, act::tanh, pool::max<2>>>(2, 22);
+  // float: 22 × 22 outputs, 3 channels, 33 windows a row (two 16-lane registers and a tail).
+  check_max_pool_delta<float, conv2d<conv_shape<24, 24, 1, 3, 3>, physics::digital, noise::none, act::tanh,
+                                     pool::max<2>>>(2, 23);
 }
 
 TEST_CASE("unfolding patches and summing them back are adjoint", "[conv]") {

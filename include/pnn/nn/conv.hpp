@@ -21,6 +21,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -28,6 +29,7 @@
 #include <span>
 #include <type_traits>
 #include <vector>
+#include <utility>
 
 #include <pnn/core/error.hpp>
 #include <pnn/core/extents.hpp>
@@ -449,27 +451,29 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
       for (std::size_t k = 0; k < n * dm.pre_size; ++k)
         delta[k] = up[k] * this->activation.derivative(a[k], h[k]);
     } else {
-      const T* fa = values_pooled(a, n);
-      for_samples(n, dm.pre_size, [&](std::size_t s0, std::size_t s1) {
-        std::fill(delta + s0 * dm.pre_size, delta + s1 * dm.pre_size, T(0));
-        for (std::size_t s = s0; s < s1; ++s) {
-          const T* as = a + s * dm.pre_size;
-          const T* fs = fa + s * dm.pre_size;
-          const T* hs = h + s * dm.out_size;  // read when max pooling comes before f
-          (void)hs;
-          T* ds = delta + s * dm.pre_size;
-          const T* us = up + s * dm.out_size;
-          for_each_window([&](std::size_t o, std::size_t first) {
-            if constexpr (detail::is_max_pool_v<Pool>) {
-              const std::size_t best = first_max(fs, first);
-              ds[best] = us[o] * this->activation.derivative(as[best], pools_before_activation ? hs[o] : fs[best]);
-            } else {
-              const T share = us[o] / T(Pool::window * Pool::window);
-              for_window(first, [&](std::size_t k) { ds[k] = share * this->activation.derivative(as[k], fs[k]); });
-            }
-          });
-        }
-      });
+      if constexpr (pools_before_activation) {
+        max_pool_delta(up, a, h, n, delta);
+      } else {
+        const T* fa = values_pooled(a, n);
+        for_samples(n, dm.pre_size, [&](std::size_t s0, std::size_t s1) {
+          std::fill(delta + s0 * dm.pre_size, delta + s1 * dm.pre_size, T(0));
+          for (std::size_t s = s0; s < s1; ++s) {
+            const T* as = a + s * dm.pre_size;
+            const T* fs = fa + s * dm.pre_size;
+            T* ds = delta + s * dm.pre_size;
+            const T* us = up + s * dm.out_size;
+            for_each_window([&](std::size_t o, std::size_t first) {
+              if constexpr (detail::is_max_pool_v<Pool>) {
+                const std::size_t best = first_max(fs, first);
+                ds[best] = us[o] * this->activation.derivative(as[best], fs[best]);
+              } else {
+                const T share = us[o] / T(Pool::window * Pool::window);
+                for_window(first, [&](std::size_t k) { ds[k] = share * this->activation.derivative(as[k], fs[k]); });
+              }
+            });
+          }
+        });
+      }
     }
   }
 
@@ -881,6 +885,80 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
     ::pnn::detail::parallel_team(n * values_per_sample / 65536, [&](std::size_t t, std::size_t team) noexcept {
       const auto [s0, s1] = ::pnn::detail::team_range(n, 1, t, team);
       if (s0 < s1) f(s0, s1);
+    });
+  }
+
+  // `output_delta` for max pooling before a nondecreasing activation (the maxima are found in
+  // `a` itself). Per row of windows, each window entry's channels are gathered into a plane
+  // indexed like the pooled outputs (px, c), so the first-maximum search and the error's
+  // routing run a register of windows at a time with selects: which entry wins is data, and a
+  // scalar search became mispredicted branches. Every entry of a window is written (the error
+  // at its first maximum, zero elsewhere), so `delta` is cleared only where windows leave rows
+  // or columns uncovered.
+  void max_pool_delta(const value_type* up, const value_type* a, const value_type* h, std::size_t n,
+                      value_type* delta) const {
+    using T = value_type;
+    using P = simd::pack<T, simd::default_arch>;
+    constexpr std::size_t S = Pool::window, SS = S * S;
+    [[maybe_unused]] const auto dims_here = dims();
+    for_samples(n, dims_here.pre_size, [&](std::size_t s0, std::size_t s1) {
+      const auto dm = dims();
+      const std::size_t C = dm.channels, row = dm.out_width * C, L = dm.pooled_width * C;
+      if (dm.out_height % S != 0 || dm.out_width % S != 0)
+        std::fill(delta + s0 * dm.pre_size, delta + s1 * dm.pre_size, T(0));
+      static thread_local std::vector<T> work;
+      work.resize((SS + 2) * L);
+      T* plane = work.data();  // SS planes of L values: the window entries, then their errors
+      T* best = plane + SS * L;
+      T* g = best + L;
+      std::size_t offset[SS];
+      for (std::size_t w = 0; w < SS; ++w) offset[w] = (w / S) * row + (w % S) * C;
+      const std::size_t vec_end = L - L % P::size;
+      for (std::size_t s = s0; s < s1; ++s) {
+        const T* as = a + s * dm.pre_size;
+        T* ds = delta + s * dm.pre_size;
+        for (std::size_t py = 0; py < dm.pooled_height; ++py) {
+          const std::size_t row0 = py * S * row, o = py * L;
+          for (std::size_t w = 0; w < SS; ++w)
+            for (std::size_t px = 0; px < dm.pooled_width; ++px)
+              std::memcpy(plane + w * L + px * C, as + row0 + px * S * C + offset[w], C * sizeof(T));
+          // The first maximum: a later entry wins only when strictly larger.
+          std::size_t q = 0;
+          for (; q < vec_end; q += P::size) {
+            P top = P::load_unaligned(plane + q), at(T(0));
+            for (std::size_t w = 1; w < SS; ++w) {
+              const P v = P::load_unaligned(plane + w * L + q);
+              at = simd::where_greater(v, top, P(T(w)), at);
+              top = simd::where_greater(v, top, v, top);
+            }
+            at.store_unaligned(best + q);
+            top.store_unaligned(g + q);
+          }
+          for (; q < L; ++q) {
+            T top = plane[q], at = T(0);
+            for (std::size_t w = 1; w < SS; ++w) {
+              const T v = plane[w * L + q];
+              at = v > top ? T(w) : at;
+              top = v > top ? v : top;
+            }
+            best[q] = at;
+            g[q] = top;
+          }
+          const T* us = up + s * dm.out_size + o;
+          const T* hs = h + s * dm.out_size + o;
+          for (q = 0; q < L; ++q) g[q] = us[q] * this->activation.derivative(g[q], hs[q]);
+          for (q = 0; q < vec_end; q += P::size) {
+            const P at = P::load_unaligned(best + q), gq = P::load_unaligned(g + q);
+            for (std::size_t w = 0; w < SS; ++w)
+              simd::where_equal(at, P(T(w)), gq, P(T(0))).store_unaligned(plane + w * L + q);
+          }
+          for (; q < L; ++q)
+            for (std::size_t w = 0; w < SS; ++w) plane[w * L + q] = best[q] == T(w) ? g[q] : T(0);
+          for (std::size_t w = 0; w < SS; ++w)
+            for (std::size_t px = 0; px < dm.pooled_width; ++px)
+              std::memcpy(ds + row0 + px * S * C + offset[w], plane + w * L + px * C, C * sizeof(T));
+        }
+      }
     });
   }
 

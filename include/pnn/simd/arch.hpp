@@ -140,6 +140,18 @@ template <class T>
 PNN_ALWAYS_INLINE scalar_pack<T> abs(scalar_pack<T> a) noexcept { return {a.v < T(0) ? -a.v : a.v}; }
 template <class T>
 PNN_ALWAYS_INLINE T reduce_max(scalar_pack<T> a) noexcept { return a.v; }
+/// Lane-wise `a > b ? x : y` (false where a or b is NaN), without a branch.
+template <class T>
+PNN_ALWAYS_INLINE scalar_pack<T> where_greater(scalar_pack<T> a, scalar_pack<T> b, scalar_pack<T> x,
+                                               scalar_pack<T> y) noexcept {
+  return {a.v > b.v ? x.v : y.v};
+}
+/// Lane-wise `a == b ? x : y`, without a branch.
+template <class T>
+PNN_ALWAYS_INLINE scalar_pack<T> where_equal(scalar_pack<T> a, scalar_pack<T> b, scalar_pack<T> x,
+                                             scalar_pack<T> y) noexcept {
+  return {a.v == b.v ? x.v : y.v};
+}
 /// Round to the nearest integer, ties to even (the default rounding mode), as `std::nearbyint`.
 template <class T>
 PNN_ALWAYS_INLINE scalar_pack<T> nearbyint(scalar_pack<T> a) noexcept { return {std::nearbyint(a.v)}; }
@@ -169,6 +181,16 @@ PNN_ALWAYS_INLINE xsimd::batch<T, A> min(const xsimd::batch<T, A>& a, const xsim
 template <class T, class A>
 PNN_ALWAYS_INLINE xsimd::batch<T, A> abs(const xsimd::batch<T, A>& a) noexcept {
   return xsimd::abs(a);
+}
+template <class T, class A>
+PNN_ALWAYS_INLINE xsimd::batch<T, A> where_greater(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b,
+                                                   const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& y) noexcept {
+  return xsimd::select(a > b, x, y);
+}
+template <class T, class A>
+PNN_ALWAYS_INLINE xsimd::batch<T, A> where_equal(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b,
+                                                 const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& y) noexcept {
+  return xsimd::select(a == b, x, y);
 }
 template <class T, class A>
 PNN_ALWAYS_INLINE xsimd::batch<T, A> nearbyint(const xsimd::batch<T, A>& a) noexcept {
