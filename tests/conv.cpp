@@ -620,6 +620,57 @@ void check_kernel_gradient(bool direct) {
 }
 }  // namespace
 
+namespace {
+// backward_read_at of a digital double layer against the patches' transposed read summed back
+// (`carry_through_patches` with the base read), on 1, 2 and 3 threads (bitwise the same);
+// `direct` says whether the read goes without patches (`simd::correlate_adjoint`).
+template <class Shape>
+void check_adjoint_read(bool direct) {
+  using layer = conv2d<Shape, dd>;
+  CHECK((simd::correlate_adjoint_registers<double>(Shape::kernel, Shape::in_channels) > 0) == direct);
+  layer l;
+  rng g0(8);
+  l.initialize(Shape::in_size, layer::out_extent, g0);
+  const std::size_t n = 9;
+  const auto delta = random_batch<double>(n, layer::pre_activation_extent, 9);
+  std::vector<double> ref(n * Shape::in_size), dx(n * Shape::in_size), dx1;
+  rng g(1);
+  l.carry_through_patches(delta.data(), n, ref.data(), [&](const double* d, std::size_t rows, double* dp) {
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t k = 0; k < l.kernel_inputs(); ++k) {
+        double v = 0;
+        for (std::size_t c = 0; c < l.channels(); ++c)
+          v += d[r * l.channels() + c] * l.tile.weight_data()[c * l.kernel_inputs() + k];
+        dp[r * l.kernel_inputs() + k] = v;
+      }
+  });
+  for (unsigned threads : {1u, 2u, 3u}) {
+    set_num_threads(threads);
+    std::fill(dx.begin(), dx.end(), std::numeric_limits<double>::quiet_NaN());  // every entry written
+    l.backward_read_at(nullptr, delta.data(), n, dx.data(), g);
+    if (threads == 1) dx1 = dx;
+    CHECK(dx == dx1);
+  }
+  set_num_threads(0);
+  double worst = 0;
+  for (std::size_t i = 0; i < dx.size(); ++i) worst = std::max(worst, std::abs(dx[i] - ref[i]));
+  CHECK(worst < 1e-12);
+}
+}  // namespace
+
+TEST_CASE("an exact kernel's transposed read sums back without patches as through them", "[conv][threads]") {
+  // Without patches where a kernel row's taps (kernel × input channels) fill at most five
+  // registers of doubles.
+  constexpr std::size_t W = simd::lanes<double>;
+  constexpr bool simd = !simd::is_scalar_arch<simd::default_arch>;
+  check_adjoint_read<conv_shape<14, 14, 6, 16, 5, 1, 0>>(simd && 30 <= 5 * W);  // LeNet-5's second convolution
+  check_adjoint_read<conv_shape<12, 12, 16, 32, 5, 1, 0>>(simd && 80 <= 5 * W);  // convnet-ep's
+  check_adjoint_read<conv_shape<12, 12, 4, 8, 5, 1, 0>>(simd && 20 <= 5 * W);
+  check_adjoint_read<conv_shape<28, 28, 1, 6, 5, 1, 2>>(simd);  // padding 2: the edges dropped
+  check_adjoint_read<conv_shape<13, 11, 3, 5, 3, 2, 1>>(simd);  // stride 2, odd sizes
+  check_adjoint_read<conv_shape<9, 9, 40, 3, 3, 1, 1>>(false);  // a kernel row of 120 taps: patches
+}
+
 TEST_CASE("a digital kernel's update sums its patches shard by shard, the same on any thread count", "[conv][threads]") {
   // 64 images of 400 positions: shards of 6 images, 11 of them. Three kernels are correlated
   // directly wherever a register holds more than 3 doubles; 9 kernels, or stride 2, go

@@ -562,6 +562,14 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
                         rng& g) const
     requires transposable_tile<tile_type>
   {
+    if constexpr (reads_directly) {
+      // An exact transposed read needs no patches either: each image's errors are carried
+      // back through the kernels row by row (`simd::correlate_adjoint`).
+      if (simd::correlate_adjoint_registers<value_type>(geometry().kernel, geometry().in_channels) > 0) {
+        correlate_adjoint(delta, n, dx);
+        return;
+      }
+    }
     carry_through_patches(delta, n, dx, [&](const value_type* d, std::size_t rows, value_type* dp) {
       base_type::backward_read_at(nullptr, d, rows, dp, g);
     });
@@ -790,6 +798,44 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
     });
     const std::uint64_t outputs = std::uint64_t(n) * positions() * C;
     simd::detail::count_kernel_work(2 * outputs * K, std::uint64_t(n) * dm.in_size + C * K + outputs, sizeof(T));
+  }
+
+  // `backward_read_at` of an exact kernel without patches: the kernels laid out by kernel row
+  // (each row's taps padded to whole registers), then every image's errors summed back into a
+  // zero-padded image whose interior is the input's error.
+  void correlate_adjoint(const value_type* delta, std::size_t n, value_type* dx) const {
+    using T = value_type;
+    const auto dm = dims();
+    const std::size_t C = dm.channels, K = kernel_inputs(), run = dm.kernel * dm.in_channels;
+    const std::size_t VW = simd::correlate_adjoint_registers<T>(dm.kernel, dm.in_channels) * simd::lanes<T>;
+    static thread_local std::vector<T> by_row;
+    by_row.assign(dm.kernel * C * VW, T(0));
+    const T* w = this->tile.weight_data();
+    for (std::size_t ky = 0; ky < dm.kernel; ++ky)
+      for (std::size_t o = 0; o < C; ++o)
+        std::copy(w + o * K + ky * run, w + o * K + (ky + 1) * run, by_row.data() + (ky * C + o) * VW);
+    const T* kp = by_row.data();
+    const std::size_t padded_rows = dm.height + 2 * dm.padding;
+    const std::size_t pitch = simd::correlate_adjoint_pitch<T>((dm.width + 2 * dm.padding) * dm.in_channels, dm.kernel,
+                                                               dm.in_channels, dm.stride, dm.out_width);
+    const std::size_t scratch_size = simd::correlate_adjoint_scratch<T>(dm.kernel, dm.in_channels, dm.out_width);
+    for_samples(n, positions() * K, [&](std::size_t s0, std::size_t s1) {
+      const simd::kernel_work_pause uncounted;  // counted once below, on the calling thread
+      static thread_local std::vector<T> image, scratch;
+      image.resize(padded_rows * pitch);
+      scratch.assign(scratch_size, T(0));
+      for (std::size_t s = s0; s < s1; ++s) {
+        std::fill(image.begin(), image.end(), T(0));
+        simd::correlate_adjoint<T>(C, dm.in_channels, dm.kernel, dm.stride, kp, delta + s * positions() * C,
+                                   dm.out_height, dm.out_width, image.data(), pitch, scratch.data());
+        for (std::size_t iy = 0; iy < dm.height; ++iy)
+          std::memcpy(dx + s * dm.in_size + iy * dm.width * dm.in_channels,
+                      image.data() + (iy + dm.padding) * pitch + dm.padding * dm.in_channels,
+                      dm.width * dm.in_channels * sizeof(T));
+      }
+    });
+    const std::uint64_t outputs = std::uint64_t(n) * positions() * C;
+    simd::detail::count_kernel_work(2 * outputs * K, outputs + C * K + std::uint64_t(n) * dm.in_size, sizeof(T));
   }
 
   // The sizes the loops run over: static constants of a fixed shape, so that loops in the

@@ -627,6 +627,128 @@ void correlate_wide(std::size_t out, std::size_t channels, std::size_t kernel, s
     detail::correlate_wide_fixed<2, T, Arch>(channels, kernel, stride, wt, image, row_pitch, oh, ow, y);
 }
 
+namespace detail {
+template <std::size_t V, class T, class Arch>
+void correlate_adjoint_fixed(std::size_t out, std::size_t channels, std::size_t kernel, std::size_t stride,
+                             const T* kp, const T* d, std::size_t oh, std::size_t ow, T* image, std::size_t row_pitch,
+                             T* scratch) noexcept {
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size, VW = V * W;
+  // Each position's segment of a kernel row sits between a register of zeros on either side,
+  // so a register that straddles the segment's ends reads zeros there.
+  constexpr std::size_t line = VW + 2 * W;
+  // Positions per block: their accumulators and the kernels' registers within 32 registers
+  // (16 below AVX-512).
+  constexpr std::size_t budget = sizeof(P) >= 64 ? 30 : 14;
+  constexpr std::size_t R = (budget - V - 1) / V < 1 ? 1 : (budget - V - 1) / V > 12 ? 12 : (budget - V - 1) / V;
+  const std::size_t run = kernel * channels, step = stride * channels, span = (ow - 1) * step + run;
+  for (std::size_t oy = 0; oy < oh; ++oy) {
+    const T* drow = d + oy * ow * out;
+    // First every kernel row's products for this row of positions, then their sums into the
+    // image: the sums read the products a kernel row later, after their stores have left.
+    for (std::size_t ky = 0; ky < kernel; ++ky) {
+      const T* kk = kp + ky * out * VW;
+      T* sk = scratch + ky * ow * line + W;
+      const auto block = [&](std::size_t ox, auto rows) {
+        constexpr std::size_t Rb = decltype(rows)::value;
+        P acc[Rb][V];
+        for (std::size_t r = 0; r < Rb; ++r)
+          for (std::size_t v = 0; v < V; ++v) acc[r][v] = P(T(0));
+        for (std::size_t o = 0; o < out; ++o) {
+          P kv[V];
+          for (std::size_t v = 0; v < V; ++v) kv[v] = P::load_unaligned(kk + o * VW + v * W);
+          for (std::size_t r = 0; r < Rb; ++r) {
+            const P b(drow[(ox + r) * out + o]);
+            for (std::size_t v = 0; v < V; ++v) acc[r][v] = simd::fma(b, kv[v], acc[r][v]);
+          }
+        }
+        for (std::size_t r = 0; r < Rb; ++r)
+          for (std::size_t v = 0; v < V; ++v) acc[r][v].store_unaligned(sk + (ox + r) * line + v * W);
+      };
+      std::size_t ox = 0;
+      for (; ox + R <= ow; ox += R) block(ox, std::integral_constant<std::size_t, R>{});
+      for (; ox < ow; ++ox) block(ox, std::integral_constant<std::size_t, 1>{});
+    }
+    for (std::size_t ky = 0; ky < kernel; ++ky) {
+      const T* sk = scratch + ky * ow * line + W;
+      T* dst = image + (oy * stride + ky) * row_pitch;
+      for (std::size_t j0 = 0; j0 < span; j0 += W) {
+        // Positions whose taps [ox·step, ox·step + run) meet [j0, j0 + W), in order of ox.
+        const std::size_t first = j0 < run ? 0 : (j0 - run) / step + 1;
+        const std::size_t last = (j0 + W - 1) / step < ow - 1 ? (j0 + W - 1) / step : ow - 1;
+        P sum = P::load_unaligned(dst + j0);
+        for (std::size_t ox = first; ox <= last; ++ox)
+          sum += P::load_unaligned(sk + ox * line + j0 - ox * step);
+        sum.store_unaligned(dst + j0);
+      }
+    }
+  }
+}
+}  // namespace detail
+
+/// Registers a kernel row's taps take in `correlate_adjoint` (0 when it does not apply).
+template <class T, class Arch = default_arch>
+[[nodiscard]] constexpr std::size_t correlate_adjoint_registers(std::size_t kernel, std::size_t channels) noexcept {
+  constexpr std::size_t W = pack<T, Arch>::size;
+  const std::size_t v = (kernel * channels + W - 1) / W;
+  return W > 1 && v <= 5 ? v : 0;
+}
+
+/// Row pitch of the image `correlate_adjoint` accumulates into: at least `min_pitch`, and room
+/// for whole registers past a row's last tap.
+template <class T, class Arch = default_arch>
+[[nodiscard]] constexpr std::size_t correlate_adjoint_pitch(std::size_t min_pitch, std::size_t kernel,
+                                                            std::size_t channels, std::size_t stride,
+                                                            std::size_t ow) noexcept {
+  constexpr std::size_t W = pack<T, Arch>::size;
+  const std::size_t span = (ow - 1) * stride * channels + kernel * channels;
+  const std::size_t need = (span + W - 1) / W * W;
+  return need > min_pitch ? need : min_pitch;
+}
+
+/// Values of the scratch `correlate_adjoint` needs.
+template <class T, class Arch = default_arch>
+[[nodiscard]] constexpr std::size_t correlate_adjoint_scratch(std::size_t kernel, std::size_t channels,
+                                                              std::size_t ow) noexcept {
+  constexpr std::size_t W = pack<T, Arch>::size;
+  return kernel * ow * ((correlate_adjoint_registers<T, Arch>(kernel, channels) + 2) * W);
+}
+
+/// \brief The adjoint of a convolution's read for one image, without patches: every
+/// position's errors carried back through the kernels and summed into the image they read.
+///
+/// `image(oy·stride + ky, ox·stride + kx, c) += Σ_o d(oy·ow + ox, o) · k(o, (ky·kernel + kx)·channels + c)`
+/// for every position and tap. `kp` holds the kernels by kernel row, each row's taps padded
+/// with zeros to whole registers: `kp((ky·out + o)·V·W + j) = k(o, ky·kernel·channels + j)` for
+/// `j < kernel·channels`, 0 beyond, with `V = correlate_adjoint_registers(kernel, channels)`.
+/// `image` is (y, x, c) with `row_pitch` values per row, the padding included. Lanes run over a
+/// kernel row's taps; each position's products sum over `o` from zero by FMA, and each image
+/// value then adds its positions' products in order of position: the same value in any split
+/// of images.
+/// \pre `correlate_adjoint_registers(kernel, channels)` > 0; `row_pitch` ≥
+/// `correlate_adjoint_pitch(...)`; the image has (oh − 1)·stride + kernel rows; `scratch` has
+/// `correlate_adjoint_scratch(kernel, channels, ow)` values, its first and last register of
+/// every line zero (`scratch` zeroed once suffices: those lanes are never written).
+template <class T, class Arch = default_arch>
+void correlate_adjoint(std::size_t out, std::size_t channels, std::size_t kernel, std::size_t stride, const T* kp,
+                       const T* d, std::size_t oh, std::size_t ow, T* image, std::size_t row_pitch, T* scratch) {
+  const std::size_t v = correlate_adjoint_registers<T, Arch>(kernel, channels);
+  PNN_EXPECTS(v > 0, "correlate_adjoint: a kernel row takes more than five registers");
+  PNN_EXPECTS((row_pitch >= correlate_adjoint_pitch<T, Arch>(0, kernel, channels, stride, ow)),
+              "correlate_adjoint: image rows too short");
+  const std::uint64_t taps = std::uint64_t(kernel) * kernel * channels, positions = std::uint64_t(oh) * ow;
+  detail::count_kernel_work(2 * positions * out * taps,
+                            positions * out + out * taps + ((oh - 1) * stride + kernel) * std::uint64_t(row_pitch),
+                            sizeof(T));
+  switch (v) {
+    case 1: detail::correlate_adjoint_fixed<1, T, Arch>(out, channels, kernel, stride, kp, d, oh, ow, image, row_pitch, scratch); break;
+    case 2: detail::correlate_adjoint_fixed<2, T, Arch>(out, channels, kernel, stride, kp, d, oh, ow, image, row_pitch, scratch); break;
+    case 3: detail::correlate_adjoint_fixed<3, T, Arch>(out, channels, kernel, stride, kp, d, oh, ow, image, row_pitch, scratch); break;
+    case 4: detail::correlate_adjoint_fixed<4, T, Arch>(out, channels, kernel, stride, kp, d, oh, ow, image, row_pitch, scratch); break;
+    default: detail::correlate_adjoint_fixed<5, T, Arch>(out, channels, kernel, stride, kp, d, oh, ow, image, row_pitch, scratch); break;
+  }
+}
+
 /// True when `correlate_wide` takes `out` kernels: one or two registers' lanes (never on the
 /// scalar architecture, whose one lane gains nothing over the patches' product).
 template <class T, class Arch = default_arch>
