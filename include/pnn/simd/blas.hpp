@@ -583,6 +583,17 @@ void correlate_wide_fixed(std::size_t channels, std::size_t kernel, std::size_t 
       for (; ox < ow; ++ox) block(std::integral_constant<std::size_t, 1>{});
     };
     if constexpr (Vectors == 1) {
+      // With 32 registers (AVX-512) up to 12 positions: eight or more accumulators keep both
+      // FMA pipes busy through their latency, and a 10-wide row (LeNet-5's second
+      // convolution) then runs as one block instead of two of five.
+      if constexpr (sizeof(P) >= 64) {
+        if (ow % 12 == 0 || ow % 10 == 0 || ow % 9 == 0) {
+          if (ow % 12 == 0) row(std::integral_constant<std::size_t, 12>{});
+          else if (ow % 10 == 0) row(std::integral_constant<std::size_t, 10>{});
+          else row(std::integral_constant<std::size_t, 9>{});
+          continue;
+        }
+      }
       if (ow % 8 == 0 || ow % 7 == 0 || ow % 6 == 0 || ow % 5 == 0) {
         if (ow % 8 == 0) row(std::integral_constant<std::size_t, 8>{});
         else if (ow % 7 == 0) row(std::integral_constant<std::size_t, 7>{});
