@@ -370,7 +370,9 @@ void correlate_narrow_fixed(std::size_t channels, std::size_t kernel, const T* w
   for (std::size_t oy = 0; oy < oh; ++oy)
     for (std::size_t x0 = 0; x0 < ow; x0 += span) {
       P acc[Out][Blocks];
+      PNN_UNROLL
       for (std::size_t o = 0; o < Out; ++o)
+        PNN_UNROLL
         for (std::size_t b = 0; b < Blocks; ++b) acc[o][b] = P(T(0));
       // The taps in (ky, kx, c) order, the order of a patch row: each sum is the one a
       // product of the unfolded patches with the kernels forms, FMA by FMA.
@@ -380,17 +382,23 @@ void correlate_narrow_fixed(std::size_t channels, std::size_t kernel, const T* w
           for (std::size_t c = 0; c < channels; ++c, ++tap) {
             const T* src = planes + (c * plane_rows + oy + ky) * pitch + x0 + kx;
             P v[Blocks];
+            PNN_UNROLL
             for (std::size_t b = 0; b < Blocks; ++b) v[b] = P::load_unaligned(src + b * W);
+            PNN_UNROLL
             for (std::size_t o = 0; o < Out; ++o) {
               const P wo(w[o * ldw + tap]);
+              PNN_UNROLL
               for (std::size_t b = 0; b < Blocks; ++b) acc[o][b] = simd::fma(wo, v[b], acc[o][b]);
             }
           }
+      PNN_UNROLL
       for (std::size_t o = 0; o < Out; ++o)
+        PNN_UNROLL
         for (std::size_t b = 0; b < Blocks; ++b) acc[o][b].store_aligned(out + o * span + b * W);
       const std::size_t cols = ow - x0 < span ? ow - x0 : span;
       for (std::size_t j = 0; j < cols; ++j) {
         T* yj = y + (oy * ow + x0 + j) * ldy;
+        PNN_UNROLL
         for (std::size_t o = 0; o < Out; ++o) yj[o] = out[o * span + j];
       }
     }
@@ -476,24 +484,31 @@ void correlate_narrow_gradient_fixed(std::size_t channels, std::size_t kernel, c
   for (std::size_t t0 = 0; t0 < taps; t0 += Taps) {
     const std::size_t nt = taps - t0 < Taps ? taps - t0 : Taps;
     std::size_t offset[Taps];  // where tap t0 + j starts in the planes
+    PNN_UNROLL
     for (std::size_t j = 0; j < Taps; ++j) {
       const std::size_t t = t0 + (j < nt ? j : 0), c = t % channels, kx = (t / channels) % kernel,
                         ky = t / channels / kernel;
       offset[j] = (c * plane_rows + ky) * pitch + kx;
     }
     P acc[Taps][Out];
+    PNN_UNROLL
     for (std::size_t j = 0; j < Taps; ++j)
+      PNN_UNROLL
       for (std::size_t o = 0; o < Out; ++o) acc[j][o] = P(T(0));
     for (std::size_t oy = 0; oy < oh; ++oy)
       for (std::size_t x0 = 0; x0 < ep; x0 += W) {
         P e[Out];
+        PNN_UNROLL
         for (std::size_t o = 0; o < Out; ++o) e[o] = P::load_unaligned(errors + (o * oh + oy) * ep + x0);
+        PNN_UNROLL
         for (std::size_t j = 0; j < Taps; ++j) {
           const P v = P::load_unaligned(planes + offset[j] + oy * pitch + x0);
+          PNN_UNROLL
           for (std::size_t o = 0; o < Out; ++o) acc[j][o] = simd::fma(e[o], v, acc[j][o]);
         }
       }
     for (std::size_t j = 0; j < nt; ++j)
+      PNN_UNROLL
       for (std::size_t o = 0; o < Out; ++o) dw[o * ldw + t0 + j] += simd::reduce_add(acc[j][o]);
   }
 }
@@ -551,21 +566,28 @@ void correlate_wide_fixed(std::size_t channels, std::size_t kernel, std::size_t 
     const auto block = [&](auto rows) {
       constexpr std::size_t Rb = decltype(rows)::value;
       P acc[Rb][Vectors];
+      PNN_UNROLL
       for (std::size_t r = 0; r < Rb; ++r)
+        PNN_UNROLL
         for (std::size_t v = 0; v < Vectors; ++v) acc[r][v] = P(T(0));
       for (std::size_t ky = 0; ky < kernel; ++ky) {
         const T* src = image + (oy * stride + ky) * row_pitch + ox * stride * channels;
         const T* wk = wt + ky * run * out;
         for (std::size_t j = 0; j < run; ++j) {
           P wv[Vectors];
+          PNN_UNROLL
           for (std::size_t v = 0; v < Vectors; ++v) wv[v] = P::load_unaligned(wk + j * out + v * W);
+          PNN_UNROLL
           for (std::size_t r = 0; r < Rb; ++r) {
             const P b(src[r * stride * channels + j]);
+            PNN_UNROLL
             for (std::size_t v = 0; v < Vectors; ++v) acc[r][v] = simd::fma(b, wv[v], acc[r][v]);
           }
         }
       }
+      PNN_UNROLL
       for (std::size_t r = 0; r < Rb; ++r)
+        PNN_UNROLL
         for (std::size_t v = 0; v < Vectors; ++v) acc[r][v].store_unaligned(y + (oy * ow + ox + r) * out + v * W);
     };
     // Positions in flight: up to 8 (6 with two registers of kernels) accumulators per
@@ -663,22 +685,42 @@ void correlate_adjoint_fixed(std::size_t out, std::size_t channels, std::size_t 
       const auto block = [&](std::size_t ox, auto rows) {
         constexpr std::size_t Rb = decltype(rows)::value;
         P acc[Rb][V];
+        PNN_UNROLL
         for (std::size_t r = 0; r < Rb; ++r)
+          PNN_UNROLL
           for (std::size_t v = 0; v < V; ++v) acc[r][v] = P(T(0));
         for (std::size_t o = 0; o < out; ++o) {
           P kv[V];
+          PNN_UNROLL
           for (std::size_t v = 0; v < V; ++v) kv[v] = P::load_unaligned(kk + o * VW + v * W);
+          PNN_UNROLL
           for (std::size_t r = 0; r < Rb; ++r) {
             const P b(drow[(ox + r) * out + o]);
+            PNN_UNROLL
             for (std::size_t v = 0; v < V; ++v) acc[r][v] = simd::fma(b, kv[v], acc[r][v]);
           }
         }
+        PNN_UNROLL
         for (std::size_t r = 0; r < Rb; ++r)
+          PNN_UNROLL
           for (std::size_t v = 0; v < V; ++v) acc[r][v].store_unaligned(sk + (ox + r) * line + v * W);
       };
-      std::size_t ox = 0;
-      for (; ox + R <= ow; ox += R) block(ox, std::integral_constant<std::size_t, R>{});
-      for (; ox < ow; ++ox) block(ox, std::integral_constant<std::size_t, 1>{});
+      // The widest block the registers allow that is no wider than the row; a last partial
+      // block moves back to end at the row's end (its positions' products are stored again,
+      // the same values).
+      const auto blocks = [&](auto rows) {
+        constexpr std::size_t Rb = decltype(rows)::value;
+        std::size_t ox = 0;
+        for (; ox + Rb <= ow; ox += Rb) block(ox, rows);
+        if (ox < ow) block(ow - Rb, rows);
+      };
+      const auto widest = [&]<std::size_t... c>(std::index_sequence<c...>) {
+        constexpr std::size_t widths[] = {12, 10, 8, 6, 5, 4, 3, 2, 1};
+        (void)((widths[c] <= R && widths[c] <= ow ? (blocks(std::integral_constant<std::size_t, widths[c]>{}), true)
+                                                  : false) ||
+               ...);
+      };
+      widest(std::make_index_sequence<9>{});
     }
     for (std::size_t ky = 0; ky < kernel; ++ky) {
       const T* sk = scratch + ky * ow * line + W;
