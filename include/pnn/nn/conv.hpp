@@ -372,15 +372,28 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
     read_patches(x, n, pre, g);
     if constexpr (!pooled) {
       if (pre == h) {
-        simd::bias_map<T>(rows, channels(), pre, channels(), this->tile.bias_data(), this->activation);
+        add_bias(pre, n, this->activation);
       } else {
-        simd::bias_map<T>(rows, channels(), pre, channels(), this->tile.bias_data(), act::identity{});
-        simd::map<T>(rows * channels(), pre, h, this->activation);
+        add_bias(pre, n, act::identity{});
+        for_samples(n, positions() * channels(), [&](std::size_t s0, std::size_t s1) {
+          const std::size_t per = positions() * channels();
+          simd::map<T>((s1 - s0) * per, pre + s0 * per, h + s0 * per, this->activation);
+        });
       }
     } else {
-      simd::bias_map<T>(rows, channels(), pre, channels(), this->tile.bias_data(), act::identity{});
+      add_bias(pre, n, act::identity{});
       pool_forward(pre, n, h);
     }
+  }
+
+  /// `f(pre + b)` in place over the n samples' positions (n·positions() × channels()), split
+  /// between the kernels' threads by samples (each value is computed alone).
+  template <class F>
+  void add_bias(value_type* pre, std::size_t n, const F& f) const {
+    for_samples(n, positions() * channels(), [&](std::size_t s0, std::size_t s1) {
+      simd::bias_map<value_type>((s1 - s0) * positions(), channels(), pre + s0 * positions() * channels(), channels(),
+                                 this->tile.bias_data(), f);
+    });
   }
 
   /// The layer's output `h` (n × out_size) from a pre-activation `a` (n × pre_activation_size,
@@ -495,7 +508,7 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
       pre = pre_buffer.data();
     }
     read_patches(x, n, pre, g);
-    simd::bias_map<T>(rows, channels(), pre, channels(), this->tile.bias_data(), act::identity{});
+    add_bias(pre, n, act::identity{});
     if constexpr (pooled) {
       constexpr std::size_t S = Pool::window;
       for_samples(n, dm.pre_size, [&](std::size_t s0, std::size_t s1) {
@@ -925,10 +938,11 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
 
   // Runs `f(s0, s1)` over disjoint ranges of samples on the kernels' threads
   // (`pnn::set_num_threads`): each sample's values are computed alone, so the result does not
-  // depend on the split. A thread gets at least ~64k values.
+  // depend on the split. A thread gets at least ~16k values: these passes run at a few values
+  // per cycle, so a smaller share would cost more to hand out than it saves.
   template <class F>
   static void for_samples(std::size_t n, std::size_t values_per_sample, F&& f) {
-    ::pnn::detail::parallel_team(n * values_per_sample / 65536, [&](std::size_t t, std::size_t team) noexcept {
+    ::pnn::detail::parallel_team(n * values_per_sample / 16384, [&](std::size_t t, std::size_t team) noexcept {
       const auto [s0, s1] = ::pnn::detail::team_range(n, 1, t, team);
       if (s0 < s1) f(s0, s1);
     });
