@@ -175,6 +175,10 @@ TEST_CASE("max pooling sends each window's error to its first maximum, ties and 
   // 7 × 7 outputs (an uncovered last row and column), 3 channels: windows in registers and a tail.
   check_max_pool_delta<double, conv2d<conv_shape<8, 8, 1, 3, 2>, dd, noise::none, act::tanh, pool::max<2>>>(3, 21);
   check_max_pool_delta<double, conv2d<conv_shape<12, 12, 1, 5, 3>, dd, noise::none, act::tanh, pool::max<2>>>(2, 22);
+  // 1, 12 and 20 channels: each way a position's channels are gathered and scattered.
+  check_max_pool_delta<double, conv2d<conv_shape<8, 8, 1, 1, 2>, dd, noise::none, act::tanh, pool::max<2>>>(2, 24);
+  check_max_pool_delta<double, conv2d<conv_shape<6, 6, 1, 12, 2>, dd, noise::none, act::tanh, pool::max<2>>>(2, 25);
+  check_max_pool_delta<double, conv2d<conv_shape<6, 6, 1, 20, 2>, dd, noise::none, act::tanh, pool::max<2>>>(2, 26);
   // float: 22 × 22 outputs, 3 channels, 33 windows a row (two 16-lane registers and a tail).
   check_max_pool_delta<float, conv2d<conv_shape<24, 24, 1, 3, 3>, physics::digital, noise::none, act::tanh,
                                      pool::max<2>>>(2, 23);

@@ -948,6 +948,26 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
     });
   }
 
+  // Copies one position's c channels (c ≥ 1): up to 16 values as two fixed-size moves that
+  // overlap in the middle, so a run-time channel count costs no call or element loop (a fixed
+  // one folds the choice away).
+  static void copy_channels(value_type* dst, const value_type* src, std::size_t c) noexcept {
+    using T = value_type;
+    const auto two = [&](auto k) {
+      constexpr std::size_t K = decltype(k)::value;
+      T head[K], tail[K];
+      std::memcpy(head, src, K * sizeof(T));
+      std::memcpy(tail, src + c - K, K * sizeof(T));
+      std::memcpy(dst, head, K * sizeof(T));
+      std::memcpy(dst + c - K, tail, K * sizeof(T));
+    };
+    if (c >= 8 && c <= 16) two(std::integral_constant<std::size_t, 8>{});
+    else if (c >= 4 && c < 8) two(std::integral_constant<std::size_t, 4>{});
+    else if (c >= 2 && c < 4) two(std::integral_constant<std::size_t, 2>{});
+    else if (c == 1) *dst = *src;
+    else std::memcpy(dst, src, c * sizeof(T));
+  }
+
   // `output_delta` for max pooling before a nondecreasing activation (the maxima are found in
   // `a` itself). Per row of windows, each window entry's channels are gathered into a plane
   // indexed like the pooled outputs (px, c), so the first-maximum search and the error's
@@ -981,7 +1001,7 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
           const std::size_t row0 = py * S * row, o = py * L;
           for (std::size_t w = 0; w < SS; ++w)
             for (std::size_t px = 0; px < dm.pooled_width; ++px)
-              std::memcpy(plane + w * L + px * C, as + row0 + px * S * C + offset[w], C * sizeof(T));
+              copy_channels(plane + w * L + px * C, as + row0 + px * S * C + offset[w], C);
           // The first maximum: a later entry wins only when strictly larger.
           std::size_t q = 0;
           for (; q < vec_end; q += P::size) {
@@ -1016,7 +1036,7 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
             for (std::size_t w = 0; w < SS; ++w) plane[w * L + q] = best[q] == T(w) ? g[q] : T(0);
           for (std::size_t w = 0; w < SS; ++w)
             for (std::size_t px = 0; px < dm.pooled_width; ++px)
-              std::memcpy(ds + row0 + px * S * C + offset[w], plane + w * L + px * C, C * sizeof(T));
+              copy_channels(ds + row0 + px * S * C + offset[w], plane + w * L + px * C, C);
         }
       }
     });
