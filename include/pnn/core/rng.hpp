@@ -144,7 +144,13 @@ struct ars4x32 {
   static constexpr std::array<std::uint32_t, 4> generate(std::array<std::uint32_t, 4> counter,
                                                          std::array<std::uint32_t, 4> key) noexcept {
     static_assert(R >= 1 && R <= 10, "ars4x32: 1 to 10 rounds");
-    const auto rk = round_keys<R>(key);
+    return encrypt<R>(counter, round_keys<R>(key));
+  }
+
+  /// \brief `generate` with the round keys already expanded (bulk fills expand them once).
+  template <int R = rounds>
+  static constexpr std::array<std::uint32_t, 4> encrypt(std::array<std::uint32_t, 4> counter,
+                                                        const std::array<std::array<std::uint32_t, 4>, R + 1>& rk) noexcept {
     for (std::size_t w = 0; w < 4; ++w) counter[w] ^= rk[0][w];
     for (std::size_t r = 1; r < static_cast<std::size_t>(R); ++r) counter = detail::aes_round<false>(counter, rk[r]);
     return detail::aes_round<true>(counter, rk[static_cast<std::size_t>(R)]);

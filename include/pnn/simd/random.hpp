@@ -450,18 +450,21 @@ PNN_ALWAYS_INLINE void philox_words(std::array<std::uint32_t, 2> key, std::uint6
 
 // ---- ARS blocks -------------------------------------------------------------------------------
 
-/// Where a bulk fill draws its blocks from: the stream's seed, stream id and engine.
+using ars_schedule = std::array<std::array<std::uint32_t, 4>, ars4x32::rounds + 1>;
+
+/// Where a bulk fill draws its blocks from: the stream's keys, stream id and engine. ARS's
+/// round keys are expanded here, once per fill, not once per group of blocks.
 struct block_stream {
   std::array<std::uint32_t, 2> key;  ///< Philox key of the seed
-  std::uint64_t seed;
   std::uint64_t stream;
   rng_engine engine;
+  ars_schedule rk;  ///< ARS round keys of the seed (engine == ars only)
 };
 inline block_stream stream_of(const rng& g) noexcept {
-  return {philox_key(g.seed_value()), g.seed_value(), g.stream(), g.engine()};
+  block_stream s{philox_key(g.seed_value()), g.stream(), g.engine(), {}};
+  if (s.engine == rng_engine::ars) s.rk = ars4x32::round_keys(ars_key(g.seed_value()));
+  return s;
 }
-
-using ars_schedule = std::array<std::array<std::uint32_t, 4>, ars4x32::rounds + 1>;
 
 #if PNN_DETAIL_RNG_AESNI
 /// ARS of N consecutive blocks from ctr, one block per register (AES-NI). The N chains are
@@ -484,21 +487,27 @@ PNN_ALWAYS_INLINE void ars_aesni(const ars_schedule& rk, std::uint64_t ctr, std:
 #endif
 
 #if PNN_DETAIL_RNG_VAES512
-/// ARS of 4N consecutive blocks from ctr, four blocks per register (VAES): register j holds
-/// blocks ctr + 4j .. ctr + 4j + 3, each 128-bit lane one block, so its sixteen words are
-/// already in the order scalar draws use.
-template <std::size_t N>
-PNN_ALWAYS_INLINE void ars_vaes512(const ars_schedule& rk, std::uint64_t ctr, std::uint64_t stream,
-                                   __m512i (&x)[N]) noexcept {
-  __m512i k[ars4x32::rounds + 1];
+/// The round keys of `rk` broadcast to all four 128-bit lanes.
+PNN_ALWAYS_INLINE void ars_vaes512_keys(const ars_schedule& rk, __m512i (&k)[ars4x32::rounds + 1]) noexcept {
   for (std::size_t r = 0; r <= ars4x32::rounds; ++r)
     k[r] = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rk[r].data())));
+}
+
+/// The counters (block, stream) of blocks ctr .. ctr + 3, one per 128-bit lane as two 64-bit
+/// words, so a block's carry into the high word of its counter is free.
+PNN_ALWAYS_INLINE __m512i ars_vaes512_counters(std::uint64_t ctr, std::uint64_t stream) noexcept {
   const auto st = static_cast<long long>(stream);
   const auto c = static_cast<long long>(ctr);
-  // 64-bit lanes (block, stream) per block: the counter's carry into its high word is free.
-  const __m512i base = _mm512_set_epi64(st, c + 3, st, c + 2, st, c + 1, st, c);
+  return _mm512_set_epi64(st, c + 3, st, c + 2, st, c + 1, st, c);
+}
+
+/// ARS of the 4N blocks whose counters start at `cj` (which moves on by 4N blocks), four
+/// blocks per register (VAES): register j holds blocks 4j .. 4j + 3, each 128-bit lane one
+/// block, so its sixteen words are already in the order scalar draws use.
+template <std::size_t N>
+PNN_ALWAYS_INLINE void ars_vaes512_blocks(const __m512i (&k)[ars4x32::rounds + 1], __m512i& cj,
+                                          __m512i (&x)[N]) noexcept {
   const __m512i step = _mm512_set_epi64(0, 4, 0, 4, 0, 4, 0, 4);
-  __m512i cj = base;
   PNN_UNROLL
   for (std::size_t j = 0; j < N; ++j) {
     x[j] = _mm512_xor_si512(cj, k[0]);
@@ -511,23 +520,56 @@ PNN_ALWAYS_INLINE void ars_vaes512(const ars_schedule& rk, std::uint64_t ctr, st
   PNN_UNROLL
   for (std::size_t j = 0; j < N; ++j) x[j] = _mm512_aesenclast_epi128(x[j], k[ars4x32::rounds]);
 }
+
+/// ARS of 4N consecutive blocks from ctr (see ars_vaes512_blocks).
+template <std::size_t N>
+PNN_ALWAYS_INLINE void ars_vaes512(const ars_schedule& rk, std::uint64_t ctr, std::uint64_t stream,
+                                   __m512i (&x)[N]) noexcept {
+  __m512i k[ars4x32::rounds + 1];
+  ars_vaes512_keys(rk, k);
+  __m512i cj = ars_vaes512_counters(ctr, stream);
+  ars_vaes512_blocks<N>(k, cj, x);
+}
+
+/// lo + scale·u of sixteen words, u ∈ (0, 1] as `u01f`.
+PNN_ALWAYS_INLINE __m512 u01_vaes512(__m512i x, __m512 vlo, __m512 vscale) noexcept {
+  const __m512 m = _mm512_castsi512_ps(_mm512_or_si512(_mm512_srli_epi32(x, 9), _mm512_set1_epi32(0x3F800000)));
+  return _mm512_add_ps(vlo, _mm512_mul_ps(vscale, _mm512_sub_ps(_mm512_set1_ps(2.0f), m)));
+}
+
+/// 128·runs uniform floats from ARS blocks ctr, ctr + 1, … in one loop: the round keys stay in
+/// registers from run to run (a call per group reloads them), eight registers in flight to
+/// cover the AES rounds' latency on two pipes.
+inline void ars_uniform_runs_vaes512(const block_stream& s, std::uint64_t ctr, float* dst, std::size_t runs,
+                                     float lo, float scale) noexcept {
+  constexpr std::size_t N = 8;
+  __m512i k[ars4x32::rounds + 1];
+  ars_vaes512_keys(s.rk, k);
+  __m512i cj = ars_vaes512_counters(ctr, s.stream);
+  const __m512 vlo = _mm512_set1_ps(lo), vscale = _mm512_set1_ps(scale);
+  for (std::size_t r = 0; r < runs; ++r, dst += 16 * N) {
+    __m512i x[N];
+    ars_vaes512_blocks<N>(k, cj, x);
+    PNN_UNROLL
+    for (std::size_t j = 0; j < N; ++j) _mm512_storeu_ps(dst + 16 * j, u01_vaes512(x[j], vlo, vscale));
+  }
+}
 #endif
 
 /// G ARS blocks from ctr, block-major: words[4 b + w].
 template <class Arch, std::size_t G>
-PNN_ALWAYS_INLINE void ars_words(std::uint64_t seed, std::uint64_t ctr, std::uint64_t stream,
+PNN_ALWAYS_INLINE void ars_words(const ars_schedule& rk, std::uint64_t ctr, std::uint64_t stream,
                                  std::uint32_t* words) noexcept {
 #if PNN_DETAIL_RNG_VAES512
   if constexpr (rng_avx512<Arch> && G % 4 == 0) {
     __m512i x[G / 4];
-    ars_vaes512<G / 4>(ars4x32::round_keys(ars_key(seed)), ctr, stream, x);
+    ars_vaes512<G / 4>(rk, ctr, stream, x);
     for (std::size_t j = 0; j < G / 4; ++j) _mm512_storeu_si512(reinterpret_cast<void*>(words + 16 * j), x[j]);
     return;
   }
 #endif
 #if PNN_DETAIL_RNG_AESNI
   if constexpr (!simd::is_scalar_arch<Arch> && G % 8 == 0) {
-    const ars_schedule rk = ars4x32::round_keys(ars_key(seed));
     for (std::size_t j = 0; j < G; j += 8) {
       __m128i x[8];
       ars_aesni<8>(rk, ctr + j, stream, x);
@@ -536,9 +578,8 @@ PNN_ALWAYS_INLINE void ars_words(std::uint64_t seed, std::uint64_t ctr, std::uin
     return;
   }
 #endif
-  const auto key = ars_key(seed);
   for (std::size_t b = 0; b < G; ++b) {
-    const auto w = ars4x32::generate(philox_counter(ctr + b, stream), key);
+    const auto w = ars4x32::encrypt(philox_counter(ctr + b, stream), rk);
     for (std::size_t k = 0; k < 4; ++k) words[4 * b + k] = w[k];
   }
 }
@@ -546,7 +587,7 @@ PNN_ALWAYS_INLINE void ars_words(std::uint64_t seed, std::uint64_t ctr, std::uin
 /// G blocks of either engine from ctr, block-major: words[4 b + w].
 template <class Arch, std::size_t G>
 PNN_ALWAYS_INLINE void block_words(const block_stream& s, std::uint64_t ctr, std::uint32_t* words) noexcept {
-  if (s.engine == rng_engine::ars) ars_words<Arch, G>(s.seed, ctr, s.stream, words);
+  if (s.engine == rng_engine::ars) ars_words<Arch, G>(s.rk, ctr, s.stream, words);
   else philox_words<Arch, G>(s.key, ctr, s.stream, words);
 }
 
@@ -555,7 +596,7 @@ template <class Arch, std::size_t G>
 PNN_ALWAYS_INLINE void block_rows(const block_stream& s, std::uint64_t ctr, std::uint32_t* rows) noexcept {
   if (s.engine == rng_engine::ars) {
     alignas(64) std::uint32_t words[4 * G];
-    ars_words<Arch, G>(s.seed, ctr, s.stream, words);
+    ars_words<Arch, G>(s.rk, ctr, s.stream, words);
     for (std::size_t b = 0; b < G; ++b)
       for (std::size_t w = 0; w < 4; ++w) rows[w * G + b] = words[4 * b + w];
   } else {
@@ -640,19 +681,15 @@ PNN_ALWAYS_INLINE void uniform_group(const block_stream& s, std::uint64_t ctr, f
     if constexpr (rng_avx512<Arch> && G % 4 == 0) {
       // ARS blocks come out in block order: convert and store, no transpose.
       __m512i x[G / 4];
-      ars_vaes512<G / 4>(ars4x32::round_keys(ars_key(s.seed)), ctr, stream, x);
-      const __m512 vlo = _mm512_set1_ps(lo), vscale = _mm512_set1_ps(scale), two = _mm512_set1_ps(2.0f);
-      const __m512i exponent = _mm512_set1_epi32(0x3F800000);
+      ars_vaes512<G / 4>(s.rk, ctr, stream, x);
+      const __m512 vlo = _mm512_set1_ps(lo), vscale = _mm512_set1_ps(scale);
       PNN_UNROLL
-      for (std::size_t j = 0; j < G / 4; ++j) {
-        const __m512 m = _mm512_castsi512_ps(_mm512_or_si512(_mm512_srli_epi32(x[j], 9), exponent));
-        _mm512_storeu_ps(dst + 16 * j, _mm512_add_ps(vlo, _mm512_mul_ps(vscale, _mm512_sub_ps(two, m))));
-      }
+      for (std::size_t j = 0; j < G / 4; ++j) _mm512_storeu_ps(dst + 16 * j, u01_vaes512(x[j], vlo, vscale));
       return;
     }
 #endif
     alignas(64) std::uint32_t words[4 * G];
-    ars_words<Arch, G>(s.seed, ctr, stream, words);
+    ars_words<Arch, G>(s.rk, ctr, stream, words);
     for (std::size_t i = 0; i < 4 * G; i += P::size)
       (P(lo) + P(scale) * u01_pack<Arch>(words + i)).store_unaligned(dst + i);
     return;
@@ -731,7 +768,7 @@ PNN_ALWAYS_INLINE void normal_group(const block_stream& s, std::uint64_t ctr, fl
       // Blocks come in block order (w0 w1 w2 w3 per block): gather the radius words (even
       // lanes) and angle words (odd lanes) of eight blocks, and interleave r cos θ, r sin θ back.
       __m512i x[G / 4];
-      ars_vaes512<G / 4>(ars4x32::round_keys(ars_key(s.seed)), ctr, s.stream, x);
+      ars_vaes512<G / 4>(s.rk, ctr, s.stream, x);
       const __m512 sc = _mm512_set1_ps(scale);
       const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
       const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -972,6 +1009,18 @@ void fill_uniform(rng& g, T* out, std::size_t n, std::type_identity_t<T> lo = T(
   constexpr std::size_t per_block = std::is_same_v<T, float> ? 4 : 2;
   const detail::block_stream src = detail::stream_of(g);
   const T scale = hi - lo;
+#if PNN_DETAIL_RNG_VAES512
+  if constexpr (std::is_same_v<T, float> && detail::rng_avx512<Arch>) {
+    // Whole runs of 32 blocks in one loop; the rest below continues the same stream.
+    if (src.engine == rng_engine::ars && n >= 128) {
+      const std::size_t runs = n / 128;
+      detail::ars_uniform_runs_vaes512(src, g.counter(), out, runs, lo, scale);
+      g.set_counter(g.counter() + 32 * runs);
+      out += 128 * runs;
+      n -= 128 * runs;
+    }
+  }
+#endif
   detail::for_each_group<T, per_block * G, per_block, false>(g, out, n, [&](std::uint64_t c, T* dst) {
     detail::uniform_group<Arch>(src, c, dst, lo, scale);
   });
