@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include <pnn/nn/dynamic_storage.hpp>
 #include <pnn/simd/gemm.hpp>
 
 #if PNN_HAVE_OPENBLAS
@@ -19,9 +20,13 @@ namespace {
 
 enum class op { nn, nt, tn };
 
+// Operands start on cache lines, as a layer's run-time sized weights do (pnn::aligned_matrix),
+// for pnn and OpenBLAS alike.
+using line_vector = std::vector<float, pnn::detail::line_allocator<float>>;
+
 struct operands {
   std::size_t m, n, k;
-  std::vector<float> a, b, c;
+  line_vector a, b, c;
   operands(std::size_t m_, std::size_t n_, std::size_t k_) : m(m_), n(n_), k(k_), a(m_ * k_), b(k_ * n_), c(m_ * n_) {
     // A cheap deterministic fill with no denormals and no pattern a cache could exploit.
     std::uint32_t s = 12345u;

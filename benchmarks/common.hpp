@@ -57,7 +57,9 @@ struct batch64 {
 /// noisy machine slows both sides of the ratio alike.
 inline double gemm_rate() {
   constexpr std::size_t m = 64, n = 256, k = 784;
-  static std::vector<float> a(m * k, 0.5f), b(k * n, 0.25f), c(m * n);
+  // On cache lines, as a layer's run-time sized weights are (pnn::aligned_matrix).
+  using line_vector = std::vector<float, pnn::detail::line_allocator<float>>;
+  static line_vector a(m * k, 0.5f), b(k * n, 0.25f), c(m * n);
   auto run = [&] { pnn::simd::gemm_nn<float>(m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n); };
   for (int i = 0; i < 10; ++i) run();
   double rates[5];

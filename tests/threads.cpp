@@ -4,6 +4,7 @@
 // threads of the caller's own stay correct.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -91,13 +92,15 @@ TEST_CASE("GEMM gives bitwise the same product on 1, 2 and 3 threads", "[threads
   thread_setting_guard restore;
   if (!threads_available) WARN("built without OpenMP: every thread count runs on the calling thread");
   // The MLP's three products, a shape with ragged tiles, a single row (split by columns), a
-  // narrow A·Bᵀ (split by rows) and a short-K product (the skinny path).
+  // narrow A·Bᵀ (split by rows), a short-K product (the skinny path), and Aᵀ·B with too few
+  // rows to split by rows (split by columns instead).
   struct shape {
     char layout;
     std::size_t m, n, k;
   };
   const shape shapes[] = {{'t', 64, 256, 784}, {'a', 256, 784, 64}, {'n', 64, 784, 256}, {'n', 37, 333, 129},
-                          {'t', 1, 1000, 500},  {'t', 300, 20, 500},  {'a', 300, 640, 16}, {'n', 97, 71, 1000}};
+                          {'t', 1, 1000, 500},  {'t', 300, 20, 500},  {'a', 300, 640, 16}, {'n', 97, 71, 1000},
+                          {'a', 8, 2000, 300}};
   for (const auto& s : shapes) {
     INFO(s.layout << " " << s.m << "x" << s.n << "x" << s.k);
     set_num_threads(1);
@@ -135,6 +138,22 @@ TEST_CASE("training gives bitwise the same weights on 1, 2 and 3 threads", "[thr
   const auto one = trained(1);
   CHECK(bitwise_equal(trained(2), one));
   CHECK(bitwise_equal(trained(3), one));
+}
+
+TEST_CASE("run-time sized weights start on a cache line", "[threads][storage]") {
+  // Threads update a weight matrix in slabs of rows; rows that start mid-line would make every
+  // vector access touch two lines (docs/architecture.md, "Threads").
+  network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,
+          dense<dynamic, dynamic, physics::digital, noise::none, act::identity>>
+      net({784, 256, 10}, seed{1});
+  net.for_each_layer([](const auto& l, std::size_t) {
+    CHECK(reinterpret_cast<std::uintptr_t>(l.tile.weight_data()) % PNN_ALIGNMENT == 0);
+    CHECK(reinterpret_cast<std::uintptr_t>(l.tile.bias_data()) % PNN_ALIGNMENT == 0);
+  });
+  auto copy = net;
+  copy.for_each_layer([](const auto& l, std::size_t) {
+    CHECK(reinterpret_cast<std::uintptr_t>(l.tile.weight_data()) % PNN_ALIGNMENT == 0);
+  });
 }
 
 TEST_CASE("kernels called from the caller's own threads share one team and stay exact", "[threads][gemm]") {

@@ -744,10 +744,13 @@ void run(path how, std::size_t m, std::size_t n, std::size_t k, T alpha, const T
   const std::size_t unit_n = how == path::packed ? blk::nr : blk::lanes;
   const std::size_t unit_m = how == path::packed ? blk::mr : how == path::skinny ? 4 : 1;
   const std::size_t max_team = static_cast<std::size_t>(2.0 * double(m) * double(n) * double(k) / 2e6);
+  // Aᵀ·B is a weight update (C = W, out × in) whose forward pass A·Bᵀ splits W by rows (its
+  // outputs): splitting the update by rows too keeps each core on the rows it holds in cache.
+  constexpr bool rows_first = Lay == layout::tn;
   ::pnn::detail::parallel_team(max_team, [&](std::size_t t, std::size_t team) noexcept {
     std::size_t i0 = 0, i1 = m, j0 = 0, j1 = n;
     if (team > 1) {
-      if (n >= team * unit_n) std::tie(j0, j1) = ::pnn::detail::team_range(n, unit_n, t, team);
+      if (rows_first ? m < team * unit_m : n >= team * unit_n) std::tie(j0, j1) = ::pnn::detail::team_range(n, unit_n, t, team);
       else std::tie(i0, i1) = ::pnn::detail::team_range(m, unit_m, t, team);
     }
     if (i0 >= i1 || j0 >= j1) return;
