@@ -76,6 +76,20 @@ nlohmann::json small_run(const char* name, const std::string& rules, const std::
   }
   return results;
 }
+
+// Two epochs on 300 images, 16 hidden units, batch 16, of `rules` on the digital substrate with
+// `extra` flags: the result rows.
+nlohmann::json two_epoch_rows(const char* name, const std::string& rules, const std::string& extra) {
+  const auto dir = fresh_dir(name);
+  const auto out = dir / "out.json";
+  const auto r = run_bench("--rules " + rules + " --substrates digital --epochs 2 --train-limit 300 --hidden 16 "
+                           "--batch 16 --json " + out.string() + extra,
+                           dir);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  std::ifstream f(out);
+  return nlohmann::json::parse(f).at("results");
+}
 }  // namespace
 
 TEST_CASE("pnn-bench --rules all writes JSON that follows the schema", "[pnn-bench][slow]") {
@@ -180,6 +194,7 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   check("--ep-average 6", "--ep-average must be a whole number");
   check("--ep-average 2.5", "--ep-average must be a whole number");
   check("--ep-update random", "--ep-update");
+  check("--fa-optimizer rmsprop", "--fa-optimizer");
   // Every numeric flag is range-checked: a negative value must not wrap into a huge count.
   check("--epochs -1", "--epochs: '-1' must be a whole number in [1, 100000]");
   check("--epochs 0", "--epochs: '0' must be a whole number");
@@ -861,18 +876,8 @@ TEST_CASE("pnn-bench trains a diffractive network in situ, in silico, physics-aw
 #endif
 
 TEST_CASE("pnn-bench --weight-decay reaches the rules' optimisers and says so", "[pnn-bench][slow]") {
-  const auto run = [](const char* name, const std::string& extra) {
-    const auto dir = fresh_dir(name);
-    const auto out = dir / "out.json";
-    const auto r = run_bench("--rules backprop,feedback_alignment --substrates digital --epochs 2 --train-limit 300 "
-                             "--hidden 16 --batch 16 --json " + out.string() + extra,
-                             dir);
-    INFO(r.err);
-    REQUIRE(r.status == 0);
-    std::ifstream f(out);
-    return nlohmann::json::parse(f).at("results");
-  };
-  const auto plain = run("pnn_bench_wd_none", ""), decayed = run("pnn_bench_wd", " --weight-decay 0.05");
+  const auto plain = two_epoch_rows("pnn_bench_wd_none", "backprop,feedback_alignment", ""),
+             decayed = two_epoch_rows("pnn_bench_wd", "backprop,feedback_alignment", " --weight-decay 0.05");
   REQUIRE(plain.size() == 2);
   REQUIRE(decayed.size() == 2);
   for (std::size_t i = 0; i < 2; ++i) {
@@ -881,6 +886,33 @@ TEST_CASE("pnn-bench --weight-decay reaches the rules' optimisers and says so", 
     CHECK(decayed[i].at("settings").at("weight_decay") == 0.05);
     // The same seed and data: only the decay differs, so the second epoch's loss does.
     CHECK(plain[i].at("history")[1].at("train_loss") != decayed[i].at("history")[1].at("train_loss"));
+  }
+}
+
+TEST_CASE("pnn-bench --fa-optimizer and --fa-distribution change feedback alignment's recipe and say so",
+          "[pnn-bench][slow]") {
+  const std::string rules = "feedback_alignment,direct_feedback_alignment";
+  const auto loss = [](const nlohmann::json& row) { return row.at("history")[1].at("train_loss").get<double>(); };
+  const auto plain = two_epoch_rows("pnn_bench_fa_plain", rules, ""),
+             adam = two_epoch_rows("pnn_bench_fa_adam", rules, " --fa-optimizer adam"),
+             normal = two_epoch_rows("pnn_bench_fa_normal", rules, " --fa-distribution normal");
+  REQUIRE(plain.size() == 2);
+  REQUIRE(adam.size() == 2);
+  REQUIRE(normal.size() == 2);
+  INFO(adam[0].dump());
+  CHECK(plain[0].at("settings").at("optimizer") == "momentum");
+  CHECK(plain[0].at("settings").at("feedback_distribution") == "uniform");
+  CHECK(adam[0].at("settings").at("optimizer") == "adam");
+  CHECK(adam[0].at("settings").at("learning_rate").get<double>() == Approx(1e-3));
+  CHECK_FALSE(adam[0].at("settings").contains("momentum"));
+  CHECK(loss(adam[0]) != loss(plain[0]));
+  // Direct feedback alignment keeps its momentum recipe: the optimiser flag is feedback alignment's.
+  CHECK(adam[1].at("settings").at("optimizer") == "momentum");
+  CHECK(loss(adam[1]) == loss(plain[1]));
+  // The law of the random feedback is both rules'.
+  for (std::size_t i = 0; i < 2; ++i) {
+    CHECK(normal[i].at("settings").at("feedback_distribution") == "normal");
+    CHECK(loss(normal[i]) != loss(plain[i]));
   }
 }
 

@@ -46,6 +46,8 @@ struct config {
   std::uint64_t seed = 1;
   std::size_t threads = 1;
   std::string fa_feedback = "random";
+  std::string fa_optimizer = "momentum";  ///< feedback_alignment's optimiser: momentum | adam
+  std::string fa_distribution = "uniform";  ///< law of FA's and DFA's random feedback: uniform | normal
   std::string ep_estimator = "centered";
   // Energy-based rules: by default the robust setting (alternating updates, T 15, K 5 — the
   // states of the prototypical synchronous T 30, K 10 — β 0.4, each phase measured as the mean

@@ -812,6 +812,14 @@ int run(int argc, char** argv, distribute::world& world) {
                  "every hidden layer) or depth (hidden layers of the first --hidden width: 1 or 2; 4 and 8 on digital)");
   app.add_option("--data-dir", data_dir, "Fashion-MNIST directory (default $PNN_DATA_DIR or Debian's)");
   app.add_option("--fa-feedback", cfg.fa_feedback, "random | sign")->check(CLI::IsMember({"random", "sign"}));
+  app.add_option("--fa-optimizer", cfg.fa_optimizer,
+                 "feedback_alignment's optimiser: momentum (0.9, lr 0.05; default) | adam (lr 0.001); both with "
+                 "cosine decay and scaled by --tune")
+      ->check(CLI::IsMember({"momentum", "adam"}));
+  app.add_option("--fa-distribution", cfg.fa_distribution,
+                 "law of the random feedback of feedback_alignment and direct_feedback_alignment: uniform (default) | "
+                 "normal (the same variance, Glorot's)")
+      ->check(CLI::IsMember({"uniform", "normal"}));
   app.add_option("--ep-estimator", cfg.ep_estimator, "one_sided | random_sign | centered | holomorphic")
       ->check(CLI::IsMember({"one_sided", "random_sign", "centered", "holomorphic"}));
   std::string ep_beta_s = "0.4", ep_noise_s = "0", ep_average_s = "5";
