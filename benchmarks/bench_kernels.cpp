@@ -2,13 +2,16 @@
 // GEMM kernels against single-threaded OpenBLAS, in FLOP/s (items_per_second = 2·M·N·K per
 // iteration). The shapes are a 784-256 dense layer on a batch of 64 (forward, and its weight
 // gradient ΔW = δᵀ·h with M = 256, N = 784, K = 64), two square products, and the skinny
-// products of a 256→10 layer (`BM_gemm_pnn_small_*`).
+// products of a 256→10 layer (`BM_gemm_pnn_small_*`). The `_threads` variants and
+// `BM_fork_join` take the layer's products and an empty fork-join onto pnn's thread team.
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
+#include <pnn/core/threads.hpp>
 #include <pnn/nn/dynamic_storage.hpp>
 #include <pnn/simd/gemm.hpp>
 
@@ -74,6 +77,45 @@ void BM_gemm_tn_pnn(benchmark::State& state) { pnn_gemm<op::tn>(state); }
 BENCHMARK(BM_gemm_pnn)->Args({64, 256, 784})->Args({256, 256, 256})->Args({1024, 1024, 1024});
 BENCHMARK(BM_gemm_nt_pnn)->Args({64, 256, 784});
 BENCHMARK(BM_gemm_tn_pnn)->Args({64, 256, 784})->Args({256, 784, 64});
+
+// Threads inside one product (pnn::set_num_threads; the last argument): the 784-256 layer's
+// forward product and weight update on one team, against the same call on one thread, and one
+// fork-join of the team with no work — the fixed cost every threaded kernel call pays. A
+// threaded training step loses what these ratios lose, plus that cost once per call
+// (README, "Threads inside a run").
+template <op Op>
+void pnn_gemm_threads(benchmark::State& state) {
+  pnn::set_num_threads(static_cast<unsigned>(state.range(3)));
+  pnn_gemm<Op>(state);
+  pnn::set_num_threads(1);
+  state.counters["threads"] = pnn::threads_available ? double(state.range(3)) : 1.0;  // used
+}
+void BM_gemm_nt_pnn_threads(benchmark::State& state) { pnn_gemm_threads<op::nt>(state); }
+void BM_gemm_tn_pnn_threads(benchmark::State& state) { pnn_gemm_threads<op::tn>(state); }
+BENCHMARK(BM_gemm_nt_pnn_threads)
+    ->ArgNames({"m", "n", "k", "threads"})
+    ->Args({64, 256, 784, 1})
+    ->Args({64, 256, 784, 2})
+    ->UseRealTime();
+BENCHMARK(BM_gemm_tn_pnn_threads)
+    ->ArgNames({"m", "n", "k", "threads"})
+    ->Args({256, 784, 64, 1})
+    ->Args({256, 784, 64, 2})
+    ->UseRealTime();
+
+void BM_fork_join(benchmark::State& state) {
+  pnn::set_num_threads(static_cast<unsigned>(state.range(0)));
+  std::atomic<std::size_t> members{0};
+  for (auto _ : state)
+    pnn::detail::parallel_team(1024, [&](std::size_t, std::size_t) noexcept {
+      members.fetch_add(1, std::memory_order_relaxed);
+    });
+  pnn::set_num_threads(1);
+  // Every member ran once per iteration: the team was formed, not skipped.
+  state.counters["members_per_call"] = double(members.load()) / double(state.iterations());
+  state.counters["threads"] = pnn::threads_available ? double(state.range(0)) : 1.0;
+}
+BENCHMARK(BM_fork_join)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
 
 // Skinny shapes of equilibrium propagation's relaxation and of every rule's 256→10 output layer:
 // W₂ρ(s₁) is A·Bᵀ with N = 10 (M = 50 samples, or 100 with both nudged phases batched), W₂ᵀρ(s₂)
