@@ -217,6 +217,11 @@ TEST_CASE("gemm spans several cache blocks in every dimension", "[simd][gemm]") 
   check<double>(layout::nn, path::packed, {130, 262, 259}, 0.5, 0.25, 2, rng);
   check<double>(layout::nt, path::packed, {131, 259, 262}, 1.0, 0.0, 1, rng);
   check<double>(layout::tn, path::packed, {127, 263, 257}, -1.0, 1.0, 0, rng);
+  // float packs A·Bᵀ's and A·B's row-major panels by in-register transposes of 6×8 and 8×8
+  // blocks (on AVX and AVX-512): blocks of k that start off a multiple of 8 and leave remainders.
+  check<float>(layout::nt, path::packed, {259, 70, 301}, 1.0f, 0.0f, 3, rng);
+  check<float>(layout::nn, path::packed, {259, 70, 301}, -0.5f, 1.0f, 1, rng);
+  check<float>(layout::nt, path::packed, {13, 530, 270}, 2.0f, 0.0f, 0, rng);
 }
 
 TEST_CASE("gemm on the scalar architecture runs the same code with one lane", "[simd][gemm]") {
