@@ -78,6 +78,50 @@ TEST_CASE("backprop equals central finite differences for 1-4 layers, every acti
   CHECK(check_gradients(n, x, t, loss::softmax_cross_entropy{}).max_error < 1e-6);
 }
 
+TEST_CASE("softmax cross-entropy equals its definition for rows of any width, soft targets, and in place",
+          "[loss][theory]") {
+  // Widths up to the loss's kept-exponential buffer (32) and past it (its other path).
+  for (const std::size_t k : {std::size_t{1}, std::size_t{3}, std::size_t{10}, std::size_t{32}, std::size_t{33},
+                              std::size_t{70}}) {
+    const std::size_t n = 4;
+    const xt::xtensor<double, 2> y = random_batch(n, k, 40 + k) * 5.0;
+    xt::xtensor<double, 2> t = xt::zeros<double>({n, k});
+    for (std::size_t r = 0; r < n; ++r) {
+      // Two rows one-hot, two smoothed (all classes weighted, summing to 1).
+      if (r % 2 == 0) {
+        t(r, (r * 5) % k) = 1;
+      } else {
+        for (std::size_t j = 0; j < k; ++j) t(r, j) = 0.1 / double(k);
+        t(r, (r * 3) % k) += 0.9;
+      }
+    }
+    long double want = 0;
+    xt::xtensor<double, 2> want_dy({n, k});
+    for (std::size_t r = 0; r < n; ++r) {
+      long double z = 0;
+      for (std::size_t j = 0; j < k; ++j) z += std::exp(static_cast<long double>(y(r, j)));
+      for (std::size_t j = 0; j < k; ++j) {
+        const long double p = std::exp(static_cast<long double>(y(r, j))) / z;
+        want -= static_cast<long double>(t(r, j)) * std::log(p);
+        want_dy(r, j) = static_cast<double>((p - static_cast<long double>(t(r, j))) / static_cast<long double>(n));
+      }
+    }
+    want /= static_cast<long double>(n);
+    const loss::softmax_cross_entropy ce;
+    xt::xtensor<double, 2> dy({n, k});
+    const double v = ce.gradient(y.data(), t.data(), n, k, dy.data());
+    INFO("k=" << k);
+    CHECK(std::abs(v - static_cast<double>(want)) <= 1e-13 * (1.0 + std::abs(static_cast<double>(want))));
+    CHECK(std::abs(ce.value(y.data(), t.data(), n, k) - v) <= 1e-15 * (1.0 + std::abs(v)));
+    CHECK(xt::allclose(dy, want_dy, 1e-12, 1e-15));
+    // The gradient written over its own logits.
+    auto in_place = y;
+    CHECK(ce.gradient(in_place.data(), t.data(), n, k, in_place.data()) == v);
+    const bool same_gradient = in_place == dy;
+    CHECK(same_gradient);
+  }
+}
+
 TEST_CASE("fixed and dynamic extents compute the same network", "[network]") {
   using fixed_t = network<dense<6, 5, physics::basic_digital<double>, noise::none, act::tanh>,
                           dense<5, 3, physics::basic_digital<double>, noise::none, act::identity>>;

@@ -57,12 +57,30 @@ struct softmax_cross_entropy {
       const T* tr = t + r * k;
       T m = yr[0];
       for (std::size_t j = 1; j < k; ++j) m = yr[j] > m ? yr[j] : m;
-      double z = 0;
-      for (std::size_t j = 0; j < k; ++j) z += std::exp(double(yr[j] - m));
-      const double log_z = std::log(z) + double(m);
+      // Each exponential once where a row fits the buffer (any classifier's): e_j = exp(y_j − m)
+      // is kept in double and softmax_j = e_j / z, and −Σ t_j log softmax_j is
+      // −(Σ t_j (y_j − m) − Σ t_j · log z). Every y_j is read before dy is written, so dy may be y.
+      constexpr std::size_t kept = 32;
+      double e[kept];
+      double z = 0, t_dot = 0, t_sum = 0;
       for (std::size_t j = 0; j < k; ++j) {
-        if (tr[j] != T(0)) total -= double(tr[j]) * (double(yr[j]) - log_z);
-        if (dy != nullptr) dy[r * k + j] = static_cast<T>((std::exp(double(yr[j]) - log_z) - double(tr[j])) * inv);
+        const double ej = std::exp(double(yr[j] - m));
+        if (j < kept) e[j] = ej;
+        z += ej;
+        if (tr[j] != T(0)) {
+          t_dot += double(tr[j]) * (double(yr[j]) - double(m));
+          t_sum += double(tr[j]);
+        }
+      }
+      const double log_z = std::log(z);
+      total -= t_dot - t_sum * log_z;
+      if (dy == nullptr) continue;
+      for (std::size_t j = 0; j < k; ++j) {
+        // A quotient, not e_j · (1/z): a product followed by − t_j could be fused into one FMA
+        // in some inlined copies and not in others, and two builds of one network (fixed and
+        // run-time extents) must train bit for bit alike.
+        const double p = j < kept ? e[j] / z : std::exp(double(yr[j] - m) - log_z);
+        dy[r * k + j] = static_cast<T>((p - double(tr[j])) * inv);
       }
     }
     return static_cast<T>(total * inv);
