@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include <pnn/nn/activation.hpp>
 #include <pnn/simd/blas.hpp>
 #include <pnn/simd/gemm.hpp>
 
@@ -92,6 +93,7 @@ TEMPLATE_TEST_CASE("reductions match naive loops", "[simd][blas]", float, double
     CHECK(std::abs(static_cast<double>(s::sum(n, x.data())) - sm) <= tolerance<T>(n, sa));
     CHECK(std::abs(static_cast<double>(s::sum_squares(n, x.data())) - ss) <= tolerance<T>(n, ss));
     CHECK(static_cast<double>(s::abs_max(n, x.data())) == am);
+    CHECK(s::finite_abs_max(n, x.data()) == am);
     CHECK(std::abs(static_cast<double>(s::dot<T, s::scalar>(n, x.data(), y.data())) - d) <= tolerance<T>(n, dm));
     CHECK(std::abs(static_cast<double>(s::abs_sum(n, x.data())) - sa) <= tolerance<T>(n, sa));
     // Σ |y|·x² with non-negative weights |y|; and y + |x| element by element.
@@ -104,6 +106,102 @@ TEMPLATE_TEST_CASE("reductions match naive loops", "[simd][blas]", float, double
     CHECK(std::abs(static_cast<double>(s::weighted_sum_squares(n, x.data(), w.data())) - ws) <= tolerance<T>(n, ws));
     s::add_abs(n, x.data(), acc.data());
     for (std::size_t i = 0; i < n; ++i) CHECK(acc[i] == y[i] + (x[i] < T(0) ? -x[i] : x[i]));
+  }
+}
+
+TEMPLATE_TEST_CASE("finite_abs_max is +inf for a NaN or Inf at any position, in the vector body or its tail",
+                   "[simd][blas]", float, double) {
+  using T = TestType;
+  lcg rng{7};
+  for (std::size_t n : lengths) {
+    if (n == 0) {
+      CHECK(s::finite_abs_max<T>(0, nullptr) == 0.0);
+      continue;
+    }
+    const auto x = random_vector<T>(n, rng);
+    for (const T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+                        -std::numeric_limits<T>::infinity()}) {
+      std::size_t missed = 0;
+      for (std::size_t at = 0; at < n; ++at) {
+        auto y = x;
+        y[at] = bad;
+        if (s::finite_abs_max(n, y.data()) != HUGE_VAL) ++missed;
+      }
+      INFO("n=" << n << " bad=" << bad);
+      CHECK(missed == 0);
+    }
+  }
+}
+
+/// An activation whose derivative is written for scalars only (std::exp): without
+/// `derivative_on_packs` it must be taken value by value, never handed a pack.
+struct scalar_only_derivative {
+  template <class T> T operator()(T a) const noexcept { return a; }
+  template <class T> T derivative(T a, T) const noexcept { return std::exp(a); }
+};
+static_assert(!s::pack_derivative<scalar_only_derivative, float, s::default_arch>);
+static_assert(s::is_scalar_arch<s::default_arch> || s::pack_derivative<pnn::act::tanh, float, s::default_arch>);
+static_assert(!s::pack_derivative<pnn::act::tanh, float, s::scalar>);
+
+template <class T, class F>
+std::size_t derivative_mismatches(const F& f, std::size_t n, const std::vector<T>& dy, const std::vector<T>& a,
+                                  const std::vector<T>& h, bool exact) {
+  std::vector<T> d(n), d_scalar(n);
+  s::times_derivative<T>(n, dy.data(), a.data(), h.data(), f, d.data());
+  s::times_derivative<T, s::scalar>(n, dy.data(), a.data(), h.data(), f, d_scalar.data());
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double want = static_cast<double>(static_cast<T>(dy[i] * f.derivative(a[i], h[i])));
+    // tanh's 1 − h² may or may not be contracted to one FMA: a couple of roundings apart.
+    const double tol = exact ? 0.0 : 4.0 * static_cast<double>(std::numeric_limits<T>::epsilon()) * std::abs(double(dy[i]));
+    if (!(std::abs(static_cast<double>(d[i]) - want) <= tol)) ++bad;
+    if (!(std::abs(static_cast<double>(d_scalar[i]) - want) <= tol)) ++bad;
+  }
+  return bad;
+}
+
+TEMPLATE_TEST_CASE("times_derivative takes each activation's derivative register by register as value by value",
+                   "[simd][blas]", float, double) {
+  using T = TestType;
+  lcg rng{8};
+  for (std::size_t n : lengths) {
+    const auto dy = random_vector<T>(n, rng);
+    auto a = random_vector<T>(n, rng);
+    // Pre-activations on both sides of 0 and 1 (hard_sigmoid's corners), exactly at them, and NaN.
+    for (std::size_t i = 0; i < n; ++i) {
+      a[i] = T(3) * a[i] + T(0.5);
+      if (i % 7 == 3) a[i] = T(i % 2);
+      if (i % 11 == 5) a[i] = std::numeric_limits<T>::quiet_NaN();
+    }
+    INFO("n=" << n);
+    auto outputs = [&](auto f) {
+      std::vector<T> h(n);
+      for (std::size_t i = 0; i < n; ++i) h[i] = f(a[i]);
+      return h;
+    };
+    CHECK(derivative_mismatches<T>(pnn::act::identity{}, n, dy, a, outputs(pnn::act::identity{}), true) == 0);
+    CHECK(derivative_mismatches<T>(pnn::act::relu{}, n, dy, a, outputs(pnn::act::relu{}), true) == 0);
+    CHECK(derivative_mismatches<T>(pnn::act::hard_sigmoid{}, n, dy, a, outputs(pnn::act::hard_sigmoid{}), true) == 0);
+    // Finite values only for the smooth ones (a NaN h gives a NaN on both paths).
+    std::vector<T> af(a);
+    for (auto& v : af)
+      if (std::isnan(v)) v = T(0.25);
+    std::vector<T> ht(n), hs(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      ht[i] = std::tanh(af[i]);
+      hs[i] = T(1) / (T(1) + std::exp(-af[i]));
+    }
+    CHECK(derivative_mismatches<T>(pnn::act::tanh{}, n, dy, af, ht, false) == 0);
+    CHECK(derivative_mismatches<T>(pnn::act::sigmoid{}, n, dy, af, hs, false) == 0);
+    CHECK(derivative_mismatches<T>(scalar_only_derivative{}, n, dy, af, af, true) == 0);
+    // delta may be dy.
+    auto in_place = dy;
+    s::times_derivative<T>(n, in_place.data(), a.data(), outputs(pnn::act::relu{}).data(), pnn::act::relu{},
+                           in_place.data());
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      if (in_place[i] != dy[i] * pnn::act::relu{}.derivative(a[i], pnn::act::relu{}(a[i]))) ++bad;
+    CHECK(bad == 0);
   }
 }
 
@@ -238,6 +336,48 @@ TEMPLATE_TEST_CASE("map and bias_map apply pack and scalar functions alike", "[s
       }
       INFO("M=" << m << " N=" << n);
       CHECK(bad == 0);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("bias_map_into writes the biased pre-activation and its image as bias_map and map do", "[simd][blas]",
+                   float, double) {
+  using T = TestType;
+  lcg rng{9};
+  for (std::size_t m : {std::size_t{1}, std::size_t{3}}) {
+    for (std::size_t n : lengths) {
+      const std::size_t ldc = n + 2, ldh = n + 1;
+      const auto c0 = random_vector<T>(m * ldc, rng);
+      const auto h0 = random_vector<T>(m * ldh, rng);
+      const auto bias = random_vector<T>(n, rng);
+      for (const bool with_bias : {true, false}) {
+        const T* b = with_bias ? bias.data() : nullptr;
+        auto c1 = c0, c2 = c0, c3 = c0;
+        auto h1 = h0, h2 = h0, h3 = h0;
+        s::bias_map_into(m, n, c1.data(), ldc, b, relu_both{}, h1.data(), ldh);
+        s::bias_map_into(m, n, c2.data(), ldc, b, cube_scalar{}, h2.data(), ldh);
+        s::bias_map_into<T, s::scalar>(m, n, c3.data(), ldc, b, relu_both{}, h3.data(), ldh);
+        std::size_t bad = 0;
+        for (std::size_t i = 0; i < m; ++i) {
+          for (std::size_t j = 0; j < ldc; ++j) {
+            const std::size_t k = i * ldc + j;
+            const T v = j < n ? (with_bias ? c0[k] + bias[j] : c0[k]) : c0[k];
+            if (c1[k] != v || c2[k] != v || c3[k] != v) ++bad;  // the pre-activation, and nothing past N
+          }
+          for (std::size_t j = 0; j < ldh; ++j) {
+            const std::size_t k = i * ldh + j;
+            if (j >= n) {
+              if (h1[k] != h0[k] || h2[k] != h0[k] || h3[k] != h0[k]) ++bad;
+              continue;
+            }
+            const T v = c1[i * ldc + j];
+            if (h1[k] != (v > T(0) ? v : T(0)) || h3[k] != h1[k]) ++bad;
+            if (h2[k] != v * v * v) ++bad;
+          }
+        }
+        INFO("M=" << m << " N=" << n << " bias=" << with_bias);
+        CHECK(bad == 0);
+      }
     }
   }
 }
@@ -385,6 +525,9 @@ TEST_CASE("blas kernels reject null operands with non-zero sizes", "[simd][blas]
   CHECK_THROWS_AS(s::gemv_t<float>(2, 3, 1.0f, v.data(), 2, v.data(), 0.0f, v.data()), pnn::error);
   CHECK_THROWS_AS(s::ger<float>(2, 2, 1.0f, v.data(), nullptr, v.data(), 2), pnn::error);
   CHECK_THROWS_AS(s::bias_map<float>(2, 2, nullptr, 2, nullptr, cube_scalar{}), pnn::error);
+  CHECK_THROWS_AS(s::bias_map_into<float>(2, 2, v.data(), 2, nullptr, cube_scalar{}, nullptr, 2), pnn::error);
+  CHECK_THROWS_AS(s::bias_map_into<float>(2, 3, v.data(), 2, nullptr, cube_scalar{}, v.data(), 3), pnn::error);
+  CHECK_THROWS_AS(s::times_derivative<float>(3, v.data(), nullptr, v.data(), pnn::act::tanh{}, v.data()), pnn::error);
   CHECK(s::sum<float>(0, nullptr) == 0.0f);
 }
 #endif

@@ -22,6 +22,7 @@
 #include <pnn/core/error.hpp>
 #include <pnn/nn/gradients.hpp>
 #include <pnn/physics/concepts.hpp>
+#include <pnn/simd/blas.hpp>
 #include <pnn/simd/math.hpp>
 
 namespace pnn::optim {
@@ -184,42 +185,13 @@ PNN_ALWAYS_INLINE void for_each_update(std::size_t n, T* g, T* w, const Step& st
   }
 }
 
-/// max |x_i| over n values, or +∞ when one is not finite, in one pass (x − x is 0 exactly for
-/// finite x): the finiteness check and the bound of an in-place update together.
-template <class T, class Arch = simd::default_arch>
-double finite_abs_max(const T* x, std::size_t n) noexcept {
-  using P = simd::pack<T, Arch>;
-  constexpr std::size_t W = P::size;
-  P nan_sum(T(0)), m0(T(0)), m1(T(0));
-  std::size_t i = 0;
-  for (const std::size_t end = n - n % (2 * W); i < end; i += 2 * W) {
-    const P a = P::load_unaligned(x + i), b = P::load_unaligned(x + i + W);
-    nan_sum += (a - a) + (b - b);
-    m0 = simd::max(m0, simd::abs(a));
-    m1 = simd::max(m1, simd::abs(b));
-  }
-  for (const std::size_t end = n - n % W; i < end; i += W) {
-    const P a = P::load_unaligned(x + i);
-    nan_sum += a - a;
-    m0 = simd::max(m0, simd::abs(a));
-  }
-  T tail = simd::reduce_add(nan_sum);
-  T m = simd::reduce_max(simd::max(m0, m1));
-  for (; i < n; ++i) {
-    tail += x[i] - x[i];
-    const T a = x[i] < T(0) ? -x[i] : x[i];
-    m = a > m ? a : m;
-  }
-  return tail == T(0) ? double(m) : HUGE_VAL;
-}
-
 /// max |x| over the weight and bias arrays of an estimate or a state, or +∞ when one is not finite.
 template <class Net>
 double state_abs_max(const gradients<Net>& s) {
   double m = 0;
   for (std::size_t i = 0; i < Net::num_layers; ++i) {
-    m = std::max(m, finite_abs_max(s[i].weight.data(), s[i].weight.size()));
-    m = std::max(m, finite_abs_max(s[i].bias.data(), s[i].bias.size()));
+    m = std::max(m, simd::finite_abs_max(s[i].weight.size(), s[i].weight.data()));
+    m = std::max(m, simd::finite_abs_max(s[i].bias.size(), s[i].bias.data()));
   }
   return m;
 }

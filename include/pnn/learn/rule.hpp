@@ -151,10 +151,12 @@ State& cached(std::any& slot) {
 template <class T>
 bool deferred_update_finite(const layer_gradient<T>& g) {
   if (!std::isfinite(double(g.factor_scale)) || !all_finite(g.bias.data(), g.bias.size())) return false;
-  if (!all_finite(g.delta.data(), g.delta.size()) || !all_finite(g.input.data(), g.input.size())) return false;
-  const double bound = std::abs(double(g.factor_scale)) * double(g.delta.shape()[0]) *
-                       double(simd::abs_max<T>(g.delta.size(), g.delta.data())) *
-                       double(simd::abs_max<T>(g.input.size(), g.input.data()));
+  // One pass over each factor gives both its finiteness and its bound (the input is a whole
+  // batch: reading it twice was a percent of a backprop step).
+  const double delta_max = simd::finite_abs_max<T>(g.delta.size(), g.delta.data());
+  const double input_max = simd::finite_abs_max<T>(g.input.size(), g.input.data());
+  if (delta_max == HUGE_VAL || input_max == HUGE_VAL) return false;
+  const double bound = std::abs(double(g.factor_scale)) * double(g.delta.shape()[0]) * delta_max * input_max;
   return bound < double(std::numeric_limits<T>::max());
 }
 
@@ -318,7 +320,7 @@ void outer_product_update(const Layer&, const T* h, const T* delta, std::size_t 
 /// `δ = dy ⊙ f′(a, h)` for a layer's activation.
 template <class Layer, class T>
 void times_derivative(const Layer& l, const T* dy, const T* a, const T* h, std::size_t count, T* delta) {
-  for (std::size_t k = 0; k < count; ++k) delta[k] = dy[k] * l.activation.derivative(a[k], h[k]);
+  simd::times_derivative<T>(count, dy, a, h, l.activation, delta);
 }
 
 /// The error at a layer's pre-activation from the error `dy` (n × Out) at its output, at the

@@ -4,10 +4,15 @@
 ///
 /// Each activation is a small functor with one call written over `T` that serves scalars and
 /// SIMD packs alike, and `derivative(a, h)` from the pre-activation `a` and the output
-/// `h = f(a)` (training reuses the recorded `h`, so most derivatives need nothing else).
+/// `h = f(a)` (training reuses the recorded `h`, so most derivatives need nothing else). An
+/// activation whose derivative is written for packs too says so with
+/// `static constexpr bool derivative_on_packs = true`: backward passes then take the derivative a
+/// register at a time (`simd::times_derivative`); without it they take it value by value, so a
+/// derivative written for scalars only (calling `std::exp`, say) stays correct.
 #pragma once
 
 #include <concepts>
+#include <type_traits>
 
 #include <pnn/simd/math.hpp>
 
@@ -18,6 +23,7 @@ struct identity {
   static constexpr const char* name = "identity";
   static constexpr bool nondecreasing = true;  ///< max pooling commutes with it (pnn::conv2d)
   template <class T> constexpr T operator()(T a) const noexcept { return a; }
+  static constexpr bool derivative_on_packs = true;
   template <class T> constexpr T derivative(T, T) const noexcept { return T(1); }
 };
 
@@ -26,7 +32,11 @@ struct relu {
   static constexpr const char* name = "relu";
   static constexpr bool nondecreasing = true;  ///< max pooling commutes with it (pnn::conv2d)
   template <class T> T operator()(T a) const noexcept { return pnn::detail::max_any(a, T(0)); }
-  template <class T> constexpr T derivative(T, T h) const noexcept { return h > T(0) ? T(1) : T(0); }
+  static constexpr bool derivative_on_packs = true;
+  template <class T> constexpr T derivative(T, T h) const noexcept {
+    if constexpr (std::is_arithmetic_v<T>) return h > T(0) ? T(1) : T(0);
+    else return pnn::simd::where_greater(h, T(0), T(1), T(0));
+  }
 };
 
 /// Hyperbolic tangent; `f' = 1 − h²`.
@@ -34,6 +44,7 @@ struct tanh {
   static constexpr const char* name = "tanh";
   static constexpr bool nondecreasing = true;  ///< max pooling commutes with it (pnn::conv2d)
   template <class T> T operator()(T a) const noexcept { return pnn::detail::tanh_any(a); }
+  static constexpr bool derivative_on_packs = true;
   template <class T> constexpr T derivative(T, T h) const noexcept { return T(1) - h * h; }
 };
 
@@ -42,6 +53,7 @@ struct sigmoid {
   static constexpr const char* name = "sigmoid";
   static constexpr bool nondecreasing = true;  ///< max pooling commutes with it (pnn::conv2d)
   template <class T> T operator()(T a) const noexcept { return T(1) / (T(1) + pnn::detail::exp_any(-a)); }
+  static constexpr bool derivative_on_packs = true;
   template <class T> constexpr T derivative(T, T h) const noexcept { return h * (T(1) - h); }
 };
 
@@ -53,8 +65,10 @@ struct hard_sigmoid {
   template <class T> T operator()(T a) const noexcept {
     return pnn::detail::min_any(pnn::detail::max_any(a, T(0)), T(1));
   }
+  static constexpr bool derivative_on_packs = true;
   template <class T> constexpr T derivative(T a, T) const noexcept {
-    return (a > T(0) && a < T(1)) ? T(1) : T(0);
+    if constexpr (std::is_arithmetic_v<T>) return (a > T(0) && a < T(1)) ? T(1) : T(0);
+    else return pnn::simd::where_greater(a, T(0), pnn::simd::where_greater(T(1), a, T(1), T(0)), T(0));
   }
 };
 

@@ -137,8 +137,7 @@ class dense {
     if (a == h) {
       simd::bias_map<value_type>(n, out_size(), a, out_size(), bias_or_null(), activation);
     } else {
-      simd::bias_map<value_type>(n, out_size(), a, out_size(), bias_or_null(), act::identity{});
-      simd::map<value_type>(n * out_size(), a, h, activation);
+      simd::bias_map_into<value_type>(n, out_size(), a, out_size(), bias_or_null(), activation, h, out_size());
     }
   }
 

@@ -27,6 +27,7 @@ struct square_law {
   float responsivity = 1.0f;  ///< R (A/W)
   template <class T> T operator()(T a) const noexcept { return T(responsivity) * a * a; }
   template <class R> R operator()(std::complex<R> e) const noexcept { return R(responsivity) * std::norm(e); }
+  static constexpr bool derivative_on_packs = true;
   template <class T> constexpr T derivative(T a, T) const noexcept { return T(2) * T(responsivity) * a; }
 };
 

@@ -3,13 +3,14 @@
 /// \brief Vector and matrix-vector kernels (BLAS levels 1 and 2) and fused element-wise maps.
 ///
 /// What a layer needs besides GEMM: single-sample products (`gemv`, `gemv_t`), the rank-1
-/// update of an online weight change (`ger`), reductions for norms and losses, and a fused
-/// bias-add-and-activation pass over a batch (`bias_map`) that touches each output once. All are
-/// written once over `pack<T, Arch>`, so they run on every xsimd architecture and on our `scalar`
-/// one. Element-wise functors vectorise when they offer a pack call (`pack_function`); otherwise
-/// their scalar call runs per element.
+/// update of an online weight change (`ger`), reductions for norms, losses and checks, fused
+/// bias-and-activation passes (`bias_map`, `bias_map_into`) and the backward `times_derivative`,
+/// each touching a value once. All are written once over `pack<T, Arch>`, so they run on every
+/// xsimd architecture and our `scalar` one. Functors vectorise when they offer a pack call
+/// (`pack_function`, `pack_derivative`); otherwise their scalar call runs per element.
 #pragma once
 
+#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -169,6 +170,37 @@ T abs_max(std::size_t n, const T* x) {
   return m;
 }
 
+/// max |x(i)| over n values, or +∞ when one is not finite, in one pass (x − x is 0 exactly for
+/// finite x): a finiteness check and the bound that rules out overflow of what is formed from
+/// x, for the price of reading x once. 0 for an empty vector.
+/// \pre x is not null when n > 0.
+template <class T, class Arch = default_arch>
+double finite_abs_max(std::size_t n, const T* x) noexcept {
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size;
+  P nan_sum(T(0)), m0(T(0)), m1(T(0));
+  std::size_t i = 0;
+  for (const std::size_t end = n - n % (2 * W); i < end; i += 2 * W) {
+    const P a = P::load_unaligned(x + i), b = P::load_unaligned(x + i + W);
+    nan_sum += (a - a) + (b - b);
+    m0 = simd::max(m0, simd::abs(a));
+    m1 = simd::max(m1, simd::abs(b));
+  }
+  for (const std::size_t end = n - n % W; i < end; i += W) {
+    const P a = P::load_unaligned(x + i);
+    nan_sum += a - a;
+    m0 = simd::max(m0, simd::abs(a));
+  }
+  T tail = simd::reduce_add(nan_sum);
+  T m = simd::reduce_max(simd::max(m0, m1));
+  for (; i < n; ++i) {
+    tail += x[i] - x[i];
+    const T a = x[i] < T(0) ? -x[i] : x[i];
+    m = a > m ? a : m;
+  }
+  return tail == T(0) ? double(m) : HUGE_VAL;
+}
+
 /// y += alpha·x.
 /// \pre x, y are not null when n > 0; they do not overlap unless equal.
 template <class T, class Arch = default_arch>
@@ -321,6 +353,65 @@ void map(std::size_t n, const T* x, T* y, const F& f) {
     for (; i < vec_end; i += P::size) f(P::load_unaligned(x + i)).store_unaligned(y + i);
   }
   for (; i < n; ++i) y[i] = static_cast<T>(f(x[i]));
+}
+
+/// An activation whose derivative also takes whole registers, by its own declaration
+/// (`F::derivative_on_packs`; a template that merely accepts a pack may call `std::` functions
+/// that do not): `pack<T, Arch> f.derivative(pack<T, Arch> a, pack<T, Arch> h) const`.
+template <class F, class T, class Arch>
+concept pack_derivative = (!is_scalar_arch<Arch>) && requires(const F& f, pack<T, Arch> p) {
+  requires F::derivative_on_packs;
+  { f.derivative(p, p) } -> std::same_as<pack<T, Arch>>;
+};
+
+/// delta(i) = dy(i)·f′(a(i), h(i)): the error at a pre-activation from the error at its output,
+/// with the activation's derivative from the recorded pre-activation `a` and output `h`.
+/// Register at a time where the derivative takes packs (`pack_derivative`). delta may equal dy.
+/// \pre the pointers are not null when n > 0.
+template <class T, class Arch = default_arch, class F>
+void times_derivative(std::size_t n, const T* dy, const T* a, const T* h, const F& f, T* delta) {
+  PNN_EXPECTS(n == 0 || (dy != nullptr && a != nullptr && h != nullptr && delta != nullptr),
+              "times_derivative: null vector");
+  std::size_t i = 0;
+  if constexpr (pack_derivative<F, T, Arch>) {
+    using P = pack<T, Arch>;
+    for (const std::size_t end = n - n % P::size; i < end; i += P::size)
+      (P::load_unaligned(dy + i) * f.derivative(P::load_unaligned(a + i), P::load_unaligned(h + i)))
+          .store_unaligned(delta + i);
+  }
+  for (; i < n; ++i) delta[i] = dy[i] * static_cast<T>(f.derivative(a[i], h[i]));
+}
+
+/// C(i, j) += bias(j) and H(i, j) = f(C(i, j)) over M×N row-major blocks (row strides `ldc`,
+/// `ldh`): a layer's pre-activation and output from its GEMM in one pass, as training records
+/// both. A null `bias` means no bias. H does not overlap C.
+/// \pre C and H are not null when M·N > 0; ldc, ldh ≥ N.
+template <class T, class Arch = default_arch, scalar_function<T> F>
+void bias_map_into(std::size_t M, std::size_t N, T* C, std::size_t ldc, const T* bias, const F& f, T* H,
+                   std::size_t ldh) {
+  PNN_EXPECTS(M == 0 || N == 0 || (C != nullptr && H != nullptr), "bias_map_into: null matrix");
+  PNN_EXPECTS(M == 0 || (ldc >= N && ldh >= N), "bias_map_into: a row stride is smaller than a row");
+  for (std::size_t i = 0; i < M; ++i) {
+    T* ci = C + i * ldc;
+    T* hi = H + i * ldh;
+    std::size_t j = 0;
+    if constexpr (vectorised_function<F, T, Arch>) {
+      using P = pack<T, Arch>;
+      constexpr std::size_t W = P::size;
+      for (const std::size_t j_end = N - N % W; j < j_end; j += W) {
+        P a = P::load_unaligned(ci + j);
+        if (bias != nullptr) {
+          a = a + P::load_unaligned(bias + j);
+          a.store_unaligned(ci + j);
+        }
+        f(a).store_unaligned(hi + j);
+      }
+    }
+    for (; j < N; ++j) {
+      if (bias != nullptr) ci[j] = ci[j] + bias[j];
+      hi[j] = static_cast<T>(f(ci[j]));
+    }
+  }
 }
 
 /// C(i, j) = f(C(i, j) + bias(j)) over an M×N row-major block with row stride `ldc`: the fused
