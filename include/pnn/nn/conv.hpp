@@ -461,8 +461,7 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
     [[maybe_unused]] const auto dm = dims();
     using T = value_type;
     if constexpr (std::is_same_v<Pool, pool::none>) {
-      for (std::size_t k = 0; k < n * dm.pre_size; ++k)
-        delta[k] = up[k] * this->activation.derivative(a[k], h[k]);
+      simd::times_derivative<T>(n * dm.pre_size, up, a, h, this->activation, delta);
     } else {
       if constexpr (pools_before_activation) {
         max_pool_delta(up, a, h, n, delta);
