@@ -93,14 +93,15 @@ TEST_CASE("GEMM gives bitwise the same product on 1, 2 and 3 threads", "[threads
   if (!threads_available) WARN("built without OpenMP: every thread count runs on the calling thread");
   // The MLP's three products, a shape with ragged tiles, a single row (split by columns), a
   // narrow A·Bᵀ (split by rows), a short-K product (the skinny path), and Aᵀ·B with too few
-  // rows to split by rows (split by columns instead).
+  // rows to split by rows (split by columns instead); ragged weight-row chunks (a batch of 50
+  // through 250 rows of W, an update of 130 rows) that the threads take in turn.
   struct shape {
     char layout;
     std::size_t m, n, k;
   };
   const shape shapes[] = {{'t', 64, 256, 784}, {'a', 256, 784, 64}, {'n', 64, 784, 256}, {'n', 37, 333, 129},
                           {'t', 1, 1000, 500},  {'t', 300, 20, 500},  {'a', 300, 640, 16}, {'n', 97, 71, 1000},
-                          {'a', 8, 2000, 300}};
+                          {'a', 8, 2000, 300}, {'t', 50, 250, 300}, {'a', 130, 300, 100}};
   for (const auto& s : shapes) {
     INFO(s.layout << " " << s.m << "x" << s.n << "x" << s.k);
     set_num_threads(1);

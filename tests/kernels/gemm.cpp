@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// GEMM against a naive double-accumulated loop, on every path (direct, packed, skinny), over shapes
+// GEMM against a naive double-accumulated loop, on every path (direct, packed, skinny,
+// weight_rows), over shapes
 // around the register widths and cache blocks, with padded leading dimensions and NaN-filled C
 // for beta == 0.
 #include <catch2/catch.hpp>
@@ -11,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include <pnn/core/threads.hpp>
+#include <pnn/nn/activation.hpp>
 #include <pnn/simd/gemm.hpp>
 
 // Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
@@ -136,7 +139,7 @@ void sweep(layout lay) {
         const scalars ab = coefficients[variant % 4];
         const std::size_t pad = pads[variant % 3];
         ++variant;
-        for (path how : {path::direct, path::packed, path::skinny, path::automatic}) {
+        for (path how : {path::direct, path::packed, path::skinny, path::weight_rows, path::automatic}) {
           check<T>(lay, how, {m, n, k}, static_cast<T>(ab.alpha), static_cast<T>(ab.beta), pad, rng);
         }
       }
@@ -203,7 +206,11 @@ TEST_CASE("gemm's automatic choice picks the skinny path for skinny shapes and a
     CHECK(g::choose<layout::nn, float, arch>(100, 256, 2 * lanes) == path::skinny);
     CHECK(g::choose<layout::tn, float, arch>(100, 256, 2 * lanes) == path::skinny);
     CHECK(g::choose<layout::nn, float, arch>(100, 256, 2 * lanes + 1) == path::packed);
-    CHECK(g::choose<layout::nt, float, arch>(64, 256, 784) == path::packed);
+    // The MLP's forward pass and weight update take the weight-row chunks (A·Bᵀ in float with AVX).
+    CHECK(g::choose<layout::nt, float, arch>(64, 256, 784) ==
+          (PNN_DETAIL_GEMM_AVX_TRANSPOSE ? path::weight_rows : path::packed));
+    CHECK(g::choose<layout::tn, float, arch>(256, 784, 64) == path::weight_rows);
+    CHECK(g::choose<layout::nt, float, arch>(1000, 256, 784) == path::packed);
     // B too large to stay in L2 while every block of 4 rows streams it: packed after all.
     CHECK(g::choose<layout::nt, float, arch>(1000, 32, 8192) == path::packed);
     CHECK(g::choose<layout::nt, float, arch>(1, 10, 256) == path::direct);
@@ -224,10 +231,114 @@ TEST_CASE("gemm spans several cache blocks in every dimension", "[simd][gemm]") 
   check<float>(layout::nt, path::packed, {13, 530, 270}, 2.0f, 0.0f, 0, rng);
 }
 
+TEST_CASE("gemm's weight-row chunks agree with the packed path and never write outside C", "[simd][gemm]") {
+  lcg rng{23};
+  using arch = pnn::simd::default_arch;
+  // Ragged everywhere: batches that are not a multiple of the tile (nor of 8, for the transpose
+  // back), weight rows that leave a partial chunk and a partial register tile, k that splits
+  // into several blocks; every alpha/beta rule; padded strides.
+  struct product {
+    layout lay;
+    std::size_t m, n, k;
+  };
+  const product shapes[] = {{layout::nt, 50, 256, 784}, {layout::nt, 64, 131, 300},  {layout::nt, 13, 77, 520},
+                          {layout::nt, 128, 100, 64}, {layout::tn, 256, 784, 64},  {layout::tn, 131, 300, 50},
+                          {layout::tn, 49, 70, 256},  {layout::tn, 25, 33, 7}};
+  std::size_t variant = 0;
+  for (const auto& s : shapes) {
+    for (const auto& ab : coefficients) {
+      INFO("layout " << int(s.lay) << " " << s.m << "x" << s.n << "x" << s.k << " alpha " << ab.alpha << " beta "
+                     << ab.beta);
+      check<float>(s.lay, path::weight_rows, {s.m, s.n, s.k}, float(ab.alpha), float(ab.beta), pads[variant++ % 3], rng);
+      check<double>(s.lay, path::weight_rows, {s.m, s.n, s.k}, ab.alpha, ab.beta, pads[variant++ % 3], rng);
+    }
+  }
+  // Bitwise against the packed path where the tiles round alike: every Aᵀ·B, and A·Bᵀ with
+  // alpha = 1 (the forward pass), with and without beta.
+  for (const auto& s : shapes) {
+    for (const float beta : {0.0f, 1.0f, -0.5f}) {
+      INFO("layout " << int(s.lay) << " " << s.m << "x" << s.n << "x" << s.k << " beta " << beta);
+      const std::size_t ar = s.lay == layout::tn ? s.k : s.m, ac = s.lay == layout::tn ? s.m : s.k;
+      const std::size_t br = s.lay == layout::nt ? s.n : s.k, bc = s.lay == layout::nt ? s.k : s.n;
+      const auto a = random_matrix<float>(ar, ac, rng);
+      const auto b = random_matrix<float>(br, bc, rng);
+      const auto c0 = random_matrix<float>(s.m, s.n, rng);
+      auto c1 = c0, c2 = c0;
+      const float alpha = s.lay == layout::tn ? -0.75f : 1.0f;
+      if (s.lay == layout::nt) {
+        g::run<layout::nt, float, arch>(path::packed, s.m, s.n, s.k, alpha, a.data(), ac, b.data(), bc, beta, c1.data(), s.n);
+        g::run<layout::nt, float, arch>(path::weight_rows, s.m, s.n, s.k, alpha, a.data(), ac, b.data(), bc, beta,
+                                        c2.data(), s.n);
+      } else {
+        g::run<layout::tn, float, arch>(path::packed, s.m, s.n, s.k, alpha, a.data(), ac, b.data(), bc, beta, c1.data(), s.n);
+        g::run<layout::tn, float, arch>(path::weight_rows, s.m, s.n, s.k, alpha, a.data(), ac, b.data(), bc, beta,
+                                        c2.data(), s.n);
+      }
+      CHECK(c1 == c2);
+    }
+  }
+}
+
+template <class F>
+void check_bias_map_epilogue(std::size_t m, std::size_t n, std::size_t k, const F& f, bool with_bias, bool in_place,
+                             lcg& rng) {
+  INFO(m << "x" << n << "x" << k << " bias " << with_bias << " in place " << in_place);
+  const auto a = random_matrix<float>(m, k, rng);
+  const auto b = random_matrix<float>(n, k, rng);
+  const auto bias = random_matrix<float>(1, n, rng);
+  const float* bp = with_bias ? bias.data() : nullptr;
+  // The reference: the product, then the separate pass over its outputs.
+  std::vector<float> c_ref(m * n + 1, -7.0f), h_ref(m * n + 1, -9.0f);
+  pnn::simd::gemm_nt<float>(m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, c_ref.data(), n);
+  if (in_place) {
+    pnn::simd::bias_map<float>(m, n, c_ref.data(), n, bp, f);
+  } else {
+    pnn::simd::bias_map_into<float>(m, n, c_ref.data(), n, bp, f, h_ref.data(), n);
+  }
+  std::vector<float> c(m * n + 1, -7.0f), h(m * n + 1, -9.0f);
+  pnn::simd::gemm_nt_bias_map<float>(m, n, k, a.data(), k, b.data(), k, bp, f, c.data(), n,
+                                     in_place ? c.data() : h.data(), n);
+  CHECK(c == c_ref);  // the sentinel past the end included
+  CHECK(h == h_ref);
+}
+
+TEST_CASE("gemm_nt_bias_map gives bitwise the product followed by bias and activation", "[simd][gemm]") {
+  lcg rng{31};
+  // The MLP's layer (weight-row chunks, 48-row chunks on AVX-512), ragged chunk and tail
+  // counts, a single row (direct), a narrow output (skinny), a large batch (packed), K == 0.
+  struct product {
+    std::size_t m, n, k;
+  };
+  const product shapes[] = {{64, 256, 784}, {50, 250, 300}, {13, 77, 520}, {128, 100, 64},
+                            {1, 10, 50},    {100, 10, 256}, {300, 100, 64}, {20, 60, 0}};
+  for (const auto& s : shapes) {
+    for (const bool with_bias : {true, false}) {
+      for (const bool in_place : {false, true}) {
+        check_bias_map_epilogue(s.m, s.n, s.k, pnn::act::tanh{}, with_bias, in_place, rng);
+        check_bias_map_epilogue(s.m, s.n, s.k, pnn::act::relu{}, with_bias, in_place, rng);
+        check_bias_map_epilogue(s.m, s.n, s.k, pnn::act::identity{}, with_bias, in_place, rng);
+      }
+    }
+  }
+  // The chunks' epilogues run on whichever thread computed them: the same bits on any team.
+  const unsigned before = pnn::num_threads();
+  for (const unsigned t : {2U, 3U}) {
+    pnn::set_num_threads(t);
+    check_bias_map_epilogue(64, 256, 784, pnn::act::tanh{}, true, false, rng);
+    check_bias_map_epilogue(50, 250, 300, pnn::act::sigmoid{}, true, true, rng);
+  }
+  pnn::set_num_threads(before);
+  std::vector<float> a(6, 1.0f), b(6, 1.0f), c(4, 0.0f);
+  CHECK_THROWS(pnn::simd::gemm_nt_bias_map<float>(2, 2, 3, a.data(), 3, b.data(), 3, nullptr, pnn::act::relu{},
+                                                  c.data(), 2, nullptr, 2));
+  CHECK_THROWS(pnn::simd::gemm_nt_bias_map<float>(2, 2, 3, a.data(), 3, b.data(), 3, nullptr, pnn::act::relu{},
+                                                  c.data(), 2, c.data(), 3));
+}
+
 TEST_CASE("gemm on the scalar architecture runs the same code with one lane", "[simd][gemm]") {
   lcg rng{3};
   for (layout lay : {layout::nn, layout::nt, layout::tn}) {
-    for (path how : {path::direct, path::packed, path::skinny}) {
+    for (path how : {path::direct, path::packed, path::skinny, path::weight_rows}) {
       check<float, pnn::simd::scalar>(lay, how, {9, 17, 33}, 1.5f, 0.0f, 1, rng);
       check<double, pnn::simd::scalar>(lay, how, {5, 3, 17}, -1.0, 0.5, 0, rng);
     }

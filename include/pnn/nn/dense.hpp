@@ -133,6 +133,15 @@ class dense {
   /// (n × In values) is needed only when the noise policy perturbs inputs.
   void forward(const value_type* x, std::size_t n, value_type* a, value_type* h, rng& g,
                value_type* input_scratch = nullptr) const {
+    if constexpr (!has_input_noise && !has_output_noise &&
+                  requires(const tile_type& t) { t.read_bias_map(x, n, bias_or_null(), activation, a, h); }) {
+      // A digital read takes the bias and activation as its GEMM's epilogue: same bits, no
+      // second pass over the outputs, and on a thread team each thread finishes its own chunk.
+      (void)input_scratch;
+      (void)g;
+      with_read_tile([&](const tile_type& t) { t.read_bias_map(x, n, bias_or_null(), activation, a, h); });
+      return;
+    }
     read(x, n, a, g, input_scratch);
     if (a == h) {
       simd::bias_map<value_type>(n, out_size(), a, out_size(), bias_or_null(), activation);

@@ -53,6 +53,14 @@ struct basic_digital {
       simd::gemm_nt<T>(n, out_size(), in_size(), T(1), x, in_size(), weight_.data(), in_size(), T(0), y,
                        out_size());
     }
+    /// The forward read with the layer's bias and activation as its epilogue: `a = x Wᵀ + b`,
+    /// `h = f(a)` (h may be a: only f kept), bitwise what `read` followed by the layer's pass
+    /// computes (`simd::gemm_nt_bias_map`). A null `bias` means none.
+    template <class F>
+    void read_bias_map(const T* x, std::size_t n, const T* bias, const F& f, T* a, T* h) const {
+      simd::gemm_nt_bias_map<T>(n, out_size(), in_size(), x, in_size(), weight_.data(), in_size(), bias, f, a,
+                                out_size(), h, out_size());
+    }
     /// Transposed read `dx(n × In) = dy(n × Out) W`, exact.
     void read_transposed(const T* dy, std::size_t n, T* dx, rng&) const {
       simd::gemm_nn<T>(n, in_size(), out_size(), T(1), dy, out_size(), weight_.data(), in_size(), T(0), dx,

@@ -18,8 +18,10 @@
 /// read B in place.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <numeric>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -28,6 +30,7 @@
 #include <pnn/core/error.hpp>
 #include <pnn/core/threads.hpp>
 #include <pnn/simd/arch.hpp>
+#include <pnn/simd/blas.hpp>
 #include <pnn/simd/work.hpp>
 
 /// \def PNN_GEMM_PACKING
@@ -84,8 +87,37 @@ namespace detail::gemm {
 enum class layout { nn, nt, tn };
 
 /// Which algorithm runs: chosen by size (`automatic`), or forced (tests cover all everywhere).
-/// `skinny` is the unpacked register-blocked path for products with a short side.
-enum class path { automatic, direct, packed, skinny };
+/// `skinny` is the unpacked register-blocked path for products with a short side;
+/// `weight_rows` the packed kernels over chunks of a weight matrix's rows that a team takes in
+/// turn (`row_chunks`; where it cannot run, `packed` runs instead).
+enum class path { automatic, direct, packed, skinny, weight_rows };
+
+/// What `run` does to each finished block of C (all rows, columns [j0, j1)): nothing, for a
+/// plain product; a layer's bias and activation for `gemm_nt_bias_map`.
+struct no_epilogue {
+  static constexpr bool active = false;
+  void operator()(std::size_t, std::size_t) const noexcept {}
+};
+
+/// `gemm_nt_bias_map`'s epilogue: C += bias and H = f(C) on columns [j0, j1) of all m rows
+/// (`bias_map` when H is C).
+template <class T, class Arch, class F>
+struct bias_map_epilogue {
+  static constexpr bool active = true;
+  std::size_t m;
+  T* c;
+  std::size_t ldc;
+  const T* bias;
+  const F& f;
+  T* h;
+  std::size_t ldh;
+  void operator()(std::size_t j0, std::size_t j1) const noexcept {
+    if (m == 0 || j1 <= j0) return;
+    const T* b = bias != nullptr ? bias + j0 : nullptr;
+    if (h == c) bias_map<T, Arch>(m, j1 - j0, c + j0, ldc, b, f);
+    else bias_map_into<T, Arch>(m, j1 - j0, c + j0, ldc, b, f, h + j0, ldh);
+  }
+};
 
 /// Register and cache blocking for `T` on `Arch`.
 template <class T, class Arch>
@@ -730,6 +762,201 @@ void packed(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, st
   }
 }
 
+/// \brief Which chunks of a team's work are taken: each thread first takes its own share
+/// (`team_range`) in order, then what the others have not reached yet, from their far end.
+/// Threads that run at different speeds (a core shared with another tenant) then end together,
+/// and the chunks mostly stay with the thread — the core — that had them on the last call.
+class chunk_claims {
+ public:
+  /// The most chunks one team can share (64 words of 64 bits on the caller's stack).
+  static constexpr std::size_t capacity = 64 * 64;
+
+  /// \pre count ≤ capacity.
+  explicit chunk_claims(std::size_t count) noexcept : count_(count) {}
+
+  /// Calls `f(chunk)` for each chunk this thread (`t` of `team`) takes.
+  template <class F>
+  void run(std::size_t t, std::size_t team, F&& f) noexcept {
+    const auto [b, e] = ::pnn::detail::team_range(count_, 1, t, team);
+    for (std::size_t i = b; i < e; ++i)
+      if (claim(i)) f(i);
+    for (std::size_t s = 1; s < team; ++s) {
+      const auto [ob, oe] = ::pnn::detail::team_range(count_, 1, (t + s) % team, team);
+      for (std::size_t i = oe; i-- > ob;)
+        if (claim(i)) f(i);
+    }
+  }
+
+ private:
+  bool claim(std::size_t i) noexcept {
+    const std::uint64_t bit = std::uint64_t(1) << (i % 64);
+    return (taken_[i / 64].fetch_or(bit, std::memory_order_relaxed) & bit) == 0;
+  }
+  std::size_t count_;
+  std::atomic<std::uint64_t> taken_[capacity / 64] = {};
+};
+
+/// Rows of the weight matrix in one chunk of the `weight_rows` path: 4 register tiles, so that
+/// 256 rows make 11 chunks and two threads that run at different speeds still end together.
+template <class T, class Arch>
+inline constexpr std::size_t chunk_rows = 4 * blocking<T, Arch>::mr;
+/// Chunks of a forward product with an epilogue start on a whole vector of C's row, so that
+/// the epilogue's vectors and scalar tail fall where a pass over whole rows puts them (48 rows
+/// on AVX-512, 24 on AVX2).
+template <class T, class Arch>
+inline constexpr std::size_t epilogue_chunk_rows = std::lcm(chunk_rows<T, Arch>, blocking<T, Arch>::lanes);
+
+/// Whether the `weight_rows` path can run an m×n×k product: Aᵀ·B (a weight update: C = W) with
+/// one pass over k (k ≤ kc) and all of B packed in one buffer; A·Bᵀ (a forward pass against
+/// W = B) in float with AVX, all of A packed in one buffer.
+template <layout Lay, class T, class Arch>
+constexpr bool weight_rows_fit(std::size_t m, std::size_t n, std::size_t k) noexcept {
+  using blk = blocking<T, Arch>;
+  constexpr std::size_t NR = blk::nr;
+  if constexpr (!blk::vector) {
+    return false;
+  } else if ((Lay == layout::tn ? m : n) > chunk_claims::capacity * chunk_rows<T, Arch>) {
+    return false;
+  } else if constexpr (Lay == layout::tn) {
+    return k <= blk::kc && (n + NR - 1) / NR * NR * k <= blk::kc * blk::nc;
+  } else if constexpr (Lay == layout::nt && PNN_DETAIL_GEMM_AVX_TRANSPOSE && std::is_same_v<T, float>) {
+    const std::size_t mp = (m + NR - 1) / NR * NR;
+    return mp * k <= blk::kc * blk::nc && epilogue_chunk_rows<T, Arch> * mp <= blk::mc * blk::kc;
+  } else {
+    return false;
+  }
+}
+
+#if PNN_DETAIL_GEMM_AVX_TRANSPOSE
+/// One mr × nr tile of Cᵀ = W·Aᵀ for the forward pass: the mr rows of W are broadcast straight
+/// from memory (row stride `ldw`; rows past `m` repeat row 0 and are computed but never copied
+/// out), the panel of Aᵀ is packed. The tile goes to the scratch `ct` (row stride `ldt`) with
+/// the packed path's full-tile rule, so each element rounds as there.
+template <class T, class Arch>
+void weight_rows_kernel(std::size_t kc, const T* w, std::size_t ldw, std::size_t m, const T* PNN_RESTRICT bp,
+                        T alpha, T beta, T* PNN_RESTRICT ct, std::size_t ldt) noexcept {
+  using P = pack<T, Arch>;
+  using blk = blocking<T, Arch>;
+  constexpr std::size_t W = P::size;
+  constexpr std::size_t MR = blk::mr;
+  constexpr std::size_t NV = blk::nv;
+  constexpr std::size_t NR = blk::nr;
+  const T* wr[MR];
+  PNN_DETAIL_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) wr[i] = w + (i < m ? i : 0) * ldw;
+  P acc[MR][NV];
+  PNN_DETAIL_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) {
+    PNN_DETAIL_UNROLL
+    for (std::size_t v = 0; v < NV; ++v) acc[i][v] = P(T(0));
+  }
+  PNN_DETAIL_UNROLL_K
+  for (std::size_t p = 0; p < kc; ++p) {
+    P bv[NV];
+    PNN_DETAIL_UNROLL
+    for (std::size_t v = 0; v < NV; ++v) bv[v] = P::load_aligned(bp + v * W);
+    PNN_DETAIL_UNROLL
+    for (std::size_t i = 0; i < MR; ++i) {
+      const P wi(wr[i][p]);
+      PNN_DETAIL_UNROLL
+      for (std::size_t v = 0; v < NV; ++v) acc[i][v] = simd::fma(wi, bv[v], acc[i][v]);
+    }
+    bp += NR;
+  }
+  const P va(alpha), vb(beta);
+  PNN_DETAIL_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) {
+    PNN_DETAIL_UNROLL
+    for (std::size_t v = 0; v < NV; ++v) {
+      T* t = ct + i * ldt + v * W;
+      if (beta == T(0)) (va * acc[i][v]).store_aligned(t);
+      else if (beta == T(1)) simd::fma(va, acc[i][v], P::load_aligned(t)).store_aligned(t);
+      else simd::fma(va, acc[i][v], vb * P::load_aligned(t)).store_aligned(t);
+    }
+  }
+}
+
+/// `dst[i·ldd + q] = src[q·lds + i]` for i < rows, q < cols: 8×8 blocks in registers, the
+/// ragged edges element by element.
+inline void transpose_block(std::size_t rows, std::size_t cols, const float* src, std::size_t lds, float* dst,
+                            std::size_t ldd) noexcept {
+  const std::size_t r8 = rows - rows % 8, c8 = cols - cols % 8;
+  for (std::size_t q = 0; q < c8; q += 8)
+    for (std::size_t i = 0; i < r8; i += 8) transpose_8x8(src + q * lds + i, lds, dst + i * ldd + q, ldd);
+  for (std::size_t i = 0; i < rows; ++i) {
+    for (std::size_t q = i < r8 ? c8 : 0; q < cols; ++q) dst[i * ldd + q] = src[q * lds + i];
+  }
+}
+#endif
+
+/// The `weight_rows` path, run by every thread `t` of a team with the same `claims`: each thread
+/// packs the batch-side operand (B = the layer's inputs of Aᵀ·B, A = the batch of A·Bᵀ) into
+/// its own buffer — sharing one packed copy costs more (measured) than it saves: the team must
+/// wait for its last thread to arrive, and reads the copy from another core's cache — then
+/// takes chunks of the weight matrix's rows until none is left. Work goes to whichever
+/// thread is free — the static halves of `packed` leave one core waiting whenever the other is
+/// slowed — while every element is computed by the same kernel in the same order whichever
+/// thread takes its chunk, so the result does not depend on the team. Aᵀ·B gives bitwise the
+/// product of `packed` (the same tiles); A·Bᵀ, computed as Cᵀ = B·Aᵀ so that W is read in place
+/// instead of repacked on every call, gives it too for alpha = 1 (the forward pass).
+/// Chunks are `CH` rows (a multiple of mr); a forward product calls `epi(r0, r1)` on each
+/// chunk's columns of C once they are final (an update has no epilogue).
+/// \pre weight_rows_fit<Lay, T, Arch>(m, n, k).
+template <layout Lay, class T, class Arch, class Epi>
+void weight_rows(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
+                 std::size_t ldb, T beta, T* c, std::size_t ldc, chunk_claims& claims, std::size_t t,
+                 std::size_t team, std::size_t CH, const Epi& epi) noexcept {
+  using blk = blocking<T, Arch>;
+  constexpr std::size_t MR = blk::mr;
+  constexpr std::size_t NR = blk::nr;
+  T* const abuf = buffers<T, Arch>::a();
+  T* const bbuf = buffers<T, Arch>::b();
+  if constexpr (Lay == layout::tn) {
+    pack_b<false, T, Arch>(k, n, b, ldb, bbuf);
+    claims.run(t, team, [&](std::size_t chunk) {
+      const std::size_t i0 = chunk * CH;
+      const std::size_t mc = m - i0 < CH ? m - i0 : CH;
+      pack_a<true, T, Arch>(mc, k, a + i0, lda, abuf);
+      for (std::size_t jr = 0; jr < n; jr += NR) {
+        const std::size_t nn = n - jr < NR ? n - jr : NR;
+        for (std::size_t ir = 0; ir < mc; ir += MR) {
+          const std::size_t mm = mc - ir < MR ? mc - ir : MR;
+          micro_kernel<T, Arch>(k, abuf + ir * k, bbuf + jr * k, alpha, beta, c + (i0 + ir) * ldc + jr, ldc, mm, nn);
+        }
+      }
+    });
+  } else {
+#if PNN_DETAIL_GEMM_AVX_TRANSPOSE
+    if constexpr (Lay == layout::nt && std::is_same_v<T, float>) {
+      // C (m×n) = alpha·A·Bᵀ + beta·C as Cᵀ = B·Aᵀ: the rows of Cᵀ are the rows of W = B.
+      const std::size_t mp = (m + NR - 1) / NR * NR;
+      const std::size_t kcb = balanced_block(k, blk::kc, 1);
+      for (std::size_t pc = 0; pc < k; pc += kcb)
+        pack_b<true, T, Arch>(k - pc < kcb ? k - pc : kcb, m, a + pc, lda, bbuf + pc * mp);
+      T* const ct = abuf;  // CH × mp, this chunk's rows of Cᵀ
+      claims.run(t, team, [&](std::size_t chunk) {
+        const std::size_t r0 = chunk * CH;
+        const std::size_t cr = n - r0 < CH ? n - r0 : CH;
+        if (beta != T(0)) transpose_block(cr, m, c + r0, ldc, ct, mp);
+        for (std::size_t pc = 0; pc < k; pc += kcb) {
+          const std::size_t kc = k - pc < kcb ? k - pc : kcb;
+          const T beta_k = pc == 0 ? beta : T(1);
+          for (std::size_t ir = 0; ir < cr; ir += MR)
+            for (std::size_t jr = 0; jr < mp; jr += NR)
+              weight_rows_kernel<T, Arch>(kc, b + (r0 + ir) * ldb + pc, ldb, cr - ir, bbuf + pc * mp + jr * kc, alpha,
+                                          beta_k, ct + ir * mp + jr, mp);
+        }
+        transpose_block(m, cr, ct, mp, c + r0, ldc);
+        epi(r0, r0 + cr);  // while the chunk's columns of C are still in this core's cache
+      });
+      return;
+    }
+#endif
+    (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b, (void)ldb, (void)beta, (void)c, (void)ldc;
+    (void)claims, (void)t, (void)team, (void)abuf, (void)bbuf, (void)CH, (void)epi;
+  }
+}
+
 #endif  // PNN_GEMM_PACKING
 
 /// The path `automatic` takes for an m×n×k product.
@@ -748,13 +975,26 @@ constexpr path choose(std::size_t m, std::size_t n, std::size_t k) noexcept {
   const bool skinny_k = Lay != layout::nt && k <= 2 * W && n >= W && b_fits;
   if (m == 1 || (Lay == layout::nt && n < W && !skinny_nt)) return path::direct;
   if (blk::vector && (skinny_nt || skinny_k)) return path::skinny;
-  return PNN_GEMM_PACKING ? path::packed : path::direct;
+#if PNN_GEMM_PACKING
+  // A weight update with enough rows for a team to share (two chunks or more), and a forward
+  // pass of a batch of up to 4 register tiles' width through a weight matrix with at least two
+  // chunks of rows: there, repacking all of W on every call costs more (measured 9 % of the
+  // 64×256×784 product on AVX-512) than packing the batch and transposing the result back.
+  constexpr std::size_t CH = chunk_rows<T, Arch>;
+  if (weight_rows_fit<Lay, T, Arch>(m, n, k) &&
+      ((Lay == layout::tn && m >= 2 * CH) || (Lay == layout::nt && m >= 8 && m <= 4 * blk::nr && n >= 2 * CH)))
+    return path::weight_rows;
+  return path::packed;
+#else
+  return path::direct;
+#endif
 }
 
-/// Checks the preconditions shared by the three entry points and dispatches.
-template <layout Lay, class T, class Arch>
+/// Checks the preconditions shared by the entry points and dispatches; `epi` then runs on every
+/// block of C once it is final (on whole chunks inside the `weight_rows` team, else on all of C).
+template <layout Lay, class T, class Arch, class Epi = no_epilogue>
 void run(path how, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
-         std::size_t ldb, T beta, T* c, std::size_t ldc) {
+         std::size_t ldb, T beta, T* c, std::size_t ldc, const Epi& epi = {}) {
   PNN_EXPECTS(m == 0 || n == 0 || c != nullptr, "gemm: C is null");
   PNN_EXPECTS(m == 0 || k == 0 || a != nullptr, "gemm: A is null");
   PNN_EXPECTS(n == 0 || k == 0 || b != nullptr, "gemm: B is null");
@@ -765,12 +1005,29 @@ void run(path how, std::size_t m, std::size_t n, std::size_t k, T alpha, const T
   // BLAS semantics: with nothing to add, A and B are not read (NaN in them does not leak).
   if (k == 0 || alpha == T(0)) {
     scale_c<T, Arch>(m, n, beta, c, ldc);
+    epi(0, n);
     return;
   }
   ::pnn::simd::detail::count_kernel_work(2 * std::uint64_t(m) * n * k,
                                          std::uint64_t(m) * k + std::uint64_t(k) * n + (beta == T(0) ? 1 : 2) * std::uint64_t(m) * n,
                                          sizeof(T));
   if (how == path::automatic) how = choose<Lay, T, Arch>(m, n, k);
+  if (how == path::weight_rows) {
+#if PNN_GEMM_PACKING
+    if (weight_rows_fit<Lay, T, Arch>(m, n, k)) {
+      const std::size_t ch = Epi::active ? epilogue_chunk_rows<T, Arch> : chunk_rows<T, Arch>;
+      const std::size_t chunks = ((Lay == layout::tn ? m : n) + ch - 1) / ch;
+      const auto by_work = static_cast<std::size_t>(2.0 * double(m) * double(n) * double(k) / 2e6);
+      chunk_claims claims(chunks);
+      ::pnn::detail::parallel_team(by_work < chunks ? by_work : chunks, [&](std::size_t t, std::size_t team) noexcept {
+        weight_rows<Lay, T, Arch>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, claims, t, team, ch, epi);
+      });
+      if constexpr (Lay == layout::tn) epi(0, n);
+      return;
+    }
+#endif
+    how = PNN_GEMM_PACKING ? path::packed : path::direct;
+  }
   // Threads split C into column slabs (row slabs where it is narrow) at whole register tiles:
   // every element is then summed by the same kernel in the same order as without the split, so
   // the result does not depend on the thread count. A thread gets at least ~2 MFLOP.
@@ -804,6 +1061,7 @@ void run(path how, std::size_t m, std::size_t n, std::size_t k, T alpha, const T
 #endif
     direct<Lay, T, Arch>(ms, ns, k, alpha, as, lda, bs, ldb, beta, cs, ldc);
   });
+  epi(0, n);
 }
 
 }  // namespace detail::gemm
@@ -830,6 +1088,26 @@ void gemm_nt(std::size_t M, std::size_t N, std::size_t K, std::type_identity_t<T
              std::size_t lda, const T* B, std::size_t ldb, std::type_identity_t<T> beta, T* C, std::size_t ldc) {
   detail::gemm::run<detail::gemm::layout::nt, T, Arch>(detail::gemm::path::automatic, M, N, K, alpha, A, lda, B,
                                                         ldb, beta, C, ldc);
+}
+
+/// \brief A layer's forward pass with its bias and activation as the product's epilogue:
+/// C(M×N) = A·Bᵀ, then C(i, j) += bias(j) and H(i, j) = f(C(i, j)) — what `gemm_nt` followed
+/// by `bias_map_into` computes, bit for bit, without a second pass over C. Where the product
+/// runs on chunks of B's rows (`weight_rows`: a batch of up to 4 register tiles' width), each
+/// chunk's columns get their bias and activation from the thread that computed them while
+/// they are still in its cache. H == C (with ldh == ldc) keeps only f(C + bias), as
+/// `bias_map` does. A null `bias` means none.
+/// \pre As `gemm_nt` (alpha 1, beta 0); H is not null when M·N > 0; ldh ≥ N; H == C or H
+/// overlaps neither C, A nor B.
+template <class T, class Arch = default_arch, scalar_function<T> F>
+void gemm_nt_bias_map(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_t lda, const T* B,
+                      std::size_t ldb, const T* bias, const F& f, T* C, std::size_t ldc, T* H, std::size_t ldh) {
+  PNN_EXPECTS(M == 0 || N == 0 || H != nullptr, "gemm_nt_bias_map: H is null");
+  PNN_EXPECTS(M == 0 || ldh >= N, "gemm_nt_bias_map: ldh is smaller than a row of H");
+  PNN_EXPECTS(H != C || ldh == ldc, "gemm_nt_bias_map: H == C needs ldh == ldc");
+  detail::gemm::run<detail::gemm::layout::nt, T, Arch>(detail::gemm::path::automatic, M, N, K, T(1), A, lda, B, ldb,
+                                                        T(0), C, ldc,
+                                                        detail::gemm::bias_map_epilogue<T, Arch, F>{M, C, ldc, bias, f, H, ldh});
 }
 
 /// C(M×N) = alpha·Aᵀ·B + beta·C, row-major: A is K×M (`lda`), B is K×N (`ldb`). This is the
