@@ -796,15 +796,23 @@ class chunk_claims {
   std::atomic<std::uint64_t> taken_[capacity / 64] = {};
 };
 
-/// Rows of the weight matrix in one chunk of the `weight_rows` path: 4 register tiles, so that
-/// 256 rows make 11 chunks and two threads that run at different speeds still end together.
+/// Rows of the weight matrix in one chunk of a weight update on the `weight_rows` path: 4
+/// register tiles, so that 256 rows make 11 chunks and two threads that run at different
+/// speeds still end together.
 template <class T, class Arch>
 inline constexpr std::size_t chunk_rows = 4 * blocking<T, Arch>::mr;
-/// Chunks of a forward product with an epilogue start on a whole vector of C's row, so that
-/// the epilogue's vectors and scalar tail fall where a pass over whole rows puts them (48 rows
-/// on AVX-512, 24 on AVX2).
+/// Rows of W in one register tile of the forward product's kernel (`weight_rows_kernel`): 8 with
+/// AVX-512's 32 registers (16 accumulators, two loads of the batch and a broadcast), the packed
+/// kernel's mr with AVX2's 16. Each element's sum is the same whatever the tile's height.
 template <class T, class Arch>
-inline constexpr std::size_t epilogue_chunk_rows = std::lcm(chunk_rows<T, Arch>, blocking<T, Arch>::lanes);
+inline constexpr std::size_t forward_tile_rows = blocking<T, Arch>::lanes * sizeof(T) >= 64 ? 8 : blocking<T, Arch>::mr;
+/// Rows of W in one chunk of a forward product: two register tiles, and a whole vector of C's
+/// row, so that an epilogue's vectors and scalar tail fall where a pass over whole rows puts
+/// them (16 rows on AVX-512, 24 on AVX2). On AVX-512 the 784-256 layer's 256 rows make 16
+/// chunks: two threads get 128 rows each, where the 6-row tile's 48-row chunks left them 144
+/// and 112 (a fifth of the forward product waiting, measured).
+template <class T, class Arch>
+inline constexpr std::size_t forward_chunk_rows = std::lcm(2 * forward_tile_rows<T, Arch>, blocking<T, Arch>::lanes);
 
 /// Whether the `weight_rows` path can run an m×n×k product: Aᵀ·B (a weight update: C = W) with
 /// one pass over k (k ≤ kc) and all of B packed in one buffer; A·Bᵀ (a forward pass against
@@ -815,22 +823,23 @@ constexpr bool weight_rows_fit(std::size_t m, std::size_t n, std::size_t k) noex
   constexpr std::size_t NR = blk::nr;
   if constexpr (!blk::vector) {
     return false;
-  } else if ((Lay == layout::tn ? m : n) > chunk_claims::capacity * chunk_rows<T, Arch>) {
+  } else if (Lay == layout::tn ? m > chunk_claims::capacity * chunk_rows<T, Arch>
+                                : n > chunk_claims::capacity * forward_chunk_rows<T, Arch>) {
     return false;
   } else if constexpr (Lay == layout::tn) {
     return k <= blk::kc && (n + NR - 1) / NR * NR * k <= blk::kc * blk::nc;
   } else if constexpr (Lay == layout::nt && PNN_DETAIL_GEMM_AVX_TRANSPOSE && std::is_same_v<T, float>) {
     const std::size_t mp = (m + NR - 1) / NR * NR;
-    return mp * k <= blk::kc * blk::nc && epilogue_chunk_rows<T, Arch> * mp <= blk::mc * blk::kc;
+    return mp * k <= blk::kc * blk::nc && forward_chunk_rows<T, Arch> * mp <= blk::mc * blk::kc;
   } else {
     return false;
   }
 }
 
 #if PNN_DETAIL_GEMM_AVX_TRANSPOSE
-/// One mr × nr tile of Cᵀ = W·Aᵀ for the forward pass: the mr rows of W are broadcast straight
-/// from memory (row stride `ldw`; rows past `m` repeat row 0 and are computed but never copied
-/// out), the panel of Aᵀ is packed. The tile goes to the scratch `ct` (row stride `ldt`) with
+/// One `forward_tile_rows` × nr tile of Cᵀ = W·Aᵀ for the forward pass: its rows of W are
+/// broadcast straight from memory (row stride `ldw`; rows past `m` repeat row 0 and are
+/// computed but never copied out), the panel of Aᵀ is packed. The tile goes to the scratch `ct` (row stride `ldt`) with
 /// the packed path's full-tile rule, so each element rounds as there.
 template <class T, class Arch>
 void weight_rows_kernel(std::size_t kc, const T* w, std::size_t ldw, std::size_t m, const T* PNN_RESTRICT bp,
@@ -838,7 +847,7 @@ void weight_rows_kernel(std::size_t kc, const T* w, std::size_t ldw, std::size_t
   using P = pack<T, Arch>;
   using blk = blocking<T, Arch>;
   constexpr std::size_t W = P::size;
-  constexpr std::size_t MR = blk::mr;
+  constexpr std::size_t MR = forward_tile_rows<T, Arch>;
   constexpr std::size_t NV = blk::nv;
   constexpr std::size_t NR = blk::nr;
   const T* wr[MR];
@@ -899,8 +908,8 @@ inline void transpose_block(std::size_t rows, std::size_t cols, const float* src
 /// thread takes its chunk, so the result does not depend on the team. Aᵀ·B gives bitwise the
 /// product of `packed` (the same tiles); A·Bᵀ, computed as Cᵀ = B·Aᵀ so that W is read in place
 /// instead of repacked on every call, gives it too for alpha = 1 (the forward pass).
-/// Chunks are `CH` rows (a multiple of mr); a forward product calls `epi(r0, r1)` on each
-/// chunk's columns of C once they are final (an update has no epilogue).
+/// Chunks are `CH` rows (a multiple of the kernel's tile height); a forward product calls
+/// `epi(r0, r1)` on each chunk's columns of C once they are final (an update has no epilogue).
 /// \pre weight_rows_fit<Lay, T, Arch>(m, n, k).
 template <layout Lay, class T, class Arch, class Epi>
 void weight_rows(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
@@ -941,7 +950,7 @@ void weight_rows(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* 
         for (std::size_t pc = 0; pc < k; pc += kcb) {
           const std::size_t kc = k - pc < kcb ? k - pc : kcb;
           const T beta_k = pc == 0 ? beta : T(1);
-          for (std::size_t ir = 0; ir < cr; ir += MR)
+          for (std::size_t ir = 0; ir < cr; ir += forward_tile_rows<T, Arch>)
             for (std::size_t jr = 0; jr < mp; jr += NR)
               weight_rows_kernel<T, Arch>(kc, b + (r0 + ir) * ldb + pc, ldb, cr - ir, bbuf + pc * mp + jr * kc, alpha,
                                           beta_k, ct + ir * mp + jr, mp);
@@ -1015,7 +1024,7 @@ void run(path how, std::size_t m, std::size_t n, std::size_t k, T alpha, const T
   if (how == path::weight_rows) {
 #if PNN_GEMM_PACKING
     if (weight_rows_fit<Lay, T, Arch>(m, n, k)) {
-      const std::size_t ch = Epi::active ? epilogue_chunk_rows<T, Arch> : chunk_rows<T, Arch>;
+      const std::size_t ch = Lay == layout::tn ? chunk_rows<T, Arch> : forward_chunk_rows<T, Arch>;
       const std::size_t chunks = ((Lay == layout::tn ? m : n) + ch - 1) / ch;
       const auto by_work = static_cast<std::size_t>(2.0 * double(m) * double(n) * double(k) / 2e6);
       chunk_claims claims(chunks);
