@@ -196,6 +196,41 @@ TEST_CASE("an in-place update that could overflow takes the checked path and cha
   }
 }
 
+TEST_CASE("backprop's deferred step reads its inputs in place, also from a converted batch, and lets go after",
+          "[rule][deferred]") {
+  using mlp = network<tanh_d, out_d>;
+  // Values a float holds exactly, so that the float batch converts to the same doubles.
+  xt::xtensor<float, 2> xf({6, 5});
+  for (std::size_t k = 0; k < xf.size(); ++k) xf.data()[k] = float(int(k % 13) - 6) / 8.0f;
+  const xt::xtensor<double, 2> xd = xt::cast<double>(xf);
+  const auto t = batch(6, 3, 2);
+  mlp lent({5, 8, 3}, seed{3});
+  mlp converted = lent, copied = lent;
+  learn::backprop<> rule({.optimizer = {.learning_rate = 0.05f}});
+  rng g1(7), g2(7), g3(7);
+  (void)rule.step(lent, xd, t, loss::mse{}, g1);  // the batch itself is lent
+  const auto& kept = rule.kept_state_for(lent).grad;
+  for (std::size_t i = 0; i < 2; ++i) {
+    CHECK(kept[i].deferred());
+    CHECK(kept[i].input.size() == 0);          // h was read where it lay, never copied
+    CHECK(kept[i].borrowed_input == nullptr);  // and the borrow ended with the step
+    CHECK_FALSE(kept[i].borrow_input);
+  }
+  // A float batch is converted into the checked batch's own copy, which must outlive the
+  // programming that reads it.
+  (void)rule.step(converted, xf, t, loss::mse{}, g2);
+  // The same update with every factor copied (the estimate's dense form, programmed by hand).
+  const auto est = learn::backprop<>({.optimizer = {.learning_rate = 0.05f}}).estimate(copied, xd, t, loss::mse{}, g3);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto [wl, bl] = parameters_of(lent, i);
+    const auto [wc, bc] = parameters_of(converted, i);
+    const std::size_t nw = i == 0 ? 40 : 24, nb = i == 0 ? 8 : 3;
+    CHECK(std::equal(wl, wl + nw, wc));
+    CHECK(std::equal(bl, bl + nb, bc));
+  }
+  check_programmed(copied, lent, est, double(0.05f));
+}
+
 TEST_CASE("a diverging deferred update is rejected and changes nothing", "[rule][deferred][errors]") {
   using mlp = network<out_d, out_d>;  // linear, so that no saturated unit zeroes the error
   mlp net({5, 8, 3}, seed{3});
@@ -208,6 +243,8 @@ TEST_CASE("a diverging deferred update is rejected and changes nothing", "[rule]
   learn::backprop<> rule({.optimizer = {.learning_rate = std::numeric_limits<float>::max()}});
   rng g(1);
   CHECK_THROWS_WITH(rule.step(net, x, t, loss::mse{}, g), Catch::Contains("not finite"));
+  // The update borrowed the batch; the failed step let go of it too.
+  for (std::size_t i = 0; i < 2; ++i) CHECK(rule.kept_state_for(net).grad[i].borrowed_input == nullptr);
   for (std::size_t i = 0; i < 2; ++i) {
     const auto [wa, ba] = parameters_of(net, i);
     const auto [wb, bb] = parameters_of(before, i);

@@ -28,6 +28,9 @@ class backprop : public rule_skeleton<backprop<Optimizer>> {
  public:
   static constexpr const char* name = "backprop";
   static constexpr bool factored_updates = true;
+  /// The inputs of the updates are the checked batch and the forward trace, which nothing
+  /// changes before the step has programmed them: a digital layer's update reads them in place.
+  static constexpr bool lends_layer_inputs = true;
   /// Rule parameters: backprop has none besides its optimiser.
   struct params {
     Optimizer optimizer{};

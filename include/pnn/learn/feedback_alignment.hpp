@@ -212,6 +212,9 @@ class feedback_rule : public learn::rule_skeleton<feedback_rule<Optimizer, Feedb
  public:
   static constexpr const char* name = Direct ? "direct_feedback_alignment" : "feedback_alignment";
   static constexpr bool factored_updates = true;
+  /// The updates' inputs are the checked batch and the forward trace, unchanged until the step
+  /// has programmed them (as backprop's).
+  static constexpr bool lends_layer_inputs = true;
 
   /// Rule parameters. `feedback_gain` scales `B`'s standard deviation relative to Glorot's
   /// `√(2/(rows+cols))`; the same `feedback_seed` gives the same `B` for the same shape.

@@ -154,7 +154,7 @@ bool deferred_update_finite(const layer_gradient<T>& g) {
   // One pass over each factor gives both its finiteness and its bound (the input is a whole
   // batch: reading it twice was a percent of a backprop step).
   const double delta_max = simd::finite_abs_max<T>(g.delta.size(), g.delta.data());
-  const double input_max = simd::finite_abs_max<T>(g.input.size(), g.input.data());
+  const double input_max = simd::finite_abs_max<T>(g.factor_input_size(), g.factor_input());
   if (delta_max == HUGE_VAL || input_max == HUGE_VAL) return false;
   const double bound = std::abs(double(g.factor_scale)) * double(g.delta.shape()[0]) * delta_max * input_max;
   return bound < double(std::numeric_limits<T>::max());
@@ -190,15 +190,28 @@ concept outer_product_programmable = tile_hooks::programs_outer_products<Tile>;
 /// Before a rule estimates: with `programming` (the rule's `step`), marks the layers whose dense
 /// update may be deferred — their tile programs outer products and the optimiser only rescales
 /// updates (`keeps_factors()`: `optim::sgd` without weight decay). Without it (`estimate`),
-/// every update is formed.
+/// every update is formed. With `lend_inputs` (a rule whose layer inputs outlive the
+/// programming), a deferred layer whose tile `reads_borrowed_factors` borrows its `h`.
 template <class Grad, class Net, class Optimizer>
-void defer_dense_updates(Grad& g, const Net& net, const Optimizer& opt, bool programming) {
+void defer_dense_updates(Grad& g, const Net& net, const Optimizer& opt, bool programming, bool lend_inputs = false) {
   bool keeps = false;
   if constexpr (requires { { opt.keeps_factors() } -> std::convertible_to<bool>; }) keeps = opt.keeps_factors();
   net.for_each_layer([&](const auto& l, std::size_t i) {
     using tile_t = typename std::remove_cvref_t<decltype(l)>::tile_type;
     g[i].defer = programming && keeps && outer_product_programmable<tile_t>;
+    g[i].borrow_input = g[i].defer && lend_inputs && tile_hooks::reads_borrowed_factors<tile_t>;
+    g[i].borrowed_input = nullptr;
   });
+}
+
+/// Ends every borrow of `g` (`layer_gradient::borrowed_input`): the lent inputs are not the
+/// estimate's to keep once the step has programmed it, or has failed to.
+template <class Grad>
+void end_borrows(Grad& g) noexcept {
+  for (std::size_t i = 0; i < Grad::num_layers; ++i) {
+    g[i].borrow_input = false;
+    g[i].borrowed_input = nullptr;
+  }
 }
 
 /// Maps layer `i`'s weight-space estimate `gi` into the parameters of `t` (`parameter_gradient`):
@@ -300,21 +313,28 @@ void outer_product_update(const Layer&, const T* h, const T* delta, std::size_t 
                           std::size_t out, T scale, layer_gradient<T>& g) {
   for (std::size_t j = 0; j < out; ++j) g.bias.data()[j] = T(0);
   for (std::size_t r = 0; r < n; ++r) simd::axpy<T>(out, scale, delta + r * out, g.bias.data());
-  auto keep_factors = [&] {
-    if (g.input.shape()[0] != n || g.input.shape()[1] != in) g.input.resize({n, in});
+  auto keep_factors = [&](bool borrow) {
+    if (borrow) {
+      g.borrowed_input = h;
+      g.borrowed_columns = in;
+      if (g.input.size() != 0) g.input.resize({0, in});  // stale factors must not look valid
+    } else {
+      g.borrowed_input = nullptr;
+      if (g.input.shape()[0] != n || g.input.shape()[1] != in) g.input.resize({n, in});
+      std::copy(h, h + n * in, g.input.data());
+    }
     if (g.delta.shape()[0] != n || g.delta.shape()[1] != out) g.delta.resize({n, out});
-    std::copy(h, h + n * in, g.input.data());
     std::copy(delta, delta + n * out, g.delta.data());
     g.factor_scale = scale;
     g.factored = true;
   };
   if (g.defer) {
-    keep_factors();
+    keep_factors(g.borrow_input);
     return;
   }
   simd::gemm_tn<T>(out, in, n, scale, delta, out, h, in, T(0), g.weight.data(), in);
   g.factored = false;
-  if constexpr (tile_hooks::uses_update_factors<typename Layer::tile_type>) keep_factors();
+  if constexpr (tile_hooks::uses_update_factors<typename Layer::tile_type>) keep_factors(false);
 }
 
 /// `δ = dy ⊙ f′(a, h)` for a layer's activation.

@@ -75,7 +75,10 @@ namespace learn {
 /// * optionally `validate(const Net&) const` (parameter checks, static requirements on `Net`),
 ///   called before anything else, and `static constexpr bool factored_updates = true` when its
 ///   updates come from `outer_product_update` (the skeleton then lets tiles that program outer
-///   products skip the dense `ΔW` under `step`).
+///   products skip the dense `ΔW` under `step`), and `static constexpr bool lends_layer_inputs
+///   = true` when the inputs `h` it passes there stay unchanged until `run` returns and the
+///   step has programmed the update (the checked batch's `x` and the forward trace: such tiles
+///   then read `h` where it lies instead of a copy).
 ///
 /// `estimate`/`step` take `pnn::network`s (a rule may add overloads for other models, as coupled
 /// learning does for a resistor network). A bad parameter or batch throws before the state or the network change; a non-finite update
@@ -168,9 +171,11 @@ class rule_skeleton {
                     PNN_DETAIL_CONV_UNSUPPORTED);
       return {};
     } else {
-      const step_result r = run_checked(net, s, x, target, loss, g, rule_pass::step);
-      detail::finish_step(net, s.grad, self().parameters().optimizer, s.opt, g, Rule::name);
-      return r;
+      // Programmed inside `run_checked`, while the checked batch (which the update may borrow
+      // from) still lives.
+      return run_checked(net, s, x, target, loss, g, rule_pass::step, nullptr, [&] {
+        detail::finish_step(net, s.grad, self().parameters().optimizer, s.opt, g, Rule::name);
+      });
     }
   }
 
@@ -229,20 +234,30 @@ class rule_skeleton {
   Rule& self() noexcept { return static_cast<Rule&>(*this); }
   const Rule& self() const noexcept { return static_cast<const Rule&>(*this); }
 
-  template <class Net, class X, class Y, class Loss>
+  // Checks the batch, runs the estimator, then `then()` (a step's programming) while the
+  // checked batch lives; borrowed inputs end with it, also when either throws.
+  template <class Net, class X, class Y, class Loss, class Then = void (*)()>
   step_result run_checked(Net& net, state_type<Net>& s, const xt::xexpression<X>& x,
                           const xt::xexpression<Y>& target, const Loss& loss, rng& g, rule_pass pass,
-                          const std::array<bool, Net::num_layers>* factors_only = nullptr) {
+                          const std::array<bool, Net::num_layers>* factors_only = nullptr, Then then = [] {}) {
     Rule& r = self();
     if constexpr (requires(const Rule& cr) { cr.validate(net); }) static_cast<const Rule&>(r).validate(net);
     const auto b = detail::check_batch(net, x, target, Rule::name);
     if constexpr (requires { requires Rule::factored_updates; }) {
-      detail::defer_dense_updates(s.grad, net, r.parameters().optimizer, pass == rule_pass::step);
+      constexpr bool lends = requires { requires Rule::lends_layer_inputs; };
+      detail::defer_dense_updates(s.grad, net, r.parameters().optimizer, pass == rule_pass::step,
+                                  lends && pass == rule_pass::step && factors_only == nullptr);
       // A convolution clears its flag again (its factors, the patches, outweigh its update).
       if (factors_only != nullptr)
         for (std::size_t i = 0; i < Net::num_layers; ++i) s.grad[i].defer = (*factors_only)[i];
     }
-    return r.run(net, b, loss, g, s, pass);
+    struct borrow_end {
+      decltype(s.grad)& grad;
+      ~borrow_end() { detail::end_borrows(grad); }
+    } const ends{s.grad};
+    const step_result res = r.run(net, b, loss, g, s, pass);
+    then();
+    return res;
   }
 
   // The convenience overloads' state, typed on first use (the rule is not templated on the

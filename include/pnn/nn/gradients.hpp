@@ -21,6 +21,10 @@
 /// (form, scale, check, subtract) that otherwise cost as much as the product itself. An
 /// estimate a rule returns from `estimate` is never deferred; `estimate_factors` defers the
 /// layers its caller asks for, to move factors between processes (pnn/train/data_parallel.hpp).
+/// Where the rule's layer inputs outlive the programming (backprop: the checked batch and the
+/// forward trace) and the tile reads them through `factor_input()`, a deferred update *borrows*
+/// `h` instead of copying it — for the 784-256 MLP a copy of the whole batch, a tenth of a
+/// two-thread step — and the borrow ends with the step.
 #pragma once
 
 #include <array>
@@ -50,6 +54,14 @@ struct layer_gradient {
   /// Set by a rule's `step` before it estimates: form only the factors, not `weight` (see the
   /// file comment). Honoured by `detail::outer_product_update`.
   bool defer = false;
+  /// Set with `defer` by a rule's `step` where the layer's input outlives the programming and
+  /// the tile reads `factor_input()`: a deferred update then points at `h` (`borrowed_input`)
+  /// instead of copying it into `input`. Honoured by `detail::outer_product_update`.
+  bool borrow_input = false;
+  /// The deferred update's `h` (n × In, row-major) while borrowed; null otherwise, and after the
+  /// step that borrowed it.
+  const T* borrowed_input = nullptr;
+  std::size_t borrowed_columns = 0;  ///< In, the columns of a borrowed `h`
   /// The estimate in the tile's own parameter space (`parameter_count()` values, the order of
   /// `get_parameters`); empty for tiles whose parameters are W and b.
   xt::xtensor<T, 1> parameter{};
@@ -58,6 +70,12 @@ struct layer_gradient {
 
   /// True when `weight` was not formed and the update is `factor_scale · deltaᵀ · input`.
   [[nodiscard]] bool deferred() const noexcept { return defer && factored; }
+  /// The factored form's `h`: borrowed, or `input`'s.
+  [[nodiscard]] const T* factor_input() const noexcept { return borrowed_input != nullptr ? borrowed_input : input.data(); }
+  /// Values in `factor_input()`: n × In (n = `delta`'s rows).
+  [[nodiscard]] std::size_t factor_input_size() const noexcept {
+    return borrowed_input != nullptr ? delta.shape()[0] * borrowed_columns : input.size();
+  }
 
   T* weight_data() noexcept { return weight.data(); }
   const T* weight_data() const noexcept { return weight.data(); }
@@ -95,6 +113,7 @@ class gradients {
       if (g.bias.size() != rows) g.bias.resize({rows});
       shape_parameters(l, g);
       g.factored = false;
+      g.borrowed_input = nullptr;
       g.parameter_space = false;
     });
   }
@@ -119,6 +138,8 @@ class gradients {
       g.parameter.fill(value_type(0));
       g.factored = false;
       g.defer = false;
+      g.borrow_input = false;
+      g.borrowed_input = nullptr;
       g.parameter_space = false;
     });
   }

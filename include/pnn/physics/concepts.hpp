@@ -22,6 +22,7 @@
 /// | `read_vjp(x, dy, n, dx, rng&) const`         | backprop below a nonlinear read (VJP at input `x`) |
 /// | `prepare(rng&)`, `set_params(params)`        | per-device draws, network-wide configuration    |
 /// | `programs_outer_products`, `uses_update_factors` | factored updates (`s·δᵀh`) reach `program`  |
+/// | `reads_borrowed_factors`                     | a deferred update's `h` lent, not copied (`factor_input()`) |
 ///
 /// `update` passed to `program` is a layer's update (`pnn::layer_gradient<T>`): it always has
 /// `weight_data()`/`bias_data()` (dense ΔW, Δb to subtract); a tile whose parameters are not W
@@ -138,6 +139,10 @@ namespace tile_hooks {
 /// The tile programs a factored update `s·δᵀh` itself, exactly, and may receive deferred ones.
 template <class Tile>
 inline constexpr bool programs_outer_products = requires { requires Tile::programs_outer_products; };
+/// The tile's `program` reads a deferred update's `h` through `update.factor_input()`, so a
+/// rule whose layer inputs outlive the programming may lend them instead of copying them.
+template <class Tile>
+inline constexpr bool reads_borrowed_factors = requires { requires Tile::reads_borrowed_factors; };
 /// The tile wants an update's factors `(h, δ, s)` kept for `program` (pulse trains, adjoint steps).
 template <class Tile>
 inline constexpr bool uses_update_factors = requires { requires Tile::uses_update_factors; };

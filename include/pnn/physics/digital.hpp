@@ -35,6 +35,8 @@ struct basic_digital {
     static constexpr std::size_t out_extent = Out;
     /// `program` applies a factored update `s·δᵀh` itself, as one GEMM into `W`.
     static constexpr bool programs_outer_products = true;
+    /// `program` reads a deferred update's `h` through `factor_input()` (it may be lent).
+    static constexpr bool reads_borrowed_factors = true;
     /// Reads are exactly `x Wᵀ` and `dy W` with `W = weight_data()` (rules may fuse them).
     static constexpr bool reads_exactly = true;
     /// `dy W` is computed digitally: a noise policy's read periphery applies to forward reads only.
@@ -76,7 +78,7 @@ struct basic_digital {
         if (update.deferred()) {
           const std::size_t n = update.delta.shape()[0];
           simd::gemm_tn<T>(out_size(), in_size(), n, -update.factor_scale, update.delta.data(), out_size(),
-                           update.input.data(), in_size(), T(1), weight_.data(), in_size());
+                           update.factor_input(), in_size(), T(1), weight_.data(), in_size());
           simd::axpy<T>(out_size(), T(-1), update.bias_data(), bias_.data());
           return;
         }
