@@ -4,6 +4,7 @@
 // threads of the caller's own stay correct.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -155,6 +156,43 @@ TEST_CASE("run-time sized weights start on a cache line", "[threads][storage]") 
   copy.for_each_layer([](const auto& l, std::size_t) {
     CHECK(reinterpret_cast<std::uintptr_t>(l.tile.weight_data()) % PNN_ALIGNMENT == 0);
   });
+}
+
+TEST_CASE("claimed chunks are each taken once, by whichever thread gets there first", "[threads]") {
+  // Threads of the caller's own race for the claims, with or without OpenMP; counts past the
+  // claim words' capacity are claimed in runs of consecutive chunks.
+  for (const std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{7}, detail::chunk_claims::capacity,
+                                  detail::chunk_claims::capacity + 1, std::size_t{10000}}) {
+    for (const std::size_t team : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{5}}) {
+      detail::chunk_claims claims(count);
+      std::vector<std::atomic<int>> taken(count);
+      std::vector<std::size_t> per_thread(team, 0);
+      std::vector<std::thread> threads;
+      for (std::size_t t = 0; t < team; ++t)
+        threads.emplace_back([&, t] {
+          claims.run(t, team, [&](std::size_t chunk) {
+            taken[chunk].fetch_add(1, std::memory_order_relaxed);
+            ++per_thread[t];
+          });
+        });
+      for (auto& th : threads) th.join();
+      std::size_t twice = 0, missed = 0, total = 0;
+      for (auto& c : taken) {
+        twice += c.load() > 1 ? 1 : 0;
+        missed += c.load() == 0 ? 1 : 0;
+      }
+      for (const std::size_t n : per_thread) total += n;
+      CHECK(twice == 0);
+      CHECK(missed == 0);
+      CHECK(total == count);
+    }
+  }
+  // A thread alone takes every chunk, its own share first and then the others' from their far
+  // end: the order a slowed thread's work is taken over in.
+  detail::chunk_claims claims(6);
+  std::vector<std::size_t> order;
+  claims.run(0, 2, [&](std::size_t c) { order.push_back(c); });
+  CHECK(order == std::vector<std::size_t>{0, 1, 2, 5, 4, 3});
 }
 
 TEST_CASE("kernels called from the caller's own threads share one team and stay exact", "[threads][gemm]") {

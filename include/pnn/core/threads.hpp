@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #if defined(PNN_WITH_OPENMP) && PNN_WITH_OPENMP && defined(_OPENMP)
@@ -100,21 +101,63 @@ void parallel_team(std::size_t max_team, F&& f) noexcept {
   return {b < n ? b : n, e < n ? e : n};
 }
 
+/// \brief Which chunks of a team's work are taken: each thread first takes its own share
+/// (`team_range`) in order, then what the others have not reached yet, from their far end.
+/// Threads that run at different speeds (a core shared with another tenant, a core that
+/// holds less of the data in its cache) then end together, and the chunks mostly stay with the
+/// thread — the core — that had them on the last call. Whichever thread takes a chunk, the
+/// caller computes it the same way, so results do not depend on the team.
+class chunk_claims {
+ public:
+  /// The most claims one team shares (64 words of 64 bits on the caller's stack); more chunks
+  /// than that are claimed in equal runs of consecutive chunks.
+  static constexpr std::size_t capacity = 64 * 64;
+
+  explicit chunk_claims(std::size_t count) noexcept
+      : count_(count), run_((count + capacity - 1) / capacity > 0 ? (count + capacity - 1) / capacity : 1) {}
+
+  /// Calls `f(chunk)` for each chunk this thread (`t` of `team`) takes.
+  template <class F>
+  void run(std::size_t t, std::size_t team, F&& f) noexcept {
+    const std::size_t units = (count_ + run_ - 1) / run_;
+    const auto each = [&](std::size_t u) {
+      if (!claim(u)) return;
+      for (std::size_t i = u * run_; i < count_ && i < (u + 1) * run_; ++i) f(i);
+    };
+    const auto [b, e] = ::pnn::detail::team_range(units, 1, t, team);
+    for (std::size_t u = b; u < e; ++u) each(u);
+    for (std::size_t s = 1; s < team; ++s) {
+      const auto [ob, oe] = ::pnn::detail::team_range(units, 1, (t + s) % team, team);
+      for (std::size_t u = oe; u-- > ob;) each(u);
+    }
+  }
+
+ private:
+  bool claim(std::size_t i) noexcept {
+    const std::uint64_t bit = std::uint64_t(1) << (i % 64);
+    return (taken_[i / 64].fetch_or(bit, std::memory_order_relaxed) & bit) == 0;
+  }
+  std::size_t count_, run_;
+  std::atomic<std::uint64_t> taken_[capacity / 64] = {};
+};
+
 /// \brief Calls `f(scratch, r)` for every sample r in [0, n): samples in fixed shards of
-/// `shard` consecutive samples, shards spread over the thread team, one `scratch = make()` per
-/// thread. A caller that sums per-shard partials in shard order gets the same result for any
-/// thread count (what the simulated substrates do for their gradients). `f` must not throw.
+/// `shard` consecutive samples, shards claimed by the thread team (`chunk_claims`), one
+/// `scratch = make()` per thread. A caller that sums per-shard partials in shard order gets
+/// the same result for any thread count (what the simulated substrates do for their
+/// gradients). `f` must not throw.
 template <class Make, class F>
 void for_sample_shards(std::size_t n, std::size_t shard, Make&& make, F&& f) noexcept {
   const std::size_t shards = (n + shard - 1) / shard;
+  chunk_claims claims(shards);
   parallel_team(shards, [&](std::size_t t, std::size_t team) {
-    const auto [b, e] = team_range(shards, 1, t, team);
-    if (b >= e) return;
     auto scratch = make();
-    for (std::size_t k = b; k < e; ++k)
+    claims.run(t, team, [&](std::size_t k) {
       for (std::size_t r = k * shard; r < n && r < (k + 1) * shard; ++r) f(scratch, r);
+    });
   });
 }
+
 }  // namespace detail
 
 }  // namespace pnn

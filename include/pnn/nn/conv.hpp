@@ -627,15 +627,14 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
       const auto dm = dims();
       const std::size_t rows = dm.height + 2 * dm.padding, pitch = simd::correlate_pitch<T>(dm.out_width, dm.kernel);
       const std::size_t scratch = C * dm.out_height * simd::correlate_error_pitch<T>(dm.out_width);
+      ::pnn::detail::chunk_claims claims(shards);
       ::pnn::detail::parallel_team(shards, [&](std::size_t t, std::size_t team) noexcept {
-        const auto [b, e] = ::pnn::detail::team_range(shards, 1, t, team);
-        if (b >= e) return;
         const simd::kernel_work_pause uncounted;  // counted once below, on the calling thread
         static thread_local std::vector<T> planes;
         static thread_local std::vector<T> errors;
         planes.assign(dm.in_channels * rows * pitch, T(0));
         errors.resize(scratch);
-        for (std::size_t k = b; k < e; ++k)
+        claims.run(t, team, [&](std::size_t k) {
           for (std::size_t s = k * shard; s < n && s < (k + 1) * shard; ++s) {
             lay_out_planes(x + s * dm.in_size, planes.data(), rows, pitch);
             const T* d = delta + s * P * C;
@@ -643,22 +642,22 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
                                                dm.out_height, dm.out_width, parts + k * part, K, errors.data());
             bias_sum(d, P, parts + k * part + C * K);
           }
+        });
       });
     } else {
+    ::pnn::detail::chunk_claims claims(shards);
     ::pnn::detail::parallel_team(shards, [&](std::size_t t, std::size_t team) noexcept {
-      const auto [b, e] = ::pnn::detail::team_range(shards, 1, t, team);
-      if (b >= e) return;
       const simd::kernel_work_pause uncounted;  // counted once below, on the calling thread
       static thread_local std::vector<T> unfolded;
       unfolded.resize(shard * per_sample);
-      for (std::size_t k = b; k < e; ++k) {
+      claims.run(t, team, [&](std::size_t k) {
         const std::size_t s0 = k * shard, ns = n - s0 < shard ? n - s0 : shard, rows = ns * P;
         patches(x + s0 * in_size(), ns, unfolded.data());
         const T* d = delta + s0 * P * C;
         T* pk = parts + k * part;
         simd::gemm_tn<T>(C, K, rows, T(1), d, C, unfolded.data(), K, T(0), pk, K);
         bias_sum(d, rows, pk + C * K);
-      }
+      });
     });
     }
     std::fill(dw, dw + C * K, T(0));
@@ -938,7 +937,9 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   // Runs `f(s0, s1)` over disjoint ranges of samples on the kernels' threads
   // (`pnn::set_num_threads`): each sample's values are computed alone, so the result does not
   // depend on the split. A thread gets at least ~16k values: these passes run at a few values
-  // per cycle, so a smaller share would cost more to hand out than it saves.
+  // per cycle, so a smaller share would cost more to hand out than it saves. The split is
+  // static: `f` sets up per call (padded planes, buffers), and handing out smaller claimed
+  // runs repeated that setup for more than the waiting it saved (measured on LeNet-5).
   template <class F>
   static void for_samples(std::size_t n, std::size_t values_per_sample, F&& f) {
     ::pnn::detail::parallel_team(n * values_per_sample / 16384, [&](std::size_t t, std::size_t team) noexcept {

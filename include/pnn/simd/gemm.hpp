@@ -762,39 +762,7 @@ void packed(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, st
   }
 }
 
-/// \brief Which chunks of a team's work are taken: each thread first takes its own share
-/// (`team_range`) in order, then what the others have not reached yet, from their far end.
-/// Threads that run at different speeds (a core shared with another tenant) then end together,
-/// and the chunks mostly stay with the thread — the core — that had them on the last call.
-class chunk_claims {
- public:
-  /// The most chunks one team can share (64 words of 64 bits on the caller's stack).
-  static constexpr std::size_t capacity = 64 * 64;
-
-  /// \pre count ≤ capacity.
-  explicit chunk_claims(std::size_t count) noexcept : count_(count) {}
-
-  /// Calls `f(chunk)` for each chunk this thread (`t` of `team`) takes.
-  template <class F>
-  void run(std::size_t t, std::size_t team, F&& f) noexcept {
-    const auto [b, e] = ::pnn::detail::team_range(count_, 1, t, team);
-    for (std::size_t i = b; i < e; ++i)
-      if (claim(i)) f(i);
-    for (std::size_t s = 1; s < team; ++s) {
-      const auto [ob, oe] = ::pnn::detail::team_range(count_, 1, (t + s) % team, team);
-      for (std::size_t i = oe; i-- > ob;)
-        if (claim(i)) f(i);
-    }
-  }
-
- private:
-  bool claim(std::size_t i) noexcept {
-    const std::uint64_t bit = std::uint64_t(1) << (i % 64);
-    return (taken_[i / 64].fetch_or(bit, std::memory_order_relaxed) & bit) == 0;
-  }
-  std::size_t count_;
-  std::atomic<std::uint64_t> taken_[capacity / 64] = {};
-};
+using ::pnn::detail::chunk_claims;
 
 /// Rows of the weight matrix in one chunk of a weight update on the `weight_rows` path: 4
 /// register tiles, so that 256 rows make 11 chunks and two threads that run at different
