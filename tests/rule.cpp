@@ -251,6 +251,22 @@ TEST_CASE("a diverging deferred update is rejected and changes nothing", "[rule]
     CHECK(std::equal(wa, wa + (i == 0 ? 40 : 24), wb));
     CHECK(std::equal(ba, ba + (i == 0 ? 8 : 3), bb));
   }
+  // One layer, so that only the update that borrows the batch can overflow: its bound takes
+  // max |x| from the batch's finiteness check, and must still reject it.
+  using single = network<out_d>;
+  single one({5, 3}, seed{3});
+  const single one_before = one;
+  rng g1(1);
+  CHECK_THROWS_WITH(rule.step(one, x, t, loss::mse{}, g1), Catch::Contains("not finite"));
+  const auto [wa, ba] = parameters_of(one, 0);
+  const auto [wb, bb] = parameters_of(one_before, 0);
+  CHECK(std::equal(wa, wa + 15, wb));
+  CHECK(std::equal(ba, ba + 3, bb));
+  // Moderate inputs pass the same bound and are programmed.
+  const xt::xtensor<double, 2> small = batch(6, 5, 1);
+  learn::backprop<> mild({.optimizer = {.learning_rate = 0.1f}});
+  CHECK_NOTHROW(mild.step(one, small, t, loss::mse{}, g1));
+  CHECK_FALSE(std::equal(wa, wa + 15, wb));
 }
 
 TEST_CASE("a backprop step does exactly the matrix work of its layers: no first-layer dx, no extra products",

@@ -83,17 +83,27 @@ struct checked_batch {
   const T* target = nullptr;
   std::size_t n = 0;
   xt::xtensor<T, 2> x_copy{}, target_copy{};
+  /// max |x| over the batch, found by its finiteness check; negative when not found (a
+  /// converted copy).
+  double x_abs_max = -1;
 };
 
+// `abs_max`, where given, receives max |values| of a batch used in place: the finiteness check
+// finds it in the same pass (the bound of a deferred update that borrows the batch needs it).
 template <class T, class E>
 const T* batch_pointer(const xt::xexpression<E>& e, std::size_t cols, const char* what, xt::xtensor<T, 2>& copy,
-                       std::size_t& rows) {
+                       std::size_t& rows, double* abs_max = nullptr) {
   if constexpr (std::is_same_v<E, xt::xtensor<T, 2>>) {
     const auto& m = e.derived_cast();
     if (m.shape()[1] != cols)
       throw_error(std::string(what) + ": expected rows of " + std::to_string(cols) + " values, got " +
                   std::to_string(m.shape()[1]));
-    require_finite(m.data(), m.size(), what);
+    if (abs_max != nullptr) {
+      *abs_max = simd::finite_abs_max<T>(m.size(), m.data());
+      if (*abs_max == HUGE_VAL) require_finite(m.data(), m.size(), what);  // names the first offender
+    } else {
+      require_finite(m.data(), m.size(), what);
+    }
     rows = m.shape()[0];
     return m.data();
   } else {
@@ -114,7 +124,7 @@ checked_batch<typename Net::value_type> check_batch(const Net& net, const xt::xe
   char x_name[128], target_name[128];
   std::snprintf(x_name, sizeof x_name, "%s: x", rule);
   std::snprintf(target_name, sizeof target_name, "%s: target", rule);
-  b.x = batch_pointer<T>(x, net.input_size(), x_name, b.x_copy, b.n);
+  b.x = batch_pointer<T>(x, net.input_size(), x_name, b.x_copy, b.n, &b.x_abs_max);
   b.target = batch_pointer<T>(target, net.output_size(), target_name, b.target_copy, tn);
   if (tn != b.n)
     throw_error(std::string(rule) + ": x has " + std::to_string(b.n) + " rows but target has " + std::to_string(tn));
@@ -154,7 +164,9 @@ bool deferred_update_finite(const layer_gradient<T>& g) {
   // One pass over each factor gives both its finiteness and its bound (the input is a whole
   // batch: reading it twice was a percent of a backprop step).
   const double delta_max = simd::finite_abs_max<T>(g.delta.size(), g.delta.data());
-  const double input_max = simd::finite_abs_max<T>(g.factor_input_size(), g.factor_input());
+  const double input_max = g.borrowed_input != nullptr && g.borrowed_abs_max >= 0
+                               ? g.borrowed_abs_max
+                               : simd::finite_abs_max<T>(g.factor_input_size(), g.factor_input());
   if (delta_max == HUGE_VAL || input_max == HUGE_VAL) return false;
   const double bound = std::abs(double(g.factor_scale)) * double(g.delta.shape()[0]) * delta_max * input_max;
   return bound < double(std::numeric_limits<T>::max());
@@ -211,7 +223,17 @@ void end_borrows(Grad& g) noexcept {
   for (std::size_t i = 0; i < Grad::num_layers; ++i) {
     g[i].borrow_input = false;
     g[i].borrowed_input = nullptr;
+    g[i].borrowed_abs_max = -1;
   }
+}
+
+/// Hands the checked batch's max |x| to the deferred updates that borrowed the batch itself, so
+/// their bound does not read it again.
+template <class Grad, class T>
+void note_batch_bound(Grad& g, const checked_batch<T>& b) noexcept {
+  if (b.x_abs_max < 0) return;
+  for (std::size_t i = 0; i < Grad::num_layers; ++i)
+    if (g[i].borrowed_input == b.x) g[i].borrowed_abs_max = b.x_abs_max;
 }
 
 /// Maps layer `i`'s weight-space estimate `gi` into the parameters of `t` (`parameter_gradient`):
@@ -317,9 +339,11 @@ void outer_product_update(const Layer&, const T* h, const T* delta, std::size_t 
     if (borrow) {
       g.borrowed_input = h;
       g.borrowed_columns = in;
+      g.borrowed_abs_max = -1;  // the lender says, after the estimate (`note_batch_bound`)
       if (g.input.size() != 0) g.input.resize({0, in});  // stale factors must not look valid
     } else {
       g.borrowed_input = nullptr;
+      g.borrowed_abs_max = -1;
       if (g.input.shape()[0] != n || g.input.shape()[1] != in) g.input.resize({n, in});
       std::copy(h, h + n * in, g.input.data());
     }

@@ -256,6 +256,7 @@ class rule_skeleton {
       ~borrow_end() { detail::end_borrows(grad); }
     } const ends{s.grad};
     const step_result res = r.run(net, b, loss, g, s, pass);
+    if constexpr (requires { requires Rule::lends_layer_inputs; }) detail::note_batch_bound(s.grad, b);
     then();
     return res;
   }

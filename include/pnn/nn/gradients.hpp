@@ -62,6 +62,10 @@ struct layer_gradient {
   /// step that borrowed it.
   const T* borrowed_input = nullptr;
   std::size_t borrowed_columns = 0;  ///< In, the columns of a borrowed `h`
+  /// max |h| of a borrowed `h` where the lender already knows it (the checked batch, whose
+  /// finiteness check found it), so the bound on the update need not read `h` again;
+  /// negative when unknown.
+  double borrowed_abs_max = -1;
   /// The estimate in the tile's own parameter space (`parameter_count()` values, the order of
   /// `get_parameters`); empty for tiles whose parameters are W and b.
   xt::xtensor<T, 1> parameter{};
@@ -114,6 +118,7 @@ class gradients {
       shape_parameters(l, g);
       g.factored = false;
       g.borrowed_input = nullptr;
+      g.borrowed_abs_max = -1;
       g.parameter_space = false;
     });
   }
@@ -140,6 +145,7 @@ class gradients {
       g.defer = false;
       g.borrow_input = false;
       g.borrowed_input = nullptr;
+      g.borrowed_abs_max = -1;
       g.parameter_space = false;
     });
   }
