@@ -114,7 +114,7 @@ class chunk_claims {
   static constexpr std::size_t capacity = 64 * 64;
 
   explicit chunk_claims(std::size_t count) noexcept
-      : count_(count), run_((count + capacity - 1) / capacity > 0 ? (count + capacity - 1) / capacity : 1) {}
+      : count_(count), run_(count > capacity ? (count + capacity - 1) / capacity : 1) {}
 
   /// Calls `f(chunk)` for each chunk this thread (`t` of `team`) takes.
   template <class F>

@@ -336,14 +336,13 @@ void outer_product_update(const Layer&, const T* h, const T* delta, std::size_t 
   for (std::size_t j = 0; j < out; ++j) g.bias.data()[j] = T(0);
   for (std::size_t r = 0; r < n; ++r) simd::axpy<T>(out, scale, delta + r * out, g.bias.data());
   auto keep_factors = [&](bool borrow) {
+    g.borrowed_abs_max = -1;  // a lender says, after the estimate (`note_batch_bound`)
     if (borrow) {
       g.borrowed_input = h;
       g.borrowed_columns = in;
-      g.borrowed_abs_max = -1;  // the lender says, after the estimate (`note_batch_bound`)
       if (g.input.size() != 0) g.input.resize({0, in});  // stale factors must not look valid
     } else {
       g.borrowed_input = nullptr;
-      g.borrowed_abs_max = -1;
       if (g.input.shape()[0] != n || g.input.shape()[1] != in) g.input.resize({n, in});
       std::copy(h, h + n * in, g.input.data());
     }

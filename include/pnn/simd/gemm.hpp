@@ -791,9 +791,6 @@ constexpr bool weight_rows_fit(std::size_t m, std::size_t n, std::size_t k) noex
   constexpr std::size_t NR = blk::nr;
   if constexpr (!blk::vector) {
     return false;
-  } else if (Lay == layout::tn ? m > chunk_claims::capacity * chunk_rows<T, Arch>
-                                : n > chunk_claims::capacity * forward_chunk_rows<T, Arch>) {
-    return false;
   } else if constexpr (Lay == layout::tn) {
     return k <= blk::kc && (n + NR - 1) / NR * NR * k <= blk::kc * blk::nc;
   } else if constexpr (Lay == layout::nt && PNN_DETAIL_GEMM_AVX_TRANSPOSE && std::is_same_v<T, float>) {
