@@ -17,8 +17,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <pnn/core/threads.hpp>
-
 // Each test file keeps its helpers in its own namespace: the suite is compiled in batches.
 namespace tests_pnn_bench {
 
@@ -264,17 +262,6 @@ TEST_CASE("pnn-bench rejects bad input with one clear line and writes nothing", 
   const std::string said2((std::istreambuf_iterator<char>(so2)), std::istreambuf_iterator<char>());
   CHECK(said2.find("first: backprop on digital (depth 8), backprop on digital (depth 4), backprop on digital (depth 2), "
                    "backprop on digital (depth 1)\n") != std::string::npos);
-  // Threaded runs under OMP_WAIT_POLICY=passive (whose team sleeps between a step's forks) are
-  // told why they will be slow; one-thread runs are not.
-  const std::string one_rule = "--dry-run --rules backprop --substrates digital --threads 2 --threads-per-run ";
-  const auto passive = run_bench(one_rule + "2", dir, "OMP_WAIT_POLICY=' Passive' ");
-  CHECK(passive.status == 0);
-  CHECK((passive.err.find("OMP_WAIT_POLICY=passive") != std::string::npos) == pnn::threads_available);
-  const auto alone = run_bench(one_rule + "1", dir, "OMP_WAIT_POLICY=passive ");
-  CHECK(alone.status == 0);
-  CHECK(alone.err.find("OMP_WAIT_POLICY") == std::string::npos);
-  const auto active = run_bench(one_rule + "2", dir, "OMP_WAIT_POLICY=active ");
-  CHECK(active.err.find("OMP_WAIT_POLICY") == std::string::npos);
 }
 
 TEST_CASE("pnn-bench runs the energy-based rules with neuron noise and the prototypical setting",

@@ -4,7 +4,9 @@
 // threads of the caller's own stay correct.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -140,6 +142,91 @@ TEST_CASE("training gives bitwise the same weights on 1, 2 and 3 threads", "[thr
   const auto one = trained(1);
   CHECK(bitwise_equal(trained(2), one));
   CHECK(bitwise_equal(trained(3), one));
+}
+
+TEST_CASE("a posted side task runs once: on an idle team thread, else on the caller", "[threads]") {
+  thread_setting_guard restore;
+  set_num_threads(2);
+  auto& team = detail::thread_team::of_this_thread();
+  detail::parallel_team(2, [](std::size_t, std::size_t) noexcept {});  // the caller's team exists now
+  const auto caller = std::this_thread::get_id();
+  for (int rep = 0; rep < 200; ++rep) {
+    int runs = 0;
+    std::thread::id ran_on;
+    auto work = [&]() noexcept {
+      ++runs;
+      ran_on = std::this_thread::get_id();
+      // A kernel inside a side task runs on its thread alone: the team is its caller's.
+      std::size_t inner = 0;
+      detail::parallel_team(2, [&](std::size_t, std::size_t n) noexcept { inner = n; });
+      CHECK(inner == 1);
+    };
+    detail::side_task task(work);
+    team.post(task);
+    if (rep % 2 == 0 && threads_available) {
+      // Left alone, an idle team thread takes it (it spins, or is woken by the post).
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      while (!task.done() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    } else if (rep % 2 == 1) {
+      // A team forked meanwhile still gets all its threads, before or after the task.
+      std::atomic<std::size_t> members{0};
+      detail::parallel_team(2, [&](std::size_t, std::size_t) noexcept { members.fetch_add(1); });
+      CHECK(members.load() == (threads_available ? 2U : 1U));
+    }
+    team.wait(task);
+    CHECK(runs == 1);
+    if (rep % 2 == 0) CHECK((ran_on != caller) == threads_available);
+  }
+  // With one thread asked for, the caller runs it at `wait`.
+  set_num_threads(1);
+  int runs = 0;
+  auto work = [&]() noexcept { ++runs; };
+  detail::side_task task(work);
+  team.post(task);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CHECK(runs == 0);
+  team.wait(task);
+  CHECK(runs == 1);
+}
+
+TEST_CASE("training on threads copies each next batch during the step and trains on a plain loop's batches",
+          "[threads][train]") {
+  thread_setting_guard restore;
+  rng g(12);
+  // 300 samples in batches of 64: the last batch is short (44), so the copy resizes a buffer.
+  const data::dataset d = data::gaussian_blobs(300, 24, 4, g, 0.8f);
+  using net_t = network<dense<24, 32, physics::digital, noise::none, act::tanh>,
+                        dense<32, 4, physics::digital, noise::none, act::identity>>;
+  auto weights = [](const net_t& net) {
+    std::vector<float> w;
+    net.for_each_layer([&](const auto& l, std::size_t) {
+      w.insert(w.end(), l.tile.weight_data(), l.tile.weight_data() + l.in_size() * l.out_size());
+      w.insert(w.end(), l.tile.bias_data(), l.tile.bias_data() + l.out_size());
+    });
+    return w;
+  };
+  learn::backprop<> bp{{.optimizer = {.learning_rate = 0.05f}}};
+  // The plain loop: batches in order (no shuffle), each step's generator as `train` derives it.
+  net_t plain(seed{3});
+  const rng root(5, 0x7a1, rng_engine::philox);
+  for (std::size_t e = 1; e <= 2; ++e)
+    for (std::size_t b = 0, first = 0; first < d.size(); ++b, first += 64) {
+      const std::size_t count = std::min<std::size_t>(64, d.size() - first);
+      const xt::xtensor<float, 2> x = xt::view(d.inputs, xt::range(first, first + count), xt::all());
+      const xt::xtensor<float, 2> t = xt::view(d.targets, xt::range(first, first + count), xt::all());
+      rng gb = root.split(e).split(b + 1);
+      (void)bp.step(plain, x, t, loss::softmax_cross_entropy{}, gb);
+    }
+  for (unsigned threads : {1U, 2U}) {
+    set_num_threads(threads);
+    detail::parallel_team(2, [](std::size_t, std::size_t) noexcept {});  // a team thread to copy
+    net_t net(seed{3});
+    learn::backprop<> rule{{.optimizer = {.learning_rate = 0.05f}}};
+    (void)train(net, rule, loss::softmax_cross_entropy{}, d,
+                {.epochs = 2, .batch = 64, .seed = 5, .shuffle = false, .progress = progress_mode::never});
+    INFO(threads << " threads");
+    CHECK(bitwise_equal(weights(net), weights(plain)));
+  }
 }
 
 TEST_CASE("run-time sized weights start on a cache line", "[threads][storage]") {

@@ -3,7 +3,6 @@
 // Fashion-MNIST and prints a Markdown table (optionally JSON, CSV and gnuplot figures).
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -60,19 +59,6 @@ std::vector<std::string> split_list(const std::string& s) {
   while (std::getline(ss, item, ','))
     if (!item.empty()) out.push_back(item);
   return out;
-}
-
-// True when OpenMP is told to put idle threads to sleep at once (`OMP_WAIT_POLICY=passive`).
-// A training step forks the kernels' team several times (3 per step of the MLP, 15 of
-// LeNet-5), and each fork must then wake the team through the kernel: on two threads that made
-// an MLP epoch 26 % and a LeNet-5 step 16 % slower (docs/guide.md).
-bool passive_wait_policy() {
-  const char* p = std::getenv("OMP_WAIT_POLICY");
-  if (p == nullptr) return false;
-  std::string v;
-  for (const char* c = p; *c != '\0'; ++c)
-    if (*c != ' ' && *c != '\t') v += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
-  return v == "passive";
 }
 
 double parse_number(const std::string& s, const std::string& what) {
@@ -1074,11 +1060,6 @@ int run(int argc, char** argv, distribute::world& world) {
       cost[i] = relative_run_cost(jobs[i].rule, jobs[i].substrate, cfg.model, hidden_of(jobs[i]));
     std::stable_sort(longest_first.begin(), longest_first.end(), [&](std::size_t a, std::size_t b) { return cost[a] > cost[b]; });
   }
-  if (pnn::threads_available && (threads_per_run > 1 || (data_parallel && world.size() > 1)) && passive_wait_policy() &&
-      world.root())
-    std::fprintf(stderr,
-                 "pnn-bench: note: OMP_WAIT_POLICY=passive puts the kernels' threads to sleep between the forks "
-                 "of every training step, which makes threaded runs much slower; unset it or set it to active\n");
   if (dry_run) {
     if (!world.root()) return 0;
     const std::size_t points = sweep_param ? sweep_values.size() : 1;

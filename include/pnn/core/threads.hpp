@@ -5,15 +5,19 @@
 /// Kernels split their outputs between the threads of a team, and compute every output with
 /// the same arithmetic in the same order whatever the split (a GEMM splits C at whole register
 /// tiles; a sum over the batch is never split); so the same inputs give bitwise the same results
-/// on 1, 2 or 16 threads (tests/threads.cpp). The threads come from OpenMP when the translation unit is built with
-/// `PNN_WITH_OPENMP=1` and OpenMP enabled (CMake: link `pnn::openmp`); otherwise everything runs
-/// on the calling thread and this header costs nothing. The embedded path never includes it.
+/// on 1, 2 or 16 threads (tests/threads.cpp). Threads are available when the translation unit is
+/// built with `PNN_WITH_OPENMP=1` and OpenMP enabled (CMake: link `pnn::openmp`): OpenMP gives
+/// the default count and says when the caller is already inside a parallel region; the team's
+/// threads are this header's own (`thread_team`), kept per calling thread, because a training
+/// step forks a team several times and an OpenMP fork–join cost about 3 µs each against
+/// 1 µs here. Otherwise everything runs on the calling thread and this header costs nothing
+/// (the embedded path compiles it so, without threads).
 ///
 /// No oversubscription: teams of all callers together hold at most one thread per core (a
 /// single team may be as large as asked when it runs alone). A
 /// kernel called while the other callers' teams hold the cores (a caller that runs threads of
-/// its own, as pnn-bench does with concurrent runs), or from inside a parallel region, runs on
-/// its calling thread.
+/// its own, as pnn-bench does with concurrent runs), or from inside a parallel region or a
+/// team's thread, runs on its calling thread.
 #pragma once
 
 #include <atomic>
@@ -24,6 +28,8 @@
 #if defined(PNN_WITH_OPENMP) && PNN_WITH_OPENMP && defined(_OPENMP)
 #include <omp.h>
 #define PNN_DETAIL_OPENMP 1
+#include <thread>
+#include <vector>
 #else
 #define PNN_DETAIL_OPENMP 0
 #endif
@@ -62,6 +68,181 @@ inline void set_num_threads(unsigned n) noexcept { detail::requested_threads().s
 }
 
 namespace detail {
+/// \brief Work a team's idle thread may run while its caller goes on (the next batch's copy
+/// during a training step): `post` offers it, `wait` returns once it has run — run by the
+/// caller itself if no thread took it. `f` must not throw, nor outlive its task.
+class side_task {
+ public:
+  template <class F>
+  explicit side_task(F& f) noexcept : fn_([](void* c) noexcept { (*static_cast<F*>(c))(); }), ctx_(&f) {}
+  side_task(const side_task&) = delete;
+  side_task& operator=(const side_task&) = delete;
+
+  /// Runs the work (once, by whoever took the task).
+  void run() noexcept {
+    fn_(ctx_);
+    done_.store(true, std::memory_order_release);
+  }
+  [[nodiscard]] bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+
+ private:
+  friend class thread_team;
+  void (*fn_)(void*) noexcept;
+  void* ctx_;
+  bool offered_ = false;  // to a team's thread, by `thread_team::post`
+  std::atomic<bool> done_{false};
+};
+
+#if PNN_DETAIL_OPENMP
+/// Waits a moment without leaving the core: a team's threads hand work to each other in well
+/// under a microsecond this way, where sleeping would cost a system call each.
+inline void spin_pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+/// \brief The threads that join one calling thread's teams: created on its first team, kept
+/// until it exits, spinning between teams for a while and then sleeping. A team is the
+/// caller (t = 0) and the first `team − 1` of them. Between teams an idle thread runs a posted
+/// `side_task`. Each calling thread has its own, so concurrent callers never wait on each other
+/// (the core accounting of `parallel_team` keeps their teams within the cores).
+class thread_team {
+ public:
+  /// The calling thread's team threads.
+  static thread_team& of_this_thread() {
+    static thread_local thread_team t;
+    return t;
+  }
+  /// True on a team's threads and on a caller while its team runs: a kernel called there (a
+  /// side task's, or one inside a kernel's share) runs on its calling thread alone.
+  static bool& in_team() noexcept {
+    static thread_local bool in = false;
+    return in;
+  }
+
+  thread_team() = default;
+  thread_team(const thread_team&) = delete;
+  thread_team& operator=(const thread_team&) = delete;
+  ~thread_team() {
+    stop_.store(true);
+    wake_.fetch_add(1);
+    wake_.notify_all();
+    for (auto& w : threads_) w.join();
+  }
+
+  /// Calls `f(t, team)` for every t in [0, team): t = 0 here, the others on this caller's
+  /// threads; returns when all have returned. Falls back to `f(0, 1)` if a thread cannot be
+  /// started.
+  template <class F>
+  void run(std::size_t team, F& f) noexcept {
+    try {
+      while (threads_.size() + 1 < team) {
+        const std::size_t me = threads_.size() + 1;
+        const std::uint64_t seen = job_.load();
+        threads_.emplace_back([this, me, seen] { work(me, seen); });
+      }
+    } catch (...) {
+      if (threads_.empty()) return f(std::size_t{0}, std::size_t{1});
+      team = threads_.size() + 1;
+    }
+    fn_ = [](void* c, std::size_t t, std::size_t n) noexcept { (*static_cast<F*>(c))(t, n); };
+    ctx_ = const_cast<void*>(static_cast<const void*>(&f));
+    team_ = team;
+    done_.store(0, std::memory_order_relaxed);
+    job_.fetch_add(1);  // seq_cst: ordered before the check of sleepers below
+    wake_.fetch_add(1);
+    if (sleepers_.load() > 0) wake_.notify_all();
+    in_team() = true;
+    f(std::size_t{0}, team);
+    in_team() = false;
+    const std::size_t others = threads_.size();
+    for (unsigned spins = 0; done_.load(std::memory_order_acquire) != others; ++spins)
+      if (spins < spin_limit) spin_pause();
+      else std::this_thread::yield();
+  }
+
+  /// Offers `s` to an idle thread of this caller's team; without one it waits for `wait`.
+  void post(side_task& s) noexcept {
+    if (threads_.empty() || num_threads() < 2) return;
+    s.offered_ = true;
+    side_.store(&s);
+    wake_.fetch_add(1);
+    if (sleepers_.load() > 0) wake_.notify_all();
+  }
+  /// Returns once `s` has run: here, if no thread has taken it yet.
+  void wait(side_task& s) noexcept {
+    side_task* offered = &s;
+    if (!s.offered_ || side_.compare_exchange_strong(offered, nullptr)) {
+      s.run();
+      return;
+    }
+    for (unsigned spins = 0; !s.done(); ++spins)
+      if (spins < spin_limit) spin_pause();
+      else std::this_thread::yield();
+  }
+
+ private:
+  // About 0.1–1 ms of pauses: longer than the gaps between a training step's teams, short
+  // enough that an idle caller's threads soon stop taking cores from others.
+  static constexpr unsigned spin_limit = 1u << 14;
+
+  void work(std::size_t me, std::uint64_t seen) noexcept {
+    in_team() = true;
+    for (;;) {
+      unsigned spins = 0;
+      for (;;) {
+        if (stop_.load(std::memory_order_relaxed)) return;
+        if (job_.load(std::memory_order_acquire) != seen) break;
+        if (side_.load(std::memory_order_relaxed) != nullptr) {
+          if (side_task* s = side_.exchange(nullptr)) s->run();
+          continue;
+        }
+        if (++spins < spin_limit) {
+          spin_pause();
+          continue;
+        }
+        // Sleep until the next job, side task or stop; the checks are repeated after
+        // announcing it, so a `run` that missed the announcement is seen here.
+        sleepers_.fetch_add(1);
+        const std::uint32_t w = wake_.load();
+        if (job_.load() == seen && side_.load() == nullptr && !stop_.load()) wake_.wait(w);
+        sleepers_.fetch_sub(1);
+        spins = 0;
+      }
+      seen = job_.load(std::memory_order_acquire);
+      if (me < team_) fn_(ctx_, me, team_);
+      done_.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  void (*fn_)(void*, std::size_t, std::size_t) noexcept = nullptr;
+  void* ctx_ = nullptr;
+  std::size_t team_ = 1;
+  std::atomic<std::uint64_t> job_{0};
+  std::atomic<std::uint32_t> wake_{0};
+  std::atomic<std::uint32_t> sleepers_{0};
+  std::atomic<std::size_t> done_{0};
+  std::atomic<side_task*> side_{nullptr};
+  std::atomic<bool> stop_{false};
+};
+
+#else
+/// Without threads there is no team: a posted side task runs on the caller, at `wait`.
+class thread_team {
+ public:
+  static thread_team& of_this_thread() noexcept {
+    static thread_team t;
+    return t;
+  }
+  void post(side_task&) noexcept {}
+  void wait(side_task& s) noexcept { s.run(); }
+};
+#endif
+
 /// Calls `f(t, team)` once for every t in [0, team) — on a team of up to `max_team` (and
 /// `num_threads()`) threads when one is free, else `f(0, 1)` on the calling thread. `f` splits
 /// its work by `t` and `team`, into disjoint outputs, and must not throw. Callers keep results
@@ -70,7 +251,7 @@ template <class F>
 void parallel_team(std::size_t max_team, F&& f) noexcept {
 #if PNN_DETAIL_OPENMP
   const std::size_t want = max_team < num_threads() ? max_team : num_threads();
-  if (want > 1 && !omp_in_parallel()) {
+  if (want > 1 && !omp_in_parallel() && !thread_team::in_team()) {
     static const std::size_t cores = static_cast<std::size_t>(omp_get_num_procs());
     auto& busy = threads_in_teams();
     // A team asked for explicitly may exceed the cores when it runs alone.
@@ -80,8 +261,7 @@ void parallel_team(std::size_t max_team, F&& f) noexcept {
            !busy.compare_exchange_weak(held, held + want, std::memory_order_acquire, std::memory_order_relaxed)) {
     }
     if (fits(held)) {
-#pragma omp parallel num_threads(static_cast<int>(want))
-      f(static_cast<std::size_t>(omp_get_thread_num()), static_cast<std::size_t>(omp_get_num_threads()));
+      thread_team::of_this_thread().run(want, f);
       busy.fetch_sub(want, std::memory_order_release);
       return;
     }

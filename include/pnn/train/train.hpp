@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -336,7 +337,10 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
                    (opt.progress == progress_mode::automatic && ::isatty(STDERR_FILENO) == 1);
   history h;
   std::vector<std::size_t> order(set.size());
-  xt::xtensor<T, 2> xb, tb;
+  // Two batches: while a step trains on one, an idle thread of the kernels' team copies the
+  // next into the other (`detail::side_task`); the copy waits on memory, for a tenth of a
+  // one-thread step of the 784-256-10 MLP.
+  std::array<xt::xtensor<T, 2>, 2> xbs, tbs;
   const rng root(opt.seed, 0x7a1, opt.engine);
   for (std::size_t epoch = opt.first_epoch; epoch <= opt.epochs; ++epoch) {
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -366,11 +370,39 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
     }
     const simd::kernel_work work0 = simd::kernel_work_on_this_thread();
     const auto t0 = std::chrono::steady_clock::now();
+    const auto batch_rows = [&](std::size_t b) { return std::min(opt.batch, set.size() - b * opt.batch); };
+    if (batches > 0) {
+      detail::gather_rows(set.inputs, order, 0, batch_rows(0), xbs[0]);
+      detail::gather_rows(set.targets, order, 0, batch_rows(0), tbs[0]);
+    }
     for (std::size_t b = 0; b < batches; ++b) {
       const std::size_t first = b * opt.batch;
-      const std::size_t count = std::min(opt.batch, set.size() - first);
-      detail::gather_rows(set.inputs, order, first, count, xb);
-      detail::gather_rows(set.targets, order, first, count, tb);
+      const std::size_t count = batch_rows(b);
+      const auto& xb = xbs[b % 2];
+      const auto& tb = tbs[b % 2];
+      // The next batch, sized here (the copy then allocates nothing and cannot throw); the
+      // guard waits for it also when the step throws.
+      const bool more = b + 1 < batches;
+      auto& xn = xbs[(b + 1) % 2];
+      auto& tn = tbs[(b + 1) % 2];
+      if (more) {
+        detail::resize_if_needed(xn, batch_rows(b + 1), set.inputs.shape()[1]);
+        detail::resize_if_needed(tn, batch_rows(b + 1), set.targets.shape()[1]);
+      }
+      auto copy_next = [&]() noexcept {
+        if (!more) return;
+        detail::gather_rows(set.inputs, order, first + opt.batch, batch_rows(b + 1), xn);
+        detail::gather_rows(set.targets, order, first + opt.batch, batch_rows(b + 1), tn);
+      };
+      detail::side_task next(copy_next);
+      struct next_batch {
+        detail::side_task& task;
+        detail::thread_team& team = detail::thread_team::of_this_thread();
+        explicit next_batch(detail::side_task& t) noexcept : task(t) { team.post(task); }
+        ~next_batch() { team.wait(task); }
+        next_batch(const next_batch&) = delete;
+        next_batch& operator=(const next_batch&) = delete;
+      } const copying(next);
       rng gb = root.split(epoch).split(b + 1);
       step_result r;
       try {
