@@ -87,7 +87,7 @@ case "$cmd" in
     # Clang, the other compiler we support, with AddressSanitizer and UndefinedBehaviorSanitizer
     # (assertions on): the whole suite and the examples again (not the optical ones labelled "long",
     # whose physics the suite covers); and ThreadSanitizer on the
-    # multi-threaded paths (concurrent reads, OpenMP kernel teams) in the same build.
+    # multi-threaded paths (concurrent reads, kernels' thread teams) in the same build.
     build sanitize
     echo "run.sh: sanitizer build done after $((SECONDS - start)) s"
     ctest --preset sanitize -j "$jobs"

@@ -649,7 +649,12 @@ void micro_kernel(std::size_t kc, const T* PNN_RESTRICT ap, const T* PNN_RESTRIC
     for (std::size_t v = 0; v < NV; ++v) acc[i][v] = P(T(0));
   }
   // C's tile is needed only at the end; asking for it now hides its miss behind the k loop.
-  for (std::size_t i = 0; i < m; ++i) PNN_DETAIL_PREFETCH_W(c + i * ldc);
+  // Every line of each row: with AVX-512 a row of the tile spans two or three lines, and a
+  // weight update (beta = 1) on two threads measured 9 % slower asking for the first alone.
+  for (std::size_t i = 0; i < m; ++i) {
+    for (std::size_t j = 0; j < n; j += 64 / sizeof(T)) PNN_DETAIL_PREFETCH_W(c + i * ldc + j);
+    PNN_DETAIL_PREFETCH_W(c + i * ldc + n - 1);
+  }
   PNN_DETAIL_UNROLL_K
   for (std::size_t p = 0; p < kc; ++p) {
     P bv[NV];
@@ -764,11 +769,13 @@ void packed(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, st
 
 using ::pnn::detail::chunk_claims;
 
-/// Rows of the weight matrix in one chunk of a weight update on the `weight_rows` path: 4
-/// register tiles, so that 256 rows make 11 chunks and two threads that run at different
-/// speeds still end together.
+/// Rows of the weight matrix in one chunk of a weight update on the `weight_rows` path: 2
+/// register tiles, so that 256 rows make 22 chunks and two threads that run at different
+/// speeds end together — with 4 tiles' 11 chunks of ~12 µs, one thread of the 784-256 layer's
+/// update waited 3–11 µs for the other's last chunk (measured; 7 µs of a 200 µs step on
+/// average). The chunk's tiles start at multiples of `mr` as before, so results are unchanged.
 template <class T, class Arch>
-inline constexpr std::size_t chunk_rows = 4 * blocking<T, Arch>::mr;
+inline constexpr std::size_t chunk_rows = 2 * blocking<T, Arch>::mr;
 /// Rows of W in one register tile of the forward product's kernel (`weight_rows_kernel`): 8 with
 /// AVX-512's 32 registers (16 accumulators, two loads of the batch and a broadcast), the packed
 /// kernel's mr with AVX2's 16. Each element's sum is the same whatever the tile's height.
@@ -950,11 +957,11 @@ constexpr path choose(std::size_t m, std::size_t n, std::size_t k) noexcept {
   if (m == 1 || (Lay == layout::nt && n < W && !skinny_nt)) return path::direct;
   if (blk::vector && (skinny_nt || skinny_k)) return path::skinny;
 #if PNN_GEMM_PACKING
-  // A weight update with enough rows for a team to share (two chunks or more), and a forward
-  // pass of a batch of up to 4 register tiles' width through a weight matrix with at least two
-  // chunks of rows: there, repacking all of W on every call costs more (measured 9 % of the
+  // A weight update with enough rows for a team to share (8 register tiles or more), and a
+  // forward pass of a batch of up to 4 register tiles' width through a weight matrix with as
+  // many rows: there, repacking all of W on every call costs more (measured 9 % of the
   // 64×256×784 product on AVX-512) than packing the batch and transposing the result back.
-  constexpr std::size_t CH = chunk_rows<T, Arch>;
+  constexpr std::size_t CH = 4 * blk::mr;
   if (weight_rows_fit<Lay, T, Arch>(m, n, k) &&
       ((Lay == layout::tn && m >= 2 * CH) || (Lay == layout::nt && m >= 8 && m <= 4 * blk::nr && n >= 2 * CH)))
     return path::weight_rows;
