@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -144,50 +145,104 @@ TEST_CASE("training gives bitwise the same weights on 1, 2 and 3 threads", "[thr
   CHECK(bitwise_equal(trained(3), one));
 }
 
-TEST_CASE("a posted side task runs once: on an idle team thread, else on the caller", "[threads]") {
+TEST_CASE("a posted side task's pieces run once each: on an idle team thread, else on the caller", "[threads]") {
   thread_setting_guard restore;
   set_num_threads(2);
   auto& team = detail::thread_team::of_this_thread();
   detail::parallel_team(2, [](std::size_t, std::size_t) noexcept {});  // the caller's team exists now
   const auto caller = std::this_thread::get_id();
+  constexpr std::size_t pieces = 4;
   for (int rep = 0; rep < 200; ++rep) {
-    int runs = 0;
-    std::thread::id ran_on;
-    std::size_t inner = 0;
+    std::array<int, pieces> runs{};
+    std::array<std::thread::id, pieces> ran_on{};
+    std::array<std::size_t, pieces> inner{};
     // Records only: Catch2's assertions are for the test's own thread.
-    auto work = [&]() noexcept {
-      ++runs;
-      ran_on = std::this_thread::get_id();
-      // A kernel inside a side task runs on its thread alone: the team is its caller's.
-      detail::parallel_team(2, [&](std::size_t, std::size_t n) noexcept { inner = n; });
+    auto work = [&](std::size_t i) noexcept {
+      ++runs[i];
+      ran_on[i] = std::this_thread::get_id();
+      // A kernel inside a side task on a team thread runs there alone.
+      detail::parallel_team(2, [&](std::size_t, std::size_t n) noexcept { inner[i] = n; });
     };
-    detail::side_task task(work);
+    detail::side_task task(work, pieces);
     team.post(task);
     if (rep % 2 == 0 && threads_available) {
-      // Left alone, an idle team thread takes it (it spins, or is woken by the post).
+      // Left alone, an idle team thread takes every piece (it spins, or is woken by the post).
       const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
       while (!task.done() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
     } else if (rep % 2 == 1) {
-      // A team forked meanwhile still gets all its threads, before or after the task.
+      // A team forked meanwhile still gets all its threads, before, between or after pieces.
       std::atomic<std::size_t> members{0};
       detail::parallel_team(2, [&](std::size_t, std::size_t) noexcept { members.fetch_add(1); });
       CHECK(members.load() == (threads_available ? 2U : 1U));
     }
     team.wait(task);
-    CHECK(runs == 1);
-    CHECK(inner == 1);
-    if (rep % 2 == 0) CHECK((ran_on != caller) == threads_available);
+    CHECK(task.done());
+    for (std::size_t i = 0; i < pieces; ++i) {
+      CHECK(runs[i] == 1);
+      if (ran_on[i] != caller) CHECK(inner[i] == 1);
+      if (rep % 2 == 0) CHECK((ran_on[i] != caller) == threads_available);
+    }
   }
-  // With one thread asked for, the caller runs it at `wait`.
+  // With one thread asked for, the caller runs them all at `wait`.
   set_num_threads(1);
   int runs = 0;
-  auto work = [&]() noexcept { ++runs; };
-  detail::side_task task(work);
+  auto work = [&](std::size_t) noexcept { ++runs; };
+  detail::side_task task(work, 3);
   team.post(task);
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   CHECK(runs == 0);
   team.wait(task);
-  CHECK(runs == 1);
+  CHECK(runs == 3);
+}
+
+TEST_CASE("a team forked during a side task gets its thread after the piece it is running", "[threads]") {
+  if (!threads_available) {
+    WARN("built without OpenMP: no team threads");
+    return;
+  }
+  thread_setting_guard restore;
+  set_num_threads(2);
+  // Piece i runs once gate i + 1 is open. The team thread takes piece 0, maybe piece 1, and
+  // must leave pieces 2.. (still shut) to join the team forked meanwhile: taking piece 2 first
+  // would keep the team waiting until the 2 s bail-out. A new caller, so that its team has
+  // exactly one thread besides it (the test thread's may have more from earlier tests).
+  constexpr std::size_t pieces = 6;
+  std::atomic<std::size_t> gate{0};
+  std::array<std::atomic<int>, pieces> runs{};
+  std::atomic<bool> timed_out{false};
+  std::size_t members = 0;
+  bool done_after_team = true;
+  std::thread caller([&] {
+    auto& team = detail::thread_team::of_this_thread();
+    detail::parallel_team(2, [](std::size_t, std::size_t) noexcept {});
+    auto work = [&](std::size_t i) noexcept {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      while (gate.load() <= i)
+        if (std::chrono::steady_clock::now() > until) {
+          timed_out = true;
+          break;
+        }
+      runs[i].fetch_add(1);
+    };
+    detail::side_task task(work, pieces);
+    team.post(task);
+    gate = 1;
+    while (runs[0].load() == 0) std::this_thread::yield();
+    std::atomic<std::size_t> joined{0};
+    detail::parallel_team(2, [&](std::size_t t, std::size_t) noexcept {
+      joined.fetch_add(1);
+      if (t == 0) gate = 2;  // lets the team thread finish piece 1 if it took it
+    });
+    members = joined.load();
+    done_after_team = task.done();
+    gate = pieces;
+    team.wait(task);
+  });
+  caller.join();
+  CHECK(members == 2U);
+  CHECK_FALSE(timed_out.load());
+  CHECK_FALSE(done_after_team);
+  for (const auto& r : runs) CHECK(r.load() == 1);
 }
 
 TEST_CASE("training on threads copies each next batch during the step and trains on a plain loop's batches",

@@ -68,29 +68,39 @@ inline void set_num_threads(unsigned n) noexcept { detail::requested_threads().s
 }
 
 namespace detail {
-/// \brief Work a team's idle thread may run while its caller goes on (the next batch's copy
-/// during a training step): `post` offers it, `wait` returns once it has run — run by the
-/// caller itself if no thread took it. `f` must not throw, nor outlive its task.
+/// \brief Work a team's idle threads may run while their caller goes on (the next batch's
+/// copy during a training step), in pieces: `f(i)` for each i in [0, pieces), each once, by
+/// whichever thread claims it. `thread_team::post` offers it; an idle thread runs pieces until
+/// none is left or its caller forks a team — so the task fills the gaps between the caller's
+/// teams instead of delaying them — and `thread_team::wait` runs what is left on the caller,
+/// returning once every piece has run. `f` must not throw, nor outlive its task.
 class side_task {
  public:
   template <class F>
-  explicit side_task(F& f) noexcept : fn_([](void* c) noexcept { (*static_cast<F*>(c))(); }), ctx_(&f) {}
+  side_task(F& f, std::size_t pieces) noexcept
+      : fn_([](void* c, std::size_t i) noexcept { (*static_cast<F*>(c))(i); }), ctx_(&f), pieces_(pieces) {}
   side_task(const side_task&) = delete;
   side_task& operator=(const side_task&) = delete;
 
-  /// Runs the work (once, by whoever took the task).
-  void run() noexcept {
-    fn_(ctx_);
-    done_.store(true, std::memory_order_release);
+  /// Claims and runs one piece; false when none is left to claim.
+  bool run_one() noexcept {
+    const std::size_t i = next_.fetch_add(1, std::memory_order_relaxed);
+    if (i >= pieces_) return false;
+    fn_(ctx_, i);
+    finished_.fetch_add(1, std::memory_order_release);
+    return true;
   }
-  [[nodiscard]] bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+  /// True once every piece has run.
+  [[nodiscard]] bool done() const noexcept { return finished_.load(std::memory_order_acquire) == pieces_; }
+  [[nodiscard]] std::size_t pieces() const noexcept { return pieces_; }
 
  private:
   friend class thread_team;
-  void (*fn_)(void*) noexcept;
+  void (*fn_)(void*, std::size_t) noexcept;
   void* ctx_;
-  bool offered_ = false;  // to a team's thread, by `thread_team::post`
-  std::atomic<bool> done_{false};
+  std::size_t pieces_;
+  bool offered_ = false;  // to a team's threads, by `thread_team::post`
+  std::atomic<std::size_t> next_{0}, finished_{0};
 };
 
 #if PNN_DETAIL_OPENMP
@@ -102,6 +112,20 @@ inline void spin_pause() noexcept {
 #elif defined(__aarch64__)
   asm volatile("yield");
 #endif
+}
+
+/// Pauses a waiting thread spins before it yields or sleeps: about 0.1–1 ms, longer than the
+/// gaps between a training step's teams, short enough that an idle caller's threads soon stop
+/// taking cores from others.
+inline constexpr unsigned spin_limit = 1u << 14;
+
+/// Waits until `done()`: spinning first (hand-offs take well under a microsecond), then
+/// yielding the core, so that a thread that waits long does not keep it from others.
+template <class Done>
+void spin_until(Done&& done) noexcept {
+  for (unsigned spins = 0; !done(); ++spins)
+    if (spins < spin_limit) spin_pause();
+    else std::this_thread::yield();
 }
 
 /// \brief The threads that join one calling thread's teams: created on its first team, kept
@@ -159,12 +183,11 @@ class thread_team {
     f(std::size_t{0}, team);
     in_team() = false;
     const std::size_t others = threads_.size();
-    for (unsigned spins = 0; done_.load(std::memory_order_acquire) != others; ++spins)
-      if (spins < spin_limit) spin_pause();
-      else std::this_thread::yield();
+    spin_until([&] { return done_.load(std::memory_order_acquire) == others; });
   }
 
-  /// Offers `s` to an idle thread of this caller's team; without one it waits for `wait`.
+  /// Offers `s` to this caller's idle threads; without any, it waits for `wait`.
+  /// \pre No other task this caller posted is still waiting for its `wait` (one slot).
   void post(side_task& s) noexcept {
     if (threads_.empty() || num_threads() < 2) return;
     s.offered_ = true;
@@ -172,23 +195,16 @@ class thread_team {
     wake_.fetch_add(1);
     if (sleepers_.load() > 0) wake_.notify_all();
   }
-  /// Returns once `s` has run: here, if no thread has taken it yet.
+  /// Returns once every piece of `s` has run, running here those no thread has claimed.
   void wait(side_task& s) noexcept {
-    side_task* offered = &s;
-    if (!s.offered_ || side_.compare_exchange_strong(offered, nullptr)) {
-      s.run();
-      return;
+    if (s.offered_) side_.store(nullptr);  // seq_cst: a thread that has not seen `s` yet never will
+    while (s.run_one()) {
     }
-    for (unsigned spins = 0; !s.done(); ++spins)
-      if (spins < spin_limit) spin_pause();
-      else std::this_thread::yield();
+    // The pieces' threads are done with them, and none holds `s` any more (it may be destroyed).
+    if (s.offered_) spin_until([&] { return s.done() && side_users_.load() == 0; });
   }
 
  private:
-  // About 0.1–1 ms of pauses: longer than the gaps between a training step's teams, short
-  // enough that an idle caller's threads soon stop taking cores from others.
-  static constexpr unsigned spin_limit = 1u << 14;
-
   void work(std::size_t me, std::uint64_t seen) noexcept {
     in_team() = true;
     for (;;) {
@@ -196,8 +212,8 @@ class thread_team {
       for (;;) {
         if (stop_.load(std::memory_order_relaxed)) return;
         if (job_.load(std::memory_order_acquire) != seen) break;
-        if (side_.load(std::memory_order_relaxed) != nullptr) {
-          if (side_task* s = side_.exchange(nullptr)) s->run();
+        if (side_.load(std::memory_order_relaxed) != nullptr && take_side_pieces(seen)) {
+          spins = 0;
           continue;
         }
         if (++spins < spin_limit) {
@@ -218,6 +234,21 @@ class thread_team {
     }
   }
 
+  // Runs pieces of the posted side task until none is left or the caller forks a team; true
+  // if it ran any. `side_users_` tells `wait` a thread may still hold the task.
+  bool take_side_pieces(std::uint64_t seen) noexcept {
+    bool ran = false;
+    side_users_.fetch_add(1);  // seq_cst, before reading side_ (see `wait`)
+    if (side_task* s = side_.load()) {
+      while (job_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed) && s->run_one())
+        ran = true;
+      // Every piece claimed: nothing more to offer (only `s` or null can be there meanwhile).
+      if (s->next_.load(std::memory_order_relaxed) >= s->pieces_) side_.compare_exchange_strong(s, nullptr);
+    }
+    side_users_.fetch_sub(1, std::memory_order_release);
+    return ran;
+  }
+
   std::vector<std::thread> threads_;
   void (*fn_)(void*, std::size_t, std::size_t) noexcept = nullptr;
   void* ctx_ = nullptr;
@@ -227,6 +258,7 @@ class thread_team {
   std::atomic<std::uint32_t> sleepers_{0};
   std::atomic<std::size_t> done_{0};
   std::atomic<side_task*> side_{nullptr};
+  std::atomic<std::size_t> side_users_{0};
   std::atomic<bool> stop_{false};
 };
 
@@ -239,7 +271,10 @@ class thread_team {
     return t;
   }
   void post(side_task&) noexcept {}
-  void wait(side_task& s) noexcept { s.run(); }
+  void wait(side_task& s) noexcept {
+    while (s.run_one()) {
+    }
+  }
 };
 #endif
 

@@ -146,6 +146,33 @@ struct evaluation {
 };
 
 namespace detail {
+/// Copies batch rows [r0, r1) — data set rows `order[first + r0 .. first + r1)` of `src` — into
+/// the same rows of `dst`, which has them.
+template <class T>
+void copy_rows(const xt::xtensor<float, 2>& src, const std::vector<std::size_t>& order, std::size_t first,
+               std::size_t r0, std::size_t r1, xt::xtensor<T, 2>& dst) noexcept {
+  const std::size_t cols = src.shape()[1];
+  // Ask for rows a few ahead while this one is copied, so the copy does not wait on memory
+  // one row at a time.
+  constexpr std::size_t ahead = 4;
+  for (std::size_t q = r0 + 1; q < r0 + ahead && q < r1; ++q)
+    for (std::size_t c = 0; c < cols; c += 64 / sizeof(float)) __builtin_prefetch(src.data() + order[first + q] * cols + c);
+  for (std::size_t r = r0; r < r1; ++r) {
+    if (r + ahead < r1) {
+      const float* next = src.data() + order[first + r + ahead] * cols;
+      for (std::size_t c = 0; c < cols; c += 64 / sizeof(float)) __builtin_prefetch(next + c);
+    }
+    const float* s = src.data() + order[first + r] * cols;
+    T* d = dst.data() + r * cols;
+    // GCC 12 leaves the element loop scalar at -O2 (it would need an alias check): memcpy
+    // copies a 784-value row 2–4× faster, a tenth of a backprop step of the 784-256-10 MLP.
+    if constexpr (std::is_same_v<T, float>)
+      std::memcpy(d, s, cols * sizeof(float));
+    else
+      for (std::size_t c = 0; c < cols; ++c) d[c] = static_cast<T>(s[c]);
+  }
+}
+
 /// Copies rows `order[first .. first + count)` of `src` into `dst` (count × cols). A large batch
 /// is split between the kernels' threads by rows: the copy waits on memory (shuffled rows are
 /// scattered over the data set), and each thread then holds half the batch in its own cache,
@@ -155,32 +182,11 @@ void gather_rows(const xt::xtensor<float, 2>& src, const std::vector<std::size_t
                  std::size_t count, xt::xtensor<T, 2>& dst) {
   const std::size_t cols = src.shape()[1];
   if (dst.shape()[0] != count || dst.shape()[1] != cols) dst.resize({count, cols});
-  auto copy = [&](std::size_t r0, std::size_t r1) noexcept {
-    // Ask for rows a few ahead while this one is copied, so the copy does not wait on memory
-    // one row at a time.
-    constexpr std::size_t ahead = 4;
-    for (std::size_t q = r0 + 1; q < r0 + ahead && q < r1; ++q)
-      for (std::size_t c = 0; c < cols; c += 64 / sizeof(float)) __builtin_prefetch(src.data() + order[first + q] * cols + c);
-    for (std::size_t r = r0; r < r1; ++r) {
-      if (r + ahead < r1) {
-        const float* next = src.data() + order[first + r + ahead] * cols;
-        for (std::size_t c = 0; c < cols; c += 64 / sizeof(float)) __builtin_prefetch(next + c);
-      }
-      const float* s = src.data() + order[first + r] * cols;
-      T* d = dst.data() + r * cols;
-      // GCC 12 leaves the element loop scalar at -O2 (it would need an alias check): memcpy
-      // copies a 784-value row 2–4× faster, a tenth of a backprop step of the 784-256-10 MLP.
-      if constexpr (std::is_same_v<T, float>)
-        std::memcpy(d, s, cols * sizeof(float));
-      else
-        for (std::size_t c = 0; c < cols; ++c) d[c] = static_cast<T>(s[c]);
-    }
-  };
   // A thread gets at least ~16 rows of 784 values: less is not worth waking it.
   const std::size_t max_team = count * cols / 12544;
   ::pnn::detail::parallel_team(max_team, [&](std::size_t t, std::size_t team) noexcept {
     const auto [r0, r1] = ::pnn::detail::team_range(count, 1, t, team);
-    if (r0 < r1) copy(r0, r1);
+    if (r0 < r1) copy_rows(src, order, first, r0, r1, dst);
   });
 }
 
@@ -389,12 +395,16 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
         detail::resize_if_needed(xn, batch_rows(b + 1), set.inputs.shape()[1]);
         detail::resize_if_needed(tn, batch_rows(b + 1), set.targets.shape()[1]);
       }
-      auto copy_next = [&]() noexcept {
-        if (!more) return;
-        detail::gather_rows(set.inputs, order, first + opt.batch, batch_rows(b + 1), xn);
-        detail::gather_rows(set.targets, order, first + opt.batch, batch_rows(b + 1), tn);
+      // In pieces of 8 rows (25 KB of Fashion-MNIST), so that a team forked by the step waits
+      // at most one piece for the thread copying; the rest is copied between the step's teams.
+      constexpr std::size_t piece_rows = 8;
+      const std::size_t next_rows = more ? batch_rows(b + 1) : 0;
+      auto copy_next = [&](std::size_t piece) noexcept {
+        const std::size_t r0 = piece * piece_rows, r1 = std::min(r0 + piece_rows, next_rows);
+        detail::copy_rows(set.inputs, order, first + opt.batch, r0, r1, xn);
+        detail::copy_rows(set.targets, order, first + opt.batch, r0, r1, tn);
       };
-      detail::side_task next(copy_next);
+      detail::side_task next(copy_next, (next_rows + piece_rows - 1) / piece_rows);
       struct next_batch {
         detail::side_task& task;
         detail::thread_team& team = detail::thread_team::of_this_thread();
