@@ -92,7 +92,6 @@ class side_task {
   }
   /// True once every piece has run.
   [[nodiscard]] bool done() const noexcept { return finished_.load(std::memory_order_acquire) == pieces_; }
-  [[nodiscard]] std::size_t pieces() const noexcept { return pieces_; }
 
  private:
   friend class thread_team;
