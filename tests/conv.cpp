@@ -523,7 +523,9 @@ namespace {
 // Reads a batch of 128 images through an exact, noiseless kernel (`Fast`, read directly or in
 // blocks) on 1, 2 and 3 threads, and through the same kernel with zero read noise (`Whole`, all
 // patches unfolded and read at once): the result must not depend on the thread count, and
-// must equal the whole read (bitwise where `bitwise`).
+// must equal the whole read (bitwise where `bitwise`). The biases are not zero (a direct read
+// adds them sample by sample). Then 127 images, which 3 threads split into runs of 43: a
+// sample's activations must not depend on where its thread's run of samples ends.
 template <class Shape>
 void check_fast_read(bool expect_direct, bool bitwise) {
   using fast = conv2d<Shape, physics::digital, noise::none, act::tanh, pool::max<2>>;
@@ -538,6 +540,8 @@ void check_fast_read(bool expect_direct, bool bitwise) {
   b.initialize(Shape::in_size, fast::out_extent, g0);
   rng g1(3);
   w.initialize(Shape::in_size, whole::out_extent, g1);
+  for (std::size_t c = 0; c < Shape::out_channels; ++c)
+    b.tile.bias_data()[c] = w.tile.bias_data()[c] = 0.05f * float(c % 5) - 0.1f;
   const auto x = random_batch<float>(128, Shape::in_size, 4);
   std::vector<float> ab(128 * fast::pre_activation_extent), hb(128 * fast::out_extent), aw(ab.size()), hw(hb.size());
   rng g(1);
@@ -560,6 +564,17 @@ void check_fast_read(bool expect_direct, bool bitwise) {
   } else {
     for (std::size_t i = 0; i < ab.size(); ++i) REQUIRE(ab[i] == Approx(aw[i]).margin(1e-5));
   }
+  constexpr std::size_t odd = 127;
+  ab.resize(odd * fast::pre_activation_extent);
+  hb.resize(odd * fast::out_extent);
+  for (unsigned threads : {1u, 2u, 3u}) {
+    set_num_threads(threads);
+    b.forward(x.data(), odd, ab.data(), hb.data(), g);
+    if (threads == 1) h1 = hb;
+    CHECK(hb == h1);
+  }
+  set_num_threads(0);
+  for (std::size_t i = 0; i < hb.size(); ++i) REQUIRE(hb[i] == Approx(hw[i]).margin(1e-5));
 }
 }  // namespace
 
