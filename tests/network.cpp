@@ -80,11 +80,13 @@ TEST_CASE("backprop equals central finite differences for 1-4 layers, every acti
 
 TEST_CASE("softmax cross-entropy equals its definition for rows of any width, soft targets, and in place",
           "[loss][theory]") {
-  // Widths up to the loss's kept-exponential buffer (32) and past it (its other path).
+  // Widths within the blocks of 256 logits whose exponentials go a register at a time, and
+  // past them (row by row, with a buffer of 32 exponentials and recomputation beyond); 61 rows
+  // of 10 classes make blocks of 25, 25 and 11 rows.
   for (const std::size_t k : {std::size_t{1}, std::size_t{3}, std::size_t{10}, std::size_t{32}, std::size_t{33},
-                              std::size_t{70}}) {
-    const std::size_t n = 4;
-    const xt::xtensor<double, 2> y = random_batch(n, k, 40 + k) * 5.0;
+                              std::size_t{70}, std::size_t{256}, std::size_t{257}})
+  for (const std::size_t n : {std::size_t{4}, std::size_t{61}}) {
+    const xt::xtensor<double, 2> y = random_batch(n, k, 40 + k + n) * 5.0;
     xt::xtensor<double, 2> t = xt::zeros<double>({n, k});
     for (std::size_t r = 0; r < n; ++r) {
       // Two rows one-hot, two smoothed (all classes weighted, summing to 1).
@@ -110,7 +112,7 @@ TEST_CASE("softmax cross-entropy equals its definition for rows of any width, so
     const loss::softmax_cross_entropy ce;
     xt::xtensor<double, 2> dy({n, k});
     const double v = ce.gradient(y.data(), t.data(), n, k, dy.data());
-    INFO("k=" << k);
+    INFO("k=" << k << " n=" << n);
     CHECK(std::abs(v - static_cast<double>(want)) <= 1e-13 * (1.0 + std::abs(static_cast<double>(want))));
     CHECK(std::abs(ce.value(y.data(), t.data(), n, k) - v) <= 1e-15 * (1.0 + std::abs(v)));
     CHECK(xt::allclose(dy, want_dy, 1e-12, 1e-15));
@@ -119,7 +121,46 @@ TEST_CASE("softmax cross-entropy equals its definition for rows of any width, so
     CHECK(ce.gradient(in_place.data(), t.data(), n, k, in_place.data()) == v);
     const bool same_gradient = in_place == dy;
     CHECK(same_gradient);
+    // A row's gradient does not depend on where it falls in the batch (nor in a block): the
+    // rows reversed give the same values, bit for bit, in double and in float.
+    xt::xtensor<double, 2> y_rev = y, t_rev = t, dy_rev({n, k});
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t j = 0; j < k; ++j) y_rev(n - 1 - r, j) = y(r, j), t_rev(n - 1 - r, j) = t(r, j);
+    (void)ce.gradient(y_rev.data(), t_rev.data(), n, k, dy_rev.data());
+    const xt::xtensor<float, 2> yf = xt::cast<float>(y), tf = xt::cast<float>(t), yf_rev = xt::cast<float>(y_rev),
+                                tf_rev = xt::cast<float>(t_rev);
+    xt::xtensor<float, 2> dyf({n, k}), dyf_rev({n, k});
+    (void)ce.gradient(yf.data(), tf.data(), n, k, dyf.data());
+    (void)ce.gradient(yf_rev.data(), tf_rev.data(), n, k, dyf_rev.data());
+    bool same_rows = true;
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t j = 0; j < k; ++j)
+        same_rows = same_rows && dy_rev(n - 1 - r, j) == dy(r, j) && dyf_rev(n - 1 - r, j) == dyf(r, j);
+    CHECK(same_rows);
   }
+}
+
+TEST_CASE("softmax cross-entropy of extreme logits: vanishing classes give 0, NaN is carried", "[loss]") {
+  // Differences far below exp's range (−2e300) and an infinite one in float, in rows of every
+  // block position; then a NaN, which must reach the loss and its row's gradient.
+  const std::size_t n = 30, k = 10;
+  xt::xtensor<double, 2> y = xt::zeros<double>({n, k}), t = xt::zeros<double>({n, k});
+  for (std::size_t r = 0; r < n; ++r) {
+    y(r, r % k) = 1e300;
+    y(r, (r + 1) % k) = -1e300;
+    t(r, r % k) = 1;
+  }
+  const loss::softmax_cross_entropy ce;
+  xt::xtensor<double, 2> dy({n, k});
+  CHECK(ce.gradient(y.data(), t.data(), n, k, dy.data()) == 0.0);
+  CHECK(xt::all(xt::equal(dy, 0.0)));
+  xt::xtensor<float, 2> yf = xt::cast<float>(xt::clip(y, -3e38, 3e38)), tf = xt::cast<float>(t), dyf({n, k});
+  CHECK(ce.gradient(yf.data(), tf.data(), n, k, dyf.data()) == 0.0f);
+  CHECK(xt::all(xt::equal(dyf, 0.0f)));
+  y(27, 4) = std::numeric_limits<double>::quiet_NaN();
+  CHECK(std::isnan(ce.gradient(y.data(), t.data(), n, k, dy.data())));
+  CHECK(std::isnan(dy(27, 4)));
+  CHECK(dy(0, 1) == 0.0);
 }
 
 TEST_CASE("fixed and dynamic extents compute the same network", "[network]") {
