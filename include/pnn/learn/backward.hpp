@@ -77,10 +77,14 @@ void chain_rule_backward(const Net& net, const trace<Net>& tr, xt::xtensor<typen
   backward_walk(net, n, up, down, grad, [&](auto ic, const T* u, layer_gradient<T>& g, T* d) {
     constexpr std::size_t i = decltype(ic)::value;
     const auto& l = layer<i>(net);
-    detail::resize_if_needed(delta, n, detail::pre_activation_size(l));
-    detail::layer_delta(l, u, tr.a[i].data(), tr.h[i].data(), n, delta.data());
-    detail::layer_update(l, tr.input_of(i), delta.data(), n, T(1), g);
-    if constexpr (i > 0) carry(ic, l, static_cast<const T*>(delta.data()), n, d);
+    T* dl = detail::factor_delta_buffer(l, n, g);
+    if (dl == nullptr) {
+      detail::resize_if_needed(delta, n, detail::pre_activation_size(l));
+      dl = delta.data();
+    }
+    detail::layer_delta(l, u, tr.a[i].data(), tr.h[i].data(), n, dl);
+    detail::layer_update(l, tr.input_of(i), static_cast<const T*>(dl), n, T(1), g);
+    if constexpr (i > 0) carry(ic, l, static_cast<const T*>(dl), n, d);
   });
 }
 

@@ -346,8 +346,10 @@ void outer_product_update(const Layer&, const T* h, const T* delta, std::size_t 
       if (g.input.shape()[0] != n || g.input.shape()[1] != in) g.input.resize({n, in});
       std::copy(h, h + n * in, g.input.data());
     }
-    if (g.delta.shape()[0] != n || g.delta.shape()[1] != out) g.delta.resize({n, out});
-    std::copy(delta, delta + n * out, g.delta.data());
+    if (delta != g.delta.data()) {  // else formed in place (`factor_delta_buffer`)
+      if (g.delta.shape()[0] != n || g.delta.shape()[1] != out) g.delta.resize({n, out});
+      std::copy(delta, delta + n * out, g.delta.data());
+    }
     g.factor_scale = scale;
     g.factored = true;
   };
@@ -358,6 +360,21 @@ void outer_product_update(const Layer&, const T* h, const T* delta, std::size_t 
   simd::gemm_tn<T>(out, in, n, scale, delta, out, h, in, T(0), g.weight.data(), in);
   g.factored = false;
   if constexpr (tile_hooks::uses_update_factors<typename Layer::tile_type>) keep_factors(false);
+}
+
+/// Where a deferred dense update (`g.defer`) keeps its δ (n × Out): `g.delta`, shaped, so that
+/// δ formed there is not copied by `outer_product_update` (64 KB for a 256-unit layer and a
+/// batch of 64, a pass over it and one more write of it on each step); null for a layer whose
+/// update is formed (a convolution's never defers), whose δ the caller keeps elsewhere.
+template <class Layer, class T>
+T* factor_delta_buffer(const Layer& l, std::size_t n, layer_gradient<T>& g) {
+  if constexpr (requires { l.positions(); l.kernel_inputs(); }) {
+    return nullptr;
+  } else {
+    if (!g.defer) return nullptr;
+    if (g.delta.shape()[0] != n || g.delta.shape()[1] != l.out_size()) g.delta.resize({n, l.out_size()});
+    return g.delta.data();
+  }
 }
 
 /// `δ = dy ⊙ f′(a, h)` for a layer's activation.
