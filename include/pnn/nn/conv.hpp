@@ -315,16 +315,7 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   void read_patches(const value_type* x, std::size_t n, value_type* pre, rng& g) const {
     static thread_local std::vector<value_type> patch_buffer, noise_scratch;
     const std::size_t rows = n * positions();
-    if constexpr (reads_directly) {
-      if (geometry().stride == 1 && channels() < simd::lanes<value_type>) {
-        correlate(x, n, pre, [](std::size_t) noexcept {});
-        return;
-      }
-      if (simd::wide_correlation<value_type>(channels())) {
-        correlate_wide(x, n, pre, [](std::size_t) noexcept {});
-        return;
-      }
-    }
+    if (correlate_directly(x, n, pre, [](std::size_t) noexcept {})) return;
     if constexpr (reads_in_blocks) {
       // The patches hold k²·C_in values per position: unfolded whole and then read, they
       // stream through memory twice. An exact, noiseless read gives every row the same result
@@ -370,15 +361,13 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
       pre = pre_buffer.data();
     }
     if constexpr (pooled && reads_directly) {
+      // One pass per sample while its outputs are in the core's first-level cache: the
+      // correlation, its bias, the pooling and the activation (as three batch-wide passes,
+      // the biased outputs of LeNet-5's first layer — 1.2 MB for 64 samples — streamed
+      // through memory twice more, and two more teams were forked).
       if (reads_without_patches()) {
-        // One pass per sample while its outputs are in the core's first-level cache: the
-        // correlation, its bias, the pooling and the activation (as three batch-wide passes,
-        // the biased outputs of LeNet-5's first layer — 1.2 MB for 64 samples — streamed
-        // through memory twice more, and two more teams were forked).
         const bias_pattern bias(*this);
-        const auto finish = [&](std::size_t s) { finish_sample(pre, h, s, bias); };
-        if (geometry().stride == 1 && channels() < simd::lanes<value_type>) correlate(x, n, pre, finish);
-        else correlate_wide(x, n, pre, finish);
+        (void)correlate_directly(x, n, pre, [&](std::size_t s) { finish_sample(pre, h, s, bias); });
         return;
       }
     }
@@ -759,14 +748,32 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
           planes[(c * rows + iy + dm.padding) * pitch + ix + dm.padding] = xs[(iy * dm.width + ix) * dm.in_channels + c];
   }
 
-  // True when `read_patches` correlates the image directly (`reads_directly` and a geometry
-  // `correlate` or `correlate_wide` handles).
+  // True when `read_patches` correlates the image directly (`correlate_directly` does).
   bool reads_without_patches() const noexcept {
-    if constexpr (reads_directly)
-      return (geometry().stride == 1 && channels() < simd::lanes<value_type>) ||
-             simd::wide_correlation<value_type>(channels());
-    else
-      return false;
+    if constexpr (reads_directly) return narrow_correlation() || simd::wide_correlation<value_type>(channels());
+    else return false;
+  }
+  // Stride 1 and fewer kernels than a register's lanes: `correlate`'s geometry.
+  bool narrow_correlation() const noexcept { return geometry().stride == 1 && channels() < simd::lanes<value_type>; }
+
+  // Reads the patches of `x` into `pre` by correlating the image with the kernels, `finish(s)`
+  // running on each sample as it is done, where the geometry allows (`reads_without_patches`):
+  // `correlate` for a few kernels at stride 1, else `correlate_wide`. False (nothing read)
+  // otherwise.
+  template <class Finish>
+  bool correlate_directly(const value_type* x, std::size_t n, value_type* pre, const Finish& finish) const {
+    if constexpr (reads_directly) {
+      if (narrow_correlation()) {
+        correlate(x, n, pre, finish);
+        return true;
+      }
+      if (simd::wide_correlation<value_type>(channels())) {
+        correlate_wide(x, n, pre, finish);
+        return true;
+      }
+    }
+    (void)x, (void)n, (void)pre, (void)finish;
+    return false;
   }
 
   // `read_patches` without the patches (stride 1, fewer channels than lanes): each sample's
