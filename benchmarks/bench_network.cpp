@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Zero overhead of the composed network (784-256-10, tanh, digital, noise::none, batch 64)
-// against a hand-written loop over the same kernels, and backprop's epoch throughput.
+// against a hand-written loop over the same kernels, backprop's epoch throughput, and the
+// softmax cross-entropy of the output layer against one std::exp per logit.
 #include "common.hpp"
+
+#include <cmath>
+#include <cstdint>
 
 namespace {
 using namespace pnn;
@@ -168,4 +172,55 @@ void BM_train_epoch_lenet5_backprop_dynamic(benchmark::State& state) {
   bench::train_epoch(state, std::move(net), learn::backprop<>{{.optimizer = {.learning_rate = 0.01f}}});
 }
 BENCHMARK(BM_train_epoch_lenet5_backprop_dynamic)->Unit(benchmark::kMillisecond);
+
+// The loss of a step's head (64 × 10 logits, one-hot targets), serial on the calling thread of
+// every step: pnn's softmax cross-entropy against the same arithmetic with one std::exp per
+// logit (items: logits per second).
+struct logits {
+  std::vector<float> y = std::vector<float>(n * d_out), t = std::vector<float>(n * d_out, 0.f),
+                     dy = std::vector<float>(n * d_out);
+  logits() {
+    std::uint32_t s = 2024u;
+    for (auto& v : y) {
+      s = s * 1664525u + 1013904223u;
+      v = static_cast<float>(s >> 8) * (8.0f / 16777216.0f) - 4.0f;
+    }
+    for (std::size_t r = 0; r < n; ++r) t[r * d_out + r % d_out] = 1.f;
+  }
+};
+
+void BM_softmax_cross_entropy_pnn(benchmark::State& state) {
+  logits b;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(loss::softmax_cross_entropy{}.gradient(b.y.data(), b.t.data(), n, d_out, b.dy.data()));
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(n * d_out));
+}
+BENCHMARK(BM_softmax_cross_entropy_pnn);
+
+void BM_softmax_cross_entropy_std_exp(benchmark::State& state) {
+  logits b;
+  for (auto _ : state) {
+    double total = 0;
+    for (std::size_t r = 0; r < n; ++r) {
+      const float* yr = b.y.data() + r * d_out;
+      const float* tr = b.t.data() + r * d_out;
+      const float m = *std::max_element(yr, yr + d_out);
+      double e[d_out], z = 0, t_dot = 0, t_sum = 0;
+      for (std::size_t j = 0; j < d_out; ++j) {
+        e[j] = std::exp(double(yr[j] - m));
+        z += e[j];
+        t_dot += double(tr[j]) * (double(yr[j]) - double(m));
+        t_sum += double(tr[j]);
+      }
+      total -= t_dot - t_sum * std::log(z);
+      for (std::size_t j = 0; j < d_out; ++j) b.dy[r * d_out + j] = float((e[j] / z - double(tr[j])) / double(n));
+    }
+    benchmark::DoNotOptimize(total);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(n * d_out));
+}
+BENCHMARK(BM_softmax_cross_entropy_std_exp);
 }  // namespace
