@@ -362,16 +362,27 @@ void outer_product_update(const Layer&, const T* h, const T* delta, std::size_t 
   if constexpr (tile_hooks::uses_update_factors<typename Layer::tile_type>) keep_factors(false);
 }
 
+/// A layer whose update sums one outer product per patch (a convolution: every position's δ
+/// times the patch it read), so that its factors are the patches, not its inputs.
+template <class Layer, class T>
+concept sums_over_patches = requires(const Layer& l, const T* x, std::size_t n, T* out) {
+  l.positions();
+  l.kernel_inputs();
+  l.patches(x, n, out);
+};
+
 /// Where a deferred dense update (`g.defer`) keeps its δ (n × Out): `g.delta`, shaped, so that
 /// δ formed there is not copied by `outer_product_update` (64 KB for a 256-unit layer and a
 /// batch of 64, a pass over it and one more write of it on each step); null for a layer whose
 /// update is formed (a convolution's never defers), whose δ the caller keeps elsewhere.
 template <class Layer, class T>
 T* factor_delta_buffer(const Layer& l, std::size_t n, layer_gradient<T>& g) {
-  if constexpr (requires { l.positions(); l.kernel_inputs(); }) {
+  // Only an update that may defer keeps δ as a factor, and only a δ of the update's own shape
+  // (one row of Out per sample, not one per position before pooling) can be kept as it is.
+  if constexpr (sums_over_patches<Layer, T>) {
     return nullptr;
   } else {
-    if (!g.defer) return nullptr;
+    if (!g.defer || pre_activation_size(l) != l.out_size()) return nullptr;
     if (g.delta.shape()[0] != n || g.delta.shape()[1] != l.out_size()) g.delta.resize({n, l.out_size()});
     return g.delta.data();
   }
@@ -410,7 +421,7 @@ std::vector<T>& patch_scratch() {
 /// what a crossbar holding the kernel is pulsed with).
 template <class Layer, class T>
 void layer_update(const Layer& l, const T* x, const T* delta, std::size_t n, T scale, layer_gradient<T>& g) {
-  if constexpr (requires { l.positions(); l.kernel_inputs(); l.patches(x, n, static_cast<T*>(nullptr)); }) {
+  if constexpr (sums_over_patches<Layer, T>) {
     // A kernel matrix is small and its factors (every patch) are large: forming the update
     // costs less than keeping the factors, so a convolution's update is never deferred.
     g.defer = false;
