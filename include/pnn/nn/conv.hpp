@@ -1017,6 +1017,14 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
       const std::size_t C = dm.channels, row = dm.out_width * C, L = dm.pooled_width * C;
       if (dm.out_height % S != 0 || dm.out_width % S != 0)
         std::fill(delta + s0 * dm.pre_size, delta + s1 * dm.pre_size, T(0));
+      // Where a position's channels fill less than a register, gathering them costs more than
+      // finding each value's window neighbours in the rows' own layout.
+      if constexpr (S == 2) {
+        if (C < P::size) {
+          max_pool2_delta(up, a, h, s0, s1, delta);
+          return;
+        }
+      }
       static thread_local std::vector<T> work;
       work.resize((SS + 2) * L);
       T* plane = work.data();  // SS planes of L values: the window entries, then their errors
@@ -1057,7 +1065,7 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
           }
           const T* us = up + s * dm.out_size + o;
           const T* hs = h + s * dm.out_size + o;
-          for (q = 0; q < L; ++q) g[q] = us[q] * this->activation.derivative(g[q], hs[q]);
+          simd::times_derivative<T>(L, us, g, hs, this->activation, g);
           for (q = 0; q < vec_end; q += P::size) {
             const P at = P::load_unaligned(best + q), gq = P::load_unaligned(g + q);
             for (std::size_t w = 0; w < SS; ++w)
@@ -1071,6 +1079,95 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
         }
       }
     });
+  }
+
+  // `max_pool_delta` of 2 × 2 windows for samples [s0, s1), in the rows' own layout: each value
+  // finds its window's other entries C and one row apart (two neighbours in a row of windows
+  // alternate, so a precomputed 0/1 column parity picks the left or right one), and the search
+  // and routing run a register of row values at a time. Only the window maxima go through a
+  // pooled-layout copy, for the derivative, with the same arithmetic as the general case, so
+  // both give the same bits: the first maximum in row-major order wins.
+  void max_pool2_delta(const value_type* up, const value_type* a, const value_type* h, std::size_t s0,
+                       std::size_t s1, value_type* delta) const {
+    using T = value_type;
+    using P = simd::pack<T, simd::default_arch>;
+    const auto dm = dims();
+    const std::size_t C = dm.channels, row = dm.out_width * C, L = dm.pooled_width * C, W = 2 * L;
+    const std::size_t span = (W + P::size - 1) / P::size * P::size;  // whole registers of a row
+    static thread_local std::vector<T> work;
+    // Two input rows padded by C on either side, the column parity, the window maxima and the
+    // search's winners, the errors (row layout), a last partial register of each row of δ, the
+    // errors in the pooled layout.
+    const std::size_t padded = span + 2 * C;
+    work.assign(2 * padded + 4 * span + 2 * P::size + L, T(0));
+    T* r0 = work.data();
+    T* r1 = r0 + padded;
+    T* right = r1 + padded;
+    T* top = right + span;
+    T* at = top + span;
+    T* ge = at + span;
+    T* d0 = ge + span;
+    T* d1 = d0 + P::size;
+    T* g = d1 + P::size;
+    for (std::size_t j = 0; j < W; ++j) right[j] = T((j / C) % 2);
+    const P one(T(1)), two(T(2)), three(T(3)), zero(T(0));
+    for (std::size_t s = s0; s < s1; ++s) {
+      const T* as = a + s * dm.pre_size;
+      T* ds = delta + s * dm.pre_size;
+      for (std::size_t py = 0; py < dm.pooled_height; ++py) {
+        const std::size_t row0 = py * 2 * row, o = py * L;
+        // p0 + C and p1 + C start the two rows; a register reads C values either side of its
+        // own, which the sample's other rows supply where they exist, else the padded copies.
+        const T* p0 = as + row0 - C;
+        const T* p1 = p0 + row;
+        if (row0 < C || row0 + row + C + span > dm.pre_size) {
+          std::memcpy(r0 + C, as + row0, W * sizeof(T));
+          std::memcpy(r1 + C, as + row0 + row, W * sizeof(T));
+          p0 = r0;
+          p1 = r1;
+        }
+        for (std::size_t j = 0; j < span; j += P::size) {
+          const P odd = P::load_unaligned(right + j);
+          const P a0 = P::load_unaligned(p0 + C + j), a1 = P::load_unaligned(p1 + C + j);
+          // The window's entries in row-major order: top left, top right, bottom left, bottom right.
+          const P e0 = simd::where_equal(odd, one, P::load_unaligned(p0 + j), a0);
+          const P e1 = simd::where_equal(odd, one, a0, P::load_unaligned(p0 + 2 * C + j));
+          const P e2 = simd::where_equal(odd, one, P::load_unaligned(p1 + j), a1);
+          const P e3 = simd::where_equal(odd, one, a1, P::load_unaligned(p1 + 2 * C + j));
+          P best = e0, w = zero;
+          w = simd::where_greater(e1, best, one, w);
+          best = simd::where_greater(e1, best, e1, best);
+          w = simd::where_greater(e2, best, two, w);
+          best = simd::where_greater(e2, best, e2, best);
+          w = simd::where_greater(e3, best, three, w);
+          best = simd::where_greater(e3, best, e3, best);
+          best.store_unaligned(top + j);
+          w.store_unaligned(at + j);
+        }
+        for (std::size_t px = 0; px < dm.pooled_width; ++px) copy_channels(g + px * C, top + 2 * px * C, C);
+        const T* us = up + s * dm.out_size + o;
+        const T* hs = h + s * dm.out_size + o;
+        simd::times_derivative<T>(L, us, g, hs, this->activation, g);
+        for (std::size_t px = 0; px < dm.pooled_width; ++px) {
+          copy_channels(ge + 2 * px * C, g + px * C, C);
+          copy_channels(ge + 2 * px * C + C, g + px * C, C);
+        }
+        // Whole registers go straight into δ's rows; the last, partial one through a buffer.
+        std::size_t j = 0;
+        const auto route = [&](std::size_t k, T* to0, T* to1) {
+          const P w = P::load_unaligned(at + k), e = P::load_unaligned(ge + k);
+          const P odd = P::load_unaligned(right + k);
+          simd::where_equal(w, odd, e, zero).store_unaligned(to0);
+          simd::where_equal(w, odd + two, e, zero).store_unaligned(to1);
+        };
+        for (; j + P::size <= W; j += P::size) route(j, ds + row0 + j, ds + row0 + row + j);
+        if (j < W) {
+          route(j, d0, d1);
+          std::memcpy(ds + row0 + j, d0, (W - j) * sizeof(T));
+          std::memcpy(ds + row0 + row + j, d1, (W - j) * sizeof(T));
+        }
+      }
+    }
   }
 
   // h = pool(f(pre)) over non-overlapping windows; `pre` holds the biased convolution outputs.
