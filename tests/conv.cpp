@@ -614,12 +614,14 @@ TEST_CASE("an exact, noiseless kernel reads its patches directly or in cache-siz
 
 namespace {
 // kernel_gradient of a digital double layer against naive sums over the unfolded patches, on
-// 1, 2 and 3 threads (bitwise the same); `direct` says which path it must take.
+// 1, 2 and 3 threads (bitwise the same); `direct` and `wide` say which path it must take (from
+// padded planes, from the image with one or two registers of kernels, else through patches).
 template <class Shape>
-void check_kernel_gradient(bool direct) {
+void check_kernel_gradient(bool direct, bool wide) {
   using layer = conv2d<Shape, dd, noise::none, act::tanh, pool::max<2>>;
   CHECK((Shape::fixed.stride == 1 && Shape::out_channels < simd::lanes<double> &&
          !simd::is_scalar_arch<simd::default_arch>) == direct);
+  CHECK((!direct && simd::wide_correlation<double>(Shape::out_channels)) == wide);
   layer l;
   rng g0(5);
   l.initialize(Shape::in_size, layer::out_extent, g0);
@@ -706,11 +708,19 @@ TEST_CASE("an exact kernel's transposed read sums back without patches as throug
 
 TEST_CASE("a digital kernel's update sums its patches shard by shard, the same on any thread count", "[conv][threads]") {
   // 64 images of 400 positions: shards of 6 images, 11 of them. Three kernels are correlated
-  // directly wherever a register holds more than 3 doubles; 9 kernels, or stride 2, go
+  // directly wherever a register holds more than 3 doubles; 9 kernels, or 3 at stride 2, go
   // through the unfolded patches.
-  check_kernel_gradient<conv_shape<20, 20, 2, 3, 5, 1, 2>>(simd::lanes<double> > 3);
-  check_kernel_gradient<conv_shape<20, 20, 2, 9, 5, 1, 2>>(false);
-  check_kernel_gradient<conv_shape<21, 21, 1, 3, 3, 2, 1>>(false);
+  constexpr std::size_t W = simd::lanes<double>;
+  check_kernel_gradient<conv_shape<20, 20, 2, 3, 5, 1, 2>>(W > 3, false);
+  check_kernel_gradient<conv_shape<20, 20, 2, 9, 5, 1, 2>>(false, false);
+  check_kernel_gradient<conv_shape<21, 21, 1, 3, 3, 2, 1>>(false, false);
+  // One or two registers' worth of kernels are summed from the image: 16 (LeNet-5's second
+  // convolution, two registers of 8 doubles on AVX-512) and 8, whose kernel rows of 30 taps go
+  // in blocks of 15 (one register) or 6 (two of 4); stride 2 with padding, whose 6-tap rows go
+  // one tap at a time.
+  check_kernel_gradient<conv_shape<14, 14, 6, 16, 5, 1, 0>>(false, W == 8);
+  check_kernel_gradient<conv_shape<14, 14, 6, 8, 5, 1, 0>>(false, W == 8 || W == 4);
+  check_kernel_gradient<conv_shape<21, 21, 2, 8, 3, 2, 1>>(false, W == 8 || W == 4);
 }
 
 TEST_CASE("a convolutional network rejects wrong input sizes and sizes that contradict its geometry", "[conv][errors]") {

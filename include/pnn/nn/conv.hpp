@@ -604,9 +604,13 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   /// The kernel's update from a batch `x` (n × in_size) and the errors at its pre-activation
   /// `delta` (n × pre_activation_size): `dw = scale · Σ_{s,p} δ_{s,p} x_{s,p}ᵀ` (channels ×
   /// kernel_inputs) and `db = scale · Σ_{s,p} δ_{s,p}` (channels), what a digital kernel is
-  /// updated with. The patches are unfolded and multiplied in fixed shards of samples that fit
-  /// a core's cache, in parallel, and the shards' sums are added in shard order: the batch's
-  /// patches never stream through memory whole, and any thread count gives the same result.
+  /// updated with. The samples go in fixed shards that fit a core's cache, in parallel, and the
+  /// shards' sums are added in shard order: the batch's patches never stream through memory
+  /// whole, and any thread count gives the same result. Where the geometry allows, no patch is
+  /// unfolded at all: a few kernels at stride 1 are correlated from padded planes
+  /// (`simd::correlate_narrow_gradient`), one or two registers' worth from the image itself
+  /// (`simd::correlate_wide_gradient`); otherwise each shard's patches are unfolded and
+  /// multiplied with its errors.
   void kernel_gradient(const value_type* x, const value_type* delta, std::size_t n, value_type scale, value_type* dw,
                        value_type* db) const {
     using T = value_type;
@@ -622,6 +626,7 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
     // Stride 1 and fewer kernels than lanes: each image's gradient is correlated from its
     // padded planes and its errors, without patches.
     const bool direct = !simd::is_scalar_arch<simd::default_arch> && geometry().stride == 1 && C < simd::lanes<T>;
+    const bool wide = !direct && simd::wide_correlation<T>(C);
     if (direct) {
       const auto dm = dims();
       const std::size_t rows = dm.height + 2 * dm.padding, pitch = simd::correlate_pitch<T>(dm.out_width, dm.kernel);
@@ -643,6 +648,24 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
           }
         });
       });
+    } else if (wide) {
+      // Sums of the transposed kernels' gradient (K × C), transposed once they are added up.
+      const auto dm = dims();
+      ::pnn::detail::chunk_claims claims(shards);
+      ::pnn::detail::parallel_team(shards, [&](std::size_t t, std::size_t team) noexcept {
+        const simd::kernel_work_pause uncounted;  // counted once below, on the calling thread
+        static thread_local std::vector<T> padded;
+        clear_padded(padded);
+        claims.run(t, team, [&](std::size_t k) {
+          for (std::size_t s = k * shard; s < n && s < (k + 1) * shard; ++s) {
+            const T* d = delta + s * P * C;
+            simd::correlate_wide_gradient<T>(C, dm.in_channels, dm.kernel, dm.stride, d,
+                                             padded_image(x + s * dm.in_size, padded), padded_pitch(),
+                                             dm.out_height, dm.out_width, parts + k * part);
+            bias_sum(d, P, parts + k * part + C * K);
+          }
+        });
+      });
     } else {
     ::pnn::detail::chunk_claims claims(shards);
     ::pnn::detail::parallel_team(shards, [&](std::size_t t, std::size_t team) noexcept {
@@ -659,12 +682,21 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
       });
     });
     }
-    std::fill(dw, dw + C * K, T(0));
+    static thread_local std::vector<T> transposed_sum;
+    T* sum = dw;
+    if (wide) {
+      transposed_sum.resize(C * K);
+      sum = transposed_sum.data();
+    }
+    std::fill(sum, sum + C * K, T(0));
     std::fill(db, db + C, T(0));
     for (std::size_t k = 0; k < shards; ++k) {
-      simd::axpy<T>(C * K, T(1), parts + k * part, dw);
+      simd::axpy<T>(C * K, T(1), parts + k * part, sum);
       simd::axpy<T>(C, T(1), parts + k * part + C * K, db);
     }
+    if (wide)
+      for (std::size_t o = 0; o < C; ++o)
+        for (std::size_t k = 0; k < K; ++k) dw[o * K + k] = sum[k * C + o];
     simd::scale<T>(C * K, scale, dw);
     simd::scale<T>(C, scale, db);
     // What one product of all the patches with the errors counts.
@@ -806,6 +838,32 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
                                     sizeof(T));
   }
 
+  // Values in a row of the zero-padded image that `correlate_wide` reads.
+  std::size_t padded_pitch() const noexcept {
+    const auto dm = dims();
+    return (dm.width + 2 * dm.padding) * dm.in_channels;
+  }
+
+  // Zeroes `padded` at the size of the padded image, where there is padding. Once per thread
+  // and call: every image then writes the same interior, and the border stays zero (a layer of
+  // another run-time geometry may have left values there).
+  void clear_padded(std::vector<value_type>& padded) const {
+    const auto dm = dims();
+    if (dm.padding > 0) padded.assign((dm.height + 2 * dm.padding) * padded_pitch(), value_type(0));
+  }
+
+  // One image (in_size values, (y, x, c)) as `correlate_wide` reads it: itself without padding,
+  // else copied into the interior of `padded` (`clear_padded` first).
+  const value_type* padded_image(const value_type* image, std::vector<value_type>& padded) const {
+    const auto dm = dims();
+    if (dm.padding == 0) return image;
+    const std::size_t pitch = padded_pitch();
+    for (std::size_t iy = 0; iy < dm.height; ++iy)
+      std::memcpy(padded.data() + (iy + dm.padding) * pitch + dm.padding * dm.in_channels,
+                  image + iy * dm.width * dm.in_channels, dm.width * dm.in_channels * sizeof(value_type));
+    return padded.data();
+  }
+
   // `read_patches` without the patches for one or two registers' worth of kernels: each
   // position's sums are formed from the (padded) image by broadcasting its values against the
   // transposed kernels; then `finish(s)` runs on the sample.
@@ -820,21 +878,13 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
     for (std::size_t o = 0; o < C; ++o)
       for (std::size_t k = 0; k < K; ++k) transposed[k * C + o] = w[o * K + k];
     const T* wt = transposed.data();
-    const std::size_t padded_width = dm.width + 2 * dm.padding, pitch = padded_width * dm.in_channels;
     for_samples(n, positions() * K, [&](std::size_t s0, std::size_t s1) {
       const simd::kernel_work_pause uncounted;  // counted once below, on the calling thread
       static thread_local std::vector<T> padded;
-      if (dm.padding > 0) padded.assign((dm.height + 2 * dm.padding) * pitch, T(0));
+      clear_padded(padded);
       for (std::size_t s = s0; s < s1; ++s) {
-        const T* image = x + s * dm.in_size;
-        if (dm.padding > 0) {
-          for (std::size_t iy = 0; iy < dm.height; ++iy)
-            std::memcpy(padded.data() + (iy + dm.padding) * pitch + dm.padding * dm.in_channels,
-                        image + iy * dm.width * dm.in_channels, dm.width * dm.in_channels * sizeof(T));
-          image = padded.data();
-        }
-        simd::correlate_wide<T>(C, dm.in_channels, dm.kernel, dm.stride, wt, image, pitch, dm.out_height,
-                                dm.out_width, pre + s * dm.out_height * dm.out_width * C);
+        simd::correlate_wide<T>(C, dm.in_channels, dm.kernel, dm.stride, wt, padded_image(x + s * dm.in_size, padded),
+                                padded_pitch(), dm.out_height, dm.out_width, pre + s * dm.out_height * dm.out_width * C);
         finish(s);
       }
     });

@@ -752,6 +752,104 @@ void correlate_wide(std::size_t out, std::size_t channels, std::size_t kernel, s
 }
 
 namespace detail {
+// `correlate_wide_gradient` for `Taps` taps of one kernel row at a time: each position's errors
+// (one register per `Vectors`) are loaded once and multiplied by every tap's broadcast image
+// value into that tap's accumulators, which stay in registers across all the positions.
+template <std::size_t Vectors, std::size_t Taps, class T, class Arch>
+void correlate_wide_gradient_taps(std::size_t channels, std::size_t stride, const T* d, const T* image,
+                                  std::size_t row_pitch, std::size_t oh, std::size_t ow, std::size_t ky,
+                                  std::size_t j0, T* dwt, std::size_t run) noexcept {
+  using P = pack<T, Arch>;
+  constexpr std::size_t W = P::size, out = Vectors * W;
+  T* dk = dwt + (ky * run + j0) * out;
+  P acc[Taps][Vectors];
+  PNN_UNROLL
+  for (std::size_t j = 0; j < Taps; ++j)
+    PNN_UNROLL
+    for (std::size_t v = 0; v < Vectors; ++v) acc[j][v] = P::load_unaligned(dk + j * out + v * W);
+  for (std::size_t oy = 0; oy < oh; ++oy) {
+    const T* src = image + (oy * stride + ky) * row_pitch + j0;
+    const T* dp = d + oy * ow * out;
+    for (std::size_t ox = 0; ox < ow; ++ox) {
+      P e[Vectors];
+      PNN_UNROLL
+      for (std::size_t v = 0; v < Vectors; ++v) e[v] = P::load_unaligned(dp + ox * out + v * W);
+      const T* sx = src + ox * stride * channels;
+      PNN_UNROLL
+      for (std::size_t j = 0; j < Taps; ++j) {
+        const P b(sx[j]);
+        PNN_UNROLL
+        for (std::size_t v = 0; v < Vectors; ++v) acc[j][v] = simd::fma(b, e[v], acc[j][v]);
+      }
+    }
+  }
+  PNN_UNROLL
+  for (std::size_t j = 0; j < Taps; ++j)
+    PNN_UNROLL
+    for (std::size_t v = 0; v < Vectors; ++v) acc[j][v].store_unaligned(dk + j * out + v * W);
+}
+
+template <std::size_t Vectors, class T, class Arch>
+void correlate_wide_gradient_fixed(std::size_t channels, std::size_t kernel, std::size_t stride, const T* d,
+                                   const T* image, std::size_t row_pitch, std::size_t oh, std::size_t ow,
+                                   T* dwt) noexcept {
+  const std::size_t run = kernel * channels;  // a kernel row's taps lie together in the image
+  // Taps in flight: as many accumulators as the registers hold beside the errors and one
+  // broadcast (32 registers on AVX-512, 16 below), in blocks that divide a kernel row where one
+  // does (LeNet-5's second convolution: 5 × 6 = 30 taps, two blocks of 15); a remainder goes
+  // one tap at a time.
+  const auto rows = [&](auto taps) {
+    constexpr std::size_t Tb = decltype(taps)::value;
+    for (std::size_t ky = 0; ky < kernel; ++ky) {
+      std::size_t j = 0;
+      for (; j + Tb <= run; j += Tb)
+        correlate_wide_gradient_taps<Vectors, Tb, T, Arch>(channels, stride, d, image, row_pitch, oh, ow, ky, j, dwt, run);
+      for (; j < run; ++j)
+        correlate_wide_gradient_taps<Vectors, 1, T, Arch>(channels, stride, d, image, row_pitch, oh, ow, ky, j, dwt, run);
+    }
+  };
+  using Pk = pack<T, Arch>;
+  if constexpr (Vectors == 1 && sizeof(Pk) >= 64) {
+    if (run % 15 == 0) rows(std::integral_constant<std::size_t, 15>{});
+    else if (run % 12 == 0) rows(std::integral_constant<std::size_t, 12>{});
+    else if (run % 10 == 0) rows(std::integral_constant<std::size_t, 10>{});
+    else rows(std::integral_constant<std::size_t, 8>{});
+  } else {
+    if (run % 6 == 0) rows(std::integral_constant<std::size_t, 6>{});
+    else if (run % 5 == 0) rows(std::integral_constant<std::size_t, 5>{});
+    else rows(std::integral_constant<std::size_t, 4>{});
+  }
+}
+}  // namespace detail
+
+/// \brief The kernel gradient of `correlate_wide`, read from the image rather than from
+/// unfolded patches: `dwt(t, o) += Σ_p d(p, o) · image(p's window at tap t)`.
+///
+/// `dwt` (kernel²·channels × out, dense rows) is the gradient of the transposed kernel matrix
+/// that `correlate_wide` reads, accumulated in place; `d` (oh·ow × out, dense rows) holds the
+/// errors at every position, and `image` is laid out as for `correlate_wide`. Each sum runs over
+/// the positions in order by FMA onto what `dwt` held, so a sum over images, one image after
+/// another, gives the same value in any split of whole images between threads.
+/// \pre out is one or two registers' lanes (`wide_correlation(out)`); the image as for
+/// `correlate_wide`.
+template <class T, class Arch = default_arch>
+void correlate_wide_gradient(std::size_t out, std::size_t channels, std::size_t kernel, std::size_t stride,
+                             const T* d, const T* image, std::size_t row_pitch, std::size_t oh, std::size_t ow,
+                             T* dwt) {
+  constexpr std::size_t W = pack<T, Arch>::size;
+  PNN_EXPECTS(W > 1 && (out == W || out == 2 * W),
+              "correlate_wide_gradient: needs one or two registers' worth of kernels");
+  PNN_EXPECTS(row_pitch >= ((ow - 1) * stride + kernel) * channels, "correlate_wide_gradient: image rows too short");
+  const std::uint64_t taps = std::uint64_t(kernel) * kernel * channels, outputs = std::uint64_t(oh) * ow * out;
+  detail::count_kernel_work(2 * outputs * taps,
+                            ((oh - 1) * stride + kernel) * std::uint64_t(row_pitch) + 2 * out * taps + outputs, sizeof(T));
+  if (out == W)
+    detail::correlate_wide_gradient_fixed<1, T, Arch>(channels, kernel, stride, d, image, row_pitch, oh, ow, dwt);
+  else
+    detail::correlate_wide_gradient_fixed<2, T, Arch>(channels, kernel, stride, d, image, row_pitch, oh, ow, dwt);
+}
+
+namespace detail {
 template <std::size_t V, class T, class Arch>
 void correlate_adjoint_fixed(std::size_t out, std::size_t channels, std::size_t kernel, std::size_t stride,
                              const T* kp, const T* d, std::size_t oh, std::size_t ow, T* image, std::size_t row_pitch,
