@@ -469,8 +469,9 @@ TEMPLATE_TEST_CASE("correlate_narrow sums every patch as narrow_nt sums the unfo
   }
 }
 
-TEMPLATE_TEST_CASE("correlate_wide sums every patch against one or two registers of kernels", "[simd][blas][conv]", float,
-                   double) {
+TEMPLATE_TEST_CASE("correlate_wide sums every patch against one or two registers of kernels, and its kernel "
+                   "gradient every position's errors against the image",
+                   "[simd][blas][conv]", float, double) {
   using T = TestType;
   constexpr std::size_t W = s::lanes<T>;
   if constexpr (W > 1) {
@@ -504,6 +505,32 @@ TEMPLATE_TEST_CASE("correlate_wide sums every patch against one or two registers
             worst = std::max(worst, std::abs(exact - double(y[(oy * ow + ox) * g.out + o])));
           }
       CHECK(worst <= tolerance<T>(taps, 0.25 * double(taps)));
+      // The transposed kernels' gradient for errors d at the outputs, added to what dwt holds:
+      // kernel rows of 30 taps in blocks (15 or 6), of 9 (blocks of 4 and one tap), 6, 4 and 1.
+      const auto d = random_vector<T>(oh * ow * g.out, rng);
+      std::vector<T> dwt(taps * g.out, T(1));
+      const auto before = s::kernel_work_on_this_thread();
+      s::correlate_wide_gradient<T>(g.out, g.channels, g.kernel, g.stride, d.data(), image.data(), pitch, oh, ow,
+                                    dwt.data());
+#if PNN_COUNT_KERNEL_WORK
+      CHECK((s::kernel_work_on_this_thread() - before).flops == 2 * oh * ow * g.out * taps);
+#else
+      (void)before;
+#endif
+      double worst_gradient = 0;
+      for (std::size_t ky = 0; ky < g.kernel; ++ky)
+        for (std::size_t kx = 0; kx < g.kernel; ++kx)
+          for (std::size_t c = 0; c < g.channels; ++c)
+            for (std::size_t o = 0; o < g.out; ++o) {
+              const std::size_t t = (ky * g.kernel + kx) * g.channels + c;
+              double exact = 1;
+              for (std::size_t oy = 0; oy < oh; ++oy)
+                for (std::size_t ox = 0; ox < ow; ++ox)
+                  exact += double(d[(oy * ow + ox) * g.out + o]) *
+                           double(image[(oy * g.stride + ky) * pitch + (ox * g.stride + kx) * g.channels + c]);
+              worst_gradient = std::max(worst_gradient, std::abs(exact - double(dwt[t * g.out + o])));
+            }
+      CHECK(worst_gradient <= tolerance<T>(oh * ow, 0.25 * double(oh * ow)));
     }
     CHECK_FALSE(s::wide_correlation<T>(W - 1));
     CHECK_FALSE(s::wide_correlation<T>(3 * W));
@@ -512,6 +539,10 @@ TEMPLATE_TEST_CASE("correlate_wide sums every patch against one or two registers
     CHECK_THROWS_AS(s::correlate_wide<T>(W + 1, 1, 3, 1, buffer.data(), buffer.data(), 10, 4, 4, buffer.data()),
                     pnn::error);
     CHECK_THROWS_AS(s::correlate_wide<T>(W, 1, 3, 1, buffer.data(), buffer.data(), 5, 4, 4, buffer.data()), pnn::error);
+    CHECK_THROWS_AS(s::correlate_wide_gradient<T>(W - 1, 1, 3, 1, buffer.data(), buffer.data(), 10, 4, 4, buffer.data()),
+                    pnn::error);
+    CHECK_THROWS_AS(s::correlate_wide_gradient<T>(W, 1, 3, 1, buffer.data(), buffer.data(), 5, 4, 4, buffer.data()),
+                    pnn::error);
 #endif
   }
 }
