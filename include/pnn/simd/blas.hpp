@@ -565,13 +565,19 @@ void correlate_narrow_gradient_fixed(std::size_t channels, std::size_t kernel, c
   constexpr std::size_t Taps = budget / Out < 1 ? 1 : budget / Out < 4 ? budget / Out : 4;
   const std::size_t ep = correlate_error_pitch<T, Arch>(ow), taps = kernel * kernel * channels;
   // The errors laid out as planes, one per kernel, zero past the last column: lanes run
-  // over ox, as they do over the image's planes.
-  for (std::size_t o = 0; o < Out; ++o)
-    for (std::size_t oy = 0; oy < oh; ++oy) {
-      T* row = errors + (o * oh + oy) * ep;
-      for (std::size_t ox = 0; ox < ow; ++ox) row[ox] = d[(oy * ow + ox) * ldd + o];
-      for (std::size_t ox = ow; ox < ep; ++ox) row[ox] = T(0);
+  // over ox, as they do over the image's planes. Position by position, each position's Out
+  // errors read together and stored to the Out planes (one strided read per value cost twice
+  // as long).
+  for (std::size_t oy = 0; oy < oh; ++oy) {
+    T* row = errors + oy * ep;
+    for (std::size_t ox = 0; ox < ow; ++ox) {
+      const T* dp = d + (oy * ow + ox) * ldd;
+      PNN_UNROLL
+      for (std::size_t o = 0; o < Out; ++o) row[o * oh * ep + ox] = dp[o];
     }
+    for (std::size_t o = 0; o < Out; ++o)
+      for (std::size_t ox = ow; ox < ep; ++ox) row[o * oh * ep + ox] = T(0);
+  }
   for (std::size_t t0 = 0; t0 < taps; t0 += Taps) {
     const std::size_t nt = taps - t0 < Taps ? taps - t0 : Taps;
     std::size_t offset[Taps];  // where tap t0 + j starts in the planes
