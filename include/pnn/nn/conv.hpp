@@ -1050,12 +1050,13 @@ class conv2d : public dense<Shape::is_static ? Shape::patch_size : dynamic, Shap
   }
 
   // `output_delta` for max pooling before a nondecreasing activation (the maxima are found in
-  // `a` itself). Per row of windows, each window entry's channels are gathered into a plane
-  // indexed like the pooled outputs (px, c), so the first-maximum search and the error's
-  // routing run a register of windows at a time with selects: which entry wins is data, and a
-  // scalar search became mispredicted branches. Every entry of a window is written (the error
-  // at its first maximum, zero elsewhere), so `delta` is cleared only where windows leave rows
-  // or columns uncovered.
+  // `a` itself). 2 × 2 windows of fewer channels than a register's lanes go in the rows' own
+  // layout (`max_pool2_delta`). Otherwise, per row of windows, each window entry's channels
+  // are gathered into a plane indexed like the pooled outputs (px, c), so the first-maximum
+  // search and the error's routing run a register of windows at a time with selects: which
+  // entry wins is data, and a scalar search became mispredicted branches. Every entry of a
+  // window is written (the error at its first maximum, zero elsewhere), so `delta` is cleared
+  // only where windows leave rows or columns uncovered.
   void max_pool_delta(const value_type* up, const value_type* a, const value_type* h, std::size_t n,
                       value_type* delta) const {
     using T = value_type;
