@@ -269,6 +269,60 @@ TEST_CASE("a diverging deferred update is rejected and changes nothing", "[rule]
   CHECK_FALSE(std::equal(wa, wa + 15, wb));
 }
 
+TEST_CASE("a batch its writer vouched for is not read again, and a non-finite one never is vouched for",
+          "[rule][train][errors]") {
+  using mlp = network<tanh_d, out_d>;
+  const mlp net({5, 8, 3}, seed{3});
+  xt::xtensor<double, 2> x = batch(6, 5, 1);
+  const auto t = batch(6, 3, 2);
+  double actual = 0;
+  for (const double v : x) actual = std::max(actual, std::abs(v));
+  REQUIRE(actual > 0);
+  const auto checked_max = [&] { return detail::check_batch(net, x, t, "test").x_abs_max; };
+  CHECK(checked_max() == actual);
+  {
+    // Trusted for exactly this address and size, while the vouch lives.
+    const detail::vouch_for_batch v(x.data(), x.size(), 123.0);
+    CHECK(checked_max() == 123.0);
+    {
+      const detail::vouch_for_batch other(x.data(), x.size() - 1, 7.0);  // another batch
+      CHECK(checked_max() == actual);
+    }
+    CHECK(checked_max() == 123.0);  // the outer vouch is back
+  }
+  CHECK(checked_max() == actual);
+  for (const double bad : {HUGE_VAL, std::numeric_limits<double>::quiet_NaN(), -1.0}) {
+    const detail::vouch_for_batch v(x.data(), x.size(), bad);  // vouches for nothing
+    CHECK(checked_max() == actual);
+  }
+  // A vouch is no licence: a batch holding NaN that was not vouched for is still named.
+  x(4, 2) = std::numeric_limits<double>::quiet_NaN();
+  {
+    const detail::vouch_for_batch v(x.data(), x.size() - 1, 1.0);
+    CHECK_THROWS_WITH(checked_max(), Catch::Contains("test: x: contains NaN or Inf at flat index 22"));
+  }
+
+  // pnn::train vouches for each batch it copied while the step before ran, from the pieces'
+  // own checks: a non-finite sample in a later batch (copied that way) is found by the step
+  // and named as before, the batches before it trained.
+  for (const std::size_t bad_sample : {std::size_t{1}, std::size_t{13}, std::size_t{22}}) {
+    INFO("non-finite sample " << bad_sample);
+    rng gd(4);
+    auto d = data::gaussian_blobs(24, 5, 3, gd);
+    d.inputs(bad_sample, 3) = std::numeric_limits<float>::infinity();
+    using float_mlp = network<dense<dynamic, dynamic, physics::digital, noise::none, act::tanh>,
+                              dense<dynamic, dynamic, physics::digital, noise::none, act::identity>>;
+    float_mlp fnet({5, 8, 3}, seed{3});
+    learn::backprop<> rule({.optimizer = {.learning_rate = 0.05f}});
+    const std::string batch_no = std::to_string(bad_sample / 4 + 1);
+    CHECK_THROWS_WITH(train(fnet, rule, loss::mse{}, d,
+                            {.epochs = 1, .batch = 4, .shuffle = false, .progress = progress_mode::never}),
+                      Catch::Contains("epoch 1, batch " + batch_no + " of 6") &&
+                          Catch::Contains("backprop: x: contains NaN or Inf at flat index " +
+                                          std::to_string((bad_sample % 4) * 5 + 3)));
+  }
+}
+
 TEST_CASE("a backprop step does exactly the matrix work of its layers: no first-layer dx, no extra products",
           "[rule][work]") {
 #if PNN_COUNT_KERNEL_WORK

@@ -31,6 +31,7 @@
 #include <pnn/learn/rule.hpp>
 #include <pnn/nn/forward.hpp>
 #include <pnn/physics/cost.hpp>
+#include <pnn/simd/blas.hpp>
 #include <pnn/simd/work.hpp>
 #include <pnn/train/data_parallel.hpp>
 
@@ -347,6 +348,9 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
   // next into the other (`detail::side_task`); the copy waits on memory, for a tenth of a
   // one-thread step of the 784-256-10 MLP.
   std::array<xt::xtensor<T, 2>, 2> xbs, tbs;
+  // max |x| of each piece of a copied batch (+∞: not finite; none for the epoch's first batch,
+  // gathered before its step), so that its step need not check it again (`vouch_for_batch`).
+  std::array<std::vector<double>, 2> piece_max;
   const rng root(opt.seed, 0x7a1, opt.engine);
   for (std::size_t epoch = opt.first_epoch; epoch <= opt.epochs; ++epoch) {
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -399,12 +403,19 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
       // at most one piece for the thread copying; the rest is copied between the step's teams.
       constexpr std::size_t piece_rows = 8;
       const std::size_t next_rows = more ? batch_rows(b + 1) : 0;
+      const std::size_t next_pieces = (next_rows + piece_rows - 1) / piece_rows;
+      auto& next_max = piece_max[(b + 1) % 2];
+      next_max.assign(next_pieces, HUGE_VAL);  // sized before the copy: it allocates nothing
       auto copy_next = [&](std::size_t piece) noexcept {
         const std::size_t r0 = piece * piece_rows, r1 = std::min(r0 + piece_rows, next_rows);
         detail::copy_rows(set.inputs, order, first + opt.batch, r0, r1, xn);
         detail::copy_rows(set.targets, order, first + opt.batch, r0, r1, tn);
+        // The piece is still in this core's cache: checking it here spares the step a pass
+        // over the whole batch on the other core.
+        const std::size_t cols = xn.shape()[1];
+        next_max[piece] = simd::finite_abs_max<T>((r1 - r0) * cols, xn.data() + r0 * cols);
       };
-      detail::side_task next(copy_next, (next_rows + piece_rows - 1) / piece_rows);
+      detail::side_task next(copy_next, next_pieces);
       struct next_batch {
         detail::side_task& task;
         detail::thread_team& team = detail::thread_team::of_this_thread();
@@ -414,6 +425,10 @@ history train(Net& net, Rule& rule, const Loss& loss, const data::dataset& set, 
         next_batch& operator=(const next_batch&) = delete;
       } const copying(next);
       rng gb = root.split(epoch).split(b + 1);
+      double batch_max = b == 0 ? -1.0 : 0.0;  // the first was gathered unchecked
+      if (b != 0)
+        for (const double v : piece_max[b % 2]) batch_max = std::max(batch_max, v);
+      const detail::vouch_for_batch vouched(xb.data(), xb.size(), batch_max);
       step_result r;
       try {
         r = dp.shards != 0 ? detail::data_parallel_step(net, rule, loss, xb, tb, gb, dp, dp_buffers)
