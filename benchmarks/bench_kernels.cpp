@@ -3,16 +3,20 @@
 // iteration). The shapes are a 784-256 dense layer on a batch of 64 (forward, and its weight
 // gradient ΔW = δᵀ·h with M = 256, N = 784, K = 64), two square products, and the skinny
 // products of a 256→10 layer (`BM_gemm_pnn_small_*`). The `_threads` variants and
-// `BM_fork_join` take the layer's products and an empty fork-join onto pnn's thread team.
+// `BM_fork_join` take the layer's products and an empty fork-join onto pnn's thread team;
+// `BM_batch_read` what a batch costs to read on the core that did not write it.
 #include <benchmark/benchmark.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 #include <pnn/core/threads.hpp>
 #include <pnn/nn/dynamic_storage.hpp>
+#include <pnn/simd/blas.hpp>
 #include <pnn/simd/gemm.hpp>
 
 #if PNN_HAVE_OPENBLAS
@@ -116,6 +120,65 @@ void BM_fork_join(benchmark::State& state) {
   state.counters["threads"] = pnn::threads_available ? double(state.range(0)) : 1.0;
 }
 BENCHMARK(BM_fork_join)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+
+// What a batch costs to reach a second core: the calling thread reads (max |x|, as `pnn::train`
+// checks a copied batch) 200 KB, one batch of 64 Fashion-MNIST rows, that was written
+// `from:0` by itself just before (its own cache), `from:1` by itself before 8 MB of other
+// data passed through its cache (its last-level cache, or memory), `from:2` by another thread
+// (on another core wherever the system puts it). A two-thread step hands the batch over this
+// way: one core copies it, both pack it (docs/performance.md, "Two threads"). Where two cores
+// share a last-level cache, from:2 costs about what from:1 does; where they do not, more.
+void BM_batch_read(benchmark::State& state) {
+  const auto from = state.range(0);
+  if (from == 2 && std::thread::hardware_concurrency() < 2) {
+    state.SkipWithError("needs two cores");
+    return;
+  }
+  constexpr std::size_t n = 64 * 784;
+  line_vector batch(n), other(std::size_t(2) << 20);
+  std::atomic<int> turn{0};  // 1: the writer's, 2: the reader's, -1: stop
+  std::uint64_t round = 0;
+  auto write = [&] {
+    ++round;
+    for (std::size_t i = 0; i < n; ++i) batch[i] = float((i + round) % 255) * (1.0f / 255.0f);
+  };
+  std::thread writer;
+  if (from == 2) {
+    writer = std::thread([&] {
+      for (;;) {
+        int t = turn.load(std::memory_order_acquire);
+        if (t == -1) return;
+        if (t != 1) {
+          std::this_thread::yield();
+          continue;
+        }
+        write();
+        turn.store(2, std::memory_order_release);
+      }
+    });
+  }
+  double sum = 0;
+  for (auto _ : state) {
+    if (from == 2) {
+      turn.store(1, std::memory_order_release);
+      while (turn.load(std::memory_order_acquire) != 2) std::this_thread::yield();
+    } else {
+      write();
+      if (from == 1)
+        for (std::size_t i = 0; i < other.size(); i += 16) other[i] += 1.0f;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    sum += pnn::simd::finite_abs_max<float>(n, batch.data());
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  if (writer.joinable()) {
+    turn.store(-1, std::memory_order_release);
+    writer.join();
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n * sizeof(float)));
+}
+BENCHMARK(BM_batch_read)->ArgName("from")->Arg(0)->Arg(1)->Arg(2)->UseManualTime();
 
 // Skinny shapes of equilibrium propagation's relaxation and of every rule's 256→10 output layer:
 // W₂ρ(s₁) is A·Bᵀ with N = 10 (M = 50 samples, or 100 with both nudged phases batched), W₂ᵀρ(s₂)
